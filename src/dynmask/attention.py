@@ -1,0 +1,218 @@
+"""Masked multi-head attention: missing keys get exactly zero weight.
+
+Dimension letters: B batch, H heads, Lq query length, Lk key length, D model width, hd = D / H.
+
+Masks here are bool tensors with **True = observed (kept)**:
+
+* ``key_keep`` bool[B, Lk]: keys a query may attend to. Values at other keys are replaced by zero
+  with ``torch.where`` *before* the projection, so NaN / inf stored there never reach a product.
+* ``query_keep`` bool[B, Lq] (optional): queries whose output is kept; other outputs are zero and
+  their inputs are replaced by zero before projection.
+
+A query row with no allowed key returns zeros (not NaN, not a uniform average), forward and
+backward. Variants (``variant=``):
+
+* ``"dynamic"`` (default): the above.
+* ``"static"``: a baseline. The caller passes the padding-only mask as ``key_keep``; missing
+  positions hold a placeholder and are attended like any token.
+* ``"seed_literal"``: the original write-up's ``softmax((Q*A) Kᵀ/√d) V``, with
+  ``A = literal_gate`` (bool[B, Lq], observed queries). It scales queries, not keys, so missing
+  keys are still attended: kept only as an ablation.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["MaskedMultiheadAttention", "masked_attention", "allowed_keys", "VARIANTS"]
+
+VARIANTS = ("dynamic", "static", "seed_literal")
+
+
+def allowed_keys(
+    key_keep: Tensor,
+    *,
+    causal: bool = False,
+    query_pos: Optional[Tensor] = None,
+    key_pos: Optional[Tensor] = None,
+    query_len: Optional[int] = None,
+) -> Tensor:
+    """bool[B, 1, Lq or 1, Lk]: True in row i column j means query i may attend to key j.
+
+    Without ``causal`` this is ``key_keep`` broadcast over queries, [B, 1, 1, Lk]. With ``causal``,
+    key j is allowed for query i when ``key_pos[j] <= query_pos[i]``; positions are the tokens'
+    original positions (default ``arange``), so a compacted or permuted batch keeps its order.
+    """
+    allowed = key_keep[:, None, None, :]  # (B, 1, 1, Lk)
+    if causal:
+        batch, key_len = key_keep.shape
+        if key_pos is None:
+            key_pos = torch.arange(key_len, device=key_keep.device).expand(batch, key_len)
+        if query_pos is None:
+            if query_len is None:
+                raise ValueError("causal attention needs query_pos or query_len")
+            query_pos = torch.arange(query_len, device=key_keep.device).expand(batch, query_len)
+        order = key_pos[:, None, None, :] <= query_pos[:, None, :, None]  # (B, 1, Lq, Lk)
+        allowed = allowed & order
+    return allowed
+
+
+def masked_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    allowed: Optional[Tensor],
+    dropout_p: float = 0.0,
+) -> Tensor:
+    """SDPA over ``q`` (B, H, Lq, hd), ``k``/``v`` (B, H, Lk, hd) with ``allowed`` (True = may attend).
+
+    Rows with no allowed key give zeros: they are opened to every key for the kernel (so it never
+    sees an empty softmax) and then zeroed with ``where``, which also stops their gradient.
+    ``allowed=None`` means everything is allowed (the kernel's unmasked fast path).
+    """
+    if allowed is None:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    has_key = allowed.any(-1, keepdim=True)  # (B, 1, Lq|1, 1)
+    if bool(has_key.all()):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout_p)
+    safe = allowed | ~has_key
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, dropout_p=dropout_p)  # (B, H, Lq, hd)
+    return torch.where(has_key, out, out.new_zeros(()))
+
+
+def _keep_rows(x: Tensor, keep: Optional[Tensor]) -> Tensor:
+    """Replace rows of x (B, L, D) where keep (B, L) is False by zero; None keeps everything."""
+    if keep is None:
+        return x
+    return torch.where(keep.unsqueeze(-1), x, x.new_zeros(()))
+
+
+def _same_mask(a: Optional[Tensor], b: Optional[Tensor]) -> bool:
+    if a is b:
+        return True
+    return a is not None and b is not None and torch.equal(a, b)
+
+
+class MaskedMultiheadAttention(nn.Module):
+    """Multi-head attention (batch first) where missing keys get exactly zero weight.
+
+    Parameters are named as in ``nn.MultiheadAttention`` (``in_proj_weight``, ``in_proj_bias``,
+    ``out_proj``), so its ``state_dict`` loads directly. ``dropout`` is attention-probability
+    dropout; keep it at 0 on CPU (any value > 0 forces SDPA's slow kernel).
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
+                 device=None, dtype=None) -> None:
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        factory = {"device": device, "dtype": dtype}
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.dropout = dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim, **factory))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim, **factory)) if bias else None
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        if self.in_proj_bias is not None:
+            nn.init.zeros_(self.in_proj_bias)
+            nn.init.zeros_(self.out_proj.bias)
+
+    def _heads(self, x: Tensor) -> Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, L, hd)
+
+    def _project(self, query: Tensor, key: Optional[Tensor], value: Optional[Tensor]):
+        w, b = self.in_proj_weight, self.in_proj_bias
+        d = self.embed_dim
+        if key is None:  # self-attention: one fused projection
+            batch, length, _ = query.shape
+            qkv = F.linear(query, w, b)  # (B, L, 3D)
+            qkv = qkv.view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, H, L, hd)
+            return qkv.unbind(0)  # unbind: its backward stacks, instead of filling three zero tensors
+        bq, bk, bv = (None, None, None) if b is None else b.split(d)
+        wq, wk, wv = w.split(d)
+        q = self._heads(F.linear(query, wq, bq))
+        if value is None or value is key:
+            batch, length, _ = key.shape
+            kv = F.linear(key, torch.cat([wk, wv]), None if b is None else torch.cat([bk, bv]))  # (B, Lk, 2D)
+            kv = kv.view(batch, length, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (2, B, H, Lk, hd)
+            k, v = kv.unbind(0)
+            return q, k, v
+        return q, self._heads(F.linear(key, wk, bk)), self._heads(F.linear(value, wv, bv))
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Optional[Tensor] = None,
+        value: Optional[Tensor] = None,
+        *,
+        key_keep: Optional[Tensor] = None,
+        query_keep: Optional[Tensor] = None,
+        causal: bool = False,
+        query_pos: Optional[Tensor] = None,
+        key_pos: Optional[Tensor] = None,
+        variant: str = "dynamic",
+        literal_gate: Optional[Tensor] = None,
+    ) -> Tensor:
+        """Attend from ``query`` (B, Lq, D) to ``key``/``value`` (B, Lk, D); self-attention when key is None.
+
+        ``key_keep`` bool[B, Lk], True = the key is observed (may be attended); None = all keys.
+        ``query_keep`` bool[B, Lq], True = keep this query's output; None = keep all. Inputs at
+        kept queries must be finite (a query that is not a key still has its own content).
+        Returns float[B, Lq, D], zero at queries that are not kept or have no allowed key.
+        """
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        if query.dim() != 3 or query.shape[-1] != self.embed_dim:
+            raise ValueError(f"query must have shape [B, Lq, {self.embed_dim}], got {list(query.shape)}")
+        self_attention = key is None
+        source = query if self_attention else key
+        if source.dim() != 3 or source.shape[0] != query.shape[0] or source.shape[-1] != self.embed_dim:
+            raise ValueError(
+                f"key must have shape [{query.shape[0]}, Lk, {self.embed_dim}], got {list(source.shape)}")
+        batch, key_len = source.shape[:2]
+        for name, m, length in (("key_keep", key_keep, key_len), ("query_keep", query_keep, query.shape[1])):
+            if m is not None and (m.dtype != torch.bool or tuple(m.shape) != (batch, length)):
+                raise ValueError(f"{name} must be bool[{batch}, {length}], got {m.dtype} {list(m.shape)}")
+
+        # Replace what is never read before it is projected, so NaN/inf there cannot leak.
+        raw_query = query
+        query = _keep_rows(query, query_keep)
+        if self_attention and not _same_mask(key_keep, query_keep):
+            # queries and keys differ (e.g. missing positions still ask): keys get their own cleaning
+            self_attention, key = False, raw_query
+        if self_attention:
+            q, k, v = self._project(query, None, None)
+        else:
+            key = _keep_rows(key, key_keep)
+            value = key if value is None else _keep_rows(value, key_keep)
+            q, k, v = self._project(query, key, value)
+
+        if variant == "seed_literal":
+            if literal_gate is None:
+                raise ValueError("variant='seed_literal' needs literal_gate (bool[B, Lq], observed queries)")
+            q = q * literal_gate[:, None, :, None].to(q.dtype)  # Q * A: zeroes queries, not keys
+
+        everything = key_keep is None or bool(key_keep.all())
+        if everything and not causal:
+            allowed = None
+        else:
+            keep = key_keep if key_keep is not None else torch.ones(batch, key_len, dtype=torch.bool,
+                                                                    device=query.device)
+            allowed = allowed_keys(keep, causal=causal, query_pos=query_pos, key_pos=key_pos,
+                                   query_len=query.shape[1])
+        p = self.dropout if self.training else 0.0
+        out = masked_attention(q, k, v, allowed, dropout_p=p)  # (B, H, Lq, hd)
+        out = out.transpose(1, 2).reshape(batch, query.shape[1], self.embed_dim)  # (B, Lq, D)
+        out = self.out_proj(out)
+        return _keep_rows(out, query_keep)

@@ -1,0 +1,81 @@
+"""Compaction: move each sample's kept tokens to the front, run on the shorter batch, scatter back.
+
+``keep`` is bool[B, L], True = kept (observed). A :class:`Compaction` plan records where every kept
+token came from, so the compact batch keeps the tokens' *original* positions (for positional
+encodings and causal order) and :meth:`Compaction.scatter` puts results back where they belong.
+
+Example, B=2, L=4::
+
+    keep      ■ □ ■ ■        compact (N=3)   t0 t2 t3
+              □ ■ □ □                        t1 ·  ·      (· = zero filler, valid=False)
+
+Gather and scatter are row-wise ``index_select`` / ``index_copy`` on the flattened (B*L, D) tensor:
+no work is spent on dropped rows, and gradients reach only the kept rows (exactly zero elsewhere).
+With ``include_dropped=True`` the dropped tokens follow the kept ones instead of being discarded
+(a stable permutation; used when missing positions still ask queries, ``queries="all"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["Compaction"]
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """A plan to gather kept tokens of a [B, L, ...] batch into [B, N, ...] and back."""
+
+    batch: int
+    length: int  # L, the original length
+    width: int  # N, the compact length
+    num_kept: Tensor  # long[B], kept tokens per sample
+    positions: Tensor  # long[B, N], original position of each compact slot (0 for filler)
+    valid: Tensor  # bool[B, N], True = slot holds a real token (filler slots are False)
+    kept: Tensor  # bool[B, N], True = slot holds a *kept* token (a prefix of each row)
+    src_rows: Tensor  # long[T], rows of the flattened (B*L) input, in compact order
+    dst_rows: Tensor  # long[T], rows of the flattened (B*N) compact batch
+
+    @classmethod
+    def plan(cls, keep: Tensor, include_dropped: bool = False) -> "Compaction":
+        """Plan for ``keep`` (bool[B, L], True = kept). Kept tokens keep their relative order."""
+        if keep.dim() != 2 or keep.dtype != torch.bool:
+            raise ValueError(f"keep must be bool[B, L], got {keep.dtype} of shape {tuple(keep.shape)}")
+        batch, length = keep.shape
+        num_kept = keep.sum(1)  # (B,)
+        if include_dropped:
+            # stable sort: kept tokens first in their order, then the dropped ones in theirs
+            order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices  # (B, L)
+            width = length
+            valid = torch.ones(batch, length, dtype=torch.bool, device=keep.device)
+            positions = order
+        else:
+            width = int(num_kept.max()) if batch else 0
+            slots = torch.arange(width, device=keep.device)  # (N,)
+            valid = slots.unsqueeze(0) < num_kept.unsqueeze(1)  # (B, N)
+            positions = torch.zeros(batch, width, dtype=torch.long, device=keep.device)
+            positions[valid] = keep.nonzero()[:, 1]  # row-major: sample by sample, in order
+        kept = torch.arange(width, device=keep.device).unsqueeze(0) < num_kept.unsqueeze(1)  # (B, N)
+        batch_ids = torch.arange(batch, device=keep.device).unsqueeze(1)  # (B, 1)
+        flat_src = (batch_ids * length + positions)[valid]  # (T,)
+        dst_rows = valid.reshape(-1).nonzero().squeeze(1)  # (T,)
+        return cls(batch, length, width, num_kept, positions, valid, kept, flat_src, dst_rows)
+
+    def gather(self, x: Tensor) -> Tensor:
+        """[B, L, ...] -> [B, N, ...]; filler slots are zero."""
+        tail = x.shape[2:]
+        flat = x.reshape(self.batch * self.length, *tail)  # (B*L, ...)
+        out = flat.new_zeros(self.batch * self.width, *tail)  # (B*N, ...)
+        out = out.index_copy(0, self.dst_rows, flat.index_select(0, self.src_rows))
+        return out.view(self.batch, self.width, *tail)  # (B, N, ...)
+
+    def scatter(self, y: Tensor) -> Tensor:
+        """[B, N, ...] -> [B, L, ...]; positions that were not gathered are zero."""
+        tail = y.shape[2:]
+        flat = y.reshape(self.batch * self.width, *tail)  # (B*N, ...)
+        out = flat.new_zeros(self.batch * self.length, *tail)  # (B*L, ...)
+        out = out.index_copy(0, self.src_rows, flat.index_select(0, self.dst_rows))
+        return out.view(self.batch, self.length, *tail)  # (B, L, ...)

@@ -1,0 +1,110 @@
+"""Embeddings that never let a missing value through, and positional encodings by original position.
+
+Mask polarity: True = observed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Optional
+
+import torch
+from torch import Tensor, nn
+
+from .masks import Mask
+
+__all__ = ["SinusoidalPositions", "LearnedPositions", "TokenEmbedding", "ValueEmbedding", "make_positions"]
+
+
+class SinusoidalPositions(nn.Module):
+    """Fixed sine/cosine encodings (Vaswani et al., 2017), indexed by position ids long[B, L]."""
+
+    def __init__(self, d_model: int, max_len: int = 8192) -> None:
+        super().__init__()
+        pos = torch.arange(max_len, dtype=torch.float32).unsqueeze(1)  # (max_len, 1)
+        freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+        table = torch.zeros(max_len, d_model)
+        table[:, 0::2] = torch.sin(pos * freq)
+        table[:, 1::2] = torch.cos(pos * freq[: d_model // 2])
+        self.register_buffer("table", table, persistent=False)
+        self.max_len = max_len
+
+    def forward(self, positions: Tensor) -> Tensor:
+        if positions.numel() and int(positions.max()) >= self.max_len:
+            raise ValueError(f"position {int(positions.max())} exceeds max_len={self.max_len}")
+        return self.table[positions]  # (B, L, D)
+
+
+class LearnedPositions(nn.Module):
+    """A learned table of position vectors, indexed by position ids long[B, L]."""
+
+    def __init__(self, d_model: int, max_len: int = 1024) -> None:
+        super().__init__()
+        self.table = nn.Embedding(max_len, d_model)
+        nn.init.normal_(self.table.weight, std=0.02)
+        self.max_len = max_len
+
+    def forward(self, positions: Tensor) -> Tensor:
+        if positions.numel() and int(positions.max()) >= self.max_len:
+            raise ValueError(f"position {int(positions.max())} exceeds max_len={self.max_len}")
+        return self.table(positions)  # (B, L, D)
+
+
+def make_positions(kind: Optional[str], d_model: int, max_len: int) -> Optional[nn.Module]:
+    if kind is None or kind == "none":
+        return None
+    if kind == "sinusoidal":
+        return SinusoidalPositions(d_model, max_len)
+    if kind == "learned":
+        return LearnedPositions(d_model, max_len)
+    raise ValueError(f"positional must be 'sinusoidal', 'learned' or None, got {kind!r}")
+
+
+class TokenEmbedding(nn.Module):
+    """Token ids long[B, L] -> float[B, L, D], scaled by sqrt(D).
+
+    Ids that ``mask`` marks missing (or padding) never reach the table as real tokens: they get a
+    learned ``missing_vector`` (what the ``static`` baseline attends to, and what a
+    ``queries="all"`` model starts from) instead of their id's row.
+    """
+
+    def __init__(self, vocab_size: int, d_model: int, scale: bool = True) -> None:
+        super().__init__()
+        self.table = nn.Embedding(vocab_size, d_model)
+        nn.init.normal_(self.table.weight, std=d_model ** -0.5)
+        self.missing_vector = nn.Parameter(torch.zeros(d_model))
+        nn.init.normal_(self.missing_vector, std=d_model ** -0.5)
+        self.scale = math.sqrt(d_model) if scale else 1.0
+
+    def forward(self, ids: Tensor, mask: Mask) -> Tensor:
+        mask.check_matches("ids", ids)
+        if ids.numel() and int(ids.min()) < 0:
+            raise ValueError("ids must be >= 0")
+        safe = torch.where(mask.observed, ids, torch.zeros_like(ids))  # (B, L); missing ids never looked up
+        if safe.numel() and int(safe.max()) >= self.table.num_embeddings:
+            raise ValueError(f"token id {int(safe.max())} >= vocab_size {self.table.num_embeddings}")
+        emb = self.table(safe) * self.scale  # (B, L, D)
+        missing = (self.missing_vector * self.scale).expand_as(emb)
+        return torch.where(mask.observed.unsqueeze(-1), emb, missing)
+
+
+class ValueEmbedding(nn.Module):
+    """Numeric values float[B, L, F] (NaN = missing) -> float[B, L, D].
+
+    Each step is embedded from its values with missing ones replaced by 0 (``torch.where``, before
+    the projection) together with the per-feature observed indicator, so the model knows which
+    features were there: ``Linear([x_observed_or_0, indicator])``.
+    """
+
+    def __init__(self, num_features: int, d_model: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.proj = nn.Linear(2 * num_features, d_model)
+
+    def forward(self, values: Tensor, mask: Mask) -> Tensor:
+        mask.check_matches("values", values)
+        if values.dim() != 3 or values.shape[-1] != self.num_features:
+            raise ValueError(f"values must have shape [B, L, {self.num_features}], got {list(values.shape)}")
+        observed = mask.observed_values if mask.observed_values is not None else mask.observed.unsqueeze(-1).expand_as(values)
+        clean = torch.where(observed, values, values.new_zeros(()))  # (B, L, F)
+        return self.proj(torch.cat([clean, observed.to(values.dtype)], dim=-1))  # (B, L, D)

@@ -1,0 +1,296 @@
+"""Encoder and decoder layers and stacks that honour a dynamic mask.
+
+Dimension letters: B batch, L (T) sequence length, S source (memory) length, N compact length,
+D model width. Mask polarity: True = observed.
+
+Layer parameters are named as in ``nn.TransformerEncoderLayer`` / ``nn.TransformerDecoderLayer``
+and the stacks as in ``nn.TransformerEncoder`` / ``nn.TransformerDecoder`` (``layers.i``,
+``norm``), so their state dicts load into each other.
+
+Stacks run one of two ways (``backend=``):
+
+* ``"dense"``: full length, SDPA with the mask;
+* ``"compact"``: gather the kept tokens to the front once, run every layer on the shorter batch,
+  scatter back once (positions and causal order follow the tokens' original positions);
+* ``"auto"``: compact when enough is missing to pay for it, dense otherwise (and never any mask
+  work when everything is observed).
+
+``queries="observed"``: outputs at missing positions are zero and missing positions are never
+computed on the compact path. ``queries="all"``: missing positions still ask queries (of
+observed keys only), starting from a learned ``missing_query`` vector plus their position; used for
+imputation and generation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .attention import VARIANTS, MaskedMultiheadAttention
+from .compaction import Compaction
+from .embeddings import make_positions
+from .masks import Mask
+
+__all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "BACKENDS", "QUERIES"]
+
+BACKENDS = ("auto", "dense", "compact")
+QUERIES = ("observed", "all")
+
+
+def _activation(name: str) -> Callable[[Tensor], Tensor]:
+    if name == "relu":
+        return F.relu
+    if name == "gelu":
+        return F.gelu
+    raise ValueError(f"activation must be 'relu' or 'gelu', got {name!r}")
+
+
+@dataclass(frozen=True)
+class _Run:
+    """How one batch runs through the layers (all masks bool, True = kept)."""
+
+    key_keep: Optional[Tensor]  # (B, L) keys that may be attended; None = all
+    query_keep: Optional[Tensor]  # (B, L) queries whose output is kept; None = all
+    positions: Optional[Tensor] = None  # (B, L) original positions (causal order); None = arange
+    key_len: Optional[int] = None  # keys are the first key_len slots (compact, queries="all")
+    gate: Optional[Tensor] = None  # (B, L) seed_literal's A: observed queries
+    variant: str = "dynamic"
+
+    def self_attend(self, attn: MaskedMultiheadAttention, h: Tensor, causal: bool) -> Tensor:
+        common = dict(query_keep=self.query_keep, causal=causal, query_pos=self.positions,
+                      variant=self.variant, literal_gate=self.gate)
+        if self.key_len is None:
+            return attn(h, key_keep=self.key_keep, key_pos=self.positions, **common)
+        n = self.key_len
+        keys = h[:, :n]  # (B, N, D): kept tokens sit in the first N slots
+        key_pos = None if self.positions is None else self.positions[:, :n]
+        return attn(h, keys, keys, key_keep=self.key_keep[:, :n], key_pos=key_pos, **common)
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm (default) or post-norm Transformer encoder layer over a dynamic mask."""
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
+                 activation: str = "relu", layer_norm_eps: float = 1e-5, norm_first: bool = True,
+                 attn_dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__()
+        self.self_attn = MaskedMultiheadAttention(d_model, nhead, dropout=attn_dropout, bias=bias)
+        self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias)
+        self.norm_first = norm_first
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+        self.activation = _activation(activation)
+
+    def _ff(self, x: Tensor) -> Tensor:
+        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+
+    def forward(self, x: Tensor, run: _Run, causal: bool = False) -> Tensor:
+        if self.norm_first:
+            x = x + self.dropout1(run.self_attend(self.self_attn, self.norm1(x), causal))
+            x = x + self._ff(self.norm2(x))
+        else:
+            x = self.norm1(x + self.dropout1(run.self_attend(self.self_attn, x, causal)))
+            x = self.norm2(x + self._ff(x))
+        if run.query_keep is not None:
+            x = torch.where(run.query_keep.unsqueeze(-1), x, x.new_zeros(()))
+        return x
+
+
+class DecoderLayer(nn.Module):
+    """Decoder layer: causal masked self-attention, cross-attention to observed memory, feed-forward."""
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
+                 activation: str = "relu", layer_norm_eps: float = 1e-5, norm_first: bool = True,
+                 attn_dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__()
+        self.self_attn = MaskedMultiheadAttention(d_model, nhead, dropout=attn_dropout, bias=bias)
+        self.multihead_attn = MaskedMultiheadAttention(d_model, nhead, dropout=attn_dropout, bias=bias)
+        self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias)
+        self.norm_first = norm_first
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+        self.dropout3 = nn.Dropout(dropout)
+        self.activation = _activation(activation)
+
+    def _cross(self, h: Tensor, memory: Tensor, memory_keep: Optional[Tensor], run: _Run) -> Tensor:
+        return self.multihead_attn(h, memory, memory, key_keep=memory_keep, query_keep=run.query_keep,
+                                   variant=run.variant, literal_gate=run.gate)
+
+    def _ff(self, x: Tensor) -> Tensor:
+        return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+
+    def forward(self, x: Tensor, memory: Tensor, memory_keep: Optional[Tensor], run: _Run,
+                causal: bool = True) -> Tensor:
+        if self.norm_first:
+            x = x + self.dropout1(run.self_attend(self.self_attn, self.norm1(x), causal))
+            x = x + self.dropout2(self._cross(self.norm2(x), memory, memory_keep, run))
+            x = x + self._ff(self.norm3(x))
+        else:
+            x = self.norm1(x + self.dropout1(run.self_attend(self.self_attn, x, causal)))
+            x = self.norm2(x + self.dropout2(self._cross(x, memory, memory_keep, run)))
+            x = self.norm3(x + self._ff(x))
+        if run.query_keep is not None:
+            x = torch.where(run.query_keep.unsqueeze(-1), x, x.new_zeros(()))
+        return x
+
+
+class _Stack(nn.Module):
+    """What encoder and decoder stacks share: input cleaning, positions, backend choice, compaction."""
+
+    def __init__(self, layers: list[nn.Module], d_model: int, *, norm_first: bool, layer_norm_eps: float,
+                 backend: str, variant: str, queries: str, positional: Optional[str], max_len: int,
+                 compact_below: Optional[float]) -> None:
+        super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        if queries not in QUERIES:
+            raise ValueError(f"queries must be one of {QUERIES}, got {queries!r}")
+        self.layers = nn.ModuleList(layers)
+        self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps) if norm_first else None
+        self.d_model = d_model
+        self.backend = backend
+        self.variant = variant
+        self.queries = queries
+        self.positions = make_positions(positional, d_model, max_len)
+        # missing positions that still ask queries start from this vector (+ their position)
+        self.missing_query = nn.Parameter(torch.zeros(d_model)) if queries == "all" else None
+        self.compact_below = compact_below
+
+    def _prepare(self, x: Tensor, mask: Mask, backend: Optional[str], causal: bool):
+        """Clean the input, add positions, choose the backend; returns (x, run, plan or None)."""
+        if not isinstance(mask, Mask):
+            raise TypeError(f"mask must be a dynmask.Mask, got {type(mask).__name__}")
+        mask.check_matches("x", x)
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"x must have shape [B, L, {self.d_model}], got {list(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"x must be floating point, got {x.dtype}")
+        backend = backend or self.backend
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+        dynamic = self.variant == "dynamic"
+        keep = mask.observed if dynamic else mask.valid  # (B, L) keys: what may be attended
+        asks_all = dynamic and self.queries == "all"
+        query_keep = mask.valid if asks_all else keep  # (B, L) queries whose output is kept
+        gate = mask.observed if self.variant == "seed_literal" else None
+
+        # Replace what must not be read *before* any arithmetic: NaN/inf cannot leak.
+        zero = x.new_zeros(())
+        fill = self.missing_query.to(x.dtype) if asks_all else zero
+        x = torch.where(keep.unsqueeze(-1), x, torch.where(query_keep.unsqueeze(-1), fill, zero))
+        if self.positions is not None:
+            batch, length = keep.shape
+            pe = self.positions(torch.arange(length, device=x.device).expand(batch, length))  # (B, L, D)
+            x = x + torch.where(query_keep.unsqueeze(-1), pe.to(x.dtype), zero)
+
+        length = keep.shape[1]
+        width = int(keep.sum(1).max()) if keep.numel() else 0
+        if backend == "auto":
+            below = self.compact_below if self.compact_below is not None else (0.5 if asks_all else 0.9)
+            backend = "compact" if width <= below * length else "dense"
+
+        if backend == "compact" and width == 0 and not asks_all:
+            backend = "dense"  # nothing observed anywhere: no compact batch to run; dense returns zeros
+        if backend == "dense":
+            if bool(keep.all()) and bool(query_keep.all()):
+                return x, _Run(None, None, variant=self.variant, gate=gate), None  # nothing to mask
+            run = _Run(keep, query_keep, variant=self.variant, gate=gate)
+            return x, run, None
+
+        if not asks_all:  # drop everything not kept
+            plan = Compaction.plan(keep)
+            compact_gate = None if gate is None else plan.gather(gate)  # (B, N)
+            run = _Run(plan.valid, plan.valid, positions=plan.positions if causal else None,
+                       gate=compact_gate, variant=self.variant)
+            return plan.gather(x), run, plan
+        # kept tokens first, then the rest (which still ask queries); keys are the first `width` slots
+        plan = Compaction.plan(keep, include_dropped=True)
+        run = _Run(plan.kept, plan.gather(query_keep), positions=plan.positions, key_len=max(width, 1),
+                   variant=self.variant)
+        return plan.gather(x), run, plan
+
+    def _finish(self, x: Tensor, run: _Run, plan: Optional[Compaction]) -> Tensor:
+        if self.norm is not None:
+            x = self.norm(x)
+        if run.query_keep is not None:
+            x = torch.where(run.query_keep.unsqueeze(-1), x, x.new_zeros(()))
+        return x if plan is None else plan.scatter(x)
+
+
+class Encoder(_Stack):
+    """A stack of :class:`EncoderLayer` over a dynamic mask.
+
+    ``forward(x, mask)``: ``x`` float[B, L, D], ``mask`` a :class:`Mask` (True = observed). Returns
+    float[B, L, D]; with ``queries="observed"`` it is zero at missing and padding positions.
+    Whatever ``x`` holds at missing positions (0, 1e30, NaN, inf) changes no output at observed
+    positions and receives exactly zero gradient.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, n_layers: int, d_ff: Optional[int] = None,
+                 dropout: float = 0.1, attn_dropout: float = 0.0, activation: str = "relu",
+                 norm_first: bool = True, layer_norm_eps: float = 1e-5, backend: str = "auto",
+                 variant: str = "dynamic", queries: str = "observed", positional: Optional[str] = None,
+                 max_len: int = 4096, compact_below: Optional[float] = None) -> None:
+        d_ff = d_ff or 4 * d_model
+        layers = [EncoderLayer(d_model, n_heads, d_ff, dropout, activation, layer_norm_eps, norm_first, attn_dropout)
+                  for _ in range(n_layers)]
+        super().__init__(layers, d_model, norm_first=norm_first, layer_norm_eps=layer_norm_eps, backend=backend,
+                         variant=variant, queries=queries, positional=positional, max_len=max_len,
+                         compact_below=compact_below)
+
+    def forward(self, x: Tensor, mask: Mask, *, causal: bool = False, backend: Optional[str] = None) -> Tensor:
+        x, run, plan = self._prepare(x, mask, backend, causal)
+        for layer in self.layers:
+            x = layer(x, run, causal=causal)
+        return self._finish(x, run, plan)
+
+
+class Decoder(_Stack):
+    """A stack of :class:`DecoderLayer`: causal self-attention composed with the target's missing mask,
+    cross-attention to the memory's observed positions.
+
+    ``forward(tgt, memory, tgt_mask, memory_mask)``: ``tgt`` float[B, T, D], ``memory`` float[B, S, D],
+    masks True = observed. Default ``queries="all"``: every target position (missing ones too) gets
+    an output, computed from observed target tokens before it and observed memory only.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, n_layers: int, d_ff: Optional[int] = None,
+                 dropout: float = 0.1, attn_dropout: float = 0.0, activation: str = "relu",
+                 norm_first: bool = True, layer_norm_eps: float = 1e-5, backend: str = "dense",
+                 variant: str = "dynamic", queries: str = "all", positional: Optional[str] = None,
+                 max_len: int = 4096, compact_below: Optional[float] = None) -> None:
+        d_ff = d_ff or 4 * d_model
+        layers = [DecoderLayer(d_model, n_heads, d_ff, dropout, activation, layer_norm_eps, norm_first, attn_dropout)
+                  for _ in range(n_layers)]
+        super().__init__(layers, d_model, norm_first=norm_first, layer_norm_eps=layer_norm_eps, backend=backend,
+                         variant=variant, queries=queries, positional=positional, max_len=max_len,
+                         compact_below=compact_below)
+
+    def forward(self, tgt: Tensor, memory: Tensor, tgt_mask: Mask, memory_mask: Mask, *, causal: bool = True,
+                backend: Optional[str] = None) -> Tensor:
+        if not isinstance(memory_mask, Mask):
+            raise TypeError(f"memory_mask must be a dynmask.Mask, got {type(memory_mask).__name__}")
+        memory_mask.check_matches("memory", memory)
+        if memory.shape[0] != tgt.shape[0]:
+            raise ValueError(f"memory has batch {memory.shape[0]} but tgt has batch {tgt.shape[0]}")
+        memory_keep = memory_mask.observed if self.variant == "dynamic" else memory_mask.valid  # (B, S)
+        x, run, plan = self._prepare(tgt, tgt_mask, backend, causal)
+        for layer in self.layers:
+            x = layer(x, memory, memory_keep, run, causal=causal)
+        return self._finish(x, run, plan)

@@ -1,0 +1,64 @@
+"""Masked pooling over the sequence dimension: missing positions cannot affect the result.
+
+``keep`` is a :class:`~dynmask.Mask` (its ``observed`` is used) or bool[B, L]; True = observed.
+A sample with nothing observed pools to zeros (no NaN, zero gradient).
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import torch
+from torch import Tensor, nn
+
+from .masks import Mask
+
+__all__ = ["masked_mean", "masked_max", "AttentionPooling", "masked_pool"]
+
+
+def _keep(x: Tensor, mask: Union[Mask, Tensor]) -> Tensor:
+    keep = mask.observed if isinstance(mask, Mask) else mask
+    if keep.dtype != torch.bool or keep.dim() != 2 or x.dim() != 3 or x.shape[:2] != keep.shape:
+        raise ValueError(f"pooling needs x [B, L, D] and a bool mask [B, L]; got x {list(x.shape)} "
+                         f"and mask {keep.dtype} {list(keep.shape)}")
+    return keep.unsqueeze(-1)  # (B, L, 1)
+
+
+def masked_mean(x: Tensor, mask: Union[Mask, Tensor]) -> Tensor:
+    """Mean of x [B, L, D] over observed positions -> [B, D]; zeros when nothing is observed."""
+    keep = _keep(x, mask)
+    total = torch.where(keep, x, x.new_zeros(())).sum(1)  # (B, D)
+    count = keep.sum(1).clamp(min=1).to(x.dtype)  # (B, 1)
+    return total / count
+
+
+def masked_max(x: Tensor, mask: Union[Mask, Tensor]) -> Tensor:
+    """Max of x [B, L, D] over observed positions -> [B, D]; zeros when nothing is observed."""
+    keep = _keep(x, mask)
+    best = torch.where(keep, x, x.new_tensor(float("-inf"))).amax(1)  # (B, D)
+    return torch.where(keep.any(1), best, x.new_zeros(()))
+
+
+class AttentionPooling(nn.Module):
+    """Learned attention pooling: softmax of a scored projection over observed positions only."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.score = nn.Linear(d_model, 1)
+
+    def forward(self, x: Tensor, mask: Union[Mask, Tensor]) -> Tensor:
+        keep = _keep(x, mask)
+        clean = torch.where(keep, x, x.new_zeros(()))  # (B, L, D)
+        scores = torch.where(keep, self.score(clean), x.new_tensor(float("-inf")))  # (B, L, 1)
+        any_kept = keep.any(1, keepdim=True)  # (B, 1, 1)
+        scores = torch.where(any_kept, scores, x.new_zeros(()))  # an empty sample: no -inf row
+        weights = torch.where(keep, torch.softmax(scores, dim=1), x.new_zeros(()))  # (B, L, 1)
+        return (weights * clean).sum(1)  # (B, D)
+
+
+def masked_pool(x: Tensor, mask: Union[Mask, Tensor], how: str = "mean") -> Tensor:
+    if how == "mean":
+        return masked_mean(x, mask)
+    if how == "max":
+        return masked_max(x, mask)
+    raise ValueError(f"how must be 'mean' or 'max' (use AttentionPooling for attention), got {how!r}")
