@@ -9,8 +9,9 @@ Example, B=2, L=4::
     keep      ■ □ ■ ■        compact (N=3)   t0 t2 t3
               □ ■ □ □                        t1 ·  ·      (· = zero filler, valid=False)
 
-Gather and scatter are row-wise ``index_select`` / ``index_copy`` on the flattened (B*L, D) tensor:
-no work is spent on dropped rows, and gradients reach only the kept rows (exactly zero elsewhere).
+Gather and scatter are row-wise ``index_select`` / ``index_put`` on the flattened (B*L, D) tensor:
+no work is spent on dropped rows, gradients reach only the kept rows (exactly zero elsewhere), and
+autograd saves only the row indices (``index_copy`` would also keep a copy of the moved rows).
 With ``include_dropped=True`` the dropped tokens follow the kept ones instead of being discarded
 (a stable permutation; used when missing positions still ask queries, ``queries="all"``).
 """
@@ -69,7 +70,7 @@ class Compaction:
         tail = x.shape[2:]
         flat = x.reshape(self.batch * self.length, *tail)  # (B*L, ...)
         out = flat.new_zeros(self.batch * self.width, *tail)  # (B*N, ...)
-        out = out.index_copy(0, self.dst_rows, flat.index_select(0, self.src_rows))
+        out = out.index_put((self.dst_rows,), flat.index_select(0, self.src_rows))
         return out.view(self.batch, self.width, *tail)  # (B, N, ...)
 
     def scatter(self, y: Tensor) -> Tensor:
@@ -77,5 +78,5 @@ class Compaction:
         tail = y.shape[2:]
         flat = y.reshape(self.batch * self.width, *tail)  # (B*N, ...)
         out = flat.new_zeros(self.batch * self.length, *tail)  # (B*L, ...)
-        out = out.index_copy(0, self.src_rows, flat.index_select(0, self.dst_rows))
+        out = out.index_put((self.src_rows,), flat.index_select(0, self.dst_rows))
         return out.view(self.batch, self.length, *tail)  # (B, L, ...)
