@@ -1,0 +1,105 @@
+"""A WordPiece tokenizer (Hugging Face ``tokenizers``) trained on the training split, saved with the model.
+
+Special tokens: ``[PAD]`` = 0, ``[UNK]`` = 1, ``[MISSING]`` = 2. Placeholder strings that mark holes in
+real text (``[missing]``, ``<unk>``, ``???``, ... — configurable) become ``[MISSING]``; an empty text
+is one ``[MISSING]``. :meth:`TextTokenizer.mask` marks ``[UNK]`` and ``[MISSING]`` missing and
+``[PAD]`` padding (True = observed). Works on any Unicode text: CJK characters are split one per token.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+from ..masks import Mask
+
+__all__ = ["TextTokenizer", "DEFAULT_MISSING_MARKERS", "PAD", "UNK", "MISSING"]
+
+PAD, UNK, MISSING = "[PAD]", "[UNK]", "[MISSING]"
+DEFAULT_MISSING_MARKERS = ("[missing]", "<missing>", "<unk>", "[unk]", "???", "[illegible]", "[redacted]")
+
+
+class TextTokenizer:
+    def __init__(self, tokenizer: Tokenizer, missing_markers: Sequence[str] = DEFAULT_MISSING_MARKERS,
+                 max_len: int = 128) -> None:
+        self.tokenizer = tokenizer
+        self.missing_markers = tuple(missing_markers)
+        self.max_len = max_len
+        self.pad_id = tokenizer.token_to_id(PAD)
+        self.unk_id = tokenizer.token_to_id(UNK)
+        self.missing_id = tokenizer.token_to_id(MISSING)
+        if (self.pad_id, self.unk_id, self.missing_id) != (0, 1, 2):
+            raise ValueError("tokenizer must have [PAD]=0, [UNK]=1, [MISSING]=2")
+        markers = sorted(self.missing_markers, key=len, reverse=True)
+        self._marker_re = (re.compile("|".join(rf"(?<!\w){re.escape(m)}(?!\w)" for m in markers), re.IGNORECASE)
+                           if markers else None)
+
+    # ------------------------------------------------------------------ training and storage
+    @classmethod
+    def train(cls, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2,
+              missing_markers: Sequence[str] = DEFAULT_MISSING_MARKERS, max_len: int = 128) -> "TextTokenizer":
+        tok = Tokenizer(models.WordPiece(unk_token=UNK))
+        tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None,
+                                                    lowercase=True)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                            special_tokens=[PAD, UNK, MISSING], show_progress=False)
+        tok.train_from_iterator(texts, trainer)
+        return cls(tok, missing_markers, max_len)
+
+    def save(self, folder: Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "tokenizer.json").write_text(self.tokenizer.to_str())
+        (folder / "tokenizer_config.json").write_text(json.dumps(
+            {"missing_markers": list(self.missing_markers), "max_len": self.max_len}, indent=2))
+
+    @classmethod
+    def load(cls, folder: Path) -> "TextTokenizer":
+        folder = Path(folder)
+        config = json.loads((folder / "tokenizer_config.json").read_text())
+        return cls(Tokenizer.from_str((folder / "tokenizer.json").read_text()), config["missing_markers"],
+                   config["max_len"])
+
+    # ------------------------------------------------------------------ use
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    def mark_missing(self, text: str) -> str:
+        """Replace missing-value markers with ``[MISSING]``; an empty text becomes ``[MISSING]``."""
+        if not text.strip():
+            return MISSING
+        if self._marker_re is None:
+            return text
+        return self._marker_re.sub(f" {MISSING} ", text)
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, truncated to ``max_len``."""
+        encodings = self.tokenizer.encode_batch([self.mark_missing(t) for t in texts], add_special_tokens=False)
+        out = []
+        for e in encodings:
+            ids = e.ids[: self.max_len]
+            out.append(ids if ids else [self.missing_id])
+        return out
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=False)
+
+    def pad(self, batch: Sequence[Sequence[int]]) -> torch.Tensor:
+        """long[B, L], right-padded with [PAD]."""
+        length = max((len(s) for s in batch), default=0)
+        out = torch.full((len(batch), length), self.pad_id, dtype=torch.long)
+        for i, s in enumerate(batch):
+            out[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+        return out
+
+    def mask(self, ids: torch.Tensor) -> Mask:
+        """True = observed: [UNK] and [MISSING] are missing, [PAD] is padding."""
+        return Mask.from_tokens(ids, missing=[self.unk_id, self.missing_id], pad=self.pad_id)

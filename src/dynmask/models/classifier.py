@@ -1,0 +1,87 @@
+"""Text classifier over token ids with missing tokens.
+
+``method`` picks how missing tokens are handled (mask polarity: True = observed):
+
+* ``"dynamic"``: the dynamic mask. Missing tokens are never keys, never pooled; their ids and text
+  cannot change any prediction.
+* ``"static"``: baseline. Missing tokens become a learned placeholder embedding that is attended and
+  pooled like any token (only padding is masked).
+* ``"seed_literal"``: the original write-up's ``softmax((Q*A)Kᵀ/√d)V`` (ablation).
+* ``"delete"``: missing tokens are removed and the rest renumbered 0..n-1, as if they never existed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..compaction import Compaction
+from ..embeddings import TokenEmbedding
+from ..layers import Encoder
+from ..masks import Mask
+from ..pooling import AttentionPooling, masked_max, masked_mean
+
+__all__ = ["TextClassifier", "ClassifierConfig", "METHODS"]
+
+METHODS = ("dynamic", "static", "seed_literal", "delete")
+
+
+@dataclass
+class ClassifierConfig:
+    vocab_size: int
+    num_classes: int
+    method: str = "dynamic"
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 2
+    d_ff: int = 256
+    dropout: float = 0.1
+    pooling: str = "mean"
+    positional: str = "sinusoidal"
+    max_len: int = 512
+    backend: str = "auto"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class TextClassifier(nn.Module):
+    def __init__(self, config: ClassifierConfig) -> None:
+        super().__init__()
+        if config.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {config.method!r}")
+        if config.pooling not in ("mean", "max", "attention"):
+            raise ValueError(f"pooling must be 'mean', 'max' or 'attention', got {config.pooling!r}")
+        self.config = config
+        variant = config.method if config.method in ("static", "seed_literal") else "dynamic"
+        self.embed = TokenEmbedding(config.vocab_size, config.d_model)
+        self.encoder = Encoder(config.d_model, config.n_heads, config.n_layers, d_ff=config.d_ff,
+                               dropout=config.dropout, variant=variant, positional=config.positional,
+                               max_len=config.max_len, backend=config.backend)
+        self.attn_pool = AttentionPooling(config.d_model) if config.pooling == "attention" else None
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.d_model, config.num_classes)
+
+    def forward(self, ids: Tensor, mask: Mask) -> Tensor:
+        """``ids`` long[B, L], ``mask`` (True = observed) -> logits float[B, C]."""
+        if self.config.method == "delete":
+            ids, mask = self._delete_missing(ids, mask)
+        h = self.encoder(self.embed(ids, mask), mask)  # (B, L, D)
+        pool_over = mask.observed if self.config.method in ("dynamic", "delete") else mask.valid  # (B, L)
+        if self.attn_pool is not None:
+            pooled = self.attn_pool(h, pool_over)
+        elif self.config.pooling == "max":
+            pooled = masked_max(h, pool_over)
+        else:
+            pooled = masked_mean(h, pool_over)
+        return self.head(self.dropout(pooled))  # (B, C)
+
+    @staticmethod
+    def _delete_missing(ids: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
+        plan = Compaction.plan(mask.observed)
+        if plan.width == 0:  # nothing observed anywhere: one empty slot per sample
+            return ids[:, :1].clone(), Mask.from_lengths(plan.num_kept, max_len=1)
+        kept = plan.gather(ids.unsqueeze(-1)).squeeze(-1)  # (B, N): observed ids, renumbered from 0
+        return kept, Mask.from_lengths(plan.num_kept, max_len=plan.width)

@@ -1,0 +1,193 @@
+"""Text classification with missing tokens: batches, missingness, loss, evaluation, prediction.
+
+Missing tokens in a batch are ``[UNK]`` / ``[MISSING]`` ids (natural holes from the text, plus
+artificial ones drawn by a missingness process); the mask is built from the ids at run time
+(True = observed).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_model
+
+from ..data.text import Example, TextSplits
+from ..data.tokenizer import TextTokenizer
+from ..masks import Mask
+from ..missingness import PROCESSES, Schedule, apply_missingness, make_process
+from ..models.classifier import ClassifierConfig, TextClassifier
+
+__all__ = ["MissingSpec", "TextClassificationTask", "accuracy_and_macro_f1", "load_classifier", "predict_texts"]
+
+TEST_SEED = 20261126  # test-time holes: the same for every method and run
+_SPLIT_OFFSET = {"train": 0, "valid": 1, "test": 2}
+
+
+@dataclass
+class MissingSpec:
+    """How tokens are made missing: process, rate, and (for training) the schedule."""
+
+    rate: float = 0.0
+    process: str = "uniform"
+    schedule: str = "dynamic"
+    mean_span: float = 3.0
+
+    def __post_init__(self):
+        if self.process not in PROCESSES:
+            raise ValueError(f"missingness process must be one of {PROCESSES}, got {self.process!r}")
+
+
+def accuracy_and_macro_f1(pred: torch.Tensor, gold: torch.Tensor, num_classes: int) -> tuple[float, float]:
+    accuracy = float((pred == gold).float().mean()) if gold.numel() else 0.0
+    f1s = []
+    for c in range(num_classes):
+        tp = int(((pred == c) & (gold == c)).sum())
+        fp = int(((pred == c) & (gold != c)).sum())
+        fn = int(((pred != c) & (gold == c)).sum())
+        if tp + fp + fn == 0:
+            continue  # class absent from both: not counted
+        f1s.append(2 * tp / (2 * tp + fp + fn))
+    return accuracy, sum(f1s) / max(1, len(f1s))
+
+
+class TextClassificationTask:
+    def __init__(self, splits: TextSplits, tokenizer: TextTokenizer, train_missing: MissingSpec, seed: int = 0,
+                 eval_batch_size: int = 256, device: Optional[torch.device] = None) -> None:
+        self.splits, self.tokenizer, self.seed = splits, tokenizer, seed
+        self.eval_batch_size = eval_batch_size
+        self.device = device or torch.device("cpu")
+        self.encoded = {name: tokenizer.encode([e.text for e in splits.split(name)])
+                        for name in ("train", "valid", "test")}
+        self.labels = {name: torch.tensor([e.label for e in splits.split(name)], dtype=torch.long)
+                       for name in ("train", "valid", "test")}
+        counts = torch.zeros(tokenizer.vocab_size)
+        for ids in self.encoded["train"]:
+            counts.index_add_(0, torch.as_tensor(ids, dtype=torch.long), torch.ones(len(ids)))
+        self.token_counts = counts
+        self.train_missing = train_missing
+        self.train_process = self._process(train_missing)
+        self.train_schedule = Schedule(train_missing.schedule, getattr(self.train_process, "n_uniforms", 1), seed,
+                                       tokenizer.max_len)
+        self.valid_missing = MissingSpec(train_missing.rate, train_missing.process, "static", train_missing.mean_span)
+
+    def _process(self, spec: MissingSpec):
+        if spec.rate == 0.0:
+            return None
+        return make_process(spec.process, spec.rate, mean_span=spec.mean_span, token_counts=self.token_counts)
+
+    # ------------------------------------------------------------------ trainer interface
+    def num_train(self) -> int:
+        return len(self.encoded["train"])
+
+    def _batch(self, split: str, indices: Sequence[int], process, schedule: Optional[Schedule], draw: int):
+        ids = self.tokenizer.pad([self.encoded[split][i] for i in indices])  # (B, L)
+        valid = ids != self.tokenizer.pad_id
+        if process is not None:
+            ids = apply_missingness(ids, valid, process, schedule, indices, draw, self.tokenizer.missing_id)
+        return ids.to(self.device), self.tokenizer.mask(ids).to(self.device), self.labels[split][indices].to(self.device)
+
+    def train_batch(self, indices: list[int], draw: int):
+        return self._batch("train", indices, self.train_process, self.train_schedule, draw)
+
+    def batch_size(self, batch) -> int:
+        return batch[0].shape[0]
+
+    def loss(self, model, batch) -> torch.Tensor:
+        ids, mask, labels = batch
+        return F.cross_entropy(model(ids, mask).float(), labels)
+
+    def evaluate(self, model, split: str = "valid", missing: Optional[MissingSpec] = None) -> dict:
+        """Accuracy, macro-F1 and loss on ``split`` with seeded test-time holes (same for every method)."""
+        missing = self.valid_missing if missing is None else missing
+        process = self._process(missing)
+        schedule = Schedule("static", getattr(process, "n_uniforms", 1), TEST_SEED + _SPLIT_OFFSET[split],
+                            self.tokenizer.max_len) if process is not None else None
+        was_training = model.training
+        model.eval()
+        preds, losses = [], []
+        n = len(self.encoded[split])
+        with torch.no_grad():
+            for start in range(0, n, self.eval_batch_size):
+                idx = list(range(start, min(n, start + self.eval_batch_size)))
+                ids, mask, labels = self._batch(split, idx, process, schedule, 0)
+                logits = model(ids, mask).float()
+                losses.append(F.cross_entropy(logits, labels, reduction="sum"))
+                preds.append(logits.argmax(-1).cpu())
+        model.train(was_training)
+        pred = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
+        acc, f1 = accuracy_and_macro_f1(pred, self.labels[split], len(self.splits.labels))
+        return {"accuracy": acc, "macro_f1": f1, "loss": float(sum(losses)) / max(1, n), "score": acc,
+                "missing_rate": missing.rate}
+
+    def save_assets(self, folder: Path) -> None:
+        self.tokenizer.save(folder)
+        (Path(folder) / "labels.json").write_text(json.dumps(self.splits.labels))
+
+
+def load_classifier(folder: Path, device: Optional[torch.device] = None):
+    """(model, tokenizer, labels) from a folder written by the trainer (``best/`` or ``checkpoint/``)."""
+    folder = Path(folder)
+    if not (folder / "model.safetensors").exists() and (folder / "best" / "model.safetensors").exists():
+        folder = folder / "best"
+    if not (folder / "model.safetensors").exists():
+        raise FileNotFoundError(f"no model.safetensors in {folder}; pass the --output folder of a training run")
+    config = json.loads((folder / "config.json").read_text())
+    model = TextClassifier(ClassifierConfig(**config["model"]))
+    load_model(model, str(folder / "model.safetensors"), device=str(device or "cpu"))
+    model.eval()
+    return model, TextTokenizer.load(folder), json.loads((folder / "labels.json").read_text())
+
+
+def predict_texts(model: TextClassifier, tokenizer: TextTokenizer, labels: list[str], texts: Sequence[str]) -> list[dict]:
+    ids = tokenizer.pad(tokenizer.encode(texts))
+    mask = tokenizer.mask(ids)
+    with torch.no_grad():
+        probs = torch.softmax(model(ids, mask).float(), dim=-1)
+    out = []
+    for text, p in zip(texts, probs):
+        out.append({"text": text, "label": labels[int(p.argmax())],
+                    "probabilities": {name: round(float(v), 6) for name, v in zip(labels, p)}})
+    return out
+
+
+def train_text_classifier(splits: TextSplits, output: Path, model_config: dict, train_config, missing: MissingSpec,
+                          *, vocab_size: int = 8000, max_len: int = 128,
+                          missing_markers: Optional[Sequence[str]] = None, resume: bool = False,
+                          test_rates: Sequence[float] = (), test_process: Optional[str] = None) -> dict:
+    """Train on ``splits`` (tokenizer, model, trainer), then score the best model on the test split at
+    each of ``test_rates``. Returns the trainer's summary plus ``"test"`` results."""
+    from ..data.tokenizer import DEFAULT_MISSING_MARKERS
+    from ..training import Trainer
+
+    output = Path(output)
+    tokenizer_dir = output / "tokenizer"
+    if resume and (tokenizer_dir / "tokenizer.json").exists():
+        tokenizer = TextTokenizer.load(tokenizer_dir)
+    else:
+        markers = DEFAULT_MISSING_MARKERS if missing_markers is None else missing_markers
+        tokenizer = TextTokenizer.train((e.text for e in splits.train), vocab_size=vocab_size,
+                                        missing_markers=markers, max_len=max_len)
+        tokenizer.save(tokenizer_dir)
+    task = TextClassificationTask(splits, tokenizer, missing, seed=train_config.seed)
+    config = ClassifierConfig(vocab_size=tokenizer.vocab_size, num_classes=len(splits.labels),
+                              max_len=max(max_len, 8), **model_config)
+    torch.manual_seed(train_config.seed)
+    model = TextClassifier(config)
+    run_config = {"task": "classify", "model": config.to_dict(), "train": asdict(train_config),
+                  "missing": asdict(missing), "data": {"name": splits.name, "labels": splits.labels, **splits.info}}
+    trainer = Trainer(model, task, train_config, output, run_config)
+    summary = trainer.fit(resume=resume)
+    if test_rates and trainer.main:
+        best, _, _ = load_classifier(output / "best") if (output / "best").exists() else (model, None, None)
+        results = []
+        for rate in test_rates:
+            spec = MissingSpec(rate, test_process or missing.process, "static", missing.mean_span)
+            results.append(task.evaluate(best, "test", spec))
+        summary["test"] = results
+        (output / "test_results.json").write_text(json.dumps(results, indent=2))
+    return summary

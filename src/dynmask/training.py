@@ -1,0 +1,308 @@
+"""One trainer for every task: AdamW with warm-up and linear decay, clipping, early stopping,
+mixed precision where the device has it, progress, JSONL (+ TensorBoard) logs, atomic checkpoints,
+exact resume, and data-parallel training under ``torchrun`` (DDP; gloo on CPU).
+
+Exact resume: every random draw is a function of ``(seed, step)`` — the epoch's example order,
+dropout (the global RNG is re-seeded each step) and a task's dynamic missingness — and the
+checkpoint holds the model, optimizer, scheduler and position. A run interrupted after any
+checkpoint and resumed ends with the same weights as one never interrupted.
+
+A task provides::
+
+    num_train() -> int
+    train_batch(indices: list[int], draw: int) -> batch       # draw: unique per (step, rank)
+    loss(model, batch) -> Tensor
+    batch_size(batch) -> int
+    evaluate(model) -> dict with "score" (higher is better)
+    save_assets(folder) -> None                                # e.g. the tokenizer, with the model
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+__all__ = ["TrainConfig", "Trainer", "distributed_context", "parameter_checksum"]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.1  # fraction of all steps spent warming up
+    clip_norm: float = 1.0
+    patience: int = 2  # epochs without improvement before stopping
+    seed: int = 0
+    amp: str = "auto"  # auto: on where the device has fast low precision (CUDA), off on CPU
+    checkpoint_every: int = 500  # steps; a checkpoint is also written at every epoch end
+    max_steps: Optional[int] = None  # stop (with a checkpoint) after this many steps in total
+    log_every: int = 20
+    progress: bool = True
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.amp not in ("auto", "on", "off"):
+            raise ValueError(f"amp must be 'auto', 'on' or 'off', got {self.amp!r}")
+
+
+@dataclass
+class _State:
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    best_score: float = -math.inf
+    bad_epochs: int = 0
+    finished: bool = False
+
+
+def distributed_context() -> tuple[int, int]:
+    """(rank, world size); joins the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if world > 1:
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def parameter_checksum(model: nn.Module) -> float:
+    with torch.no_grad():
+        return float(sum(p.double().sum() * (i + 1) for i, p in enumerate(model.parameters())))
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+class Trainer:
+    def __init__(self, model: nn.Module, task, config: TrainConfig, output: Path, run_config: dict,
+                 device: Optional[torch.device] = None) -> None:
+        self.rank, self.world = distributed_context()
+        if device is None:
+            device = (torch.device("cuda", self.rank % torch.cuda.device_count()) if torch.cuda.is_available()
+                      else torch.device("cpu"))
+        self.device = device
+        self.model = model.to(self.device)
+        self.task = task
+        self.config = config
+        self.output = Path(output)
+        self.run_config = run_config
+        self.main = self.rank == 0
+        self.net = model
+        if self.world > 1:
+            self.net = nn.parallel.DistributedDataParallel(model, device_ids=None if self.device.type == "cpu"
+                                                           else [self.device.index])
+        decay = [p for n, p in model.named_parameters() if p.dim() > 1]
+        no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+        n_mine = task.num_train() // self.world
+        if n_mine < 1:
+            raise ValueError(f"{task.num_train()} training examples cannot be shared by {self.world} processes")
+        self.steps_per_epoch = math.ceil(n_mine / config.batch_size)
+        total = self.steps_per_epoch * config.epochs
+        warm = max(1, int(config.warmup * total))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+        use_amp = config.amp == "on" or (config.amp == "auto" and self.device.type == "cuda")
+        self.amp_dtype = (torch.bfloat16 if self.device.type == "cpu" or torch.cuda.is_bf16_supported()
+                          else torch.float16) if use_amp else None
+        self.scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
+        self.state = _State()
+        self._tb = None
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.output / "checkpoint"
+
+    def _save_model_folder(self, folder: Path, extra: dict) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        save_model(self.model, str(folder / "model.safetensors"))
+        _write_json(folder / "config.json", {**self.run_config, **extra})
+        self.task.save_assets(folder)
+
+    def _atomic_folder(self, final: Path, fill) -> None:
+        tmp, old = final.with_name(final.name + ".tmp"), final.with_name(final.name + ".old")
+        shutil.rmtree(tmp, ignore_errors=True)
+        fill(tmp)
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def save_checkpoint(self) -> None:
+        if not self.main:
+            return
+
+        def fill(folder: Path) -> None:
+            self._save_model_folder(folder, {})
+            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                        "scaler": self.scaler.state_dict()}, folder / "training_state.pt")
+            _write_json(folder / "state.json", asdict(self.state))
+
+        self._atomic_folder(self.checkpoint_dir, fill)
+
+    def load_checkpoint(self) -> bool:
+        folder = self.checkpoint_dir
+        if not folder.exists() and folder.with_name(folder.name + ".old").exists():
+            folder = folder.with_name(folder.name + ".old")  # interrupted between two renames
+        if not (folder / "state.json").exists():
+            return False
+        load_model(self.model, str(folder / "model.safetensors"), device=str(self.device))
+        training = torch.load(folder / "training_state.pt", map_location=self.device, weights_only=False)
+        self.optimizer.load_state_dict(training["optimizer"])
+        self.scheduler.load_state_dict(training["scheduler"])
+        self.scaler.load_state_dict(training["scaler"])
+        self.state = _State(**json.loads((folder / "state.json").read_text()))
+        return True
+
+    # ------------------------------------------------------------------ logging
+    def _log(self, record: dict) -> None:
+        if not self.main:
+            return
+        self.output.mkdir(parents=True, exist_ok=True)
+        with open(self.output / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self._tb = SummaryWriter(str(self.output / "tensorboard"))
+            except Exception:  # TensorBoard not installed: JSONL only
+                self._tb = False
+        if self._tb:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k not in ("step", "epoch"):
+                    self._tb.add_scalar(f"{record.get('kind', 'train')}/{k}", v, record.get("step", 0))
+
+    # ------------------------------------------------------------------ the loop
+    def _order(self, epoch: int) -> list[list[int]]:
+        g = torch.Generator().manual_seed(self.config.seed * 7919 + epoch)
+        perm = torch.randperm(self.task.num_train(), generator=g).tolist()
+        n_mine = self.task.num_train() // self.world
+        mine = perm[self.rank::self.world][:n_mine]  # equal shares: every rank takes the same number of steps
+        bs = self.config.batch_size
+        return [mine[i:i + bs] for i in range(0, n_mine, bs)]
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def fit(self, resume: bool = False) -> dict:
+        if self.main:
+            self.output.mkdir(parents=True, exist_ok=True)
+        resumed = self.load_checkpoint() if resume else False
+        if resume and not resumed and self.main:
+            print(f"no checkpoint in {self.checkpoint_dir}; starting from scratch")
+        cfg, st = self.config, self.state
+        if st.finished:
+            return self._summary("already finished")
+        from tqdm import tqdm
+
+        stopped = "epochs"
+        t_start, seen = time.perf_counter(), 0
+        while st.epoch < cfg.epochs:
+            batches = self._order(st.epoch)
+            self.net.train()
+            bar = tqdm(total=len(batches), initial=st.step_in_epoch, desc=f"epoch {st.epoch + 1}/{cfg.epochs}",
+                       disable=not (cfg.progress and self.main), leave=False, dynamic_ncols=True)
+            while st.step_in_epoch < len(batches):
+                draw = st.global_step * self.world + self.rank
+                torch.manual_seed(cfg.seed * 1_000_003 + draw)  # dropout depends on (seed, step, rank) only
+                batch = self.task.train_batch(batches[st.step_in_epoch], draw)
+                with self._autocast():
+                    loss = self.task.loss(self.net, batch)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss is {loss.item()} at step {st.global_step}; lower --lr "
+                                             "or check the data")
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)
+                grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.scheduler.step()
+                st.step_in_epoch += 1
+                st.global_step += 1
+                seen += self.task.batch_size(batch) * self.world
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+                if st.global_step % cfg.log_every == 0:
+                    self._log({"kind": "train", "step": st.global_step, "epoch": st.epoch, "loss": loss.item(),
+                               "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0],
+                               "samples_per_s": seen / (time.perf_counter() - t_start)})
+                if cfg.max_steps is not None and st.global_step >= cfg.max_steps:
+                    stopped = "max_steps"
+                    break
+                if cfg.checkpoint_every and st.global_step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+            bar.close()
+            if stopped == "max_steps":
+                self.save_checkpoint()
+                break
+            self._end_epoch()
+            if st.bad_epochs >= cfg.patience:
+                stopped = "early stopping"
+                break
+        if stopped != "max_steps":
+            st.finished = True
+            self.save_checkpoint()
+        return self._summary(stopped, seen / max(1e-9, time.perf_counter() - t_start))
+
+    def _end_epoch(self) -> None:
+        st = self.state
+        self.net.eval()
+        with torch.no_grad():
+            metrics = self.task.evaluate(self.model)
+        improved = metrics["score"] > st.best_score
+        if improved:
+            st.best_score, st.bad_epochs = metrics["score"], 0
+            if self.main:
+                self._atomic_folder(self.output / "best", lambda f: self._save_model_folder(
+                    f, {"epoch": st.epoch + 1, "valid": metrics}))
+        else:
+            st.bad_epochs += 1
+        self._log({"kind": "valid", "step": st.global_step, "epoch": st.epoch + 1, **metrics,
+                   "improved": improved})
+        if self.main and self.config.progress:
+            shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+            print(f"epoch {st.epoch + 1}: {shown}{' (best)' if improved else ''}", flush=True)
+        st.epoch += 1
+        st.step_in_epoch = 0
+        self.save_checkpoint()
+
+    def _summary(self, stopped: str, samples_per_s: float = 0.0) -> dict:
+        checksums = [parameter_checksum(self.model)]
+        if self.world > 1:
+            gathered: list = [None] * self.world
+            dist.all_gather_object(gathered, checksums[0])
+            checksums = gathered
+        summary = {"stopped": stopped, "global_step": self.state.global_step, "epochs_done": self.state.epoch,
+                   "best_score": self.state.best_score, "train_samples_per_s": samples_per_s,
+                   "world_size": self.world, "rank_parameter_checksums": checksums}
+        self._log({"kind": "summary", "step": self.state.global_step, **summary})
+        if self._tb:
+            self._tb.flush()
+        return summary
