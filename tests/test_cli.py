@@ -1,4 +1,4 @@
-"""The command line: demo writes its JSON, and the dynamic mask shows the guarantee there too."""
+"""The command line: the guarantee check, help and version."""
 
 import json
 import subprocess
@@ -7,9 +7,9 @@ import sys
 from dynmask.cli import main
 
 
-def test_demo_quick_writes_results(tmp_path, capsys):
-    assert main(["demo", "--quick", "--output", str(tmp_path)]) == 0
-    result = json.loads((tmp_path / "demo.json").read_text())
+def test_guarantee_quick_writes_results(tmp_path, capsys):
+    assert main(["guarantee", "--quick", "--output", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "guarantee.json").read_text())
     rows = {r["variant"]: r for r in result["guarantee"]}
     assert rows["dynamic"]["max_change_zero_to_1e30"] == 0.0
     assert rows["dynamic"]["nan_outputs_with_nan_inputs"] == 0
@@ -22,6 +22,7 @@ def test_demo_quick_writes_results(tmp_path, capsys):
 
 def test_console_help_and_version():
     out = subprocess.run([sys.executable, "-m", "dynmask.cli", "--help"], capture_output=True, text=True, check=True)
-    assert "demo" in out.stdout
+    for command in ("demo", "train", "evaluate", "predict", "data", "guarantee"):
+        assert command in out.stdout
     out = subprocess.run([sys.executable, "-m", "dynmask.cli", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "dynmask 0.1.0"

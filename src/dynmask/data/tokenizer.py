@@ -44,7 +44,7 @@ class TextTokenizer:
     def train(cls, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2,
               missing_markers: Sequence[str] = DEFAULT_MISSING_MARKERS, max_len: int = 128) -> "TextTokenizer":
         tok = Tokenizer(models.WordPiece(unk_token=UNK))
-        tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None,
+        tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False,
                                                     lowercase=True)
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()

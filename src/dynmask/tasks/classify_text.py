@@ -162,17 +162,18 @@ def train_text_classifier(splits: TextSplits, output: Path, model_config: dict, 
     """Train on ``splits`` (tokenizer, model, trainer), then score the best model on the test split at
     each of ``test_rates``. Returns the trainer's summary plus ``"test"`` results."""
     from ..data.tokenizer import DEFAULT_MISSING_MARKERS
-    from ..training import Trainer
+    from ..training import Trainer, distributed_context
 
     output = Path(output)
     tokenizer_dir = output / "tokenizer"
-    if resume and (tokenizer_dir / "tokenizer.json").exists():
-        tokenizer = TextTokenizer.load(tokenizer_dir)
-    else:
+    rank, world = distributed_context()
+    if rank == 0 and not (resume and (tokenizer_dir / "tokenizer.json").exists()):
         markers = DEFAULT_MISSING_MARKERS if missing_markers is None else missing_markers
-        tokenizer = TextTokenizer.train((e.text for e in splits.train), vocab_size=vocab_size,
-                                        missing_markers=markers, max_len=max_len)
-        tokenizer.save(tokenizer_dir)
+        TextTokenizer.train((e.text for e in splits.train), vocab_size=vocab_size, missing_markers=markers,
+                            max_len=max_len).save(tokenizer_dir)
+    if world > 1:
+        torch.distributed.barrier()  # every rank uses the tokenizer rank 0 trained
+    tokenizer = TextTokenizer.load(tokenizer_dir)
     task = TextClassificationTask(splits, tokenizer, missing, seed=train_config.seed)
     config = ClassifierConfig(vocab_size=tokenizer.vocab_size, num_classes=len(splits.labels),
                               max_len=max(max_len, 8), **model_config)

@@ -1,0 +1,137 @@
+"""``dynmask demo``: the main job. Train and compare, on the default data, at test missing rates
+0 / 0.2 / 0.4 / 0.6: the dynamic mask, the ``static`` baseline, the ``seed_literal`` variant, and a
+model that deletes the missing tokens. Prints a table (accuracy and macro-F1, mean ± std over seeds),
+writes ``results.json`` and ``accuracy_vs_missing.png`` into the output folder.
+
+Finished runs are kept under ``OUTPUT/runs/``; running the demo again resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .data.text import TextSplits, load_text_dataset
+from .models.classifier import METHODS
+from .tasks.classify_text import MissingSpec, train_text_classifier
+from .training import TrainConfig
+
+__all__ = ["run_demo", "summarise", "format_table", "plot"]
+
+MODEL = dict(d_model=64, n_heads=4, n_layers=2, d_ff=128, dropout=0.1, pooling="mean")
+QUICK_MODEL = dict(d_model=32, n_heads=2, n_layers=1, d_ff=64, dropout=0.1, pooling="mean")
+
+
+def _subsample(splits: TextSplits, n_train: int, n_eval: int, seed: int) -> TextSplits:
+    rng = random.Random(seed)
+    pick = lambda xs, n: rng.sample(xs, min(n, len(xs)))
+    return replace(splits, train=pick(splits.train, n_train), valid=pick(splits.valid, n_eval),
+                   test=pick(splits.test, n_eval))
+
+
+def summarise(runs: list[dict], methods: Sequence[str], rates: Sequence[float]) -> dict:
+    """mean and std over seeds, per method and test missing rate."""
+    table = {}
+    for method in methods:
+        rows = {}
+        for rate in rates:
+            accs = [r["accuracy"] for run in runs if run["method"] == method for r in run["test"]
+                    if abs(r["missing_rate"] - rate) < 1e-9]
+            f1s = [r["macro_f1"] for run in runs if run["method"] == method for r in run["test"]
+                   if abs(r["missing_rate"] - rate) < 1e-9]
+            std = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0
+            rows[f"{rate:g}"] = {"accuracy_mean": statistics.fmean(accs), "accuracy_std": std(accs),
+                                 "macro_f1_mean": statistics.fmean(f1s), "macro_f1_std": std(f1s), "n": len(accs)}
+        table[method] = rows
+    return table
+
+
+def format_table(summary: dict, rates: Sequence[float]) -> str:
+    head = "| method | " + " | ".join(f"missing {r:g}: acc / macro-F1" for r in rates) + " |"
+    lines = [head, "|" + " --- |" * (len(rates) + 1)]
+    for method, rows in summary.items():
+        cells = []
+        for r in rates:
+            x = rows[f"{r:g}"]
+            cells.append(f"{100 * x['accuracy_mean']:.1f} ± {100 * x['accuracy_std']:.1f} / "
+                         f"{100 * x['macro_f1_mean']:.1f} ± {100 * x['macro_f1_std']:.1f}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(summary: dict, rates: Sequence[float], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for method, rows in summary.items():
+        mean = [100 * rows[f"{r:g}"]["accuracy_mean"] for r in rates]
+        std = [100 * rows[f"{r:g}"]["accuracy_std"] for r in rates]
+        ax.errorbar(rates, mean, yerr=std, marker="o", capsize=3, label=method)
+    ax.set_xlabel("test-time missing rate (share of tokens)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run_demo(output: Path, *, data: str = "rotten_tomatoes", seeds: Sequence[int] = (0, 1, 2),
+             methods: Sequence[str] = METHODS, test_rates: Sequence[float] = (0.0, 0.2, 0.4, 0.6),
+             train_missing: float = 0.3, missing_process: str = "uniform", schedule: str = "dynamic",
+             epochs: int = 4, quick: bool = False, text_column: str = "text", label_column: str = "label",
+             model: Optional[dict] = None, max_len: int = 64, vocab_size: int = 8000, batch_size: int = 64,
+             lr: float = 2e-3, progress: bool = True) -> dict:
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    splits = load_text_dataset(data, text_column=text_column, label_column=label_column, seed=0)
+    model = dict(QUICK_MODEL if quick else MODEL, **(model or {}))
+    if quick:
+        splits, epochs, seeds = _subsample(splits, 600, 200, 0), 1, tuple(seeds)[:1]
+    print(f"data {splits.name}: {len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test, "
+          f"{len(splits.labels)} classes; methods {', '.join(methods)}; seeds {list(seeds)}", flush=True)
+    runs = []
+    for seed in seeds:
+        for method in methods:
+            folder = output / "runs" / f"{method}-seed{seed}"
+            done = folder / "test_results.json"
+            if done.exists():
+                test = json.loads(done.read_text())
+                print(f"  {method:<12} seed {seed}: already done", flush=True)
+            else:
+                start = time.perf_counter()
+                summary = train_text_classifier(
+                    splits, folder, dict(model, method=method),
+                    TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=False),
+                    MissingSpec(train_missing, missing_process, schedule), vocab_size=vocab_size, max_len=max_len,
+                    resume=True, test_rates=test_rates)
+                test = summary["test"]
+                accs = " ".join(f"{r['accuracy']:.3f}" for r in test)
+                print(f"  {method:<12} seed {seed}: test accuracy at {list(test_rates)} = {accs} "
+                      f"({time.perf_counter() - start:.0f} s, {summary['train_samples_per_s']:.0f} samples/s)",
+                      flush=True)
+            runs.append({"method": method, "seed": seed, "test": test})
+    summary = summarise(runs, methods, test_rates)
+    table = format_table(summary, test_rates)
+    title = f"{splits.name}: trained with {train_missing:g} {missing_process} missing ({schedule})"
+    plot(summary, test_rates, output / "accuracy_vs_missing.png", title)
+    result = {"data": splits.name, "sizes": {k: len(splits.split(k)) for k in ("train", "valid", "test")},
+              "model": model, "epochs": epochs, "train_missing": train_missing, "missing_process": missing_process,
+              "schedule": schedule, "seeds": list(seeds), "test_rates": list(test_rates), "runs": runs,
+              "summary": summary, "seconds": time.perf_counter() - t0}
+    (output / "results.json").write_text(json.dumps(result, indent=2))
+    (output / "results.md").write_text(table + "\n")
+    print("\n" + table)
+    print(f"\nwrote {output / 'results.json'}, {output / 'results.md'}, {output / 'accuracy_vs_missing.png'} "
+          f"({time.perf_counter() - t0:.0f} s)")
+    return result
