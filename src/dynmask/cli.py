@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=4, help="training epochs per run (default: 4)")
     p.add_argument("--methods", default="dynamic,static,seed_literal,delete",
                    help="comma-separated methods to compare (default: all four)")
+    p.add_argument("--max-len", type=int, default=64, help="tokens kept per text (default: 64)")
+    p.add_argument("--d-model", type=int, default=64, help="model width (default: 64)")
+    p.add_argument("--pooling", choices=("mean", "max", "attention"), default="mean", help="(default: mean)")
     _add_data_args(p)
     _add_missing_args(p)
 
@@ -251,7 +254,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             run_demo(args.output, data=args.data, seeds=tuple(range(args.seeds)), methods=methods,
                      test_rates=args.test_missing, train_missing=args.train_missing,
                      missing_process=args.missing_process, schedule=args.schedule, epochs=args.epochs,
-                     quick=args.quick, text_column=args.text_column, label_column=args.label_column)
+                     quick=args.quick, text_column=args.text_column, label_column=args.label_column,
+                     max_len=args.max_len, pooling=args.pooling,
+                     model=None if args.d_model == 64 else {"d_model": args.d_model, "d_ff": 2 * args.d_model})
         elif args.command == "train":
             _train_classify(args)
         elif args.command == "evaluate":

@@ -90,12 +90,12 @@ def run_demo(output: Path, *, data: str = "rotten_tomatoes", seeds: Sequence[int
              train_missing: float = 0.3, missing_process: str = "uniform", schedule: str = "dynamic",
              epochs: int = 4, quick: bool = False, text_column: str = "text", label_column: str = "label",
              model: Optional[dict] = None, max_len: int = 64, vocab_size: int = 8000, batch_size: int = 64,
-             lr: float = 2e-3, progress: bool = True) -> dict:
+             lr: float = 2e-3, pooling: str = "mean") -> dict:
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     splits = load_text_dataset(data, text_column=text_column, label_column=label_column, seed=0)
-    model = dict(QUICK_MODEL if quick else MODEL, **(model or {}))
+    model = dict(QUICK_MODEL if quick else MODEL, pooling=pooling, **(model or {}))
     if quick:
         splits, epochs, seeds = _subsample(splits, 600, 200, 0), 1, tuple(seeds)[:1]
     print(f"data {splits.name}: {len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test, "
