@@ -139,3 +139,17 @@ def test_cli_errors_are_clear(tmp_path, capsys, content, message):
     path.write_text(content)
     assert main(["train", "classify", "--data", str(path), "--output", str(tmp_path / "o"), *SMALL]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_demo_quick_on_a_user_file(tmp_path, capsys):
+    data = write_sentiment_csv(tmp_path / "d.csv", n=160)
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--data", str(data), "--group-column", "doc", "--output", str(out)]) == 0
+    result = json.loads((out / "results.json").read_text())
+    assert set(result["summary"]) == {"dynamic", "static", "seed_literal", "delete"}
+    assert set(result["summary"]["dynamic"]) == {"0", "0.2", "0.4", "0.6"}
+    assert (out / "accuracy_vs_missing.png").stat().st_size > 10_000
+    assert "| dynamic |" in capsys.readouterr().out
+    # a second run resumes: nothing is trained again
+    assert main(["demo", "--quick", "--data", str(data), "--group-column", "doc", "--output", str(out)]) == 0
+    assert capsys.readouterr().out.count("already done") == 4

@@ -251,11 +251,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from .demo import run_demo
 
             methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-            run_demo(args.output, data=args.data, seeds=tuple(range(args.seeds)), methods=methods,
+            run_demo(args.output, data=_load_splits(args, args.data_seed), seeds=tuple(range(args.seeds)), methods=methods,
                      test_rates=args.test_missing, train_missing=args.train_missing,
                      missing_process=args.missing_process, schedule=args.schedule, epochs=args.epochs,
-                     quick=args.quick, text_column=args.text_column, label_column=args.label_column,
-                     max_len=args.max_len, pooling=args.pooling,
+                     quick=args.quick, max_len=args.max_len, pooling=args.pooling,
                      model=None if args.d_model == 64 else {"d_model": args.d_model, "d_ff": 2 * args.d_model})
         elif args.command == "train":
             _train_classify(args)

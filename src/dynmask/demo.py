@@ -85,7 +85,7 @@ def plot(summary: dict, rates: Sequence[float], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def run_demo(output: Path, *, data: str = "rotten_tomatoes", seeds: Sequence[int] = (0, 1, 2),
+def run_demo(output: Path, *, data: "str | TextSplits" = "rotten_tomatoes", seeds: Sequence[int] = (0, 1, 2),
              methods: Sequence[str] = METHODS, test_rates: Sequence[float] = (0.0, 0.2, 0.4, 0.6),
              train_missing: float = 0.3, missing_process: str = "uniform", schedule: str = "dynamic",
              epochs: int = 4, quick: bool = False, text_column: str = "text", label_column: str = "label",
@@ -94,7 +94,8 @@ def run_demo(output: Path, *, data: str = "rotten_tomatoes", seeds: Sequence[int
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    splits = load_text_dataset(data, text_column=text_column, label_column=label_column, seed=0)
+    splits = data if isinstance(data, TextSplits) else load_text_dataset(
+        data, text_column=text_column, label_column=label_column, seed=0)
     model = dict(QUICK_MODEL if quick else MODEL, pooling=pooling, **(model or {}))
     if quick:
         splits, epochs, seeds = _subsample(splits, 600, 200, 0), 1, tuple(seeds)[:1]
