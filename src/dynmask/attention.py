@@ -150,6 +150,28 @@ class MaskedMultiheadAttention(nn.Module):
             return q, k, v
         return q, self._heads(F.linear(key, wk, bk)), self._heads(F.linear(value, wv, bv))
 
+    def project_kv(self, x: Tensor, keep: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        """Keys and values (B, H, L, hd) of ``x`` (B, L, D), for a cache; rows where ``keep`` (bool[B, L],
+        True = observed) is False are replaced by zero before the projection."""
+        x = _keep_rows(x, keep)
+        d, b = self.embed_dim, self.in_proj_bias
+        kv = F.linear(x, self.in_proj_weight[d:], None if b is None else b[d:])  # (B, L, 2D)
+        batch, length, _ = x.shape
+        k, v = kv.view(batch, length, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        return k, v  # (B, H, L, hd) each
+
+    def attend(self, query: Tensor, k: Tensor, v: Tensor, key_keep: Optional[Tensor] = None) -> Tensor:
+        """Attend from ``query`` (B, Lq, D) to cached ``k``/``v`` (B, H, Lk, hd) -> (B, Lq, D).
+
+        ``key_keep`` bool[B, Lk], True = the key may be attended; None = all. Used by incremental decoding.
+        """
+        d, b = self.embed_dim, self.in_proj_bias
+        batch, q_len, _ = query.shape
+        q = self._heads(F.linear(query, self.in_proj_weight[:d], None if b is None else b[:d]))  # (B, H, Lq, hd)
+        allowed = None if key_keep is None or bool(key_keep.all()) else key_keep[:, None, None, :]
+        out = masked_attention(q, k, v, allowed)  # (B, H, Lq, hd)
+        return self.out_proj(out.transpose(1, 2).reshape(batch, q_len, d))
+
     def forward(
         self,
         query: Tensor,

@@ -35,7 +35,7 @@ from .compaction import Compaction
 from .embeddings import make_positions
 from .masks import Mask
 
-__all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "BACKENDS", "QUERIES"]
+__all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "DecoderCache", "BACKENDS", "QUERIES"]
 
 BACKENDS = ("auto", "dense", "compact")
 QUERIES = ("observed", "all")
@@ -125,6 +125,19 @@ class DecoderLayer(nn.Module):
         self.dropout3 = nn.Dropout(dropout)
         self.activation = _activation(activation)
 
+    def step(self, x: Tensor, self_kv, cross_kv, memory_keep: Tensor):
+        """One new position ``x`` (B, 1, D) attending to the cached keys; returns (x, new self (k, v))."""
+        if not self.norm_first:
+            raise NotImplementedError("incremental decoding is implemented for pre-norm layers")
+        h = self.norm1(x)
+        k_new, v_new = self.self_attn.project_kv(h)  # (B, H, 1, hd) each
+        k = k_new if self_kv is None else torch.cat([self_kv[0], k_new], dim=2)  # (B, H, t+1, hd)
+        v = v_new if self_kv is None else torch.cat([self_kv[1], v_new], dim=2)
+        x = x + self.self_attn.attend(h, k, v)  # generated tokens are all observed; causal by construction
+        x = x + self.multihead_attn.attend(self.norm2(x), cross_kv[0], cross_kv[1], memory_keep)
+        x = x + self._ff(self.norm3(x))
+        return x, (k, v)
+
     def _cross(self, h: Tensor, memory: Tensor, memory_keep: Optional[Tensor], run: _Run) -> Tensor:
         return self.multihead_attn(h, memory, memory, key_keep=memory_keep, query_keep=run.query_keep,
                                    variant=run.variant, literal_gate=run.gate)
@@ -145,6 +158,26 @@ class DecoderLayer(nn.Module):
         if run.query_keep is not None:
             x = torch.where(run.query_keep.unsqueeze(-1), x, x.new_zeros(()))
         return x
+
+
+@dataclass
+class DecoderCache:
+    """Keys and values of every decoder layer for incremental decoding.
+
+    ``self_kv[i]``: (k, v) of the tokens generated so far, (B, H, t, hd) each; ``cross_kv[i]``: the
+    memory's keys and values, computed once; ``memory_keep`` bool[B, S], True = observed source token.
+    """
+
+    self_kv: list
+    cross_kv: list
+    memory_keep: Tensor
+    position: int = 0
+
+    def reorder(self, index: Tensor) -> "DecoderCache":
+        """Select batch rows (beam search: follow each surviving beam's parent)."""
+        pick = lambda kv: None if kv is None else (kv[0].index_select(0, index), kv[1].index_select(0, index))
+        return DecoderCache([pick(kv) for kv in self.self_kv], [pick(kv) for kv in self.cross_kv],
+                            self.memory_keep.index_select(0, index), self.position)
 
 
 class _Stack(nn.Module):
@@ -289,8 +322,35 @@ class Decoder(_Stack):
         memory_mask.check_matches("memory", memory)
         if memory.shape[0] != tgt.shape[0]:
             raise ValueError(f"memory has batch {memory.shape[0]} but tgt has batch {tgt.shape[0]}")
-        memory_keep = memory_mask.observed if self.variant == "dynamic" else memory_mask.valid  # (B, S)
+        memory_keep = self._memory_keep(memory_mask)  # (B, S)
         x, run, plan = self._prepare(tgt, tgt_mask, backend, causal)
         for layer in self.layers:
             x = layer(x, memory, memory_keep, run, causal=causal)
         return self._finish(x, run, plan)
+
+    def _memory_keep(self, memory_mask: Mask) -> Tensor:
+        return memory_mask.observed if self.variant == "dynamic" else memory_mask.valid
+
+    # ------------------------------------------------------------------ incremental decoding
+    def start(self, memory: Tensor, memory_mask: Mask) -> DecoderCache:
+        """Cache for decoding against ``memory`` (B, S, D): its keys and values, computed once per layer."""
+        memory_mask.check_matches("memory", memory)
+        keep = self._memory_keep(memory_mask)
+        cross = [layer.multihead_attn.project_kv(memory, keep) for layer in self.layers]
+        return DecoderCache([None] * len(self.layers), cross, keep, 0)
+
+    def step(self, y: Tensor, cache: DecoderCache) -> tuple[Tensor, DecoderCache]:
+        """Decode one position: ``y`` (B, 1, D) is the embedding of the newest (observed) token.
+
+        Returns its output (B, 1, D) and the grown cache; equal to :meth:`forward` on the whole prefix.
+        """
+        if self.positions is not None:
+            pos = torch.full((y.shape[0], 1), cache.position, dtype=torch.long, device=y.device)
+            y = y + self.positions(pos).to(y.dtype)
+        new_self = []
+        for layer, self_kv, cross_kv in zip(self.layers, cache.self_kv, cache.cross_kv):
+            y, kv = layer.step(y, self_kv, cross_kv, cache.memory_keep)
+            new_self.append(kv)
+        if self.norm is not None:
+            y = self.norm(y)
+        return y, DecoderCache(new_self, cache.cross_kv, cache.memory_keep, cache.position + 1)

@@ -1,6 +1,9 @@
-"""A WordPiece tokenizer (Hugging Face ``tokenizers``) trained on the training split, saved with the model.
+"""Tokenizers (Hugging Face ``tokenizers``) trained on the training split, saved with the model.
 
-Special tokens: ``[PAD]`` = 0, ``[UNK]`` = 1, ``[MISSING]`` = 2. Placeholder strings that mark holes in
+``kind="wordpiece"``: lower-cased WordPiece (classification). ``kind="bpe"``: cased BPE over
+Metaspace pre-tokenization, SentencePiece-style and reversible (generation: translation, summaries).
+
+Special tokens: ``[PAD]`` = 0, ``[UNK]`` = 1, ``[MISSING]`` = 2, ``[BOS]`` = 3, ``[EOS]`` = 4. Placeholder strings that mark holes in
 real text (``[missing]``, ``<unk>``, ``???``, ... — configurable) become ``[MISSING]``; an empty text
 is one ``[MISSING]``. :meth:`TextTokenizer.mask` marks ``[UNK]`` and ``[MISSING]`` missing and
 ``[PAD]`` padding (True = observed). Works on any Unicode text: CJK characters are split one per token.
@@ -18,23 +21,25 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from ..masks import Mask
 
-__all__ = ["TextTokenizer", "DEFAULT_MISSING_MARKERS", "PAD", "UNK", "MISSING"]
+__all__ = ["TextTokenizer", "DEFAULT_MISSING_MARKERS", "PAD", "UNK", "MISSING", "BOS", "EOS", "KINDS"]
 
-PAD, UNK, MISSING = "[PAD]", "[UNK]", "[MISSING]"
+PAD, UNK, MISSING, BOS, EOS = "[PAD]", "[UNK]", "[MISSING]", "[BOS]", "[EOS]"
+SPECIALS = [PAD, UNK, MISSING, BOS, EOS]
+KINDS = ("wordpiece", "bpe")
 DEFAULT_MISSING_MARKERS = ("[missing]", "<missing>", "<unk>", "[unk]", "???", "[illegible]", "[redacted]")
 
 
 class TextTokenizer:
     def __init__(self, tokenizer: Tokenizer, missing_markers: Sequence[str] = DEFAULT_MISSING_MARKERS,
-                 max_len: int = 128) -> None:
+                 max_len: int = 128, kind: str = "wordpiece") -> None:
         self.tokenizer = tokenizer
         self.missing_markers = tuple(missing_markers)
         self.max_len = max_len
-        self.pad_id = tokenizer.token_to_id(PAD)
-        self.unk_id = tokenizer.token_to_id(UNK)
-        self.missing_id = tokenizer.token_to_id(MISSING)
-        if (self.pad_id, self.unk_id, self.missing_id) != (0, 1, 2):
-            raise ValueError("tokenizer must have [PAD]=0, [UNK]=1, [MISSING]=2")
+        self.kind = kind
+        ids = [tokenizer.token_to_id(t) for t in SPECIALS]
+        if ids != [0, 1, 2, 3, 4]:
+            raise ValueError(f"tokenizer must have special tokens {SPECIALS} at ids 0-4, got {ids}")
+        self.pad_id, self.unk_id, self.missing_id, self.bos_id, self.eos_id = ids
         markers = sorted(self.missing_markers, key=len, reverse=True)
         self._marker_re = (re.compile("|".join(rf"(?<!\w){re.escape(m)}(?!\w)" for m in markers), re.IGNORECASE)
                            if markers else None)
@@ -42,30 +47,41 @@ class TextTokenizer:
     # ------------------------------------------------------------------ training and storage
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2,
-              missing_markers: Sequence[str] = DEFAULT_MISSING_MARKERS, max_len: int = 128) -> "TextTokenizer":
-        tok = Tokenizer(models.WordPiece(unk_token=UNK))
-        tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False,
-                                                    lowercase=True)
-        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        tok.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                            special_tokens=[PAD, UNK, MISSING], show_progress=False)
+              missing_markers: Sequence[str] = DEFAULT_MISSING_MARKERS, max_len: int = 128,
+              kind: str = "wordpiece") -> "TextTokenizer":
+        if kind == "wordpiece":
+            tok = Tokenizer(models.WordPiece(unk_token=UNK))
+            tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                        strip_accents=False, lowercase=True)
+            tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+            tok.decoder = decoders.WordPiece()
+            trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                                special_tokens=SPECIALS, show_progress=False)
+        elif kind == "bpe":
+            tok = Tokenizer(models.BPE(unk_token=UNK))
+            tok.normalizer = normalizers.NFKC()
+            tok.pre_tokenizer = pre_tokenizers.Metaspace()
+            tok.decoder = decoders.Metaspace()
+            trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                          special_tokens=SPECIALS, show_progress=False)
+        else:
+            raise ValueError(f"tokenizer kind must be one of {KINDS}, got {kind!r}")
         tok.train_from_iterator(texts, trainer)
-        return cls(tok, missing_markers, max_len)
+        return cls(tok, missing_markers, max_len, kind)
 
     def save(self, folder: Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "tokenizer.json").write_text(self.tokenizer.to_str())
         (folder / "tokenizer_config.json").write_text(json.dumps(
-            {"missing_markers": list(self.missing_markers), "max_len": self.max_len}, indent=2))
+            {"missing_markers": list(self.missing_markers), "max_len": self.max_len, "kind": self.kind}, indent=2))
 
     @classmethod
     def load(cls, folder: Path) -> "TextTokenizer":
         folder = Path(folder)
         config = json.loads((folder / "tokenizer_config.json").read_text())
         return cls(Tokenizer.from_str((folder / "tokenizer.json").read_text()), config["missing_markers"],
-                   config["max_len"])
+                   config["max_len"], config.get("kind", "wordpiece"))
 
     # ------------------------------------------------------------------ use
     @property
@@ -78,7 +94,7 @@ class TextTokenizer:
             return MISSING
         if self._marker_re is None:
             return text
-        return self._marker_re.sub(f" {MISSING} ", text)
+        return self._marker_re.sub(MISSING, text)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text, truncated to ``max_len``."""
@@ -89,8 +105,8 @@ class TextTokenizer:
             out.append(ids if ids else [self.missing_id])
         return out
 
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=False)
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
     def pad(self, batch: Sequence[Sequence[int]]) -> torch.Tensor:
         """long[B, L], right-padded with [PAD]."""

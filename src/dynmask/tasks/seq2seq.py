@@ -1,0 +1,223 @@
+"""Translation and summarization with missing source tokens: batches, loss, evaluation, generation.
+
+Sources get missing tokens from the text itself (markers, unknown words) and from a missingness
+process; masks are built from the ids at run time (True = observed). Targets may contain missing
+tokens too: they are never decoder keys and carry zero loss weight.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+from safetensors.torch import load_model
+
+from ..data.pairs import PairSplits
+from ..data.tokenizer import TextTokenizer
+from ..decoding import beam_search, greedy_decode
+from ..losses import masked_cross_entropy
+from ..masks import Mask
+from ..metrics import bleu_chrf, lead_sentences, rouge
+from ..missingness import Schedule, apply_missingness
+from ..models.seq2seq import Seq2Seq, Seq2SeqConfig
+from .classify_text import TEST_SEED, MissingSpec
+
+__all__ = ["Seq2SeqTask", "train_seq2seq", "load_seq2seq", "generate_texts", "SEQ2SEQ_TASKS"]
+
+SEQ2SEQ_TASKS = ("translate", "summarize")
+_SPLIT_OFFSET = {"train": 0, "valid": 1, "test": 2}
+
+
+class Seq2SeqTask:
+    def __init__(self, splits: PairSplits, tokenizer: TextTokenizer, train_missing: MissingSpec, *, kind: str,
+                 seed: int = 0, max_src_len: int = 128, max_tgt_len: int = 64, eval_batch_size: int = 64,
+                 label_smoothing: float = 0.1) -> None:
+        if kind not in SEQ2SEQ_TASKS:
+            raise ValueError(f"kind must be one of {SEQ2SEQ_TASKS}, got {kind!r}")
+        self.splits, self.tokenizer, self.kind, self.seed = splits, tokenizer, kind, seed
+        self.max_src_len, self.max_tgt_len = max_src_len, max_tgt_len
+        self.eval_batch_size, self.label_smoothing = eval_batch_size, label_smoothing
+        self.src = {s: [ids[:max_src_len] for ids in tokenizer.encode([p.source for p in splits.split(s)])]
+                    for s in ("train", "valid", "test")}
+        self.tgt = {s: [ids[:max_tgt_len - 1] for ids in tokenizer.encode([p.target for p in splits.split(s)])]
+                    for s in ("train", "valid", "test")}
+        counts = torch.zeros(tokenizer.vocab_size)
+        for ids in self.src["train"]:
+            counts.index_add_(0, torch.as_tensor(ids, dtype=torch.long), torch.ones(len(ids)))
+        self.token_counts = counts
+        self.train_missing = train_missing
+        self.train_process = self._process(train_missing)
+        self.train_schedule = Schedule(train_missing.schedule, getattr(self.train_process, "n_uniforms", 1), seed,
+                                       max_src_len)
+        self.valid_missing = MissingSpec(train_missing.rate, train_missing.process, "static", train_missing.mean_span)
+
+    def _process(self, spec: MissingSpec):
+        from ..missingness import make_process
+
+        if spec.rate == 0.0:
+            return None
+        return make_process(spec.process, spec.rate, mean_span=spec.mean_span, token_counts=self.token_counts)
+
+    def _test_schedule(self, process, split: str) -> Optional[Schedule]:
+        if process is None:
+            return None
+        return Schedule("static", process.n_uniforms, TEST_SEED + _SPLIT_OFFSET[split], self.max_src_len)
+
+    # ------------------------------------------------------------------ batches
+    def source_batch(self, split: str, indices: Sequence[int], process, schedule, draw: int):
+        tok = self.tokenizer
+        src = tok.pad([self.src[split][i] for i in indices])  # (B, S)
+        if process is not None:
+            src = apply_missingness(src, src != tok.pad_id, process, schedule, indices, draw, tok.missing_id)
+        return src, tok.mask(src)
+
+    def _batch(self, split: str, indices: Sequence[int], process, schedule, draw: int):
+        tok = self.tokenizer
+        src, src_mask = self.source_batch(split, indices, process, schedule, draw)
+        tgt_in = tok.pad([[tok.bos_id] + self.tgt[split][i] for i in indices])  # (B, T)
+        tgt_out = tok.pad([self.tgt[split][i] + [tok.eos_id] for i in indices])  # (B, T)
+        tgt_mask = tok.mask(tgt_in)  # missing target tokens are not decoder keys
+        counted = tok.mask(tgt_out).observed  # (B, T): missing targets and padding carry no loss
+        return src, src_mask, tgt_in, tgt_mask, tgt_out, counted
+
+    def num_train(self) -> int:
+        return len(self.src["train"])
+
+    def train_batch(self, indices: list[int], draw: int):
+        return self._batch("train", indices, self.train_process, self.train_schedule, draw)
+
+    def batch_size(self, batch) -> int:
+        return batch[0].shape[0]
+
+    def loss(self, model, batch) -> torch.Tensor:
+        src, src_mask, tgt_in, tgt_mask, tgt_out, counted = batch
+        logits = model(src, src_mask, tgt_in, tgt_mask).float()  # (B, T, V)
+        return masked_cross_entropy(logits, tgt_out, counted, label_smoothing=self.label_smoothing)
+
+    def evaluate(self, model, split: str = "valid", missing: Optional[MissingSpec] = None) -> dict:
+        """Teacher-forced loss and token accuracy (fast; used for early stopping: score = -loss)."""
+        missing = self.valid_missing if missing is None else missing
+        process = self._process(missing)
+        schedule = self._test_schedule(process, split)
+        was_training = model.training
+        model.eval()
+        total, correct, count = 0.0, 0, 0
+        n = len(self.src[split])
+        with torch.no_grad():
+            for start in range(0, n, self.eval_batch_size):
+                idx = list(range(start, min(n, start + self.eval_batch_size)))
+                src, src_mask, tgt_in, tgt_mask, tgt_out, counted = self._batch(split, idx, process, schedule, 0)
+                logits = model(src, src_mask, tgt_in, tgt_mask).float()
+                k = int(counted.sum())
+                total += float(masked_cross_entropy(logits, tgt_out, counted)) * k
+                correct += int(((logits.argmax(-1) == tgt_out) & counted).sum())
+                count += k
+        model.train(was_training)
+        loss = total / max(1, count)
+        return {"loss": loss, "token_accuracy": correct / max(1, count), "score": -loss,
+                "missing_rate": missing.rate}
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, model, split: str = "test", missing: Optional[MissingSpec] = None, *, beam: int = 4,
+                 max_len: Optional[int] = None, length_penalty: float = 1.0, limit: Optional[int] = None,
+                 batch_size: int = 32) -> tuple[list[str], list[str], dict]:
+        """Decode ``split`` with seeded test-time holes; returns (hypotheses, references, timing)."""
+        missing = missing or MissingSpec(0.0)
+        process = self._process(missing)
+        schedule = self._test_schedule(process, split)
+        tok = self.tokenizer
+        n = len(self.src[split]) if limit is None else min(limit, len(self.src[split]))
+        hyps, tokens, t0 = [], 0, time.perf_counter()
+        for start in range(0, n, batch_size):
+            idx = list(range(start, min(n, start + batch_size)))
+            src, src_mask = self.source_batch(split, idx, process, schedule, 0)
+            kw = dict(bos=tok.bos_id, eos=tok.eos_id, max_len=max_len or self.max_tgt_len)
+            out = (greedy_decode(model, src, src_mask, **kw) if beam == 1 else
+                   beam_search(model, src, src_mask, beam=beam, length_penalty=length_penalty, **kw))
+            for h in out:
+                tokens += len(h.tokens) + int(h.finished)
+                hyps.append(tok.decode(h.tokens, skip_special_tokens=True))
+        refs = [p.target for p in self.splits.split(split)[:n]]
+        seconds = time.perf_counter() - t0
+        return hyps, refs, {"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / max(seconds, 1e-9)}
+
+    def score(self, hyps: Sequence[str], refs: Sequence[str]) -> dict:
+        return bleu_chrf(hyps, refs) if self.kind == "translate" else rouge(hyps, refs)
+
+    def save_assets(self, folder: Path) -> None:
+        self.tokenizer.save(folder)
+
+
+def train_seq2seq(splits: PairSplits, output: Path, kind: str, model_config: dict, train_config,
+                  missing: MissingSpec, *, vocab_size: int = 8000, max_src_len: int = 128, max_tgt_len: int = 64,
+                  resume: bool = False, test_rates: Sequence[float] = (), beam: int = 4,
+                  test_limit: Optional[int] = None) -> dict:
+    """Tokenizer (BPE, shared by source and target), model, trainer; then BLEU/chrF or ROUGE at
+    each test missing rate (and, for summaries, the lead-sentence baseline)."""
+    from ..training import Trainer, distributed_context
+
+    output = Path(output)
+    tokenizer_dir = output / "tokenizer"
+    rank, world = distributed_context()
+    if rank == 0 and not (resume and (tokenizer_dir / "tokenizer.json").exists()):
+        texts = [p.source for p in splits.train] + [p.target for p in splits.train]
+        TextTokenizer.train(texts, vocab_size=vocab_size, max_len=max(max_src_len, max_tgt_len),
+                            kind="bpe").save(tokenizer_dir)
+    if world > 1:
+        torch.distributed.barrier()
+    tokenizer = TextTokenizer.load(tokenizer_dir)
+    task = Seq2SeqTask(splits, tokenizer, missing, kind=kind, seed=train_config.seed, max_src_len=max_src_len,
+                       max_tgt_len=max_tgt_len)
+    config = Seq2SeqConfig(vocab_size=tokenizer.vocab_size, max_len=max(max_src_len, max_tgt_len) + 2,
+                           **model_config)
+    torch.manual_seed(train_config.seed)
+    model = Seq2Seq(config)
+    run_config = {"task": kind, "model": config.to_dict(), "train": asdict(train_config), "missing": asdict(missing),
+                  "data": {"name": splits.name, **splits.info}, "max_src_len": max_src_len,
+                  "max_tgt_len": max_tgt_len}
+    trainer = Trainer(model, task, train_config, output, run_config)
+    summary = trainer.fit(resume=resume)
+    if test_rates and trainer.main:
+        best = load_seq2seq(output)[0] if (output / "best").exists() else model
+        results = []
+        for rate in test_rates:
+            hyps, refs, timing = task.generate(best, "test", MissingSpec(rate, missing.process, "static",
+                                                                          missing.mean_span),
+                                               beam=beam, limit=test_limit)
+            results.append({"missing_rate": rate, **task.score(hyps, refs), **timing, "examples": hyps[:3]})
+        if kind == "summarize":
+            n = len(splits.test) if test_limit is None else min(test_limit, len(splits.test))
+            lead = [lead_sentences(p.source) for p in splits.test[:n]]
+            results.append({"baseline": "lead-1", **rouge(lead, [p.target for p in splits.test[:n]])})
+        summary["test"] = results
+        (output / "test_results.json").write_text(json.dumps(results, indent=2))
+    return summary
+
+
+def load_seq2seq(folder: Path, device: Optional[torch.device] = None):
+    """(model, tokenizer, run config) from a training run's folder (or its best/)."""
+    folder = Path(folder)
+    if not (folder / "model.safetensors").exists() and (folder / "best" / "model.safetensors").exists():
+        folder = folder / "best"
+    if not (folder / "model.safetensors").exists():
+        raise FileNotFoundError(f"no model.safetensors in {folder}; pass the --output folder of a training run")
+    config = json.loads((folder / "config.json").read_text())
+    model = Seq2Seq(Seq2SeqConfig(**config["model"]))
+    load_model(model, str(folder / "model.safetensors"), device=str(device or "cpu"))
+    model.eval()
+    return model, TextTokenizer.load(folder), config
+
+
+def generate_texts(model: Seq2Seq, tokenizer: TextTokenizer, texts: Sequence[str], *, beam: int = 4,
+                   max_len: int = 64, max_src_len: int = 128, length_penalty: float = 1.0) -> list[str]:
+    """Translate or summarise raw texts (missing markers honoured)."""
+    src = tokenizer.pad([ids[:max_src_len] for ids in tokenizer.encode(texts)])
+    mask = tokenizer.mask(src)
+    kw = dict(bos=tokenizer.bos_id, eos=tokenizer.eos_id, max_len=max_len)
+    out = (greedy_decode(model, src, mask, **kw) if beam == 1 else
+           beam_search(model, src, mask, beam=beam, length_penalty=length_penalty, **kw))
+    return [tokenizer.decode(h.tokens, skip_special_tokens=True) for h in out]

@@ -1,0 +1,152 @@
+"""Translation / summarization: decoding (greedy, beam, cache), missing source and target tokens,
+overfitting a few pairs, metrics against the reference libraries, pair files."""
+
+import pytest
+import torch
+
+from dynmask import Mask
+from dynmask.data.pairs import load_pairs
+from dynmask.data.text import DataError
+from dynmask.data.tokenizer import TextTokenizer
+from dynmask.decoding import beam_search, greedy_decode
+from dynmask.metrics import bleu_chrf, lead_sentences, rouge
+from dynmask.models.seq2seq import Seq2Seq, Seq2SeqConfig
+from dynmask.tasks.classify_text import MissingSpec
+from dynmask.tasks.seq2seq import Seq2SeqTask
+
+BOS, EOS, MISSING = 3, 4, 2
+
+
+def _model(seed=0, vocab=40, method="dynamic", d=32):
+    torch.manual_seed(seed)
+    return Seq2Seq(Seq2SeqConfig(vocab, method=method, d_model=d, n_heads=2, enc_layers=2, dec_layers=2, d_ff=64,
+                                 dropout=0.0, max_len=64)).eval()
+
+
+def _source(seed=0, batch=3, length=7, vocab=40):
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(5, vocab, (batch, length), generator=g)
+    src[0, 2] = MISSING
+    src[1, 5:] = 0
+    src[2, [1, 3]] = MISSING
+    return src, Mask.from_tokens(src, missing=[1, MISSING], pad=0)
+
+
+def test_beam_one_equals_greedy():
+    model, (src, mask) = _model(), _source()
+    greedy = greedy_decode(model, src, mask, bos=BOS, eos=EOS, max_len=12)
+    beam = beam_search(model, src, mask, bos=BOS, eos=EOS, beam=1, max_len=12, length_penalty=0.0)
+    assert [h.tokens for h in greedy] == [h.tokens for h in beam]
+    for g, b in zip(greedy, beam):
+        assert g.score == pytest.approx(b.score, abs=1e-5)
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_cached_decoding_equals_decoding_without_cache(beam):
+    model, (src, mask) = _model(1), _source(1)
+    decode = (lambda **kw: greedy_decode(model, src, mask, bos=BOS, eos=EOS, max_len=10, **kw)) if beam == 1 else \
+        (lambda **kw: beam_search(model, src, mask, bos=BOS, eos=EOS, beam=beam, max_len=10, **kw))
+    cached, plain = decode(use_cache=True), decode(use_cache=False)
+    assert [h.tokens for h in cached] == [h.tokens for h in plain]
+    for c, p in zip(cached, plain):
+        assert c.score == pytest.approx(p.score, abs=1e-4)
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_text_at_missing_source_positions_changes_nothing(beam):
+    model, (src, mask) = _model(2), _source(2)
+    other = torch.where(mask.missing, torch.randint(5, 40, src.shape), src)  # same mask, other ids
+    run = lambda s: (greedy_decode(model, s, mask, bos=BOS, eos=EOS, max_len=10) if beam == 1 else
+                     beam_search(model, s, mask, bos=BOS, eos=EOS, beam=beam, max_len=10))
+    a, b = run(src), run(other)
+    assert [h.tokens for h in a] == [h.tokens for h in b]
+    assert [h.score for h in a] == [h.score for h in b]
+
+
+def test_static_baseline_does_read_missing_source_tokens():
+    """Sanity check that the test above can fail: the static baseline attends to placeholders."""
+    model, (src, mask) = _model(2, method="static"), _source(2)
+    memory = model.encode(src, mask)
+    shifted = Mask(mask.observed, mask.valid)
+    other_mask = Mask(mask.valid, mask.valid)  # pretend the holes were observed words
+    assert not torch.allclose(memory[mask.observed], model.encode(src, other_mask)[mask.observed])
+    assert torch.equal(memory, model.encode(src, shifted))
+
+
+def _tiny_pairs_task(pairs, tmp_path, missing=0.0):
+    from dynmask.data.pairs import Pair, PairSplits
+
+    splits = PairSplits("tiny", [Pair(*p) for p in pairs], [Pair(*p) for p in pairs], [Pair(*p) for p in pairs])
+    tok = TextTokenizer.train([p[0] for p in pairs] + [p[1] for p in pairs], vocab_size=200, min_frequency=1,
+                              kind="bpe", max_len=32)
+    return Seq2SeqTask(splits, tok, MissingSpec(missing), kind="translate", max_src_len=16, max_tgt_len=16), tok
+
+
+def test_missing_target_tokens_have_zero_loss_weight(tmp_path):
+    task, tok = _tiny_pairs_task([("a red house", "ein rotes [missing] Haus"), ("a cat", "eine Katze")], tmp_path)
+    src, src_mask, tgt_in, tgt_mask, tgt_out, counted = task._batch("train", [0, 1], None, None, 0)
+    hole_out = tgt_out == tok.missing_id
+    assert hole_out.any() and not counted[hole_out].any()  # the marker is never a training target
+    assert not tgt_mask.observed[tgt_in == tok.missing_id].any()  # nor a decoder key
+    model = Seq2Seq(Seq2SeqConfig(tok.vocab_size, d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32,
+                                  dropout=0.0))
+    batch = (src, src_mask, tgt_in, tgt_mask, tgt_out, counted)
+    loss = task.loss(model, batch)
+    other_out = torch.where(hole_out, torch.full_like(tgt_out, 7), tgt_out)  # whatever the hidden word was
+    other_in = torch.where(tgt_in == tok.missing_id, torch.full_like(tgt_in, 9), tgt_in)
+    assert torch.equal(loss, task.loss(model, (src, src_mask, other_in, tgt_mask, other_out, counted)))
+
+
+def test_small_model_overfits_a_handful_of_pairs(tmp_path):
+    pairs = [("open the file", "die Datei öffnen"), ("close the window", "das Fenster schließen"),
+             ("save the document", "das Dokument speichern"), ("print the page", "die Seite drucken")]
+    task, tok = _tiny_pairs_task(pairs, tmp_path)
+    torch.manual_seed(0)
+    model = Seq2Seq(Seq2SeqConfig(tok.vocab_size, d_model=64, n_heads=4, enc_layers=1, dec_layers=1, d_ff=128,
+                                  dropout=0.0, max_len=32))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    batch = task._batch("train", list(range(4)), None, None, 0)
+    task.label_smoothing = 0.0
+    model.train()
+    for _ in range(250):
+        opt.zero_grad()
+        task.loss(model, batch).backward()
+        opt.step()
+    hyps, refs, _ = task.generate(model, "train", beam=1)
+    assert hyps == refs
+    hyps, _, _ = task.generate(model, "train", beam=3)
+    assert hyps == refs
+
+
+def test_bleu_chrf_and_rouge_match_the_libraries():
+    import sacrebleu
+    from rouge_score import rouge_scorer
+
+    hyps = ["the cat sat on the mat", "a quick brown fox", "hello there world"]
+    refs = ["the cat sat on a mat", "the quick brown fox jumps", "hello world"]
+    ours = bleu_chrf(hyps, refs)
+    assert ours["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
+    assert ours["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score)
+    assert ours["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+    same = "the very same words are here"
+    assert bleu_chrf([same], [same])["bleu"] == pytest.approx(100.0)
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    expected = sum(scorer.score(r, h)["rouge2"].fmeasure for h, r in zip(hyps, refs)) / 3 * 100
+    assert rouge(hyps, refs)["rouge2"] == pytest.approx(expected)
+    assert rouge(["the cat sat"], ["the cat sat on the mat"])["rouge1"] == pytest.approx(200 / 3)
+
+
+def test_lead_sentence_baseline():
+    assert lead_sentences("First one. Second one! Third?") == "First one."
+    assert lead_sentences("First one. Second one! Third?", 2) == "First one. Second one!"
+
+
+def test_pair_files_with_split_pattern_and_errors(tmp_path):
+    for split in ("train", "valid", "test"):
+        (tmp_path / f"c.{split}.tsv").write_text(f"source\ttarget\nhello {split}\thallo {split}\n\tleer\n")
+    splits = load_pairs(str(tmp_path / "c.{split}.tsv"))
+    assert [p.source for p in splits.valid] == ["hello valid", ""]  # an empty source is kept (fully missing)
+    with pytest.raises(DataError, match="Pass --target-column"):
+        load_pairs(str(tmp_path / "c.{split}.tsv"), target_column="de")
+    with pytest.raises(DataError, match="does not exist"):
+        load_pairs(str(tmp_path / "x.{split}.tsv"))
