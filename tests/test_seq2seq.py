@@ -150,3 +150,29 @@ def test_pair_files_with_split_pattern_and_errors(tmp_path):
         load_pairs(str(tmp_path / "c.{split}.tsv"), target_column="de")
     with pytest.raises(DataError, match="does not exist"):
         load_pairs(str(tmp_path / "x.{split}.tsv"))
+
+
+def test_cli_translate_train_evaluate_predict(tmp_path, capsys):
+    import json
+
+    from dynmask.cli import main
+
+    words = [("open", "öffnen"), ("close", "schließen"), ("save", "speichern"), ("print", "drucken")]
+    things = [("the file", "die Datei"), ("the window", "das Fenster"), ("the page", "die Seite")]
+    rows = [f"{v} {t}\t{tt} {vv}" for v, vv in words for t, tt in things] * 3
+    (tmp_path / "pairs.tsv").write_text("source\ttarget\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    small = ["--d-model", "32", "--heads", "2", "--enc-layers", "1", "--dec-layers", "1", "--d-ff", "64",
+             "--vocab-size", "120", "--max-src-len", "16", "--max-tgt-len", "16", "--no-progress"]
+    assert main(["train", "translate", "--data", str(tmp_path / "pairs.tsv"), "--output", str(out), "--epochs", "1",
+                 "--beam", "2", "--test-missing", "0,0.4", *small]) == 0
+    results = json.loads((out / "test_results.json").read_text())
+    assert [r["missing_rate"] for r in results] == [0.0, 0.4]
+    assert {"bleu", "chrf", "bleu_signature", "tokens_per_s"} <= set(results[0])
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out), "--data", str(tmp_path / "pairs.tsv"), "--missing", "0.2",
+                 "--beam", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["missing_rate"] == 0.2
+    assert main(["predict", "--model", str(out), "--text", "open the ??? file", "--beam", "1"]) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert row["text"] == "open the ??? file" and isinstance(row["output"], str)

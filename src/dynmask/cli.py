@@ -2,6 +2,7 @@
 
     dynmask demo                     train and compare the masking methods on the default data
     dynmask train classify ...       train a text classifier (missing tokens handled by a dynamic mask)
+    dynmask train translate|summarize ...   train an encoder-decoder over sources with missing tokens
     dynmask evaluate --model DIR     score a trained model at test-time missing rates
     dynmask predict --model DIR      label texts (missing markers honoured)
     dynmask data list | fetch NAME   the built-in data sets
@@ -62,6 +63,35 @@ def _add_missing_args(p: argparse.ArgumentParser) -> None:
                         "method (default: 0,0.2,0.4,0.6)")
 
 
+def _add_optimisation_args(p: argparse.ArgumentParser, epochs: int = 5, lr: float = 1e-3) -> None:
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=int, default=epochs, help=f"(default: {epochs})")
+    o.add_argument("--batch-size", type=int, default=64, help="per process (default: 64)")
+    o.add_argument("--lr", type=float, default=lr, help=f"peak learning rate of AdamW (default: {lr:g})")
+    o.add_argument("--weight-decay", type=float, default=0.01, help="(default: 0.01)")
+    o.add_argument("--warmup", type=float, default=0.1, help="share of steps spent warming up (default: 0.1)")
+    o.add_argument("--clip-norm", type=float, default=1.0, help="gradient clipping norm (default: 1.0)")
+    o.add_argument("--patience", type=int, default=2, help="epochs without improvement before stopping (default: 2)")
+    o.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
+    o.add_argument("--amp", choices=("auto", "on", "off"), default="auto",
+                   help="mixed precision: auto = on for CUDA, off on CPU (default: auto)")
+    o.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (default: 500)")
+    o.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (resume later)")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_pair_args(p: argparse.ArgumentParser, source: str, target: str) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", required=True,
+                   help="a CSV / TSV / JSONL / Parquet file, a pattern with {split} naming one file per split "
+                        "(e.g. corpus.{split}.tsv), or aclsum")
+    g.add_argument("--source-column", default=source, help=f"column holding the input (default: {source})")
+    g.add_argument("--target-column", default=target, help=f"column holding the output (default: {target})")
+    g.add_argument("--encoding", default="utf-8", help="text encoding of the files (default: utf-8)")
+    g.add_argument("--data-seed", type=int, default=0, help="seed of a random split of one file (default: 0)")
+    g.add_argument("--max-train", type=int, default=None, help="train on a seeded random subset of this many pairs")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dynmask", description="Transformers over sequences with missing values, "
                                      "with dynamic masks (True = observed).")
@@ -105,22 +135,33 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--missing-markers", default=None,
                    help="comma-separated strings that mark a missing word in your text (default: [missing], "
                         "<missing>, <unk>, [unk], ???, [illegible], [redacted])")
-    o = c.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int, default=5, help="(default: 5)")
-    o.add_argument("--batch-size", type=int, default=64, help="per process (default: 64)")
-    o.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of AdamW (default: 1e-3)")
-    o.add_argument("--weight-decay", type=float, default=0.01, help="(default: 0.01)")
-    o.add_argument("--warmup", type=float, default=0.1, help="share of steps spent warming up (default: 0.1)")
-    o.add_argument("--clip-norm", type=float, default=1.0, help="gradient clipping norm (default: 1.0)")
-    o.add_argument("--patience", type=int, default=2, help="epochs without improvement before stopping (default: 2)")
-    o.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
-    o.add_argument("--amp", choices=("auto", "on", "off"), default="auto",
-                   help="mixed precision: auto = on for CUDA, off on CPU (default: auto)")
-    o.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (default: 500)")
-    o.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (resume later)")
-    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_optimisation_args(c)
     _add_data_args(c)
     _add_missing_args(c)
+
+    for task, source, target, what in (("translate", "source", "target", "translation"),
+                                       ("summarize", "document", "summary", "summarization")):
+        q = tsub.add_parser(task, help=f"{what} with missing source tokens (encoder-decoder)")
+        q.add_argument("--output", type=Path, required=True, help="run folder: checkpoint/, best/, metrics.jsonl")
+        q.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+        m = q.add_argument_group("model")
+        m.add_argument("--method", choices=("dynamic", "static", "seed_literal"), default="dynamic",
+                       help="how missing source tokens are handled (default: dynamic)")
+        m.add_argument("--d-model", type=int, default=256, help="model width (default: 256)")
+        m.add_argument("--heads", type=int, default=4, help="attention heads (default: 4)")
+        m.add_argument("--enc-layers", type=int, default=3, help="encoder layers (default: 3)")
+        m.add_argument("--dec-layers", type=int, default=3, help="decoder layers (default: 3)")
+        m.add_argument("--d-ff", type=int, default=1024, help="feed-forward width (default: 1024)")
+        m.add_argument("--dropout", type=float, default=0.1, help="dropout (default: 0.1)")
+        m.add_argument("--vocab-size", type=int, default=8000, help="shared BPE vocabulary size (default: 8000)")
+        m.add_argument("--max-src-len", type=int, default=128, help="source tokens kept (default: 128)")
+        m.add_argument("--max-tgt-len", type=int, default=64, help="target tokens kept (default: 64)")
+        m.add_argument("--beam", type=int, default=4, help="beam size for the test scores (default: 4; 1 = greedy)")
+        m.add_argument("--test-limit", type=int, default=None, help="score only the first N test pairs")
+        _add_optimisation_args(q, epochs=10, lr=5e-4)
+        _add_pair_args(q, source, target)
+        _add_missing_args(q)
+        q.set_defaults(test_missing=[0.0, 0.2, 0.4])
 
     # evaluate -----------------------------------------------------------------------------------
     p = sub.add_parser("evaluate", help="score a trained classifier on a split at test-time missing rates")
@@ -130,13 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test-time missing rates, comma-separated (default: 0,0.2,0.4,0.6)")
     p.add_argument("--missing-process", choices=PROCESS_CHOICES, default="uniform", help="(default: uniform)")
     p.add_argument("--mean-span", type=float, default=3.0, help="mean span length for spans")
+    p.add_argument("--beam", type=int, default=4, help="translation / summarization: beam size (default: 4)")
+    p.add_argument("--limit", type=int, default=None, help="translation / summarization: first N examples only")
     _add_data_args(p)
+    p.add_argument("--source-column", default=None, help="translation / summarization: input column "
+                   "(default: the one the model was trained with)")
+    p.add_argument("--target-column", default=None, help="translation / summarization: output column")
 
     # predict ------------------------------------------------------------------------------------
-    p = sub.add_parser("predict", help="label texts: one JSON line per text with label and probabilities")
+    p = sub.add_parser("predict", help="label, translate or summarise texts: one JSON line per text")
     p.add_argument("--model", type=Path, required=True, help="a training run's --output folder (or its best/)")
     p.add_argument("--text", action="append", default=None, help="a text to label (repeatable)")
     p.add_argument("--input", default=None, help="a file with one text per line, or - for standard input")
+    p.add_argument("--beam", type=int, default=4, help="translation / summarization: beam size (default: 4)")
+    p.add_argument("--max-len", type=int, default=None, help="translation / summarization: longest output")
 
     # data ---------------------------------------------------------------------------------------
     p = sub.add_parser("data", help="the built-in data sets")
@@ -167,15 +215,11 @@ def _load_splits(args, seed: int):
 
 def _train_classify(args) -> dict:
     from .tasks.classify_text import MissingSpec, train_text_classifier
-    from .training import TrainConfig
 
     splits = _load_splits(args, args.data_seed)
     model = dict(method=args.method, pooling=args.pooling, d_model=args.d_model, n_heads=args.heads,
                  n_layers=args.layers, d_ff=args.d_ff, dropout=args.dropout)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                         warmup=args.warmup, clip_norm=args.clip_norm, patience=args.patience, seed=args.seed,
-                         amp=args.amp, checkpoint_every=args.checkpoint_every, max_steps=args.max_steps,
-                         progress=not args.no_progress)
+    config = _train_config(args)
     missing = MissingSpec(args.train_missing, args.missing_process, args.schedule, args.mean_span)
     summary = train_text_classifier(splits, args.output, model, config, missing, vocab_size=args.vocab_size,
                                     max_len=args.max_len, missing_markers=_markers(args.missing_markers),
@@ -186,14 +230,74 @@ def _train_classify(args) -> dict:
     return summary
 
 
+def _train_config(args):
+    from .training import TrainConfig
+
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                       warmup=args.warmup, clip_norm=args.clip_norm, patience=args.patience, seed=args.seed,
+                       amp=args.amp, checkpoint_every=args.checkpoint_every, max_steps=args.max_steps,
+                       progress=not args.no_progress)
+
+
+def _train_seq2seq(args) -> dict:
+    from .data.pairs import load_pairs
+    from .tasks.classify_text import MissingSpec
+    from .tasks.seq2seq import train_seq2seq
+
+    splits = load_pairs(args.data, source_column=args.source_column, target_column=args.target_column,
+                        seed=args.data_seed, encoding=args.encoding, max_train=args.max_train)
+    model = dict(method=args.method, d_model=args.d_model, n_heads=args.heads, enc_layers=args.enc_layers,
+                 dec_layers=args.dec_layers, d_ff=args.d_ff, dropout=args.dropout)
+    missing = MissingSpec(args.train_missing, args.missing_process, args.schedule, args.mean_span)
+    summary = train_seq2seq(splits, args.output, args.task, model, _train_config(args), missing,
+                            vocab_size=args.vocab_size, max_src_len=args.max_src_len, max_tgt_len=args.max_tgt_len,
+                            resume=args.resume, test_rates=args.test_missing if args.max_steps is None else (),
+                            beam=args.beam, test_limit=args.test_limit)
+    if _rank() == 0:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    return summary
+
+
+def _task_of(folder: Path) -> str:
+    for candidate in (folder / "config.json", folder / "best" / "config.json"):
+        if candidate.exists():
+            return json.loads(candidate.read_text()).get("task", "classify")
+    raise FileNotFoundError(f"no config.json in {folder} or {folder / 'best'}; pass a training run's --output folder")
+
+
 def _rank() -> int:
     import os
 
     return int(os.environ.get("RANK", "0"))
 
 
+def _evaluate_seq2seq(args) -> list[dict]:
+    from .data.pairs import load_pairs
+    from .tasks.classify_text import MissingSpec
+    from .tasks.seq2seq import Seq2SeqTask, load_seq2seq
+
+    model, tokenizer, config = load_seq2seq(args.model)
+    defaults = ("source", "target") if config["task"] == "translate" else ("document", "summary")
+    data = args.data if args.data != "rotten_tomatoes" else config["data"]["name"]
+    splits = load_pairs(data, source_column=args.source_column or defaults[0],
+                        target_column=args.target_column or defaults[1], seed=args.data_seed, encoding=args.encoding)
+    task = Seq2SeqTask(splits, tokenizer, MissingSpec(0.0), kind=config["task"], max_src_len=config["max_src_len"],
+                       max_tgt_len=config["max_tgt_len"])
+    results = []
+    for rate in args.missing:
+        hyps, refs, timing = task.generate(model, args.split, MissingSpec(rate, args.missing_process, "static",
+                                                                          args.mean_span),
+                                           beam=args.beam, limit=args.limit)
+        results.append({"missing_rate": rate, **task.score(hyps, refs), **timing})
+    print(json.dumps(results, indent=2))
+    return results
+
+
 def _evaluate(args) -> list[dict]:
     from .tasks.classify_text import MissingSpec, TextClassificationTask, load_classifier
+
+    if _task_of(args.model) != "classify":
+        return _evaluate_seq2seq(args)
 
     model, tokenizer, labels = load_classifier(args.model)
     splits = _load_splits(args, args.data_seed)
@@ -216,6 +320,16 @@ def _predict(args) -> list[dict]:
             texts.extend(line.rstrip("\n") for line in stream)
     if not texts:
         raise SystemExit("error: nothing to predict: pass --text TEXT or --input FILE (or - for standard input)")
+    if _task_of(args.model) != "classify":
+        from .tasks.seq2seq import generate_texts, load_seq2seq
+
+        model, tokenizer, config = load_seq2seq(args.model)
+        outputs = generate_texts(model, tokenizer, texts, beam=args.beam,
+                                 max_len=args.max_len or config["max_tgt_len"], max_src_len=config["max_src_len"])
+        rows = [{"text": t, "output": o} for t, o in zip(texts, outputs)]
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return rows
     model, tokenizer, labels = load_classifier(args.model)
     out = predict_texts(model, tokenizer, labels, texts)
     for row in out:
@@ -257,7 +371,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      quick=args.quick, max_len=args.max_len, pooling=args.pooling,
                      model=None if args.d_model == 64 else {"d_model": args.d_model, "d_ff": 2 * args.d_model})
         elif args.command == "train":
-            _train_classify(args)
+            _train_classify(args) if args.task == "classify" else _train_seq2seq(args)
         elif args.command == "evaluate":
             _evaluate(args)
         elif args.command == "predict":

@@ -1,0 +1,97 @@
+"""Translation (LibreOffice help EN→DE) and summarization (Debian descriptions) with missing source
+tokens: dynamic vs static vs seed_literal, scored at source missing rates 0 / 0.2 / 0.4.
+
+Reads the prepared sets in ../shared/datasets (see ../shared/DATA.md). Finished runs are skipped when
+the script is run again (each run also resumes from its checkpoint).
+
+    python experiments/seq2seq.py --task translate     # results/seq2seq-translate/
+    python experiments/seq2seq.py --task summarize     # results/seq2seq-summarize/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from dynmask.data.pairs import load_pairs
+from dynmask.tasks.classify_text import MissingSpec
+from dynmask.tasks.seq2seq import train_seq2seq
+from dynmask.training import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "datasets"
+DATA = {
+    "translate": dict(data=str(SHARED / "translation" / "libreoffice-help.en-de.{split}.tsv"),
+                      source_column="source", target_column="target", max_src_len=96, max_tgt_len=96),
+    "summarize": dict(data=str(SHARED / "summarization" / "debian-descriptions.{split}.tsv"),
+                      source_column="document", target_column="summary", max_src_len=128, max_tgt_len=32),
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--task", choices=tuple(DATA), required=True)
+    p.add_argument("--methods", default="dynamic,static,seed_literal")
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--max-train", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--d-model", type=int, default=256)
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--train-missing", type=float, default=0.3)
+    p.add_argument("--test-limit", type=int, default=400)
+    p.add_argument("--beam", type=int, default=4)
+    args = p.parse_args()
+
+    spec = DATA[args.task]
+    splits = load_pairs(spec["data"], source_column=spec["source_column"], target_column=spec["target_column"],
+                        max_train=args.max_train)
+    out = ROOT / "results" / f"seq2seq-{args.task}"
+    out.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for seed in range(args.seeds):
+        for method in args.methods.split(","):
+            folder = ROOT / "runs" / f"seq2seq-{args.task}" / f"{method}-seed{seed}"
+            done = folder / "test_results.json"
+            t0 = time.perf_counter()
+            if done.exists():
+                test = json.loads(done.read_text())
+                summary = json.loads((folder / "summary.json").read_text())
+            else:
+                model = dict(method=method, d_model=args.d_model, n_heads=4, enc_layers=args.layers,
+                             dec_layers=args.layers, d_ff=4 * args.d_model, dropout=0.1)
+                config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
+                                     progress=False, patience=args.epochs)
+                summary = train_seq2seq(splits, folder, args.task, model, config,
+                                        MissingSpec(args.train_missing), vocab_size=8000,
+                                        max_src_len=spec["max_src_len"], max_tgt_len=spec["max_tgt_len"],
+                                        resume=True, test_rates=(0.0, 0.2, 0.4), beam=args.beam,
+                                        test_limit=args.test_limit)
+                test = summary.pop("test")
+                summary["seconds"] = time.perf_counter() - t0
+                (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+            runs.append({"method": method, "seed": seed, "test": test, "train": summary})
+            print(method, seed, [{k: round(v, 2) for k, v in r.items() if isinstance(v, float)} for r in test],
+                  flush=True)
+            (out / "results.json").write_text(json.dumps({"args": vars(args), "sizes": {
+                k: len(splits.split(k)) for k in ("train", "valid", "test")}, "runs": runs}, indent=2))
+    metric = ["bleu", "chrf"] if args.task == "translate" else ["rouge1", "rouge2", "rougeL"]
+    lines = ["| method | " + " | ".join(f"missing {r:g}: {' / '.join(metric)}" for r in (0.0, 0.2, 0.4))
+             + " | train min | decode tokens/s |", "|" + " --- |" * 6]
+    for run in runs:
+        cells = [" / ".join(f"{t[m]:.1f}" for m in metric) for t in run["test"] if "missing_rate" in t]
+        tps = sum(t["tokens_per_s"] for t in run["test"] if "tokens_per_s" in t) / 3
+        lines.append(f"| {run['method']} (seed {run['seed']}) | " + " | ".join(cells)
+                     + f" | {run['train'].get('seconds', 0) / 60:.0f} | {tps:.0f} |")
+    lead = [t for t in runs[0]["test"] if t.get("baseline")] if runs else []
+    if lead:
+        lines.append(f"| lead-1 baseline | {' / '.join(f'{lead[0][m]:.1f}' for m in metric)} | | | | |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
