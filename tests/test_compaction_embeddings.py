@@ -62,3 +62,16 @@ def test_sinusoidal_positions_by_original_position():
     b = pe(torch.arange(6).unsqueeze(0))
     assert torch.equal(a[0], b[0, [0, 2, 5]])
     assert torch.equal(a[0, 0], torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0, 1.0]))
+
+
+def test_plan_with_dropped_and_limit_trims_padding():
+    keep = torch.tensor([[False, True, False, True, False], [True, False, False, False, False]])
+    valid = torch.tensor([[True, True, True, True, False], [True, True, False, False, False]])
+    plan = Compaction.plan(keep, include_dropped=True, limit=valid)
+    assert plan.width == 4
+    assert plan.positions.tolist() == [[1, 3, 0, 2], [0, 1, 2, 3]]
+    assert plan.valid.tolist() == [[True, True, True, True], [True, True, False, False]]
+    assert plan.kept.tolist() == [[True, True, False, False], [True, False, False, False]]
+    x = torch.arange(10.0).view(2, 5, 1)
+    back = plan.scatter(plan.gather(x)).squeeze(-1)
+    assert back.tolist() == [[0.0, 1.0, 2.0, 3.0, 0.0], [5.0, 6.0, 0.0, 0.0, 0.0]]

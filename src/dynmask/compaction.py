@@ -19,6 +19,7 @@ With ``include_dropped=True`` the dropped tokens follow the kept ones instead of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -41,25 +42,34 @@ class Compaction:
     dst_rows: Tensor  # long[T], rows of the flattened (B*N) compact batch
 
     @classmethod
-    def plan(cls, keep: Tensor, include_dropped: bool = False) -> "Compaction":
-        """Plan for ``keep`` (bool[B, L], True = kept). Kept tokens keep their relative order."""
+    def plan(cls, keep: Tensor, include_dropped: bool = False, limit: Optional[Tensor] = None) -> "Compaction":
+        """Plan for ``keep`` (bool[B, L], True = kept). Kept tokens keep their relative order.
+
+        With ``include_dropped`` the other tokens follow the kept ones (stable order) instead of being
+        left out; ``limit`` (bool[B, L], a superset of ``keep``, e.g. the non-padding positions) then
+        says which of them come along: positions outside ``limit`` are left out, so padding is trimmed.
+        """
         if keep.dim() != 2 or keep.dtype != torch.bool:
             raise ValueError(f"keep must be bool[B, L], got {keep.dtype} of shape {tuple(keep.shape)}")
         batch, length = keep.shape
         num_kept = keep.sum(1)  # (B,)
+        slots = None
         if include_dropped:
-            # stable sort: kept tokens first in their order, then the dropped ones in theirs
-            order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices  # (B, L)
-            width = length
-            valid = torch.ones(batch, length, dtype=torch.bool, device=keep.device)
-            positions = order
+            within = torch.ones_like(keep) if limit is None else (limit | keep)
+            rank = (~keep).to(torch.uint8) + (~within).to(torch.uint8)  # 0 kept, 1 dropped, 2 outside limit
+            order = torch.sort(rank, dim=1, stable=True).indices  # (B, L)
+            num_in = within.sum(1)  # (B,)
+            width = int(num_in.max()) if batch else 0
+            positions = order[:, :width]  # (B, N)
+            slots = torch.arange(width, device=keep.device)
+            valid = slots.unsqueeze(0) < num_in.unsqueeze(1)  # (B, N)
         else:
             width = int(num_kept.max()) if batch else 0
             slots = torch.arange(width, device=keep.device)  # (N,)
             valid = slots.unsqueeze(0) < num_kept.unsqueeze(1)  # (B, N)
             positions = torch.zeros(batch, width, dtype=torch.long, device=keep.device)
             positions[valid] = keep.nonzero()[:, 1]  # row-major: sample by sample, in order
-        kept = torch.arange(width, device=keep.device).unsqueeze(0) < num_kept.unsqueeze(1)  # (B, N)
+        kept = slots.unsqueeze(0) < num_kept.unsqueeze(1)  # (B, N)
         batch_ids = torch.arange(batch, device=keep.device).unsqueeze(1)  # (B, 1)
         flat_src = (batch_ids * length + positions)[valid]  # (T,)
         dst_rows = valid.reshape(-1).nonzero().squeeze(1)  # (T,)

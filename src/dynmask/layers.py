@@ -236,7 +236,10 @@ class _Stack(nn.Module):
         width = int(keep.sum(1).max()) if keep.numel() else 0
         if backend == "auto":
             below = self.compact_below if self.compact_below is not None else (0.5 if asks_all else 0.9)
-            backend = "compact" if width <= below * length else "dense"
+            compact = width <= below * length
+            if asks_all and not compact:  # trimming padding alone can pay too
+                compact = int(query_keep.sum(1).max()) <= 0.9 * length
+            backend = "compact" if compact else "dense"
 
         if backend == "compact" and width == 0 and not asks_all:
             backend = "dense"  # nothing observed anywhere: no compact batch to run; dense returns zeros
@@ -252,10 +255,9 @@ class _Stack(nn.Module):
             run = _Run(plan.valid, plan.valid, positions=plan.positions if causal else None,
                        gate=compact_gate, variant=self.variant)
             return plan.gather(x), run, plan
-        # kept tokens first, then the rest (which still ask queries); keys are the first `width` slots
-        plan = Compaction.plan(keep, include_dropped=True)
-        run = _Run(plan.kept, plan.gather(query_keep), positions=plan.positions, key_len=max(width, 1),
-                   variant=self.variant)
+        # kept tokens first, then the missing ones (which still ask queries); keys are the first `width` slots
+        plan = Compaction.plan(keep, include_dropped=True, limit=query_keep)  # padding trimmed
+        run = _Run(plan.kept, plan.valid, positions=plan.positions, key_len=max(width, 1), variant=self.variant)
         return plan.gather(x), run, plan
 
     def _finish(self, x: Tensor, run: _Run, plan: Optional[Compaction]) -> Tensor:

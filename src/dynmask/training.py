@@ -15,6 +15,7 @@ A task provides::
     batch_size(batch) -> int
     evaluate(model) -> dict with "score" (higher is better)
     save_assets(folder) -> None                                # e.g. the tokenizer, with the model
+    lengths() -> list[int]                   (optional) example lengths: batches are then length-bucketed
 """
 
 from __future__ import annotations
@@ -203,7 +204,15 @@ class Trainer:
         n_mine = self.task.num_train() // self.world
         mine = perm[self.rank::self.world][:n_mine]  # equal shares: every rank takes the same number of steps
         bs = self.config.batch_size
-        return [mine[i:i + bs] for i in range(0, n_mine, bs)]
+        if not hasattr(self.task, "lengths"):
+            return [mine[i:i + bs] for i in range(0, n_mine, bs)]
+        # length buckets: sort within chunks of 50 batches (little padding), then shuffle the batches
+        lengths, chunk, batches = self.task.lengths(), 50 * bs, []
+        for start in range(0, n_mine, chunk):
+            part = sorted(mine[start:start + chunk], key=lambda i: lengths[i])
+            batches += [part[i:i + bs] for i in range(0, len(part), bs)]
+        shuffle = torch.randperm(len(batches), generator=torch.Generator().manual_seed(g.initial_seed() + 1))
+        return [batches[i] for i in shuffle.tolist()]
 
     def _autocast(self):
         if self.amp_dtype is None:

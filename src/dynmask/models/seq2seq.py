@@ -59,7 +59,7 @@ class Seq2Seq(nn.Module):
         common = dict(d_ff=config.d_ff, dropout=config.dropout, variant=config.method, positional="sinusoidal",
                       max_len=config.max_len)
         self.encoder = Encoder(d, config.n_heads, config.enc_layers, backend=config.backend, **common)
-        self.decoder = Decoder(d, config.n_heads, config.dec_layers, backend="dense", **common)
+        self.decoder = Decoder(d, config.n_heads, config.dec_layers, backend=config.backend, **common)
         vocab_out = config.vocab_size if shared else config.tgt_vocab_size
         self.out = nn.Linear(d, vocab_out, bias=False)
         if config.tie_embeddings:
@@ -73,13 +73,17 @@ class Seq2Seq(nn.Module):
         """``src`` long[B, S] -> memory float[B, S, D] (zero at missing source positions)."""
         return self.encoder(self.src_embed(src, src_mask), src_mask)
 
-    def decode(self, memory: Tensor, src_mask: Mask, tgt_in: Tensor, tgt_mask: Mask) -> Tensor:
-        """Teacher-forced logits float[B, T, V] for target inputs ``tgt_in`` long[B, T]."""
+    def decode(self, memory: Tensor, src_mask: Mask, tgt_in: Tensor, tgt_mask: Mask,
+               select: Optional[Tensor] = None) -> Tensor:
+        """Teacher-forced logits for target inputs ``tgt_in`` long[B, T]: float[B, T, V], or float[N, V]
+        for the N positions where ``select`` (bool[B, T]) is True — the output projection, the largest
+        matrix product, then skips padding and uncounted positions."""
         h = self.decoder(self.tgt_embed(tgt_in, tgt_mask), memory, tgt_mask, src_mask)  # (B, T, D)
-        return self.out(h)
+        return self.out(h if select is None else h[select])
 
-    def forward(self, src: Tensor, src_mask: Mask, tgt_in: Tensor, tgt_mask: Mask) -> Tensor:
-        return self.decode(self.encode(src, src_mask), src_mask, tgt_in, tgt_mask)
+    def forward(self, src: Tensor, src_mask: Mask, tgt_in: Tensor, tgt_mask: Mask,
+                select: Optional[Tensor] = None) -> Tensor:
+        return self.decode(self.encode(src, src_mask), src_mask, tgt_in, tgt_mask, select)
 
     # ------------------------------------------------------------------ incremental decoding
     def start(self, memory: Tensor, src_mask: Mask) -> DecoderCache:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_model
 
 from ..data.pairs import PairSplits
@@ -87,6 +88,10 @@ class Seq2SeqTask:
     def num_train(self) -> int:
         return len(self.src["train"])
 
+    def lengths(self) -> list[int]:
+        """Training example lengths, so the trainer can bucket batches by length (less padding)."""
+        return [len(s) + 2 * len(t) for s, t in zip(self.src["train"], self.tgt["train"])]
+
     def train_batch(self, indices: list[int], draw: int):
         return self._batch("train", indices, self.train_process, self.train_schedule, draw)
 
@@ -95,8 +100,8 @@ class Seq2SeqTask:
 
     def loss(self, model, batch) -> torch.Tensor:
         src, src_mask, tgt_in, tgt_mask, tgt_out, counted = batch
-        logits = model(src, src_mask, tgt_in, tgt_mask).float()  # (B, T, V)
-        return masked_cross_entropy(logits, tgt_out, counted, label_smoothing=self.label_smoothing)
+        logits = model(src, src_mask, tgt_in, tgt_mask, select=counted).float()  # (N, V): counted positions only
+        return F.cross_entropy(logits, tgt_out[counted], label_smoothing=self.label_smoothing)
 
     def evaluate(self, model, split: str = "valid", missing: Optional[MissingSpec] = None) -> dict:
         """Teacher-forced loss and token accuracy (fast; used for early stopping: score = -loss)."""
