@@ -29,10 +29,10 @@ def setup(tmp_path_factory):
     return splits, tok
 
 
-def _model(tok, seed=0, method="dynamic"):
+def _model(tok, seed=0, method="dynamic", arch="transformer"):
     torch.manual_seed(seed)
     return TextClassifier(ClassifierConfig(tok.vocab_size, 2, method=method, d_model=16, n_heads=2, n_layers=1,
-                                           d_ff=32, max_len=16))
+                                           d_ff=32, max_len=16, arch=arch))
 
 
 def _trainer(setup, out, model, **cfg):
@@ -115,9 +115,10 @@ def test_cli_train_then_predict_honours_missing_markers(tmp_path, capsys):
     assert [s["missing_rate"] for s in scores] == [0.0, 0.3]
 
 
-@pytest.mark.parametrize("method", ["dynamic", "delete"])
-def test_classifier_ignores_ids_at_missing_positions(setup, method):
-    model = _model(setup[1], method=method).eval()
+@pytest.mark.parametrize("method,arch", [("dynamic", "transformer"), ("delete", "transformer"), ("dynamic", "lstm"),
+                                         ("dynamic", "gru")])
+def test_classifier_ignores_ids_at_missing_positions(setup, method, arch):
+    model = _model(setup[1], method=method, arch=arch).eval()
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(3, setup[1].vocab_size, (6, 12), generator=g)
     ids[:, 3] = 2
@@ -153,3 +154,19 @@ def test_demo_quick_on_a_user_file(tmp_path, capsys):
     # a second run resumes: nothing is trained again
     assert main(["demo", "--quick", "--data", str(data), "--group-column", "doc", "--output", str(out)]) == 0
     assert capsys.readouterr().out.count("already done") == 4
+
+
+@pytest.mark.parametrize("arch", ["lstm", "gru"])
+def test_recurrent_classifier_trains_from_the_cli(tmp_path, arch):
+    data = write_sentiment_csv(tmp_path / "d.csv", n=160)
+    out = tmp_path / arch
+    assert main(["train", "classify", "--data", str(data), "--output", str(out), "--epochs", "4", "--arch", arch,
+                 "--lr", "1e-2", "--test-missing", "0", *SMALL]) == 0
+    model, _, _ = load_classifier(out)
+    assert model.config.arch == arch
+    assert json.loads((out / "test_results.json").read_text())[0]["accuracy"] >= 0.7
+
+
+def test_grud_is_refused_for_text(setup):
+    with pytest.raises(ValueError, match="GRU-D is for numeric series"):
+        _model(setup[1], arch="grud")

@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-len", type=int, default=64, help="tokens kept per text (default: 64)")
     p.add_argument("--d-model", type=int, default=64, help="model width (default: 64)")
     p.add_argument("--pooling", choices=("mean", "max", "attention"), default="mean", help="(default: mean)")
+    p.add_argument("--arch", choices=("transformer", "lstm", "gru"), default="transformer",
+                   help="sequence model of every compared method (default: transformer)")
     _add_data_args(p)
     _add_missing_args(p)
 
@@ -125,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--method", choices=("dynamic", "static", "seed_literal", "delete"), default="dynamic",
                    help="how missing tokens are handled (default: dynamic)")
     m.add_argument("--pooling", choices=("mean", "max", "attention"), default="mean", help="(default: mean)")
+    m.add_argument("--arch", choices=("transformer", "lstm", "gru"), default="transformer",
+                   help="sequence model: transformer, or a bidirectional masked lstm / gru (default: transformer)")
     m.add_argument("--d-model", type=int, default=128, help="model width (default: 128)")
     m.add_argument("--heads", type=int, default=4, help="attention heads (default: 4)")
     m.add_argument("--layers", type=int, default=2, help="encoder layers (default: 2)")
@@ -217,7 +221,7 @@ def _train_classify(args) -> dict:
     from .tasks.classify_text import MissingSpec, train_text_classifier
 
     splits = _load_splits(args, args.data_seed)
-    model = dict(method=args.method, pooling=args.pooling, d_model=args.d_model, n_heads=args.heads,
+    model = dict(method=args.method, pooling=args.pooling, arch=args.arch, d_model=args.d_model, n_heads=args.heads,
                  n_layers=args.layers, d_ff=args.d_ff, dropout=args.dropout)
     config = _train_config(args)
     missing = MissingSpec(args.train_missing, args.missing_process, args.schedule, args.mean_span)

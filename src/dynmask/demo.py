@@ -97,6 +97,9 @@ def run_demo(output: Path, *, data: "str | TextSplits" = "rotten_tomatoes", seed
     splits = data if isinstance(data, TextSplits) else load_text_dataset(
         data, text_column=text_column, label_column=label_column, seed=0)
     model = dict(QUICK_MODEL if quick else MODEL, pooling=pooling, **(model or {}))
+    if model.get("arch", "transformer") != "transformer" and "seed_literal" in methods:
+        methods = tuple(m for m in methods if m != "seed_literal")  # an attention formula: no recurrent form
+        print("seed_literal is left out: it is an attention formula, and this run uses a recurrent model")
     if quick:
         splits, epochs, seeds = _subsample(splits, 600, 200, 0), 1, tuple(seeds)[:1]
     print(f"data {splits.name}: {len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test, "

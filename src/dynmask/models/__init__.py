@@ -1,5 +1,5 @@
 """Task models built from dynmask's modules."""
 
-from .classifier import METHODS, ClassifierConfig, TextClassifier
+from .classifier import ARCHS, METHODS, ClassifierConfig, TextClassifier
 
-__all__ = ["TextClassifier", "ClassifierConfig", "METHODS"]
+__all__ = ["TextClassifier", "ClassifierConfig", "METHODS", "ARCHS"]

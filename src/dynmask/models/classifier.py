@@ -8,6 +8,10 @@
   pooled like any token (only padding is masked).
 * ``"seed_literal"``: the original write-up's ``softmax((Q*A)Kᵀ/√d)V`` (ablation).
 * ``"delete"``: missing tokens are removed and the rest renumbered 0..n-1, as if they never existed.
+
+``arch`` picks the sequence model: ``"transformer"`` (default) or a bidirectional ``"lstm"`` /
+``"gru"`` (:mod:`dynmask.rnn`: missing steps never update the state; with ``method="static"`` the
+recurrent model reads the placeholders like any token).
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from ..embeddings import TokenEmbedding
 from ..layers import Encoder
 from ..masks import Mask
 from ..pooling import AttentionPooling, masked_max, masked_mean
+from ..rnn import MaskedGRU, MaskedLSTM
 
-__all__ = ["TextClassifier", "ClassifierConfig", "METHODS"]
+__all__ = ["TextClassifier", "ClassifierConfig", "METHODS", "ARCHS"]
 
 METHODS = ("dynamic", "static", "seed_literal", "delete")
+ARCHS = ("transformer", "lstm", "gru")
 
 
 @dataclass
@@ -42,6 +48,7 @@ class ClassifierConfig:
     positional: str = "sinusoidal"
     max_len: int = 512
     backend: str = "auto"
+    arch: str = "transformer"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,12 +61,22 @@ class TextClassifier(nn.Module):
             raise ValueError(f"method must be one of {METHODS}, got {config.method!r}")
         if config.pooling not in ("mean", "max", "attention"):
             raise ValueError(f"pooling must be 'mean', 'max' or 'attention', got {config.pooling!r}")
+        if config.arch not in ARCHS:
+            hint = " (GRU-D is for numeric series)" if config.arch == "grud" else ""
+            raise ValueError(f"arch must be one of {ARCHS} for text, got {config.arch!r}{hint}")
+        if config.arch != "transformer" and config.method == "seed_literal":
+            raise ValueError("method='seed_literal' is an attention formula: use arch='transformer'")
         self.config = config
         variant = config.method if config.method in ("static", "seed_literal") else "dynamic"
         self.embed = TokenEmbedding(config.vocab_size, config.d_model)
-        self.encoder = Encoder(config.d_model, config.n_heads, config.n_layers, d_ff=config.d_ff,
-                               dropout=config.dropout, variant=variant, positional=config.positional,
-                               max_len=config.max_len, backend=config.backend)
+        if config.arch == "transformer":
+            self.encoder = Encoder(config.d_model, config.n_heads, config.n_layers, d_ff=config.d_ff,
+                                   dropout=config.dropout, variant=variant, positional=config.positional,
+                                   max_len=config.max_len, backend=config.backend)
+        else:
+            rnn = MaskedLSTM if config.arch == "lstm" else MaskedGRU
+            self.encoder = rnn(config.d_model, config.d_model // 2, num_layers=config.n_layers, bidirectional=True,
+                               dropout=config.dropout if config.n_layers > 1 else 0.0)
         self.attn_pool = AttentionPooling(config.d_model) if config.pooling == "attention" else None
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.d_model, config.num_classes)
@@ -68,7 +85,11 @@ class TextClassifier(nn.Module):
         """``ids`` long[B, L], ``mask`` (True = observed) -> logits float[B, C]."""
         if self.config.method == "delete":
             ids, mask = self._delete_missing(ids, mask)
-        h = self.encoder(self.embed(ids, mask), mask)  # (B, L, D)
+        x = self.embed(ids, mask)  # (B, L, D)
+        if self.config.arch == "transformer":
+            h = self.encoder(x, mask)  # (B, L, D)
+        else:  # static: the recurrent model reads every valid step, placeholders included
+            h = self.encoder(x, mask if self.config.method != "static" else Mask(mask.valid, mask.valid))[0]
         pool_over = mask.observed if self.config.method in ("dynamic", "delete") else mask.valid  # (B, L)
         if self.attn_pool is not None:
             pooled = self.attn_pool(h, pool_over)
