@@ -3,6 +3,8 @@
     dynmask demo                     train and compare the masking methods on the default data
     dynmask train classify ...       train a text classifier (missing tokens handled by a dynamic mask)
     dynmask train translate|summarize ...   train an encoder-decoder over sources with missing tokens
+    dynmask train classify-series | impute ...   series with NaN: classification, imputation
+    dynmask impute --model DIR --input A.csv --output B.csv   fill only the holes of a CSV
     dynmask evaluate --model DIR     score a trained model at test-time missing rates
     dynmask predict --model DIR      label texts (missing markers honoured)
     dynmask data list | fetch NAME   the built-in data sets
@@ -167,6 +169,58 @@ def build_parser() -> argparse.ArgumentParser:
         _add_missing_args(q)
         q.set_defaults(test_missing=[0.0, 0.2, 0.4])
 
+    def series_model_args(q, d_model: int) -> None:
+        m = q.add_argument_group("model")
+        m.add_argument("--arch", choices=("transformer", "lstm", "gru", "grud"), default="transformer",
+                       help="(default: transformer)")
+        m.add_argument("--method", choices=("dynamic", "static"), default="dynamic",
+                       help="transformer: dynamic mask or the static baseline (default: dynamic)")
+        m.add_argument("--d-model", type=int, default=d_model, help=f"model width (default: {d_model})")
+        m.add_argument("--heads", type=int, default=4, help="attention heads (default: 4)")
+        m.add_argument("--layers", type=int, default=2, help="layers (default: 2)")
+        m.add_argument("--d-ff", type=int, default=2 * d_model, help=f"feed-forward width (default: {2 * d_model})")
+        m.add_argument("--dropout", type=float, default=0.1, help="dropout (default: 0.1)")
+        m.add_argument("--time-gaps", action="store_true",
+                       help="also feed the time since each variable was last observed (irregular series)")
+
+    q = tsub.add_parser("classify-series", help="classify variable-length multivariate series with NaN")
+    q.add_argument("--output", type=Path, required=True, help="run folder")
+    q.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    q.add_argument("--data", default="japanese_vowels",
+                   help="japanese_vowels, basic_motions, or a pattern my_{split}.ts naming TRAIN and TEST .ts files")
+    q.add_argument("--train-missing", type=float, default=0.0,
+                   help="share of observed values hidden during training (default: 0)")
+    q.add_argument("--schedule", choices=("dynamic", "static"), default="dynamic",
+                   help="hidden values re-drawn every batch or drawn once per series (default: dynamic)")
+    q.add_argument("--test-missing", type=_rates, default=[0.0, 0.2, 0.4, 0.6],
+                   help="test-time shares of hidden values, seeded (default: 0,0.2,0.4,0.6)")
+    series_model_args(q, 64)
+    _add_optimisation_args(q, epochs=60, lr=2e-3)
+    q.set_defaults(batch_size=32, patience=15)
+
+    q = tsub.add_parser("impute", help="train an imputer on a wide (or long) CSV of series with blanks")
+    q.add_argument("--output", type=Path, required=True, help="run folder")
+    q.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    q.add_argument("--data", required=True, help="a CSV: one row per time, one column per variable (blank = missing)")
+    q.add_argument("--format", choices=("wide", "long"), default="wide", help="(default: wide)")
+    q.add_argument("--time-column", default=None, help="time column (default: the first column)")
+    q.add_argument("--variable-column", default="variable", help="long format: variable column")
+    q.add_argument("--value-column", default="value", help="long format: value column")
+    q.add_argument("--window", type=int, default=30, help="window length in steps (default: 30)")
+    q.add_argument("--stride", type=int, default=5, help="stride of training windows (default: 5)")
+    q.add_argument("--holdout", type=float, default=0.1,
+                   help="share of observed valid/test values hidden and scored (default: 0.1)")
+    q.add_argument("--artificial", type=float, default=0.2,
+                   help="share of observed training values hidden per batch (default: 0.2)")
+    q.add_argument("--schedule", choices=("dynamic", "static"), default="dynamic",
+                   help="artificial holes re-drawn every batch or drawn once per window (default: dynamic)")
+    q.add_argument("--data-seed", type=int, default=0, help="seed of the held-out values (default: 0)")
+    q.add_argument("--drop-unobserved", action="store_true",
+                   help="drop variables never observed in the training range (they are listed) instead of stopping")
+    series_model_args(q, 128)
+    _add_optimisation_args(q, epochs=100, lr=1e-3)
+    q.set_defaults(batch_size=32, patience=10)
+
     # evaluate -----------------------------------------------------------------------------------
     p = sub.add_parser("evaluate", help="score a trained classifier on a split at test-time missing rates")
     p.add_argument("--model", type=Path, required=True, help="a training run's --output folder (or its best/)")
@@ -189,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", default=None, help="a file with one text per line, or - for standard input")
     p.add_argument("--beam", type=int, default=4, help="translation / summarization: beam size (default: 4)")
     p.add_argument("--max-len", type=int, default=None, help="translation / summarization: longest output")
+
+    # impute -------------------------------------------------------------------------------------
+    p = sub.add_parser("impute", help="fill the holes of a wide CSV with a trained imputer (CSV in, CSV out)")
+    p.add_argument("--model", type=Path, required=True, help="an `dynmask train impute` --output folder")
+    p.add_argument("--input", type=Path, required=True, help="wide CSV: time column first, one column per variable")
+    p.add_argument("--output", type=Path, required=True, help="where to write the filled CSV (same columns)")
+    p.add_argument("--time-column", default=None, help="time column (default: the first column)")
 
     # data ---------------------------------------------------------------------------------------
     p = sub.add_parser("data", help="the built-in data sets")
@@ -260,6 +321,54 @@ def _train_seq2seq(args) -> dict:
     if _rank() == 0:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
+
+
+def _series_model(args) -> dict:
+    return dict(arch=args.arch, method=args.method, d_model=args.d_model, n_heads=args.heads, n_layers=args.layers,
+                d_ff=args.d_ff, dropout=args.dropout, time_gaps=args.time_gaps)
+
+
+def _train_classify_series(args) -> dict:
+    from .data.series import load_series_classification
+    from .tasks.series import train_series_classifier
+
+    splits = load_series_classification(args.data, seed=args.seed)
+    summary = train_series_classifier(splits, args.output, _series_model(args), _train_config(args),
+                                      train_missing=args.train_missing, schedule=args.schedule, resume=args.resume,
+                                      test_rates=args.test_missing if args.max_steps is None else ())
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+def _train_impute(args) -> dict:
+    from .data.series import read_long_csv, read_wide_csv
+    from .tasks.series import prepare_imputation_data, train_imputer
+
+    if args.format == "wide":
+        frame = read_wide_csv(args.data, args.time_column)
+    else:
+        frame = read_long_csv(args.data, args.time_column or "time", args.variable_column, args.value_column)
+    data = prepare_imputation_data(frame.to_numpy(), args.window, args.stride, holdout=args.holdout,
+                                   seed=args.data_seed, drop_unobserved=args.drop_unobserved)
+    if data["dropped"]:
+        print(f"dropped variables never observed in training: {[str(frame.columns[i]) for i in data['dropped']]}")
+    summary = train_imputer(data, args.output, _series_model(args), _train_config(args), artificial=args.artificial,
+                            schedule=args.schedule, resume=args.resume)
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+def _impute(args) -> None:
+    from .data.series import read_wide_csv
+    from .tasks.series import impute_frame, load_imputer
+
+    model, scaler, window, columns = load_imputer(args.model)
+    frame = read_wide_csv(args.input, args.time_column)
+    filled = impute_frame(model, scaler, window, frame, columns)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    filled.to_csv(args.output)
+    holes = int(frame.isna().to_numpy().sum())
+    print(f"filled {holes} missing values of {frame.size} in {args.input} -> {args.output}")
 
 
 def _task_of(folder: Path) -> str:
@@ -375,7 +484,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      quick=args.quick, max_len=args.max_len, pooling=args.pooling,
                      model=None if args.d_model == 64 else {"d_model": args.d_model, "d_ff": 2 * args.d_model})
         elif args.command == "train":
-            _train_classify(args) if args.task == "classify" else _train_seq2seq(args)
+            {"classify": _train_classify, "translate": _train_seq2seq, "summarize": _train_seq2seq,
+             "classify-series": _train_classify_series, "impute": _train_impute}[args.task](args)
+        elif args.command == "impute":
+            _impute(args)
         elif args.command == "evaluate":
             _evaluate(args)
         elif args.command == "predict":

@@ -1,0 +1,254 @@
+"""Numeric series with missing values: readers, windows, splits, standardisation, held-out masks.
+
+Missing values are NaN throughout (blank fields in a CSV read as NaN). Masks derived from them use
+True = observed.
+
+* Classification sets: sktime ``.ts`` files (JapaneseVowels, BasicMotions — fetched from PyPI's
+  ``sktime==1.2.0`` on first use — or a user's own ``.ts`` file), variable length.
+* Imputation data: a wide CSV (one row per time, one column per variable) or a long one
+  (time, variable, value), cut into windows of a chosen length and stride after a chronological
+  train / valid / test split.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..masks import Mask
+from .sources import Source, fetch
+from .text import DataError
+
+__all__ = ["SERIES_SOURCES", "SeriesSplits", "read_ts", "load_series_classification", "inject_missing",
+           "pad_series", "read_wide_csv", "read_long_csv", "chronological_split", "make_windows", "Standardizer",
+           "holdout_mask"]
+
+
+def _sk(name: str, split: str, sha: str) -> Source:
+    return Source("sktime", "1.2.0", f"sktime/datasets/data/{name}/{name}_{split}.ts", sha, "BSD-3-Clause (sktime)",
+                  f"{name} {split.lower()} (UEA archive, via sktime)")
+
+
+SERIES_SOURCES = {
+    "japanese_vowels": {
+        "train": _sk("JapaneseVowels", "TRAIN", "68a430eabd919cc77f40b1f5f3bc0dcafacc1486bca9260785aeb7d262cc78cd"),
+        "test": _sk("JapaneseVowels", "TEST", "b3d41d6a0ca3bcad3afb9ca7d4365382aa51341e2e58bae2a574babdda5b9462"),
+    },
+    "basic_motions": {
+        "train": _sk("BasicMotions", "TRAIN", "8dc43cc6306cb679c888c01e26f91772ac4441a916da43bac8b79734a538b9d6"),
+        "test": _sk("BasicMotions", "TEST", "79213102bc6fca1a398ad98ce1185dff0208fa3d1465e687f48288946b0ff8dc"),
+    },
+}
+
+
+# ---------------------------------------------------------------------------------------- classification
+@dataclass
+class SeriesSplits:
+    """Variable-length multivariate series: each example a float array (L_i, F) with NaN = missing."""
+
+    name: str
+    labels: list[str]
+    num_features: int
+    train: list[tuple[np.ndarray, int]]
+    valid: list[tuple[np.ndarray, int]]
+    test: list[tuple[np.ndarray, int]]
+    info: dict = field(default_factory=dict)
+
+    def split(self, name: str):
+        if name not in ("train", "valid", "test"):
+            raise ValueError(f"split must be 'train', 'valid' or 'test', got {name!r}")
+        return getattr(self, name)
+
+
+def read_ts(path: Path) -> tuple[list[np.ndarray], list[str]]:
+    """An sktime / UEA ``.ts`` file: per example an array (L, F) (NaN for ``?``/``NaN``) and its label."""
+    series, labels = [], []
+    in_data = False
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("@"):
+            in_data = line.lower().startswith("@data")
+            continue
+        if not in_data:
+            continue
+        *dims, label = line.split(":")
+        if not dims:
+            raise DataError(f"{path}, line {number}: expected dimension values then ':label'")
+        try:
+            columns = [[float("nan") if v.strip() in ("?", "NaN", "nan", "") else float(v) for v in d.split(",")]
+                       for d in dims]
+        except ValueError as e:
+            raise DataError(f"{path}, line {number}: not a number ({e})") from None
+        length = max(len(c) for c in columns)
+        arr = np.full((length, len(columns)), np.nan, dtype=np.float32)
+        for j, c in enumerate(columns):
+            arr[: len(c), j] = c
+        series.append(arr)
+        labels.append(label.strip())
+    if not series:
+        raise DataError(f"{path} holds no series after @data")
+    if len({s.shape[1] for s in series}) != 1:
+        raise DataError(f"{path}: the series do not all have the same number of dimensions")
+    return series, labels
+
+
+def load_series_classification(name_or_path: str, *, seed: int = 0, valid_fraction: float = 0.2,
+                               cache: Optional[Path] = None) -> SeriesSplits:
+    """``japanese_vowels``, ``basic_motions``, or a pattern ``my_{split}.ts`` with TRAIN / TEST files
+    (``{split}`` replaced by ``TRAIN`` and ``TEST``). A seeded share of train becomes valid."""
+    if name_or_path in SERIES_SOURCES:
+        paths = {k: fetch(v, cache) for k, v in SERIES_SOURCES[name_or_path].items()}
+        name = name_or_path
+    elif "{split}" in name_or_path:
+        paths = {k: Path(name_or_path.format(split=k.upper())) for k in ("train", "test")}
+        for p in paths.values():
+            if not p.exists():
+                raise DataError(f"{p} does not exist (from the pattern {name_or_path!r})")
+        name = Path(name_or_path).name.replace("_{split}", "").replace("{split}", "")
+    else:
+        raise DataError(f"--data {name_or_path!r} is neither {tuple(SERIES_SOURCES)} nor a pattern like "
+                        f"'my_{{split}}.ts' naming a TRAIN and a TEST file")
+    train_x, train_y = read_ts(paths["train"])
+    test_x, test_y = read_ts(paths["test"])
+    numeric = all(v.lstrip("-").replace(".", "", 1).isdigit() for v in train_y)
+    labels = sorted(set(train_y), key=float) if numeric else sorted(set(train_y))
+    index = {v: i for i, v in enumerate(labels)}
+    unknown = sorted(set(test_y) - set(index))
+    if unknown:
+        raise DataError(f"the test file has labels {unknown} that the train file does not")
+    order = list(range(len(train_x)))
+    random.Random(seed).shuffle(order)
+    n_valid = int(valid_fraction * len(order))
+    train = [(train_x[i], index[train_y[i]]) for i in order[n_valid:]]
+    valid = [(train_x[i], index[train_y[i]]) for i in order[:n_valid]]
+    test = [(x, index[y]) for x, y in zip(test_x, test_y)]
+    return SeriesSplits(name, labels, train_x[0].shape[1], train, valid, test, {"seed": seed})
+
+
+def inject_missing(values: np.ndarray, rate: float, seed: int) -> np.ndarray:
+    """A copy of ``values`` (L, F) with a seeded share ``rate`` of its observed values set to NaN."""
+    if not 0 <= rate <= 1:
+        raise ValueError(f"missing rate must be in [0, 1], got {rate}")
+    rng = np.random.default_rng(seed)
+    out = values.copy()
+    out[(rng.random(values.shape) < rate) & ~np.isnan(values)] = np.nan
+    return out
+
+
+def pad_series(batch: Sequence[np.ndarray]) -> tuple[torch.Tensor, Mask]:
+    """Right-pad arrays (L_i, F) to float[B, L, F] (NaN in the padding) and their Mask (True = observed)."""
+    length = max(len(s) for s in batch)
+    features = batch[0].shape[1]
+    x = torch.full((len(batch), length, features), float("nan"))
+    for i, s in enumerate(batch):
+        x[i, : len(s)] = torch.from_numpy(np.asarray(s, dtype=np.float32))
+    lengths = torch.tensor([len(s) for s in batch])
+    return x, Mask.from_nan(x, lengths=lengths)
+
+
+# ---------------------------------------------------------------------------------------- imputation data
+def read_wide_csv(path: Path, time_column: Optional[str] = None, encoding: str = "utf-8"):
+    """A wide CSV: one row per time, one column per variable, blank / NaN = missing.
+
+    Returns a float DataFrame indexed by time (the first column unless ``time_column`` is given)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data file {path} does not exist")
+    try:
+        frame = pd.read_csv(path, encoding=encoding)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty") from None
+    time_column = time_column or frame.columns[0]
+    if time_column not in frame.columns:
+        raise DataError(f"column {time_column!r} is not in {path.name}; its columns start "
+                        f"{list(frame.columns[:5])}. Pass --time-column")
+    frame = frame.set_index(time_column)
+    bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if bad:
+        raise DataError(f"columns {bad[:5]} of {path.name} are not numeric; a wide CSV holds one numeric column "
+                        "per variable (blank = missing)")
+    if frame.shape[1] == 0 or frame.shape[0] < 2:
+        raise DataError(f"{path.name} needs at least two rows and one variable column")
+    return frame.astype("float32")
+
+
+def read_long_csv(path: Path, time_column: str, variable_column: str, value_column: str, encoding: str = "utf-8"):
+    """A long CSV (time, variable, value) pivoted to the wide layout; absent pairs are missing."""
+    import pandas as pd
+
+    frame = pd.read_csv(path, encoding=encoding)
+    for flag, column in (("--time-column", time_column), ("--variable-column", variable_column),
+                         ("--value-column", value_column)):
+        if column not in frame.columns:
+            raise DataError(f"column {column!r} is not in {Path(path).name}; its columns are "
+                            f"{list(frame.columns)}. Pass {flag}")
+    if frame.duplicated([time_column, variable_column]).any():
+        raise DataError(f"{Path(path).name} has several values for one (time, variable) pair")
+    return frame.pivot(index=time_column, columns=variable_column, values=value_column).astype("float32")
+
+
+def chronological_split(n_times: int, valid_fraction: float = 0.1, test_fraction: float = 0.2) -> dict:
+    """Contiguous row ranges: train first, then valid, then test (no look-ahead)."""
+    n_test, n_valid = int(test_fraction * n_times), int(valid_fraction * n_times)
+    n_train = n_times - n_valid - n_test
+    if min(n_train, n_valid, n_test) < 1:
+        raise DataError(f"{n_times} time steps are too few for a train / valid / test split")
+    return {"train": (0, n_train), "valid": (n_train, n_train + n_valid), "test": (n_train + n_valid, n_times)}
+
+
+def make_windows(values: np.ndarray, length: int, stride: int) -> np.ndarray:
+    """float[N, length, F] windows of ``values`` (T, F); the last window ends at T (nothing dropped)."""
+    total = values.shape[0]
+    if length < 1 or stride < 1:
+        raise ValueError(f"window length and stride must be >= 1, got {length} and {stride}")
+    if total < length:
+        raise DataError(f"{total} time steps are shorter than one window of {length}")
+    starts = list(range(0, total - length + 1, stride))
+    if starts[-1] != total - length:
+        starts.append(total - length)
+    return np.stack([values[s:s + length] for s in starts]).astype(np.float32)
+
+
+class Standardizer:
+    """Per-variable mean and standard deviation of the observed training values (NaN ignored)."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+
+    @classmethod
+    def fit(cls, train_values: np.ndarray) -> "Standardizer":
+        flat = train_values.reshape(-1, train_values.shape[-1])
+        if np.isnan(flat).all(axis=0).any():
+            raise DataError("a variable has no observed value in the training split; drop it (--drop-unobserved) "
+                            "or widen the split")
+        mean = np.nanmean(flat, axis=0)
+        std = np.nanstd(flat, axis=0)
+        return cls(mean, np.where(std > 0, std, 1.0))
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return (values - self.mean) / self.std
+
+    def inverse(self, values: np.ndarray) -> np.ndarray:
+        return values * self.std + self.mean
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+
+def holdout_mask(values: np.ndarray, fraction: float = 0.1, seed: int = 0) -> np.ndarray:
+    """bool, True = a held-out value: a seeded ``fraction`` of the *observed* values of ``values``.
+
+    The field's evaluation: hide these, impute, score only them. Save it, so every method is scored
+    on the same holes."""
+    observed = ~np.isnan(values)
+    rng = np.random.default_rng(seed)
+    return observed & (rng.random(values.shape) < fraction)

@@ -1,0 +1,143 @@
+"""Models for numeric series with NaN: a classifier and an imputer.
+
+Mask polarity: True = observed. A time step is observed when at least one of its variables is;
+per-variable masks (``Mask.observed_values``) reach the value embedding (values + indicators) and
+the losses. ``time_gaps=True`` adds, per variable, the time since it was last observed (for
+irregular series).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from ..embeddings import SinusoidalPositions
+from ..layers import Encoder
+from ..masks import Mask
+from ..pooling import masked_max, masked_mean
+from ..rnn import GRUD, MaskedGRU, MaskedLSTM, time_since_observed
+
+__all__ = ["SeriesConfig", "SeriesClassifier", "SeriesImputer", "SERIES_ARCHS"]
+
+SERIES_ARCHS = ("transformer", "lstm", "gru", "grud")
+
+
+@dataclass
+class SeriesConfig:
+    num_features: int
+    num_classes: int = 0
+    arch: str = "transformer"
+    method: str = "dynamic"  # dynamic | static (the transformer baseline)
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+    d_ff: int = 128
+    dropout: float = 0.1
+    max_len: int = 4096
+    pooling: str = "mean"
+    time_gaps: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _observed_values(x: Tensor, mask: Mask) -> Tensor:
+    m = mask.observed_values if mask.observed_values is not None else mask.observed.unsqueeze(-1).expand_as(x)
+    return m & mask.valid.unsqueeze(-1)
+
+
+class _SeriesEmbedding(nn.Module):
+    """[values (missing -> 0), observed indicators (, time gaps)] -> D; missing values never read."""
+
+    def __init__(self, config: SeriesConfig) -> None:
+        super().__init__()
+        f = config.num_features
+        self.time_gaps = config.time_gaps
+        self.proj = nn.Linear((3 if config.time_gaps else 2) * f, config.d_model)
+
+    def forward(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None) -> Tensor:
+        m = _observed_values(x, mask)
+        parts = [torch.where(m, x, x.new_zeros(())), m.to(x.dtype)]
+        if self.time_gaps:
+            parts.append(torch.log1p(time_since_observed(m, timestamps).to(x.dtype)))
+        return self.proj(torch.cat(parts, dim=-1))  # (B, L, D)
+
+
+class _Backbone(nn.Module):
+    def __init__(self, config: SeriesConfig, queries: str = "observed") -> None:
+        super().__init__()
+        if config.arch not in SERIES_ARCHS:
+            raise ValueError(f"arch must be one of {SERIES_ARCHS}, got {config.arch!r}")
+        if config.method not in ("dynamic", "static"):
+            raise ValueError(f"method must be 'dynamic' or 'static', got {config.method!r}")
+        self.config = config
+        d = config.d_model
+        if config.arch == "grud":
+            self.net = GRUD(config.num_features, d)
+        else:
+            self.embed = _SeriesEmbedding(config)
+            if config.arch == "transformer":
+                self.net = Encoder(d, config.n_heads, config.n_layers, d_ff=config.d_ff, dropout=config.dropout,
+                                   variant=config.method, queries=queries, positional="sinusoidal",
+                                   max_len=config.max_len)
+            else:
+                rnn = MaskedLSTM if config.arch == "lstm" else MaskedGRU
+                self.net = rnn(d, d // 2, num_layers=config.n_layers, bidirectional=True,
+                               dropout=config.dropout if config.n_layers > 1 else 0.0,
+                               missing_output="carry" if queries == "all" else "zero")
+
+    def forward(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None) -> Tensor:
+        """float[B, L, D]; the steps to read from are :meth:`read_steps`."""
+        if self.config.arch == "grud":
+            return self.net(x, mask, timestamps)[0]
+        h = self.embed(x, mask, timestamps)
+        if self.config.arch == "transformer":
+            return self.net(h, mask)
+        steps = mask if self.config.method == "dynamic" else Mask(mask.valid, mask.valid)
+        return self.net(h, steps)[0]
+
+    def read_steps(self, mask: Mask) -> Tensor:
+        """bool[B, L]: steps whose outputs carry information (GRU-D and static read every valid step)."""
+        return mask.observed if self.config.method == "dynamic" and self.config.arch != "grud" else mask.valid
+
+
+class SeriesClassifier(nn.Module):
+    """Variable-length multivariate series (NaN = missing) -> class logits, by masked pooling."""
+
+    def __init__(self, config: SeriesConfig) -> None:
+        super().__init__()
+        if config.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {config.num_classes}")
+        self.config = config
+        self.backbone = _Backbone(config)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.d_model, config.num_classes)
+
+    def forward(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None) -> Tensor:
+        h = self.backbone(x, mask, timestamps)
+        steps = self.backbone.read_steps(mask)
+        pooled = masked_max(h, steps) if self.config.pooling == "max" else masked_mean(h, steps)
+        return self.head(self.dropout(pooled))
+
+
+class SeriesImputer(nn.Module):
+    """Predicts every value from the observed ones (``queries="all"``); :meth:`impute` keeps observed
+    values and fills only the holes."""
+
+    def __init__(self, config: SeriesConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = _Backbone(config, queries="all")
+        self.head = nn.Linear(config.d_model, config.num_features)
+
+    def forward(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None) -> Tensor:
+        """Predictions float[B, L, F] at every position (observed ones included, for reconstruction)."""
+        return self.head(self.backbone(x, mask, timestamps))
+
+    def impute(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None) -> Tensor:
+        """``x`` with its missing values replaced by predictions; observed values are never overwritten."""
+        pred = self.forward(x, mask, timestamps)
+        return torch.where(_observed_values(x, mask), x, pred)

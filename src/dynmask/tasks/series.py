@@ -1,0 +1,325 @@
+"""Time-series tasks with NaN: classification of variable-length series, and imputation.
+
+Masks: True = observed. Standardisation uses training statistics only; results come back in the
+data's own units. Test-time holes (classification) and held-out values (imputation) are seeded, so
+every method is scored on the same ones.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_model
+
+from ..data.series import (SeriesSplits, Standardizer, chronological_split, holdout_mask, make_windows, pad_series,
+                           read_wide_csv)
+from ..losses import masked_mae
+from ..masks import Mask
+from ..missingness import Schedule
+from ..models.series import SeriesClassifier, SeriesConfig, SeriesImputer
+from .classify_text import TEST_SEED, accuracy_and_macro_f1
+
+__all__ = ["SeriesClassificationTask", "ImputationTask", "imputation_metrics", "impute_mean", "impute_locf",
+           "impute_linear", "prepare_imputation_data", "load_imputer", "impute_frame"]
+
+_OFFSET = {"train": 0, "valid": 1, "test": 2}
+
+
+def _hide(x: torch.Tensor, rate: float, uniforms: torch.Tensor) -> torch.Tensor:
+    """``x`` float[B, L, F] with a share ``rate`` of its observed values set to NaN (uniforms [F, B, L])."""
+    if rate == 0:
+        return x
+    hidden = (uniforms.permute(1, 2, 0) < rate) & ~torch.isnan(x)  # (B, L, F)
+    return torch.where(hidden, torch.full_like(x, float("nan")), x)
+
+
+# ---------------------------------------------------------------------------------------- classification
+class SeriesClassificationTask:
+    def __init__(self, splits: SeriesSplits, train_missing: float = 0.0, schedule: str = "dynamic", seed: int = 0,
+                 eval_batch_size: int = 128) -> None:
+        self.splits, self.seed, self.train_missing = splits, seed, train_missing
+        self.eval_batch_size = eval_batch_size
+        self.max_len = max(len(x) for name in ("train", "valid", "test") for x, _ in splits.split(name))
+        self.scaler = Standardizer.fit(np.concatenate([x for x, _ in splits.train]))
+        self.data = {name: [self.scaler.transform(x) for x, _ in splits.split(name)] for name in ("train", "valid", "test")}
+        self.labels = {name: torch.tensor([y for _, y in splits.split(name)]) for name in ("train", "valid", "test")}
+        self.schedule = Schedule(schedule, splits.num_features, seed, self.max_len)
+        self.valid_rate = train_missing
+
+    def num_train(self) -> int:
+        return len(self.data["train"])
+
+    def _batch(self, split: str, indices: Sequence[int], rate: float, schedule: Optional[Schedule], draw: int):
+        x, _ = pad_series([self.data[split][i] for i in indices])  # (B, L, F), NaN = missing / padding
+        lengths = torch.tensor([len(self.data[split][i]) for i in indices])
+        if rate > 0:
+            x = _hide(x, rate, schedule.uniforms(indices, x.shape[1], draw))
+        return x, Mask.from_nan(x, lengths=lengths), self.labels[split][list(indices)]
+
+    def train_batch(self, indices: list[int], draw: int):
+        return self._batch("train", indices, self.train_missing, self.schedule, draw)
+
+    def batch_size(self, batch) -> int:
+        return batch[0].shape[0]
+
+    def loss(self, model, batch) -> torch.Tensor:
+        x, mask, labels = batch
+        return F.cross_entropy(model(x, mask).float(), labels)
+
+    def evaluate(self, model, split: str = "valid", rate: Optional[float] = None) -> dict:
+        rate = self.valid_rate if rate is None else rate
+        schedule = Schedule("static", self.splits.num_features, TEST_SEED + _OFFSET[split], self.max_len)
+        was = model.training
+        model.eval()
+        preds, loss, n = [], 0.0, len(self.data[split])
+        with torch.no_grad():
+            for start in range(0, n, self.eval_batch_size):
+                idx = list(range(start, min(n, start + self.eval_batch_size)))
+                x, mask, labels = self._batch(split, idx, rate, schedule, 0)
+                logits = model(x, mask).float()
+                loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+                preds.append(logits.argmax(-1))
+        model.train(was)
+        acc, f1 = accuracy_and_macro_f1(torch.cat(preds), self.labels[split], len(self.splits.labels))
+        return {"accuracy": acc, "macro_f1": f1, "loss": loss / max(1, n), "score": acc, "missing_rate": rate}
+
+    def save_assets(self, folder: Path) -> None:
+        (Path(folder) / "series.json").write_text(json.dumps({"labels": self.splits.labels,
+                                                              "scaler": self.scaler.to_dict()}))
+
+
+# ---------------------------------------------------------------------------------------- imputation
+def imputation_metrics(pred: np.ndarray, truth: np.ndarray, scored: np.ndarray) -> dict:
+    """MAE, RMSE and MRE (sum |error| / sum |truth|, as in PyPOTS) over the ``scored`` entries."""
+    err = (pred - truth)[scored]
+    if err.size == 0:
+        raise ValueError("no value is scored")
+    if np.isnan(err).any():
+        raise ValueError("a prediction at a scored position is NaN")
+    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean())),
+            "mre": float(np.abs(err).sum() / np.abs(truth[scored]).sum()), "n": int(err.size)}
+
+
+def impute_mean(windows: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Every hole filled with the variable's training mean."""
+    return np.where(np.isnan(windows), mean, windows)
+
+
+def _fill(windows: np.ndarray, mean: np.ndarray, method: str) -> np.ndarray:
+    import pandas as pd
+
+    out = windows.copy()
+    for i in range(out.shape[0]):
+        frame = pd.DataFrame(out[i])
+        if method == "locf":
+            frame = frame.ffill().bfill()  # carried forward; the start takes the first observation
+        else:
+            frame = frame.interpolate(method="linear", limit_direction="both")
+        out[i] = frame.to_numpy()
+    return np.where(np.isnan(out), mean, out)  # a variable never observed in the window: its mean
+
+
+def impute_locf(windows: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Last observation carried forward within each window (backward at its start; mean if none)."""
+    return _fill(windows, mean, "locf")
+
+
+def impute_linear(windows: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Linear interpolation along time within each window (nearest value at the edges; mean if none)."""
+    return _fill(windows, mean, "linear")
+
+
+def prepare_imputation_data(values: np.ndarray, window: int, stride: int, *, holdout: float = 0.1, seed: int = 0,
+                            valid_fraction: float = 0.1, test_fraction: float = 0.2,
+                            drop_unobserved: bool = False) -> dict:
+    """Chronological split, standardisation (training statistics only), windows, held-out masks.
+
+    Train windows overlap (``stride``); valid and test windows do not (stride = window), so each held-out
+    value is scored once. Returns a dict of numpy arrays (original units) and the fitted scaler.
+    ``drop_unobserved``: variables with no observed value in the training range are dropped (listed
+    under ``"dropped"``) instead of raising.
+    """
+    ranges = chronological_split(values.shape[0], valid_fraction, test_fraction)
+    train = values[ranges["train"][0]:ranges["train"][1]]
+    empty = np.isnan(train).all(axis=0)
+    kept = np.flatnonzero(~empty)
+    if empty.any() and drop_unobserved:
+        values = values[:, kept]
+        train = train[:, kept]
+    scaler = Standardizer.fit(train)
+    out = {"scaler": scaler, "ranges": ranges, "window": window, "stride": stride, "holdout": holdout, "seed": seed,
+           "kept_columns": kept.tolist() if drop_unobserved else list(range(values.shape[1])),
+           "dropped": np.flatnonzero(empty).tolist() if drop_unobserved else []}
+    for name, (a, b) in ranges.items():
+        wins = make_windows(values[a:b], window, stride if name == "train" else window)
+        out[name] = wins
+        if name != "train":
+            out[f"{name}_holdout"] = holdout_mask(wins, holdout, seed + _OFFSET[name])
+    return out
+
+
+class ImputationTask:
+    """Windows in standardised units; trained with artificial holes (hidden observed values) re-drawn
+    every batch (``schedule="dynamic"``) or drawn once per window (``"static"``): the loss is the MAE
+    on the hidden values (imputation) plus the MAE on the values left observed (reconstruction)."""
+
+    def __init__(self, data: dict, artificial: float = 0.2, schedule: str = "dynamic", seed: int = 0,
+                 eval_batch_size: int = 128) -> None:
+        self.data, self.artificial, self.seed, self.eval_batch_size = data, artificial, seed, eval_batch_size
+        self.scaler: Standardizer = data["scaler"]
+        self.std = {k: torch.from_numpy(self.scaler.transform(data[k])).float() for k in ("train", "valid", "test")}
+        features, window = data["train"].shape[2], data["train"].shape[1]
+        self.schedule = Schedule(schedule, features, seed, window)
+
+    def num_train(self) -> int:
+        return self.std["train"].shape[0]
+
+    def train_batch(self, indices: list[int], draw: int):
+        truth = self.std["train"][indices]  # (B, L, F)
+        inputs = _hide(truth, self.artificial, self.schedule.uniforms(indices, truth.shape[1], draw))
+        return inputs, Mask.from_nan(inputs), truth
+
+    def batch_size(self, batch) -> int:
+        return batch[0].shape[0]
+
+    def loss(self, model, batch) -> torch.Tensor:
+        inputs, mask, truth = batch
+        pred = model(inputs, mask).float()
+        observed = ~torch.isnan(truth)
+        hidden = observed & ~mask.observed_values  # artificially hidden: the imputation target
+        return masked_mae(pred, truth, hidden) + masked_mae(pred, truth, mask.observed_values)
+
+    def predict(self, model, split: str) -> np.ndarray:
+        """Imputed windows of ``split`` in original units, with its held-out values hidden from the model."""
+        windows = self.std[split].clone()
+        if f"{split}_holdout" in self.data:
+            windows[torch.from_numpy(self.data[f"{split}_holdout"])] = float("nan")
+        was = model.training
+        model.eval()
+        outs = []
+        with torch.no_grad():
+            for start in range(0, windows.shape[0], self.eval_batch_size):
+                x = windows[start:start + self.eval_batch_size]
+                outs.append(model.impute(x, Mask.from_nan(x)).float())
+        model.train(was)
+        return self.scaler.inverse(torch.cat(outs).numpy())
+
+    def evaluate(self, model, split: str = "valid") -> dict:
+        metrics = imputation_metrics(self.predict(model, split), self.data[split], self.data[f"{split}_holdout"])
+        return {**metrics, "score": -metrics["mae"]}
+
+    def baselines(self, split: str = "test") -> dict:
+        """Mean, LOCF and linear interpolation on exactly the same held-out values."""
+        windows = self.data[split].copy()
+        scored = self.data[f"{split}_holdout"]
+        windows[scored] = np.nan
+        mean = self.scaler.mean
+        return {name: imputation_metrics(fn(windows, mean), self.data[split], scored)
+                for name, fn in (("mean", impute_mean), ("locf", impute_locf), ("linear", impute_linear))}
+
+    def save_assets(self, folder: Path) -> None:
+        (Path(folder) / "series.json").write_text(json.dumps({"scaler": self.scaler.to_dict(),
+                                                              "window": self.data["window"],
+                                                              "columns": self.data["kept_columns"]}))
+
+
+def load_imputer(folder: Path):
+    """(model, scaler, window, column indices) from an imputation run's folder (or its best/)."""
+    folder = Path(folder)
+    if not (folder / "model.safetensors").exists() and (folder / "best" / "model.safetensors").exists():
+        folder = folder / "best"
+    if not (folder / "model.safetensors").exists():
+        raise FileNotFoundError(f"no model.safetensors in {folder}; pass the --output folder of a training run")
+    config = json.loads((folder / "config.json").read_text())
+    model = SeriesImputer(SeriesConfig(**config["model"]))
+    load_model(model, str(folder / "model.safetensors"))
+    model.eval()
+    assets = json.loads((folder / "series.json").read_text())
+    scaler = Standardizer(np.array(assets["scaler"]["mean"]), np.array(assets["scaler"]["std"]))
+    return model, scaler, assets["window"], assets["columns"]
+
+
+def impute_frame(model: SeriesImputer, scaler: Standardizer, window: int, frame, columns: Optional[list] = None):
+    """A wide DataFrame (time × variables, NaN = missing) with only its holes filled, original units.
+
+    ``columns``: positions of the variables the model was trained on (others are left as they are)."""
+    columns = list(range(frame.shape[1])) if columns is None else columns
+    values = frame.to_numpy(dtype=np.float32)[:, columns]
+    if values.shape[1] != scaler.mean.shape[0]:
+        raise ValueError(f"the model was trained on {scaler.mean.shape[0]} variables, the file has {values.shape[1]}")
+    total = values.shape[0]
+    length = min(window, total)
+    starts = list(range(0, total - length + 1, length))
+    if starts[-1] != total - length:
+        starts.append(total - length)
+    filled = np.full_like(values, np.nan)
+    with torch.no_grad():
+        for s in starts:
+            x = torch.from_numpy(scaler.transform(values[s:s + length])).float().unsqueeze(0)
+            out = scaler.inverse(model.impute(x, Mask.from_nan(x))[0].numpy())
+            todo = np.isnan(filled[s:s + length])  # the first window to cover a step fills it
+            filled[s:s + length][todo] = out[todo]
+    result = frame.copy()
+    result.iloc[:, columns] = np.where(np.isnan(values), filled, values)  # observed values are never overwritten
+    return result
+
+
+def train_series_classifier(splits: SeriesSplits, output: Path, model_config: dict, train_config, *,
+                            train_missing: float = 0.0, schedule: str = "dynamic", resume: bool = False,
+                            test_rates: Sequence[float] = ()) -> dict:
+    from ..training import Trainer
+
+    task = SeriesClassificationTask(splits, train_missing, schedule, seed=train_config.seed)
+    config = SeriesConfig(num_features=splits.num_features, num_classes=len(splits.labels),
+                          max_len=max(task.max_len, 8), **model_config)
+    torch.manual_seed(train_config.seed)
+    model = SeriesClassifier(config)
+    run_config = {"task": "classify-series", "model": config.to_dict(), "train": asdict(train_config),
+                  "train_missing": train_missing, "schedule": schedule, "data": {"name": splits.name, **splits.info}}
+    trainer = Trainer(model, task, train_config, output, run_config)
+    summary = trainer.fit(resume=resume)
+    if test_rates and trainer.main:
+        best = model
+        if (Path(output) / "best" / "model.safetensors").exists():
+            best = SeriesClassifier(config)
+            load_model(best, str(Path(output) / "best" / "model.safetensors"))
+        summary["test"] = [task.evaluate(best, "test", r) for r in test_rates]
+        (Path(output) / "test_results.json").write_text(json.dumps(summary["test"], indent=2))
+    return summary
+
+
+def train_imputer(data: dict, output: Path, model_config: dict, train_config, *, artificial: float = 0.2,
+                  schedule: str = "dynamic", resume: bool = False) -> dict:
+    """Train, then score the best model and the simple baselines on the test split's held-out values."""
+    import time
+
+    from ..training import Trainer
+
+    task = ImputationTask(data, artificial, schedule, seed=train_config.seed)
+    config = SeriesConfig(num_features=data["train"].shape[2], max_len=max(data["window"], 8), **model_config)
+    torch.manual_seed(train_config.seed)
+    model = SeriesImputer(config)
+    run_config = {"task": "impute", "model": config.to_dict(), "train": asdict(train_config),
+                  "artificial": artificial, "schedule": schedule,
+                  "data": {k: data[k] for k in ("ranges", "window", "stride", "holdout", "seed", "dropped")}}
+    trainer = Trainer(model, task, train_config, output, run_config)
+    t0 = time.perf_counter()
+    summary = trainer.fit(resume=resume)
+    summary["train_seconds"] = time.perf_counter() - t0
+    if trainer.main:
+        best = model
+        if (Path(output) / "best" / "model.safetensors").exists():
+            best = load_imputer(output)[0]
+        summary["test"] = task.evaluate(best, "test")
+        summary["baselines"] = task.baselines("test")
+        np.save(Path(output) / "test_holdout_mask.npy", data["test_holdout"])
+        (Path(output) / "test_results.json").write_text(json.dumps(
+            {"dynmask": summary["test"], **summary["baselines"]}, indent=2))
+    return summary
