@@ -367,8 +367,9 @@ def _impute(args) -> None:
     filled = impute_frame(model, scaler, window, frame, columns)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     filled.to_csv(args.output)
-    holes = int(frame.isna().to_numpy().sum())
-    print(f"filled {holes} missing values of {frame.size} in {args.input} -> {args.output}")
+    before, after = int(frame.isna().to_numpy().sum()), int(filled.isna().to_numpy().sum())
+    note = f"; {after} left in variables the model was not trained on" if after else ""
+    print(f"filled {before - after} of {before} missing values in {args.input} -> {args.output}{note}")
 
 
 def _task_of(folder: Path) -> str:

@@ -1,0 +1,191 @@
+"""Time series: the guarantee for the series models, imputation that never overwrites, shared held-out
+masks, training-only standardisation, CSV round trip in original units, .ts files, the CLI."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dynmask import Mask
+from dynmask.cli import main
+from dynmask.data.series import holdout_mask, load_series_classification, read_ts
+from dynmask.data.text import DataError
+from dynmask.models.series import SERIES_ARCHS, SeriesClassifier, SeriesConfig, SeriesImputer
+from dynmask.tasks.series import ImputationTask, impute_frame, prepare_imputation_data
+from guarantee import check_guarantee, masked_batches
+
+F = 4
+
+
+def _per_value(mask, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    values = (torch.rand(*mask.shape, F, generator=g) > 0.3) & mask.observed.unsqueeze(-1)
+    return Mask(values.any(-1), mask.valid, values)
+
+
+@settings(max_examples=20, deadline=None)
+@given(batch=masked_batches(d_model=F), arch=st.sampled_from(SERIES_ARCHS), gaps=st.booleans())
+def test_guarantee_imputer(batch, arch, gaps):
+    x, mask = batch
+    mask = _per_value(mask)
+    torch.manual_seed(0)
+    model = SeriesImputer(SeriesConfig(F, arch=arch, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0,
+                                       time_gaps=gaps))
+    # every prediction, at observed and missing positions alike, ignores the values at missing entries
+    hostile_mask = Mask(mask.observed, mask.valid, mask.observed_values)
+    not_observed = ~mask.observed_values
+
+    def run(xi):
+        return model(xi, hostile_mask)
+
+    for fill in (0.0, 1e30, float("nan"), float("inf")):
+        base = torch.where(not_observed, torch.randn(x.shape) * 50, x)
+        hostile = torch.where(not_observed, torch.full_like(x, fill), x)
+        a, b = run(base), run(hostile)
+        valid = mask.valid.unsqueeze(-1)
+        assert torch.isfinite(b[mask.valid]).all()
+        assert torch.equal(torch.where(valid, a, 0.0), torch.where(valid, b, 0.0))
+        xi = hostile.clone().requires_grad_()
+        out = torch.where(valid, run(xi), 0.0)
+        if out.requires_grad:
+            out.sum().backward()
+        grad = xi.grad if xi.grad is not None else torch.zeros_like(xi)  # no path from x at all: zero
+        assert torch.equal(grad[not_observed], torch.zeros_like(grad[not_observed]))
+
+
+@settings(max_examples=20, deadline=None)
+@given(batch=masked_batches(d_model=F), arch=st.sampled_from(SERIES_ARCHS))
+def test_guarantee_series_classifier(batch, arch):
+    x, mask = batch
+    torch.manual_seed(0)
+    model = SeriesClassifier(SeriesConfig(F, 3, arch=arch, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0))
+    full = Mask(mask.observed, mask.valid, mask.observed.unsqueeze(-1).expand(*mask.shape, F).clone())
+    check_guarantee(lambda xi: model(xi, full), list(model.parameters()), x, full, empty_is_zero=False)
+
+
+def test_imputation_never_overwrites_observed_values():
+    torch.manual_seed(0)
+    model = SeriesImputer(SeriesConfig(F, d_model=16, n_heads=2, n_layers=1, d_ff=32))
+    x = torch.randn(2, 6, F)
+    x[0, 1, 2] = float("nan")
+    x[1, 3] = float("nan")
+    out = model.impute(x, Mask.from_nan(x))
+    observed = ~torch.isnan(x)
+    assert torch.equal(out[observed], x[observed])
+    assert torch.isfinite(out).all()
+
+
+def _series(n=400, f=3, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)[:, None]
+    values = (10 + 5 * np.sin(t / 7 + np.arange(f)) + rng.normal(0, 0.5, (n, f))).astype(np.float32)
+    values[rng.random((n, f)) < 0.3] = np.nan
+    return values
+
+
+def test_standardisation_uses_training_statistics_only():
+    values = _series()
+    values[300:] += 1000.0  # a shifted future must not leak into the statistics
+    data = prepare_imputation_data(values, 20, 5, valid_fraction=0.1, test_fraction=0.2)
+    a, b = data["ranges"]["train"]
+    np.testing.assert_allclose(data["scaler"].mean, np.nanmean(values[a:b], axis=0), rtol=1e-5)
+    assert data["scaler"].mean.max() < 100
+
+
+def test_held_out_mask_is_identical_across_runs_and_methods():
+    values = _series()
+    d1 = prepare_imputation_data(values, 20, 5, seed=3)
+    d2 = prepare_imputation_data(values, 20, 5, seed=3)
+    assert np.array_equal(d1["test_holdout"], d2["test_holdout"])
+    assert d1["test_holdout"].sum() > 0 and not (d1["test_holdout"] & np.isnan(d1["test"])).any()
+    share = d1["test_holdout"].sum() / (~np.isnan(d1["test"])).sum()
+    assert 0.05 < share < 0.15
+    # the baselines and the model are scored on that very mask
+    task = ImputationTask(d1)
+    n = task.baselines("test")["mean"]["n"]
+    torch.manual_seed(0)
+    model = SeriesImputer(SeriesConfig(3, d_model=16, n_heads=2, n_layers=1, d_ff=32))
+    assert task.evaluate(model, "test")["n"] == n == int(d1["test_holdout"].sum())
+    assert np.array_equal(holdout_mask(d1["test"], 0.1, 3 + 2), d1["test_holdout"])
+
+
+def test_csv_round_trip_keeps_columns_index_and_units():
+    values = _series(n=50)
+    frame = pd.DataFrame(values, index=pd.Index([f"2020-01-{i:02d}" for i in range(1, 51)], name="date"),
+                         columns=["a", "b", "c"])
+    data = prepare_imputation_data(values, 5, 5)
+    torch.manual_seed(0)
+    model = SeriesImputer(SeriesConfig(3, d_model=16, n_heads=2, n_layers=1, d_ff=32)).eval()
+    with torch.no_grad():  # predict 0 in standard units: the training mean in the data's units
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    out = impute_frame(model, data["scaler"], 10, frame)
+    assert list(out.columns) == ["a", "b", "c"] and out.index.equals(frame.index)
+    holes = frame.isna().to_numpy()
+    assert not out.isna().to_numpy().any()
+    np.testing.assert_array_equal(out.to_numpy()[~holes], values[~holes])
+    filled = np.where(holes, out.to_numpy(), np.nan)
+    np.testing.assert_allclose(np.nanmax(np.abs(filled - data["scaler"].mean), axis=0), 0, atol=1e-4)
+
+
+def test_read_ts_with_missing_values_and_variable_lengths(tmp_path):
+    body = "@problemName toy\n@dimensions 2\n@classLabel true a b\n@data\n1,2,3:4,?,6:a\n7,8:9,10:b\n"
+    (tmp_path / "toy_TRAIN.ts").write_text(body)
+    (tmp_path / "toy_TEST.ts").write_text(body)
+    series, labels = read_ts(tmp_path / "toy_TRAIN.ts")
+    assert labels == ["a", "b"] and series[0].shape == (3, 2) and series[1].shape == (2, 2)
+    assert np.isnan(series[0][1, 1]) and series[0][2, 1] == 6.0
+    splits = load_series_classification(str(tmp_path / "toy_{split}.ts"), valid_fraction=0.5)
+    assert splits.labels == ["a", "b"] and splits.num_features == 2
+    (tmp_path / "bad_TRAIN.ts").write_text("@data\n1,x:a\n")
+    with pytest.raises(DataError, match="not a number"):
+        read_ts(tmp_path / "bad_TRAIN.ts")
+
+
+def _toy_ts(folder, n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    lines = ["@problemName toy", "@dimensions 2", "@data"]
+    for i in range(n):
+        label = i % 2
+        length = rng.integers(6, 12)
+        t = np.arange(length)
+        a = np.sin(t * (0.3 if label else 1.2)) + rng.normal(0, 0.1, length)
+        b = rng.normal(label, 0.3, length)
+        lines.append(",".join(f"{v:.4f}" for v in a) + ":" + ",".join(f"{v:.4f}" for v in b) + f":{'yes' if label else 'no'}")
+    for split in ("TRAIN", "TEST"):
+        (folder / f"toy_{split}.ts").write_text("\n".join(lines) + "\n")
+    return str(folder / "toy_{split}.ts")
+
+
+@pytest.mark.parametrize("arch", ["transformer", "grud"])
+def test_cli_classify_series(tmp_path, arch):
+    pattern = _toy_ts(tmp_path)
+    out = tmp_path / arch
+    assert main(["train", "classify-series", "--data", pattern, "--output", str(out), "--epochs", "15",
+                 "--arch", arch, "--d-model", "16", "--heads", "2", "--layers", "1", "--no-progress",
+                 "--train-missing", "0.2", "--test-missing", "0,0.5"]) == 0
+    results = json.loads((out / "test_results.json").read_text())
+    assert [r["missing_rate"] for r in results] == [0.0, 0.5]
+    assert results[0]["accuracy"] >= 0.8
+
+
+def test_cli_train_impute_and_fill_a_csv(tmp_path, capsys):
+    values = _series(n=300)
+    frame = pd.DataFrame(values, columns=["s1", "s2", "s3"])
+    frame.insert(0, "day", [f"d{i}" for i in range(300)])
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    run = tmp_path / "run"
+    assert main(["train", "impute", "--data", str(tmp_path / "in.csv"), "--output", str(run), "--window", "20",
+                 "--epochs", "3", "--d-model", "16", "--heads", "2", "--layers", "1", "--no-progress"]) == 0
+    results = json.loads((run / "test_results.json").read_text())
+    assert set(results) == {"dynmask", "mean", "locf", "linear"}
+    assert results["dynmask"]["n"] == results["linear"]["n"] == int(np.load(run / "test_holdout_mask.npy").sum())
+    assert main(["impute", "--model", str(run), "--input", str(tmp_path / "in.csv"),
+                 "--output", str(tmp_path / "out.csv")]) == 0
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert list(out.columns) == ["day", "s1", "s2", "s3"] and out["day"].tolist() == frame["day"].tolist()
+    assert not out[["s1", "s2", "s3"]].isna().any().any()
