@@ -1,0 +1,124 @@
+"""Time series experiments: JapaneseVowels classification vs missing rate (dynamic vs static, and
+LSTM / GRU / GRU-D / Transformer), and PM10 imputation (dynmask vs the simple baselines).
+
+    python experiments/series.py classify    # results/series-japanese_vowels/
+    python experiments/series.py impute      # results/imputation-pm10/
+
+Finished runs are skipped when run again.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from dynmask.data.series import load_series_classification, read_wide_csv
+from dynmask.tasks.series import prepare_imputation_data, train_imputer, train_series_classifier
+from dynmask.training import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+PM10 = ROOT.parent / "shared" / "datasets" / "timeseries" / "pm10-germany-rural.csv"
+RATES = (0.0, 0.2, 0.4, 0.6)
+SEEDS = (0, 1, 2)
+SMALL = dict(d_model=64, n_heads=4, n_layers=2, d_ff=128, dropout=0.1)
+CLASSIFIERS = {
+    "transformer, dynamic mask": dict(arch="transformer", method="dynamic"),
+    "transformer, static baseline": dict(arch="transformer", method="static"),
+    "lstm (masked)": dict(arch="lstm", method="dynamic"),
+    "gru (masked)": dict(arch="gru", method="dynamic"),
+    "gru-d": dict(arch="grud", method="dynamic"),
+}
+
+
+def _mean_std(xs):
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def classify() -> None:
+    out = ROOT / "results" / "series-japanese_vowels"
+    out.mkdir(parents=True, exist_ok=True)
+    splits = load_series_classification("japanese_vowels", seed=0)
+    rows = {}
+    for name, kw in CLASSIFIERS.items():
+        runs = []
+        for seed in SEEDS:
+            folder = ROOT / "runs" / "series-jv" / f"{kw['arch']}-{kw['method']}-seed{seed}"
+            done = folder / "result.json"
+            if done.exists():
+                runs.append(json.loads(done.read_text()))
+                continue
+            t0 = time.perf_counter()
+            summary = train_series_classifier(splits, folder, {**SMALL, **kw},
+                                              TrainConfig(epochs=60, batch_size=32, lr=2e-3, seed=seed, patience=15,
+                                                          progress=False),
+                                              train_missing=0.3, schedule="dynamic", resume=True, test_rates=RATES)
+            result = {"test": summary["test"], "seconds": time.perf_counter() - t0,
+                      "samples_per_s": summary["train_samples_per_s"]}
+            done.write_text(json.dumps(result))
+            runs.append(result)
+        rows[name] = {
+            "accuracy": {f"{r:g}": _mean_std([run["test"][i]["accuracy"] for run in runs]) for i, r in enumerate(RATES)},
+            "samples_per_s": _mean_std([run["samples_per_s"] for run in runs]),
+        }
+        print(name, {k: round(v[0], 3) for k, v in rows[name]["accuracy"].items()}, flush=True)
+    (out / "results.json").write_text(json.dumps({"seeds": SEEDS, "train_missing": 0.3, "model": SMALL,
+                                                  "rows": rows}, indent=2))
+    lines = ["| model | " + " | ".join(f"missing {r:g}" for r in RATES) + " | train samples/s |",
+             "|" + " --- |" * (len(RATES) + 2)]
+    for name, row in rows.items():
+        cells = [f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in row["accuracy"].values()]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['samples_per_s'][0]:.0f} |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def impute(epochs: int = 40) -> None:
+    out = ROOT / "results" / "imputation-pm10"
+    out.mkdir(parents=True, exist_ok=True)
+    frame = read_wide_csv(PM10)
+    data = prepare_imputation_data(frame.to_numpy(), 30, 5, holdout=0.1, seed=0, drop_unobserved=True)
+    configs = {"dynmask (dynamic artificial holes)": "dynamic", "dynmask (static artificial holes)": "static"}
+    rows, baselines = {}, None
+    for name, schedule in configs.items():
+        runs = []
+        for seed in SEEDS:
+            folder = ROOT / "runs" / "imputation-pm10" / f"{schedule}-seed{seed}"
+            done = folder / "result.json"
+            if done.exists():
+                runs.append(json.loads(done.read_text()))
+                continue
+            summary = train_imputer(data, folder, dict(d_model=128, n_heads=4, n_layers=2, d_ff=256, dropout=0.1),
+                                    TrainConfig(epochs=epochs, batch_size=32, lr=1e-3, seed=seed, patience=10,
+                                                progress=False), artificial=0.2, schedule=schedule, resume=True)
+            result = {"test": summary["test"], "baselines": summary["baselines"],
+                      "train_seconds": summary["train_seconds"]}
+            done.write_text(json.dumps(result))
+            runs.append(result)
+        baselines = runs[0]["baselines"]
+        rows[name] = {k: _mean_std([run["test"][k] for run in runs]) for k in ("mae", "rmse", "mre")}
+        rows[name]["train_seconds"] = _mean_std([run["train_seconds"] for run in runs])
+        print(name, rows[name], flush=True)
+    (out / "results.json").write_text(json.dumps({
+        "window": 30, "stride": 5, "holdout": 0.1, "split": data["ranges"], "dropped_columns": data["dropped"],
+        "held_out_values": baselines["mean"]["n"], "seeds": SEEDS, "epochs": epochs, "rows": rows,
+        "baselines": baselines}, indent=2))
+    np_path = out / "test_holdout_mask.npy"
+    import numpy as np
+
+    np.save(np_path, data["test_holdout"])
+    lines = ["| method | MAE | RMSE | MRE | train s |", "| --- | --- | --- | --- | --- |"]
+    for name, row in rows.items():
+        lines.append(f"| {name} | {row['mae'][0]:.3f} ± {row['mae'][1]:.3f} | {row['rmse'][0]:.3f} ± "
+                     f"{row['rmse'][1]:.3f} | {row['mre'][0]:.3f} ± {row['mre'][1]:.3f} | "
+                     f"{row['train_seconds'][0]:.0f} |")
+    for name, m in baselines.items():
+        lines.append(f"| {name} | {m['mae']:.3f} | {m['rmse']:.3f} | {m['mre']:.3f} | – |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    {"classify": classify, "impute": impute}[sys.argv[1]]()
