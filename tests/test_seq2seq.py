@@ -78,7 +78,7 @@ def _tiny_pairs_task(pairs, tmp_path, missing=0.0):
 
     splits = PairSplits("tiny", [Pair(*p) for p in pairs], [Pair(*p) for p in pairs], [Pair(*p) for p in pairs])
     tok = TextTokenizer.train([p[0] for p in pairs] + [p[1] for p in pairs], vocab_size=200, min_frequency=1,
-                              kind="bpe", max_len=32)
+                              kind="cased", max_len=32)
     return Seq2SeqTask(splits, tok, MissingSpec(missing), kind="translate", max_src_len=16, max_tgt_len=16), tok
 
 

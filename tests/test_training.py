@@ -160,8 +160,8 @@ def test_demo_quick_on_a_user_file(tmp_path, capsys):
 def test_recurrent_classifier_trains_from_the_cli(tmp_path, arch):
     data = write_sentiment_csv(tmp_path / "d.csv", n=160)
     out = tmp_path / arch
-    assert main(["train", "classify", "--data", str(data), "--output", str(out), "--epochs", "4", "--arch", arch,
-                 "--lr", "1e-2", "--test-missing", "0", *SMALL]) == 0
+    assert main(["train", "classify", "--data", str(data), "--output", str(out), "--epochs", "10", "--arch", arch,
+                 "--lr", "1e-2", "--patience", "100", "--test-missing", "0", *SMALL, "--d-model", "32"]) == 0
     model, _, _ = load_classifier(out)
     assert model.config.arch == arch
     assert json.loads((out / "test_results.json").read_text())[0]["accuracy"] >= 0.7

@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--d-ff", type=int, default=256, help="feed-forward width (default: 256)")
     m.add_argument("--dropout", type=float, default=0.1, help="dropout (default: 0.1)")
     m.add_argument("--max-len", type=int, default=128, help="tokens kept per text (default: 128)")
-    m.add_argument("--vocab-size", type=int, default=8000, help="WordPiece vocabulary size (default: 8000)")
+    m.add_argument("--vocab-size", type=int, default=8000, help="BPE vocabulary size (default: 8000)")
     m.add_argument("--missing-markers", default=None,
                    help="comma-separated strings that mark a missing word in your text (default: [missing], "
                         "<missing>, <unk>, [unk], ???, [illegible], [redacted])")

@@ -35,7 +35,8 @@ import torch.distributed as dist
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-__all__ = ["TrainConfig", "Trainer", "distributed_context", "parameter_checksum"]
+__all__ = ["TrainConfig", "Trainer", "distributed_context", "parameter_checksum", "load_run_model",
+           "on_rank_zero_first"]
 
 
 @dataclass
@@ -82,6 +83,32 @@ def distributed_context() -> tuple[int, int]:
     if world > 1:
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def load_run_model(folder: Path, build, device: Optional[torch.device] = None):
+    """(model, folder, run config) from a training run: ``folder`` itself or its ``best/``.
+
+    ``build(model_config: dict) -> nn.Module`` makes the empty model; the weights come from
+    ``model.safetensors`` and the model is returned in eval mode."""
+    folder = Path(folder)
+    if not (folder / "model.safetensors").exists() and (folder / "best" / "model.safetensors").exists():
+        folder = folder / "best"
+    if not (folder / "model.safetensors").exists():
+        raise FileNotFoundError(f"no model.safetensors in {folder}; pass the --output folder of a training run")
+    config = json.loads((folder / "config.json").read_text())
+    model = build(config["model"])
+    load_model(model, str(folder / "model.safetensors"), device=str(device or "cpu"))
+    return model.eval(), folder, config
+
+
+def on_rank_zero_first(make, load):
+    """Run ``make()`` on rank 0 only, wait for it, then ``load()`` everywhere (e.g. a tokenizer trained once)."""
+    rank, world = distributed_context()
+    if rank == 0:
+        make()
+    if world > 1:
+        dist.barrier()
+    return load()
 
 
 def parameter_checksum(model: nn.Module) -> float:

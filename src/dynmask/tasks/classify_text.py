@@ -14,7 +14,6 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_model
 
 from ..data.text import Example, TextSplits
 from ..data.tokenizer import TextTokenizer
@@ -131,15 +130,9 @@ class TextClassificationTask:
 
 def load_classifier(folder: Path, device: Optional[torch.device] = None):
     """(model, tokenizer, labels) from a folder written by the trainer (``best/`` or ``checkpoint/``)."""
-    folder = Path(folder)
-    if not (folder / "model.safetensors").exists() and (folder / "best" / "model.safetensors").exists():
-        folder = folder / "best"
-    if not (folder / "model.safetensors").exists():
-        raise FileNotFoundError(f"no model.safetensors in {folder}; pass the --output folder of a training run")
-    config = json.loads((folder / "config.json").read_text())
-    model = TextClassifier(ClassifierConfig(**config["model"]))
-    load_model(model, str(folder / "model.safetensors"), device=str(device or "cpu"))
-    model.eval()
+    from ..training import load_run_model
+
+    model, folder, _ = load_run_model(folder, lambda c: TextClassifier(ClassifierConfig(**c)), device)
     return model, TextTokenizer.load(folder), json.loads((folder / "labels.json").read_text())
 
 
@@ -162,18 +155,18 @@ def train_text_classifier(splits: TextSplits, output: Path, model_config: dict, 
     """Train on ``splits`` (tokenizer, model, trainer), then score the best model on the test split at
     each of ``test_rates``. Returns the trainer's summary plus ``"test"`` results."""
     from ..data.tokenizer import DEFAULT_MISSING_MARKERS
-    from ..training import Trainer, distributed_context
+    from ..training import Trainer, on_rank_zero_first
 
     output = Path(output)
     tokenizer_dir = output / "tokenizer"
-    rank, world = distributed_context()
-    if rank == 0 and not (resume and (tokenizer_dir / "tokenizer.json").exists()):
-        markers = DEFAULT_MISSING_MARKERS if missing_markers is None else missing_markers
-        TextTokenizer.train((e.text for e in splits.train), vocab_size=vocab_size, missing_markers=markers,
-                            max_len=max_len).save(tokenizer_dir)
-    if world > 1:
-        torch.distributed.barrier()  # every rank uses the tokenizer rank 0 trained
-    tokenizer = TextTokenizer.load(tokenizer_dir)
+
+    def make() -> None:
+        if not (resume and (tokenizer_dir / "tokenizer.json").exists()):
+            markers = DEFAULT_MISSING_MARKERS if missing_markers is None else missing_markers
+            TextTokenizer.train((e.text for e in splits.train), vocab_size=vocab_size, missing_markers=markers,
+                                max_len=max_len).save(tokenizer_dir)
+
+    tokenizer = on_rank_zero_first(make, lambda: TextTokenizer.load(tokenizer_dir))  # every rank: rank 0's
     task = TextClassificationTask(splits, tokenizer, missing, seed=train_config.seed)
     config = ClassifierConfig(vocab_size=tokenizer.vocab_size, num_classes=len(splits.labels),
                               max_len=max(max_len, 8), **model_config)

@@ -15,7 +15,6 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_model
 
 from ..data.pairs import PairSplits
 from ..data.tokenizer import TextTokenizer
@@ -163,18 +162,18 @@ def train_seq2seq(splits: PairSplits, output: Path, kind: str, model_config: dic
                   test_limit: Optional[int] = None) -> dict:
     """Tokenizer (BPE, shared by source and target), model, trainer; then BLEU/chrF or ROUGE at
     each test missing rate (and, for summaries, the lead-sentence baseline)."""
-    from ..training import Trainer, distributed_context
+    from ..training import Trainer, on_rank_zero_first
 
     output = Path(output)
     tokenizer_dir = output / "tokenizer"
-    rank, world = distributed_context()
-    if rank == 0 and not (resume and (tokenizer_dir / "tokenizer.json").exists()):
-        texts = [p.source for p in splits.train] + [p.target for p in splits.train]
-        TextTokenizer.train(texts, vocab_size=vocab_size, max_len=max(max_src_len, max_tgt_len),
-                            kind="bpe").save(tokenizer_dir)
-    if world > 1:
-        torch.distributed.barrier()
-    tokenizer = TextTokenizer.load(tokenizer_dir)
+
+    def make() -> None:
+        if not (resume and (tokenizer_dir / "tokenizer.json").exists()):
+            texts = [p.source for p in splits.train] + [p.target for p in splits.train]
+            TextTokenizer.train(texts, vocab_size=vocab_size, max_len=max(max_src_len, max_tgt_len),
+                                kind="cased").save(tokenizer_dir)
+
+    tokenizer = on_rank_zero_first(make, lambda: TextTokenizer.load(tokenizer_dir))
     task = Seq2SeqTask(splits, tokenizer, missing, kind=kind, seed=train_config.seed, max_src_len=max_src_len,
                        max_tgt_len=max_tgt_len)
     config = Seq2SeqConfig(vocab_size=tokenizer.vocab_size, max_len=max(max_src_len, max_tgt_len) + 2,
@@ -205,15 +204,9 @@ def train_seq2seq(splits: PairSplits, output: Path, kind: str, model_config: dic
 
 def load_seq2seq(folder: Path, device: Optional[torch.device] = None):
     """(model, tokenizer, run config) from a training run's folder (or its best/)."""
-    folder = Path(folder)
-    if not (folder / "model.safetensors").exists() and (folder / "best" / "model.safetensors").exists():
-        folder = folder / "best"
-    if not (folder / "model.safetensors").exists():
-        raise FileNotFoundError(f"no model.safetensors in {folder}; pass the --output folder of a training run")
-    config = json.loads((folder / "config.json").read_text())
-    model = Seq2Seq(Seq2SeqConfig(**config["model"]))
-    load_model(model, str(folder / "model.safetensors"), device=str(device or "cpu"))
-    model.eval()
+    from ..training import load_run_model
+
+    model, folder, config = load_run_model(folder, lambda c: Seq2Seq(Seq2SeqConfig(**c)), device)
     return model, TextTokenizer.load(folder), config
 
 

@@ -16,7 +16,6 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_model
 
 from ..data.series import (SeriesSplits, Standardizer, chronological_split, holdout_mask, make_windows, pad_series,
                            read_wide_csv)
@@ -232,15 +231,9 @@ class ImputationTask:
 
 def load_imputer(folder: Path):
     """(model, scaler, window, column indices) from an imputation run's folder (or its best/)."""
-    folder = Path(folder)
-    if not (folder / "model.safetensors").exists() and (folder / "best" / "model.safetensors").exists():
-        folder = folder / "best"
-    if not (folder / "model.safetensors").exists():
-        raise FileNotFoundError(f"no model.safetensors in {folder}; pass the --output folder of a training run")
-    config = json.loads((folder / "config.json").read_text())
-    model = SeriesImputer(SeriesConfig(**config["model"]))
-    load_model(model, str(folder / "model.safetensors"))
-    model.eval()
+    from ..training import load_run_model
+
+    model, folder, _ = load_run_model(folder, lambda c: SeriesImputer(SeriesConfig(**c)))
     assets = json.loads((folder / "series.json").read_text())
     scaler = Standardizer(np.array(assets["scaler"]["mean"]), np.array(assets["scaler"]["std"]))
     return model, scaler, assets["window"], assets["columns"]
@@ -274,7 +267,7 @@ def impute_frame(model: SeriesImputer, scaler: Standardizer, window: int, frame,
 def train_series_classifier(splits: SeriesSplits, output: Path, model_config: dict, train_config, *,
                             train_missing: float = 0.0, schedule: str = "dynamic", resume: bool = False,
                             test_rates: Sequence[float] = ()) -> dict:
-    from ..training import Trainer
+    from ..training import Trainer, load_run_model
 
     task = SeriesClassificationTask(splits, train_missing, schedule, seed=train_config.seed)
     config = SeriesConfig(num_features=splits.num_features, num_classes=len(splits.labels),
@@ -288,8 +281,7 @@ def train_series_classifier(splits: SeriesSplits, output: Path, model_config: di
     if test_rates and trainer.main:
         best = model
         if (Path(output) / "best" / "model.safetensors").exists():
-            best = SeriesClassifier(config)
-            load_model(best, str(Path(output) / "best" / "model.safetensors"))
+            best = load_run_model(Path(output) / "best", lambda c: SeriesClassifier(SeriesConfig(**c)))[0]
         summary["test"] = [task.evaluate(best, "test", r) for r in test_rates]
         (Path(output) / "test_results.json").write_text(json.dumps(summary["test"], indent=2))
     return summary
