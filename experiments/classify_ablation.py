@@ -1,8 +1,8 @@
 """Where does the dynamic mask differ from the static placeholder baseline on text classification?
 
 Runs ``dynmask demo``'s comparison (dynamic vs static, 3 seeds, Rotten Tomatoes) under variations of
-training: no artificial holes at training time, holes drawn once per example (static schedule), and
-attention pooling. Each setting's runs resume if interrupted.
+training: no artificial holes at training time, and holes drawn once per example (static schedule).
+Each setting's runs resume if interrupted.
 
     python experiments/classify_ablation.py      # writes results/ablation-rotten_tomatoes/
 """
@@ -20,7 +20,6 @@ RATES = (0.0, 0.2, 0.4, 0.6)
 SETTINGS = {
     "train without holes": dict(train_missing=0.0),
     "holes drawn once per example (static schedule)": dict(schedule="static"),
-    "attention pooling": dict(pooling="attention"),
 }
 
 
