@@ -170,3 +170,13 @@ def test_recurrent_classifier_trains_from_the_cli(tmp_path, arch):
 def test_grud_is_refused_for_text(setup):
     with pytest.raises(ValueError, match="GRU-D is for numeric series"):
         _model(setup[1], arch="grud")
+
+
+def test_demo_honours_arch(tmp_path):
+    data = write_sentiment_csv(tmp_path / "d.csv", n=160)
+    out = tmp_path / "demo-gru"
+    assert main(["demo", "--quick", "--arch", "gru", "--methods", "dynamic,static,seed_literal", "--data", str(data),
+                 "--group-column", "doc", "--output", str(out)]) == 0
+    config = json.loads((out / "runs" / "dynamic-seed0" / "best" / "config.json").read_text())
+    assert config["model"]["arch"] == "gru"
+    assert set(json.loads((out / "results.json").read_text())["summary"]) == {"dynamic", "static"}

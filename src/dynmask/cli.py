@@ -483,7 +483,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      test_rates=args.test_missing, train_missing=args.train_missing,
                      missing_process=args.missing_process, schedule=args.schedule, epochs=args.epochs,
                      quick=args.quick, max_len=args.max_len, pooling=args.pooling,
-                     model=None if args.d_model == 64 else {"d_model": args.d_model, "d_ff": 2 * args.d_model})
+                     model={"arch": args.arch, **({} if args.d_model == 64 else
+                                                  {"d_model": args.d_model, "d_ff": 2 * args.d_model})})
         elif args.command == "train":
             {"classify": _train_classify, "translate": _train_seq2seq, "summarize": _train_seq2seq,
              "classify-series": _train_classify_series, "impute": _train_impute}[args.task](args)
