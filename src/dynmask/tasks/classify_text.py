@@ -54,6 +54,38 @@ def accuracy_and_macro_f1(pred: torch.Tensor, gold: torch.Tensor, num_classes: i
     return accuracy, sum(f1s) / max(1, len(f1s))
 
 
+class TokenHoles:
+    """The missing-token processes of one text task, shared by every text task.
+
+    Training holes follow ``train_missing`` (re-drawn every batch, or drawn once per example);
+    validation uses the same process with holes drawn once; test-time holes are seeded per split
+    (:meth:`test_schedule`), the same for every method. ``value`` processes weigh tokens by their
+    counts in ``train_ids``.
+    """
+
+    def __init__(self, train_missing: MissingSpec, train_ids: Sequence[Sequence[int]], vocab_size: int, seed: int,
+                 max_len: int) -> None:
+        counts = torch.zeros(vocab_size)
+        for ids in train_ids:
+            counts.index_add_(0, torch.as_tensor(ids, dtype=torch.long), torch.ones(len(ids)))
+        self.token_counts, self.max_len = counts, max_len
+        self.train_missing = train_missing
+        self.train_process = self.process(train_missing)
+        self.train_schedule = Schedule(train_missing.schedule, getattr(self.train_process, "n_uniforms", 1), seed,
+                                       max_len)
+        self.valid_missing = MissingSpec(train_missing.rate, train_missing.process, "static", train_missing.mean_span)
+
+    def process(self, spec: MissingSpec):
+        if spec.rate == 0.0:
+            return None
+        return make_process(spec.process, spec.rate, mean_span=spec.mean_span, token_counts=self.token_counts)
+
+    def test_schedule(self, process, split: str) -> Optional[Schedule]:
+        if process is None:
+            return None
+        return Schedule("static", process.n_uniforms, TEST_SEED + _SPLIT_OFFSET[split], self.max_len)
+
+
 class TextClassificationTask:
     def __init__(self, splits: TextSplits, tokenizer: TextTokenizer, train_missing: MissingSpec, seed: int = 0,
                  eval_batch_size: int = 256, device: Optional[torch.device] = None) -> None:
@@ -64,20 +96,7 @@ class TextClassificationTask:
                         for name in ("train", "valid", "test")}
         self.labels = {name: torch.tensor([e.label for e in splits.split(name)], dtype=torch.long)
                        for name in ("train", "valid", "test")}
-        counts = torch.zeros(tokenizer.vocab_size)
-        for ids in self.encoded["train"]:
-            counts.index_add_(0, torch.as_tensor(ids, dtype=torch.long), torch.ones(len(ids)))
-        self.token_counts = counts
-        self.train_missing = train_missing
-        self.train_process = self._process(train_missing)
-        self.train_schedule = Schedule(train_missing.schedule, getattr(self.train_process, "n_uniforms", 1), seed,
-                                       tokenizer.max_len)
-        self.valid_missing = MissingSpec(train_missing.rate, train_missing.process, "static", train_missing.mean_span)
-
-    def _process(self, spec: MissingSpec):
-        if spec.rate == 0.0:
-            return None
-        return make_process(spec.process, spec.rate, mean_span=spec.mean_span, token_counts=self.token_counts)
+        self.holes = TokenHoles(train_missing, self.encoded["train"], tokenizer.vocab_size, seed, tokenizer.max_len)
 
     # ------------------------------------------------------------------ trainer interface
     def num_train(self) -> int:
@@ -91,7 +110,7 @@ class TextClassificationTask:
         return ids.to(self.device), self.tokenizer.mask(ids).to(self.device), self.labels[split][indices].to(self.device)
 
     def train_batch(self, indices: list[int], draw: int):
-        return self._batch("train", indices, self.train_process, self.train_schedule, draw)
+        return self._batch("train", indices, self.holes.train_process, self.holes.train_schedule, draw)
 
     def batch_size(self, batch) -> int:
         return batch[0].shape[0]
@@ -102,10 +121,9 @@ class TextClassificationTask:
 
     def evaluate(self, model, split: str = "valid", missing: Optional[MissingSpec] = None) -> dict:
         """Accuracy, macro-F1 and loss on ``split`` with seeded test-time holes (same for every method)."""
-        missing = self.valid_missing if missing is None else missing
-        process = self._process(missing)
-        schedule = Schedule("static", getattr(process, "n_uniforms", 1), TEST_SEED + _SPLIT_OFFSET[split],
-                            self.tokenizer.max_len) if process is not None else None
+        missing = self.holes.valid_missing if missing is None else missing
+        process = self.holes.process(missing)
+        schedule = self.holes.test_schedule(process, split)
         was_training = model.training
         model.eval()
         preds, losses = [], []

@@ -22,14 +22,13 @@ from ..decoding import beam_search, greedy_decode
 from ..losses import masked_cross_entropy
 from ..masks import Mask
 from ..metrics import bleu_chrf, lead_sentences, rouge
-from ..missingness import Schedule, apply_missingness
+from ..missingness import apply_missingness
 from ..models.seq2seq import Seq2Seq, Seq2SeqConfig
-from .classify_text import TEST_SEED, MissingSpec
+from .classify_text import MissingSpec, TokenHoles
 
 __all__ = ["Seq2SeqTask", "train_seq2seq", "load_seq2seq", "generate_texts", "SEQ2SEQ_TASKS"]
 
 SEQ2SEQ_TASKS = ("translate", "summarize")
-_SPLIT_OFFSET = {"train": 0, "valid": 1, "test": 2}
 
 
 class Seq2SeqTask:
@@ -45,27 +44,7 @@ class Seq2SeqTask:
                     for s in ("train", "valid", "test")}
         self.tgt = {s: [ids[:max_tgt_len - 1] for ids in tokenizer.encode([p.target for p in splits.split(s)])]
                     for s in ("train", "valid", "test")}
-        counts = torch.zeros(tokenizer.vocab_size)
-        for ids in self.src["train"]:
-            counts.index_add_(0, torch.as_tensor(ids, dtype=torch.long), torch.ones(len(ids)))
-        self.token_counts = counts
-        self.train_missing = train_missing
-        self.train_process = self._process(train_missing)
-        self.train_schedule = Schedule(train_missing.schedule, getattr(self.train_process, "n_uniforms", 1), seed,
-                                       max_src_len)
-        self.valid_missing = MissingSpec(train_missing.rate, train_missing.process, "static", train_missing.mean_span)
-
-    def _process(self, spec: MissingSpec):
-        from ..missingness import make_process
-
-        if spec.rate == 0.0:
-            return None
-        return make_process(spec.process, spec.rate, mean_span=spec.mean_span, token_counts=self.token_counts)
-
-    def _test_schedule(self, process, split: str) -> Optional[Schedule]:
-        if process is None:
-            return None
-        return Schedule("static", process.n_uniforms, TEST_SEED + _SPLIT_OFFSET[split], self.max_src_len)
+        self.holes = TokenHoles(train_missing, self.src["train"], tokenizer.vocab_size, seed, max_src_len)
 
     # ------------------------------------------------------------------ batches
     def source_batch(self, split: str, indices: Sequence[int], process, schedule, draw: int):
@@ -92,7 +71,7 @@ class Seq2SeqTask:
         return [len(s) + 2 * len(t) for s, t in zip(self.src["train"], self.tgt["train"])]
 
     def train_batch(self, indices: list[int], draw: int):
-        return self._batch("train", indices, self.train_process, self.train_schedule, draw)
+        return self._batch("train", indices, self.holes.train_process, self.holes.train_schedule, draw)
 
     def batch_size(self, batch) -> int:
         return batch[0].shape[0]
@@ -104,9 +83,9 @@ class Seq2SeqTask:
 
     def evaluate(self, model, split: str = "valid", missing: Optional[MissingSpec] = None) -> dict:
         """Teacher-forced loss and token accuracy (fast; used for early stopping: score = -loss)."""
-        missing = self.valid_missing if missing is None else missing
-        process = self._process(missing)
-        schedule = self._test_schedule(process, split)
+        missing = self.holes.valid_missing if missing is None else missing
+        process = self.holes.process(missing)
+        schedule = self.holes.test_schedule(process, split)
         was_training = model.training
         model.eval()
         total, correct, count = 0.0, 0, 0
@@ -131,8 +110,8 @@ class Seq2SeqTask:
                  batch_size: int = 32) -> tuple[list[str], list[str], dict]:
         """Decode ``split`` with seeded test-time holes; returns (hypotheses, references, timing)."""
         missing = missing or MissingSpec(0.0)
-        process = self._process(missing)
-        schedule = self._test_schedule(process, split)
+        process = self.holes.process(missing)
+        schedule = self.holes.test_schedule(process, split)
         tok = self.tokenizer
         n = len(self.src[split]) if limit is None else min(limit, len(self.src[split]))
         hyps, tokens, t0 = [], 0, time.perf_counter()
