@@ -173,6 +173,30 @@ def test_cli_classify_series(tmp_path, arch):
     assert results[0]["accuracy"] >= 0.8
 
 
+@pytest.mark.parametrize("unit", ["value", "step"])
+def test_hidden_values_and_steps(tmp_path, unit):
+    from dynmask.data.series import load_series_classification
+    from dynmask.tasks.series import SeriesClassificationTask
+
+    splits = load_series_classification(_toy_ts(tmp_path), seed=0)
+    task = SeriesClassificationTask(splits, train_missing=0.4, missing_unit=unit)
+    idx = list(range(len(task.data["train"])))
+    clean, clean_mask, _ = task._batch("train", idx, 0.0, None, 0)
+    x, mask, _ = task.train_batch(idx, draw=3)
+    hidden = clean_mask.observed_values & ~mask.observed_values  # (B, L, F)
+    assert abs(hidden.sum().item() / clean_mask.observed_values.sum().item() - 0.4) < 0.05
+    assert torch.equal(x[mask.observed_values], clean[mask.observed_values])  # the rest is untouched
+    partly_hidden = hidden.any(-1) & ~hidden.all(-1)  # steps with some features hidden, others kept
+    if unit == "step":
+        assert not partly_hidden.any()
+        assert torch.equal(mask.observed, clean_mask.observed & ~hidden.any(-1))  # hidden steps: not keys
+    else:
+        assert partly_hidden.any()
+        assert torch.equal(task.train_batch(idx, draw=3)[1].observed_values, mask.observed_values)
+    with pytest.raises(ValueError, match="missing_unit must be one of"):
+        SeriesClassificationTask(splits, missing_unit="feature")
+
+
 def test_cli_train_impute_and_fill_a_csv(tmp_path, capsys):
     values = _series(n=300)
     frame = pd.DataFrame(values, columns=["s1", "s2", "s3"])

@@ -116,7 +116,7 @@ def test_cli_train_then_predict_honours_missing_markers(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("method,arch", [("dynamic", "transformer"), ("delete", "transformer"), ("dynamic", "lstm"),
-                                         ("dynamic", "gru")])
+                                         ("dynamic", "gru"), ("dynamic", "grud")])
 def test_classifier_ignores_ids_at_missing_positions(setup, method, arch):
     model = _model(setup[1], method=method, arch=arch).eval()
     g = torch.Generator().manual_seed(0)
@@ -156,7 +156,7 @@ def test_demo_quick_on_a_user_file(tmp_path, capsys):
     assert capsys.readouterr().out.count("already done") == 4
 
 
-@pytest.mark.parametrize("arch", ["lstm", "gru"])
+@pytest.mark.parametrize("arch", ["lstm", "gru", "grud"])
 def test_recurrent_classifier_trains_from_the_cli(tmp_path, arch):
     data = write_sentiment_csv(tmp_path / "d.csv", n=160)
     out = tmp_path / arch
@@ -167,9 +167,22 @@ def test_recurrent_classifier_trains_from_the_cli(tmp_path, arch):
     assert json.loads((out / "test_results.json").read_text())[0]["accuracy"] >= 0.7
 
 
-def test_grud_is_refused_for_text(setup):
-    with pytest.raises(ValueError, match="GRU-D is for numeric series"):
-        _model(setup[1], arch="grud")
+@pytest.mark.parametrize("method", ["static", "delete", "seed_literal"])
+def test_grud_takes_the_dynamic_method_only(setup, method):
+    with pytest.raises(ValueError, match="arch='grud' handles missing tokens itself"):
+        _model(setup[1], method=method, arch="grud")
+
+
+def test_grud_text_gives_no_gradient_to_embeddings_of_missing_tokens(setup):
+    model = _model(setup[1], arch="grud")
+    ids = torch.tensor([[5, 6, 7, 8, 9, 0], [5, 6, 10, 11, 0, 0]])
+    from dynmask import Mask
+    observed = torch.tensor([[1, 1, 0, 1, 0, 0], [1, 0, 1, 1, 0, 0]], dtype=torch.bool)
+    valid = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0]], dtype=torch.bool)
+    model(ids, Mask(observed, valid)).sum().backward()
+    grad = model.embed.table.weight.grad
+    assert grad[[7, 9]].abs().sum() == 0  # ids seen only at missing positions
+    assert (grad[[5, 8, 10, 11]].abs().sum(-1) > 0).all()
 
 
 def test_demo_honours_arch(tmp_path):

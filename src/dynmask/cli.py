@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-len", type=int, default=64, help="tokens kept per text (default: 64)")
     p.add_argument("--d-model", type=int, default=64, help="model width (default: 64)")
     p.add_argument("--pooling", choices=("mean", "max", "attention"), default="mean", help="(default: mean)")
-    p.add_argument("--arch", choices=("transformer", "lstm", "gru"), default="transformer",
+    p.add_argument("--arch", choices=("transformer", "lstm", "gru", "grud"), default="transformer",
                    help="sequence model of every compared method (default: transformer)")
     _add_data_args(p)
     _add_missing_args(p)
@@ -129,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--method", choices=("dynamic", "static", "seed_literal", "delete"), default="dynamic",
                    help="how missing tokens are handled (default: dynamic)")
     m.add_argument("--pooling", choices=("mean", "max", "attention"), default="mean", help="(default: mean)")
-    m.add_argument("--arch", choices=("transformer", "lstm", "gru"), default="transformer",
-                   help="sequence model: transformer, or a bidirectional masked lstm / gru (default: transformer)")
+    m.add_argument("--arch", choices=("transformer", "lstm", "gru", "grud"), default="transformer",
+                   help="sequence model: transformer, a bidirectional masked lstm / gru, or grud (GRU-D over the "
+                        "token embeddings; method dynamic only) (default: transformer)")
     m.add_argument("--d-model", type=int, default=128, help="model width (default: 128)")
     m.add_argument("--heads", type=int, default=4, help="attention heads (default: 4)")
     m.add_argument("--layers", type=int, default=2, help="encoder layers (default: 2)")
@@ -194,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hidden values re-drawn every batch or drawn once per series (default: dynamic)")
     q.add_argument("--test-missing", type=_rates, default=[0.0, 0.2, 0.4, 0.6],
                    help="test-time shares of hidden values, seeded (default: 0,0.2,0.4,0.6)")
+    q.add_argument("--missing-unit", choices=("value", "step"), default="value",
+                   help="hide single values, or whole steps (all variables together) (default: value)")
     series_model_args(q, 64)
     _add_optimisation_args(q, epochs=60, lr=2e-3)
     q.set_defaults(batch_size=32, patience=15)
@@ -335,7 +338,8 @@ def _train_classify_series(args) -> dict:
     splits = load_series_classification(args.data, seed=args.seed)
     summary = train_series_classifier(splits, args.output, _series_model(args), _train_config(args),
                                       train_missing=args.train_missing, schedule=args.schedule, resume=args.resume,
-                                      test_rates=args.test_missing if args.max_steps is None else ())
+                                      test_rates=args.test_missing if args.max_steps is None else (),
+                                      missing_unit=args.missing_unit)
     print(json.dumps(summary, indent=2))
     return summary
 

@@ -9,9 +9,13 @@
 * ``"seed_literal"``: the original write-up's ``softmax((Q*A)Kᵀ/√d)V`` (ablation).
 * ``"delete"``: missing tokens are removed and the rest renumbered 0..n-1, as if they never existed.
 
-``arch`` picks the sequence model: ``"transformer"`` (default) or a bidirectional ``"lstm"`` /
+``arch`` picks the sequence model: ``"transformer"`` (default), a bidirectional ``"lstm"`` /
 ``"gru"`` (:mod:`dynmask.rnn`: missing steps never update the state; with ``method="static"`` the
-recurrent model reads the placeholders like any token).
+recurrent model reads the placeholders like any token), or ``"grud"``: GRU-D (Che et al., 2018) over
+the token embeddings, each embedding dimension a feature whose mask is the token's mask; at a missing
+token it reads the last observed embedding decayed towards zero by the number of steps since it, and
+its state decays too. GRU-D handles missing steps itself, so it takes ``method="dynamic"`` only, and
+its outputs at every valid step (missing ones included: they depend on observed tokens only) are pooled.
 """
 
 from __future__ import annotations
@@ -26,12 +30,12 @@ from ..embeddings import TokenEmbedding
 from ..layers import Encoder
 from ..masks import Mask
 from ..pooling import AttentionPooling, masked_max, masked_mean
-from ..rnn import MaskedGRU, MaskedLSTM
+from ..rnn import GRUD, MaskedGRU, MaskedLSTM
 
 __all__ = ["TextClassifier", "ClassifierConfig", "METHODS", "ARCHS"]
 
 METHODS = ("dynamic", "static", "seed_literal", "delete")
-ARCHS = ("transformer", "lstm", "gru")
+ARCHS = ("transformer", "lstm", "gru", "grud")
 
 
 @dataclass
@@ -62,8 +66,10 @@ class TextClassifier(nn.Module):
         if config.pooling not in ("mean", "max", "attention"):
             raise ValueError(f"pooling must be 'mean', 'max' or 'attention', got {config.pooling!r}")
         if config.arch not in ARCHS:
-            hint = " (GRU-D is for numeric series)" if config.arch == "grud" else ""
-            raise ValueError(f"arch must be one of {ARCHS} for text, got {config.arch!r}{hint}")
+            raise ValueError(f"arch must be one of {ARCHS} for text, got {config.arch!r}")
+        if config.arch == "grud" and config.method != "dynamic":
+            raise ValueError(f"arch='grud' handles missing tokens itself: it takes method='dynamic', "
+                             f"got {config.method!r}")
         if config.arch != "transformer" and config.method == "seed_literal":
             raise ValueError("method='seed_literal' is an attention formula: use arch='transformer'")
         self.config = config
@@ -73,6 +79,8 @@ class TextClassifier(nn.Module):
             self.encoder = Encoder(config.d_model, config.n_heads, config.n_layers, d_ff=config.d_ff,
                                    dropout=config.dropout, variant=variant, positional=config.positional,
                                    max_len=config.max_len, backend=config.backend)
+        elif config.arch == "grud":
+            self.encoder = GRUD(config.d_model, config.d_model)  # features = embedding dims, x_mean = 0
         else:
             rnn = MaskedLSTM if config.arch == "lstm" else MaskedGRU
             self.encoder = rnn(config.d_model, config.d_model // 2, num_layers=config.n_layers, bidirectional=True,
@@ -88,9 +96,12 @@ class TextClassifier(nn.Module):
         x = self.embed(ids, mask)  # (B, L, D)
         if self.config.arch == "transformer":
             h = self.encoder(x, mask)  # (B, L, D)
+        elif self.config.arch == "grud":
+            h = self.encoder(x, mask)[0]  # (B, L, D); the token mask stands for every embedding dim
         else:  # static: the recurrent model reads every valid step, placeholders included
             h = self.encoder(x, mask if self.config.method != "static" else Mask(mask.valid, mask.valid))[0]
-        pool_over = mask.observed if self.config.method in ("dynamic", "delete") else mask.valid  # (B, L)
+        reads_observed = self.config.method in ("dynamic", "delete") and self.config.arch != "grud"
+        pool_over = mask.observed if reads_observed else mask.valid  # (B, L)
         if self.attn_pool is not None:
             pooled = self.attn_pool(h, pool_over)
         elif self.config.pooling == "max":

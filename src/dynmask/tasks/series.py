@@ -31,19 +31,37 @@ __all__ = ["SeriesClassificationTask", "ImputationTask", "imputation_metrics", "
 _OFFSET = {"train": 0, "valid": 1, "test": 2}
 
 
-def _hide(x: torch.Tensor, rate: float, uniforms: torch.Tensor) -> torch.Tensor:
-    """``x`` float[B, L, F] with a share ``rate`` of its observed values set to NaN (uniforms [F, B, L])."""
+MISSING_UNITS = ("value", "step")
+
+
+def _hide(x: torch.Tensor, rate: float, uniforms: torch.Tensor, unit: str = "value") -> torch.Tensor:
+    """``x`` float[B, L, F] with a share ``rate`` of its observed values set to NaN (uniforms [F, B, L]).
+
+    ``unit="value"``: each value is hidden on its own draw (a step becomes a missing position only
+    when all its features are hidden); ``"step"``: whole steps are hidden (every feature together,
+    one draw per step), e.g. a sensor box that drops out, so the step is a missing position."""
     if rate == 0:
         return x
-    hidden = (uniforms.permute(1, 2, 0) < rate) & ~torch.isnan(x)  # (B, L, F)
+    if unit == "value":
+        draws = uniforms.permute(1, 2, 0)  # (F, B, L) -> (B, L, F)
+    elif unit == "step":
+        draws = uniforms[0].unsqueeze(-1)  # (B, L, 1): one draw per step, shared by its features
+    else:
+        raise ValueError(f"missing unit must be one of {MISSING_UNITS}, got {unit!r}")
+    hidden = (draws < rate) & ~torch.isnan(x)  # (B, L, F)
     return torch.where(hidden, torch.full_like(x, float("nan")), x)
 
 
 # ---------------------------------------------------------------------------------------- classification
 class SeriesClassificationTask:
+    """Classify series with NaN; ``train_missing`` / test rates hide a share of the observed values,
+    value by value or whole steps at a time (``missing_unit``, see :func:`_hide`)."""
+
     def __init__(self, splits: SeriesSplits, train_missing: float = 0.0, schedule: str = "dynamic", seed: int = 0,
-                 eval_batch_size: int = 128) -> None:
-        self.splits, self.seed, self.train_missing = splits, seed, train_missing
+                 eval_batch_size: int = 128, missing_unit: str = "value") -> None:
+        if missing_unit not in MISSING_UNITS:
+            raise ValueError(f"missing_unit must be one of {MISSING_UNITS}, got {missing_unit!r}")
+        self.splits, self.seed, self.train_missing, self.missing_unit = splits, seed, train_missing, missing_unit
         self.eval_batch_size = eval_batch_size
         self.max_len = max(len(x) for name in ("train", "valid", "test") for x, _ in splits.split(name))
         self.scaler = Standardizer.fit(np.concatenate([x for x, _ in splits.train]))
@@ -59,7 +77,7 @@ class SeriesClassificationTask:
         x, _ = pad_series([self.data[split][i] for i in indices])  # (B, L, F), NaN = missing / padding
         lengths = torch.tensor([len(self.data[split][i]) for i in indices])
         if rate > 0:
-            x = _hide(x, rate, schedule.uniforms(indices, x.shape[1], draw))
+            x = _hide(x, rate, schedule.uniforms(indices, x.shape[1], draw), self.missing_unit)
         return x, Mask.from_nan(x, lengths=lengths), self.labels[split][list(indices)]
 
     def train_batch(self, indices: list[int], draw: int):
@@ -87,7 +105,8 @@ class SeriesClassificationTask:
                 preds.append(logits.argmax(-1))
         model.train(was)
         acc, f1 = accuracy_and_macro_f1(torch.cat(preds), self.labels[split], len(self.splits.labels))
-        return {"accuracy": acc, "macro_f1": f1, "loss": loss / max(1, n), "score": acc, "missing_rate": rate}
+        return {"accuracy": acc, "macro_f1": f1, "loss": loss / max(1, n), "score": acc, "missing_rate": rate,
+                "missing_unit": self.missing_unit}
 
     def save_assets(self, folder: Path) -> None:
         (Path(folder) / "series.json").write_text(json.dumps({"labels": self.splits.labels,
@@ -266,16 +285,17 @@ def impute_frame(model: SeriesImputer, scaler: Standardizer, window: int, frame,
 
 def train_series_classifier(splits: SeriesSplits, output: Path, model_config: dict, train_config, *,
                             train_missing: float = 0.0, schedule: str = "dynamic", resume: bool = False,
-                            test_rates: Sequence[float] = ()) -> dict:
+                            test_rates: Sequence[float] = (), missing_unit: str = "value") -> dict:
     from ..training import Trainer, load_run_model
 
-    task = SeriesClassificationTask(splits, train_missing, schedule, seed=train_config.seed)
+    task = SeriesClassificationTask(splits, train_missing, schedule, seed=train_config.seed, missing_unit=missing_unit)
     config = SeriesConfig(num_features=splits.num_features, num_classes=len(splits.labels),
                           max_len=max(task.max_len, 8), **model_config)
     torch.manual_seed(train_config.seed)
     model = SeriesClassifier(config)
     run_config = {"task": "classify-series", "model": config.to_dict(), "train": asdict(train_config),
-                  "train_missing": train_missing, "schedule": schedule, "data": {"name": splits.name, **splits.info}}
+                  "train_missing": train_missing, "schedule": schedule, "missing_unit": missing_unit,
+                  "data": {"name": splits.name, **splits.info}}
     trainer = Trainer(model, task, train_config, output, run_config)
     summary = trainer.fit(resume=resume)
     if test_rates and trainer.main:
