@@ -1,5 +1,6 @@
 """Rotten Tomatoes with missing tokens: masked LSTM and GRU against the Transformer (dynamic mask vs
-static placeholders for each), 3 seeds, plus each model's training throughput.
+static placeholders for each) and GRU-D (which handles missing tokens itself: dynamic only), 3 seeds,
+plus each model's training throughput.
 
     python experiments/rnn_text.py      # results/rnn-rotten_tomatoes/ (finished runs are reused)
 """
@@ -22,9 +23,10 @@ def main() -> None:
     lines = ["| model | method | " + " | ".join(f"missing {r:g}" for r in RATES) + " | train samples/s |",
              "|" + " --- |" * (len(RATES) + 3)]
     combined = {}
-    for arch in ("transformer", "lstm", "gru"):
+    for arch in ("transformer", "lstm", "gru", "grud"):
         folder = ROOT / "runs" / ("demo-transformer2" if arch == "transformer" else f"demo-{arch}")
-        result = run_demo(folder, methods=("dynamic", "static"), test_rates=RATES, model={"arch": arch})
+        methods = ("dynamic",) if arch == "grud" else ("dynamic", "static")
+        result = run_demo(folder, methods=methods, test_rates=RATES, model={"arch": arch})
         combined[arch] = result["summary"]
         for method, rows in result["summary"].items():
             speeds = []

@@ -1,7 +1,7 @@
 """Time series experiments: JapaneseVowels classification vs missing rate (dynamic vs static, and
 LSTM / GRU / GRU-D / Transformer), and PM10 imputation (dynmask vs the simple baselines).
 
-    python experiments/series.py classify    # results/series-japanese_vowels/
+    python experiments/series.py classify    # results/series-{japanese_vowels,basic_motions}[-steps]/
     python experiments/series.py tune        # results/imputation-pm10/tuning.{json,md} (validation MAE only)
     python experiments/series.py impute      # results/imputation-pm10/
 
@@ -29,9 +29,18 @@ CLASSIFIERS = {
     "transformer, dynamic mask": dict(arch="transformer", method="dynamic"),
     "transformer, static baseline": dict(arch="transformer", method="static"),
     "lstm (masked)": dict(arch="lstm", method="dynamic"),
+    "lstm, static baseline": dict(arch="lstm", method="static"),
     "gru (masked)": dict(arch="gru", method="dynamic"),
+    "gru, static baseline": dict(arch="gru", method="static"),
     "gru-d": dict(arch="grud", method="dynamic"),
 }
+# (data set, hidden unit) -> results folder. "value": each value hidden on its own draw, so a step is a
+# missing position only when all its variables are hidden; "step": whole steps hidden.
+CLASSIFY_SETS = {("japanese_vowels", "value"): "series-japanese_vowels",
+                 ("japanese_vowels", "step"): "series-japanese_vowels-steps",
+                 ("basic_motions", "value"): "series-basic_motions",
+                 ("basic_motions", "step"): "series-basic_motions-steps"}
+RUN_PREFIX = {"japanese_vowels": "series-jv", "basic_motions": "series-bm"}
 
 
 def _mean_std(xs):
@@ -39,14 +48,19 @@ def _mean_std(xs):
 
 
 def classify() -> None:
-    out = ROOT / "results" / "series-japanese_vowels"
+    for (name, unit), folder_name in CLASSIFY_SETS.items():
+        classify_one(name, unit, ROOT / "results" / folder_name)
+
+
+def classify_one(name: str, unit: str, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    splits = load_series_classification("japanese_vowels", seed=0)
+    splits = load_series_classification(name, seed=0)
     rows = {}
-    for name, kw in CLASSIFIERS.items():
+    for label, kw in CLASSIFIERS.items():
         runs = []
         for seed in SEEDS:
-            folder = ROOT / "runs" / "series-jv" / f"{kw['arch']}-{kw['method']}-seed{seed}"
+            suffix = "" if unit == "value" else f"-{unit}"
+            folder = ROOT / "runs" / RUN_PREFIX[name] / f"{kw['arch']}-{kw['method']}{suffix}-seed{seed}"
             done = folder / "result.json"
             if done.exists():
                 runs.append(json.loads(done.read_text()))
@@ -55,23 +69,24 @@ def classify() -> None:
             summary = train_series_classifier(splits, folder, {**SMALL, **kw},
                                               TrainConfig(epochs=60, batch_size=32, lr=2e-3, seed=seed, patience=15,
                                                           progress=False),
-                                              train_missing=0.3, schedule="dynamic", resume=True, test_rates=RATES)
+                                              train_missing=0.3, schedule="dynamic", resume=True, test_rates=RATES,
+                                              missing_unit=unit)
             result = {"test": summary["test"], "seconds": time.perf_counter() - t0,
                       "samples_per_s": summary["train_samples_per_s"]}
             done.write_text(json.dumps(result))
             runs.append(result)
-        rows[name] = {
+        rows[label] = {
             "accuracy": {f"{r:g}": _mean_std([run["test"][i]["accuracy"] for run in runs]) for i, r in enumerate(RATES)},
             "samples_per_s": _mean_std([run["samples_per_s"] for run in runs]),
         }
-        print(name, {k: round(v[0], 3) for k, v in rows[name]["accuracy"].items()}, flush=True)
-    (out / "results.json").write_text(json.dumps({"seeds": SEEDS, "train_missing": 0.3, "model": SMALL,
-                                                  "rows": rows}, indent=2))
+        print(name, unit, label, {k: round(v[0], 3) for k, v in rows[label]["accuracy"].items()}, flush=True)
+    (out / "results.json").write_text(json.dumps({"data": name, "missing_unit": unit, "seeds": SEEDS,
+                                                  "train_missing": 0.3, "model": SMALL, "rows": rows}, indent=2))
     lines = ["| model | " + " | ".join(f"missing {r:g}" for r in RATES) + " | train samples/s |",
              "|" + " --- |" * (len(RATES) + 2)]
-    for name, row in rows.items():
+    for label, row in rows.items():
         cells = [f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in row["accuracy"].values()]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['samples_per_s'][0]:.0f} |")
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {row['samples_per_s'][0]:.0f} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -171,6 +171,8 @@ def test_cli_classify_series(tmp_path, arch):
     results = json.loads((out / "test_results.json").read_text())
     assert [r["missing_rate"] for r in results] == [0.0, 0.5]
     assert results[0]["accuracy"] >= 0.8
+    with pytest.raises(SystemExit, match="is a classify-series run: its test scores are in"):
+        main(["evaluate", "--model", str(out)])
 
 
 @pytest.mark.parametrize("unit", ["value", "step"])

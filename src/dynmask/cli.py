@@ -414,7 +414,11 @@ def _evaluate_seq2seq(args) -> list[dict]:
 def _evaluate(args) -> list[dict]:
     from .tasks.classify_text import MissingSpec, TextClassificationTask, load_classifier
 
-    if _task_of(args.model) != "classify":
+    task_name = _task_of(args.model)
+    if task_name in ("classify-series", "impute"):
+        raise SystemExit(f"error: --model {args.model} is a {task_name} run: its test scores are in "
+                         f"{args.model / 'test_results.json'}; evaluate scores text classifiers and seq2seq models")
+    if task_name != "classify":
         return _evaluate_seq2seq(args)
 
     model, tokenizer, labels = load_classifier(args.model)
