@@ -4,7 +4,6 @@ LSTM / GRU / GRU-D / Transformer), and PM10 imputation (dynmask vs the simple ba
     python experiments/series.py classify    # results/series-{japanese_vowels,basic_motions}[-steps]/
     python experiments/series.py tune        # results/imputation-pm10/tuning.{json,md} (validation MAE only)
     python experiments/series.py impute      # results/imputation-pm10/
-    python experiments/series.py impute --long   # also 300 epochs for the dynamic schedule
 
 Finished runs are skipped when run again.
 """
@@ -153,10 +152,9 @@ def tune() -> None:
     print("\n".join(lines))
 
 
-def impute(long_budget: bool = False) -> None:
+def impute() -> None:
     """3 seeds of the setting with the lowest validation MAE in tuning.json, dynamic vs static artificial
-    holes, scored on the test split's held-out values with the simple baselines. ``long_budget`` also
-    trains the dynamic schedule with 300 epochs (SAITS gets the same in benchmarks/saits_pm10.py)."""
+    holes, scored on the test split's held-out values with the simple baselines and SAITS's results."""
     out = ROOT / "results" / "imputation-pm10"
     out.mkdir(parents=True, exist_ok=True)
     tuning = json.loads((out / "tuning.json").read_text())  # written by `python experiments/series.py tune`
@@ -165,8 +163,6 @@ def impute(long_budget: bool = False) -> None:
     data = _pm10_data()
     configs = {"dynmask (dynamic artificial holes)": ("dynamic", cfg["epochs"]),
                "dynmask (static artificial holes)": ("static", cfg["epochs"])}
-    if long_budget:
-        configs["dynmask (dynamic artificial holes, 300 epochs)"] = ("dynamic", 300)
     rows, baselines = {}, None
     for name, (schedule, epochs) in configs.items():
         runs = []
@@ -191,8 +187,7 @@ def impute(long_budget: bool = False) -> None:
         print(name, rows[name], flush=True)
     # written by benchmarks/saits_pm10.py (its own environment)
     for file, label in (("saits.json", "PyPOTS SAITS (published defaults: 100 epochs, patience 10)"),
-                        ("saits-150-epochs.json", "PyPOTS SAITS (dynmask's budget: 150 epochs, patience 25)"),
-                        ("saits-300-epochs.json", "PyPOTS SAITS (300 epochs, patience 25)")):
+                        ("saits-150-epochs.json", "PyPOTS SAITS (dynmask's budget: 150 epochs, patience 25)")):
         if (out / file).exists():
             saits = json.loads((out / file).read_text())["runs"]
             rows[label] = {k: _mean_std([r[k] for r in saits]) for k in ("mae", "rmse", "mre", "train_seconds")}
@@ -215,7 +210,4 @@ def impute(long_budget: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["impute", "--long"]:
-        impute(long_budget=True)
-    else:
-        {"classify": classify, "tune": tune, "impute": impute}[sys.argv[1]]()
+    {"classify": classify, "tune": tune, "impute": impute}[sys.argv[1]]()
