@@ -209,6 +209,8 @@ def test_cli_train_impute_and_fill_a_csv(tmp_path, capsys):
                  "--epochs", "3", "--d-model", "16", "--heads", "2", "--layers", "1", "--no-progress"]) == 0
     results = json.loads((run / "test_results.json").read_text())
     assert set(results) == {"dynmask", "mean", "locf", "linear"}
+    config = json.loads((run / "best" / "config.json").read_text())
+    assert config["model"]["d_ff"] == 32 and config["artificial"] == 0.3  # d_ff follows --d-model
     assert results["dynmask"]["n"] == results["linear"]["n"] == int(np.load(run / "test_holdout_mask.npy").sum())
     assert main(["impute", "--model", str(run), "--input", str(tmp_path / "in.csv"),
                  "--output", str(tmp_path / "out.csv")]) == 0
