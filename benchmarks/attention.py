@@ -14,6 +14,7 @@ Memory: bytes of tensors saved for backward (activation memory, deduplicated by 
 measured with ``torch.autograd.graph.saved_tensors_hooks``.
 
     python benchmarks/attention.py            # writes benchmarks/results/attention.{json,md}
+    python benchmarks/attention.py --device cuda --out benchmarks/results/attention-cuda
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def saved_bytes(step) -> int:
     return sum(seen.values())
 
 
-def build(batch: int, length: int, d: int, heads: int, ff: int, missing: float, seed: int):
+def build(batch: int, length: int, d: int, heads: int, ff: int, missing: float, seed: int, device: str = "cpu"):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, length, d, generator=g)
     observed = torch.rand(batch, length, generator=g) >= missing
@@ -62,7 +63,8 @@ def build(batch: int, length: int, d: int, heads: int, ff: int, missing: float, 
     ours = dm.Encoder(d, heads, 1, d_ff=ff, dropout=0.0).train()
     ours.load_state_dict(ref.state_dict(), strict=False)
 
-    plan = dm.Compaction.plan(observed)
+    x, mask, ref, ours = x.to(device), mask.to(device), ref.to(device), ours.to(device)
+    plan = dm.Compaction.plan(mask.observed)
     x_oracle = plan.gather(x).contiguous()  # (B, N, D): only observed tokens, padded to the longest
     oracle_pad = ~plan.valid
     return x, mask, ref, ours, x_oracle, oracle_pad
@@ -101,14 +103,21 @@ def make_steps(x, mask, ref, ours, x_oracle, oracle_pad):
     }
 
 
-def time_steps(steps: dict, repeats: int) -> dict[str, float]:
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_steps(steps: dict, repeats: int, device: str = "cpu") -> dict[str, float]:
     times: dict[str, list[float]] = {name: [] for name in steps}
     for name, step in steps.items():  # warm-up
         step()
+    _sync(device)
     for _ in range(repeats):
         for name, step in steps.items():
             t0 = time.perf_counter()
             step()
+            _sync(device)  # GPU work is asynchronous: time it to completion
             times[name].append((time.perf_counter() - t0) * 1e3)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
@@ -132,14 +141,15 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS / "attention")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     args = p.parse_args()
 
     rows = []
     for length in args.lengths:
         for missing in args.missing:
-            parts = build(args.batch, length, args.d_model, args.heads, args.ff, missing, args.seed)
+            parts = build(args.batch, length, args.d_model, args.heads, args.ff, missing, args.seed, args.device)
             steps = make_steps(*parts)
-            ms = time_steps(steps, args.repeats)
+            ms = time_steps(steps, args.repeats, args.device)
             mem = {name: saved_bytes(step) / 2**20 for name, step in steps.items()}
             x, mask = parts[0], parts[1]
             row = {
@@ -152,14 +162,15 @@ def main() -> None:
                 "auto_over_oracle": ms["dynmask_auto"] / ms["oracle"],
             }
             rows.append(row)
-            print(f"L={length} missing={missing:.2f} " + " ".join(f"{k}={v:.0f}ms" for k, v in ms.items())
+            print(f"L={length} missing={missing:.2f} " + " ".join(f"{k}={v:.3g}ms" for k, v in ms.items())
                   + f"  speedup={row['auto_speedup_vs_torch_padded']:.2f}x  /oracle={row['auto_over_oracle']:.2f}",
                   flush=True)
 
     meta = {
         "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
         "processor": platform.processor(), "batch": args.batch, "d_model": args.d_model, "heads": args.heads,
-        "ff": args.ff, "repeats": args.repeats, "seed": args.seed, "dropout": 0.0,
+        "ff": args.ff, "repeats": args.repeats, "seed": args.seed, "dropout": 0.0, "device": args.device,
+        "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
@@ -171,6 +182,7 @@ def to_markdown(meta: dict, rows: list[dict]) -> str:
     lines = [
         f"One encoder layer (+ final LayerNorm), training step forward+backward, B={meta['batch']}, "
         f"d={meta['d_model']}, {meta['heads']} heads, ff={meta['ff']}, dropout 0, torch {meta['torch']}, "
+        f"{meta.get('device', 'cpu')} ({meta.get('device_name') or meta['processor']}), "
         f"{meta['threads']} threads; median of {meta['repeats']} runs, ms. Memory: MiB saved for backward.",
         "",
         "| L | missing | torch padded | oracle | dynmask auto | dense | compact | auto speed-up vs padded "
@@ -180,8 +192,8 @@ def to_markdown(meta: dict, rows: list[dict]) -> str:
     for r in rows:
         ms, mem = r["ms"], r["saved_mib"]
         lines.append(
-            f"| {r['length']} | {r['missing']:.2f} | {ms['torch_padded']:.0f} | {ms['oracle']:.0f} | "
-            f"{ms['dynmask_auto']:.0f} | {ms['dynmask_dense']:.0f} | {ms['dynmask_compact']:.0f} | "
+            f"| {r['length']} | {r['missing']:.2f} | {ms['torch_padded']:.3g} | {ms['oracle']:.3g} | "
+            f"{ms['dynmask_auto']:.3g} | {ms['dynmask_dense']:.3g} | {ms['dynmask_compact']:.3g} | "
             f"{r['auto_speedup_vs_torch_padded']:.2f}× | {r['auto_over_oracle']:.2f} | "
             f"{mem['torch_padded']:.0f} / {mem['oracle']:.0f} / {mem['dynmask_auto']:.0f} |")
     return "\n".join(lines) + "\n"

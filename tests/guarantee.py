@@ -58,7 +58,7 @@ def _check_one(fn, params, x, mask: Mask, fill: float, check_rows, empty_is_zero
     not_observed = ~mask.observed
     check_rows = mask.observed if check_rows is None else check_rows
     g = torch.Generator().manual_seed(1)
-    other = torch.where(not_observed.unsqueeze(-1), torch.randn(x.shape, generator=g) * 100, x)
+    other = torch.where(not_observed.unsqueeze(-1), (torch.randn(x.shape, generator=g) * 100).to(x.device), x)
     hostile = with_fill(x, not_observed, fill)
 
     results = []
@@ -67,7 +67,7 @@ def _check_one(fn, params, x, mask: Mask, fill: float, check_rows, empty_is_zero
             p.grad = None
         xi = inp.clone().requires_grad_()
         out = fn(xi)
-        weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(2))
+        weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(2)).to(out.device)
         if out.requires_grad:
             (out * weights).sum().backward()
         # no graph at all (nothing observed anywhere): every gradient is exactly zero

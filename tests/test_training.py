@@ -82,7 +82,7 @@ def test_checkpoint_is_complete_and_atomic(setup, tmp_path):
 def test_torchrun_two_processes_keep_identical_weights(tmp_path):
     data = write_sentiment_csv(tmp_path / "d.csv", n=160)
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}  # gloo on the CPU, GPU or not
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "dynmask.cli",
            "train", "classify", "--data", str(data), "--output", str(out), "--epochs", "2", "--batch-size", "16",
            "--test-missing", "0,0.4", *SMALL]
@@ -193,3 +193,25 @@ def test_demo_honours_arch(tmp_path):
     config = json.loads((out / "runs" / "dynamic-seed0" / "best" / "config.json").read_text())
     assert config["model"]["arch"] == "gru"
     assert set(json.loads((out / "results.json").read_text())["summary"]) == {"dynamic", "static"}
+
+
+def test_load_weights_keeps_tied_weights_and_refuses_a_mismatch(tmp_path):
+    from safetensors.torch import save_model
+
+    from dynmask.models.seq2seq import Seq2Seq, Seq2SeqConfig
+    from dynmask.training import load_weights
+
+    def seq2seq(seed):
+        torch.manual_seed(seed)
+        return Seq2Seq(Seq2SeqConfig(vocab_size=40, d_model=16, n_heads=2, enc_layers=1,
+                                     dec_layers=1, d_ff=32))
+
+    model = seq2seq(0)
+    save_model(model, str(tmp_path / "m.safetensors"))  # tied weights are written once
+    other = seq2seq(1)
+    load_weights(other, tmp_path / "m.safetensors")
+    for (name, a), b in zip(model.state_dict().items(), other.state_dict().values()):
+        assert torch.equal(a, b), name
+    with pytest.raises(RuntimeError, match="holds weights this model does not have"):
+        load_weights(TextClassifier(ClassifierConfig(40, 2, d_model=16, n_heads=2, n_layers=1, d_ff=32)),
+                     tmp_path / "m.safetensors")

@@ -27,6 +27,11 @@ from torch import Tensor
 __all__ = ["Compaction"]
 
 
+def _no_autocast(x: Tensor) -> torch.autocast:
+    """Autocast off for the copies below: they move rows and never compute, so dtypes stay as given."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
+
+
 @dataclass(frozen=True)
 class Compaction:
     """A plan to gather kept tokens of a [B, L, ...] batch into [B, N, ...] and back."""
@@ -80,7 +85,8 @@ class Compaction:
         tail = x.shape[2:]
         flat = x.reshape(self.batch * self.length, *tail)  # (B*L, ...)
         out = flat.new_zeros(self.batch * self.width, *tail)  # (B*N, ...)
-        out = out.index_put((self.dst_rows,), flat.index_select(0, self.src_rows))
+        with _no_autocast(x):  # a pure copy: same dtype in and out (autocast's index_put rejects bf16)
+            out = out.index_put((self.dst_rows,), flat.index_select(0, self.src_rows))
         return out.view(self.batch, self.width, *tail)  # (B, N, ...)
 
     def scatter(self, y: Tensor) -> Tensor:
@@ -88,5 +94,6 @@ class Compaction:
         tail = y.shape[2:]
         flat = y.reshape(self.batch * self.width, *tail)  # (B*N, ...)
         out = flat.new_zeros(self.batch * self.length, *tail)  # (B*L, ...)
-        out = out.index_put((self.src_rows,), flat.index_select(0, self.dst_rows))
+        with _no_autocast(y):
+            out = out.index_put((self.src_rows,), flat.index_select(0, self.dst_rows))
         return out.view(self.batch, self.length, *tail)  # (B, L, ...)

@@ -21,6 +21,7 @@ A task provides::
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -32,10 +33,12 @@ from typing import Any, Optional
 
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, save_model
 from torch import nn
 
-__all__ = ["TrainConfig", "Trainer", "distributed_context", "parameter_checksum", "load_run_model",
+from .devices import to_device
+
+__all__ = ["TrainConfig", "Trainer", "distributed_context", "parameter_checksum", "load_run_model", "load_weights",
            "on_rank_zero_first"]
 
 
@@ -75,10 +78,44 @@ class _State:
     finished: bool = False
 
 
+def _savable(model: nn.Module) -> nn.Module:
+    """``model``, or a CPU copy of it when it lives on a GPU: cuDNN packs an RNN's weights into one
+    buffer there, views of which safetensors refuses to save (tied weights stay tied in the copy)."""
+    if all(t.device.type == "cpu" for t in model.parameters()):
+        return model
+    return copy.deepcopy(model).cpu()
+
+
+def load_weights(model: nn.Module, path: Path, device="cpu") -> None:
+    """Load a safetensors file written from :func:`_savable` into ``model`` (on any device).
+
+    Like ``safetensors.torch.load_model`` but by ``load_state_dict``, which copies into cuDNN's flat
+    RNN buffers; a name missing from the file must be a weight tied to one that is in it."""
+    state = load_file(str(path), device=str(device))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected:
+        raise RuntimeError(f"{path} holds weights this model does not have: {sorted(unexpected)}")
+    params = dict(model.state_dict(keep_vars=True))
+    loaded = {params[k].data_ptr() for k in state}
+    untied = [k for k in missing if params[k].data_ptr() not in loaded]
+    if untied:
+        raise RuntimeError(f"{path} lacks weights this model needs: {sorted(untied)}")
+
+
 def distributed_context() -> tuple[int, int]:
-    """(rank, world size); joins the process group when launched by torchrun."""
+    """(rank, world size); joins the process group when launched by torchrun.
+
+    With CUDA, NCCL and one GPU per process (a node cannot run more processes than it has GPUs);
+    without CUDA, gloo on the CPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+            if per_node > torch.cuda.device_count():
+                raise RuntimeError(
+                    f"torchrun started {per_node} processes on this node but it has {torch.cuda.device_count()} "
+                    f"GPU(s); NCCL needs one GPU per process: pass --nproc_per_node={torch.cuda.device_count()}, "
+                    "or set CUDA_VISIBLE_DEVICES= to train on the CPU with gloo")
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     if world > 1:
         return dist.get_rank(), dist.get_world_size()
@@ -97,7 +134,7 @@ def load_run_model(folder: Path, build, device: Optional[torch.device] = None):
         raise FileNotFoundError(f"no model.safetensors in {folder}; pass the --output folder of a training run")
     config = json.loads((folder / "config.json").read_text())
     model = build(config["model"])
-    load_model(model, str(folder / "model.safetensors"), device=str(device or "cpu"))
+    load_weights(model, folder / "model.safetensors", device or "cpu")
     return model.eval(), folder, config
 
 
@@ -127,7 +164,8 @@ class Trainer:
                  device: Optional[torch.device] = None) -> None:
         self.rank, self.world = distributed_context()
         if device is None:
-            device = (torch.device("cuda", self.rank % torch.cuda.device_count()) if torch.cuda.is_available()
+            local_rank = int(os.environ.get("LOCAL_RANK", self.rank))
+            device = (torch.device("cuda", local_rank % torch.cuda.device_count()) if torch.cuda.is_available()
                       else torch.device("cpu"))
         self.device = device
         self.model = model.to(self.device)
@@ -166,7 +204,7 @@ class Trainer:
 
     def _save_model_folder(self, folder: Path, extra: dict) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        save_model(self.model, str(folder / "model.safetensors"))
+        save_model(_savable(self.model), str(folder / "model.safetensors"))
         _write_json(folder / "config.json", {**self.run_config, **extra})
         self.task.save_assets(folder)
 
@@ -198,7 +236,7 @@ class Trainer:
             folder = folder.with_name(folder.name + ".old")  # interrupted between two renames
         if not (folder / "state.json").exists():
             return False
-        load_model(self.model, str(folder / "model.safetensors"), device=str(self.device))
+        load_weights(self.model, folder / "model.safetensors", self.device)
         training = torch.load(folder / "training_state.pt", map_location=self.device, weights_only=False)
         self.optimizer.load_state_dict(training["optimizer"])
         self.scheduler.load_state_dict(training["scheduler"])
@@ -267,7 +305,7 @@ class Trainer:
             while st.step_in_epoch < len(batches):
                 draw = st.global_step * self.world + self.rank
                 torch.manual_seed(cfg.seed * 1_000_003 + draw)  # dropout depends on (seed, step, rank) only
-                batch = self.task.train_batch(batches[st.step_in_epoch], draw)
+                batch = to_device(self.task.train_batch(batches[st.step_in_epoch], draw), self.device)
                 with self._autocast():
                     loss = self.task.loss(self.net, batch)
                 if not torch.isfinite(loss):

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ..data.text import Example, TextSplits
 from ..data.tokenizer import TextTokenizer
+from ..devices import device_of, to_device
 from ..masks import Mask
 from ..missingness import PROCESSES, Schedule, apply_missingness, make_process
 from ..models.classifier import ClassifierConfig, TextClassifier
@@ -131,7 +132,7 @@ class TextClassificationTask:
         with torch.no_grad():
             for start in range(0, n, self.eval_batch_size):
                 idx = list(range(start, min(n, start + self.eval_batch_size)))
-                ids, mask, labels = self._batch(split, idx, process, schedule, 0)
+                ids, mask, labels = to_device(self._batch(split, idx, process, schedule, 0), device_of(model))
                 logits = model(ids, mask).float()
                 losses.append(F.cross_entropy(logits, labels, reduction="sum"))
                 preds.append(logits.argmax(-1).cpu())
@@ -156,9 +157,9 @@ def load_classifier(folder: Path, device: Optional[torch.device] = None):
 
 def predict_texts(model: TextClassifier, tokenizer: TextTokenizer, labels: list[str], texts: Sequence[str]) -> list[dict]:
     ids = tokenizer.pad(tokenizer.encode(texts))
-    mask = tokenizer.mask(ids)
+    ids, mask = to_device((ids, tokenizer.mask(ids)), device_of(model))
     with torch.no_grad():
-        probs = torch.softmax(model(ids, mask).float(), dim=-1)
+        probs = torch.softmax(model(ids, mask).float(), dim=-1).cpu()
     out = []
     for text, p in zip(texts, probs):
         out.append({"text": text, "label": labels[int(p.argmax())],

@@ -20,6 +20,7 @@ from ..data.pairs import PairSplits
 from ..data.tokenizer import TextTokenizer
 from ..decoding import beam_search, greedy_decode
 from ..losses import masked_cross_entropy
+from ..devices import device_of, to_device
 from ..masks import Mask
 from ..metrics import bleu_chrf, lead_sentences, rouge
 from ..missingness import apply_missingness
@@ -93,7 +94,8 @@ class Seq2SeqTask:
         with torch.no_grad():
             for start in range(0, n, self.eval_batch_size):
                 idx = list(range(start, min(n, start + self.eval_batch_size)))
-                src, src_mask, tgt_in, tgt_mask, tgt_out, counted = self._batch(split, idx, process, schedule, 0)
+                src, src_mask, tgt_in, tgt_mask, tgt_out, counted = to_device(
+                    self._batch(split, idx, process, schedule, 0), device_of(model))
                 logits = model(src, src_mask, tgt_in, tgt_mask).float()
                 k = int(counted.sum())
                 total += float(masked_cross_entropy(logits, tgt_out, counted)) * k
@@ -117,7 +119,7 @@ class Seq2SeqTask:
         hyps, tokens, t0 = [], 0, time.perf_counter()
         for start in range(0, n, batch_size):
             idx = list(range(start, min(n, start + batch_size)))
-            src, src_mask = self.source_batch(split, idx, process, schedule, 0)
+            src, src_mask = to_device(self.source_batch(split, idx, process, schedule, 0), device_of(model))
             kw = dict(bos=tok.bos_id, eos=tok.eos_id, max_len=max_len or self.max_tgt_len)
             out = (greedy_decode(model, src, src_mask, **kw) if beam == 1 else
                    beam_search(model, src, src_mask, beam=beam, length_penalty=length_penalty, **kw))
@@ -193,7 +195,7 @@ def generate_texts(model: Seq2Seq, tokenizer: TextTokenizer, texts: Sequence[str
                    max_len: int = 64, max_src_len: int = 128, length_penalty: float = 1.0) -> list[str]:
     """Translate or summarise raw texts (missing markers honoured)."""
     src = tokenizer.pad([ids[:max_src_len] for ids in tokenizer.encode(texts)])
-    mask = tokenizer.mask(src)
+    src, mask = to_device((src, tokenizer.mask(src)), device_of(model))
     kw = dict(bos=tokenizer.bos_id, eos=tokenizer.eos_id, max_len=max_len)
     out = (greedy_decode(model, src, mask, **kw) if beam == 1 else
            beam_search(model, src, mask, beam=beam, length_penalty=length_penalty, **kw))

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ..data.series import (SeriesSplits, Standardizer, chronological_split, holdout_mask, make_windows, pad_series,
                            read_wide_csv)
 from ..losses import masked_mae
+from ..devices import device_of, to_device
 from ..masks import Mask
 from ..missingness import Schedule
 from ..models.series import SeriesClassifier, SeriesConfig, SeriesImputer
@@ -99,10 +100,10 @@ class SeriesClassificationTask:
         with torch.no_grad():
             for start in range(0, n, self.eval_batch_size):
                 idx = list(range(start, min(n, start + self.eval_batch_size)))
-                x, mask, labels = self._batch(split, idx, rate, schedule, 0)
+                x, mask, labels = to_device(self._batch(split, idx, rate, schedule, 0), device_of(model))
                 logits = model(x, mask).float()
                 loss += float(F.cross_entropy(logits, labels, reduction="sum"))
-                preds.append(logits.argmax(-1))
+                preds.append(logits.argmax(-1).cpu())
         model.train(was)
         acc, f1 = accuracy_and_macro_f1(torch.cat(preds), self.labels[split], len(self.splits.labels))
         return {"accuracy": acc, "macro_f1": f1, "loss": loss / max(1, n), "score": acc, "missing_rate": rate,
@@ -224,8 +225,8 @@ class ImputationTask:
         outs = []
         with torch.no_grad():
             for start in range(0, windows.shape[0], self.eval_batch_size):
-                x = windows[start:start + self.eval_batch_size]
-                outs.append(model.impute(x, Mask.from_nan(x)).float())
+                x = windows[start:start + self.eval_batch_size].to(device_of(model))  # (b, L, F)
+                outs.append(model.impute(x, Mask.from_nan(x)).float().cpu())
         model.train(was)
         return self.scaler.inverse(torch.cat(outs).numpy())
 
@@ -274,8 +275,8 @@ def impute_frame(model: SeriesImputer, scaler: Standardizer, window: int, frame,
     filled = np.full_like(values, np.nan)
     with torch.no_grad():
         for s in starts:
-            x = torch.from_numpy(scaler.transform(values[s:s + length])).float().unsqueeze(0)
-            out = scaler.inverse(model.impute(x, Mask.from_nan(x))[0].numpy())
+            x = torch.from_numpy(scaler.transform(values[s:s + length])).float().unsqueeze(0).to(device_of(model))
+            out = scaler.inverse(model.impute(x, Mask.from_nan(x))[0].cpu().numpy())
             todo = np.isnan(filled[s:s + length])  # the first window to cover a step fills it
             filled[s:s + length][todo] = out[todo]
     result = frame.copy()
