@@ -161,20 +161,18 @@ def impute() -> None:
     chosen = min(tuning, key=lambda name: tuning[name]["valid_mae"])
     cfg = TUNING[chosen]
     data = _pm10_data()
-    configs = {"dynmask (dynamic artificial holes)": ("dynamic", cfg["epochs"]),
-               "dynmask (static artificial holes)": ("static", cfg["epochs"])}
+    configs = {"dynmask (dynamic artificial holes)": "dynamic", "dynmask (static artificial holes)": "static"}
     rows, baselines = {}, None
-    for name, (schedule, epochs) in configs.items():
+    for name, schedule in configs.items():
         runs = []
         for seed in SEEDS:
-            suffix = "" if epochs == cfg["epochs"] else f"-{epochs}ep"
-            folder = ROOT / "runs" / "imputation-pm10-tuned" / f"{schedule}{suffix}-seed{seed}"
+            folder = ROOT / "runs" / "imputation-pm10-tuned" / f"{schedule}-seed{seed}"
             done = folder / "result.json"
             if done.exists():
                 runs.append(json.loads(done.read_text()))
                 continue
             summary = train_imputer(data, folder, cfg["model"],
-                                    TrainConfig(epochs=epochs, batch_size=32, lr=cfg["lr"], seed=seed,
+                                    TrainConfig(epochs=cfg["epochs"], batch_size=32, lr=cfg["lr"], seed=seed,
                                                 patience=cfg["patience"], progress=False),
                                     artificial=cfg["artificial"], schedule=schedule, resume=True)
             result = {"test": summary["test"], "baselines": summary["baselines"],

@@ -128,11 +128,11 @@ class TextClassificationTask:
         was_training = model.training
         model.eval()
         preds, losses = [], []
-        n = len(self.encoded[split])
+        n, device = len(self.encoded[split]), device_of(model)
         with torch.no_grad():
             for start in range(0, n, self.eval_batch_size):
                 idx = list(range(start, min(n, start + self.eval_batch_size)))
-                ids, mask, labels = to_device(self._batch(split, idx, process, schedule, 0), device_of(model))
+                ids, mask, labels = to_device(self._batch(split, idx, process, schedule, 0), device)
                 logits = model(ids, mask).float()
                 losses.append(F.cross_entropy(logits, labels, reduction="sum"))
                 preds.append(logits.argmax(-1).cpu())

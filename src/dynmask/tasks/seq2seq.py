@@ -90,12 +90,12 @@ class Seq2SeqTask:
         was_training = model.training
         model.eval()
         total, correct, count = 0.0, 0, 0
-        n = len(self.src[split])
+        n, device = len(self.src[split]), device_of(model)
         with torch.no_grad():
             for start in range(0, n, self.eval_batch_size):
                 idx = list(range(start, min(n, start + self.eval_batch_size)))
                 src, src_mask, tgt_in, tgt_mask, tgt_out, counted = to_device(
-                    self._batch(split, idx, process, schedule, 0), device_of(model))
+                    self._batch(split, idx, process, schedule, 0), device)
                 logits = model(src, src_mask, tgt_in, tgt_mask).float()
                 k = int(counted.sum())
                 total += float(masked_cross_entropy(logits, tgt_out, counted)) * k
@@ -116,10 +116,10 @@ class Seq2SeqTask:
         schedule = self.holes.test_schedule(process, split)
         tok = self.tokenizer
         n = len(self.src[split]) if limit is None else min(limit, len(self.src[split]))
-        hyps, tokens, t0 = [], 0, time.perf_counter()
+        hyps, tokens, t0, device = [], 0, time.perf_counter(), device_of(model)
         for start in range(0, n, batch_size):
             idx = list(range(start, min(n, start + batch_size)))
-            src, src_mask = to_device(self.source_batch(split, idx, process, schedule, 0), device_of(model))
+            src, src_mask = to_device(self.source_batch(split, idx, process, schedule, 0), device)
             kw = dict(bos=tok.bos_id, eos=tok.eos_id, max_len=max_len or self.max_tgt_len)
             out = (greedy_decode(model, src, src_mask, **kw) if beam == 1 else
                    beam_search(model, src, src_mask, beam=beam, length_penalty=length_penalty, **kw))

@@ -40,15 +40,14 @@ def _hide(x: torch.Tensor, rate: float, uniforms: torch.Tensor, unit: str = "val
 
     ``unit="value"``: each value is hidden on its own draw (a step becomes a missing position only
     when all its features are hidden); ``"step"``: whole steps are hidden (every feature together,
-    one draw per step), e.g. a sensor box that drops out, so the step is a missing position."""
+    one draw per step), e.g. a sensor box that drops out, so the step is a missing position.
+    ``unit`` is checked by the caller (:class:`SeriesClassificationTask`)."""
     if rate == 0:
         return x
-    if unit == "value":
-        draws = uniforms.permute(1, 2, 0)  # (F, B, L) -> (B, L, F)
-    elif unit == "step":
+    if unit == "step":
         draws = uniforms[0].unsqueeze(-1)  # (B, L, 1): one draw per step, shared by its features
     else:
-        raise ValueError(f"missing unit must be one of {MISSING_UNITS}, got {unit!r}")
+        draws = uniforms.permute(1, 2, 0)  # (F, B, L) -> (B, L, F)
     hidden = (draws < rate) & ~torch.isnan(x)  # (B, L, F)
     return torch.where(hidden, torch.full_like(x, float("nan")), x)
 
@@ -97,10 +96,11 @@ class SeriesClassificationTask:
         was = model.training
         model.eval()
         preds, loss, n = [], 0.0, len(self.data[split])
+        device = device_of(model)
         with torch.no_grad():
             for start in range(0, n, self.eval_batch_size):
                 idx = list(range(start, min(n, start + self.eval_batch_size)))
-                x, mask, labels = to_device(self._batch(split, idx, rate, schedule, 0), device_of(model))
+                x, mask, labels = to_device(self._batch(split, idx, rate, schedule, 0), device)
                 logits = model(x, mask).float()
                 loss += float(F.cross_entropy(logits, labels, reduction="sum"))
                 preds.append(logits.argmax(-1).cpu())
@@ -222,10 +222,10 @@ class ImputationTask:
             windows[torch.from_numpy(self.data[f"{split}_holdout"])] = float("nan")
         was = model.training
         model.eval()
-        outs = []
+        outs, device = [], device_of(model)
         with torch.no_grad():
             for start in range(0, windows.shape[0], self.eval_batch_size):
-                x = windows[start:start + self.eval_batch_size].to(device_of(model))  # (b, L, F)
+                x = windows[start:start + self.eval_batch_size].to(device)  # (b, L, F)
                 outs.append(model.impute(x, Mask.from_nan(x)).float().cpu())
         model.train(was)
         return self.scaler.inverse(torch.cat(outs).numpy())
@@ -273,9 +273,10 @@ def impute_frame(model: SeriesImputer, scaler: Standardizer, window: int, frame,
     if starts[-1] != total - length:
         starts.append(total - length)
     filled = np.full_like(values, np.nan)
+    device = device_of(model)
     with torch.no_grad():
         for s in starts:
-            x = torch.from_numpy(scaler.transform(values[s:s + length])).float().unsqueeze(0).to(device_of(model))
+            x = torch.from_numpy(scaler.transform(values[s:s + length])).float().unsqueeze(0).to(device)
             out = scaler.inverse(model.impute(x, Mask.from_nan(x))[0].cpu().numpy())
             todo = np.isnan(filled[s:s + length])  # the first window to cover a step fills it
             filled[s:s + length][todo] = out[todo]
