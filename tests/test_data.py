@@ -110,7 +110,7 @@ def test_empty_text_fields_are_kept_as_missing(tmp_path):
     ("", {}, "is empty"),
     ("text,label\n", {}, "has a header but no rows"),
     ("text,label\nx,a\ny,a\nz,a\n", {}, "only one class"),
-    ("text,label\nx,a\ny,\n", {}, "1 row.* have an empty 'label'"),
+    ("text,label\nx,a\ny,\n", {}, "1 row.* have an empty or missing 'label'"),
 ])
 def test_reader_errors_name_the_problem(tmp_path, content, args, message):
     path = tmp_path / "d.csv"

@@ -29,57 +29,105 @@ def _rates(text: str) -> list[float]:
         rates = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated rates such as 0,0.2,0.4, got {text!r}") from None
-    if any(not 0 <= r <= 1 for r in rates):
+    if not rates or any(not 0 <= r <= 1 for r in rates):  # NaN fails this too
         raise argparse.ArgumentTypeError(f"missing rates must lie in [0, 1], got {text!r}")
     return rates
+
+
+def _number(kind, low=None, high=None, *, low_open: bool = False, high_open: bool = False):
+    """An argparse type: ``kind`` within [low, high] (or open at either end); NaN and inf refused."""
+    import math
+
+    left, right = "(" if low_open else "[", ")" if high_open else "]"
+    span = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+    what = "an integer" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} in {span}, got {text!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected {what} in {span}, got {text!r}")
+        if low is not None and (value < low or (low_open and value == low)):
+            raise argparse.ArgumentTypeError(f"expected {what} in {span}, got {text!r}")
+        if high is not None and (value > high or (high_open and value == high)):
+            raise argparse.ArgumentTypeError(f"expected {what} in {span}, got {text!r}")
+        return value
+
+    parse.__name__ = f"{what} in {span}"
+    return parse
+
+
+SHARE = _number(float, 0, 1, high_open=True)  # a share of values hidden: 1 would hide everything
+HOLDOUT = _number(float, 0, 1, low_open=True, high_open=True)
+DROPOUT = _number(float, 0, 1, high_open=True)
+POSITIVE = _number(int, 1)
+SIZE = _number(int, 1, 65_536)
+LAYERS = _number(int, 1, 64)
+NON_NEGATIVE = _number(int, 0)
+POSITIVE_FLOAT = _number(float, 0, low_open=True)
+NON_NEGATIVE_FLOAT = _number(float, 0)
+FRACTION = _number(float, 0, 1)
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", default="rotten_tomatoes",
                    help="built-in set (rotten_tomatoes, 20newsgroups) or a CSV / TSV / JSONL / Parquet file "
-                        "(default: rotten_tomatoes)")
-    g.add_argument("--text-column", default="text", help="column holding the text (default: text)")
-    g.add_argument("--label-column", default="label", help="column holding the label (default: label)")
+                        "(default: %(default)s)")
+    g.add_argument("--text-column", default="text", help="column holding the text (default: %(default)s)")
+    g.add_argument("--label-column", default="label", help="column holding the label (default: %(default)s)")
     g.add_argument("--split-column", default=None,
                    help="column whose values (train / valid / test) pick each row's split; default: a seeded "
                         "random split 80/10/10")
     g.add_argument("--group-column", default=None,
                    help="keep rows sharing this column's value in one split (e.g. a document or speaker id)")
-    g.add_argument("--encoding", default="utf-8", help="text encoding of the file (default: utf-8)")
-    g.add_argument("--data-seed", type=int, default=0, help="seed of the train/valid/test split (default: 0)")
+    g.add_argument("--encoding", default="utf-8", help="text encoding of the file (default: %(default)s)")
+    g.add_argument("--data-seed", type=NON_NEGATIVE, default=0, help="seed of the train/valid/test split (default: %(default)s)")
 
 
 def _add_missing_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("missingness")
-    g.add_argument("--train-missing", type=float, default=0.3,
-                   help="share of tokens made missing during training (default: 0.3)")
+    g.add_argument("--train-missing", type=SHARE, default=0.3,
+                   help="share of tokens made missing during training, in [0, 1) (default: %(default)s)")
     g.add_argument("--missing-process", choices=PROCESS_CHOICES, default="uniform",
                    help="how tokens go missing: uniform (independently), spans (contiguous runs), value "
-                        "(rare tokens more often) (default: uniform)")
+                        "(rare tokens more often) (default: %(default)s)")
     g.add_argument("--schedule", choices=("dynamic", "static"), default="dynamic",
-                   help="dynamic: holes re-drawn every batch; static: drawn once per example (default: dynamic)")
-    g.add_argument("--mean-span", type=float, default=3.0, help="mean span length for --missing-process spans")
-    g.add_argument("--test-missing", type=_rates, default=[0.0, 0.2, 0.4, 0.6],
+                   help="dynamic: holes re-drawn every batch; static: drawn once per example (default: %(default)s)")
+    g.add_argument("--mean-span", type=_number(float, 1), default=3.0,
+                   help="mean span length for --missing-process spans (default: %(default)s)")
+    g.add_argument("--test-missing", type=_rates, default="0,0.2,0.4,0.6",
                    help="test-time missing rates, comma-separated; the holes are seeded, the same for every "
-                        "method (default: 0,0.2,0.4,0.6)")
+                        "method (default: %(default)s)")
 
 
 def _add_optimisation_args(p: argparse.ArgumentParser, epochs: int = 5, lr: float = 1e-3) -> None:
     o = p.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int, default=epochs, help=f"(default: {epochs})")
-    o.add_argument("--batch-size", type=int, default=64, help="per process (default: 64)")
-    o.add_argument("--lr", type=float, default=lr, help=f"peak learning rate of AdamW (default: {lr:g})")
-    o.add_argument("--weight-decay", type=float, default=0.01, help="(default: 0.01)")
-    o.add_argument("--warmup", type=float, default=0.1, help="share of steps spent warming up (default: 0.1)")
-    o.add_argument("--clip-norm", type=float, default=1.0, help="gradient clipping norm (default: 1.0)")
-    o.add_argument("--patience", type=int, default=2, help="epochs without improvement before stopping (default: 2)")
-    o.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
+    o.add_argument("--epochs", type=POSITIVE, default=epochs, help="(default: %(default)s)")
+    o.add_argument("--batch-size", type=POSITIVE, default=64, help="per process (default: %(default)s)")
+    o.add_argument("--lr", type=POSITIVE_FLOAT, default=lr, help="peak learning rate of AdamW (default: %(default)s)")
+    o.add_argument("--weight-decay", type=NON_NEGATIVE_FLOAT, default=0.01, help="(default: %(default)s)")
+    o.add_argument("--warmup", type=FRACTION, default=0.1, help="share of steps spent warming up (default: %(default)s)")
+    o.add_argument("--clip-norm", type=POSITIVE_FLOAT, default=1.0, help="gradient clipping norm (default: %(default)s)")
+    o.add_argument("--patience", type=POSITIVE, default=2,
+                   help="epochs without improvement before stopping (default: %(default)s)")
+    o.add_argument("--seed", type=NON_NEGATIVE, default=0, help="training seed (default: %(default)s)")
     o.add_argument("--amp", choices=("auto", "on", "off"), default="auto",
-                   help="mixed precision: auto = on for CUDA, off on CPU (default: auto)")
-    o.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (default: 500)")
-    o.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (resume later)")
+                   help="mixed precision: auto = on for CUDA, off on CPU (default: %(default)s)")
+    o.add_argument("--checkpoint-every", type=POSITIVE, default=500,
+                   help="steps between checkpoints (default: %(default)s)")
+    o.add_argument("--max-steps", type=POSITIVE, default=None, help="stop after this many steps (resume later)")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_run_args(p: argparse.ArgumentParser, output_help: str = "run folder: checkpoint/, best/, metrics.jsonl") -> None:
+    p.add_argument("--output", type=Path, required=True, help=output_help)
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --output from its last checkpoint (the settings must be the run's; "
+                        "--epochs may grow)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --output")
 
 
 def _add_pair_args(p: argparse.ArgumentParser, source: str, target: str) -> None:
@@ -89,33 +137,36 @@ def _add_pair_args(p: argparse.ArgumentParser, source: str, target: str) -> None
                         "(e.g. corpus.{split}.tsv), or aclsum")
     g.add_argument("--source-column", default=source, help=f"column holding the input (default: {source})")
     g.add_argument("--target-column", default=target, help=f"column holding the output (default: {target})")
-    g.add_argument("--encoding", default="utf-8", help="text encoding of the files (default: utf-8)")
-    g.add_argument("--data-seed", type=int, default=0, help="seed of a random split of one file (default: 0)")
-    g.add_argument("--max-train", type=int, default=None, help="train on a seeded random subset of this many pairs")
+    g.add_argument("--encoding", default="utf-8", help="text encoding of the files (default: %(default)s)")
+    g.add_argument("--data-seed", type=NON_NEGATIVE, default=0,
+                   help="seed of a random split of one file (default: %(default)s)")
+    g.add_argument("--max-train", type=POSITIVE, default=None, help="train on a seeded random subset of this many pairs")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dynmask", description="Transformers over sequences with missing values, "
                                      "with dynamic masks (True = observed).")
     parser.add_argument("--version", action="version", version=f"dynmask {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     # demo ---------------------------------------------------------------------------------------
     p = sub.add_parser("demo", help="train and compare dynamic / static / seed_literal / delete at test missing "
                                     "rates 0-0.6 (about 6 minutes on 2 CPU cores)")
     p.add_argument("--output", type=Path, default=Path("runs") / "demo",
-                   help="folder for results.json, results.md and the plot (default: runs/demo); rerunning "
+                   help="folder for results.json, results.md and the plot (default: %(default)s); rerunning "
                         "resumes the runs already finished there")
-    p.add_argument("--quick", action="store_true", help="a small subset, one seed, one epoch: a smoke test")
-    p.add_argument("--seeds", type=int, default=3, help="number of training seeds (default: 3)")
-    p.add_argument("--epochs", type=int, default=4, help="training epochs per run (default: 4)")
+    p.add_argument("--quick", action="store_true",
+                   help="a small subset, one seed, one epoch: a smoke test of the pipeline, not results")
+    p.add_argument("--seeds", type=_number(int, 1, 100), default=3, help="number of training seeds (default: %(default)s)")
+    p.add_argument("--epochs", type=POSITIVE, default=4, help="training epochs per run (default: %(default)s)")
     p.add_argument("--methods", default="dynamic,static,seed_literal,delete",
-                   help="comma-separated methods to compare (default: all four)")
-    p.add_argument("--max-len", type=int, default=64, help="tokens kept per text (default: 64)")
-    p.add_argument("--d-model", type=int, default=64, help="model width (default: 64)")
-    p.add_argument("--pooling", choices=("mean", "max", "attention"), default="mean", help="(default: mean)")
+                   help="comma-separated methods to compare (default: %(default)s)")
+    p.add_argument("--max-len", type=SIZE, default=64, help="tokens kept per text (default: %(default)s)")
+    p.add_argument("--d-model", type=_number(int, 2, 8192), default=64, help="model width (default: %(default)s)")
+    p.add_argument("--pooling", choices=("mean", "max", "attention"), default="mean", help="(default: %(default)s)")
     p.add_argument("--arch", choices=("transformer", "lstm", "gru", "grud"), default="transformer",
-                   help="sequence model of every compared method (default: transformer)")
+                   help="sequence model of every compared method (default: %(default)s)")
     _add_data_args(p)
     _add_missing_args(p)
 
@@ -123,22 +174,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model")
     tsub = p.add_subparsers(dest="task", required=True, metavar="TASK")
     c = tsub.add_parser("classify", help="text classification with missing tokens")
-    c.add_argument("--output", type=Path, required=True, help="run folder: checkpoint/, best/, metrics.jsonl")
-    c.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    _add_run_args(c)
     m = c.add_argument_group("model")
     m.add_argument("--method", choices=("dynamic", "static", "seed_literal", "delete"), default="dynamic",
-                   help="how missing tokens are handled (default: dynamic)")
-    m.add_argument("--pooling", choices=("mean", "max", "attention"), default="mean", help="(default: mean)")
+                   help="how missing tokens are handled (default: %(default)s)")
+    m.add_argument("--pooling", choices=("mean", "max", "attention"), default="mean", help="(default: %(default)s)")
     m.add_argument("--arch", choices=("transformer", "lstm", "gru", "grud"), default="transformer",
                    help="sequence model: transformer, a bidirectional masked lstm / gru, or grud (GRU-D over the "
-                        "token embeddings; method dynamic only) (default: transformer)")
-    m.add_argument("--d-model", type=int, default=128, help="model width (default: 128)")
-    m.add_argument("--heads", type=int, default=4, help="attention heads (default: 4)")
-    m.add_argument("--layers", type=int, default=2, help="encoder layers (default: 2)")
-    m.add_argument("--d-ff", type=int, default=256, help="feed-forward width (default: 256)")
-    m.add_argument("--dropout", type=float, default=0.1, help="dropout (default: 0.1)")
-    m.add_argument("--max-len", type=int, default=128, help="tokens kept per text (default: 128)")
-    m.add_argument("--vocab-size", type=int, default=8000, help="BPE vocabulary size (default: 8000)")
+                        "token embeddings; method dynamic only) (default: %(default)s)")
+    m.add_argument("--d-model", type=_number(int, 2, 8192), default=128, help="model width (default: %(default)s)")
+    m.add_argument("--heads", type=_number(int, 1, 256), default=4, help="attention heads (default: %(default)s)")
+    m.add_argument("--layers", type=LAYERS, default=2, help="encoder layers (default: %(default)s)")
+    m.add_argument("--d-ff", type=SIZE, default=256, help="feed-forward width (default: %(default)s)")
+    m.add_argument("--dropout", type=DROPOUT, default=0.1, help="dropout (default: %(default)s)")
+    m.add_argument("--max-len", type=SIZE, default=128, help="tokens kept per text (default: %(default)s)")
+    m.add_argument("--vocab-size", type=_number(int, 16, 2_000_000), default=8000,
+                   help="BPE vocabulary size (default: %(default)s)")
     m.add_argument("--missing-markers", default=None,
                    help="comma-separated strings that mark a missing word in your text (default: [missing], "
                         "<missing>, <unk>, [unk], ???, [illegible], [redacted])")
@@ -149,75 +200,77 @@ def build_parser() -> argparse.ArgumentParser:
     for task, source, target, what in (("translate", "source", "target", "translation"),
                                        ("summarize", "document", "summary", "summarization")):
         q = tsub.add_parser(task, help=f"{what} with missing source tokens (encoder-decoder)")
-        q.add_argument("--output", type=Path, required=True, help="run folder: checkpoint/, best/, metrics.jsonl")
-        q.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+        _add_run_args(q)
         m = q.add_argument_group("model")
         m.add_argument("--method", choices=("dynamic", "static", "seed_literal"), default="dynamic",
-                       help="how missing source tokens are handled (default: dynamic)")
-        m.add_argument("--d-model", type=int, default=256, help="model width (default: 256)")
-        m.add_argument("--heads", type=int, default=4, help="attention heads (default: 4)")
-        m.add_argument("--enc-layers", type=int, default=3, help="encoder layers (default: 3)")
-        m.add_argument("--dec-layers", type=int, default=3, help="decoder layers (default: 3)")
-        m.add_argument("--d-ff", type=int, default=1024, help="feed-forward width (default: 1024)")
-        m.add_argument("--dropout", type=float, default=0.1, help="dropout (default: 0.1)")
-        m.add_argument("--vocab-size", type=int, default=8000, help="shared BPE vocabulary size (default: 8000)")
-        m.add_argument("--max-src-len", type=int, default=128, help="source tokens kept (default: 128)")
-        m.add_argument("--max-tgt-len", type=int, default=64, help="target tokens kept (default: 64)")
-        m.add_argument("--beam", type=int, default=4, help="beam size for the test scores (default: 4; 1 = greedy)")
-        m.add_argument("--test-limit", type=int, default=None, help="score only the first N test pairs")
+                       help="how missing source tokens are handled (default: %(default)s)")
+        m.add_argument("--d-model", type=_number(int, 2, 8192), default=256, help="model width (default: %(default)s)")
+        m.add_argument("--heads", type=_number(int, 1, 256), default=4, help="attention heads (default: %(default)s)")
+        m.add_argument("--enc-layers", type=LAYERS, default=3, help="encoder layers (default: %(default)s)")
+        m.add_argument("--dec-layers", type=LAYERS, default=3, help="decoder layers (default: %(default)s)")
+        m.add_argument("--d-ff", type=SIZE, default=1024, help="feed-forward width (default: %(default)s)")
+        m.add_argument("--dropout", type=DROPOUT, default=0.1, help="dropout (default: %(default)s)")
+        m.add_argument("--vocab-size", type=_number(int, 16, 2_000_000), default=8000,
+                       help="shared BPE vocabulary size (default: %(default)s)")
+        m.add_argument("--max-src-len", type=SIZE, default=128, help="source tokens kept (default: %(default)s)")
+        m.add_argument("--max-tgt-len", type=SIZE, default=64, help="target tokens kept (default: %(default)s)")
+        m.add_argument("--beam", type=_number(int, 1, 64), default=4,
+                       help="beam size for the test scores (1 = greedy) (default: %(default)s)")
+        m.add_argument("--test-limit", type=POSITIVE, default=None, help="score only the first N test pairs")
         _add_optimisation_args(q, epochs=10, lr=5e-4)
         _add_pair_args(q, source, target)
         _add_missing_args(q)
-        q.set_defaults(test_missing=[0.0, 0.2, 0.4])
+        q.set_defaults(test_missing="0,0.2,0.4")
 
     def series_model_args(q, d_model: int) -> None:
         m = q.add_argument_group("model")
         m.add_argument("--arch", choices=("transformer", "lstm", "gru", "grud"), default="transformer",
-                       help="(default: transformer)")
+                       help="(default: %(default)s)")
         m.add_argument("--method", choices=("dynamic", "static"), default="dynamic",
-                       help="transformer: dynamic mask or the static baseline (default: dynamic)")
-        m.add_argument("--d-model", type=int, default=d_model, help=f"model width (default: {d_model})")
-        m.add_argument("--heads", type=int, default=4, help="attention heads (default: 4)")
-        m.add_argument("--layers", type=int, default=2, help="layers (default: 2)")
-        m.add_argument("--d-ff", type=int, default=None, help="feed-forward width (default: 2 × --d-model)")
-        m.add_argument("--dropout", type=float, default=0.1, help="dropout (default: 0.1)")
+                       help="transformer: dynamic mask or the static baseline (default: %(default)s)")
+        m.add_argument("--d-model", type=_number(int, 2, 8192), default=d_model, help="model width (default: %(default)s)")
+        m.add_argument("--heads", type=_number(int, 1, 256), default=4, help="attention heads (default: %(default)s)")
+        m.add_argument("--layers", type=LAYERS, default=2, help="layers (default: %(default)s)")
+        m.add_argument("--d-ff", type=SIZE, default=None, help="feed-forward width (default: 2 × --d-model)")
+        m.add_argument("--dropout", type=DROPOUT, default=0.1, help="dropout (default: %(default)s)")
         m.add_argument("--time-gaps", action="store_true",
                        help="also feed the time since each variable was last observed (irregular series)")
 
     q = tsub.add_parser("classify-series", help="classify variable-length multivariate series with NaN")
-    q.add_argument("--output", type=Path, required=True, help="run folder")
-    q.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    _add_run_args(q, "run folder")
     q.add_argument("--data", default="japanese_vowels",
-                   help="japanese_vowels, basic_motions, or a pattern my_{split}.ts naming TRAIN and TEST .ts files")
-    q.add_argument("--train-missing", type=float, default=0.0,
-                   help="share of observed values hidden during training (default: 0)")
+                   help="japanese_vowels, basic_motions, or a pattern my_{split}.ts naming TRAIN and TEST .ts files "
+                        "(default: %(default)s)")
+    q.add_argument("--train-missing", type=SHARE, default=0.0,
+                   help="share of observed values hidden during training, in [0, 1) (default: %(default)s)")
     q.add_argument("--schedule", choices=("dynamic", "static"), default="dynamic",
-                   help="hidden values re-drawn every batch or drawn once per series (default: dynamic)")
-    q.add_argument("--test-missing", type=_rates, default=[0.0, 0.2, 0.4, 0.6],
-                   help="test-time shares of hidden values, seeded (default: 0,0.2,0.4,0.6)")
+                   help="hidden values re-drawn every batch or drawn once per series (default: %(default)s)")
+    q.add_argument("--test-missing", type=_rates, default="0,0.2,0.4,0.6",
+                   help="test-time shares of hidden values, seeded (default: %(default)s)")
     q.add_argument("--missing-unit", choices=("value", "step"), default="value",
-                   help="hide single values, or whole steps (all variables together) (default: value)")
+                   help="hide single values, or whole steps (all variables together) (default: %(default)s)")
     series_model_args(q, 64)
     _add_optimisation_args(q, epochs=60, lr=2e-3)
     q.set_defaults(batch_size=32, patience=15)
 
     q = tsub.add_parser("impute", help="train an imputer on a wide (or long) CSV of series with blanks")
-    q.add_argument("--output", type=Path, required=True, help="run folder")
-    q.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    _add_run_args(q, "run folder")
     q.add_argument("--data", required=True, help="a CSV: one row per time, one column per variable (blank = missing)")
-    q.add_argument("--format", choices=("wide", "long"), default="wide", help="(default: wide)")
+    q.add_argument("--format", choices=("wide", "long"), default="wide", help="(default: %(default)s)")
     q.add_argument("--time-column", default=None, help="time column (default: the first column)")
-    q.add_argument("--variable-column", default="variable", help="long format: variable column")
-    q.add_argument("--value-column", default="value", help="long format: value column")
-    q.add_argument("--window", type=int, default=30, help="window length in steps (default: 30)")
-    q.add_argument("--stride", type=int, default=5, help="stride of training windows (default: 5)")
-    q.add_argument("--holdout", type=float, default=0.1,
-                   help="share of observed valid/test values hidden and scored (default: 0.1)")
-    q.add_argument("--artificial", type=float, default=0.3,
-                   help="share of observed training values hidden per batch (default: 0.3, best on PM10 validation)")
+    q.add_argument("--variable-column", default="variable", help="long format: variable column (default: %(default)s)")
+    q.add_argument("--value-column", default="value", help="long format: value column (default: %(default)s)")
+    q.add_argument("--window", type=_number(int, 2, 65_536), default=30,
+                   help="window length in steps (default: %(default)s)")
+    q.add_argument("--stride", type=POSITIVE, default=5, help="stride of training windows (default: %(default)s)")
+    q.add_argument("--holdout", type=HOLDOUT, default=0.1,
+                   help="share of observed valid/test values hidden and scored, in (0, 1) (default: %(default)s)")
+    q.add_argument("--artificial", type=SHARE, default=0.3,
+                   help="share of observed training values hidden per batch, in [0, 1) (default: %(default)s, "
+                        "best on PM10 validation)")
     q.add_argument("--schedule", choices=("dynamic", "static"), default="dynamic",
-                   help="artificial holes re-drawn every batch or drawn once per window (default: dynamic)")
-    q.add_argument("--data-seed", type=int, default=0, help="seed of the held-out values (default: 0)")
+                   help="artificial holes re-drawn every batch or drawn once per window (default: %(default)s)")
+    q.add_argument("--data-seed", type=NON_NEGATIVE, default=0, help="seed of the held-out values (default: %(default)s)")
     q.add_argument("--drop-unobserved", action="store_true",
                    help="drop variables never observed in the training range (they are listed) instead of stopping")
     series_model_args(q, 256)  # defaults: the setting chosen on PM10 validation values (README)
@@ -225,34 +278,47 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(batch_size=32, patience=25)
 
     # evaluate -----------------------------------------------------------------------------------
-    p = sub.add_parser("evaluate", help="score a trained classifier on a split at test-time missing rates")
+    p = sub.add_parser("evaluate", help="score a trained classifier or seq2seq model at test-time missing rates")
     p.add_argument("--model", type=Path, required=True, help="a training run's --output folder (or its best/)")
-    p.add_argument("--split", choices=("train", "valid", "test"), default="test", help="(default: test)")
-    p.add_argument("--missing", type=_rates, default=[0.0, 0.2, 0.4, 0.6],
-                   help="test-time missing rates, comma-separated (default: 0,0.2,0.4,0.6)")
-    p.add_argument("--missing-process", choices=PROCESS_CHOICES, default="uniform", help="(default: uniform)")
-    p.add_argument("--mean-span", type=float, default=3.0, help="mean span length for spans")
-    p.add_argument("--beam", type=int, default=4, help="translation / summarization: beam size (default: 4)")
-    p.add_argument("--limit", type=int, default=None, help="translation / summarization: first N examples only")
-    _add_data_args(p)
-    p.add_argument("--source-column", default=None, help="translation / summarization: input column "
-                   "(default: the one the model was trained with)")
-    p.add_argument("--target-column", default=None, help="translation / summarization: output column")
+    p.add_argument("--split", choices=("train", "valid", "test"), default="test", help="(default: %(default)s)")
+    p.add_argument("--missing", type=_rates, default="0,0.2,0.4,0.6",
+                   help="test-time missing rates, comma-separated (default: %(default)s)")
+    p.add_argument("--missing-process", choices=PROCESS_CHOICES, default="uniform", help="(default: %(default)s)")
+    p.add_argument("--mean-span", type=_number(float, 1), default=3.0,
+                   help="mean span length for spans (default: %(default)s)")
+    p.add_argument("--beam", type=_number(int, 1, 64), default=4,
+                   help="translation / summarization: beam size (default: %(default)s)")
+    p.add_argument("--limit", type=POSITIVE, default=None, help="translation / summarization: first N examples only")
+    g = p.add_argument_group("data (default: the data, columns and split the run was trained with)")
+    g.add_argument("--data", default=None, help="a built-in set or a file")
+    for flag in ("--text-column", "--label-column", "--split-column", "--group-column", "--source-column",
+                 "--target-column"):
+        g.add_argument(flag, default=None)
+    g.add_argument("--encoding", default=None)
+    g.add_argument("--data-seed", type=NON_NEGATIVE, default=None)
 
     # predict ------------------------------------------------------------------------------------
     p = sub.add_parser("predict", help="label, translate or summarise texts: one JSON line per text")
     p.add_argument("--model", type=Path, required=True, help="a training run's --output folder (or its best/)")
     p.add_argument("--text", action="append", default=None, help="a text to label (repeatable)")
     p.add_argument("--input", default=None, help="a file with one text per line, or - for standard input")
-    p.add_argument("--beam", type=int, default=4, help="translation / summarization: beam size (default: 4)")
-    p.add_argument("--max-len", type=int, default=None, help="translation / summarization: longest output")
+    p.add_argument("--beam", type=_number(int, 1, 64), default=4,
+                   help="translation / summarization: beam size (default: %(default)s)")
+    p.add_argument("--max-len", type=SIZE, default=None, help="translation / summarization: longest output")
 
     # impute -------------------------------------------------------------------------------------
     p = sub.add_parser("impute", help="fill the holes of a wide CSV with a trained imputer (CSV in, CSV out)")
-    p.add_argument("--model", type=Path, required=True, help="an `dynmask train impute` --output folder")
-    p.add_argument("--input", type=Path, required=True, help="wide CSV: time column first, one column per variable")
-    p.add_argument("--output", type=Path, required=True, help="where to write the filled CSV (same columns)")
+    p.add_argument("--model", type=Path, required=True, help="a `dynmask train impute` --output folder")
+    p.add_argument("--input", type=Path, required=True,
+                   help="wide CSV: a time column, one column per variable, matched to the model's by name")
+    p.add_argument("--output", type=Path, required=True,
+                   help="where to write the filled CSV: the input with only its holes filled, every other cell "
+                        "written back exactly as read (not the --input file)")
     p.add_argument("--time-column", default=None, help="time column (default: the first column)")
+    p.add_argument("--clip-to-train-range", action="store_true",
+                   help="clip each fill to the range of its variable in the training data (e.g. never negative "
+                        "rain or counts)")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of the files (default: %(default)s)")
 
     # data ---------------------------------------------------------------------------------------
     p = sub.add_parser("data", help="the built-in data sets")
@@ -263,9 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     # guarantee ----------------------------------------------------------------------------------
     p = sub.add_parser("guarantee", help="show the guarantee per variant on a NaN batch, and the compaction speed-up")
-    p.add_argument("--output", type=Path, default=Path("runs") / "guarantee", help="folder for guarantee.json")
+    p.add_argument("--output", type=Path, default=Path("runs") / "guarantee",
+                   help="folder for guarantee.json (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="smaller sizes (a few seconds)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed (default: %(default)s)")
     return parser
 
 
@@ -291,7 +358,7 @@ def _train_classify(args) -> dict:
     missing = MissingSpec(args.train_missing, args.missing_process, args.schedule, args.mean_span)
     summary = train_text_classifier(splits, args.output, model, config, missing, vocab_size=args.vocab_size,
                                     max_len=args.max_len, missing_markers=_markers(args.missing_markers),
-                                    resume=args.resume,
+                                    resume=args.resume, overwrite=args.overwrite,
                                     test_rates=args.test_missing if args.max_steps is None else ())
     if summary.get("world_size", 1) == 1 or _rank() == 0:
         print(json.dumps(summary, indent=2))
@@ -320,7 +387,7 @@ def _train_seq2seq(args) -> dict:
     summary = train_seq2seq(splits, args.output, args.task, model, _train_config(args), missing,
                             vocab_size=args.vocab_size, max_src_len=args.max_src_len, max_tgt_len=args.max_tgt_len,
                             resume=args.resume, test_rates=args.test_missing if args.max_steps is None else (),
-                            beam=args.beam, test_limit=args.test_limit)
+                            beam=args.beam, test_limit=args.test_limit, overwrite=args.overwrite)
     if _rank() == 0:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
@@ -339,7 +406,7 @@ def _train_classify_series(args) -> dict:
     summary = train_series_classifier(splits, args.output, _series_model(args), _train_config(args),
                                       train_missing=args.train_missing, schedule=args.schedule, resume=args.resume,
                                       test_rates=args.test_missing if args.max_steps is None else (),
-                                      missing_unit=args.missing_unit)
+                                      missing_unit=args.missing_unit, overwrite=args.overwrite)
     print(json.dumps(summary, indent=2))
     return summary
 
@@ -353,34 +420,42 @@ def _train_impute(args) -> dict:
     else:
         frame = read_long_csv(args.data, args.time_column or "time", args.variable_column, args.value_column)
     data = prepare_imputation_data(frame.to_numpy(), args.window, args.stride, holdout=args.holdout,
-                                   seed=args.data_seed, drop_unobserved=args.drop_unobserved)
+                                   seed=args.data_seed, drop_unobserved=args.drop_unobserved,
+                                   names=[str(c) for c in frame.columns])
     if data["dropped"]:
         print(f"dropped variables never observed in training: {[str(frame.columns[i]) for i in data['dropped']]}")
     summary = train_imputer(data, args.output, _series_model(args), _train_config(args), artificial=args.artificial,
-                            schedule=args.schedule, resume=args.resume)
+                            schedule=args.schedule, resume=args.resume, overwrite=args.overwrite)
     print(json.dumps(summary, indent=2))
     return summary
 
 
 def _impute(args) -> None:
-    from .data.series import read_wide_csv
-    from .tasks.series import impute_frame, load_imputer
+    from .tasks.series import impute_csv, load_imputer
 
-    model, scaler, window, columns = load_imputer(args.model)
-    frame = read_wide_csv(args.input, args.time_column)
-    filled = impute_frame(model, scaler, window, frame, columns)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    filled.to_csv(args.output)
-    before, after = int(frame.isna().to_numpy().sum()), int(filled.isna().to_numpy().sum())
-    note = f"; {after} left in variables the model was not trained on" if after else ""
-    print(f"filled {before - after} of {before} missing values in {args.input} -> {args.output}{note}")
+    trained = load_imputer(args.model)
+    counts = impute_csv(trained, args.input, args.output, time_column=args.time_column,
+                        clip_to_train_range=args.clip_to_train_range, encoding=args.encoding)
+    note = (f"; {counts['left_in_unknown_columns']} left in variables the model was not trained on"
+            if counts["left_in_unknown_columns"] else "")
+    print(f"filled {counts['filled']} of {counts['holes']} missing values in {args.input} -> {args.output}{note}; "
+          "observed cells written back as read")
 
 
 def _task_of(folder: Path) -> str:
+    from .run_folders import TASKS, RunFolderError, read_json
+
+    folder = Path(folder)
+    if not folder.exists():
+        raise RunFolderError(f"--model {folder} does not exist; pass a training run's --output folder")
     for candidate in (folder / "config.json", folder / "best" / "config.json"):
         if candidate.exists():
-            return json.loads(candidate.read_text()).get("task", "classify")
-    raise FileNotFoundError(f"no config.json in {folder} or {folder / 'best'}; pass a training run's --output folder")
+            config = read_json(candidate)
+            task = config.get("task", "classify") if isinstance(config, dict) else None
+            if task not in TASKS:
+                raise RunFolderError(f"{candidate}: unknown task {task!r}; expected one of {TASKS}")
+            return task
+    raise RunFolderError(f"no config.json in {folder} or {folder / 'best'}; pass a training run's --output folder")
 
 
 def _rank() -> int:
@@ -389,16 +464,31 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def _evaluate_seq2seq(args) -> list[dict]:
+def _run_data(args, config: dict, defaults: dict) -> dict:
+    """The data arguments for ``evaluate``: each one given on the command line, else the run's own."""
+    saved = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
+    out = {}
+    for key, fallback in defaults.items():
+        given = getattr(args, key, None)
+        out[key] = given if given is not None else saved.get(key, fallback)
+    if args.data is None:
+        if "data" not in saved:
+            raise SystemExit("error: this run predates saved data locations: pass --data (and its columns)")
+        out["data"] = saved["data"]
+    return out
+
+
+def _evaluate_seq2seq(args, config: dict) -> list[dict]:
     from .data.pairs import load_pairs
     from .tasks.classify_text import MissingSpec
     from .tasks.seq2seq import Seq2SeqTask, load_seq2seq
 
     model, tokenizer, config = load_seq2seq(args.model)
-    defaults = ("source", "target") if config["task"] == "translate" else ("document", "summary")
-    data = args.data if args.data != "rotten_tomatoes" else config["data"]["name"]
-    splits = load_pairs(data, source_column=args.source_column or defaults[0],
-                        target_column=args.target_column or defaults[1], seed=args.data_seed, encoding=args.encoding)
+    columns = ("source", "target") if config["task"] == "translate" else ("document", "summary")
+    d = _run_data(args, config, {"data": None, "source_column": columns[0], "target_column": columns[1],
+                                 "encoding": "utf-8", "data_seed": 0})
+    splits = load_pairs(d["data"], source_column=d["source_column"], target_column=d["target_column"],
+                        seed=d["data_seed"], encoding=d["encoding"])
     task = Seq2SeqTask(splits, tokenizer, MissingSpec(0.0), kind=config["task"], max_src_len=config["max_src_len"],
                        max_tgt_len=config["max_tgt_len"])
     results = []
@@ -412,17 +502,26 @@ def _evaluate_seq2seq(args) -> list[dict]:
 
 
 def _evaluate(args) -> list[dict]:
+    from .data.text import load_text_dataset
+    from .run_folders import read_json
     from .tasks.classify_text import MissingSpec, TextClassificationTask, load_classifier
 
     task_name = _task_of(args.model)
     if task_name in ("classify-series", "impute"):
         raise SystemExit(f"error: --model {args.model} is a {task_name} run: its test scores are in "
                          f"{args.model / 'test_results.json'}; evaluate scores text classifiers and seq2seq models")
+    folder = args.model if (args.model / "config.json").exists() else args.model / "best"
+    config = read_json(folder / "config.json")
     if task_name != "classify":
-        return _evaluate_seq2seq(args)
+        return _evaluate_seq2seq(args, config)
 
     model, tokenizer, labels = load_classifier(args.model)
-    splits = _load_splits(args, args.data_seed)
+    d = _run_data(args, config, {"data": None, "text_column": "text", "label_column": "label", "split_column": None,
+                                 "group_column": None, "encoding": "utf-8", "data_seed": None})
+    seed = d["data_seed"] if d["data_seed"] is not None else config.get("data", {}).get("seed", 0)
+    splits = load_text_dataset(d["data"], text_column=d["text_column"], label_column=d["label_column"],
+                               split_column=d["split_column"], group_column=d["group_column"], seed=seed,
+                               encoding=d["encoding"])
     if splits.labels != labels:
         raise SystemExit(f"error: the model was trained on labels {labels} but --data has {splits.labels}")
     task = TextClassificationTask(splits, tokenizer, MissingSpec(0.0))
@@ -437,12 +536,19 @@ def _predict(args) -> list[dict]:
 
     texts = list(args.text or [])
     if args.input is not None:
+        if args.input != "-" and not Path(args.input).is_file():
+            raise SystemExit(f"error: --input {args.input} is not a file")
         stream = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
         with stream:
             texts.extend(line.rstrip("\n") for line in stream)
     if not texts:
         raise SystemExit("error: nothing to predict: pass --text TEXT or --input FILE (or - for standard input)")
-    if _task_of(args.model) != "classify":
+    task = _task_of(args.model)
+    if task in ("classify-series", "impute"):
+        raise SystemExit(f"error: --model {args.model} is a {task!r} run; predict labels texts with a 'classify' run "
+                         "or translates / summarises with a 'translate' / 'summarize' run"
+                         + ("; fill a CSV with `dynmask impute`" if task == "impute" else ""))
+    if task != "classify":
         from .tasks.seq2seq import generate_texts, load_seq2seq
 
         model, tokenizer, config = load_seq2seq(args.model)
@@ -455,7 +561,11 @@ def _predict(args) -> list[dict]:
     model, tokenizer, labels = load_classifier(args.model)
     out = predict_texts(model, tokenizer, labels, texts)
     for row in out:
-        print(json.dumps(row, ensure_ascii=False))
+        print(json.dumps(row, ensure_ascii=False, allow_nan=False))
+    empty = sum(1 for row in out if row["label"] is None)
+    if empty:
+        print(f"warning: {empty} text(s) have no observed token (empty or only missing markers): no label given",
+              file=sys.stderr)
     return out
 
 
@@ -478,40 +588,76 @@ def _data(args) -> None:
             print(f"{name} {part}: {fetch(src)}")
 
 
+def _run(args) -> None:
+    if args.command == "demo":
+        from .demo import run_demo
+        from .models.classifier import METHODS
+
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown or not methods:
+            raise SystemExit(f"error: --methods: unknown {unknown or methods}; choose from {', '.join(METHODS)}")
+        run_demo(args.output, data=_load_splits(args, args.data_seed), seeds=tuple(range(args.seeds)), methods=methods,
+                 test_rates=args.test_missing, train_missing=args.train_missing,
+                 missing_process=args.missing_process, schedule=args.schedule, epochs=args.epochs,
+                 quick=args.quick, max_len=args.max_len, pooling=args.pooling,
+                 model={"arch": args.arch, **({} if args.d_model == 64 else
+                                              {"d_model": args.d_model, "d_ff": 2 * args.d_model})})
+    elif args.command == "train":
+        {"classify": _train_classify, "translate": _train_seq2seq, "summarize": _train_seq2seq,
+         "classify-series": _train_classify_series, "impute": _train_impute}[args.task](args)
+    elif args.command == "impute":
+        _impute(args)
+    elif args.command == "evaluate":
+        _evaluate(args)
+    elif args.command == "predict":
+        _predict(args)
+    elif args.command == "data":
+        _data(args)
+    elif args.command == "guarantee":
+        from .guarantee_demo import guarantee_demo
+
+        guarantee_demo(args.output, args.quick, args.seed)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command. A user error prints one line (``error: ...``, what is wrong and the fix) and
+    returns 2; ``--debug`` (anywhere on the line) re-raises it with its traceback. Ctrl-C stops
+    cleanly with 130; a training run then resumes from its last checkpoint with ``--resume``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
+    try:
+        _run(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        hint = ""
+        if args.command == "train":
+            hint = f"; run the same command with --resume to continue from the last checkpoint in {args.output}"
+        elif args.command == "demo":
+            hint = "; run the same command again to continue (finished runs are kept)"
+        print(f"\ninterrupted{hint}", file=sys.stderr)
+        return 130
+    except SystemExit:
+        raise
+    except Exception as e:  # one line for the user; the traceback with --debug
+        if debug:
+            raise
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        known = _is_user_error(e)
+        print(f"error: {message}" + ("" if known else f" ({type(e).__name__}; run with --debug for the traceback)"),
+              file=sys.stderr)
+        return 2 if known else 1
+    return 0
+
+
+def _is_user_error(e: Exception) -> bool:
+    from .data.sources import ChecksumError, FetchError
     from .data.text import DataError
 
-    try:
-        if args.command == "demo":
-            from .demo import run_demo
-
-            methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-            run_demo(args.output, data=_load_splits(args, args.data_seed), seeds=tuple(range(args.seeds)), methods=methods,
-                     test_rates=args.test_missing, train_missing=args.train_missing,
-                     missing_process=args.missing_process, schedule=args.schedule, epochs=args.epochs,
-                     quick=args.quick, max_len=args.max_len, pooling=args.pooling,
-                     model={"arch": args.arch, **({} if args.d_model == 64 else
-                                                  {"d_model": args.d_model, "d_ff": 2 * args.d_model})})
-        elif args.command == "train":
-            {"classify": _train_classify, "translate": _train_seq2seq, "summarize": _train_seq2seq,
-             "classify-series": _train_classify_series, "impute": _train_impute}[args.task](args)
-        elif args.command == "impute":
-            _impute(args)
-        elif args.command == "evaluate":
-            _evaluate(args)
-        elif args.command == "predict":
-            _predict(args)
-        elif args.command == "data":
-            _data(args)
-        elif args.command == "guarantee":
-            from .guarantee_demo import guarantee_demo
-
-            guarantee_demo(args.output, args.quick, args.seed)
-    except (DataError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return isinstance(e, (DataError, FileNotFoundError, ChecksumError, FetchError, FloatingPointError))
 
 
 if __name__ == "__main__":

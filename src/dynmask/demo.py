@@ -118,7 +118,7 @@ def run_demo(output: Path, *, data: "str | TextSplits" = "rotten_tomatoes", seed
                     splits, folder, dict(model, method=method),
                     TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=False),
                     MissingSpec(train_missing, missing_process, schedule), vocab_size=vocab_size, max_len=max_len,
-                    resume=True, test_rates=test_rates)
+                    resume=folder.exists(), test_rates=test_rates)
                 test = summary["test"]
                 accs = " ".join(f"{r['accuracy']:.3f}" for r in test)
                 print(f"  {method:<12} seed {seed}: test accuracy at {list(test_rates)} = {accs} "

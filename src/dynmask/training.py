@@ -37,9 +37,11 @@ from safetensors.torch import load_file, save_model
 from torch import nn
 
 from .devices import to_device
+from .run_folders import (TASKS, RunFolderError, check_finite_weights, compare_for_resume, prepare_run_folder,
+                          read_json, verify_manifest, write_manifest)
 
 __all__ = ["TrainConfig", "Trainer", "distributed_context", "parameter_checksum", "load_run_model", "load_weights",
-           "on_rank_zero_first"]
+           "on_rank_zero_first", "start_run_folder"]
 
 
 @dataclass
@@ -76,6 +78,8 @@ class _State:
     best_score: float = -math.inf
     bad_epochs: int = 0
     finished: bool = False
+    stopped: str = ""  # why the run finished: "epochs" or "early stopping"
+    metrics_bytes: int = 0  # size of metrics.jsonl when this state was saved: a resume cuts it back to this
 
 
 def _savable(model: nn.Module) -> nn.Module:
@@ -122,20 +126,51 @@ def distributed_context() -> tuple[int, int]:
     return 0, 1
 
 
-def load_run_model(folder: Path, build, device: Optional[torch.device] = None):
+def load_run_model(folder: Path, build, device: Optional[torch.device] = None, *,
+                   expect_task: "Optional[str | tuple[str, ...]]" = None):
     """(model, folder, run config) from a training run: ``folder`` itself or its ``best/``.
 
     ``build(model_config: dict) -> nn.Module`` makes the empty model; the weights come from
-    ``model.safetensors`` and the model is returned in eval mode."""
+    ``model.safetensors`` and the model is returned in eval mode. The folder is untrusted input: its
+    manifest is verified, ``config.json`` is checked before anything is built (``build`` should use
+    :func:`dynmask.run_folders.config_from_dict`), ``expect_task`` (when given) must match the run's
+    task, and weights holding NaN / inf are refused; every failure is a :class:`RunFolderError`."""
     folder = Path(folder)
+    if not folder.exists():
+        raise RunFolderError(f"--model {folder} does not exist; pass the --output folder of a training run")
     if not (folder / "model.safetensors").exists() and (folder / "best" / "model.safetensors").exists():
         folder = folder / "best"
     if not (folder / "model.safetensors").exists():
-        raise FileNotFoundError(f"no model.safetensors in {folder}; pass the --output folder of a training run")
-    config = json.loads((folder / "config.json").read_text())
+        raise RunFolderError(f"no model.safetensors in {folder}; pass the --output folder of a training run")
+    verify_manifest(folder)
+    config = read_json(folder / "config.json")
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise RunFolderError(f"{folder / 'config.json'} must be a JSON object with a 'model' object")
+    task = config.get("task", "classify")
+    if task not in TASKS:
+        raise RunFolderError(f"{folder / 'config.json'}: unknown task {task!r}; expected one of {TASKS}")
+    if expect_task is not None:
+        expected = (expect_task,) if isinstance(expect_task, str) else tuple(expect_task)
+        if task not in expected:
+            raise RunFolderError(f"--model {folder} is a {task!r} run; this command needs a "
+                                 f"{' or '.join(repr(e) for e in expected)} run")
     model = build(config["model"])
-    load_weights(model, folder / "model.safetensors", device or "cpu")
+    try:
+        load_weights(model, folder / "model.safetensors", device or "cpu")
+    except (RuntimeError, OSError, ValueError) as e:  # safetensors' own errors for a damaged or alien file
+        raise RunFolderError(f"{folder / 'model.safetensors'} does not fit the model its config.json describes: "
+                             f"{str(e).splitlines()[0]}") from None
+    check_finite_weights(model, str(folder / "model.safetensors"))
     return model.eval(), folder, config
+
+
+def start_run_folder(output: Path, *, resume: bool, overwrite: bool) -> None:
+    """The run-folder rules of :func:`dynmask.run_folders.prepare_run_folder`, before a run writes
+    anything: every process checks, rank 0 clears (``overwrite``), the others wait for it."""
+    rank, world = distributed_context()
+    prepare_run_folder(output, resume=resume, overwrite=overwrite, clear=rank == 0)
+    if world > 1:
+        dist.barrier()
 
 
 def on_rank_zero_first(make, load):
@@ -208,19 +243,27 @@ class Trainer:
         _write_json(folder / "config.json", {**self.run_config, **extra})
         self.task.save_assets(folder)
 
-    def _atomic_folder(self, final: Path, fill) -> None:
+    def _atomic_folder(self, final: Path, fill, keep_previous: bool = False) -> None:
+        """Fill ``final.tmp``, write and verify its manifest, then swap it in. With ``keep_previous`` the
+        folder it replaces stays as ``final.prev`` (the fallback when the new one turns out damaged)."""
         tmp, old = final.with_name(final.name + ".tmp"), final.with_name(final.name + ".old")
+        prev = final.with_name(final.name + ".prev")
         shutil.rmtree(tmp, ignore_errors=True)
         fill(tmp)
+        write_manifest(tmp)
+        verify_manifest(tmp, required=True)  # what was written reads back as written
         if final.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
+            target = prev if keep_previous else old
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(final, target)
         os.replace(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
 
     def save_checkpoint(self) -> None:
         if not self.main:
             return
+        metrics = self.output / "metrics.jsonl"
+        self.state.metrics_bytes = metrics.stat().st_size if metrics.exists() else 0
 
         def fill(folder: Path) -> None:
             self._save_model_folder(folder, {})
@@ -228,21 +271,64 @@ class Trainer:
                         "scaler": self.scaler.state_dict()}, folder / "training_state.pt")
             _write_json(folder / "state.json", asdict(self.state))
 
-        self._atomic_folder(self.checkpoint_dir, fill)
+        self._atomic_folder(self.checkpoint_dir, fill, keep_previous=True)
 
-    def load_checkpoint(self) -> bool:
-        folder = self.checkpoint_dir
-        if not folder.exists() and folder.with_name(folder.name + ".old").exists():
-            folder = folder.with_name(folder.name + ".old")  # interrupted between two renames
-        if not (folder / "state.json").exists():
-            return False
-        load_weights(self.model, folder / "model.safetensors", self.device)
-        training = torch.load(folder / "training_state.pt", map_location=self.device, weights_only=False)
+    def _checkpoint_candidates(self) -> list[Path]:
+        names = ("checkpoint", "checkpoint.prev", "checkpoint.old")  # .old: interrupted between two renames
+        return [self.output / n for n in names if (self.output / n / "state.json").exists()]
+
+    def _load_checkpoint_folder(self, folder: Path) -> None:
+        verify_manifest(folder)
+        saved = read_json(folder / "config.json")
+        if isinstance(saved, dict):
+            compare_for_resume(saved, self.run_config, str(self.output))
+        state = read_json(folder / "state.json")
+        known = {f for f in _State.__dataclass_fields__}
+        if not isinstance(state, dict) or set(state) - known:
+            raise RunFolderError(f"{folder / 'state.json'} is not a training state")
+        try:
+            load_weights(self.model, folder / "model.safetensors", self.device)
+        except (RuntimeError, OSError, ValueError) as e:
+            raise RunFolderError(f"{folder / 'model.safetensors'} cannot be loaded into this model: "
+                                 f"{str(e).splitlines()[0]}") from None
+        try:
+            # weights_only: tensors, numbers and containers only -- a tampered file cannot run code
+            training = torch.load(folder / "training_state.pt", map_location=self.device, weights_only=True)
+        except Exception as e:  # UnpicklingError for forbidden globals; RuntimeError/EOFError for damage
+            raise RunFolderError(f"{folder / 'training_state.pt'} was refused: it is damaged or holds objects "
+                                 f"other than tensors and numbers ({type(e).__name__})") from None
         self.optimizer.load_state_dict(training["optimizer"])
         self.scheduler.load_state_dict(training["scheduler"])
         self.scaler.load_state_dict(training["scaler"])
-        self.state = _State(**json.loads((folder / "state.json").read_text()))
-        return True
+        self.state = _State(**state)
+
+    def load_checkpoint(self) -> bool:
+        """Restore the newest checkpoint that verifies; a damaged newest one falls back to the previous
+        one (with a message). Raises :class:`RunFolderError` when checkpoints exist but none verifies,
+        or when the run's saved settings differ from this one's."""
+        candidates = self._checkpoint_candidates()
+        problems = []
+        for folder in candidates:
+            try:
+                self._load_checkpoint_folder(folder)
+            except RunFolderError as e:
+                if str(e).startswith("cannot resume"):
+                    raise
+                problems.append(str(e))
+                continue
+            if problems and self.main:
+                print(f"warning: {problems[0]}; resumed from the previous checkpoint {folder} instead", flush=True)
+            return True
+        if problems:
+            raise RunFolderError("no checkpoint could be restored: " + "; ".join(problems))
+        return False
+
+    def _cut_metrics(self) -> None:
+        """Drop metrics records written after the restored checkpoint: they will be written again."""
+        metrics = self.output / "metrics.jsonl"
+        if self.main and metrics.exists() and metrics.stat().st_size > self.state.metrics_bytes:
+            with open(metrics, "r+b") as f:
+                f.truncate(self.state.metrics_bytes)
 
     # ------------------------------------------------------------------ logging
     def _log(self, record: dict) -> None:
@@ -290,9 +376,13 @@ class Trainer:
         resumed = self.load_checkpoint() if resume else False
         if resume and not resumed and self.main and self.config.progress:
             print(f"no checkpoint in {self.checkpoint_dir}; starting from scratch")
+        if resumed:
+            self._cut_metrics()
         cfg, st = self.config, self.state
+        if st.finished and st.stopped != "early stopping" and st.epoch < cfg.epochs:
+            st.finished = False  # --resume --epochs N on a finished run: train on to epoch N
         if st.finished:
-            return self._summary("already finished")
+            return self._summary(f"already finished ({st.stopped or 'epochs'})")
         from tqdm import tqdm
 
         stopped = "epochs"
@@ -341,7 +431,7 @@ class Trainer:
                 stopped = "early stopping"
                 break
         if stopped != "max_steps":
-            st.finished = True
+            st.finished, st.stopped = True, stopped
             self.save_checkpoint()
         return self._summary(stopped, seen / max(1e-9, time.perf_counter() - t_start))
 

@@ -20,13 +20,14 @@ from .text import DataError, read_table
 
 __all__ = ["Pair", "PairSplits", "load_pairs", "ACLSUM"]
 
+ACLSUM_WHEEL = "c75ffc48d3eabc5f37c68ea087943780a85950087957759e89746f21111f2213"  # sha256 of the wheel
 ACLSUM = {
     "train": Source("aclsum", "0.1.2", "aclsum/dataset/train.jsonl",
-                    "be8ee16765e0691745875e7e380382eaa5eb426d7c1bbe70270809729534e3eb", "MIT", "ACLSum train"),
+                    "be8ee16765e0691745875e7e380382eaa5eb426d7c1bbe70270809729534e3eb", "MIT", "ACLSum train", ACLSUM_WHEEL),
     "valid": Source("aclsum", "0.1.2", "aclsum/dataset/val.jsonl",
-                    "354ca637395a8597388f1751c288cb38a4697f7d7783722c1727135d3934ee60", "MIT", "ACLSum validation"),
+                    "354ca637395a8597388f1751c288cb38a4697f7d7783722c1727135d3934ee60", "MIT", "ACLSum validation", ACLSUM_WHEEL),
     "test": Source("aclsum", "0.1.2", "aclsum/dataset/test.jsonl",
-                   "491ee57a8bb2bc65af4c7c1cfe5a114dc140b093fc24c242a21785ea4ed9786f", "MIT", "ACLSum test"),
+                   "491ee57a8bb2bc65af4c7c1cfe5a114dc140b093fc24c242a21785ea4ed9786f", "MIT", "ACLSum test", ACLSUM_WHEEL),
 }
 
 
@@ -111,4 +112,9 @@ def load_pairs(data: str, *, source_column: str = "source", target_column: str =
     if max_train is not None and len(splits.train) > max_train:
         splits.train = random.Random(seed).sample(splits.train, max_train)
         splits.info["train_subset"] = max_train
+    # where the pairs came from, so that `dynmask evaluate` can find them again without being told
+    where = data if data == "aclsum" else str(Path(data).resolve()) if "{split}" not in data else str(
+        Path(data).parent.resolve() / Path(data).name)
+    splits.info.update({"data": where, "source_column": source_column, "target_column": target_column,
+                        "encoding": encoding, "data_seed": seed})
     return splits

@@ -21,17 +21,17 @@ import numpy as np
 import torch
 
 from ..masks import Mask
-from .sources import Source, fetch
+from .sources import SKTIME_WHEEL, Source, fetch
 from .text import DataError
 
 __all__ = ["SERIES_SOURCES", "SeriesSplits", "read_ts", "load_series_classification", "inject_missing",
-           "pad_series", "read_wide_csv", "read_long_csv", "chronological_split", "make_windows", "Standardizer",
+           "pad_series", "read_wide_csv", "read_wide_text", "read_long_csv", "chronological_split", "make_windows", "Standardizer",
            "holdout_mask"]
 
 
 def _sk(name: str, split: str, sha: str) -> Source:
     return Source("sktime", "1.2.0", f"sktime/datasets/data/{name}/{name}_{split}.ts", sha, "BSD-3-Clause (sktime)",
-                  f"{name} {split.lower()} (UEA archive, via sktime)")
+                  f"{name} {split.lower()} (UEA archive, via sktime)", SKTIME_WHEEL)
 
 
 SERIES_SOURCES = {
@@ -154,46 +154,88 @@ def pad_series(batch: Sequence[np.ndarray]) -> tuple[torch.Tensor, Mask]:
 
 
 # ---------------------------------------------------------------------------------------- imputation data
-def read_wide_csv(path: Path, time_column: Optional[str] = None, encoding: str = "utf-8"):
-    """A wide CSV: one row per time, one column per variable, blank / NaN = missing.
+_TIME_NAMES = ("time", "date", "datetime", "timestamp", "day", "month", "year", "hour")
 
-    Returns a float DataFrame indexed by time (the first column unless ``time_column`` is given)."""
+
+def _long_hint(path: Path) -> str:
+    return (f"If {path.name} is long (one row per time and variable), pass --format long --time-column T "
+            "--variable-column V --value-column X; if its time axis is another column, pass --time-column")
+
+
+def _read_wide_frame(path: Path, time_column: Optional[str], encoding: str, **read_kw):
     import pandas as pd
 
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file {path} does not exist")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; pass a CSV file")
     try:
-        frame = pd.read_csv(path, encoding=encoding)
+        frame = pd.read_csv(path, encoding=encoding, **read_kw)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"could not read {path} as CSV ({str(e).splitlines()[0]})") from None
     time_column = time_column or frame.columns[0]
     if time_column not in frame.columns:
         raise DataError(f"column {time_column!r} is not in {path.name}; its columns start "
                         f"{list(frame.columns[:5])}. Pass --time-column")
+    return frame, time_column
+
+
+def read_wide_csv(path: Path, time_column: Optional[str] = None, encoding: str = "utf-8"):
+    """A wide CSV: one row per time, one column per variable, blank / NaN = missing.
+
+    Returns a float64 DataFrame indexed by time (the first column unless ``time_column`` is given).
+    A file that is not in this layout is refused with the fix: a time axis that repeats values
+    (a long file), a time-like column that is not the time axis, or a text column among the variables."""
+    import pandas as pd
+
+    path = Path(path)
+    frame, time_column = _read_wide_frame(path, time_column, encoding)
+    index = frame[time_column]
+    repeated = index[index.duplicated()]
+    if len(repeated):
+        raise DataError(f"the time column {time_column!r} of {path.name} repeats values ({repeated.iloc[0]!r} appears "
+                        f"{int((index == repeated.iloc[0]).sum())} times): a wide CSV has one row per time. "
+                        + _long_hint(path))
+    timeish = [c for c in frame.columns if c != time_column and str(c).strip().lower() in _TIME_NAMES]
+    if timeish and str(time_column).strip().lower() not in _TIME_NAMES:
+        raise DataError(f"{path.name} is read with {time_column!r} as its time axis, but column {timeish[0]!r} looks "
+                        f"like the time. Pass --time-column {timeish[0]}")
     frame = frame.set_index(time_column)
     bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
         raise DataError(f"columns {bad[:5]} of {path.name} are not numeric; a wide CSV holds one numeric column "
-                        "per variable (blank = missing)")
+                        "per variable (blank = missing). " + _long_hint(path))
     if frame.shape[1] == 0 or frame.shape[0] < 2:
         raise DataError(f"{path.name} needs at least two rows and one variable column")
-    return frame.astype("float32")
+    return frame.astype("float64")
+
+
+def read_wide_text(path: Path, time_column: Optional[str] = None, encoding: str = "utf-8"):
+    """The cells of a wide CSV exactly as written (str DataFrame indexed by the time column's text),
+    for writing observed values back unchanged."""
+    frame, time_column = _read_wide_frame(path, time_column, encoding, dtype=str, keep_default_na=False)
+    return frame.set_index(time_column)
 
 
 def read_long_csv(path: Path, time_column: str, variable_column: str, value_column: str, encoding: str = "utf-8"):
     """A long CSV (time, variable, value) pivoted to the wide layout; absent pairs are missing."""
     import pandas as pd
 
-    frame = pd.read_csv(path, encoding=encoding)
+    frame, _ = _read_wide_frame(path, time_column, encoding)
     for flag, column in (("--time-column", time_column), ("--variable-column", variable_column),
                          ("--value-column", value_column)):
         if column not in frame.columns:
             raise DataError(f"column {column!r} is not in {Path(path).name}; its columns are "
                             f"{list(frame.columns)}. Pass {flag}")
+    if not pd.api.types.is_numeric_dtype(frame[value_column]):
+        raise DataError(f"the value column {value_column!r} of {Path(path).name} is not numeric; pass "
+                        "--value-column with the column holding the measurements")
     if frame.duplicated([time_column, variable_column]).any():
         raise DataError(f"{Path(path).name} has several values for one (time, variable) pair")
-    return frame.pivot(index=time_column, columns=variable_column, values=value_column).astype("float32")
+    return frame.pivot(index=time_column, columns=variable_column, values=value_column).astype("float64")
 
 
 def chronological_split(n_times: int, valid_fraction: float = 0.1, test_fraction: float = 0.2) -> dict:

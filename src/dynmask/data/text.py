@@ -20,6 +20,8 @@ from .sources import SOURCES, fetch
 __all__ = ["Example", "TextSplits", "load_text_dataset", "read_table", "BUILTIN_TEXT_SETS", "DataError"]
 
 BUILTIN_TEXT_SETS = ("rotten_tomatoes", "20newsgroups")
+# label cells that mean "no label" (pandas' missing-value spellings), refused rather than made a class
+_MISSING_LABELS = {"nan", "-nan", "na", "n/a", "#n/a", "null", "<na>", "-1.#ind", "1.#qnan"}
 
 
 class DataError(ValueError):
@@ -90,10 +92,11 @@ def read_table(path: str | Path, text_column: str, label_column: Optional[str],
     labels = None
     if label_column is not None:
         labels = ["" if v is None or v != v else str(v).strip() for v in frame[label_column].tolist()]
-        empty = [i for i, v in enumerate(labels) if v == ""]
+        empty = [i for i, v in enumerate(labels) if v == "" or v.lower() in _MISSING_LABELS]
         if empty:
-            raise DataError(f"{len(empty)} row(s) of {path.name} have an empty {label_column!r} (first: data row "
-                            f"{empty[0] + 1}); fill or remove them — an unlabelled row cannot be trained on")
+            raise DataError(f"{len(empty)} row(s) of {path.name} have an empty or missing {label_column!r} (first: "
+                            f"data row {empty[0] + 1}, {labels[empty[0]]!r}); fill or remove them — an unlabelled row "
+                            "cannot be trained on, and a missing label is not a class")
     return texts, labels, frame
 
 
@@ -206,5 +209,8 @@ def load_text_dataset(name_or_path: str, *, text_column: str = "text", label_col
     if not train or not valid or not test:
         raise DataError(f"{path.name} gives an empty split (train {len(train)}, valid {len(valid)}, test "
                         f"{len(test)}); add rows or adjust the split fractions")
-    return TextSplits(path.stem, names, train, valid, test, {"split": split_column or group_column or "random rows",
-                                                            "seed": seed})
+    return TextSplits(path.stem, names, train, valid, test, {
+        "split": split_column or group_column or "random rows", "seed": seed,
+        # where the data came from, so that `dynmask evaluate` can find it again without being told
+        "data": str(path.resolve()), "text_column": text_column, "label_column": label_column,
+        "split_column": split_column, "group_column": group_column, "encoding": encoding})

@@ -16,6 +16,7 @@ pieces, as SentencePiece does).
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -33,6 +34,34 @@ KINDS = ("uncased", "cased")
 DEFAULT_MISSING_MARKERS = ("[missing]", "<missing>", "<unk>", "[unk]", "???", "[illegible]", "[redacted]")
 
 
+def _marker_pattern(marker: str) -> str:
+    """A marker is found wherever it stands ("写得[missing]好", "x<unk>y"), except that an edge that is
+    a letter or digit must not cut a word ("NA" is not found in "NAME"), and a marker with no letter
+    or digit at all (``???``) right after a word is punctuation ("what???"), not a hole."""
+    wordy = any(ch.isalnum() for ch in marker)
+    before = r"(?<!\w)" if (re.match(r"\w", marker[0]) or not wordy) else ""
+    after = r"(?!\w)" if re.match(r"\w", marker[-1]) else ""
+    return rf"\s*{before}{re.escape(marker)}{after}"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+_MARGIN = 16  # pieces past max_len that a cut inside an unspaced run (e.g. Chinese) may change
+
+
+def _prefix(text: str, chars: int) -> str:
+    """``text`` cut to at most ``chars`` characters, at the last whitespace when there is one."""
+    if len(text) <= chars:
+        return text
+    cut = text[:chars]
+    space = max(cut.rfind(" "), cut.rfind("\n"), cut.rfind("\t"))
+    return cut[:space] if space > 0 else cut
+
+
 class TextTokenizer:
     def __init__(self, tokenizer: Tokenizer, missing_markers: Sequence[str] = DEFAULT_MISSING_MARKERS,
                  max_len: int = 128, kind: str = "uncased") -> None:
@@ -45,9 +74,11 @@ class TextTokenizer:
             raise ValueError(f"tokenizer must have special tokens {SPECIALS} at ids 0-4, got {ids}")
         self.pad_id, self.unk_id, self.missing_id, self.bos_id, self.eos_id = ids
         markers = sorted(self.missing_markers, key=len, reverse=True)
-        # the space before a marker goes with it, so no lone word-boundary piece is left in front
-        self._marker_re = (re.compile("|".join(rf"\s*(?<!\w){re.escape(m)}(?!\w)" for m in markers), re.IGNORECASE)
+        # see _marker_pattern; the spaces before a marker go with it, so no lone word-boundary piece is
+        # left in front
+        self._marker_re = (re.compile("|".join(_marker_pattern(m) for m in markers), re.IGNORECASE)
                            if markers else None)
+        self._longest_marker = max((len(m) for m in markers), default=0)
 
     # ------------------------------------------------------------------ training and storage
     @classmethod
@@ -72,9 +103,10 @@ class TextTokenizer:
     def save(self, folder: Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "tokenizer.json").write_text(self.tokenizer.to_str())
-        (folder / "tokenizer_config.json").write_text(json.dumps(
+        # each file atomically, tokenizer.json last: a reader that finds it finds a complete pair
+        _write_atomic(folder / "tokenizer_config.json", json.dumps(
             {"missing_markers": list(self.missing_markers), "max_len": self.max_len, "kind": self.kind}, indent=2))
+        _write_atomic(folder / "tokenizer.json", self.tokenizer.to_str())
 
     @classmethod
     def load(cls, folder: Path) -> "TextTokenizer":
@@ -97,12 +129,26 @@ class TextTokenizer:
         return self._marker_re.sub(MISSING, text)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids per text, truncated to ``max_len``."""
-        encodings = self.tokenizer.encode_batch([self.mark_missing(t) for t in texts], add_special_tokens=False)
-        out = []
-        for e in encodings:
-            ids = e.ids[: self.max_len]
-            out.append(ids if ids else [self.missing_id])
+        """Token ids per text, truncated to ``max_len``.
+
+        A long text is cut before it is tokenized, so a 14 MB line costs no more than a short one: a
+        prefix ending at a space is tokenized (whole words tokenize as they do in the whole text), and
+        doubled while it gives too few tokens to decide the first ``max_len``."""
+        texts = list(texts)
+        out: list = [None] * len(texts)
+        chars = max(1024, 8 * (self.max_len + 2) * (self._longest_marker + 2))
+        todo = list(range(len(texts)))
+        while todo:
+            prefixes = [_prefix(texts[i], chars) for i in todo]
+            encodings = self.tokenizer.encode_batch([self.mark_missing(p) for p in prefixes], add_special_tokens=False)
+            again = []
+            for i, prefix, e in zip(todo, prefixes, encodings):
+                if len(prefix) == len(texts[i]) or len(e.ids) > self.max_len + _MARGIN:
+                    ids = e.ids[: self.max_len]
+                    out[i] = ids if ids else [self.missing_id]
+                else:
+                    again.append(i)
+            todo, chars = again, 2 * chars
         return out
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:

@@ -148,21 +148,51 @@ class TextClassificationTask:
 
 
 def load_classifier(folder: Path, device: Optional[torch.device] = None):
-    """(model, tokenizer, labels) from a folder written by the trainer (``best/`` or ``checkpoint/``)."""
+    """(model, tokenizer, labels) from a folder written by the trainer (``best/`` or ``checkpoint/``),
+    checked as untrusted input (see :func:`dynmask.training.load_run_model`)."""
+    from ..run_folders import RunFolderError, config_from_dict, read_json
     from ..training import load_run_model
 
-    model, folder, _ = load_run_model(folder, lambda c: TextClassifier(ClassifierConfig(**c)), device)
-    return model, TextTokenizer.load(folder), json.loads((folder / "labels.json").read_text())
+    model, folder, _ = load_run_model(folder, lambda c: TextClassifier(config_from_dict(ClassifierConfig, c,
+                                                                                        "config.json")),
+                                      device, expect_task="classify")
+    labels = read_json(folder / "labels.json")
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise RunFolderError(f"{folder / 'labels.json'} must be a JSON list of label names")
+    if len(labels) != model.config.num_classes:
+        raise RunFolderError(f"{folder / 'labels.json'} names {len(labels)} labels but the model has "
+                             f"{model.config.num_classes} outputs")
+    try:
+        tokenizer = TextTokenizer.load(folder)
+    except Exception as e:  # tokenizers' own parse errors
+        raise RunFolderError(f"the tokenizer in {folder} cannot be read ({type(e).__name__}: {e})") from None
+    if tokenizer.vocab_size > model.config.vocab_size or not 1 <= tokenizer.max_len <= model.config.max_len:
+        raise RunFolderError(f"the tokenizer in {folder} ({tokenizer.vocab_size} tokens, texts cut at "
+                             f"{tokenizer.max_len}) does not fit the model ({model.config.vocab_size} tokens, "
+                             f"positions up to {model.config.max_len})")
+    return model, tokenizer, labels
 
 
 def predict_texts(model: TextClassifier, tokenizer: TextTokenizer, labels: list[str], texts: Sequence[str]) -> list[dict]:
-    ids = tokenizer.pad(tokenizer.encode(texts))
-    ids, mask = to_device((ids, tokenizer.mask(ids)), device_of(model))
+    """One row per text: its label and class probabilities. A text with no observed token (empty, or
+    nothing but missing markers) gets ``"label": None`` and an ``"error"`` saying so: the model would
+    only answer its prior."""
+    encoded = tokenizer.encode(texts)
+    ids = tokenizer.pad(encoded)
+    mask = tokenizer.mask(ids)
+    observed = mask.observed.sum(1)  # (B,)
+    ids, mask = to_device((ids, mask), device_of(model))
     with torch.no_grad():
         probs = torch.softmax(model(ids, mask).float(), dim=-1).cpu()
+    if not bool(torch.isfinite(probs).all()):
+        raise FloatingPointError("the model gave non-finite probabilities; its weights may be damaged")
     out = []
-    for text, p in zip(texts, probs):
-        out.append({"text": text, "label": labels[int(p.argmax())],
+    for text, p, n in zip(texts, probs, observed.tolist()):
+        if n == 0:
+            out.append({"text": text, "label": None, "observed_tokens": 0,
+                        "error": "no observed token: the text is empty or holds only missing markers"})
+            continue
+        out.append({"text": text, "label": labels[int(p.argmax())], "observed_tokens": n,
                     "probabilities": {name: round(float(v), 6) for name, v in zip(labels, p)}})
     return out
 
@@ -170,13 +200,16 @@ def predict_texts(model: TextClassifier, tokenizer: TextTokenizer, labels: list[
 def train_text_classifier(splits: TextSplits, output: Path, model_config: dict, train_config, missing: MissingSpec,
                           *, vocab_size: int = 8000, max_len: int = 128,
                           missing_markers: Optional[Sequence[str]] = None, resume: bool = False,
-                          test_rates: Sequence[float] = (), test_process: Optional[str] = None) -> dict:
+                          test_rates: Sequence[float] = (), test_process: Optional[str] = None,
+                          overwrite: bool = False) -> dict:
     """Train on ``splits`` (tokenizer, model, trainer), then score the best model on the test split at
     each of ``test_rates``. Returns the trainer's summary plus ``"test"`` results."""
     from ..data.tokenizer import DEFAULT_MISSING_MARKERS
-    from ..training import Trainer, on_rank_zero_first
+    from ..run_folders import fingerprint
+    from ..training import Trainer, on_rank_zero_first, start_run_folder
 
     output = Path(output)
+    start_run_folder(output, resume=resume, overwrite=overwrite)
     tokenizer_dir = output / "tokenizer"
 
     def make() -> None:
@@ -191,12 +224,15 @@ def train_text_classifier(splits: TextSplits, output: Path, model_config: dict, 
                               max_len=max(max_len, 8), **model_config)
     torch.manual_seed(train_config.seed)
     model = TextClassifier(config)
+    data_id = fingerprint(*([[e.text, e.label] for e in splits.split(k)] for k in ("train", "valid", "test")))
     run_config = {"task": "classify", "model": config.to_dict(), "train": asdict(train_config),
-                  "missing": asdict(missing), "data": {"name": splits.name, "labels": splits.labels, **splits.info}}
+                  "missing": asdict(missing), "vocab_size": vocab_size, "max_len": max_len,
+                  "missing_markers": None if missing_markers is None else list(missing_markers),
+                  "data": {"name": splits.name, "labels": splits.labels, **splits.info, "fingerprint": data_id}}
     trainer = Trainer(model, task, train_config, output, run_config)
     summary = trainer.fit(resume=resume)
     if test_rates and trainer.main:
-        best, _, _ = load_classifier(output / "best") if (output / "best").exists() else (model, None, None)
+        best = load_classifier(output / "best")[0] if (output / "best").exists() else model
         results = []
         for rate in test_rates:
             spec = MissingSpec(rate, test_process or missing.process, "static", missing.mean_span)

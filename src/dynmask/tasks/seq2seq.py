@@ -140,12 +140,14 @@ class Seq2SeqTask:
 def train_seq2seq(splits: PairSplits, output: Path, kind: str, model_config: dict, train_config,
                   missing: MissingSpec, *, vocab_size: int = 8000, max_src_len: int = 128, max_tgt_len: int = 64,
                   resume: bool = False, test_rates: Sequence[float] = (), beam: int = 4,
-                  test_limit: Optional[int] = None) -> dict:
+                  test_limit: Optional[int] = None, overwrite: bool = False) -> dict:
     """Tokenizer (BPE, shared by source and target), model, trainer; then BLEU/chrF or ROUGE at
     each test missing rate (and, for summaries, the lead-sentence baseline)."""
-    from ..training import Trainer, on_rank_zero_first
+    from ..run_folders import fingerprint
+    from ..training import Trainer, on_rank_zero_first, start_run_folder
 
     output = Path(output)
+    start_run_folder(output, resume=resume, overwrite=overwrite)
     tokenizer_dir = output / "tokenizer"
 
     def make() -> None:
@@ -162,8 +164,10 @@ def train_seq2seq(splits: PairSplits, output: Path, kind: str, model_config: dic
     torch.manual_seed(train_config.seed)
     model = Seq2Seq(config)
     run_config = {"task": kind, "model": config.to_dict(), "train": asdict(train_config), "missing": asdict(missing),
-                  "data": {"name": splits.name, **splits.info}, "max_src_len": max_src_len,
-                  "max_tgt_len": max_tgt_len}
+                  "data": {"name": splits.name, **splits.info,
+                           "fingerprint": fingerprint(*([[p.source, p.target] for p in splits.split(k)]
+                                                        for k in ("train", "valid", "test")))},
+                  "max_src_len": max_src_len, "max_tgt_len": max_tgt_len, "vocab_size": vocab_size}
     trainer = Trainer(model, task, train_config, output, run_config)
     summary = trainer.fit(resume=resume)
     if test_rates and trainer.main:
@@ -184,11 +188,25 @@ def train_seq2seq(splits: PairSplits, output: Path, kind: str, model_config: dic
 
 
 def load_seq2seq(folder: Path, device: Optional[torch.device] = None):
-    """(model, tokenizer, run config) from a training run's folder (or its best/)."""
+    """(model, tokenizer, run config) from a training run's folder (or its best/), checked as untrusted input."""
+    from ..run_folders import RunFolderError, config_from_dict
     from ..training import load_run_model
 
-    model, folder, config = load_run_model(folder, lambda c: Seq2Seq(Seq2SeqConfig(**c)), device)
-    return model, TextTokenizer.load(folder), config
+    model, folder, config = load_run_model(folder, lambda c: Seq2Seq(config_from_dict(Seq2SeqConfig, c, "config.json")),
+                                           device, expect_task=("translate", "summarize"))
+    for key in ("max_src_len", "max_tgt_len"):
+        value = config.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= model.config.max_len:
+            raise RunFolderError(f"{folder / 'config.json'}: {key} must be an integer in [1, {model.config.max_len}], "
+                                 f"got {value!r}")
+    try:
+        tokenizer = TextTokenizer.load(folder)
+    except Exception as e:
+        raise RunFolderError(f"the tokenizer in {folder} cannot be read ({type(e).__name__}: {e})") from None
+    if tokenizer.vocab_size > model.config.vocab_size:
+        raise RunFolderError(f"the tokenizer in {folder} has {tokenizer.vocab_size} tokens but the model only "
+                             f"{model.config.vocab_size}")
+    return model, tokenizer, config
 
 
 def generate_texts(model: Seq2Seq, tokenizer: TextTokenizer, texts: Sequence[str], *, beam: int = 4,

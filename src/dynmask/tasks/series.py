@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict
+import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -17,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.series import (SeriesSplits, Standardizer, chronological_split, holdout_mask, make_windows, pad_series,
-                           read_wide_csv)
+from ..data.series import SeriesSplits, Standardizer, chronological_split, holdout_mask, make_windows, pad_series
+from ..data.text import DataError
 from ..losses import masked_mae
 from ..devices import device_of, to_device
 from ..masks import Mask
@@ -27,7 +28,8 @@ from ..models.series import SeriesClassifier, SeriesConfig, SeriesImputer
 from .classify_text import TEST_SEED, accuracy_and_macro_f1
 
 __all__ = ["SeriesClassificationTask", "ImputationTask", "imputation_metrics", "impute_mean", "impute_locf",
-           "impute_linear", "prepare_imputation_data", "load_imputer", "impute_frame"]
+           "impute_linear", "prepare_imputation_data", "load_imputer", "impute_frame", "impute_csv", "match_columns",
+           "TrainedImputer"]
 
 _OFFSET = {"train": 0, "valid": 1, "test": 2}
 
@@ -157,14 +159,19 @@ def impute_linear(windows: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 def prepare_imputation_data(values: np.ndarray, window: int, stride: int, *, holdout: float = 0.1, seed: int = 0,
                             valid_fraction: float = 0.1, test_fraction: float = 0.2,
-                            drop_unobserved: bool = False) -> dict:
+                            drop_unobserved: bool = False, names: Optional[Sequence[str]] = None) -> dict:
     """Chronological split, standardisation (training statistics only), windows, held-out masks.
 
     Train windows overlap (``stride``); valid and test windows do not (stride = window), so each held-out
     value is scored once. Returns a dict of numpy arrays (original units) and the fitted scaler.
     ``drop_unobserved``: variables with no observed value in the training range are dropped (listed
-    under ``"dropped"``) instead of raising.
+    under ``"dropped"``) instead of raising. ``names``: the variables' column names, saved with the
+    model so that ``dynmask impute`` matches a file's columns by name.
     """
+    values = np.asarray(values, dtype=np.float64)
+    names = [str(n) for n in names] if names is not None else [str(i) for i in range(values.shape[1])]
+    if len(names) != values.shape[1]:
+        raise ValueError(f"names has {len(names)} entries for {values.shape[1]} variables")
     ranges = chronological_split(values.shape[0], valid_fraction, test_fraction)
     train = values[ranges["train"][0]:ranges["train"][1]]
     empty = np.isnan(train).all(axis=0)
@@ -173,7 +180,11 @@ def prepare_imputation_data(values: np.ndarray, window: int, stride: int, *, hol
         values = values[:, kept]
         train = train[:, kept]
     scaler = Standardizer.fit(train)
-    out = {"scaler": scaler, "ranges": ranges, "window": window, "stride": stride, "holdout": holdout, "seed": seed,
+    with np.errstate(invalid="ignore"):
+        train_min, train_max = np.nanmin(train, axis=0), np.nanmax(train, axis=0)
+    out = {"scaler": scaler, "ranges": ranges, "train_min": train_min.tolist(), "train_max": train_max.tolist(),
+           "column_names": [names[i] for i in kept] if drop_unobserved else names,
+           "dropped_names": [names[i] for i in np.flatnonzero(empty)] if drop_unobserved else [], "window": window, "stride": stride, "holdout": holdout, "seed": seed,
            "kept_columns": kept.tolist() if drop_unobserved else list(range(values.shape[1])),
            "dropped": np.flatnonzero(empty).tolist() if drop_unobserved else []}
     for name, (a, b) in ranges.items():
@@ -244,52 +255,165 @@ class ImputationTask:
                 for name, fn in (("mean", impute_mean), ("locf", impute_locf), ("linear", impute_linear))}
 
     def save_assets(self, folder: Path) -> None:
-        (Path(folder) / "series.json").write_text(json.dumps({"scaler": self.scaler.to_dict(),
-                                                              "window": self.data["window"],
-                                                              "columns": self.data["kept_columns"]}))
+        (Path(folder) / "series.json").write_text(json.dumps({
+            "scaler": self.scaler.to_dict(), "window": self.data["window"], "columns": self.data["kept_columns"],
+            "column_names": self.data.get("column_names"), "dropped_names": self.data.get("dropped_names", []),
+            "train_min": self.data.get("train_min"), "train_max": self.data.get("train_max")}))
 
 
-def load_imputer(folder: Path):
-    """(model, scaler, window, column indices) from an imputation run's folder (or its best/)."""
+@dataclass
+class TrainedImputer:
+    """An imputation run, loaded: the model and what it needs to read a user's file."""
+
+    model: SeriesImputer
+    scaler: Standardizer
+    window: int
+    columns: list  # positions of the trained variables in the training file
+    column_names: Optional[list] = None  # their names (runs before names were saved: None)
+    dropped_names: list = field(default_factory=list)  # variables dropped as never observed in training
+    train_min: Optional[np.ndarray] = None  # observed range of each trained variable in the training split
+    train_max: Optional[np.ndarray] = None
+
+
+def load_imputer(folder: Path) -> TrainedImputer:
+    """An imputation run's folder (or its best/), checked as untrusted input."""
+    from ..run_folders import RunFolderError, config_from_dict, read_json
     from ..training import load_run_model
 
-    model, folder, _ = load_run_model(folder, lambda c: SeriesImputer(SeriesConfig(**c)))
-    assets = json.loads((folder / "series.json").read_text())
-    scaler = Standardizer(np.array(assets["scaler"]["mean"]), np.array(assets["scaler"]["std"]))
-    return model, scaler, assets["window"], assets["columns"]
+    model, folder, _ = load_run_model(folder, lambda c: SeriesImputer(config_from_dict(SeriesConfig, c, "config.json")),
+                                      expect_task="impute")
+    assets = read_json(folder / "series.json")
+    try:
+        scaler = Standardizer(np.array(assets["scaler"]["mean"], dtype=np.float64),
+                              np.array(assets["scaler"]["std"], dtype=np.float64))
+        window, columns = int(assets["window"]), list(assets["columns"])
+        names = assets.get("column_names")
+        lo, hi = assets.get("train_min"), assets.get("train_max")
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunFolderError(f"{folder / 'series.json'} is damaged ({type(e).__name__}: {e})") from None
+    features = model.config.num_features
+    if scaler.mean.shape != (features,) or scaler.std.shape != (features,) or len(columns) != features or (
+            names is not None and len(names) != features) or not 1 <= window <= model.config.max_len:
+        raise RunFolderError(f"{folder / 'series.json'} does not match the model ({features} variables, windows up "
+                             f"to {model.config.max_len} steps)")
+    as_array = lambda v: None if v is None else np.array([np.nan if x is None else x for x in v], dtype=np.float64)
+    return TrainedImputer(model, scaler, window, columns, names, list(assets.get("dropped_names") or []),
+                          as_array(lo), as_array(hi))
 
 
-def impute_frame(model: SeriesImputer, scaler: Standardizer, window: int, frame, columns: Optional[list] = None):
-    """A wide DataFrame (time × variables, NaN = missing) with only its holes filled, original units.
+def match_columns(trained: TrainedImputer, file_columns: Sequence[str], source: str = "the file") -> list:
+    """The file's column for each trained variable, matched by name (refusing missing and unknown
+    columns); by position, when the run predates saved names, if the count matches."""
+    file_columns = [str(c) for c in file_columns]
+    if trained.column_names is None:
+        if len(file_columns) != len(trained.columns):
+            raise DataError(f"the model was trained on {len(trained.columns)} variables, {source} has "
+                            f"{len(file_columns)}")
+        return file_columns
+    absent = [n for n in trained.column_names if n not in file_columns]
+    if absent:
+        raise DataError(f"{source} lacks column(s) {absent[:10]} that the model was trained on; its variable columns "
+                        f"are {file_columns[:10]}")
+    unknown = [c for c in file_columns if c not in trained.column_names and c not in trained.dropped_names]
+    if unknown:
+        raise DataError(f"{source} has column(s) {unknown[:10]} that the model was not trained on; remove them, or "
+                        "train a model on them")
+    return list(trained.column_names)
 
-    ``columns``: positions of the variables the model was trained on (others are left as they are)."""
-    columns = list(range(frame.shape[1])) if columns is None else columns
-    values = frame.to_numpy(dtype=np.float32)[:, columns]
-    if values.shape[1] != scaler.mean.shape[0]:
-        raise ValueError(f"the model was trained on {scaler.mean.shape[0]} variables, the file has {values.shape[1]}")
+
+def _fill_windows(model: SeriesImputer, scaler: Standardizer, window: int, values: np.ndarray) -> np.ndarray:
+    """Model predictions float64[T, F] (data units) for every cell of ``values`` (T, F), window by window:
+    the first window to cover a step fills it."""
     total = values.shape[0]
     length = min(window, total)
     starts = list(range(0, total - length + 1, length))
     if starts[-1] != total - length:
         starts.append(total - length)
-    filled = np.full_like(values, np.nan)
+    filled = np.full(values.shape, np.nan)
     device = device_of(model)
     with torch.no_grad():
         for s in starts:
-            x = torch.from_numpy(scaler.transform(values[s:s + length])).float().unsqueeze(0).to(device)
-            out = scaler.inverse(model.impute(x, Mask.from_nan(x))[0].cpu().numpy())
-            todo = np.isnan(filled[s:s + length])  # the first window to cover a step fills it
+            x = torch.from_numpy(scaler.transform(values[s:s + length])).float().unsqueeze(0).to(device)  # (1, L, F)
+            pred = model.impute(x, Mask.from_nan(x))[0].double().cpu().numpy()  # (L, F), standard units
+            out = scaler.inverse(pred)
+            todo = np.isnan(filled[s:s + length])
             filled[s:s + length][todo] = out[todo]
-    result = frame.copy()
-    result.iloc[:, columns] = np.where(np.isnan(values), filled, values)  # observed values are never overwritten
+    return filled
+
+
+def impute_frame(model: SeriesImputer, scaler: Standardizer, window: int, frame, columns: Optional[list] = None,
+                 clip: Optional[tuple] = None):
+    """A wide DataFrame (time × variables, NaN = missing) with only its holes filled, original units.
+
+    ``columns``: labels (or positions) of the variables the model was trained on, in the model's
+    order (others are left as they are). ``clip``: (low, high) arrays per trained variable that
+    fills are clipped to. Observed values are returned untouched (same dtype, same values)."""
+    labels = list(frame.columns) if columns is None else [frame.columns[c] if isinstance(c, (int, np.integer))
+                                                           and c not in frame.columns else c for c in columns]
+    values = frame[labels].to_numpy(dtype=np.float64)
+    if values.shape[1] != scaler.mean.shape[0]:
+        raise DataError(f"the model was trained on {scaler.mean.shape[0]} variables, the file has {values.shape[1]}")
+    fills = _fill_windows(model, scaler, window, values)
+    if clip is not None:
+        fills = np.clip(fills, clip[0], clip[1])
+    result = frame.astype("float64")
+    holes = ~np.isfinite(values)
+    result[labels] = np.where(holes, fills, values)  # observed values are never overwritten
     return result
+
+
+def _format_fill(value: float) -> str:
+    return np.format_float_positional(np.float32(value), unique=True, trim="-")
+
+
+def impute_csv(trained: TrainedImputer, input_path: Path, output_path: Path, *, time_column: Optional[str] = None,
+               clip_to_train_range: bool = False, encoding: str = "utf-8") -> dict:
+    """Fill the holes of a wide CSV and write it to ``output_path``: every observed cell (and the time
+    column, the header, every column the model does not know) is written back exactly as read, as
+    text; only holes (blank, NaN-like or non-finite cells of the trained variables) get a value.
+    Columns are matched by name. Returns counts of holes and fills."""
+    from ..data.series import read_wide_csv, read_wide_text
+
+    input_path, output_path = Path(input_path), Path(output_path)
+    if output_path.resolve() == input_path.resolve() or (output_path.exists() and output_path.samefile(input_path)):
+        raise DataError(f"--output {output_path} is the --input file; write the filled copy elsewhere")
+    values = read_wide_csv(input_path, time_column, encoding)
+    text = read_wide_text(input_path, time_column, encoding)
+    labels = match_columns(trained, values.columns, str(input_path))
+    clip = None
+    if clip_to_train_range:
+        if trained.train_min is None:
+            raise DataError("--clip-to-train-range: this run predates saved training ranges; retrain it")
+        clip = (trained.train_min, trained.train_max)
+    numbers = values[labels].to_numpy(dtype=np.float64)  # (T, F)
+    holes = ~np.isfinite(numbers)
+    fills = _fill_windows(trained.model, trained.scaler, trained.window, numbers)
+    if clip is not None:
+        fills = np.clip(fills, clip[0], clip[1])
+    if np.isnan(fills[holes]).any():
+        raise RuntimeError("the imputer produced NaN for a hole; the model file may be damaged")
+    out = text.copy()
+    for j, label in enumerate(labels):
+        column = out[label].to_numpy(dtype=object)
+        rows = np.flatnonzero(holes[:, j])
+        column[rows] = [_format_fill(v) for v in fills[rows, j]]
+        out[label] = column
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output_path.with_name(output_path.name + ".partial")
+    out.to_csv(tmp, encoding=encoding)
+    os.replace(tmp, output_path)
+    left = int(values.drop(columns=labels).isna().to_numpy().sum())
+    return {"holes": int(holes.sum()), "filled": int(holes.sum()), "left_in_unknown_columns": left}
 
 
 def train_series_classifier(splits: SeriesSplits, output: Path, model_config: dict, train_config, *,
                             train_missing: float = 0.0, schedule: str = "dynamic", resume: bool = False,
-                            test_rates: Sequence[float] = (), missing_unit: str = "value") -> dict:
-    from ..training import Trainer, load_run_model
+                            test_rates: Sequence[float] = (), missing_unit: str = "value",
+                            overwrite: bool = False) -> dict:
+    from ..run_folders import config_from_dict, fingerprint
+    from ..training import Trainer, load_run_model, start_run_folder
 
+    start_run_folder(output, resume=resume, overwrite=overwrite)
     task = SeriesClassificationTask(splits, train_missing, schedule, seed=train_config.seed, missing_unit=missing_unit)
     config = SeriesConfig(num_features=splits.num_features, num_classes=len(splits.labels),
                           max_len=max(task.max_len, 8), **model_config)
@@ -297,32 +421,39 @@ def train_series_classifier(splits: SeriesSplits, output: Path, model_config: di
     model = SeriesClassifier(config)
     run_config = {"task": "classify-series", "model": config.to_dict(), "train": asdict(train_config),
                   "train_missing": train_missing, "schedule": schedule, "missing_unit": missing_unit,
-                  "data": {"name": splits.name, **splits.info}}
+                  "data": {"name": splits.name, **splits.info,
+                           "fingerprint": fingerprint(*(x for k in ("train", "valid", "test") for x, _ in splits.split(k)),
+                                                      [[y for _, y in splits.split(k)] for k in ("train", "valid", "test")])}}
     trainer = Trainer(model, task, train_config, output, run_config)
     summary = trainer.fit(resume=resume)
     if test_rates and trainer.main:
         best = model
         if (Path(output) / "best" / "model.safetensors").exists():
-            best = load_run_model(Path(output) / "best", lambda c: SeriesClassifier(SeriesConfig(**c)))[0]
+            best = load_run_model(Path(output) / "best", lambda c: SeriesClassifier(
+                config_from_dict(SeriesConfig, c, "config.json")), expect_task="classify-series")[0]
         summary["test"] = [task.evaluate(best, "test", r) for r in test_rates]
         (Path(output) / "test_results.json").write_text(json.dumps(summary["test"], indent=2))
     return summary
 
 
 def train_imputer(data: dict, output: Path, model_config: dict, train_config, *, artificial: float = 0.2,
-                  schedule: str = "dynamic", resume: bool = False) -> dict:
+                  schedule: str = "dynamic", resume: bool = False, overwrite: bool = False) -> dict:
     """Train, then score the best model and the simple baselines on the test split's held-out values."""
     import time
 
-    from ..training import Trainer
+    from ..run_folders import fingerprint
+    from ..training import Trainer, start_run_folder
 
+    start_run_folder(output, resume=resume, overwrite=overwrite)
     task = ImputationTask(data, artificial, schedule, seed=train_config.seed)
     config = SeriesConfig(num_features=data["train"].shape[2], max_len=max(data["window"], 8), **model_config)
     torch.manual_seed(train_config.seed)
     model = SeriesImputer(config)
     run_config = {"task": "impute", "model": config.to_dict(), "train": asdict(train_config),
                   "artificial": artificial, "schedule": schedule,
-                  "data": {k: data[k] for k in ("ranges", "window", "stride", "holdout", "seed", "dropped")}}
+                  "data": {**{k: data[k] for k in ("ranges", "window", "stride", "holdout", "seed", "dropped")},
+                           "column_names": data.get("column_names"),
+                           "fingerprint": fingerprint(*(data[k] for k in ("train", "valid", "test")))}}
     trainer = Trainer(model, task, train_config, output, run_config)
     t0 = time.perf_counter()
     summary = trainer.fit(resume=resume)
@@ -330,7 +461,7 @@ def train_imputer(data: dict, output: Path, model_config: dict, train_config, *,
     if trainer.main:
         best = model
         if (Path(output) / "best" / "model.safetensors").exists():
-            best = load_imputer(output)[0]
+            best = load_imputer(output).model
         summary["test"] = task.evaluate(best, "test")
         summary["baselines"] = task.baselines("test")
         np.save(Path(output) / "test_holdout_mask.npy", data["test_holdout"])

@@ -1,0 +1,248 @@
+"""Run folders as untrusted input: integrity manifests, config validation, and the rules that keep a
+run folder from being overwritten or resumed with settings it cannot continue.
+
+A model folder (``checkpoint/``, ``best/``) holds ``manifest.json``: the sha256 of every other file in
+it. :func:`verify_manifest` refuses a folder whose files do not match (a flipped byte, a truncated
+file), naming the file. Configs read from a run folder are checked field by field against the
+dataclass they build (:func:`config_from_dict`): type, range and a size budget, before anything is
+allocated, so a tampered ``config.json`` gives a :class:`RunFolderError` instead of a 38 GB
+allocation or a ``KeyError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import typing
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from .data.text import DataError
+
+__all__ = ["RunFolderError", "write_manifest", "verify_manifest", "config_from_dict", "read_json",
+           "check_finite_weights", "prepare_run_folder", "fingerprint", "compare_for_resume", "RUN_FILES", "TASKS",
+           "RESUMABLE_CHANGES"]
+
+MANIFEST = "manifest.json"
+TASKS = ("classify", "translate", "summarize", "classify-series", "impute")
+
+# What a run folder holds (``--overwrite`` removes exactly these, never anything else of the folder).
+RUN_FILES = ("checkpoint", "checkpoint.prev", "checkpoint.tmp", "checkpoint.old", "best", "best.tmp", "best.old",
+             "tokenizer", "metrics.jsonl", "test_results.json", "test_holdout_mask.npy", "tensorboard")
+
+# Settings a resumed run may change: they do not alter what has been computed so far.
+RESUMABLE_CHANGES = {("train", "epochs"), ("train", "max_steps"), ("train", "progress"), ("train", "patience"),
+                     ("train", "checkpoint_every"), ("train", "log_every")}
+
+# Upper bounds for sizes read from an untrusted config: far above any model dynmask trains, far below
+# what would exhaust a machine.
+LIMITS = {"max_len": 65_536, "d_model": 8_192, "d_ff": 65_536, "n_heads": 256, "n_layers": 64, "enc_layers": 64,
+          "dec_layers": 64, "vocab_size": 2_000_000, "tgt_vocab_size": 2_000_000, "num_classes": 100_000,
+          "num_features": 100_000}
+MAX_PARAMETERS = 2_000_000_000  # about 8 GB in float32
+
+
+class RunFolderError(DataError):
+    """A run folder that is missing, damaged, tampered with, or does not fit the command."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+
+
+def write_manifest(folder: Path) -> None:
+    """Write ``folder/manifest.json``: the sha256 of every file in ``folder`` (recursively)."""
+    folder = Path(folder)
+    files = {p.relative_to(folder).as_posix(): _sha256(p) for p in _files(folder)}
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps({"sha256": files}, indent=2))
+    os.replace(tmp, folder / MANIFEST)
+
+
+def verify_manifest(folder: Path, required: bool = False) -> None:
+    """Raise :class:`RunFolderError` naming the file unless every file listed in ``folder``'s manifest is
+    present with its recorded sha256. A folder without a manifest (written before dynmask recorded one)
+    passes unless ``required``."""
+    folder = Path(folder)
+    manifest = folder / MANIFEST
+    if not manifest.exists():
+        if required:
+            raise RunFolderError(f"{manifest} is missing: the folder was not completely written")
+        return
+    listed = read_json(manifest).get("sha256")
+    if not isinstance(listed, dict):
+        raise RunFolderError(f"{manifest} is damaged: expected {{'sha256': {{file: digest}}}}")
+    for name, digest in listed.items():
+        path = folder / name
+        if not path.is_file():
+            raise RunFolderError(f"{path} is listed in {manifest} but missing")
+        if _sha256(path) != digest:
+            raise RunFolderError(f"{path} does not match its sha256 in {manifest}: the file is damaged or was "
+                                 "changed after it was written")
+
+
+def read_json(path: Path) -> Any:
+    """JSON from ``path``, or a :class:`RunFolderError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunFolderError(f"{path} does not exist")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunFolderError(f"{path} is not valid JSON ({e})") from None
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    if annotation is typing.Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or (origin is not None and str(origin) == "types.UnionType"):
+        return any(_type_ok(value, a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if annotation is str:
+        return isinstance(value, str)
+    return True
+
+
+def _parameter_estimate(c: dict) -> int:
+    d = c.get("d_model", 0)
+    d_ff = c.get("d_ff") or 2 * d
+    layers = sum(c.get(k, 0) for k in ("n_layers", "enc_layers", "dec_layers"))
+    vocab = c.get("vocab_size", 0) + (c.get("tgt_vocab_size") or 0)
+    return vocab * d + layers * (4 * d * d + 2 * d * d_ff) + c.get("max_len", 0) * d + c.get("num_features", 0) * d
+
+
+def config_from_dict(cls, data: Any, source: str):
+    """``cls(**data)`` for a dataclass ``cls``, after checking ``data`` as untrusted input: a JSON object
+    with every required field, no unknown one, each of its declared type, sizes within :data:`LIMITS`
+    and the whole model within :data:`MAX_PARAMETERS`. ``source`` names the file in errors."""
+    if not isinstance(data, dict):
+        raise RunFolderError(f"{source}: the model config must be a JSON object, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise RunFolderError(f"{source}: unknown model setting(s) {unknown} for {cls.__name__}")
+    required = [n for n, f in fields.items()
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    absent = [n for n in required if n not in data]
+    if absent:
+        raise RunFolderError(f"{source}: model setting(s) {absent} missing")
+    for name, value in data.items():
+        if not _type_ok(value, hints[name]):
+            raise RunFolderError(f"{source}: model setting {name!r} must be {hints[name]}, got {value!r}")
+        low = 0 if name == "num_classes" else 1  # an imputer has no classes
+        if name in LIMITS and value is not None and not low <= value <= LIMITS[name]:
+            raise RunFolderError(f"{source}: model setting {name!r} = {value} is outside [{low}, {LIMITS[name]}]")
+        if name == "dropout" and not 0 <= value < 1:
+            raise RunFolderError(f"{source}: model setting 'dropout' = {value} is outside [0, 1)")
+    size = _parameter_estimate({**{n: f.default for n, f in fields.items() if f.default is not dataclasses.MISSING},
+                                **data})
+    if size > MAX_PARAMETERS:
+        raise RunFolderError(f"{source}: the model config describes about {size:,} parameters (more than "
+                             f"{MAX_PARAMETERS:,}); refusing to build it")
+    try:
+        return cls(**data)
+    except (TypeError, ValueError) as e:
+        raise RunFolderError(f"{source}: {e}") from None
+
+
+def check_finite_weights(model: nn.Module, source: str) -> None:
+    """Refuse weights holding NaN or infinity (a model with them answers NaN for every input)."""
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise RunFolderError(f"{source}: weight {name!r} holds NaN or infinity; the run diverged or the "
+                                     "file was changed")
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short sha256 of data (texts, labels, arrays as lists): a resumed run must see the same data."""
+    h = hashlib.sha256()
+    for part in parts:
+        if hasattr(part, "tobytes"):
+            h.update(part.tobytes())
+        else:
+            h.update(json.dumps(part, ensure_ascii=False, default=str).encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+def prepare_run_folder(output: Path, *, resume: bool, overwrite: bool, clear: bool = True) -> None:
+    """Apply the run-folder rules before a training run writes anything.
+
+    * ``resume``: the folder must exist (else a :class:`RunFolderError` says so);
+    * a folder that already holds a run (any of :data:`RUN_FILES`) is refused unless ``resume`` or
+      ``overwrite``; ``overwrite`` removes those files (and nothing else) first, when ``clear``
+      (under torchrun every process checks, rank 0 clears).
+    """
+    output = Path(output)
+    if resume and overwrite:
+        raise RunFolderError("--resume and --overwrite contradict each other: pick one")
+    if output.exists() and not output.is_dir():
+        raise RunFolderError(f"--output {output} is a file; pass a folder")
+    if resume:
+        if not output.is_dir():
+            raise RunFolderError(f"--resume: {output} does not exist; drop --resume to start a new run there")
+        return
+    present = [name for name in RUN_FILES if (output / name).exists()]
+    if not present:
+        return
+    if not overwrite:
+        raise RunFolderError(f"--output {output} already holds a run ({', '.join(present)}); pass --resume to "
+                             "continue it, --overwrite to replace it, or another --output")
+    for name in present if clear else ():
+        path = output / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _flatten(obj: Any, prefix: tuple = ()) -> dict:
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, prefix + (k,)))
+        return out
+    return {prefix: obj}
+
+
+def compare_for_resume(saved: dict, new: dict, source: str) -> None:
+    """Refuse to resume a run whose saved config differs from the new one in anything but
+    :data:`RESUMABLE_CHANGES`, naming the setting and both values."""
+    a, b = _flatten(saved), _flatten(json.loads(json.dumps(new)))  # the new one as it would be saved
+    for key in sorted(set(a) | set(b), key=str):
+        if key in RESUMABLE_CHANGES or (key[:1] in {("epoch",), ("valid",)}):
+            continue
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            name = ".".join(str(k) for k in key)
+            raise RunFolderError(f"cannot resume {source}: {name} was {a.get(key, '<absent>')!r} when the run started "
+                                 f"and is now {b.get(key, '<absent>')!r}. Use the original setting, or start a new "
+                                 "run (another --output, or --overwrite)")
+
+
+def resume_source(folder: Path) -> Optional[Path]:
+    """The checkpoint folder a resume would read first (for messages), or None."""
+    for name in ("checkpoint", "checkpoint.prev", "checkpoint.old"):
+        if (Path(folder) / name / "state.json").exists():
+            return Path(folder) / name
+    return None
