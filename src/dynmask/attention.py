@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .masks import check_input_dtype
+
 __all__ = ["MaskedMultiheadAttention", "masked_attention", "allowed_keys", "VARIANTS"]
 
 VARIANTS = ("dynamic", "static", "seed_literal")
@@ -189,8 +191,10 @@ class MaskedMultiheadAttention(nn.Module):
         """Attend from ``query`` (B, Lq, D) to ``key``/``value`` (B, Lk, D); self-attention when key is None.
 
         ``key_keep`` bool[B, Lk], True = the key is observed (may be attended); None = all keys.
-        ``query_keep`` bool[B, Lq], True = keep this query's output; None = keep all. Inputs at
-        kept queries must be finite (a query that is not a key still has its own content).
+        ``query_keep`` bool[B, Lq], True = keep this query's output. When None: in self-attention it
+        is ``key_keep`` (a missing position is neither a key nor a query, so whatever it holds never
+        reaches a product, forward or backward); in cross-attention every query is kept. Pass it
+        explicitly to let missing positions ask queries (their inputs must then be finite).
         Returns float[B, Lq, D], zero at queries that are not kept or have no allowed key.
         """
         if variant not in VARIANTS:
@@ -206,6 +210,16 @@ class MaskedMultiheadAttention(nn.Module):
         for name, m, length in (("key_keep", key_keep, key_len), ("query_keep", query_keep, query.shape[1])):
             if m is not None and (m.dtype != torch.bool or tuple(m.shape) != (batch, length)):
                 raise ValueError(f"{name} must be bool[{batch}, {length}], got {m.dtype} {list(m.shape)}")
+        for name, pos, length in (("key_pos", key_pos, key_len), ("query_pos", query_pos, query.shape[1])):
+            if pos is not None and (pos.is_floating_point() or pos.dtype == torch.bool
+                                    or tuple(pos.shape) != (batch, length)):
+                raise ValueError(f"{name} must be an integer tensor [{batch}, {length}] of original positions, got "
+                                 f"{pos.dtype} {list(pos.shape)}")
+        check_input_dtype("query", query, self.in_proj_weight)
+        if not self_attention:
+            check_input_dtype("key", source, self.in_proj_weight)
+        if self_attention and query_keep is None:
+            query_keep = key_keep  # a position that is not a key is not a query either
 
         # Replace what is never read before it is projected, so NaN/inf there cannot leak.
         raw_query = query

@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of observed valid/test values hidden and scored, in (0, 1) (default: %(default)s)")
     q.add_argument("--artificial", type=SHARE, default=0.3,
                    help="share of observed training values hidden per batch, in [0, 1) (default: %(default)s, "
-                        "best on PM10 validation)")
+                        "the best on PM10 validation values)")
     q.add_argument("--schedule", choices=("dynamic", "static"), default="dynamic",
                    help="artificial holes re-drawn every batch or drawn once per window (default: %(default)s)")
     q.add_argument("--data-seed", type=NON_NEGATIVE, default=0, help="seed of the held-out values (default: %(default)s)")

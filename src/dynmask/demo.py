@@ -27,6 +27,26 @@ MODEL = dict(d_model=64, n_heads=4, n_layers=2, d_ff=128, dropout=0.1, pooling="
 QUICK_MODEL = dict(d_model=32, n_heads=2, n_layers=1, d_ff=64, dropout=0.1, pooling="mean")
 
 
+QUICK_NOTE = ("--quick is a smoke test of the pipeline (600 training texts, 1 epoch, 1 seed): its accuracies sit "
+              "near chance and are not results; run without --quick for the comparison")
+
+
+def _check_settings(output: Path, settings: dict) -> None:
+    """Runs finished in ``output`` are reused only by a demo with the same settings."""
+    path = output / "demo_settings.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        changed = [k for k in sorted(set(saved) | set(settings)) if saved.get(k) != settings.get(k)]
+        if changed:
+            from .run_folders import RunFolderError
+
+            k = changed[0]
+            raise RunFolderError(f"{output} holds demo runs made with other settings ({k}: {saved.get(k)!r} then, "
+                                 f"{settings.get(k)!r} now); pass another --output or remove that folder")
+    else:
+        path.write_text(json.dumps(settings, indent=2))
+
+
 def _subsample(splits: TextSplits, n_train: int, n_eval: int, seed: int) -> TextSplits:
     rng = random.Random(seed)
     pick = lambda xs, n: rng.sample(xs, min(n, len(xs)))
@@ -90,7 +110,7 @@ def run_demo(output: Path, *, data: "str | TextSplits" = "rotten_tomatoes", seed
              train_missing: float = 0.3, missing_process: str = "uniform", schedule: str = "dynamic",
              epochs: int = 4, quick: bool = False, text_column: str = "text", label_column: str = "label",
              model: Optional[dict] = None, max_len: int = 64, vocab_size: int = 8000, batch_size: int = 64,
-             lr: float = 2e-3, pooling: str = "mean") -> dict:
+             lr: float = 2e-3, pooling: str = "mean", progress: bool = True) -> dict:
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -102,6 +122,12 @@ def run_demo(output: Path, *, data: "str | TextSplits" = "rotten_tomatoes", seed
         print("seed_literal is left out: it is an attention formula, and this run uses a recurrent model")
     if quick:
         splits, epochs, seeds = _subsample(splits, 600, 200, 0), 1, tuple(seeds)[:1]
+        print(QUICK_NOTE, flush=True)
+    settings = {"data": splits.name, "sizes": {k: len(splits.split(k)) for k in ("train", "valid", "test")},
+                "model": model, "epochs": epochs, "train_missing": train_missing, "missing_process": missing_process,
+                "schedule": schedule, "test_rates": list(test_rates), "max_len": max_len, "vocab_size": vocab_size,
+                "batch_size": batch_size, "lr": lr, "quick": quick}
+    _check_settings(output, settings)
     print(f"data {splits.name}: {len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test, "
           f"{len(splits.labels)} classes; methods {', '.join(methods)}; seeds {list(seeds)}", flush=True)
     runs = []
@@ -116,7 +142,7 @@ def run_demo(output: Path, *, data: "str | TextSplits" = "rotten_tomatoes", seed
                 start = time.perf_counter()
                 summary = train_text_classifier(
                     splits, folder, dict(model, method=method),
-                    TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=False),
+                    TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress),
                     MissingSpec(train_missing, missing_process, schedule), vocab_size=vocab_size, max_len=max_len,
                     resume=folder.exists(), test_rates=test_rates)
                 test = summary["test"]
@@ -134,8 +160,10 @@ def run_demo(output: Path, *, data: "str | TextSplits" = "rotten_tomatoes", seed
               "schedule": schedule, "seeds": list(seeds), "test_rates": list(test_rates), "runs": runs,
               "summary": summary, "seconds": time.perf_counter() - t0}
     (output / "results.json").write_text(json.dumps(result, indent=2))
-    (output / "results.md").write_text(table + "\n")
+    (output / "results.md").write_text((QUICK_NOTE + "\n\n" if quick else "") + table + "\n")
     print("\n" + table)
+    if quick:
+        print("\n" + QUICK_NOTE)
     print(f"\nwrote {output / 'results.json'}, {output / 'results.md'}, {output / 'accuracy_vs_missing.png'} "
           f"({time.perf_counter() - t0:.0f} s)")
     return result

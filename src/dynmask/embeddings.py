@@ -11,7 +11,7 @@ from typing import Iterable, Optional
 import torch
 from torch import Tensor, nn
 
-from .masks import Mask
+from .masks import Mask, check_input_dtype
 
 __all__ = ["SinusoidalPositions", "LearnedPositions", "TokenEmbedding", "ValueEmbedding", "make_positions"]
 
@@ -78,9 +78,11 @@ class TokenEmbedding(nn.Module):
 
     def forward(self, ids: Tensor, mask: Mask) -> Tensor:
         mask.check_matches("ids", ids)
-        if ids.numel() and int(ids.min()) < 0:
-            raise ValueError("ids must be >= 0")
+        if ids.is_floating_point() or ids.dtype == torch.bool:
+            raise TypeError(f"ids must be an integer tensor, got {ids.dtype}")
         safe = torch.where(mask.observed, ids, torch.zeros_like(ids))  # (B, L); missing ids never looked up
+        if safe.numel() and int(safe.min()) < 0:  # only observed ids are read: -1 at a missing one is fine
+            raise ValueError(f"observed token ids must be >= 0, got {int(safe.min())}")
         if safe.numel() and int(safe.max()) >= self.table.num_embeddings:
             raise ValueError(f"token id {int(safe.max())} >= vocab_size {self.table.num_embeddings}")
         emb = self.table(safe) * self.scale  # (B, L, D)
@@ -105,6 +107,7 @@ class ValueEmbedding(nn.Module):
         mask.check_matches("values", values)
         if values.dim() != 3 or values.shape[-1] != self.num_features:
             raise ValueError(f"values must have shape [B, L, {self.num_features}], got {list(values.shape)}")
+        check_input_dtype("values", values, self.proj.weight)
         observed = mask.observed_values if mask.observed_values is not None else mask.observed.unsqueeze(-1).expand_as(values)
         clean = torch.where(observed, values, values.new_zeros(()))  # (B, L, F)
         return self.proj(torch.cat([clean, observed.to(values.dtype)], dim=-1))  # (B, L, D)

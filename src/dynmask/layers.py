@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from .attention import VARIANTS, MaskedMultiheadAttention
 from .compaction import Compaction
 from .embeddings import make_positions
-from .masks import Mask
+from .masks import Mask, check_input_dtype
 
 __all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "DecoderCache", "BACKENDS", "QUERIES"]
 
@@ -211,8 +211,7 @@ class _Stack(nn.Module):
         mask.check_matches("x", x)
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"x must have shape [B, L, {self.d_model}], got {list(x.shape)}")
-        if not x.is_floating_point():
-            raise TypeError(f"x must be floating point, got {x.dtype}")
+        check_input_dtype("x", x, self.layers[0].self_attn.in_proj_weight if len(self.layers) else x)
         backend = backend or self.backend
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")

@@ -35,11 +35,20 @@ def _mean_over(loss: Tensor, keep: Tensor) -> Tensor:
 
 
 def masked_cross_entropy(logits: Tensor, target: Tensor, mask: Union[Mask, Tensor],
-                         label_smoothing: float = 0.0) -> Tensor:
-    """Cross-entropy of ``logits`` [..., C] against ``target`` long[...], over positions where ``mask`` is True."""
+                         label_smoothing: float = 0.0, ignore_index: int = -100) -> Tensor:
+    """Cross-entropy of ``logits`` [..., C] against ``target`` long[...], over positions where ``mask`` is
+    True and ``target`` is not ``ignore_index`` (PyTorch's convention, -100). Counted targets must lie
+    in [0, C)."""
     if logits.shape[:-1] != target.shape:
         raise ValueError(f"logits [..., C] must match target [...]: got {list(logits.shape)} and {list(target.shape)}")
-    keep = _as_bool(mask, target.shape)
+    if target.is_floating_point() or target.dtype == torch.bool:
+        raise TypeError(f"target must hold integer class ids (long), got {target.dtype}")
+    keep = _as_bool(mask, target.shape) & (target != ignore_index)
+    counted = torch.where(keep, target, torch.zeros_like(target))
+    if counted.numel() and (int(counted.min()) < 0 or int(counted.max()) >= logits.shape[-1]):
+        raise ValueError(f"target holds class ids outside [0, {logits.shape[-1]}) at counted positions "
+                         f"(min {int(counted.min())}, max {int(counted.max())}); mark positions to skip with the mask "
+                         f"or ignore_index={ignore_index}")
     clean_logits = torch.where(keep.unsqueeze(-1), logits, logits.new_zeros(()))
     clean_target = torch.where(keep, target, torch.zeros_like(target))
     per = F.cross_entropy(clean_logits.reshape(-1, logits.shape[-1]), clean_target.reshape(-1),

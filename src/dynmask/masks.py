@@ -34,7 +34,17 @@ from typing import Iterable, Optional
 import torch
 from torch import Tensor
 
-__all__ = ["Mask", "causal_mask"]
+__all__ = ["Mask", "causal_mask", "check_input_dtype"]
+
+
+def check_input_dtype(name: str, x: Tensor, weight: Tensor) -> None:
+    """Refuse a floating input whose dtype differs from the module's weights (float64 data into a
+    float32 model), naming the argument and the fix. Under autocast mixed dtypes are expected."""
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be floating point, got {x.dtype}")
+    if x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(f"{name} is {x.dtype} but the module's weights are {weight.dtype}: cast the input "
+                        f"({name}.to({weight.dtype})) or the module (.to({x.dtype}))")
 
 
 def causal_mask(length: int, device: torch.device | str | None = None) -> Tensor:
@@ -118,6 +128,10 @@ class Mask:
         observed_values = torch.isfinite(values)  # (B, L, F)
         valid = torch.ones(values.shape[:2], dtype=torch.bool, device=values.device)
         if lengths is not None:
+            lengths = torch.as_tensor(lengths)
+            if lengths.dim() != 1 or lengths.shape[0] != values.shape[0]:
+                raise ValueError(f"lengths must have shape [B] = [{values.shape[0]}] to match values, got "
+                                 f"{list(lengths.shape)}")
             valid = cls.from_lengths(lengths, values.shape[1]).valid.to(values.device)
             observed_values = observed_values & valid.unsqueeze(-1)
         return cls(observed_values.any(-1), valid, observed_values)

@@ -35,6 +35,8 @@ def masked_mean(x: Tensor, mask: Union[Mask, Tensor]) -> Tensor:
 def masked_max(x: Tensor, mask: Union[Mask, Tensor]) -> Tensor:
     """Max of x [B, L, D] over observed positions -> [B, D]; zeros when nothing is observed."""
     keep = _keep(x, mask)
+    if x.shape[1] == 0:  # no position at all: nothing observed
+        return x.new_zeros(x.shape[0], x.shape[2])
     best = torch.where(keep, x, x.new_tensor(float("-inf"))).amax(1)  # (B, D)
     return torch.where(keep.any(1), best, x.new_zeros(()))
 

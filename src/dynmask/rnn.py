@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .compaction import Compaction
-from .masks import Mask
+from .masks import Mask, check_input_dtype
 
 __all__ = ["MaskedLSTM", "MaskedGRU", "GRUD", "time_since_observed"]
 
@@ -70,6 +70,12 @@ class _MaskedRNN(nn.Module):
         mask.check_matches("x", x)
         if x.dim() != 3 or x.shape[-1] != self.rnn.input_size:
             raise ValueError(f"x must have shape [B, L, {self.rnn.input_size}], got {list(x.shape)}")
+        check_input_dtype("x", x, self.rnn.weight_ih_l0)
+        if x.shape[0] == 0:  # an empty batch: empty outputs, empty states
+            dirs = 2 if self.bidirectional else 1
+            out = x.new_zeros(0, x.shape[1], self.hidden_size * dirs)
+            h = x.new_zeros(self.rnn.num_layers * dirs, 0, self.hidden_size)
+            return out, ((h, h.clone()) if isinstance(self.rnn, nn.LSTM) else h)
         observed = mask.observed  # (B, L)
         plan = Compaction.plan(observed)
         width = max(plan.width, 1)
@@ -169,6 +175,8 @@ class GRUD(nn.Module):
         mask.check_matches("x", x)
         if x.dim() != 3 or x.shape[-1] != self.num_features:
             raise ValueError(f"x must have shape [B, L, {self.num_features}], got {list(x.shape)}")
+        check_input_dtype("x", x, self.gamma_x_weight)
+        timestamps = _clean_timestamps(timestamps, mask.valid, x.dtype)
         m = mask.observed_values if mask.observed_values is not None else mask.observed.unsqueeze(-1).expand_as(x)
         m = m & mask.valid.unsqueeze(-1)
         clean = torch.where(m, x, x.new_zeros(()))  # (B, L, F): missing values never read
@@ -195,6 +203,30 @@ class GRUD(nn.Module):
             outputs.append(torch.where(valid[:, t].unsqueeze(-1), h, h.new_zeros(())))
         out = torch.stack(outputs, dim=1) if outputs else x.new_zeros(batch, 0, self.hidden_size)
         return out, h
+
+
+def _clean_timestamps(timestamps: Optional[Tensor], valid: Tensor, dtype: torch.dtype) -> Optional[Tensor]:
+    """Timestamps float[B, L] checked (finite and non-decreasing over valid steps) and with padding
+    steps given their neighbours' time, so a NaN stored in padding cannot reach a decay."""
+    if timestamps is None:
+        return None
+    if not isinstance(timestamps, Tensor) or tuple(timestamps.shape) != tuple(valid.shape):
+        shape = list(timestamps.shape) if isinstance(timestamps, Tensor) else type(timestamps).__name__
+        raise ValueError(f"timestamps must be float[B, L] = {list(valid.shape)}, got {shape}")
+    if not timestamps.is_floating_point():
+        timestamps = timestamps.to(dtype)
+    if not bool(torch.isfinite(timestamps[valid]).all()):
+        raise ValueError("timestamps must be finite at every valid (non-padding) step")
+    length = valid.shape[1]
+    last = _last_index(valid)  # (B, L): last valid step at or before t, -1 if none
+    nxt = _next_index(valid).clamp(max=max(length - 1, 0))  # first valid step at or after t
+    source = torch.where(last >= 0, last, nxt)  # leading padding takes the first valid time
+    clean = torch.where(valid, timestamps, timestamps.new_zeros(()))
+    filled = clean.gather(1, source) if length else clean  # (B, L): padding repeats a valid time (delta 0)
+    filled = torch.where(valid, clean, filled)
+    if length > 1 and bool((filled[:, 1:] < filled[:, :-1]).any()):
+        raise ValueError("timestamps must not decrease along a sequence")
+    return filled
 
 
 def _last_index_per_feature(m: Tensor) -> Tensor:

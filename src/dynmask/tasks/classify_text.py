@@ -38,6 +38,10 @@ class MissingSpec:
     mean_span: float = 3.0
 
     def __post_init__(self):
+        if not 0 <= self.rate <= 1:  # NaN fails this too
+            raise ValueError(f"missing rate must lie in [0, 1], got {self.rate}")
+        if self.schedule not in ("dynamic", "static"):
+            raise ValueError(f"schedule must be 'dynamic' or 'static', got {self.schedule!r}")
         if self.process not in PROCESSES:
             raise ValueError(f"missingness process must be one of {PROCESSES}, got {self.process!r}")
 
