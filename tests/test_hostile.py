@@ -106,11 +106,18 @@ def test_a2_a_damaged_checkpoint_falls_back_to_the_previous_one_then_fails_namin
 
 def test_a2_a_crash_while_saving_the_tokenizer_leaves_no_half_written_tokenizer(tmp_path, monkeypatch):
     tok = TextTokenizer.train(["a b c", "c d e"] * 5, vocab_size=40, min_frequency=1)
-    monkeypatch.setattr(type(tok.tokenizer), "to_str", lambda self: (_ for _ in ()).throw(OSError("disk full")),
-                        raising=False)
-    with pytest.raises(OSError):
+    real = Path.write_text
+
+    def crash_half_way(self, text, *args, **kwargs):  # the process dies in the middle of a write
+        real(self, text[: len(text) // 2], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", crash_half_way)
+    with pytest.raises(KeyboardInterrupt):
         tok.save(tmp_path / "tok")
-    assert not (tmp_path / "tok" / "tokenizer.json").exists()  # the file a resume looks for is absent, not partial
+    monkeypatch.setattr(Path, "write_text", real)
+    assert not (tmp_path / "tok" / "tokenizer.json").exists()  # absent (a resume retrains it), never half a file
+    assert not (tmp_path / "tok" / "tokenizer_config.json").exists()
 
 
 def _records(out):
