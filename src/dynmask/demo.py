@@ -110,13 +110,18 @@ def run_demo(output: Path, *, data: "str | TextSplits" = "rotten_tomatoes", seed
              train_missing: float = 0.3, missing_process: str = "uniform", schedule: str = "dynamic",
              epochs: int = 4, quick: bool = False, text_column: str = "text", label_column: str = "label",
              model: Optional[dict] = None, max_len: int = 64, vocab_size: int = 8000, batch_size: int = 64,
-             lr: float = 2e-3, pooling: str = "mean", progress: bool = True) -> dict:
+             lr: Optional[float] = None, pooling: str = "mean", progress: bool = True,
+             pretrained: Optional[str] = None) -> dict:
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     splits = data if isinstance(data, TextSplits) else load_text_dataset(
         data, text_column=text_column, label_column=label_column, seed=0)
-    model = dict(QUICK_MODEL if quick else MODEL, pooling=pooling, **(model or {}))
+    if pretrained is not None:  # fine-tuning: the encoder is given; a small learning rate
+        model, lr = {"pooling": pooling, **(model or {})}, 5e-5 if lr is None else lr
+        batch_size = min(batch_size, 32)
+    else:
+        model, lr = dict(QUICK_MODEL if quick else MODEL, pooling=pooling, **(model or {})), 2e-3 if lr is None else lr
     if model.get("arch", "transformer") != "transformer" and "seed_literal" in methods:
         methods = tuple(m for m in methods if m != "seed_literal")  # an attention formula: no recurrent form
         print("seed_literal is left out: it is an attention formula, and this run uses a recurrent model")
@@ -126,7 +131,7 @@ def run_demo(output: Path, *, data: "str | TextSplits" = "rotten_tomatoes", seed
     settings = {"data": splits.name, "sizes": {k: len(splits.split(k)) for k in ("train", "valid", "test")},
                 "model": model, "epochs": epochs, "train_missing": train_missing, "missing_process": missing_process,
                 "schedule": schedule, "test_rates": list(test_rates), "max_len": max_len, "vocab_size": vocab_size,
-                "batch_size": batch_size, "lr": lr, "quick": quick}
+                "batch_size": batch_size, "lr": lr, "quick": quick, "pretrained": pretrained}
     _check_settings(output, settings)
     print(f"data {splits.name}: {len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test, "
           f"{len(splits.labels)} classes; methods {', '.join(methods)}; seeds {list(seeds)}", flush=True)
@@ -144,7 +149,7 @@ def run_demo(output: Path, *, data: "str | TextSplits" = "rotten_tomatoes", seed
                     splits, folder, dict(model, method=method),
                     TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress),
                     MissingSpec(train_missing, missing_process, schedule), vocab_size=vocab_size, max_len=max_len,
-                    resume=folder.exists(), test_rates=test_rates)
+                    resume=folder.exists(), test_rates=test_rates, pretrained=pretrained)
                 test = summary["test"]
                 accs = " ".join(f"{r['accuracy']:.3f}" for r in test)
                 print(f"  {method:<12} seed {seed}: test accuracy at {list(test_rates)} = {accs} "

@@ -46,7 +46,9 @@ def _activation(name: str) -> Callable[[Tensor], Tensor]:
         return F.relu
     if name == "gelu":
         return F.gelu
-    raise ValueError(f"activation must be 'relu' or 'gelu', got {name!r}")
+    if name == "gelu_tanh":  # GPT-2's / BERT variants' "gelu_new"
+        return lambda x: F.gelu(x, approximate="tanh")
+    raise ValueError(f"activation must be 'relu', 'gelu' or 'gelu_tanh', got {name!r}")
 
 
 @dataclass(frozen=True)

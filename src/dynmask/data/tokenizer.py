@@ -162,6 +162,14 @@ class TextTokenizer:
             out[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
         return out
 
+    def content(self, ids: torch.Tensor) -> torch.Tensor:
+        """bool[B, L]: positions holding text, where artificial holes may fall (not padding)."""
+        return ids != self.pad_id
+
+    def observed_text_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """long[B]: observed tokens per row."""
+        return self.mask(ids).observed.sum(1)
+
     def mask(self, ids: torch.Tensor) -> Mask:
         """True = observed: [UNK] and [MISSING] are missing, [PAD] is padding."""
         return Mask.from_tokens(ids, missing=[self.unk_id, self.missing_id], pad=self.pad_id)

@@ -109,7 +109,7 @@ class TextClassificationTask:
 
     def _batch(self, split: str, indices: Sequence[int], process, schedule: Optional[Schedule], draw: int):
         ids = self.tokenizer.pad([self.encoded[split][i] for i in indices])  # (B, L)
-        valid = ids != self.tokenizer.pad_id
+        valid = self.tokenizer.content(ids)  # where holes may fall: text, not padding or [CLS]/[SEP]
         if process is not None:
             ids = apply_missingness(ids, valid, process, schedule, indices, draw, self.tokenizer.missing_id)
         return ids.to(self.device), self.tokenizer.mask(ids).to(self.device), self.labels[split][indices].to(self.device)
@@ -157,9 +157,15 @@ def load_classifier(folder: Path, device: Optional[torch.device] = None):
     from ..run_folders import RunFolderError, config_from_dict, read_json
     from ..training import load_run_model
 
-    model, folder, _ = load_run_model(folder, lambda c: TextClassifier(config_from_dict(ClassifierConfig, c,
-                                                                                        "config.json")),
-                                      device, expect_task="classify")
+    def build(c):
+        if isinstance(c, dict) and "encoder" in c:  # a fine-tuned pretrained encoder (dynmask.hf)
+            from ..hf import build_pretrained_classifier
+
+            return build_pretrained_classifier(c)
+        return TextClassifier(config_from_dict(ClassifierConfig, c, "config.json"))
+
+    model, folder, _ = load_run_model(folder, build, device, expect_task="classify")
+    pretrained = hasattr(model, "encoder") and model.__class__.__name__ == "PretrainedClassifier"
     labels = read_json(folder / "labels.json")
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise RunFolderError(f"{folder / 'labels.json'} must be a JSON list of label names")
@@ -167,13 +173,21 @@ def load_classifier(folder: Path, device: Optional[torch.device] = None):
         raise RunFolderError(f"{folder / 'labels.json'} names {len(labels)} labels but the model has "
                              f"{model.config.num_classes} outputs")
     try:
-        tokenizer = TextTokenizer.load(folder)
+        if pretrained:
+            from ..hf import PretrainedTokenizer
+
+            tokenizer = PretrainedTokenizer.load(folder)
+        else:
+            tokenizer = TextTokenizer.load(folder)
     except Exception as e:  # tokenizers' own parse errors
         raise RunFolderError(f"the tokenizer in {folder} cannot be read ({type(e).__name__}: {e})") from None
-    if tokenizer.vocab_size > model.config.vocab_size or not 1 <= tokenizer.max_len <= model.config.max_len:
+    vocab, positions = ((model.encoder.config.vocab_size, model.encoder.config.max_position_embeddings
+                         - model.encoder.config.position_offset) if pretrained
+                        else (model.config.vocab_size, model.config.max_len))
+    if tokenizer.vocab_size > vocab or not 1 <= tokenizer.max_len <= positions:
         raise RunFolderError(f"the tokenizer in {folder} ({tokenizer.vocab_size} tokens, texts cut at "
-                             f"{tokenizer.max_len}) does not fit the model ({model.config.vocab_size} tokens, "
-                             f"positions up to {model.config.max_len})")
+                             f"{tokenizer.max_len}) does not fit the model ({vocab} tokens, positions up to "
+                             f"{positions})")
     return model, tokenizer, labels
 
 
@@ -184,7 +198,7 @@ def predict_texts(model: TextClassifier, tokenizer: TextTokenizer, labels: list[
     encoded = tokenizer.encode(texts)
     ids = tokenizer.pad(encoded)
     mask = tokenizer.mask(ids)
-    observed = mask.observed.sum(1)  # (B,)
+    observed = tokenizer.observed_text_tokens(ids)  # (B,): [CLS]/[SEP] are not text
     ids, mask = to_device((ids, mask), device_of(model))
     with torch.no_grad():
         probs = torch.softmax(model(ids, mask).float(), dim=-1).cpu()
@@ -205,9 +219,13 @@ def train_text_classifier(splits: TextSplits, output: Path, model_config: dict, 
                           *, vocab_size: int = 8000, max_len: int = 128,
                           missing_markers: Optional[Sequence[str]] = None, resume: bool = False,
                           test_rates: Sequence[float] = (), test_process: Optional[str] = None,
-                          overwrite: bool = False) -> dict:
+                          overwrite: bool = False, pretrained: Optional[str] = None) -> dict:
     """Train on ``splits`` (tokenizer, model, trainer), then score the best model on the test split at
-    each of ``test_rates``. Returns the trainer's summary plus ``"test"`` results."""
+    each of ``test_rates``. Returns the trainer's summary plus ``"test"`` results.
+
+    ``pretrained`` (``"minilm"`` or a Hugging Face checkpoint folder): fine-tune that encoder
+    (:mod:`dynmask.hf`) with its own tokenizer; ``model_config`` then takes ``method``
+    (dynamic | unk | mask | delete), ``pooling`` (mean | cls) and ``backend``."""
     from ..data.tokenizer import DEFAULT_MISSING_MARKERS
     from ..run_folders import fingerprint
     from ..training import Trainer, on_rank_zero_first, start_run_folder
@@ -215,23 +233,43 @@ def train_text_classifier(splits: TextSplits, output: Path, model_config: dict, 
     output = Path(output)
     start_run_folder(output, resume=resume, overwrite=overwrite)
     tokenizer_dir = output / "tokenizer"
+    markers = DEFAULT_MISSING_MARKERS if missing_markers is None else missing_markers
 
-    def make() -> None:
-        if not (resume and (tokenizer_dir / "tokenizer.json").exists()):
-            markers = DEFAULT_MISSING_MARKERS if missing_markers is None else missing_markers
-            TextTokenizer.train((e.text for e in splits.train), vocab_size=vocab_size, missing_markers=markers,
-                                max_len=max_len).save(tokenizer_dir)
+    if pretrained is not None:
+        from ..hf import PretrainedClassifier, PretrainedClassifierConfig, PretrainedTokenizer, load_pretrained
+        from .pretrained import resolve_pretrained
 
-    tokenizer = on_rank_zero_first(make, lambda: TextTokenizer.load(tokenizer_dir))  # every rank: rank 0's
-    task = TextClassificationTask(splits, tokenizer, missing, seed=train_config.seed)
-    config = ClassifierConfig(vocab_size=tokenizer.vocab_size, num_classes=len(splits.labels),
-                              max_len=max(max_len, 8), **model_config)
-    torch.manual_seed(train_config.seed)
-    model = TextClassifier(config)
+        source = resolve_pretrained(pretrained)
+        tokenizer = PretrainedTokenizer(source, max_len=max_len, missing_markers=markers)
+        task = TextClassificationTask(splits, tokenizer, missing, seed=train_config.seed)
+        allowed = {"method", "pooling", "backend", "attn_dropout"}
+        unknown = sorted(set(model_config) - allowed)
+        if unknown:
+            raise ValueError(f"a pretrained model takes {sorted(allowed)} settings, not {unknown}")
+        encoder = load_pretrained(source, backend=model_config.get("backend", "auto"),
+                                  attn_dropout=model_config.get("attn_dropout"))
+        unk_id = tokenizer.unk_id if tokenizer.unk_id is not None else tokenizer.mask_id
+        config = PretrainedClassifierConfig(encoder.config.to_dict(), len(splits.labels), unk_id=unk_id,
+                                            mask_id=tokenizer.mask_id, **model_config)
+        torch.manual_seed(train_config.seed)
+        model = PretrainedClassifier(config, encoder)
+    else:
+        def make() -> None:
+            if not (resume and (tokenizer_dir / "tokenizer.json").exists()):
+                TextTokenizer.train((e.text for e in splits.train), vocab_size=vocab_size, missing_markers=markers,
+                                    max_len=max_len).save(tokenizer_dir)
+
+        tokenizer = on_rank_zero_first(make, lambda: TextTokenizer.load(tokenizer_dir))  # every rank: rank 0's
+        task = TextClassificationTask(splits, tokenizer, missing, seed=train_config.seed)
+        config = ClassifierConfig(vocab_size=tokenizer.vocab_size, num_classes=len(splits.labels),
+                                  max_len=max(max_len, 8), **model_config)
+        torch.manual_seed(train_config.seed)
+        model = TextClassifier(config)
     data_id = fingerprint(*([[e.text, e.label] for e in splits.split(k)] for k in ("train", "valid", "test")))
     run_config = {"task": "classify", "model": config.to_dict(), "train": asdict(train_config),
-                  "missing": asdict(missing), "vocab_size": vocab_size, "max_len": max_len,
+                  "missing": asdict(missing), "vocab_size": None if pretrained else vocab_size, "max_len": max_len,
                   "missing_markers": None if missing_markers is None else list(missing_markers),
+                  "pretrained": pretrained if pretrained in (None, "minilm") else str(Path(pretrained).resolve()),
                   "data": {"name": splits.name, "labels": splits.labels, **splits.info, "fingerprint": data_id}}
     trainer = Trainer(model, task, train_config, output, run_config)
     summary = trainer.fit(resume=resume)

@@ -1,0 +1,188 @@
+"""The Hugging Face bridge (dynmask.hf) against transformers itself, on tiny random checkpoints built
+here: equal outputs with nothing missing, the guarantee with something missing, dense == compact,
+the save/load round trip, markers in the model's own tokenizer, fine-tuning from the CLI, embeddings,
+and a transformers.Trainer run with the dynamic-holes collator."""
+
+import json
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+import dynmask as dm  # noqa: E402
+from dynmask.cli import main  # noqa: E402
+from dynmask.hf import (PretrainedClassifier, PretrainedClassifierConfig, PretrainedTokenizer,  # noqa: E402
+                        build_pretrained_classifier, load_pretrained, save_pretrained)
+from dynmask.run_folders import RunFolderError  # noqa: E402
+from dynmask.tasks.pretrained import DynamicHolesCollator, TrainerModel, embed_texts  # noqa: E402
+from hfdata import write_checkpoint  # noqa: E402
+from textdata import write_sentiment_csv  # noqa: E402
+
+FAMILIES = ("bert", "roberta", "distilbert")
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    return {f: write_checkpoint(tmp_path_factory.mktemp(f), f) for f in FAMILIES}
+
+
+def _hf(folder):
+    return transformers.AutoModel.from_pretrained(str(folder)).eval()
+
+
+def _batch(tok, texts):
+    ids = tok.pad(tok.encode(texts))
+    return ids, tok.mask(ids)
+
+
+TEXTS = ["the movie was great fun", "a dull and boring plot with actors", "the ??? was [illegible] moving", ""]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("backend", ["dense", "compact"])
+def test_equals_transformers_when_nothing_is_missing(checkpoints, family, backend):
+    folder = checkpoints[family]
+    ours, theirs, tok = load_pretrained(folder).eval(), _hf(folder), PretrainedTokenizer(folder, max_len=16)
+    ids, mask = _batch(tok, TEXTS[:2])
+    assert mask.observed.equal(mask.valid)
+    with torch.no_grad():
+        a = ours(ids, mask, backend=backend)
+        b = theirs(input_ids=ids, attention_mask=mask.valid.long()).last_hidden_state
+    assert (a - b)[mask.valid].abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_guarantee_ids_at_missing_positions_change_nothing(checkpoints, family):
+    folder = checkpoints[family]
+    enc, tok = load_pretrained(folder).eval(), PretrainedTokenizer(folder, max_len=16)
+    ids, mask = _batch(tok, TEXTS)
+    assert mask.missing.any()
+    other = torch.where(mask.missing, torch.randint(5, tok.vocab_size, ids.shape), ids)
+    with torch.no_grad():
+        a, b = enc(ids, mask), enc(other, mask)
+        dense, compact = enc(ids, mask, backend="dense"), enc(ids, mask, backend="compact")
+    assert torch.equal(a[mask.observed], b[mask.observed])
+    assert (dense - compact).abs().max() <= 1e-5
+    assert torch.equal(a[~mask.observed], torch.zeros_like(a[~mask.observed]))
+    # the embedding rows of missing ids get exactly zero gradient
+    enc.zero_grad()
+    enc(other, mask)[mask.observed].sum().backward()
+    grad = enc.embeddings.word_embeddings.weight.grad
+    only_missing = set(other[mask.missing].tolist()) - set(other[mask.observed].tolist())
+    assert only_missing and all(torch.equal(grad[i], torch.zeros_like(grad[i])) for i in only_missing)
+
+
+def test_nan_embeddings_and_empty_rows(checkpoints):
+    """What Hugging Face's attention_mask leaks (issue 11): NaN at a hidden position, a fully hidden row."""
+    enc = load_pretrained(checkpoints["bert"]).eval()
+    x = torch.randn(2, 6, 32)
+    mask = dm.Mask(torch.tensor([[True, True, False, True, False, True], [False] * 6]), torch.ones(2, 6, dtype=bool))
+    poisoned = torch.where(mask.observed.unsqueeze(-1), x, torch.full_like(x, float("nan")))
+    with torch.no_grad():
+        a, b = enc.encoder(x, mask), enc.encoder(poisoned, mask)
+    assert torch.equal(a, b) and not torch.isnan(b).any()
+    assert torch.equal(b[1], torch.zeros_like(b[1]))  # nothing observed: zeros, not an average of the hidden
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_save_back_loads_in_transformers_with_the_fine_tuned_weights(checkpoints, tmp_path, family):
+    folder = checkpoints[family]
+    enc, tok = load_pretrained(folder), PretrainedTokenizer(folder, max_len=16)
+    ids, mask = _batch(tok, TEXTS[:2])
+    enc(ids, mask).pow(2).mean().backward()
+    with torch.no_grad():
+        for p in enc.parameters():
+            if p.grad is not None:
+                p -= 0.1 * p.grad  # a fine-tuning step
+    out = save_pretrained(enc, tmp_path / "saved", tokenizer_from=folder)
+    reloaded = _hf(out)
+    with torch.no_grad():
+        a = enc.eval()(ids, mask)
+        b = reloaded(input_ids=ids, attention_mask=mask.valid.long()).last_hidden_state
+    assert (a - b)[mask.valid].abs().max() <= 1e-5
+    assert torch.equal(load_pretrained(out).embeddings.word_embeddings.weight, enc.embeddings.word_embeddings.weight)
+
+
+def test_markers_become_masked_positions_never_unk_pieces(checkpoints):
+    tok = PretrainedTokenizer(checkpoints["bert"], max_len=32)
+    vocab = tok.tokenizer.get_vocab()
+    ids = tok.encode(["the ??? was fun", "ver[illegible]ung ist gut", "", "[redacted][missing]"])
+    assert ids[0] == [vocab["[CLS]"], vocab["the"], tok.mask_id, vocab["was"], vocab["fun"], vocab["[SEP]"]]
+    assert ids[1] == [vocab["[CLS]"], tok.mask_id, vocab["ist"], vocab["gut"], vocab["[SEP]"]]  # the whole word
+    assert ids[2] == [vocab["[CLS]"], tok.mask_id, vocab["[SEP]"]]
+    assert ids[3].count(tok.mask_id) == 2 and tok.unk_id not in sum(ids, [])
+    huge = "the movie was great " * 400_000
+    assert tok.encode([huge])[0] == tok.encode([huge[:400]])[0]  # cut before tokenizing, same ids
+
+
+def test_trainer_collator_runs_two_transformers_trainer_steps(checkpoints, tmp_path):
+    folder = checkpoints["bert"]
+    tok = PretrainedTokenizer(folder, max_len=16)
+    enc = load_pretrained(folder)
+    model = TrainerModel(PretrainedClassifier(PretrainedClassifierConfig(enc.config.to_dict(), 2, mask_id=tok.mask_id,
+                                                                         unk_id=tok.unk_id), enc), tok)
+    before = [p.detach().clone() for p in model.parameters()]
+    rows = [{"text": t, "label": i % 2} for i, t in enumerate(["the movie was great fun", "a dull plot ??? actors"] * 8)]
+    collator = DynamicHolesCollator(tok, rate=0.5, generator=torch.Generator().manual_seed(0))
+    first, second = collator(rows[:4]), collator(rows[:4])
+    assert not torch.equal(first["input_ids"], second["input_ids"])  # holes re-drawn per batch
+    assert torch.equal(first["attention_mask"].bool(), tok.mask(first["input_ids"]).observed)
+    args = transformers.TrainingArguments(output_dir=str(tmp_path / "t"), max_steps=2, per_device_train_batch_size=4,
+                                          learning_rate=1e-3, report_to=[], save_strategy="no",
+                                          remove_unused_columns=False, use_cpu=True)
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=rows, data_collator=collator)
+    result = trainer.train()
+    assert result.global_step == 2 and torch.isfinite(torch.tensor(result.training_loss))
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_cli_fine_tunes_predicts_evaluates_and_embeds(checkpoints, tmp_path, capsys):
+    folder = checkpoints["bert"]
+    data = write_sentiment_csv(tmp_path / "d.csv", n=120)
+    out = tmp_path / "run"
+    assert main(["train", "classify", "--pretrained", str(folder), "--data", str(data), "--output", str(out),
+                 "--epochs", "1", "--max-len", "16", "--no-progress", "--group-column", "doc", "--test-missing", "0,0.5",
+                 "--lr", "1e-3"]) == 0
+    config = json.loads((out / "best" / "config.json").read_text())
+    assert config["model"]["encoder"]["family"] == "bert" and config["train"]["lr"] == 1e-3
+    capsys.readouterr()
+    assert main(["predict", "--model", str(out), "--text", "the movie was ??? fun", "--text", "???"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows[0]["label"] in ("neg", "pos") and rows[1]["label"] is None
+    assert main(["evaluate", "--model", str(out), "--missing", "0"]) == 0
+    saved = json.loads((out / "test_results.json").read_text())
+    assert json.loads(capsys.readouterr().out)[0]["accuracy"] == saved[0]["accuracy"]
+    # embeddings: a text with nothing missing gives exactly Hugging Face's mean-pooled embedding
+    (tmp_path / "in.txt").write_text("the movie was great fun\nthe ??? was dull\n")
+    assert main(["embed", "--pretrained", str(folder), "--input", str(tmp_path / "in.txt"), "--output",
+                 str(tmp_path / "e.jsonl"), "--normalize"]) == 0
+    lines = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in lines] == ["the movie was great fun", "the ??? was dull"]
+    tok = PretrainedTokenizer(folder, max_len=256)
+    ids, mask = _batch(tok, ["the movie was great fun"])
+    with torch.no_grad():
+        h = _hf(folder)(input_ids=ids, attention_mask=mask.valid.long()).last_hidden_state
+    expected = torch.nn.functional.normalize(h.mean(1), dim=-1)[0]
+    assert (torch.tensor(lines[0]["embedding"]) - expected).abs().max() <= 1e-5
+
+
+def test_embeddings_ignore_what_hides_behind_a_marker(checkpoints):
+    folder = checkpoints["roberta"]
+    enc, tok = load_pretrained(folder).eval(), PretrainedTokenizer(folder, max_len=32)
+    a = embed_texts(enc, tok, ["the plot [illegible] great", "the plot [redacted] great", "the plot ??? great"])
+    assert torch.equal(a[0], a[1]) and torch.equal(a[0], a[2])
+
+
+def test_a_tampered_pretrained_run_config_is_refused(checkpoints):
+    enc = load_pretrained(checkpoints["bert"])
+    good = PretrainedClassifierConfig(enc.config.to_dict(), 2).to_dict()
+    assert isinstance(build_pretrained_classifier(good), PretrainedClassifier)
+    bad = json.loads(json.dumps(good))
+    bad["encoder"]["num_layers"] = 20_000
+    with pytest.raises(RunFolderError, match="num_layers"):
+        build_pretrained_classifier(bad)
+    bad = json.loads(json.dumps(good))
+    bad["encoder"]["hf"]["model_type"] = "gpt2"
+    with pytest.raises(RunFolderError, match="not supported"):
+        build_pretrained_classifier(bad)
