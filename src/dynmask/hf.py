@@ -163,6 +163,8 @@ class PretrainedEncoder(nn.Module):
                                attn_dropout=config.attention_dropout if attn_dropout is None else attn_dropout,
                                activation=_ACTIVATIONS[config.activation], norm_first=False,
                                layer_norm_eps=config.layer_norm_eps, backend=backend, max_len=config.max_position_embeddings)
+        for layer in self.encoder.layers:  # BERT has no dropout between the feed-forward's two linears
+            layer.dropout = nn.Identity()
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if config.family != "distilbert" else None
 
     def forward(self, ids: Tensor, mask: Mask, token_type_ids: Optional[Tensor] = None,

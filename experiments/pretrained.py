@@ -1,0 +1,228 @@
+"""Pretrained MiniLM with missing word pieces (issue 11): sentence-embedding cosine without training,
+and fine-tuned classification, dynmask's bridge against Hugging Face's own model and placeholders.
+
+Methods (missing word pieces; True = observed):
+  dynamic   dynmask.hf: never attended, never pooled
+  hf_mask   transformers' own BertModel with attention_mask=0 at missing pieces (pooled over observed)
+  unk       [UNK] in their place, read and pooled like any piece
+  mask      [MASK] in their place, read and pooled like any piece
+  delete    removed before the model, the rest renumbered
+
+    python experiments/pretrained.py cosine                      # results/pretrained-rotten_tomatoes/cosine.{json,md}
+    python experiments/pretrained.py finetune --seeds 0 --train-missing 0.3 --epochs 1
+    python experiments/pretrained.py table                       # results.{json,md} from the finished runs
+
+Fine-tuning runs live in runs/pretrained/ (weights, resumable); each finished run's test scores are
+copied to results/pretrained-rotten_tomatoes/runs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dynmask import Mask
+from dynmask.data.text import load_text_dataset
+from dynmask.hf import PretrainedClassifier, PretrainedClassifierConfig, PretrainedTokenizer, load_pretrained
+from dynmask.missingness import Schedule, apply_missingness, make_process
+from dynmask.pooling import masked_mean
+from dynmask.tasks.classify_text import MissingSpec, TextClassificationTask
+from dynmask.tasks.pretrained import resolve_pretrained
+from dynmask.training import TrainConfig, Trainer, load_weights
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "results" / "pretrained-rotten_tomatoes"
+RUNS = Path("runs") / "pretrained"
+METHODS = ("dynamic", "hf_mask", "unk", "mask", "delete")
+TEST_RATES = (0.0, 0.2, 0.4, 0.6)
+
+
+class HFMaskClassifier(nn.Module):
+    """Hugging Face's BertModel with attention_mask = observed, mean-pooled over observed pieces, and the
+    same dropout + linear head as :class:`PretrainedClassifier`: the way a user masks holes today."""
+
+    def __init__(self, folder: Path, num_classes: int, attn_dropout: float = 0.0) -> None:
+        import transformers
+
+        super().__init__()
+        self.encoder = transformers.AutoModel.from_pretrained(str(folder), attention_probs_dropout_prob=attn_dropout,
+                                                              attn_implementation="sdpa")
+        self.dropout = nn.Dropout(self.encoder.config.hidden_dropout_prob)
+        self.head = nn.Linear(self.encoder.config.hidden_size, num_classes)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, ids, mask: Mask):
+        hidden = self.encoder(input_ids=ids, attention_mask=mask.observed.long()).last_hidden_state  # (B, L, D)
+        return self.head(self.dropout(masked_mean(hidden, mask.observed)))
+
+
+def _model(method: str, folder: Path, tok: PretrainedTokenizer, num_classes: int, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    if method == "hf_mask":
+        return HFMaskClassifier(folder, num_classes)
+    encoder = load_pretrained(folder, attn_dropout=0.0)
+    return PretrainedClassifier(PretrainedClassifierConfig(encoder.config.to_dict(), num_classes, method=method,
+                                                           unk_id=tok.unk_id, mask_id=tok.mask_id, attn_dropout=0.0),
+                                encoder)
+
+
+def finetune(args) -> None:
+    folder = resolve_pretrained("minilm")
+    splits = load_text_dataset("rotten_tomatoes")
+    tok = PretrainedTokenizer(folder, max_len=64)
+    (OUT / "runs").mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        for train_missing in args.train_missing:
+            for method in args.methods:
+                name = f"{method}-train{train_missing:g}-seed{seed}"
+                done = OUT / "runs" / f"{name}.json"
+                if done.exists():
+                    print(f"{name}: done", flush=True)
+                    continue
+                task = TextClassificationTask(splits, tok, MissingSpec(train_missing), seed=seed)
+                model = _model(method, folder, tok, len(splits.labels), seed)
+                config = TrainConfig(epochs=args.epochs, batch_size=32, lr=5e-5, seed=seed, patience=args.epochs,
+                                     progress=False, checkpoint_every=100)
+                out = RUNS / name
+                trainer = Trainer(model, task, config, out, {"model": method, "train_missing": train_missing,
+                                                              "seed": seed, "epochs": args.epochs})
+                start = time.perf_counter()
+                summary = trainer.fit(resume=out.exists())
+                minutes = (time.perf_counter() - start) / 60
+                load_weights(model, out / "best" / "model.safetensors")
+                test = [task.evaluate(model, "test", MissingSpec(rate, "uniform", "static")) for rate in TEST_RATES]
+                record = {"method": method, "train_missing": train_missing, "seed": seed, "epochs": args.epochs,
+                          "train_minutes_this_call": minutes, "train_samples_per_s": summary["train_samples_per_s"],
+                          "valid_best": summary["best_score"], "test": test}
+                done.write_text(json.dumps(record, indent=2))
+                print(f"{name}: " + " ".join(f"{r['accuracy']:.3f}" for r in test) + f" ({minutes:.1f} min)",
+                      flush=True)
+
+
+def _holes(tok: PretrainedTokenizer, ids: torch.Tensor, rate: float, seed: int) -> torch.Tensor:
+    if rate == 0:
+        return ids
+    process = make_process("uniform", rate)
+    schedule = Schedule("static", process.n_uniforms, seed, ids.shape[1])
+    return apply_missingness(ids, tok.content(ids), process, schedule, list(range(ids.shape[0])), 0, tok.mask_id)
+
+
+def cosine(args) -> None:
+    """Cosine of each method's sentence embedding of the gappy text to the embedding of the full text."""
+    import transformers
+
+    folder = resolve_pretrained("minilm")
+    texts = [e.text for e in load_text_dataset("rotten_tomatoes").test][: args.n]
+    tok = PretrainedTokenizer(folder, max_len=128)
+    ours = load_pretrained(folder).eval()
+    hf = transformers.AutoModel.from_pretrained(str(folder), attn_implementation="sdpa").eval()
+    ids = tok.pad(tok.encode(texts))  # (N, L)
+    full = tok.mask(ids)
+
+    def hf_mean(input_ids, attention):
+        out = []
+        with torch.no_grad():
+            for s in range(0, len(input_ids), 128):
+                h = hf(input_ids=input_ids[s:s + 128], attention_mask=attention[s:s + 128].long()).last_hidden_state
+                out.append(masked_mean(h, attention[s:s + 128]))
+        return torch.cat(out)
+
+    reference = hf_mean(ids, full.valid)
+    rows = []
+    for rate in args.rates:
+        gappy = _holes(tok, ids, rate, seed=20261130)
+        mask = tok.mask(gappy)
+        hidden_share = float(mask.missing.sum() / tok.content(ids).sum())
+        with torch.no_grad():
+            dyn = torch.cat([masked_mean(ours(gappy[s:s + 128], Mask(mask.observed[s:s + 128], mask.valid[s:s + 128])),
+                                         mask.observed[s:s + 128]) for s in range(0, len(gappy), 128)])
+        unk = torch.where(mask.missing, torch.full_like(gappy, tok.unk_id), gappy)
+        keep = [row[m].tolist() for row, m in zip(gappy, mask.observed)]
+        deleted = tok.pad(keep)
+        methods = {
+            "dynamic (dynmask)": dyn,
+            "hf_mask (attention_mask=0, pooled over observed)": hf_mean(gappy, mask.observed),
+            "delete": hf_mean(deleted, deleted != tok.pad_id),
+            "[UNK], pooled over observed": _pool_observed(hf, unk, mask),
+            "[UNK], pooled over all": hf_mean(unk, mask.valid),
+            "[MASK], pooled over all": hf_mean(gappy, mask.valid),
+        }
+        row = {"rate": rate, "hidden_share_of_pieces": hidden_share}
+        for name, emb in methods.items():
+            row[name] = float(F.cosine_similarity(emb, reference, dim=-1).mean())
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "cosine.json").write_text(json.dumps({"n_texts": len(texts), "rows": rows}, indent=2))
+    names = [k for k in rows[0] if k not in ("rate", "hidden_share_of_pieces")]
+    lines = ["| word pieces hidden | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 1)]
+    for row in rows:
+        lines.append(f"| {row['rate']:.0%} | " + " | ".join(f"{row[n]:.3f}" for n in names) + " |")
+    (OUT / "cosine.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _pool_observed(hf, ids, mask):
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(ids), 128):
+            h = hf(input_ids=ids[s:s + 128], attention_mask=mask.valid[s:s + 128].long()).last_hidden_state
+            out.append(masked_mean(h, mask.observed[s:s + 128]))
+    return torch.cat(out)
+
+
+def table(args) -> None:
+    runs = [json.loads(p.read_text()) for p in sorted((OUT / "runs").glob("*.json"))]
+    groups: dict = {}
+    for run in runs:
+        groups.setdefault((run["train_missing"], run["method"]), []).append(run)
+    lines, summary = [], []
+    for train_missing in sorted({k[0] for k in groups}, reverse=True):
+        lines += [f"**trained with {train_missing:g} of word pieces hidden (dynamic holes)**", "",
+                  "| method | seeds | " + " | ".join(f"missing {r:g}: acc / macro-F1" for r in TEST_RATES) + " |",
+                  "|" + " --- |" * (len(TEST_RATES) + 2)]
+        for method in METHODS:
+            group = groups.get((train_missing, method))
+            if not group:
+                continue
+            cells = []
+            for i, rate in enumerate(TEST_RATES):
+                acc = [100 * g["test"][i]["accuracy"] for g in group]
+                f1 = [100 * g["test"][i]["macro_f1"] for g in group]
+                sd = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0
+                cells.append(f"{statistics.fmean(acc):.1f} ± {sd(acc):.1f} / {statistics.fmean(f1):.1f} ± {sd(f1):.1f}")
+                summary.append({"train_missing": train_missing, "method": method, "rate": rate, "seeds": len(group),
+                                "accuracy_mean": statistics.fmean(acc), "macro_f1_mean": statistics.fmean(f1)})
+            lines.append(f"| {method} | {len(group)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    (OUT / "results.md").write_text("\n".join(lines))
+    (OUT / "results.json").write_text(json.dumps({"runs": runs, "summary": summary}, indent=2))
+    print("\n".join(lines))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("what", choices=("cosine", "finetune", "table"))
+    p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
+    p.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS))
+    p.add_argument("--train-missing", type=lambda s: [float(x) for x in s.split(",")], default=[0.3])
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--rates", type=lambda s: [float(x) for x in s.split(",")], default=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    p.add_argument("--n", type=int, default=1302, help="cosine: test texts")
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    {"cosine": cosine, "finetune": finetune, "table": table}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
