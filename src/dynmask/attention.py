@@ -80,9 +80,7 @@ def masked_attention(
     if allowed is None:
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
     has_key = allowed.any(-1, keepdim=True)  # (B, 1, Lq|1, 1)
-    if bool(has_key.all()):
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout_p)
-    safe = allowed | ~has_key
+    safe = allowed | ~has_key  # no branch on values: the same graph whether or not a row is empty
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, dropout_p=dropout_p)  # (B, H, Lq, hd)
     return torch.where(has_key, out, out.new_zeros(()))
 
@@ -170,7 +168,7 @@ class MaskedMultiheadAttention(nn.Module):
         d, b = self.embed_dim, self.in_proj_bias
         batch, q_len, _ = query.shape
         q = self._heads(F.linear(query, self.in_proj_weight[:d], None if b is None else b[:d]))  # (B, H, Lq, hd)
-        allowed = None if key_keep is None or bool(key_keep.all()) else key_keep[:, None, None, :]
+        allowed = None if key_keep is None else key_keep[:, None, None, :]  # (B, 1, 1, Lk)
         out = masked_attention(q, k, v, allowed)  # (B, H, Lq, hd)
         return self.out_proj(out.transpose(1, 2).reshape(batch, q_len, d))
 
@@ -239,8 +237,7 @@ class MaskedMultiheadAttention(nn.Module):
                 raise ValueError("variant='seed_literal' needs literal_gate (bool[B, Lq], observed queries)")
             q = q * literal_gate[:, None, :, None].to(q.dtype)  # Q * A: zeroes queries, not keys
 
-        everything = key_keep is None or bool(key_keep.all())
-        if everything and not causal:
+        if key_keep is None and not causal:  # decided from the arguments, never from values
             allowed = None
         else:
             keep = key_keep if key_keep is not None else torch.ones(batch, key_len, dtype=torch.bool,

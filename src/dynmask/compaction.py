@@ -9,9 +9,9 @@ Example, B=2, L=4::
     keep      ■ □ ■ ■        compact (N=3)   t0 t2 t3
               □ ■ □ □                        t1 ·  ·      (· = zero filler, valid=False)
 
-Gather and scatter are row-wise ``index_select`` / ``index_put`` on the flattened (B*L, D) tensor:
-no work is spent on dropped rows, gradients reach only the kept rows (exactly zero elsewhere), and
-autograd saves only the row indices (``index_copy`` would also keep a copy of the moved rows).
+Gather and scatter are ``gather`` / ``scatter`` along the sequence with one index per slot: no work is
+spent on dropped rows, gradients reach only the kept rows (exactly zero elsewhere), and autograd saves
+only the indices (an expanded view). No boolean indexing or ``nonzero``: the plan traces into a graph.
 With ``include_dropped=True`` the dropped tokens follow the kept ones instead of being discarded
 (a stable permutation; used when missing positions still ask queries, ``queries="all"``).
 """
@@ -23,6 +23,8 @@ from typing import Optional
 
 import torch
 from torch import Tensor
+
+from .graph import max_count
 
 __all__ = ["Compaction"]
 
@@ -40,60 +42,64 @@ class Compaction:
     length: int  # L, the original length
     width: int  # N, the compact length
     num_kept: Tensor  # long[B], kept tokens per sample
-    positions: Tensor  # long[B, N], original position of each compact slot (0 for filler)
+    positions: Tensor  # long[B, N], original position of each compact slot (filler: see plan)
     valid: Tensor  # bool[B, N], True = slot holds a real token (filler slots are False)
     kept: Tensor  # bool[B, N], True = slot holds a *kept* token (a prefix of each row)
-    src_rows: Tensor  # long[T], rows of the flattened (B*L) input, in compact order
-    dst_rows: Tensor  # long[T], rows of the flattened (B*N) compact batch
+    order: Tensor  # long[B, N], the first N entries of each row's permutation of 0..L-1 (filler included)
 
     @classmethod
-    def plan(cls, keep: Tensor, include_dropped: bool = False, limit: Optional[Tensor] = None) -> "Compaction":
+    def plan(cls, keep: Tensor, include_dropped: bool = False, limit: Optional[Tensor] = None,
+             width: Optional[int] = None) -> "Compaction":
         """Plan for ``keep`` (bool[B, L], True = kept). Kept tokens keep their relative order.
 
         With ``include_dropped`` the other tokens follow the kept ones (stable order) instead of being
         left out; ``limit`` (bool[B, L], a superset of ``keep``, e.g. the non-padding positions) then
         says which of them come along: positions outside ``limit`` are left out, so padding is trimmed.
+        ``width`` (the compact length, if the caller knows it) saves the one device sync.
+
+        Each row's order is a sort of distinct keys (rank · L + position), so any sort is stable and
+        the plan holds no data-dependent shape but the width: it traces into one graph for every
+        batch (``torch.export``, ONNX), the width a symbolic size.
         """
         if keep.dim() != 2 or keep.dtype != torch.bool:
             raise ValueError(f"keep must be bool[B, L], got {keep.dtype} of shape {tuple(keep.shape)}")
         batch, length = keep.shape
         num_kept = keep.sum(1)  # (B,)
-        slots = None
-        if include_dropped:
-            within = torch.ones_like(keep) if limit is None else (limit | keep)
-            rank = (~keep).to(torch.uint8) + (~within).to(torch.uint8)  # 0 kept, 1 dropped, 2 outside limit
-            order = torch.sort(rank, dim=1, stable=True).indices  # (B, L)
-            num_in = within.sum(1)  # (B,)
-            width = int(num_in.max()) if batch else 0
-            positions = order[:, :width]  # (B, N)
-            slots = torch.arange(width, device=keep.device)
-            valid = slots.unsqueeze(0) < num_in.unsqueeze(1)  # (B, N)
-        else:
-            width = int(num_kept.max()) if batch else 0
-            slots = torch.arange(width, device=keep.device)  # (N,)
-            valid = slots.unsqueeze(0) < num_kept.unsqueeze(1)  # (B, N)
-            positions = torch.zeros(batch, width, dtype=torch.long, device=keep.device)
-            positions[valid] = keep.nonzero()[:, 1]  # row-major: sample by sample, in order
+        within = (torch.ones_like(keep) if limit is None else (limit | keep)) if include_dropped else keep
+        rank = (~keep).long() + (~within).long()  # 0 kept, 1 dropped but carried, 2 left out
+        key = rank * length + torch.arange(length, device=keep.device)  # (B, L): distinct, order-preserving
+        order = torch.argsort(key, dim=1)  # (B, L): a permutation of 0..L-1 per row
+        num_in = within.sum(1)  # (B,)
+        if width is None:
+            width = max_count(num_in, length)
+        order = order[:, :width]  # (B, N)
+        slots = torch.arange(width, device=keep.device)  # (N,)
+        valid = slots.unsqueeze(0) < num_in.unsqueeze(1)  # (B, N)
         kept = slots.unsqueeze(0) < num_kept.unsqueeze(1)  # (B, N)
-        batch_ids = torch.arange(batch, device=keep.device).unsqueeze(1)  # (B, 1)
-        flat_src = (batch_ids * length + positions)[valid]  # (T,)
-        dst_rows = valid.reshape(-1).nonzero().squeeze(1)  # (T,)
-        return cls(batch, length, width, num_kept, positions, valid, kept, flat_src, dst_rows)
+        # (B, N): filler slots hold 0, except with include_dropped, where they name the left-out positions
+        positions = order if include_dropped else torch.where(valid, order, torch.zeros_like(order))
+        return cls(batch, length, width, num_kept, positions, valid, kept, order)
+
+    def _index(self, tail: int) -> Tensor:
+        return self.order.unsqueeze(-1).expand(self.batch, self.width, tail)  # (B, N, T)
 
     def gather(self, x: Tensor) -> Tensor:
         """[B, L, ...] -> [B, N, ...]; filler slots are zero."""
         tail = x.shape[2:]
-        flat = x.reshape(self.batch * self.length, *tail)  # (B*L, ...)
-        out = flat.new_zeros(self.batch * self.width, *tail)  # (B*N, ...)
-        with _no_autocast(x):  # a pure copy: same dtype in and out (autocast's index_put rejects bf16)
-            out = out.index_put((self.dst_rows,), flat.index_select(0, self.src_rows))
-        return out.view(self.batch, self.width, *tail)  # (B, N, ...)
+        flat = x.reshape(self.batch, self.length, -1)  # (B, L, T)
+        with _no_autocast(x):  # a pure copy: same dtype in and out
+            out = flat.gather(1, self._index(flat.shape[2]))  # (B, N, T)
+            out = torch.where(self.valid.unsqueeze(-1), out, out.new_zeros(()))
+        return out.reshape(self.batch, self.width, *tail)  # (B, N, ...)
 
     def scatter(self, y: Tensor) -> Tensor:
-        """[B, N, ...] -> [B, L, ...]; positions that were not gathered are zero."""
+        """[B, N, ...] -> [B, L, ...]; positions that were not gathered are zero.
+
+        Each row's slots point at distinct positions (a permutation), and filler slots carry zeros to
+        positions that were not gathered, so nothing collides."""
         tail = y.shape[2:]
-        flat = y.reshape(self.batch * self.width, *tail)  # (B*N, ...)
-        out = flat.new_zeros(self.batch * self.length, *tail)  # (B*L, ...)
+        flat = y.reshape(self.batch, self.width, -1)  # (B, N, T)
         with _no_autocast(y):
-            out = out.index_put((self.src_rows,), flat.index_select(0, self.dst_rows))
-        return out.view(self.batch, self.length, *tail)  # (B, L, ...)
+            src = torch.where(self.valid.unsqueeze(-1), flat, flat.new_zeros(()))
+            out = flat.new_zeros(self.batch, self.length, flat.shape[2]).scatter(1, self._index(flat.shape[2]), src)
+        return out.reshape(self.batch, self.length, *tail)  # (B, L, ...)

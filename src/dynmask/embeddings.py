@@ -11,6 +11,7 @@ from typing import Iterable, Optional
 import torch
 from torch import Tensor, nn
 
+from .graph import tracing
 from .masks import Mask, check_input_dtype
 
 __all__ = ["SinusoidalPositions", "LearnedPositions", "TokenEmbedding", "ValueEmbedding", "make_positions"]
@@ -30,7 +31,7 @@ class SinusoidalPositions(nn.Module):
         self.max_len = max_len
 
     def forward(self, positions: Tensor) -> Tensor:
-        if positions.numel() and int(positions.max()) >= self.max_len:
+        if not tracing() and positions.numel() and int(positions.max()) >= self.max_len:  # eager check
             raise ValueError(f"position {int(positions.max())} exceeds max_len={self.max_len}")
         return self.table[positions]  # (B, L, D)
 
@@ -45,7 +46,7 @@ class LearnedPositions(nn.Module):
         self.max_len = max_len
 
     def forward(self, positions: Tensor) -> Tensor:
-        if positions.numel() and int(positions.max()) >= self.max_len:
+        if not tracing() and positions.numel() and int(positions.max()) >= self.max_len:  # eager check
             raise ValueError(f"position {int(positions.max())} exceeds max_len={self.max_len}")
         return self.table(positions)  # (B, L, D)
 
@@ -81,10 +82,12 @@ class TokenEmbedding(nn.Module):
         if ids.is_floating_point() or ids.dtype == torch.bool:
             raise TypeError(f"ids must be an integer tensor, got {ids.dtype}")
         safe = torch.where(mask.observed, ids, torch.zeros_like(ids))  # (B, L); missing ids never looked up
-        if safe.numel() and int(safe.min()) < 0:  # only observed ids are read: -1 at a missing one is fine
-            raise ValueError(f"observed token ids must be >= 0, got {int(safe.min())}")
-        if safe.numel() and int(safe.max()) >= self.table.num_embeddings:
-            raise ValueError(f"token id {int(safe.max())} >= vocab_size {self.table.num_embeddings}")
+        if not tracing() and safe.numel():  # data checks: eager mode only (one sync for both bounds)
+            low, high = torch.stack([safe.min(), safe.max()]).tolist()
+            if low < 0:  # only observed ids are read: -1 at a missing one is fine
+                raise ValueError(f"observed token ids must be >= 0, got {low}")
+            if high >= self.table.num_embeddings:
+                raise ValueError(f"token id {high} >= vocab_size {self.table.num_embeddings}")
         emb = self.table(safe) * self.scale  # (B, L, D)
         missing = (self.missing_vector * self.scale).expand_as(emb)
         return torch.where(mask.observed.unsqueeze(-1), emb, missing)

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from .attention import VARIANTS, MaskedMultiheadAttention
 from .compaction import Compaction
 from .embeddings import make_positions
+from .graph import max_count, tracing
 from .masks import Mask, check_input_dtype
 
 __all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "DecoderCache", "BACKENDS", "QUERIES"]
@@ -235,32 +236,52 @@ class _Stack(nn.Module):
             x = x + torch.where(query_keep.unsqueeze(-1), pe.to(x.dtype), zero)
 
         length = keep.shape[1]
-        width = int(keep.sum(1).max()) if keep.numel() else 0
+        if tracing():  # one graph for every batch: decisions from arguments, sizes symbolic
+            return self._prepare_traced(x, keep, query_keep, gate, backend, causal, asks_all)
+        # eager: every value this forward decides on, in one device sync
+        if keep.numel():
+            stats = torch.stack([keep.sum(1).max(), query_keep.sum(1).max(), keep.all() & query_keep.all()])
+            width, query_width, everything = stats.tolist()
+        else:
+            width, query_width, everything = 0, 0, True
         if backend == "auto":
             below = self.compact_below if self.compact_below is not None else (0.5 if asks_all else 0.9)
             compact = width <= below * length
             if asks_all and not compact:  # trimming padding alone can pay too
-                compact = int(query_keep.sum(1).max()) <= 0.9 * length
+                compact = query_width <= 0.9 * length
             backend = "compact" if compact else "dense"
 
         if backend == "compact" and width == 0 and not asks_all:
             backend = "dense"  # nothing observed anywhere: no compact batch to run; dense returns zeros
         if backend == "dense":
-            if bool(keep.all()) and bool(query_keep.all()):
+            if everything:
                 return x, _Run(None, None, variant=self.variant, gate=gate), None  # nothing to mask
             run = _Run(keep, query_keep, variant=self.variant, gate=gate)
             return x, run, None
+        return self._compact(x, keep, query_keep, gate, causal, asks_all, max(width, 1),
+                             query_width if asks_all else width)
 
+    def _compact(self, x, keep, query_keep, gate, causal: bool, asks_all: bool, key_width, width):
         if not asks_all:  # drop everything not kept
-            plan = Compaction.plan(keep)
+            plan = Compaction.plan(keep, width=width)
             compact_gate = None if gate is None else plan.gather(gate)  # (B, N)
             run = _Run(plan.valid, plan.valid, positions=plan.positions if causal else None,
                        gate=compact_gate, variant=self.variant)
             return plan.gather(x), run, plan
-        # kept tokens first, then the missing ones (which still ask queries); keys are the first `width` slots
-        plan = Compaction.plan(keep, include_dropped=True, limit=query_keep)  # padding trimmed
-        run = _Run(plan.kept, plan.valid, positions=plan.positions, key_len=max(width, 1), variant=self.variant)
+        # kept tokens first, then the missing ones (which still ask queries); keys are the first `key_width` slots
+        plan = Compaction.plan(keep, include_dropped=True, limit=query_keep, width=width)  # padding trimmed
+        run = _Run(plan.kept, plan.valid, positions=plan.positions, key_len=key_width, variant=self.variant)
         return plan.gather(x), run, plan
+
+    def _prepare_traced(self, x, keep, query_keep, gate, backend: str, causal: bool, asks_all: bool):
+        """Tracing: ``auto`` runs dense (the choice depends on values); ``compact`` takes its width as a
+        symbolic size of at least 1 (an all-missing batch runs one filler slot and returns zeros)."""
+        length = keep.shape[1]
+        if backend in ("auto", "dense"):
+            return x, _Run(keep, query_keep, variant=self.variant, gate=gate), None
+        key_width = max_count(keep.sum(1).clamp(min=1), max(length, 1))
+        width = max_count(query_keep.sum(1).clamp(min=1), max(length, 1)) if asks_all else key_width
+        return self._compact(x, keep, query_keep, gate, causal, asks_all, key_width, width)
 
     def _finish(self, x: Tensor, run: _Run, plan: Optional[Compaction]) -> Tensor:
         if self.norm is not None:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .graph import tracing
 from .masks import Mask
 
 __all__ = ["masked_cross_entropy", "masked_mae", "masked_mse"]
@@ -45,7 +46,7 @@ def masked_cross_entropy(logits: Tensor, target: Tensor, mask: Union[Mask, Tenso
         raise TypeError(f"target must hold integer class ids (long), got {target.dtype}")
     keep = _as_bool(mask, target.shape) & (target != ignore_index)
     counted = torch.where(keep, target, torch.zeros_like(target))
-    if counted.numel() and (int(counted.min()) < 0 or int(counted.max()) >= logits.shape[-1]):
+    if not tracing() and counted.numel() and (int(counted.min()) < 0 or int(counted.max()) >= logits.shape[-1]):
         raise ValueError(f"target holds class ids outside [0, {logits.shape[-1]}) at counted positions "
                          f"(min {int(counted.min())}, max {int(counted.max())}); mark positions to skip with the mask "
                          f"or ignore_index={ignore_index}")

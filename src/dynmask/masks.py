@@ -34,6 +34,8 @@ from typing import Iterable, Optional
 import torch
 from torch import Tensor
 
+from .graph import tracing
+
 __all__ = ["Mask", "causal_mask", "check_input_dtype"]
 
 
@@ -108,7 +110,7 @@ class Mask:
                 )
             if ov.device != self.observed.device:
                 raise ValueError(f"observed_values is on {ov.device} but observed is on {self.observed.device}")
-        if bool((self.observed & ~self.valid).any()):
+        if not tracing() and bool((self.observed & ~self.valid).any()):  # a data check: eager mode only
             raise ValueError("observed must imply valid: a padding position cannot be observed")
 
     # ------------------------------------------------------------------ constructors
@@ -146,8 +148,9 @@ class Mask:
         if ids.is_floating_point() or ids.dtype == torch.bool:
             raise TypeError(f"ids must be an integer tensor, got {ids.dtype}")
         valid = torch.ones_like(ids, dtype=torch.bool) if pad is None else ids != pad
-        missing_ids = torch.as_tensor(list(missing), dtype=ids.dtype, device=ids.device)
-        observed = valid & ~torch.isin(ids, missing_ids)
+        observed = valid
+        for m in missing:  # a few ids: one comparison each (exports everywhere, unlike isin)
+            observed = observed & (ids != int(m))
         return cls(observed, valid)
 
     @classmethod
@@ -157,12 +160,16 @@ class Mask:
         _require_tensor("lengths", lengths, (1,), "[B]")
         if lengths.is_floating_point() or lengths.dtype == torch.bool:
             raise TypeError(f"lengths must be an integer tensor, got {lengths.dtype}")
-        if lengths.numel() and int(lengths.min()) < 0:
-            raise ValueError(f"lengths must be >= 0, got {lengths.tolist()}")
-        longest = int(lengths.max()) if lengths.numel() else 0
-        max_len = longest if max_len is None else max_len
-        if longest > max_len:
-            raise ValueError(f"max_len={max_len} is shorter than the longest length {longest}")
+        if tracing():
+            if max_len is None:
+                raise ValueError("Mask.from_lengths needs max_len while a model is traced (compile / export)")
+        else:  # data checks: eager mode only
+            if lengths.numel() and int(lengths.min()) < 0:
+                raise ValueError(f"lengths must be >= 0, got {lengths.tolist()}")
+            longest = int(lengths.max()) if lengths.numel() else 0
+            max_len = longest if max_len is None else max_len
+            if longest > max_len:
+                raise ValueError(f"max_len={max_len} is shorter than the longest length {longest}")
         valid = torch.arange(max_len, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)  # (B, L)
         return cls(valid, valid.clone())
 
@@ -179,7 +186,7 @@ class Mask:
             raise ValueError(f"true_means must be 'observed' or 'missing', got {true_means!r}")
         if indicator.dtype != torch.bool:
             bad = (indicator != 0) & (indicator != 1)
-            if bool(bad.any()):
+            if not tracing() and bool(bad.any()):
                 raise ValueError("indicator must hold only 0 and 1 (or be bool)")
             indicator = indicator != 0
         observed = indicator if true_means == "observed" else ~indicator
