@@ -5,6 +5,7 @@ Mask convention everywhere: True = observed (kept).
 
 from .attention import MaskedMultiheadAttention, allowed_keys, masked_attention
 from .compaction import Compaction
+from .graph import compile
 from .embeddings import LearnedPositions, SinusoidalPositions, TokenEmbedding, ValueEmbedding
 from .layers import Decoder, DecoderLayer, Encoder, EncoderLayer
 from .losses import masked_cross_entropy, masked_mae, masked_mse
@@ -19,5 +20,5 @@ __all__ = [
     "EncoderLayer", "DecoderLayer", "Encoder", "Decoder",
     "TokenEmbedding", "ValueEmbedding", "SinusoidalPositions", "LearnedPositions",
     "masked_mean", "masked_max", "AttentionPooling",
-    "masked_cross_entropy", "masked_mae", "masked_mse",
+    "masked_cross_entropy", "masked_mae", "masked_mse", "compile",
 ]

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .graph import tracing
 from .masks import check_input_dtype
 
 __all__ = ["MaskedMultiheadAttention", "masked_attention", "allowed_keys", "VARIANTS"]
@@ -95,6 +96,8 @@ def _keep_rows(x: Tensor, keep: Optional[Tensor]) -> Tensor:
 def _same_mask(a: Optional[Tensor], b: Optional[Tensor]) -> bool:
     if a is b:
         return True
+    if tracing():  # a value comparison: while tracing, the separate (always correct) key cleaning is used
+        return False
     return a is not None and b is not None and torch.equal(a, b)
 
 

@@ -309,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # predict ------------------------------------------------------------------------------------
     p = sub.add_parser("predict", help="label, translate or summarise texts: one JSON line per text")
-    p.add_argument("--model", type=Path, required=True, help="a training run's --output folder (or its best/)")
+    p.add_argument("--model", type=Path, required=True,
+                   help="a training run's --output folder (or its best/), or a classifier exported to .onnx")
     p.add_argument("--text", action="append", default=None, help="a text to label (repeatable)")
     p.add_argument("--input", default=None, help="a file with one text per line, or - for standard input")
     p.add_argument("--beam", type=_number(int, 1, 64), default=4,
@@ -318,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # impute -------------------------------------------------------------------------------------
     p = sub.add_parser("impute", help="fill the holes of a wide CSV with a trained imputer (CSV in, CSV out)")
-    p.add_argument("--model", type=Path, required=True, help="a `dynmask train impute` --output folder")
+    p.add_argument("--model", type=Path, required=True,
+                   help="a `dynmask train impute` --output folder, or its .onnx export")
     p.add_argument("--input", type=Path, required=True,
                    help="wide CSV: a time column, one column per variable, matched to the model's by name")
     p.add_argument("--output", type=Path, required=True,
@@ -329,6 +331,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clip each fill to the range of its variable in the training data (e.g. never negative "
                         "rain or counts)")
     p.add_argument("--encoding", default="utf-8", help="text encoding of the files (default: %(default)s)")
+
+    # export -------------------------------------------------------------------------------------
+    p = sub.add_parser("export", help="export a trained run to ONNX, the mask built inside the graph")
+    p.add_argument("--model", type=Path, required=True, help="a classify, impute or classify-series run folder")
+    p.add_argument("--output", type=Path, required=True,
+                   help="the .onnx file to write (its tokenizer / labels / scaler go to OUTPUT.assets/)")
+    p.add_argument("--backend", choices=("dense", "compact"), default="dense",
+                   help="compact drops missing positions inside the graph (default: %(default)s)")
 
     # embed --------------------------------------------------------------------------------------
     p = sub.add_parser("embed", help="sentence embeddings of a file's lines with a pretrained encoder (JSONL out)")
@@ -472,13 +482,34 @@ def _train_impute(args) -> dict:
 def _impute(args) -> None:
     from .tasks.series import impute_csv, load_imputer
 
-    trained = load_imputer(args.model)
+    from .export import is_onnx
+
+    trained = _onnx_imputer(args.model) if is_onnx(args.model) else load_imputer(args.model)
     counts = impute_csv(trained, args.input, args.output, time_column=args.time_column,
                         clip_to_train_range=args.clip_to_train_range, encoding=args.encoding)
     note = (f"; {counts['left_in_unknown_columns']} left in variables the model was not trained on"
             if counts["left_in_unknown_columns"] else "")
     print(f"filled {counts['filled']} of {counts['holes']} missing values in {args.input} -> {args.output}{note}; "
           "observed cells written back as read")
+
+
+def _onnx_imputer(path: Path):
+    """A TrainedImputer whose model is an exported imputer run by onnxruntime."""
+    import numpy as np
+
+    from .data.series import Standardizer
+    from .export import load_onnx
+    from .tasks.series import TrainedImputer
+
+    runner = load_onnx(path)
+    if runner.meta["task"] != "impute":
+        raise SystemExit(f"error: --model {path} is an exported {runner.meta['task']!r} model, not an imputer")
+    assets = json.loads((runner.assets / "series.json").read_text())
+    arr = lambda v: None if v is None else np.array([np.nan if x is None else x for x in v], dtype=np.float64)
+    return TrainedImputer(runner, Standardizer(np.array(assets["scaler"]["mean"]), np.array(assets["scaler"]["std"])),
+                          int(assets["window"]), list(assets["columns"]), assets.get("column_names"),
+                          list(assets.get("dropped_names") or []), arr(assets.get("train_min")),
+                          arr(assets.get("train_max")))
 
 
 def _task_of(folder: Path) -> str:
@@ -582,6 +613,17 @@ def _predict(args) -> list[dict]:
             texts.extend(line.rstrip("\n") for line in stream)
     if not texts:
         raise SystemExit("error: nothing to predict: pass --text TEXT or --input FILE (or - for standard input)")
+    from .export import is_onnx, load_onnx
+
+    if is_onnx(args.model):
+        runner = load_onnx(args.model)
+        if runner.meta["task"] != "classify":
+            raise SystemExit(f"error: --model {args.model} is an exported {runner.meta['task']!r} model; predict "
+                             "labels texts with an exported 'classify' model")
+        rows = runner.predict(texts)
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False, allow_nan=False))
+        return rows
     task = _task_of(args.model)
     if task in ("classify-series", "impute"):
         raise SystemExit(f"error: --model {args.model} is a {task!r} run; predict labels texts with a 'classify' run "
@@ -658,6 +700,11 @@ def _run(args) -> None:
         _predict(args)
     elif args.command == "data":
         _data(args)
+    elif args.command == "export":
+        from .export import export_run
+
+        path = export_run(args.model, args.output, backend=args.backend)
+        print(f"wrote {path} and {path}.assets/ ({args.backend} backend; batch and length dynamic)")
     elif args.command == "embed":
         from .tasks.pretrained import embed_file
 

@@ -18,7 +18,10 @@ __all__ = ["to_device", "device_of"]
 
 
 def device_of(model: nn.Module) -> torch.device:
-    """The device of ``model``'s first parameter (or buffer); CPU for a module with neither."""
+    """The device of ``model``'s first parameter (or buffer); CPU for a module with neither (and for
+    a runner that is not a module, e.g. an onnxruntime session)."""
+    if not isinstance(model, nn.Module):
+        return torch.device("cpu")
     for tensor in (*model.parameters(), *model.buffers()):
         return tensor.device
     return torch.device("cpu")

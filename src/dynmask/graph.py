@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["tracing", "max_count"]
+__all__ = ["tracing", "max_count", "compile"]
 
 
 def tracing() -> bool:
@@ -21,12 +21,32 @@ def tracing() -> bool:
                 or torch.onnx.is_in_onnx_export())
 
 
-def max_count(counts: Tensor, bound: int) -> int:
+def compile(model, **kwargs):
+    """``torch.compile(model, **kwargs)``, run with ``capture_scalar_outputs`` on, so the compact
+    width is a symbolic size inside the graph: the compact backend compiles to one graph
+    (``fullgraph=True`` works) that serves every width and length without recompiling (with
+    ``dynamic=True``). Plain ``torch.compile`` works too, with one graph break at the width."""
+    import functools
+
+    compiled = torch.compile(model, **kwargs)
+
+    @functools.wraps(getattr(model, "forward", model))
+    def run(*args, **kw):
+        with torch._dynamo.config.patch(capture_scalar_outputs=True):
+            return compiled(*args, **kw)
+
+    run.compiled = compiled
+    return run
+
+
+def max_count(counts: Tensor, bound: int, lower: int = 0) -> int:
     """``int(counts.max())`` (0 for an empty batch): one device sync in eager mode; under tracing a
-    symbolic size known to lie in [0, bound] (``torch._check``), so the graph serves every width."""
+    symbolic size known to lie in [lower, bound] (``torch._check``), so the graph serves every width.
+    (The caller clamps ``counts`` to at least ``lower``.)"""
     if tracing():
         width = counts.max().item()
         torch._check_is_size(width)
+        torch._check(width >= lower)
         torch._check(width <= bound)
         return width
     return int(counts.max()) if counts.numel() else 0

@@ -275,12 +275,15 @@ class _Stack(nn.Module):
 
     def _prepare_traced(self, x, keep, query_keep, gate, backend: str, causal: bool, asks_all: bool):
         """Tracing: ``auto`` runs dense (the choice depends on values); ``compact`` takes its width as a
-        symbolic size of at least 1 (an all-missing batch runs one filler slot and returns zeros)."""
+        symbolic size of at least 2 (filler slots are harmless: an all-missing batch returns zeros; at
+        least 2 keeps kernels from specialising on a width of 1). Traced lengths must be >= 2."""
         length = keep.shape[1]
         if backend in ("auto", "dense"):
             return x, _Run(keep, query_keep, variant=self.variant, gate=gate), None
-        key_width = max_count(keep.sum(1).clamp(min=1), max(length, 1))
-        width = max_count(query_keep.sum(1).clamp(min=1), max(length, 1)) if asks_all else key_width
+        if length < 2:
+            return x, _Run(keep, query_keep, variant=self.variant, gate=gate), None  # nothing to compact
+        key_width = max_count(keep.sum(1).clamp(min=2), length, lower=2)
+        width = max_count(query_keep.sum(1).clamp(min=2), length, lower=2) if asks_all else key_width
         return self._compact(x, keep, query_keep, gate, causal, asks_all, key_width, width)
 
     def _finish(self, x: Tensor, run: _Run, plan: Optional[Compaction]) -> Tensor:

@@ -1,0 +1,94 @@
+"""Deployment speed: the same trained-size encoder classifier run by PyTorch eager, by onnxruntime
+(exported dense and compact, the mask built inside the graph), and by torch.compile (inductor),
+at 0 / 50 / 75% of positions missing. Runs are interleaved in one process; medians of repeated
+calls; ratios against eager PyTorch (dense) side by side.
+
+    python benchmarks/export_compile.py          # benchmarks/results/export-compile.{json,md}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from dynmask.export import TextClassifierGraph, _with_backend
+from dynmask.graph import compile as dm_compile
+from dynmask.models import ClassifierConfig, TextClassifier
+
+OUT = Path(__file__).resolve().parent / "results"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--length", type=int, default=256)
+    p.add_argument("--d-model", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=15)
+    args = p.parse_args()
+    warnings.filterwarnings("ignore")
+    import onnxruntime as ort
+    from torch.export import Dim
+
+    torch.manual_seed(0)
+    model = TextClassifier(ClassifierConfig(8000, 2, d_model=args.d_model, n_heads=4, n_layers=2,
+                                            d_ff=2 * args.d_model, max_len=args.length)).eval()
+    graphs = {b: TextClassifierGraph(_with_backend(model, b), [1, 2], 0).eval() for b in ("dense", "compact")}
+    example = torch.randint(5, 8000, (2, 16))
+    example[0, 3] = 1
+    runners = {"eager dense": lambda ids: graphs["dense"](ids), "eager compact": lambda ids: graphs["compact"](ids)}
+    tmp = Path(tempfile.mkdtemp())
+    for backend, graph in graphs.items():
+        path = tmp / f"{backend}.onnx"
+        with torch.no_grad():
+            torch.onnx.export(graph, (example,), str(path), dynamo=True, verbose=False,
+                              dynamic_shapes=({0: Dim("batch"), 1: Dim("length", min=2, max=65_536)},))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        runners[f"onnxruntime {backend}"] = (lambda s: lambda ids: s.run(None, {s.get_inputs()[0].name: ids.numpy()})[0])(session)
+    for backend in ("dense", "compact"):
+        runners[f"torch.compile {backend}"] = dm_compile(graphs[backend], dynamic=True)
+    rows = []
+    for missing in (0.0, 0.5, 0.75):
+        g = torch.Generator().manual_seed(int(missing * 100))
+        ids = torch.randint(5, 8000, (args.batch, args.length), generator=g)
+        ids[torch.rand(ids.shape, generator=g) < missing] = 1
+        with torch.no_grad():
+            reference = graphs["dense"](ids)
+            for name, fn in runners.items():  # warm-up (and compilation), and a parity check
+                out = torch.as_tensor(fn(ids))
+                assert (out - reference).abs().max() <= 1e-4, (name, missing)
+            times = {name: [] for name in runners}
+            for r in range(args.repeats):
+                order = list(runners) if r % 2 == 0 else list(reversed(runners))
+                for name in order:
+                    start = time.perf_counter()
+                    runners[name](ids)
+                    times[name].append(time.perf_counter() - start)
+        medians = {name: statistics.median(t) * 1000 for name, t in times.items()}
+        base = medians["eager dense"]
+        rows.append({"missing": missing, "ms": medians, "speedup_vs_eager_dense": {k: base / v for k, v in medians.items()}})
+        print(json.dumps(rows[-1]), flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    meta = {"batch": args.batch, "length": args.length, "d_model": args.d_model, "layers": 2,
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "onnxruntime": ort.__version__}
+    (OUT / "export-compile.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    names = list(rows[0]["ms"])
+    lines = [f"B={args.batch}, L={args.length}, d={args.d_model}, 2 layers, {meta['threads']} threads; ms per batch "
+             "(speed-up vs eager dense)", "", "| missing | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 1)]
+    for row in rows:
+        lines.append(f"| {row['missing']:.0%} | " + " | ".join(
+            f"{row['ms'][n]:.1f} ({row['speedup_vs_eager_dense'][n]:.2f}×)" for n in names) + " |")
+    (OUT / "export-compile.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""Export (ONNX, the mask built inside the graph) and torch.compile: parity with eager PyTorch on
+batches unlike the export example (another compact width, a fully missing row, nothing missing,
+NaN / inf at missing positions), no NaN out of the graph, graph breaks and recompiles counted."""
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+import dynmask as dm  # noqa: E402
+from dynmask.cli import main  # noqa: E402
+from dynmask.export import OnnxSeriesModel, OnnxTextClassifier  # noqa: E402
+from dynmask.models import ClassifierConfig, TextClassifier  # noqa: E402
+from dynmask.models.series import SeriesClassifier, SeriesConfig, SeriesImputer  # noqa: E402
+from dynmask.tasks.classify_text import load_classifier  # noqa: E402
+from textdata import write_sentiment_csv  # noqa: E402
+
+SMALL = ["--d-model", "16", "--heads", "2", "--layers", "2", "--d-ff", "32", "--max-len", "24", "--vocab-size", "120",
+         "--no-progress", "--group-column", "doc", "--test-missing", "0"]
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("text")
+    data = write_sentiment_csv(folder / "d.csv", n=160)
+    assert main(["train", "classify", "--data", str(data), "--output", str(folder / "run"), "--epochs", "1",
+                 *SMALL]) == 0
+    return folder / "run"
+
+
+def _hostile_ids(tok):
+    """A batch whose compact width differs from the export example's: long and short rows, a fully
+    missing row, a row with nothing missing, padding."""
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, tok.vocab_size, (5, 21), generator=g)
+    ids[0, ::3] = tok.missing_id  # scattered holes
+    ids[1] = tok.unk_id  # nothing observed
+    ids[3, 9:] = tok.pad_id  # short row, nothing missing
+    ids[4, 2:6] = tok.missing_id
+    ids[4, 15:] = tok.pad_id
+    return ids
+
+
+@pytest.mark.parametrize("backend", ["dense", "compact"])
+def test_text_classifier_exports_with_the_mask_inside(text_run, tmp_path, backend, capsys):
+    out = tmp_path / f"model-{backend}.onnx"
+    assert main(["export", "--model", str(text_run), "--output", str(out), "--backend", backend]) == 0
+    model, tok, labels = load_classifier(text_run)
+    runner = OnnxTextClassifier(out)
+    ids = _hostile_ids(tok)
+    mask = tok.mask(ids)
+    with torch.no_grad():
+        reference = model(ids, mask).numpy()
+    got = runner.logits(ids)
+    assert np.isfinite(got).all() and np.abs(got - reference).max() <= 1e-5
+    other = torch.where(mask.missing, torch.full_like(ids, tok.unk_id), ids)  # another id at missing positions
+    assert np.array_equal(runner.logits(other), got)
+    full = ids[3:4, :9]  # nothing missing, no padding
+    with torch.no_grad():
+        assert np.abs(runner.logits(full) - model(full, tok.mask(full)).numpy()).max() <= 1e-5
+    capsys.readouterr()
+    texts = ["the movie was ??? fun", "???", "a dull and boring plot with actors"]
+    assert main(["predict", "--model", str(out), *sum((["--text", t] for t in texts), [])]) == 0
+    exported = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert main(["predict", "--model", str(text_run), *sum((["--text", t] for t in texts), [])]) == 0
+    eager = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["label"] for r in exported] == [r["label"] for r in eager]
+
+
+def _series_run(tmp_path, kind):
+    torch.manual_seed(0)
+    if kind == "impute":
+        model = SeriesImputer(SeriesConfig(3, d_model=16, n_heads=2, n_layers=2, d_ff=32, max_len=64))
+    else:
+        model = SeriesClassifier(SeriesConfig(3, num_classes=4, d_model=16, n_heads=2, n_layers=2, d_ff=32,
+                                              max_len=64))
+    return model.eval()
+
+
+@pytest.mark.parametrize("kind", ["impute", "classify-series"])
+@pytest.mark.parametrize("backend", ["dense", "compact"])
+def test_series_models_export_with_the_nan_mask_inside(tmp_path, kind, backend):
+    from torch.export import Dim
+
+    from dynmask.export import SeriesGraph, _with_backend
+
+    model = _series_run(tmp_path, kind)
+    graph = SeriesGraph(_with_backend(model, backend), impute=kind == "impute").eval()
+    example = torch.randn(2, 8, 3)
+    example[0, 1] = float("nan")
+    path = tmp_path / "series.onnx"
+    with torch.no_grad():
+        torch.onnx.export(graph, (example,), str(path), dynamo=True, verbose=False,
+                          dynamic_shapes=({0: Dim("batch"), 1: Dim("length", min=2, max=4096)},))
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 19, 3, generator=g)
+    x[0, ::2] = float("nan")  # whole steps missing
+    x[1] = float("nan")  # nothing observed
+    x[2, 3:7, 1] = float("inf")  # single values missing
+    run = lambda v: session.run(None, {session.get_inputs()[0].name: v.numpy()})[0]
+    with torch.no_grad():
+        reference = graph(x).numpy()
+    got = run(x)
+    assert np.isfinite(got).all() and np.abs(got - reference).max() <= 1e-5
+    poisoned = torch.where(torch.isfinite(x), x, torch.full_like(x, float("-inf")))
+    assert np.array_equal(run(poisoned), got)
+    clean = torch.randn(3, 11, 3)
+    with torch.no_grad():
+        assert np.abs(run(clean) - graph(clean).numpy()).max() <= 1e-5
+
+
+def test_exported_imputer_fills_a_csv_like_the_run(tmp_path):
+    rng = np.random.default_rng(0)
+    values = np.sin(np.arange(200)[:, None] / 7 + np.arange(3)) + rng.normal(0, 0.1, (200, 3))
+    values[rng.random(values.shape) < 0.2] = np.nan
+    frame = pd.DataFrame(values, columns=["a", "b", "c"])
+    frame.insert(0, "t", range(200))
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    run = tmp_path / "run"
+    assert main(["train", "impute", "--data", str(tmp_path / "in.csv"), "--output", str(run), "--window", "12",
+                 "--epochs", "2", "--d-model", "16", "--heads", "2", "--layers", "1", "--no-progress"]) == 0
+    assert main(["export", "--model", str(run), "--output", str(tmp_path / "imp.onnx"), "--backend", "compact"]) == 0
+    for model, name in ((run, "eager.csv"), (tmp_path / "imp.onnx", "onnx.csv")):
+        assert main(["impute", "--model", str(model), "--input", str(tmp_path / "in.csv"), "--output",
+                     str(tmp_path / name)]) == 0
+    eager, onnx = pd.read_csv(tmp_path / "eager.csv"), pd.read_csv(tmp_path / "onnx.csv")
+    assert np.abs(eager[["a", "b", "c"]].to_numpy() - onnx[["a", "b", "c"]].to_numpy()).max() <= 1e-4
+    assert isinstance(OnnxSeriesModel(tmp_path / "imp.onnx").impute(torch.randn(1, 12, 3)), torch.Tensor)
+
+
+def test_export_refuses_what_it_cannot_trace(tmp_path, capsys):
+    data = write_sentiment_csv(tmp_path / "d.csv", n=80)
+    run = tmp_path / "lstm"
+    assert main(["train", "classify", "--data", str(data), "--output", str(run), "--epochs", "1", "--arch", "lstm",
+                 *SMALL]) == 0
+    assert main(["export", "--model", str(run), "--output", str(tmp_path / "x.onnx")]) == 2
+    assert "arch is 'lstm'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------- torch.compile
+def _encoder_and_batches():
+    torch.manual_seed(0)
+    enc = dm.Encoder(16, 2, 2, d_ff=32, positional="sinusoidal", max_len=64).eval()
+    batches = []
+    for i, (b, length, p) in enumerate([(3, 12, 0.3), (3, 12, 0.6), (5, 20, 0.5), (2, 9, 0.2), (4, 17, 0.7)]):
+        g = torch.Generator().manual_seed(i)
+        x = torch.randn(b, length, 16, generator=g)
+        observed = torch.rand(b, length, generator=g) > p
+        observed[0, :2] = True
+        batches.append((x, dm.Mask(observed, torch.ones(b, length, dtype=torch.bool))))
+    return enc, batches
+
+
+def test_compile_dense_is_one_graph_and_agrees():
+    enc, batches = _encoder_and_batches()
+    torch._dynamo.reset()
+    fn = lambda x, observed, valid: enc(x, dm.Mask(observed, valid), backend="dense")
+    x, mask = batches[0]
+    explained = torch._dynamo.explain(fn)(x, mask.observed, mask.valid)
+    assert explained.graph_break_count == 0 and explained.graph_count == 1
+    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager", dynamic=True)
+    with torch.no_grad():
+        for x, mask in batches:
+            assert (compiled(x, mask.observed, mask.valid) - enc(x, mask, backend="dense")).abs().max() <= 1e-5
+
+
+def test_compile_compact_breaks_only_at_the_width_and_never_recompiles():
+    from torch._dynamo.testing import CompileCounter
+
+    from dynmask.graph import compile as dm_compile
+
+    enc, batches = _encoder_and_batches()
+    torch._dynamo.reset()
+    fn = lambda x, observed, valid: enc(x, dm.Mask(observed, valid), backend="compact")
+    x, mask = batches[0]
+    explained = torch._dynamo.explain(fn)(x, mask.observed, mask.valid)  # plain torch.compile settings
+    sites = {(frame.filename, frame.lineno) for b in explained.break_reasons for frame in b.user_stack[-1:]}
+    assert len(sites) == 1 and all("item()" in b.reason for b in explained.break_reasons)  # one break: the width
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    compiled = dm_compile(fn, backend=counter, dynamic=True, fullgraph=True)  # the width inside the graph
+    counts = []
+    with torch.no_grad():
+        for x, mask in batches:
+            assert (compiled(x, mask.observed, mask.valid) - enc(x, mask, backend="compact")).abs().max() <= 1e-5
+            counts.append(counter.frame_count)
+    assert counts[2:] == [counts[1]] * (len(counts) - 2), counts  # widths and lengths change, nothing recompiles
