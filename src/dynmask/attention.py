@@ -78,12 +78,29 @@ def masked_attention(
     sees an empty softmax) and then zeroed with ``where``, which also stops their gradient.
     ``allowed=None`` means everything is allowed (the kernel's unmasked fast path).
     """
+    out, has_key = _open_attention(q, k, v, allowed, dropout_p)
+    return out if has_key is None else torch.where(has_key, out, out.new_zeros(()))
+
+
+def _open_attention(q: Tensor, k: Tensor, v: Tensor, allowed: Optional[Tensor], dropout_p: float):
+    """SDPA with rows that have no allowed key opened to every key; returns (out (B, H, Lq, hd),
+    has_key bool[B, 1, Lq|1, 1] or None). The caller zeroes the rows without a key."""
     if allowed is None:
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p), None
     has_key = allowed.any(-1, keepdim=True)  # (B, 1, Lq|1, 1)
     safe = allowed | ~has_key  # no branch on values: the same graph whether or not a row is empty
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, dropout_p=dropout_p)  # (B, H, Lq, hd)
-    return torch.where(has_key, out, out.new_zeros(()))
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=safe, dropout_p=dropout_p), has_key
+
+
+def _project_out(proj: nn.Linear, out: Tensor, has_key: Optional[Tensor], batch: int, q_len: int) -> Tensor:
+    """out_proj of the heads (B, H, Lq, hd) -> (B, Lq, D); a row with no key gets out_proj(0) = its
+    bias, as if its attention output were zero. The ``where`` comes after the projection, so the
+    projection reads the kernel's own output (no extra copy kept for backward)."""
+    y = proj(out.transpose(1, 2).reshape(batch, q_len, proj.in_features))  # (B, Lq, D)
+    if has_key is None:
+        return y
+    empty_value = proj.bias if proj.bias is not None else y.new_zeros(())
+    return torch.where(has_key[:, 0], y, empty_value)  # has_key (B, Lq|1, 1)
 
 
 def _keep_rows(x: Tensor, keep: Optional[Tensor]) -> Tensor:
@@ -172,8 +189,8 @@ class MaskedMultiheadAttention(nn.Module):
         batch, q_len, _ = query.shape
         q = self._heads(F.linear(query, self.in_proj_weight[:d], None if b is None else b[:d]))  # (B, H, Lq, hd)
         allowed = None if key_keep is None else key_keep[:, None, None, :]  # (B, 1, 1, Lk)
-        out = masked_attention(q, k, v, allowed)  # (B, H, Lq, hd)
-        return self.out_proj(out.transpose(1, 2).reshape(batch, q_len, d))
+        out, has_key = _open_attention(q, k, v, allowed, 0.0)  # (B, H, Lq, hd)
+        return _project_out(self.out_proj, out, has_key, batch, q_len)
 
     def forward(
         self,
@@ -196,7 +213,8 @@ class MaskedMultiheadAttention(nn.Module):
         is ``key_keep`` (a missing position is neither a key nor a query, so whatever it holds never
         reaches a product, forward or backward); in cross-attention every query is kept. Pass it
         explicitly to let missing positions ask queries (their inputs must then be finite).
-        Returns float[B, Lq, D], zero at queries that are not kept or have no allowed key.
+        Returns float[B, Lq, D]: zero at queries that are not kept; a kept query with no allowed key
+        reads nothing (its attention output is zero, so it gets the output projection's bias).
         """
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
@@ -248,7 +266,6 @@ class MaskedMultiheadAttention(nn.Module):
             allowed = allowed_keys(keep, causal=causal, query_pos=query_pos, key_pos=key_pos,
                                    query_len=query.shape[1])
         p = self.dropout if self.training else 0.0
-        out = masked_attention(q, k, v, allowed, dropout_p=p)  # (B, H, Lq, hd)
-        out = out.transpose(1, 2).reshape(batch, query.shape[1], self.embed_dim)  # (B, Lq, D)
-        out = self.out_proj(out)
+        out, has_key = _open_attention(q, k, v, allowed, p)  # (B, H, Lq, hd)
+        out = _project_out(self.out_proj, out, has_key, batch, query.shape[1])  # (B, Lq, D)
         return _keep_rows(out, query_keep)

@@ -9,9 +9,10 @@ Example, B=2, L=4::
     keep      ■ □ ■ ■        compact (N=3)   t0 t2 t3
               □ ■ □ □                        t1 ·  ·      (· = zero filler, valid=False)
 
-Gather and scatter are ``gather`` / ``scatter`` along the sequence with one index per slot: no work is
-spent on dropped rows, gradients reach only the kept rows (exactly zero elsewhere), and autograd saves
-only the indices (an expanded view). No boolean indexing or ``nonzero``: the plan traces into a graph.
+Gather and scatter are row-wise ``index_select`` / ``index_put`` on the flattened (B*L, D) tensor with
+one row index per compact slot: no work is spent on dropped rows, gradients reach only the kept rows
+(exactly zero elsewhere), and autograd saves only the B*N row indices. No boolean indexing or
+``nonzero``: the plan traces into one graph for every batch.
 With ``include_dropped=True`` the dropped tokens follow the kept ones instead of being discarded
 (a stable permutation; used when missing positions still ask queries, ``queries="all"``).
 """
@@ -80,15 +81,17 @@ class Compaction:
         positions = order if include_dropped else torch.where(valid, order, torch.zeros_like(order))
         return cls(batch, length, width, num_kept, positions, valid, kept, order)
 
-    def _index(self, tail: int) -> Tensor:
-        return self.order.unsqueeze(-1).expand(self.batch, self.width, tail)  # (B, N, T)
+    def _rows(self) -> Tensor:
+        """long[B*N]: the row of the flattened (B*L) batch each compact slot reads (filler included)."""
+        base = torch.arange(self.batch, device=self.order.device).unsqueeze(1) * self.length  # (B, 1)
+        return (base + self.order).reshape(-1)  # (B*N,)
 
     def gather(self, x: Tensor) -> Tensor:
         """[B, L, ...] -> [B, N, ...]; filler slots are zero."""
         tail = x.shape[2:]
-        flat = x.reshape(self.batch, self.length, -1)  # (B, L, T)
+        flat = x.reshape(self.batch * self.length, -1)  # (B*L, T)
         with _no_autocast(x):  # a pure copy: same dtype in and out
-            out = flat.gather(1, self._index(flat.shape[2]))  # (B, N, T)
+            out = flat.index_select(0, self._rows()).view(self.batch, self.width, -1)  # (B, N, T)
             out = torch.where(self.valid.unsqueeze(-1), out, out.new_zeros(()))
         return out.reshape(self.batch, self.width, *tail)  # (B, N, ...)
 
@@ -100,6 +103,6 @@ class Compaction:
         tail = y.shape[2:]
         flat = y.reshape(self.batch, self.width, -1)  # (B, N, T)
         with _no_autocast(y):
-            src = torch.where(self.valid.unsqueeze(-1), flat, flat.new_zeros(()))
-            out = flat.new_zeros(self.batch, self.length, flat.shape[2]).scatter(1, self._index(flat.shape[2]), src)
+            src = torch.where(self.valid.unsqueeze(-1), flat, flat.new_zeros(())).reshape(self.batch * self.width, -1)
+            out = src.new_zeros(self.batch * self.length, src.shape[1]).index_put((self._rows(),), src)  # (B*L, T)
         return out.reshape(self.batch, self.length, *tail)  # (B, L, ...)
