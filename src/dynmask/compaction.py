@@ -19,6 +19,7 @@ With ``include_dropped=True`` the dropped tokens follow the kept ones instead of
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -89,9 +90,9 @@ class Compaction:
     def gather(self, x: Tensor) -> Tensor:
         """[B, L, ...] -> [B, N, ...]; filler slots are zero."""
         tail = x.shape[2:]
-        flat = x.reshape(self.batch * self.length, -1)  # (B*L, T)
+        flat = x.reshape(self.batch * self.length, math.prod(tail))  # (B*L, T)
         with _no_autocast(x):  # a pure copy: same dtype in and out
-            out = flat.index_select(0, self._rows()).view(self.batch, self.width, -1)  # (B, N, T)
+            out = flat.index_select(0, self._rows()).view(self.batch, self.width, flat.shape[1])  # (B, N, T)
             out = torch.where(self.valid.unsqueeze(-1), out, out.new_zeros(()))
         return out.reshape(self.batch, self.width, *tail)  # (B, N, ...)
 
@@ -101,8 +102,9 @@ class Compaction:
         Each row's slots point at distinct positions (a permutation), and filler slots carry zeros to
         positions that were not gathered, so nothing collides."""
         tail = y.shape[2:]
-        flat = y.reshape(self.batch, self.width, -1)  # (B, N, T)
+        flat = y.reshape(self.batch, self.width, math.prod(tail))  # (B, N, T)
         with _no_autocast(y):
-            src = torch.where(self.valid.unsqueeze(-1), flat, flat.new_zeros(())).reshape(self.batch * self.width, -1)
+            src = torch.where(self.valid.unsqueeze(-1), flat, flat.new_zeros(())).reshape(self.batch * self.width,
+                                                                                          flat.shape[2])
             out = src.new_zeros(self.batch * self.length, src.shape[1]).index_put((self._rows(),), src)  # (B*L, T)
         return out.reshape(self.batch, self.length, *tail)  # (B, L, ...)
