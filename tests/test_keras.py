@@ -6,6 +6,7 @@ the TensorFlow backend in a fresh process (it needs ``tensorflow-cpu``; skipped 
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,10 @@ from dynmask.keras import (MaskedEncoder, MaskedGlobalAveragePooling1D, MaskedGl
 
 BACKEND = keras.backend.backend()
 HOSTILE = [0.0, 1e30, -1e30, float("nan"), float("inf"), float("-inf")]
+
+
+def test_the_backend_is_the_requested_one():
+    assert BACKEND == os.environ["KERAS_BACKEND"]
 
 
 def _np(x):
@@ -203,4 +208,5 @@ def test_the_same_tests_on_the_tensorflow_backend():
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not tensorflow",
                            str(Path(__file__))], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "passed" in done.stdout and "failed" not in done.stdout
+    summary = done.stdout.strip().splitlines()[-1]
+    assert re.search(r"\b8 passed\b", summary) and " failed" not in summary, summary
