@@ -92,6 +92,7 @@ def make_steps(x, mask, ref, ours, x_oracle, oracle_pad):
             loss = out.square().mean()
             if backward:
                 loss.backward()
+
         return step
 
     return {
@@ -153,23 +154,37 @@ def main() -> None:
             mem = {name: saved_bytes(step) / 2**20 for name, step in steps.items()}
             x, mask = parts[0], parts[1]
             row = {
-                "length": length, "missing": missing,
+                "length": length,
+                "missing": missing,
                 "observed_fraction": float(mask.observed.float().mean()),
                 "compact_width": int(mask.lengths().max()),
-                "ms": ms, "saved_mib": mem,
+                "ms": ms,
+                "saved_mib": mem,
                 "max_abs_diff_vs_torch": check_agreement(x, mask, parts[2], parts[3]),
                 "auto_speedup_vs_torch_padded": ms["torch_padded"] / ms["dynmask_auto"],
                 "auto_over_oracle": ms["dynmask_auto"] / ms["oracle"],
             }
             rows.append(row)
-            print(f"L={length} missing={missing:.2f} " + " ".join(f"{k}={v:.3g}ms" for k, v in ms.items())
-                  + f"  speedup={row['auto_speedup_vs_torch_padded']:.2f}x  /oracle={row['auto_over_oracle']:.2f}",
-                  flush=True)
+            print(
+                f"L={length} missing={missing:.2f} "
+                + " ".join(f"{k}={v:.3g}ms" for k, v in ms.items())
+                + f"  speedup={row['auto_speedup_vs_torch_padded']:.2f}x  /oracle={row['auto_over_oracle']:.2f}",
+                flush=True,
+            )
 
     meta = {
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
-        "processor": platform.processor(), "batch": args.batch, "d_model": args.d_model, "heads": args.heads,
-        "ff": args.ff, "repeats": args.repeats, "seed": args.seed, "dropout": 0.0, "device": args.device,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "batch": args.batch,
+        "d_model": args.d_model,
+        "heads": args.heads,
+        "ff": args.ff,
+        "repeats": args.repeats,
+        "seed": args.seed,
+        "dropout": 0.0,
+        "device": args.device,
         "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +210,8 @@ def to_markdown(meta: dict, rows: list[dict]) -> str:
             f"| {r['length']} | {r['missing']:.2f} | {ms['torch_padded']:.3g} | {ms['oracle']:.3g} | "
             f"{ms['dynmask_auto']:.3g} | {ms['dynmask_dense']:.3g} | {ms['dynmask_compact']:.3g} | "
             f"{r['auto_speedup_vs_torch_padded']:.2f}× | {r['auto_over_oracle']:.2f} | "
-            f"{mem['torch_padded']:.0f} / {mem['oracle']:.0f} / {mem['dynmask_auto']:.0f} |")
+            f"{mem['torch_padded']:.0f} / {mem['oracle']:.0f} / {mem['dynmask_auto']:.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -32,19 +32,20 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 class TorchClassifier(nn.Module):
-    def __init__(self, vocab: int, classes: int, d: int, heads: int, layers: int, ff: int, dropout: float,
-                 max_len: int) -> None:
+    def __init__(
+        self, vocab: int, classes: int, d: int, heads: int, layers: int, ff: int, dropout: float, max_len: int
+    ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, d)
         self.pos = SinusoidalPositions(d, max_len)
         layer = nn.TransformerEncoderLayer(d, heads, ff, dropout=dropout, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(d), enable_nested_tensor=False)
         self.head = nn.Linear(d, classes)
-        self.scale = d ** 0.5
+        self.scale = d**0.5
 
     def forward(self, ids, mask):
-        b, l = ids.shape
-        x = self.embed(ids) * self.scale + self.pos(torch.arange(l).expand(b, l))
+        b, length = ids.shape
+        x = self.embed(ids) * self.scale + self.pos(torch.arange(length).expand(b, length))
         h = self.encoder(x, src_key_padding_mask=~mask.observed)
         return self.head(masked_mean(h, mask))
 
@@ -64,15 +65,22 @@ def main() -> None:
     task = TextClassificationTask(splits, tok, MissingSpec(args.missing), seed=0)
     g = torch.Generator().manual_seed(0)
     order = torch.randperm(task.num_train(), generator=g).tolist()
-    batches = [task.train_batch(order[i * args.batch_size:(i + 1) * args.batch_size], i) for i in range(args.steps)]
+    batches = [task.train_batch(order[i * args.batch_size : (i + 1) * args.batch_size], i) for i in range(args.steps)]
     d, heads, ff = args.d_model, 4, 2 * args.d_model
     models = {
-        "dynmask dynamic (auto)": TextClassifier(ClassifierConfig(tok.vocab_size, 2, d_model=d, n_heads=heads,
-                                                                  n_layers=args.layers, d_ff=ff, max_len=64)),
-        "dynmask dynamic (auto), dropout 0": TextClassifier(ClassifierConfig(
-            tok.vocab_size, 2, d_model=d, n_heads=heads, n_layers=args.layers, d_ff=ff, max_len=64, dropout=0.0)),
-        "dynmask static": TextClassifier(ClassifierConfig(tok.vocab_size, 2, method="static", d_model=d, n_heads=heads,
-                                                          n_layers=args.layers, d_ff=ff, max_len=64)),
+        "dynmask dynamic (auto)": TextClassifier(
+            ClassifierConfig(tok.vocab_size, 2, d_model=d, n_heads=heads, n_layers=args.layers, d_ff=ff, max_len=64)
+        ),
+        "dynmask dynamic (auto), dropout 0": TextClassifier(
+            ClassifierConfig(
+                tok.vocab_size, 2, d_model=d, n_heads=heads, n_layers=args.layers, d_ff=ff, max_len=64, dropout=0.0
+            )
+        ),
+        "dynmask static": TextClassifier(
+            ClassifierConfig(
+                tok.vocab_size, 2, method="static", d_model=d, n_heads=heads, n_layers=args.layers, d_ff=ff, max_len=64
+            )
+        ),
         "torch TransformerEncoder, dropout 0.1": TorchClassifier(tok.vocab_size, 2, d, heads, args.layers, ff, 0.1, 64),
         "torch TransformerEncoder, dropout 0": TorchClassifier(tok.vocab_size, 2, d, heads, args.layers, ff, 0.0, 64),
     }
@@ -98,17 +106,33 @@ def main() -> None:
     ref = next(r["samples_per_s"] for r in rows if r["model"] == "torch TransformerEncoder, dropout 0.1")
     for r in rows:
         r["relative_to_torch_stock"] = r["samples_per_s"] / ref
-    meta = {"batch_size": args.batch_size, "timed_steps": args.steps - 3, "d_model": d, "layers": args.layers,
-            "heads": heads, "d_ff": ff, "train_missing": args.missing, "mean_valid_tokens": valid,
-            "mean_observed_tokens": observed, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    meta = {
+        "batch_size": args.batch_size,
+        "timed_steps": args.steps - 3,
+        "d_model": d,
+        "layers": args.layers,
+        "heads": heads,
+        "d_ff": ff,
+        "train_missing": args.missing,
+        "mean_valid_tokens": valid,
+        "mean_observed_tokens": observed,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    lines = [f"Text classifier training throughput, Rotten Tomatoes, batch {args.batch_size}, d={d}, "
-             f"{args.layers} layers, {heads} heads, ff={ff}, {args.missing:.0%} tokens missing (dynamic); "
-             f"mean {valid:.1f} tokens per text, {observed:.1f} observed; same batches for every model.", "",
-             "| model | parameters | samples/s | vs stock torch |", "| --- | --- | --- | --- |"]
-    lines += [f"| {r['model']} | {r['parameters']:,} | {r['samples_per_s']:.0f} | {r['relative_to_torch_stock']:.2f}× |"
-              for r in rows]
+    lines = [
+        f"Text classifier training throughput, Rotten Tomatoes, batch {args.batch_size}, d={d}, "
+        f"{args.layers} layers, {heads} heads, ff={ff}, {args.missing:.0%} tokens missing (dynamic); "
+        f"mean {valid:.1f} tokens per text, {observed:.1f} observed; same batches for every model.",
+        "",
+        "| model | parameters | samples/s | vs stock torch |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {r['model']} | {r['parameters']:,} | {r['samples_per_s']:.0f} | {r['relative_to_torch_stock']:.2f}× |"
+        for r in rows
+    ]
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -37,8 +37,11 @@ def main() -> None:
     from torch.export import Dim
 
     torch.manual_seed(0)
-    model = TextClassifier(ClassifierConfig(8000, 2, d_model=args.d_model, n_heads=4, n_layers=2,
-                                            d_ff=2 * args.d_model, max_len=args.length)).eval()
+    model = TextClassifier(
+        ClassifierConfig(
+            8000, 2, d_model=args.d_model, n_heads=4, n_layers=2, d_ff=2 * args.d_model, max_len=args.length
+        )
+    ).eval()
     graphs = {b: TextClassifierGraph(_with_backend(model, b), [1, 2], 0).eval() for b in ("dense", "compact")}
     example = torch.randint(5, 8000, (2, 16))
     example[0, 3] = 1
@@ -47,12 +50,20 @@ def main() -> None:
     for backend, graph in graphs.items():
         path = tmp / f"{backend}.onnx"
         with torch.no_grad():
-            torch.onnx.export(graph, (example,), str(path), dynamo=True, verbose=False,
-                              dynamic_shapes=({0: Dim("batch"), 1: Dim("length", min=2, max=65_536)},))
+            torch.onnx.export(
+                graph,
+                (example,),
+                str(path),
+                dynamo=True,
+                verbose=False,
+                dynamic_shapes=({0: Dim("batch"), 1: Dim("length", min=2, max=65_536)},),
+            )
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        runners[f"onnxruntime {backend}"] = (lambda s: lambda ids: s.run(None, {s.get_inputs()[0].name: ids.numpy()})[0])(session)
+        runners[f"onnxruntime {backend}"] = (
+            lambda s: lambda ids: s.run(None, {s.get_inputs()[0].name: ids.numpy()})[0]
+        )(session)
     for backend in ("dense", "compact"):
         runners[f"torch.compile {backend}"] = dm_compile(graphs[backend], dynamic=True)
     rows = []
@@ -74,18 +85,35 @@ def main() -> None:
                     times[name].append(time.perf_counter() - start)
         medians = {name: statistics.median(t) * 1000 for name, t in times.items()}
         base = medians["eager dense"]
-        rows.append({"missing": missing, "ms": medians, "speedup_vs_eager_dense": {k: base / v for k, v in medians.items()}})
+        rows.append(
+            {"missing": missing, "ms": medians, "speedup_vs_eager_dense": {k: base / v for k, v in medians.items()}}
+        )
         print(json.dumps(rows[-1]), flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    meta = {"batch": args.batch, "length": args.length, "d_model": args.d_model, "layers": 2,
-            "threads": torch.get_num_threads(), "torch": torch.__version__, "onnxruntime": ort.__version__}
+    meta = {
+        "batch": args.batch,
+        "length": args.length,
+        "d_model": args.d_model,
+        "layers": 2,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+    }
     (OUT / "export-compile.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     names = list(rows[0]["ms"])
-    lines = [f"B={args.batch}, L={args.length}, d={args.d_model}, 2 layers, {meta['threads']} threads; ms per batch "
-             "(speed-up vs eager dense)", "", "| missing | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 1)]
+    lines = [
+        f"B={args.batch}, L={args.length}, d={args.d_model}, 2 layers, {meta['threads']} threads; ms per batch "
+        "(speed-up vs eager dense)",
+        "",
+        "| missing | " + " | ".join(names) + " |",
+        "|" + " --- |" * (len(names) + 1),
+    ]
     for row in rows:
-        lines.append(f"| {row['missing']:.0%} | " + " | ".join(
-            f"{row['ms'][n]:.1f} ({row['speedup_vs_eager_dense'][n]:.2f}×)" for n in names) + " |")
+        lines.append(
+            f"| {row['missing']:.0%} | "
+            + " | ".join(f"{row['ms'][n]:.1f} ({row['speedup_vs_eager_dense'][n]:.2f}×)" for n in names)
+            + " |"
+        )
     (OUT / "export-compile.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

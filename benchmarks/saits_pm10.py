@@ -54,20 +54,37 @@ def main(seeds=(0, 1, 2), epochs: int = 100, patience: int = 10, output: Path = 
     runs = []
     for seed in seeds:
         set_random_seed(seed)
-        model = SAITS(n_steps=30, n_features=train.shape[2], n_layers=2, d_model=256, n_heads=4, d_k=64, d_v=64,
-                      d_ffn=128, dropout=0.1, attn_dropout=0.1, batch_size=32, epochs=epochs, patience=patience,
-                      optimizer=Adam(lr=1e-3), device="cpu", verbose=False)
+        model = SAITS(
+            n_steps=30,
+            n_features=train.shape[2],
+            n_layers=2,
+            d_model=256,
+            n_heads=4,
+            d_k=64,
+            d_v=64,
+            d_ffn=128,
+            dropout=0.1,
+            attn_dropout=0.1,
+            batch_size=32,
+            epochs=epochs,
+            patience=patience,
+            optimizer=Adam(lr=1e-3),
+            device="cpu",
+            verbose=False,
+        )
         t0 = time.perf_counter()
         model.fit({"X": train}, {"X": valid_in, "X_ori": valid_truth})
         seconds = time.perf_counter() - t0
         imputed = model.predict({"X": test_in})["imputation"]
         metrics = imputation_metrics(scaler.inverse(imputed), data["test"], data["test_holdout"])
-        runs.append({"seed": seed, **metrics, "train_seconds": seconds,
-                     "best_epoch": int(getattr(model, "best_epoch", -1))})
+        runs.append(
+            {"seed": seed, **metrics, "train_seconds": seconds, "best_epoch": int(getattr(model, "best_epoch", -1))}
+        )
         print(runs[-1], flush=True)
     output = output or out / "saits.json"
-    output.write_text(json.dumps({"model": "PyPOTS SAITS", "epochs": epochs, "patience": patience, "runs": runs},
-                                 indent=2))
+    output.write_text(
+        json.dumps({"model": "PyPOTS SAITS", "epochs": epochs, "patience": patience, "runs": runs}, indent=2)
+    )
 
 
 if __name__ == "__main__":
@@ -76,7 +93,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=100, help="most epochs (default: 100)")
     parser.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (default: 10)")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="JSON file (default: results/imputation-pm10/saits.json)")
+    parser.add_argument(
+        "--output", type=Path, default=None, help="JSON file (default: results/imputation-pm10/saits.json)"
+    )
     args = parser.parse_args()
     main(epochs=args.epochs, patience=args.patience, output=args.output)

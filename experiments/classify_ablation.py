@@ -30,8 +30,9 @@ def main() -> None:
         slug = name.split(" (")[0].replace(" ", "-")
         result = run_demo(RUNS / slug, methods=("dynamic", "static"), test_rates=RATES, **kw)
         combined[name] = {"settings": kw, "summary": result["summary"]}
-        sections.append(f"**{name}** ({', '.join(f'{k}={v}' for k, v in kw.items())})\n\n"
-                        + format_table(result["summary"], RATES))
+        sections.append(
+            f"**{name}** ({', '.join(f'{k}={v}' for k, v in kw.items())})\n\n" + format_table(result["summary"], RATES)
+        )
         (OUT / "results.json").write_text(json.dumps(combined, indent=2))
         (OUT / "results.md").write_text("\n\n".join(sections) + "\n")
 

@@ -52,8 +52,9 @@ class HFMaskClassifier(nn.Module):
         import transformers
 
         super().__init__()
-        self.encoder = transformers.AutoModel.from_pretrained(str(folder), attention_probs_dropout_prob=attn_dropout,
-                                                              attn_implementation="sdpa")
+        self.encoder = transformers.AutoModel.from_pretrained(
+            str(folder), attention_probs_dropout_prob=attn_dropout, attn_implementation="sdpa"
+        )
         self.dropout = nn.Dropout(self.encoder.config.hidden_dropout_prob)
         self.head = nn.Linear(self.encoder.config.hidden_size, num_classes)
         nn.init.normal_(self.head.weight, std=0.02)
@@ -69,9 +70,17 @@ def _model(method: str, folder: Path, tok: PretrainedTokenizer, num_classes: int
     if method == "hf_mask":
         return HFMaskClassifier(folder, num_classes)
     encoder = load_pretrained(folder, attn_dropout=0.0)
-    return PretrainedClassifier(PretrainedClassifierConfig(encoder.config.to_dict(), num_classes, method=method,
-                                                           unk_id=tok.unk_id, mask_id=tok.mask_id, attn_dropout=0.0),
-                                encoder)
+    return PretrainedClassifier(
+        PretrainedClassifierConfig(
+            encoder.config.to_dict(),
+            num_classes,
+            method=method,
+            unk_id=tok.unk_id,
+            mask_id=tok.mask_id,
+            attn_dropout=0.0,
+        ),
+        encoder,
+    )
 
 
 def finetune(args) -> None:
@@ -89,22 +98,42 @@ def finetune(args) -> None:
                     continue
                 task = TextClassificationTask(splits, tok, MissingSpec(train_missing), seed=seed)
                 model = _model(method, folder, tok, len(splits.labels), seed)
-                config = TrainConfig(epochs=args.epochs, batch_size=32, lr=5e-5, seed=seed, patience=args.epochs,
-                                     progress=False, checkpoint_every=100)
+                config = TrainConfig(
+                    epochs=args.epochs,
+                    batch_size=32,
+                    lr=5e-5,
+                    seed=seed,
+                    patience=args.epochs,
+                    progress=False,
+                    checkpoint_every=100,
+                )
                 out = RUNS / name
-                trainer = Trainer(model, task, config, out, {"model": method, "train_missing": train_missing,
-                                                              "seed": seed, "epochs": args.epochs})
+                trainer = Trainer(
+                    model,
+                    task,
+                    config,
+                    out,
+                    {"model": method, "train_missing": train_missing, "seed": seed, "epochs": args.epochs},
+                )
                 start = time.perf_counter()
                 summary = trainer.fit(resume=out.exists())
                 minutes = (time.perf_counter() - start) / 60
                 load_weights(model, out / "best" / "model.safetensors")
                 test = [task.evaluate(model, "test", MissingSpec(rate, "uniform", "static")) for rate in TEST_RATES]
-                record = {"method": method, "train_missing": train_missing, "seed": seed, "epochs": args.epochs,
-                          "train_minutes_this_call": minutes, "train_samples_per_s": summary["train_samples_per_s"],
-                          "valid_best": summary["best_score"], "test": test}
+                record = {
+                    "method": method,
+                    "train_missing": train_missing,
+                    "seed": seed,
+                    "epochs": args.epochs,
+                    "train_minutes_this_call": minutes,
+                    "train_samples_per_s": summary["train_samples_per_s"],
+                    "valid_best": summary["best_score"],
+                    "test": test,
+                }
                 done.write_text(json.dumps(record, indent=2))
-                print(f"{name}: " + " ".join(f"{r['accuracy']:.3f}" for r in test) + f" ({minutes:.1f} min)",
-                      flush=True)
+                print(
+                    f"{name}: " + " ".join(f"{r['accuracy']:.3f}" for r in test) + f" ({minutes:.1f} min)", flush=True
+                )
 
 
 def _holes(tok: PretrainedTokenizer, ids: torch.Tensor, rate: float, seed: int) -> torch.Tensor:
@@ -131,8 +160,8 @@ def cosine(args) -> None:
         out = []
         with torch.no_grad():
             for s in range(0, len(input_ids), 128):
-                h = hf(input_ids=input_ids[s:s + 128], attention_mask=attention[s:s + 128].long()).last_hidden_state
-                out.append(masked_mean(h, attention[s:s + 128]))
+                h = hf(input_ids=input_ids[s : s + 128], attention_mask=attention[s : s + 128].long()).last_hidden_state
+                out.append(masked_mean(h, attention[s : s + 128]))
         return torch.cat(out)
 
     reference = hf_mean(ids, full.valid)
@@ -142,8 +171,15 @@ def cosine(args) -> None:
         mask = tok.mask(gappy)
         hidden_share = float(mask.missing.sum() / tok.content(ids).sum())
         with torch.no_grad():
-            dyn = torch.cat([masked_mean(ours(gappy[s:s + 128], Mask(mask.observed[s:s + 128], mask.valid[s:s + 128])),
-                                         mask.observed[s:s + 128]) for s in range(0, len(gappy), 128)])
+            dyn = torch.cat(
+                [
+                    masked_mean(
+                        ours(gappy[s : s + 128], Mask(mask.observed[s : s + 128], mask.valid[s : s + 128])),
+                        mask.observed[s : s + 128],
+                    )
+                    for s in range(0, len(gappy), 128)
+                ]
+            )
         unk = torch.where(mask.missing, torch.full_like(gappy, tok.unk_id), gappy)
         keep = [row[m].tolist() for row, m in zip(gappy, mask.observed)]
         deleted = tok.pad(keep)
@@ -174,8 +210,8 @@ def _pool_observed(hf, ids, mask):
     out = []
     with torch.no_grad():
         for s in range(0, len(ids), 128):
-            h = hf(input_ids=ids[s:s + 128], attention_mask=mask.valid[s:s + 128].long()).last_hidden_state
-            out.append(masked_mean(h, mask.observed[s:s + 128]))
+            h = hf(input_ids=ids[s : s + 128], attention_mask=mask.valid[s : s + 128].long()).last_hidden_state
+            out.append(masked_mean(h, mask.observed[s : s + 128]))
     return torch.cat(out)
 
 
@@ -186,9 +222,12 @@ def table(args) -> None:
         groups.setdefault((run["train_missing"], run["method"]), []).append(run)
     lines, summary = [], []
     for train_missing in sorted({k[0] for k in groups}, reverse=True):
-        lines += [f"**trained with {train_missing:g} of word pieces hidden (dynamic holes)**", "",
-                  "| method | seeds | " + " | ".join(f"missing {r:g}: acc / macro-F1" for r in TEST_RATES) + " |",
-                  "|" + " --- |" * (len(TEST_RATES) + 2)]
+        lines += [
+            f"**trained with {train_missing:g} of word pieces hidden (dynamic holes)**",
+            "",
+            "| method | seeds | " + " | ".join(f"missing {r:g}: acc / macro-F1" for r in TEST_RATES) + " |",
+            "|" + " --- |" * (len(TEST_RATES) + 2),
+        ]
         for method in METHODS:
             group = groups.get((train_missing, method))
             if not group:
@@ -199,8 +238,16 @@ def table(args) -> None:
                 f1 = [100 * g["test"][i]["macro_f1"] for g in group]
                 sd = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0
                 cells.append(f"{statistics.fmean(acc):.1f} ± {sd(acc):.1f} / {statistics.fmean(f1):.1f} ± {sd(f1):.1f}")
-                summary.append({"train_missing": train_missing, "method": method, "rate": rate, "seeds": len(group),
-                                "accuracy_mean": statistics.fmean(acc), "macro_f1_mean": statistics.fmean(f1)})
+                summary.append(
+                    {
+                        "train_missing": train_missing,
+                        "method": method,
+                        "rate": rate,
+                        "seeds": len(group),
+                        "accuracy_mean": statistics.fmean(acc),
+                        "macro_f1_mean": statistics.fmean(f1),
+                    }
+                )
             lines.append(f"| {method} | {len(group)} | " + " | ".join(cells) + " |")
         lines.append("")
     (OUT / "results.md").write_text("\n".join(lines))

@@ -20,8 +20,10 @@ RATES = (0.0, 0.2, 0.4, 0.6)
 def main() -> None:
     out = ROOT / "results" / "rnn-rotten_tomatoes"
     out.mkdir(parents=True, exist_ok=True)
-    lines = ["| model | method | " + " | ".join(f"missing {r:g}" for r in RATES) + " | train samples/s |",
-             "|" + " --- |" * (len(RATES) + 3)]
+    lines = [
+        "| model | method | " + " | ".join(f"missing {r:g}" for r in RATES) + " | train samples/s |",
+        "|" + " --- |" * (len(RATES) + 3),
+    ]
     combined = {}
     for arch in ("transformer", "lstm", "gru", "grud"):
         folder = ROOT / "runs" / ("demo-transformer2" if arch == "transformer" else f"demo-{arch}")
@@ -32,10 +34,12 @@ def main() -> None:
             speeds = []
             for seed in result["seeds"]:
                 log = folder / "runs" / f"{method}-seed{seed}" / "metrics.jsonl"
-                summaries = [json.loads(l) for l in log.read_text().splitlines() if '"summary"' in l]
+                summaries = [json.loads(line) for line in log.read_text().splitlines() if '"summary"' in line]
                 speeds += [s["train_samples_per_s"] for s in summaries if s["train_samples_per_s"] > 0]
-            cells = [f"{100 * rows[f'{r:g}']['accuracy_mean']:.1f} ± {100 * rows[f'{r:g}']['accuracy_std']:.1f}"
-                     for r in RATES]
+            cells = [
+                f"{100 * rows[f'{r:g}']['accuracy_mean']:.1f} ± {100 * rows[f'{r:g}']['accuracy_std']:.1f}"
+                for r in RATES
+            ]
             lines.append(f"| {arch} | {method} | " + " | ".join(cells) + f" | {statistics.fmean(speeds):.0f} |")
     (out / "results.json").write_text(json.dumps(combined, indent=2))
     (out / "results.md").write_text("\n".join(lines) + "\n")

@@ -23,10 +23,20 @@ from dynmask.training import TrainConfig
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "datasets"
 DATA = {
-    "translate": dict(data=str(SHARED / "translation" / "libreoffice-help.en-de.{split}.tsv"),
-                      source_column="source", target_column="target", max_src_len=96, max_tgt_len=96),
-    "summarize": dict(data=str(SHARED / "summarization" / "debian-descriptions.{split}.tsv"),
-                      source_column="document", target_column="summary", max_src_len=128, max_tgt_len=32),
+    "translate": dict(
+        data=str(SHARED / "translation" / "libreoffice-help.en-de.{split}.tsv"),
+        source_column="source",
+        target_column="target",
+        max_src_len=96,
+        max_tgt_len=96,
+    ),
+    "summarize": dict(
+        data=str(SHARED / "summarization" / "debian-descriptions.{split}.tsv"),
+        source_column="document",
+        target_column="summary",
+        max_src_len=128,
+        max_tgt_len=32,
+    ),
 }
 
 
@@ -47,8 +57,9 @@ def main() -> None:
     args = p.parse_args()
 
     spec = DATA[args.task]
-    splits = load_pairs(spec["data"], source_column=spec["source_column"], target_column=spec["target_column"],
-                        max_train=args.max_train)
+    splits = load_pairs(
+        spec["data"], source_column=spec["source_column"], target_column=spec["target_column"], max_train=args.max_train
+    )
     out = ROOT / "results" / f"seq2seq-{args.task}"
     out.mkdir(parents=True, exist_ok=True)
     runs = []
@@ -61,31 +72,70 @@ def main() -> None:
                 test = json.loads(done.read_text())
                 summary = json.loads((folder / "summary.json").read_text())
             else:
-                model = dict(method=method, d_model=args.d_model, n_heads=4, enc_layers=args.layers,
-                             dec_layers=args.layers, d_ff=4 * args.d_model, dropout=0.1)
-                config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
-                                     progress=False, patience=args.epochs)
-                summary = train_seq2seq(splits, folder, args.task, model, config,
-                                        MissingSpec(args.train_missing), vocab_size=8000,
-                                        max_src_len=spec["max_src_len"], max_tgt_len=spec["max_tgt_len"],
-                                        resume=True, test_rates=(0.0, 0.2, 0.4), beam=args.beam,
-                                        test_limit=args.test_limit)
+                model = dict(
+                    method=method,
+                    d_model=args.d_model,
+                    n_heads=4,
+                    enc_layers=args.layers,
+                    dec_layers=args.layers,
+                    d_ff=4 * args.d_model,
+                    dropout=0.1,
+                )
+                config = TrainConfig(
+                    epochs=args.epochs,
+                    batch_size=args.batch_size,
+                    lr=args.lr,
+                    seed=seed,
+                    progress=False,
+                    patience=args.epochs,
+                )
+                summary = train_seq2seq(
+                    splits,
+                    folder,
+                    args.task,
+                    model,
+                    config,
+                    MissingSpec(args.train_missing),
+                    vocab_size=8000,
+                    max_src_len=spec["max_src_len"],
+                    max_tgt_len=spec["max_tgt_len"],
+                    resume=True,
+                    test_rates=(0.0, 0.2, 0.4),
+                    beam=args.beam,
+                    test_limit=args.test_limit,
+                )
                 test = summary.pop("test")
                 summary["seconds"] = time.perf_counter() - t0
                 (folder / "summary.json").write_text(json.dumps(summary, indent=2))
             runs.append({"method": method, "seed": seed, "test": test, "train": summary})
-            print(method, seed, [{k: round(v, 2) for k, v in r.items() if isinstance(v, float)} for r in test],
-                  flush=True)
-            (out / "results.json").write_text(json.dumps({"args": vars(args), "sizes": {
-                k: len(splits.split(k)) for k in ("train", "valid", "test")}, "runs": runs}, indent=2))
+            print(
+                method, seed, [{k: round(v, 2) for k, v in r.items() if isinstance(v, float)} for r in test], flush=True
+            )
+            (out / "results.json").write_text(
+                json.dumps(
+                    {
+                        "args": vars(args),
+                        "sizes": {k: len(splits.split(k)) for k in ("train", "valid", "test")},
+                        "runs": runs,
+                    },
+                    indent=2,
+                )
+            )
     metric = ["bleu", "chrf"] if args.task == "translate" else ["rouge1", "rouge2", "rougeL"]
-    lines = ["| method | " + " | ".join(f"missing {r:g}: {' / '.join(metric)}" for r in (0.0, 0.2, 0.4))
-             + " | train min | decode tokens/s |", "|" + " --- |" * 6]
+    lines = [
+        "| method | "
+        + " | ".join(f"missing {r:g}: {' / '.join(metric)}" for r in (0.0, 0.2, 0.4))
+        + " | train min | decode tokens/s |",
+        "|" + " --- |" * 6,
+    ]
     for run in runs:
         cells = [" / ".join(f"{t[m]:.1f}" for m in metric) for t in run["test"] if "missing_rate" in t]
         tps = sum(t["tokens_per_s"] for t in run["test"] if "tokens_per_s" in t) / 3
-        lines.append(f"| {run['method']} (seed {run['seed']}) | " + " | ".join(cells)
-                     + f" | {run['train'].get('seconds', 0) / 60:.0f} | {tps:.0f} |")
+        lines.append(
+            f"| {run['method']} (seed {run['seed']}) | "
+            + " | ".join(cells)
+            + f" | {run['train'].get('seconds', 0) / 60:.0f} | {tps:.0f} |"
+        )
     lead = [t for t in runs[0]["test"] if t.get("baseline")] if runs else []
     if lead:
         lines.append(f"| lead-1 baseline | {' / '.join(f'{lead[0][m]:.1f}' for m in metric)} | | | | |")

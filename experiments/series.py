@@ -36,15 +36,19 @@ CLASSIFIERS = {
 }
 # (data set, hidden unit) -> results folder. "value": each value hidden on its own draw, so a step is a
 # missing position only when all its variables are hidden; "step": whole steps hidden.
-CLASSIFY_SETS = {("japanese_vowels", "value"): "series-japanese_vowels",
-                 ("japanese_vowels", "step"): "series-japanese_vowels-steps",
-                 ("basic_motions", "value"): "series-basic_motions",
-                 ("basic_motions", "step"): "series-basic_motions-steps"}
+CLASSIFY_SETS = {
+    ("japanese_vowels", "value"): "series-japanese_vowels",
+    ("japanese_vowels", "step"): "series-japanese_vowels-steps",
+    ("basic_motions", "value"): "series-basic_motions",
+    ("basic_motions", "step"): "series-basic_motions-steps",
+}
 RUN_PREFIX = {"japanese_vowels": "series-jv", "basic_motions": "series-bm8"}
 # BasicMotions has 32 training series: batches of 8 and 100 epochs give 400 optimizer steps
 # (batches of 32 and 60 epochs would give 60).
-TRAINING = {"japanese_vowels": dict(epochs=60, batch_size=32, lr=2e-3, patience=15),
-            "basic_motions": dict(epochs=100, batch_size=8, lr=1e-3, patience=30)}
+TRAINING = {
+    "japanese_vowels": dict(epochs=60, batch_size=32, lr=2e-3, patience=15),
+    "basic_motions": dict(epochs=100, batch_size=8, lr=1e-3, patience=30),
+}
 
 
 def _mean_std(xs):
@@ -70,24 +74,49 @@ def classify_one(name: str, unit: str, out: Path) -> None:
                 runs.append(json.loads(done.read_text()))
                 continue
             t0 = time.perf_counter()
-            summary = train_series_classifier(splits, folder, {**SMALL, **kw},
-                                              TrainConfig(seed=seed, progress=False, **TRAINING[name]),
-                                              train_missing=0.3, schedule="dynamic", resume=True, test_rates=RATES,
-                                              missing_unit=unit)
-            result = {"test": summary["test"], "seconds": time.perf_counter() - t0,
-                      "samples_per_s": summary["train_samples_per_s"]}
+            summary = train_series_classifier(
+                splits,
+                folder,
+                {**SMALL, **kw},
+                TrainConfig(seed=seed, progress=False, **TRAINING[name]),
+                train_missing=0.3,
+                schedule="dynamic",
+                resume=True,
+                test_rates=RATES,
+                missing_unit=unit,
+            )
+            result = {
+                "test": summary["test"],
+                "seconds": time.perf_counter() - t0,
+                "samples_per_s": summary["train_samples_per_s"],
+            }
             done.write_text(json.dumps(result))
             runs.append(result)
         rows[label] = {
-            "accuracy": {f"{r:g}": _mean_std([run["test"][i]["accuracy"] for run in runs]) for i, r in enumerate(RATES)},
+            "accuracy": {
+                f"{r:g}": _mean_std([run["test"][i]["accuracy"] for run in runs]) for i, r in enumerate(RATES)
+            },
             "samples_per_s": _mean_std([run["samples_per_s"] for run in runs]),
         }
         print(name, unit, label, {k: round(v[0], 3) for k, v in rows[label]["accuracy"].items()}, flush=True)
-    (out / "results.json").write_text(json.dumps({"data": name, "missing_unit": unit, "seeds": SEEDS,
-                                                  "train_missing": 0.3, "model": SMALL, "training": TRAINING[name],
-                                                  "rows": rows}, indent=2))
-    lines = ["| model | " + " | ".join(f"missing {r:g}" for r in RATES) + " | train samples/s |",
-             "|" + " --- |" * (len(RATES) + 2)]
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "data": name,
+                "missing_unit": unit,
+                "seeds": SEEDS,
+                "train_missing": 0.3,
+                "model": SMALL,
+                "training": TRAINING[name],
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
+    lines = [
+        "| model | " + " | ".join(f"missing {r:g}" for r in RATES) + " | train samples/s |",
+        "|" + " --- |" * (len(RATES) + 2),
+    ]
     for label, row in rows.items():
         cells = [f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in row["accuracy"].values()]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {row['samples_per_s'][0]:.0f} |")
@@ -103,25 +132,62 @@ def _pm10_data():
 # Imputer settings tried on PM10, seed 0, chosen by the MAE on the *validation* held-out values only
 # (the test values are never looked at while choosing).
 TUNING = {
-    "d128 L2, 40 epochs (first setting)": dict(model=dict(d_model=128, n_heads=4, n_layers=2, d_ff=256, dropout=0.1),
-                                               epochs=40, patience=10, lr=1e-3, artificial=0.2),
-    "d128 L2, 150 epochs": dict(model=dict(d_model=128, n_heads=4, n_layers=2, d_ff=256, dropout=0.1),
-                                epochs=150, patience=25, lr=1e-3, artificial=0.2),
-    "d256 L2, 150 epochs": dict(model=dict(d_model=256, n_heads=4, n_layers=2, d_ff=512, dropout=0.1),
-                                epochs=150, patience=25, lr=1e-3, artificial=0.2),
-    "d256 L4, 150 epochs": dict(model=dict(d_model=256, n_heads=4, n_layers=4, d_ff=512, dropout=0.1),
-                                epochs=150, patience=25, lr=5e-4, artificial=0.2),
-    "d256 L2, 150 epochs, dropout 0": dict(model=dict(d_model=256, n_heads=4, n_layers=2, d_ff=512, dropout=0.0),
-                                           epochs=150, patience=25, lr=1e-3, artificial=0.2),
-    "d256 L2, 150 epochs, 30% artificial": dict(model=dict(d_model=256, n_heads=4, n_layers=2, d_ff=512,
-                                                           dropout=0.1),
-                                                epochs=150, patience=25, lr=1e-3, artificial=0.3),
-    "d256 L2, 150 epochs, 40% artificial": dict(model=dict(d_model=256, n_heads=4, n_layers=2, d_ff=512,
-                                                           dropout=0.1),
-                                                epochs=150, patience=25, lr=1e-3, artificial=0.4),
-    "d256 L2, 150 epochs, 50% artificial": dict(model=dict(d_model=256, n_heads=4, n_layers=2, d_ff=512,
-                                                           dropout=0.1),
-                                                epochs=150, patience=25, lr=1e-3, artificial=0.5),
+    "d128 L2, 40 epochs (first setting)": dict(
+        model=dict(d_model=128, n_heads=4, n_layers=2, d_ff=256, dropout=0.1),
+        epochs=40,
+        patience=10,
+        lr=1e-3,
+        artificial=0.2,
+    ),
+    "d128 L2, 150 epochs": dict(
+        model=dict(d_model=128, n_heads=4, n_layers=2, d_ff=256, dropout=0.1),
+        epochs=150,
+        patience=25,
+        lr=1e-3,
+        artificial=0.2,
+    ),
+    "d256 L2, 150 epochs": dict(
+        model=dict(d_model=256, n_heads=4, n_layers=2, d_ff=512, dropout=0.1),
+        epochs=150,
+        patience=25,
+        lr=1e-3,
+        artificial=0.2,
+    ),
+    "d256 L4, 150 epochs": dict(
+        model=dict(d_model=256, n_heads=4, n_layers=4, d_ff=512, dropout=0.1),
+        epochs=150,
+        patience=25,
+        lr=5e-4,
+        artificial=0.2,
+    ),
+    "d256 L2, 150 epochs, dropout 0": dict(
+        model=dict(d_model=256, n_heads=4, n_layers=2, d_ff=512, dropout=0.0),
+        epochs=150,
+        patience=25,
+        lr=1e-3,
+        artificial=0.2,
+    ),
+    "d256 L2, 150 epochs, 30% artificial": dict(
+        model=dict(d_model=256, n_heads=4, n_layers=2, d_ff=512, dropout=0.1),
+        epochs=150,
+        patience=25,
+        lr=1e-3,
+        artificial=0.3,
+    ),
+    "d256 L2, 150 epochs, 40% artificial": dict(
+        model=dict(d_model=256, n_heads=4, n_layers=2, d_ff=512, dropout=0.1),
+        epochs=150,
+        patience=25,
+        lr=1e-3,
+        artificial=0.4,
+    ),
+    "d256 L2, 150 epochs, 50% artificial": dict(
+        model=dict(d_model=256, n_heads=4, n_layers=2, d_ff=512, dropout=0.1),
+        epochs=150,
+        patience=25,
+        lr=1e-3,
+        artificial=0.5,
+    ),
 }
 
 
@@ -134,20 +200,37 @@ def tune() -> None:
         folder = ROOT / "runs" / "imputation-pm10-tuning" / f"setting{i}"
         done = folder / "valid.json"
         if not done.exists():
-            summary = train_imputer(data, folder, cfg["model"],
-                                    TrainConfig(epochs=cfg["epochs"], batch_size=32, lr=cfg["lr"], seed=0,
-                                                patience=cfg["patience"], progress=False),
-                                    artificial=cfg["artificial"], schedule="dynamic", resume=True)
-            log = [json.loads(l) for l in (folder / "metrics.jsonl").read_text().splitlines()]
+            summary = train_imputer(
+                data,
+                folder,
+                cfg["model"],
+                TrainConfig(
+                    epochs=cfg["epochs"], batch_size=32, lr=cfg["lr"], seed=0, patience=cfg["patience"], progress=False
+                ),
+                artificial=cfg["artificial"],
+                schedule="dynamic",
+                resume=True,
+            )
+            log = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
             best = min((r for r in log if r["kind"] == "valid"), key=lambda r: r["mae"])
-            done.write_text(json.dumps({"valid_mae": best["mae"], "valid_rmse": best["rmse"],
-                                        "best_epoch": best["epoch"], "train_seconds": summary["train_seconds"]}))
+            done.write_text(
+                json.dumps(
+                    {
+                        "valid_mae": best["mae"],
+                        "valid_rmse": best["rmse"],
+                        "best_epoch": best["epoch"],
+                        "train_seconds": summary["train_seconds"],
+                    }
+                )
+            )
         rows[name] = {**json.loads(done.read_text()), **cfg}
         print(name, rows[name], flush=True)
     (out / "tuning.json").write_text(json.dumps(rows, indent=2))
     lines = ["| setting | valid MAE | valid RMSE | best epoch | train s |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {n} | {r['valid_mae']:.3f} | {r['valid_rmse']:.3f} | {r['best_epoch']} | {r['train_seconds']:.0f} |"
-              for n, r in rows.items()]
+    lines += [
+        f"| {n} | {r['valid_mae']:.3f} | {r['valid_rmse']:.3f} | {r['best_epoch']} | {r['train_seconds']:.0f} |"
+        for n, r in rows.items()
+    ]
     (out / "tuning.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -171,12 +254,28 @@ def impute() -> None:
             if done.exists():
                 runs.append(json.loads(done.read_text()))
                 continue
-            summary = train_imputer(data, folder, cfg["model"],
-                                    TrainConfig(epochs=cfg["epochs"], batch_size=32, lr=cfg["lr"], seed=seed,
-                                                patience=cfg["patience"], progress=False),
-                                    artificial=cfg["artificial"], schedule=schedule, resume=True)
-            result = {"test": summary["test"], "baselines": summary["baselines"],
-                      "train_seconds": summary["train_seconds"], "epochs_done": summary["epochs_done"]}
+            summary = train_imputer(
+                data,
+                folder,
+                cfg["model"],
+                TrainConfig(
+                    epochs=cfg["epochs"],
+                    batch_size=32,
+                    lr=cfg["lr"],
+                    seed=seed,
+                    patience=cfg["patience"],
+                    progress=False,
+                ),
+                artificial=cfg["artificial"],
+                schedule=schedule,
+                resume=True,
+            )
+            result = {
+                "test": summary["test"],
+                "baselines": summary["baselines"],
+                "train_seconds": summary["train_seconds"],
+                "epochs_done": summary["epochs_done"],
+            }
             done.write_text(json.dumps(result))
             runs.append(result)
         baselines = runs[0]["baselines"]
@@ -184,23 +283,41 @@ def impute() -> None:
         rows[name]["train_seconds"] = _mean_std([run["train_seconds"] for run in runs])
         print(name, rows[name], flush=True)
     # written by benchmarks/saits_pm10.py (its own environment)
-    for file, label in (("saits.json", "PyPOTS SAITS (published defaults: 100 epochs, patience 10)"),
-                        ("saits-150-epochs.json", "PyPOTS SAITS (dynmask's budget: 150 epochs, patience 25)")):
+    for file, label in (
+        ("saits.json", "PyPOTS SAITS (published defaults: 100 epochs, patience 10)"),
+        ("saits-150-epochs.json", "PyPOTS SAITS (dynmask's budget: 150 epochs, patience 25)"),
+    ):
         if (out / file).exists():
             saits = json.loads((out / file).read_text())["runs"]
             rows[label] = {k: _mean_std([r[k] for r in saits]) for k in ("mae", "rmse", "mre", "train_seconds")}
-    (out / "results.json").write_text(json.dumps({
-        "window": 30, "stride": 5, "holdout": 0.1, "split": data["ranges"], "dropped_columns": data["dropped"],
-        "held_out_values": baselines["mean"]["n"], "seeds": SEEDS, "setting": chosen, "config": cfg,
-        "rows": rows, "baselines": baselines}, indent=2))
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "window": 30,
+                "stride": 5,
+                "holdout": 0.1,
+                "split": data["ranges"],
+                "dropped_columns": data["dropped"],
+                "held_out_values": baselines["mean"]["n"],
+                "seeds": SEEDS,
+                "setting": chosen,
+                "config": cfg,
+                "rows": rows,
+                "baselines": baselines,
+            },
+            indent=2,
+        )
+    )
     import numpy as np
 
     np.save(out / "test_holdout_mask.npy", data["test_holdout"])
     lines = ["| method | MAE | RMSE | MRE | train s |", "| --- | --- | --- | --- | --- |"]
     for name, row in rows.items():
-        lines.append(f"| {name} | {row['mae'][0]:.3f} ± {row['mae'][1]:.3f} | {row['rmse'][0]:.3f} ± "
-                     f"{row['rmse'][1]:.3f} | {row['mre'][0]:.3f} ± {row['mre'][1]:.3f} | "
-                     f"{row['train_seconds'][0]:.0f} |")
+        lines.append(
+            f"| {name} | {row['mae'][0]:.3f} ± {row['mae'][1]:.3f} | {row['rmse'][0]:.3f} ± "
+            f"{row['rmse'][1]:.3f} | {row['mre'][0]:.3f} ± {row['mre'][1]:.3f} | "
+            f"{row['train_seconds'][0]:.0f} |"
+        )
     for name, m in baselines.items():
         lines.append(f"| {name} | {m['mae']:.3f} | {m['rmse']:.3f} | {m['mre']:.3f} | – |")
     (out / "results.md").write_text("\n".join(lines) + "\n")

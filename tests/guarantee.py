@@ -78,13 +78,15 @@ def _check_one(fn, params, x, mask: Mask, fill: float, check_rows, empty_is_zero
     assert torch.isfinite(out_b).all(), f"non-finite output with fill={fill}"
     if out_b.dim() >= 2 and out_b.shape[:2] == mask.shape:
         rows = check_rows.unsqueeze(-1) if out_b.dim() == 3 else check_rows
-        assert torch.equal(torch.where(rows, out_a, 0.0), torch.where(rows, out_b, 0.0)), \
+        assert torch.equal(torch.where(rows, out_a, 0.0), torch.where(rows, out_b, 0.0)), (
             f"observed outputs changed with fill={fill}"
+        )
     else:
         assert torch.equal(out_a, out_b), f"pooled output changed with fill={fill}"
     assert torch.isfinite(gx_b).all(), f"non-finite input gradient with fill={fill}"
-    assert torch.equal(gx_b[not_observed], torch.zeros_like(gx_b[not_observed])), \
+    assert torch.equal(gx_b[not_observed], torch.zeros_like(gx_b[not_observed])), (
         "gradient into missing inputs is not exactly zero"
+    )
     torch.testing.assert_close(gx_a, gx_b, rtol=0, atol=0)
     for a, b in zip(gp_a, gp_b):
         if b is not None:

@@ -6,9 +6,43 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
-WORDS = ["the", "movie", "film", "plot", "was", "and", "a", "great", "fun", "dull", "awful", "boring", "moving",
-         "with", "actors", "story", "ver", "##ung", "ist", "gut", "neg", "pos", "scenes", "script", "superb", "flat",
-         "charming", "witty", "clumsy", "tedious", "[", "]", "?", ".", ","]
+WORDS = [
+    "the",
+    "movie",
+    "film",
+    "plot",
+    "was",
+    "and",
+    "a",
+    "great",
+    "fun",
+    "dull",
+    "awful",
+    "boring",
+    "moving",
+    "with",
+    "actors",
+    "story",
+    "ver",
+    "##ung",
+    "ist",
+    "gut",
+    "neg",
+    "pos",
+    "scenes",
+    "script",
+    "superb",
+    "flat",
+    "charming",
+    "witty",
+    "clumsy",
+    "tedious",
+    "[",
+    "]",
+    "?",
+    ".",
+    ",",
+]
 
 
 def write_checkpoint(folder: Path, family: str = "bert", layers: int = 2, hidden: int = 32, seed: int = 0) -> Path:
@@ -27,8 +61,9 @@ def write_checkpoint(folder: Path, family: str = "bert", layers: int = 2, hidden
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     cls, sep = specials["cls"], specials["sep"]
-    tok.post_processor = processors.TemplateProcessing(single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B {sep}",
-                                                       special_tokens=[(cls, vocab[cls]), (sep, vocab[sep])])
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B {sep}", special_tokens=[(cls, vocab[cls]), (sep, vocab[sep])]
+    )
     tok.add_special_tokens(order)
     folder.mkdir(parents=True, exist_ok=True)
     tok.save(str(folder / "tokenizer.json"))
@@ -36,15 +71,35 @@ def write_checkpoint(folder: Path, family: str = "bert", layers: int = 2, hidden
     torch.manual_seed(seed)
     common = dict(vocab_size=len(vocab), max_position_embeddings=64)
     if family == "distilbert":
-        config = transformers.DistilBertConfig(dim=hidden, n_layers=layers, n_heads=4, hidden_dim=2 * hidden + 3,
-                                               pad_token_id=vocab[specials["pad"]], **common)
+        config = transformers.DistilBertConfig(
+            dim=hidden,
+            n_layers=layers,
+            n_heads=4,
+            hidden_dim=2 * hidden + 3,
+            pad_token_id=vocab[specials["pad"]],
+            **common,
+        )
     elif family == "roberta":
-        config = transformers.RobertaConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
-                                            intermediate_size=2 * hidden + 3, pad_token_id=vocab["<pad>"],
-                                            bos_token_id=0, eos_token_id=2, type_vocab_size=1, **common)
+        config = transformers.RobertaConfig(
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            intermediate_size=2 * hidden + 3,
+            pad_token_id=vocab["<pad>"],
+            bos_token_id=0,
+            eos_token_id=2,
+            type_vocab_size=1,
+            **common,
+        )
     else:
-        config = transformers.BertConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
-                                         intermediate_size=2 * hidden + 3, pad_token_id=0, **common)
+        config = transformers.BertConfig(
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            intermediate_size=2 * hidden + 3,
+            pad_token_id=0,
+            **common,
+        )
     model = transformers.AutoModel.from_config(config)
     model.save_pretrained(folder)
     return folder

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from guarantee import check_guarantee, masked_batches
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dynmask import Mask, MaskedMultiheadAttention, allowed_keys, masked_attention
-from guarantee import HOSTILE, check_guarantee, masked_batches
+from dynmask import MaskedMultiheadAttention, allowed_keys, masked_attention
 
 D, H = 8, 2
 
@@ -83,8 +83,12 @@ def test_guarantee_self_attention(batch, causal):
     x, mask = batch
     _, attn = _pair(3)
     attn.train()
-    check_guarantee(lambda xi: attn(xi, key_keep=mask.observed, query_keep=mask.observed, causal=causal),
-                    list(attn.parameters()), x, mask)
+    check_guarantee(
+        lambda xi: attn(xi, key_keep=mask.observed, query_keep=mask.observed, causal=causal),
+        list(attn.parameters()),
+        x,
+        mask,
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -93,8 +97,13 @@ def test_guarantee_cross_attention_over_missing_memory(batch):
     memory, mask = batch
     _, attn = _pair(4)
     queries = torch.randn(memory.shape[0], 4, D)
-    out = check_guarantee(lambda m: attn(queries, m, m, key_keep=mask.observed), list(attn.parameters()),
-                          memory, mask, empty_is_zero=False)
+    out = check_guarantee(
+        lambda m: attn(queries, m, m, key_keep=mask.observed),
+        list(attn.parameters()),
+        memory,
+        mask,
+        empty_is_zero=False,
+    )
     empty = ~mask.observed.any(1)
     assert torch.equal(out[empty], torch.zeros_like(out[empty]))  # no observed memory: zeros
 

@@ -11,13 +11,13 @@ import os
 
 import pytest
 import torch
+from guarantee import check_guarantee, masked_batches
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynmask import Decoder, Encoder, Mask
 from dynmask.models.series import SERIES_ARCHS, SeriesClassifier, SeriesConfig, SeriesImputer
 from dynmask.rnn import GRUD, MaskedGRU, MaskedLSTM
-from guarantee import check_guarantee, masked_batches
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -39,8 +39,12 @@ def _on_cuda(batch):
 
 
 @settings(max_examples=15, deadline=None)
-@given(batch=masked_batches(d_model=D, max_len=24), causal=st.booleans(),
-       backend=st.sampled_from(["dense", "compact", "auto"]), queries=st.sampled_from(["observed", "all"]))
+@given(
+    batch=masked_batches(d_model=D, max_len=24),
+    causal=st.booleans(),
+    backend=st.sampled_from(["dense", "compact", "auto"]),
+    queries=st.sampled_from(["observed", "all"]),
+)
 def test_cuda_guarantee_encoder(batch, causal, backend, queries):
     x, mask = _on_cuda(batch)
     torch.manual_seed(3)
@@ -51,8 +55,7 @@ def test_cuda_guarantee_encoder(batch, causal, backend, queries):
         torch.manual_seed(0)  # same dropout draws in both runs
         return enc(xi, mask, causal=causal, backend=backend)
 
-    out = check_guarantee(run, list(enc.parameters()), x, mask, check_rows=rows,
-                          empty_is_zero=queries == "observed")
+    out = check_guarantee(run, list(enc.parameters()), x, mask, check_rows=rows, empty_is_zero=queries == "observed")
     assert out.device.type == "cuda"
 
 
@@ -78,8 +81,14 @@ def test_cuda_guarantee_decoder_memory(batch, backend):
     dec = Decoder(D, H, 2, d_ff=FF, dropout=0.0).to(CUDA).eval()
     tgt = torch.randn(memory.shape[0], 5, D, device=CUDA)
     tgt_mask = Mask.full(memory.shape[0], 5).to(CUDA)
-    check_guarantee(lambda m: dec(tgt, m, tgt_mask, memory_mask, backend=backend), list(dec.parameters()),
-                    memory, memory_mask, check_rows=torch.ones_like(memory_mask.observed), empty_is_zero=False)
+    check_guarantee(
+        lambda m: dec(tgt, m, tgt_mask, memory_mask, backend=backend),
+        list(dec.parameters()),
+        memory,
+        memory_mask,
+        check_rows=torch.ones_like(memory_mask.observed),
+        empty_is_zero=False,
+    )
 
 
 @settings(max_examples=10, deadline=None)
@@ -98,8 +107,14 @@ def test_cuda_guarantee_grud(batch):
     torch.manual_seed(0)
     model = GRUD(3, 5, x_mean=torch.tensor([0.1, -0.2, 0.3])).to(CUDA)
     per_value = Mask(mask.observed, mask.valid, mask.observed.unsqueeze(-1).expand(*mask.shape, 3).clone())
-    check_guarantee(lambda xi: model(xi, per_value)[0], list(model.parameters()), x, per_value,
-                    check_rows=mask.valid, empty_is_zero=False)
+    check_guarantee(
+        lambda xi: model(xi, per_value)[0],
+        list(model.parameters()),
+        x,
+        per_value,
+        check_rows=mask.valid,
+        empty_is_zero=False,
+    )
 
 
 @pytest.mark.parametrize("arch", SERIES_ARCHS)
@@ -112,8 +127,9 @@ def test_cuda_series_models_ignore_missing_values(arch):
     mask = Mask.from_nan(x)
     torch.manual_seed(0)
     imputer = SeriesImputer(SeriesConfig(5, arch=arch, d_model=16, n_heads=2, n_layers=1, d_ff=32)).to(CUDA).eval()
-    classifier = SeriesClassifier(SeriesConfig(5, 3, arch=arch, d_model=16, n_heads=2, n_layers=1,
-                                               d_ff=32)).to(CUDA).eval()
+    classifier = (
+        SeriesClassifier(SeriesConfig(5, 3, arch=arch, d_model=16, n_heads=2, n_layers=1, d_ff=32)).to(CUDA).eval()
+    )
     missing = torch.isnan(x)
     for fill in (0.0, 1e30, float("inf")):
         other = torch.where(missing, torch.full_like(x, fill), x)
@@ -137,8 +153,9 @@ def test_cuda_dense_compact_and_cpu_agree(queries):
     rows = (mask.observed if queries == "observed" else mask.valid).to(CUDA).unsqueeze(-1)
     for backend in ("dense", "compact"):
         got = enc(x.to(CUDA), mask.to(CUDA), backend=backend)
-        torch.testing.assert_close(torch.where(rows, got, 0.0).cpu(), torch.where(rows.cpu(), expected, 0.0),
-                                   atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            torch.where(rows, got, 0.0).cpu(), torch.where(rows.cpu(), expected, 0.0), atol=1e-4, rtol=1e-4
+        )
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -166,9 +183,23 @@ def test_cuda_torchrun_with_more_processes_than_gpus_is_a_clear_error(tmp_path):
 
     data = write_sentiment_csv(tmp_path / "d.csv", n=40)
     n = torch.cuda.device_count() + 1
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m",
-           "dynmask.cli", "train", "classify", "--data", str(data), "--output", str(tmp_path / "run"),
-           "--epochs", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={n}",
+        "-m",
+        "dynmask.cli",
+        "train",
+        "classify",
+        "--data",
+        str(data),
+        "--output",
+        str(tmp_path / "run"),
+        "--epochs",
+        "1",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert f"torchrun started {n} processes on this node but it has" in done.stderr
@@ -176,9 +207,10 @@ def test_cuda_torchrun_with_more_processes_than_gpus_is_a_clear_error(tmp_path):
 
 def test_cuda_recurrent_model_checkpoint_round_trip(tmp_path):
     # on a GPU cuDNN keeps an RNN's weights in one flat buffer; the trainer must still save them
+    from safetensors.torch import save_model
+
     from dynmask.models.classifier import ClassifierConfig, TextClassifier
     from dynmask.training import _savable, load_weights
-    from safetensors.torch import save_model
 
     torch.manual_seed(0)
     model = TextClassifier(ClassifierConfig(50, 2, arch="lstm", d_model=16, n_layers=2)).to(CUDA)

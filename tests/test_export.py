@@ -13,16 +13,33 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
+from textdata import write_sentiment_csv  # noqa: E402
+
 import dynmask as dm  # noqa: E402
 from dynmask.cli import main  # noqa: E402
 from dynmask.export import OnnxSeriesModel, OnnxTextClassifier  # noqa: E402
-from dynmask.models import ClassifierConfig, TextClassifier  # noqa: E402
 from dynmask.models.series import SeriesClassifier, SeriesConfig, SeriesImputer  # noqa: E402
 from dynmask.tasks.classify_text import load_classifier  # noqa: E402
-from textdata import write_sentiment_csv  # noqa: E402
 
-SMALL = ["--d-model", "16", "--heads", "2", "--layers", "2", "--d-ff", "32", "--max-len", "24", "--vocab-size", "120",
-         "--no-progress", "--group-column", "doc", "--test-missing", "0"]
+SMALL = [
+    "--d-model",
+    "16",
+    "--heads",
+    "2",
+    "--layers",
+    "2",
+    "--d-ff",
+    "32",
+    "--max-len",
+    "24",
+    "--vocab-size",
+    "120",
+    "--no-progress",
+    "--group-column",
+    "doc",
+    "--test-missing",
+    "0",
+]
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
@@ -30,8 +47,9 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 def text_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("text")
     data = write_sentiment_csv(folder / "d.csv", n=160)
-    assert main(["train", "classify", "--data", str(data), "--output", str(folder / "run"), "--epochs", "1",
-                 *SMALL]) == 0
+    assert (
+        main(["train", "classify", "--data", str(data), "--output", str(folder / "run"), "--epochs", "1", *SMALL]) == 0
+    )
     return folder / "run"
 
 
@@ -79,8 +97,7 @@ def _series_run(tmp_path, kind):
     if kind == "impute":
         model = SeriesImputer(SeriesConfig(3, d_model=16, n_heads=2, n_layers=2, d_ff=32, max_len=64))
     else:
-        model = SeriesClassifier(SeriesConfig(3, num_classes=4, d_model=16, n_heads=2, n_layers=2, d_ff=32,
-                                              max_len=64))
+        model = SeriesClassifier(SeriesConfig(3, num_classes=4, d_model=16, n_heads=2, n_layers=2, d_ff=32, max_len=64))
     return model.eval()
 
 
@@ -97,8 +114,14 @@ def test_series_models_export_with_the_nan_mask_inside(tmp_path, kind, backend):
     example[0, 1] = float("nan")
     path = tmp_path / "series.onnx"
     with torch.no_grad():
-        torch.onnx.export(graph, (example,), str(path), dynamo=True, verbose=False,
-                          dynamic_shapes=({0: Dim("batch"), 1: Dim("length", min=2, max=4096)},))
+        torch.onnx.export(
+            graph,
+            (example,),
+            str(path),
+            dynamo=True,
+            verbose=False,
+            dynamic_shapes=({0: Dim("batch"), 1: Dim("length", min=2, max=4096)},),
+        )
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -127,12 +150,38 @@ def test_exported_imputer_fills_a_csv_like_the_run(tmp_path):
     frame.insert(0, "t", range(200))
     frame.to_csv(tmp_path / "in.csv", index=False)
     run = tmp_path / "run"
-    assert main(["train", "impute", "--data", str(tmp_path / "in.csv"), "--output", str(run), "--window", "12",
-                 "--epochs", "2", "--d-model", "16", "--heads", "2", "--layers", "1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "impute",
+                "--data",
+                str(tmp_path / "in.csv"),
+                "--output",
+                str(run),
+                "--window",
+                "12",
+                "--epochs",
+                "2",
+                "--d-model",
+                "16",
+                "--heads",
+                "2",
+                "--layers",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert main(["export", "--model", str(run), "--output", str(tmp_path / "imp.onnx"), "--backend", "compact"]) == 0
     for model, name in ((run, "eager.csv"), (tmp_path / "imp.onnx", "onnx.csv")):
-        assert main(["impute", "--model", str(model), "--input", str(tmp_path / "in.csv"), "--output",
-                     str(tmp_path / name)]) == 0
+        assert (
+            main(
+                ["impute", "--model", str(model), "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / name)]
+            )
+            == 0
+        )
     eager, onnx = pd.read_csv(tmp_path / "eager.csv"), pd.read_csv(tmp_path / "onnx.csv")
     assert np.abs(eager[["a", "b", "c"]].to_numpy() - onnx[["a", "b", "c"]].to_numpy()).max() <= 1e-4
     assert isinstance(OnnxSeriesModel(tmp_path / "imp.onnx").impute(torch.randn(1, 12, 3)), torch.Tensor)
@@ -141,8 +190,12 @@ def test_exported_imputer_fills_a_csv_like_the_run(tmp_path):
 def test_export_refuses_what_it_cannot_trace(tmp_path, capsys):
     data = write_sentiment_csv(tmp_path / "d.csv", n=80)
     run = tmp_path / "lstm"
-    assert main(["train", "classify", "--data", str(data), "--output", str(run), "--epochs", "1", "--arch", "lstm",
-                 *SMALL]) == 0
+    assert (
+        main(
+            ["train", "classify", "--data", str(data), "--output", str(run), "--epochs", "1", "--arch", "lstm", *SMALL]
+        )
+        == 0
+    )
     assert main(["export", "--model", str(run), "--output", str(tmp_path / "x.onnx")]) == 2
     assert "arch is 'lstm'" in capsys.readouterr().err
 

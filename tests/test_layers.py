@@ -2,12 +2,11 @@
 
 import pytest
 import torch
+from guarantee import HOSTILE, check_guarantee, masked_batches
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import dynmask as dm
 from dynmask import Compaction, Decoder, Encoder, Mask
-from guarantee import HOSTILE, check_guarantee, masked_batches
 
 D, H, FF = 8, 2, 16
 
@@ -30,8 +29,9 @@ def _decoder(seed=0, **kw):
 def test_encoder_equals_torch_transformer_encoder_with_padding(norm_first, backend):
     torch.manual_seed(0)
     layer = torch.nn.TransformerEncoderLayer(D, H, FF, dropout=0.0, batch_first=True, norm_first=norm_first)
-    ref = torch.nn.TransformerEncoder(layer, 2, norm=torch.nn.LayerNorm(D) if norm_first else None,
-                                      enable_nested_tensor=False)
+    ref = torch.nn.TransformerEncoder(
+        layer, 2, norm=torch.nn.LayerNorm(D) if norm_first else None, enable_nested_tensor=False
+    )
     ours = Encoder(D, H, 2, d_ff=FF, dropout=0.0, norm_first=norm_first, backend=backend)
     ours.load_state_dict(ref.state_dict(), strict=False)
     assert set(ref.state_dict()) == set(ours.state_dict())
@@ -54,8 +54,12 @@ def test_decoder_equals_torch_transformer_decoder():
     ours.load_state_dict(ref.state_dict(), strict=False)
     tgt, memory = torch.randn(2, 5, D), torch.randn(2, 7, D)
     memory_mask = Mask.from_lengths(torch.tensor([7, 3]), max_len=7)
-    expected = ref(tgt, memory, tgt_mask=torch.nn.Transformer.generate_square_subsequent_mask(5),
-                   memory_key_padding_mask=memory_mask.to_key_padding_mask())
+    expected = ref(
+        tgt,
+        memory,
+        tgt_mask=torch.nn.Transformer.generate_square_subsequent_mask(5),
+        memory_key_padding_mask=memory_mask.to_key_padding_mask(),
+    )
     got = ours(tgt, memory, Mask.full(2, 5), memory_mask)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
@@ -105,8 +109,12 @@ def test_decoder_dense_and_compact_agree(queries):
 
 # ---------------------------------------------------------------- the guarantee
 @settings(max_examples=30, deadline=None)
-@given(batch=masked_batches(d_model=D), causal=st.booleans(),
-       backend=st.sampled_from(["dense", "compact", "auto"]), queries=st.sampled_from(["observed", "all"]))
+@given(
+    batch=masked_batches(d_model=D),
+    causal=st.booleans(),
+    backend=st.sampled_from(["dense", "compact", "auto"]),
+    queries=st.sampled_from(["observed", "all"]),
+)
 def test_guarantee_encoder(batch, causal, backend, queries):
     x, mask = batch
     enc = _encoder(3, queries=queries, positional="sinusoidal", dropout=0.1).train()
@@ -116,14 +124,14 @@ def test_guarantee_encoder(batch, causal, backend, queries):
         torch.manual_seed(0)  # same dropout draws in both runs
         return enc(xi, mask, causal=causal, backend=backend)
 
-    out = check_guarantee(run, list(enc.parameters()), x, mask, check_rows=rows,
-                          empty_is_zero=queries == "observed")
+    out = check_guarantee(run, list(enc.parameters()), x, mask, check_rows=rows, empty_is_zero=queries == "observed")
     assert torch.equal(out[~rows], torch.zeros_like(out[~rows]))
 
 
 @settings(max_examples=25, deadline=None)
-@given(batch=masked_batches(d_model=D), memory_fill=st.sampled_from(HOSTILE),
-       backend=st.sampled_from(["dense", "compact"]))
+@given(
+    batch=masked_batches(d_model=D), memory_fill=st.sampled_from(HOSTILE), backend=st.sampled_from(["dense", "compact"])
+)
 def test_guarantee_decoder_target_and_memory(batch, memory_fill, backend):
     tgt, tgt_mask = batch
     dec = _decoder(4).eval()
@@ -132,13 +140,24 @@ def test_guarantee_decoder_target_and_memory(batch, memory_fill, backend):
     memory_mask = Mask(torch.rand(tgt.shape[0], 6, generator=g) > 0.4, torch.ones(tgt.shape[0], 6, dtype=torch.bool))
     memory_hostile = torch.where(memory_mask.observed.unsqueeze(-1), memory, torch.full_like(memory, memory_fill))
     # missing target tokens: every valid target position is checked (queries="all")
-    check_guarantee(lambda t: dec(t, memory_hostile, tgt_mask, memory_mask, backend=backend),
-                    list(dec.parameters()), tgt, tgt_mask, check_rows=tgt_mask.valid, empty_is_zero=False)
+    check_guarantee(
+        lambda t: dec(t, memory_hostile, tgt_mask, memory_mask, backend=backend),
+        list(dec.parameters()),
+        tgt,
+        tgt_mask,
+        check_rows=tgt_mask.valid,
+        empty_is_zero=False,
+    )
     # missing memory tokens
     tgt_clean = torch.where(tgt_mask.observed.unsqueeze(-1), tgt, 0.0)
-    check_guarantee(lambda m: dec(tgt_clean, m, tgt_mask, memory_mask, backend=backend),
-                    list(dec.parameters()), memory, memory_mask,
-                    check_rows=torch.ones_like(memory_mask.observed), empty_is_zero=False)
+    check_guarantee(
+        lambda m: dec(tgt_clean, m, tgt_mask, memory_mask, backend=backend),
+        list(dec.parameters()),
+        memory,
+        memory_mask,
+        check_rows=torch.ones_like(memory_mask.observed),
+        empty_is_zero=False,
+    )
 
 
 @pytest.mark.parametrize("variant", ["static", "seed_literal"])
@@ -204,5 +223,5 @@ def test_encoder_equals_running_on_observed_tokens_alone(batch, causal, backend)
     for b in range(x.shape[0]):
         keep = mask.observed[b]
         if keep.any():
-            alone = enc(x[b:b + 1, keep], Mask.full(1, int(keep.sum())), causal=causal)
+            alone = enc(x[b : b + 1, keep], Mask.full(1, int(keep.sum())), causal=causal)
             torch.testing.assert_close(out[b, keep], alone[0], atol=1e-5, rtol=1e-5)

@@ -1,7 +1,5 @@
 """Exact masks, written out literally, for every constructor and every rendered backend format."""
 
-import math
-
 import pytest
 import torch
 
@@ -80,23 +78,31 @@ def test_render_sdpa_keys_only():
 
 
 def test_render_sdpa_causal():
-    assert _example().to_sdpa(causal=True).tolist() == [[[
-        [T, F_, F_, F_],
-        [T, F_, F_, F_],
-        [T, F_, T, F_],
-        [T, F_, T, F_],
-    ]]]
+    assert _example().to_sdpa(causal=True).tolist() == [
+        [
+            [
+                [T, F_, F_, F_],
+                [T, F_, F_, F_],
+                [T, F_, T, F_],
+                [T, F_, T, F_],
+            ]
+        ]
+    ]
 
 
 def test_render_additive():
     bias = _example().to_additive(causal=True)
     assert bias.dtype == torch.float32
-    assert bias.tolist() == [[[
-        [0.0, INF, INF, INF],
-        [0.0, INF, INF, INF],
-        [0.0, INF, 0.0, INF],
-        [0.0, INF, 0.0, INF],
-    ]]]
+    assert bias.tolist() == [
+        [
+            [
+                [0.0, INF, INF, INF],
+                [0.0, INF, INF, INF],
+                [0.0, INF, 0.0, INF],
+                [0.0, INF, 0.0, INF],
+            ]
+        ]
+    ]
     assert _example().to_additive(torch.float16).dtype == torch.float16
 
 

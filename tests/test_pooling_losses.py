@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from guarantee import check_guarantee, masked_batches
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynmask import AttentionPooling, Mask, masked_cross_entropy, masked_mae, masked_max, masked_mean, masked_mse
-from guarantee import HOSTILE, check_guarantee, masked_batches
 
 NAN = float("nan")
 
@@ -47,14 +47,16 @@ def test_losses_use_per_value_mask_from_mask_object():
 
 
 @settings(max_examples=30, deadline=None)
-@given(batch=masked_batches(d_model=4),
-       how=st.sampled_from(["mean", "max", "attention"]))
+@given(batch=masked_batches(d_model=4), how=st.sampled_from(["mean", "max", "attention"]))
 def test_guarantee_pooling(batch, how):
     x, mask = batch
     torch.manual_seed(0)
     pool = AttentionPooling(4)
-    fn = {"mean": lambda xi: masked_mean(xi, mask), "max": lambda xi: masked_max(xi, mask),
-          "attention": lambda xi: pool(xi, mask)}[how]
+    fn = {
+        "mean": lambda xi: masked_mean(xi, mask),
+        "max": lambda xi: masked_max(xi, mask),
+        "attention": lambda xi: pool(xi, mask),
+    }[how]
     check_guarantee(fn, list(pool.parameters()) if how == "attention" else [], x, mask)
 
 

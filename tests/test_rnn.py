@@ -4,12 +4,12 @@ import math
 
 import pytest
 import torch
+from guarantee import check_guarantee, masked_batches
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynmask import Mask
 from dynmask.rnn import GRUD, MaskedGRU, MaskedLSTM, time_since_observed
-from guarantee import check_guarantee, masked_batches
 
 F_IN, H = 8, 6
 CELLS = {"lstm": MaskedLSTM, "gru": MaskedGRU}
@@ -21,8 +21,12 @@ def _rnn(cell, bidirectional=False, missing_output="zero", layers=1, seed=0):
 
 
 @settings(max_examples=25, deadline=None)
-@given(batch=masked_batches(d_model=F_IN), cell=st.sampled_from(["lstm", "gru"]), bidirectional=st.booleans(),
-       missing_output=st.sampled_from(["zero", "carry"]))
+@given(
+    batch=masked_batches(d_model=F_IN),
+    cell=st.sampled_from(["lstm", "gru"]),
+    bidirectional=st.booleans(),
+    missing_output=st.sampled_from(["zero", "carry"]),
+)
 def test_guarantee_masked_rnn(batch, cell, bidirectional, missing_output):
     x, mask = batch
     model = _rnn(cell, bidirectional, missing_output, layers=2)
@@ -69,7 +73,7 @@ def test_bidirectional_padded_batch_equals_each_sequence_alone(cell):
     out, state = model(x, mask)
     h = state[0] if cell == "lstm" else state
     for b, n in enumerate(lengths.tolist()):
-        alone, alone_state = model(x[b:b + 1, :n], Mask.full(1, n))
+        alone, alone_state = model(x[b : b + 1, :n], Mask.full(1, n))
         torch.testing.assert_close(out[b, :n], alone[0])
         alone_h = alone_state[0] if cell == "lstm" else alone_state
         torch.testing.assert_close(h[:, b], alone_h[:, 0])
@@ -135,5 +139,11 @@ def test_guarantee_grud(batch):
     torch.manual_seed(0)
     model = GRUD(3, 5, x_mean=torch.tensor([0.1, -0.2, 0.3]))
     per_value = Mask(mask.observed, mask.valid, mask.observed.unsqueeze(-1).expand(*mask.shape, 3).clone())
-    check_guarantee(lambda xi: model(xi, per_value)[0], list(model.parameters()), x, per_value,
-                    check_rows=mask.valid, empty_is_zero=False)
+    check_guarantee(
+        lambda xi: model(xi, per_value)[0],
+        list(model.parameters()),
+        x,
+        per_value,
+        check_rows=mask.valid,
+        empty_is_zero=False,
+    )

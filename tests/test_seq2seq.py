@@ -19,8 +19,11 @@ BOS, EOS, MISSING = 3, 4, 2
 
 def _model(seed=0, vocab=40, method="dynamic", d=32):
     torch.manual_seed(seed)
-    return Seq2Seq(Seq2SeqConfig(vocab, method=method, d_model=d, n_heads=2, enc_layers=2, dec_layers=2, d_ff=64,
-                                 dropout=0.0, max_len=64)).eval()
+    return Seq2Seq(
+        Seq2SeqConfig(
+            vocab, method=method, d_model=d, n_heads=2, enc_layers=2, dec_layers=2, d_ff=64, dropout=0.0, max_len=64
+        )
+    ).eval()
 
 
 def _source(seed=0, batch=3, length=7, vocab=40):
@@ -44,8 +47,11 @@ def test_beam_one_equals_greedy():
 @pytest.mark.parametrize("beam", [1, 3])
 def test_cached_decoding_equals_decoding_without_cache(beam):
     model, (src, mask) = _model(1), _source(1)
-    decode = (lambda **kw: greedy_decode(model, src, mask, bos=BOS, eos=EOS, max_len=10, **kw)) if beam == 1 else \
-        (lambda **kw: beam_search(model, src, mask, bos=BOS, eos=EOS, beam=beam, max_len=10, **kw))
+    decode = (
+        (lambda **kw: greedy_decode(model, src, mask, bos=BOS, eos=EOS, max_len=10, **kw))
+        if beam == 1
+        else (lambda **kw: beam_search(model, src, mask, bos=BOS, eos=EOS, beam=beam, max_len=10, **kw))
+    )
     cached, plain = decode(use_cache=True), decode(use_cache=False)
     assert [h.tokens for h in cached] == [h.tokens for h in plain]
     for c, p in zip(cached, plain):
@@ -56,8 +62,11 @@ def test_cached_decoding_equals_decoding_without_cache(beam):
 def test_text_at_missing_source_positions_changes_nothing(beam):
     model, (src, mask) = _model(2), _source(2)
     other = torch.where(mask.missing, torch.randint(5, 40, src.shape), src)  # same mask, other ids
-    run = lambda s: (greedy_decode(model, s, mask, bos=BOS, eos=EOS, max_len=10) if beam == 1 else
-                     beam_search(model, s, mask, bos=BOS, eos=EOS, beam=beam, max_len=10))
+    run = lambda s: (
+        greedy_decode(model, s, mask, bos=BOS, eos=EOS, max_len=10)
+        if beam == 1
+        else beam_search(model, s, mask, bos=BOS, eos=EOS, beam=beam, max_len=10)
+    )
     a, b = run(src), run(other)
     assert [h.tokens for h in a] == [h.tokens for h in b]
     assert [h.score for h in a] == [h.score for h in b]
@@ -77,8 +86,9 @@ def _tiny_pairs_task(pairs, tmp_path, missing=0.0):
     from dynmask.data.pairs import Pair, PairSplits
 
     splits = PairSplits("tiny", [Pair(*p) for p in pairs], [Pair(*p) for p in pairs], [Pair(*p) for p in pairs])
-    tok = TextTokenizer.train([p[0] for p in pairs] + [p[1] for p in pairs], vocab_size=200, min_frequency=1,
-                              kind="cased", max_len=32)
+    tok = TextTokenizer.train(
+        [p[0] for p in pairs] + [p[1] for p in pairs], vocab_size=200, min_frequency=1, kind="cased", max_len=32
+    )
     return Seq2SeqTask(splits, tok, MissingSpec(missing), kind="translate", max_src_len=16, max_tgt_len=16), tok
 
 
@@ -88,8 +98,9 @@ def test_missing_target_tokens_have_zero_loss_weight(tmp_path):
     hole_out = tgt_out == tok.missing_id
     assert hole_out.any() and not counted[hole_out].any()  # the marker is never a training target
     assert not tgt_mask.observed[tgt_in == tok.missing_id].any()  # nor a decoder key
-    model = Seq2Seq(Seq2SeqConfig(tok.vocab_size, d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32,
-                                  dropout=0.0))
+    model = Seq2Seq(
+        Seq2SeqConfig(tok.vocab_size, d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32, dropout=0.0)
+    )
     batch = (src, src_mask, tgt_in, tgt_mask, tgt_out, counted)
     loss = task.loss(model, batch)
     other_out = torch.where(hole_out, torch.full_like(tgt_out, 7), tgt_out)  # whatever the hidden word was
@@ -98,12 +109,19 @@ def test_missing_target_tokens_have_zero_loss_weight(tmp_path):
 
 
 def test_small_model_overfits_a_handful_of_pairs(tmp_path):
-    pairs = [("open the file", "die Datei öffnen"), ("close the window", "das Fenster schließen"),
-             ("save the document", "das Dokument speichern"), ("print the page", "die Seite drucken")]
+    pairs = [
+        ("open the file", "die Datei öffnen"),
+        ("close the window", "das Fenster schließen"),
+        ("save the document", "das Dokument speichern"),
+        ("print the page", "die Seite drucken"),
+    ]
     task, tok = _tiny_pairs_task(pairs, tmp_path)
     torch.manual_seed(0)
-    model = Seq2Seq(Seq2SeqConfig(tok.vocab_size, d_model=64, n_heads=4, enc_layers=1, dec_layers=1, d_ff=128,
-                                  dropout=0.0, max_len=32))
+    model = Seq2Seq(
+        Seq2SeqConfig(
+            tok.vocab_size, d_model=64, n_heads=4, enc_layers=1, dec_layers=1, d_ff=128, dropout=0.0, max_len=32
+        )
+    )
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     batch = task._batch("train", list(range(4)), None, None, 0)
     task.label_smoothing = 0.0
@@ -162,16 +180,55 @@ def test_cli_translate_train_evaluate_predict(tmp_path, capsys):
     rows = [f"{v} {t}\t{tt} {vv}" for v, vv in words for t, tt in things] * 3
     (tmp_path / "pairs.tsv").write_text("source\ttarget\n" + "\n".join(rows) + "\n")
     out = tmp_path / "run"
-    small = ["--d-model", "32", "--heads", "2", "--enc-layers", "1", "--dec-layers", "1", "--d-ff", "64",
-             "--vocab-size", "120", "--max-src-len", "16", "--max-tgt-len", "16", "--no-progress"]
-    assert main(["train", "translate", "--data", str(tmp_path / "pairs.tsv"), "--output", str(out), "--epochs", "1",
-                 "--beam", "2", "--test-missing", "0,0.4", *small]) == 0
+    small = [
+        "--d-model",
+        "32",
+        "--heads",
+        "2",
+        "--enc-layers",
+        "1",
+        "--dec-layers",
+        "1",
+        "--d-ff",
+        "64",
+        "--vocab-size",
+        "120",
+        "--max-src-len",
+        "16",
+        "--max-tgt-len",
+        "16",
+        "--no-progress",
+    ]
+    assert (
+        main(
+            [
+                "train",
+                "translate",
+                "--data",
+                str(tmp_path / "pairs.tsv"),
+                "--output",
+                str(out),
+                "--epochs",
+                "1",
+                "--beam",
+                "2",
+                "--test-missing",
+                "0,0.4",
+                *small,
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "test_results.json").read_text())
     assert [r["missing_rate"] for r in results] == [0.0, 0.4]
     assert {"bleu", "chrf", "bleu_signature", "tokens_per_s"} <= set(results[0])
     capsys.readouterr()
-    assert main(["evaluate", "--model", str(out), "--data", str(tmp_path / "pairs.tsv"), "--missing", "0.2",
-                 "--beam", "1"]) == 0
+    assert (
+        main(
+            ["evaluate", "--model", str(out), "--data", str(tmp_path / "pairs.tsv"), "--missing", "0.2", "--beam", "1"]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)[0]["missing_rate"] == 0.2
     assert main(["predict", "--model", str(out), "--text", "open the ??? file", "--beam", "1"]) == 0
     row = json.loads(capsys.readouterr().out.splitlines()[0])

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from guarantee import check_guarantee, masked_batches
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +17,6 @@ from dynmask.data.series import holdout_mask, load_series_classification, read_t
 from dynmask.data.text import DataError
 from dynmask.models.series import SERIES_ARCHS, SeriesClassifier, SeriesConfig, SeriesImputer
 from dynmask.tasks.series import ImputationTask, impute_frame, prepare_imputation_data
-from guarantee import check_guarantee, masked_batches
 
 F = 4
 
@@ -33,8 +33,9 @@ def test_guarantee_imputer(batch, arch, gaps):
     x, mask = batch
     mask = _per_value(mask)
     torch.manual_seed(0)
-    model = SeriesImputer(SeriesConfig(F, arch=arch, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0,
-                                       time_gaps=gaps))
+    model = SeriesImputer(
+        SeriesConfig(F, arch=arch, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0, time_gaps=gaps)
+    )
     # every prediction, at observed and missing positions alike, ignores the values at missing entries
     hostile_mask = Mask(mask.observed, mask.valid, mask.observed_values)
     not_observed = ~mask.observed_values
@@ -115,8 +116,9 @@ def test_held_out_mask_is_identical_across_runs_and_methods():
 
 def test_csv_round_trip_keeps_columns_index_and_units():
     values = _series(n=50)
-    frame = pd.DataFrame(values, index=pd.Index([f"2020-01-{i:02d}" for i in range(1, 51)], name="date"),
-                         columns=["a", "b", "c"])
+    frame = pd.DataFrame(
+        values, index=pd.Index([f"2020-01-{i:02d}" for i in range(1, 51)], name="date"), columns=["a", "b", "c"]
+    )
     data = prepare_imputation_data(values, 5, 5)
     torch.manual_seed(0)
     model = SeriesImputer(SeriesConfig(3, d_model=16, n_heads=2, n_layers=1, d_ff=32)).eval()
@@ -155,7 +157,9 @@ def _toy_ts(folder, n=60, seed=0):
         t = np.arange(length)
         a = np.sin(t * (0.3 if label else 1.2)) + rng.normal(0, 0.1, length)
         b = rng.normal(label, 0.3, length)
-        lines.append(",".join(f"{v:.4f}" for v in a) + ":" + ",".join(f"{v:.4f}" for v in b) + f":{'yes' if label else 'no'}")
+        lines.append(
+            ",".join(f"{v:.4f}" for v in a) + ":" + ",".join(f"{v:.4f}" for v in b) + f":{'yes' if label else 'no'}"
+        )
     for split in ("TRAIN", "TEST"):
         (folder / f"toy_{split}.ts").write_text("\n".join(lines) + "\n")
     return str(folder / "toy_{split}.ts")
@@ -165,9 +169,34 @@ def _toy_ts(folder, n=60, seed=0):
 def test_cli_classify_series(tmp_path, arch):
     pattern = _toy_ts(tmp_path)
     out = tmp_path / arch
-    assert main(["train", "classify-series", "--data", pattern, "--output", str(out), "--epochs", "15",
-                 "--arch", arch, "--d-model", "16", "--heads", "2", "--layers", "1", "--no-progress",
-                 "--train-missing", "0.2", "--test-missing", "0,0.5"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "classify-series",
+                "--data",
+                pattern,
+                "--output",
+                str(out),
+                "--epochs",
+                "15",
+                "--arch",
+                arch,
+                "--d-model",
+                "16",
+                "--heads",
+                "2",
+                "--layers",
+                "1",
+                "--no-progress",
+                "--train-missing",
+                "0.2",
+                "--test-missing",
+                "0,0.5",
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "test_results.json").read_text())
     assert [r["missing_rate"] for r in results] == [0.0, 0.5]
     assert results[0]["accuracy"] >= 0.8
@@ -205,15 +234,41 @@ def test_cli_train_impute_and_fill_a_csv(tmp_path, capsys):
     frame.insert(0, "day", [f"d{i}" for i in range(300)])
     frame.to_csv(tmp_path / "in.csv", index=False)
     run = tmp_path / "run"
-    assert main(["train", "impute", "--data", str(tmp_path / "in.csv"), "--output", str(run), "--window", "20",
-                 "--epochs", "3", "--d-model", "16", "--heads", "2", "--layers", "1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "impute",
+                "--data",
+                str(tmp_path / "in.csv"),
+                "--output",
+                str(run),
+                "--window",
+                "20",
+                "--epochs",
+                "3",
+                "--d-model",
+                "16",
+                "--heads",
+                "2",
+                "--layers",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     results = json.loads((run / "test_results.json").read_text())
     assert set(results) == {"dynmask", "mean", "locf", "linear"}
     config = json.loads((run / "best" / "config.json").read_text())
     assert config["model"]["d_ff"] == 32 and config["artificial"] == 0.3  # d_ff follows --d-model
     assert results["dynmask"]["n"] == results["linear"]["n"] == int(np.load(run / "test_holdout_mask.npy").sum())
-    assert main(["impute", "--model", str(run), "--input", str(tmp_path / "in.csv"),
-                 "--output", str(tmp_path / "out.csv")]) == 0
+    assert (
+        main(
+            ["impute", "--model", str(run), "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv")]
+        )
+        == 0
+    )
     out = pd.read_csv(tmp_path / "out.csv")
     assert list(out.columns) == ["day", "s1", "s2", "s3"] and out["day"].tolist() == frame["day"].tolist()
     assert not out[["s1", "s2", "s3"]].isna().any().any()

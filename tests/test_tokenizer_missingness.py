@@ -6,8 +6,14 @@ import torch
 from dynmask.data.tokenizer import TextTokenizer
 from dynmask.missingness import Schedule, Spans, Uniform, ValueDependent, apply_missingness, make_process
 
-CORPUS = ["the movie was great fun", "a dull and boring film", "我爱北京天安门", "天安门上太阳升",
-          "naïve café déjà vu", "the plot was awful"] * 5
+CORPUS = [
+    "the movie was great fun",
+    "a dull and boring film",
+    "我爱北京天安门",
+    "天安门上太阳升",
+    "naïve café déjà vu",
+    "the plot was awful",
+] * 5
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +70,11 @@ def test_truncates_to_max_len(tok):
 
 
 # ---------------------------------------------------------------- missingness
-def _batch(b=400, l=60, vocab=200, seed=0):
+def _batch(b=400, length=60, vocab=200, seed=0):
     g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(3, vocab, (b, l), generator=g)
-    lengths = torch.randint(l // 2, l + 1, (b,), generator=g)
-    valid = torch.arange(l).unsqueeze(0) < lengths.unsqueeze(1)
+    ids = torch.randint(3, vocab, (b, length), generator=g)
+    lengths = torch.randint(length // 2, length + 1, (b,), generator=g)
+    valid = torch.arange(length).unsqueeze(0) < lengths.unsqueeze(1)
     return ids, valid
 
 

@@ -4,10 +4,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from textdata import write_sentiment_csv
 
 from dynmask.cli import main
 from dynmask.data.text import load_text_dataset
@@ -15,10 +15,24 @@ from dynmask.data.tokenizer import TextTokenizer
 from dynmask.models import ClassifierConfig, TextClassifier
 from dynmask.tasks.classify_text import MissingSpec, TextClassificationTask, load_classifier, predict_texts
 from dynmask.training import TrainConfig, Trainer
-from textdata import write_sentiment_csv
 
-SMALL = ["--d-model", "16", "--heads", "2", "--layers", "1", "--d-ff", "32", "--max-len", "16",
-         "--vocab-size", "120", "--no-progress", "--group-column", "doc"]
+SMALL = [
+    "--d-model",
+    "16",
+    "--heads",
+    "2",
+    "--layers",
+    "1",
+    "--d-ff",
+    "32",
+    "--max-len",
+    "16",
+    "--vocab-size",
+    "120",
+    "--no-progress",
+    "--group-column",
+    "doc",
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +45,11 @@ def setup(tmp_path_factory):
 
 def _model(tok, seed=0, method="dynamic", arch="transformer"):
     torch.manual_seed(seed)
-    return TextClassifier(ClassifierConfig(tok.vocab_size, 2, method=method, d_model=16, n_heads=2, n_layers=1,
-                                           d_ff=32, max_len=16, arch=arch))
+    return TextClassifier(
+        ClassifierConfig(
+            tok.vocab_size, 2, method=method, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=16, arch=arch
+        )
+    )
 
 
 def _trainer(setup, out, model, **cfg):
@@ -50,7 +67,7 @@ def test_tiny_training_lowers_the_loss(setup, tmp_path):
     after = task.evaluate(model, "train", MissingSpec(0.0))["loss"]
     assert after < 0.5 * before, (before, after)
     assert summary["best_score"] >= 0.7  # valid has 20% holes: the one cue word is sometimes hidden
-    records = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["kind"] == "valid"] == [1, 2, 3, 4, 5, 6]
     assert (tmp_path / "run" / "best" / "model.safetensors").exists()
 
@@ -74,8 +91,14 @@ def test_checkpoint_is_complete_and_atomic(setup, tmp_path):
     trainer, _ = _trainer(setup, tmp_path / "run", _model(setup[1]), epochs=1)
     trainer.fit()
     ckpt = tmp_path / "run" / "checkpoint"
-    assert {p.name for p in ckpt.iterdir()} >= {"model.safetensors", "config.json", "training_state.pt",
-                                                  "state.json", "tokenizer.json", "labels.json"}
+    assert {p.name for p in ckpt.iterdir()} >= {
+        "model.safetensors",
+        "config.json",
+        "training_state.pt",
+        "state.json",
+        "tokenizer.json",
+        "labels.json",
+    }
     assert not list((tmp_path / "run").glob("*.tmp")) and not list((tmp_path / "run").glob("*.old"))
 
 
@@ -83,12 +106,31 @@ def test_torchrun_two_processes_keep_identical_weights(tmp_path):
     data = write_sentiment_csv(tmp_path / "d.csv", n=160)
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}  # gloo on the CPU, GPU or not
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "dynmask.cli",
-           "train", "classify", "--data", str(data), "--output", str(out), "--epochs", "2", "--batch-size", "16",
-           "--test-missing", "0,0.4", *SMALL]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "dynmask.cli",
+        "train",
+        "classify",
+        "--data",
+        str(data),
+        "--output",
+        str(out),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--test-missing",
+        "0,0.4",
+        *SMALL,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    summary = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()][-1]
+    summary = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-1]
     assert summary["kind"] == "summary" and summary["world_size"] == 2
     checksums = summary["rank_parameter_checksums"]
     assert len(checksums) == 2 and checksums[0] == checksums[1]
@@ -98,26 +140,51 @@ def test_torchrun_two_processes_keep_identical_weights(tmp_path):
 def test_cli_train_then_predict_honours_missing_markers(tmp_path, capsys):
     data = write_sentiment_csv(tmp_path / "d.csv", n=160)
     out = tmp_path / "run"
-    assert main(["train", "classify", "--data", str(data), "--output", str(out), "--epochs", "2",
-                 "--test-missing", "0,0.5", *SMALL]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "classify",
+                "--data",
+                str(data),
+                "--output",
+                str(out),
+                "--epochs",
+                "2",
+                "--test-missing",
+                "0,0.5",
+                *SMALL,
+            ]
+        )
+        == 0
+    )
     model, tok, labels = load_classifier(out)
     texts = ["the movie was ??? and great", "the movie was [missing] and great", "the movie was <UNK> and great"]
     rows = predict_texts(model, tok, labels, texts)
     assert rows[0]["probabilities"] == rows[1]["probabilities"] == rows[2]["probabilities"]
     capsys.readouterr()
     assert main(["predict", "--model", str(out), "--text", "a great film", "--text", "???"]) == 0
-    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
-    assert [l["text"] for l in lines] == ["a great film", "???"]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["text"] for row in lines] == ["a great film", "???"]
     assert abs(sum(lines[0]["probabilities"].values()) - 1) < 1e-4
     assert lines[1]["label"] is None and "no observed token" in lines[1]["error"]  # nothing to read: no label
-    assert main(["evaluate", "--model", str(out), "--data", str(data), "--group-column", "doc",
-                 "--missing", "0,0.3"]) == 0
+    assert (
+        main(["evaluate", "--model", str(out), "--data", str(data), "--group-column", "doc", "--missing", "0,0.3"]) == 0
+    )
     scores = json.loads(capsys.readouterr().out)
     assert [s["missing_rate"] for s in scores] == [0.0, 0.3]
 
 
-@pytest.mark.parametrize("method,arch", [("dynamic", "transformer"), ("delete", "transformer"), ("dynamic", "lstm"),
-                                         ("dynamic", "gru"), ("dynamic", "grud")])
+@pytest.mark.parametrize(
+    "method,arch",
+    [
+        ("dynamic", "transformer"),
+        ("delete", "transformer"),
+        ("dynamic", "lstm"),
+        ("dynamic", "gru"),
+        ("dynamic", "grud"),
+    ],
+)
 def test_classifier_ignores_ids_at_missing_positions(setup, method, arch):
     model = _model(setup[1], method=method, arch=arch).eval()
     g = torch.Generator().manual_seed(0)
@@ -128,14 +195,18 @@ def test_classifier_ignores_ids_at_missing_positions(setup, method, arch):
     mask = setup[1].mask(ids)
     other = torch.where(mask.missing, torch.randint(3, setup[1].vocab_size, ids.shape, generator=g), ids)
     from dynmask import Mask
+
     assert torch.equal(model(ids, mask), model(other, Mask(mask.observed, mask.valid)))
 
 
-@pytest.mark.parametrize("content,message", [
-    ("text,label\nx,a\ny,a\n", "only one class"),
-    ("body,label\nx,a\ny,b\n", "Pass --text-column"),
-    ("", "is empty"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("text,label\nx,a\ny,a\n", "only one class"),
+        ("body,label\nx,a\ny,b\n", "Pass --text-column"),
+        ("", "is empty"),
+    ],
+)
 def test_cli_errors_are_clear(tmp_path, capsys, content, message):
     path = tmp_path / "bad.csv"
     path.write_text(content)
@@ -161,8 +232,32 @@ def test_demo_quick_on_a_user_file(tmp_path, capsys):
 def test_recurrent_classifier_trains_from_the_cli(tmp_path, arch):
     data = write_sentiment_csv(tmp_path / "d.csv", n=160)
     out = tmp_path / arch
-    assert main(["train", "classify", "--data", str(data), "--output", str(out), "--epochs", "10", "--arch", arch,
-                 "--lr", "1e-2", "--patience", "100", "--test-missing", "0", *SMALL, "--d-model", "32"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "classify",
+                "--data",
+                str(data),
+                "--output",
+                str(out),
+                "--epochs",
+                "10",
+                "--arch",
+                arch,
+                "--lr",
+                "1e-2",
+                "--patience",
+                "100",
+                "--test-missing",
+                "0",
+                *SMALL,
+                "--d-model",
+                "32",
+            ]
+        )
+        == 0
+    )
     model, _, _ = load_classifier(out)
     assert model.config.arch == arch
     assert json.loads((out / "test_results.json").read_text())[0]["accuracy"] >= 0.7
@@ -178,6 +273,7 @@ def test_grud_text_gives_no_gradient_to_embeddings_of_missing_tokens(setup):
     model = _model(setup[1], arch="grud")
     ids = torch.tensor([[5, 6, 7, 8, 9, 0], [5, 6, 10, 11, 0, 0]])
     from dynmask import Mask
+
     observed = torch.tensor([[1, 1, 0, 1, 0, 0], [1, 0, 1, 1, 0, 0]], dtype=torch.bool)
     valid = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0]], dtype=torch.bool)
     model(ids, Mask(observed, valid)).sum().backward()
@@ -189,8 +285,25 @@ def test_grud_text_gives_no_gradient_to_embeddings_of_missing_tokens(setup):
 def test_demo_honours_arch(tmp_path):
     data = write_sentiment_csv(tmp_path / "d.csv", n=160)
     out = tmp_path / "demo-gru"
-    assert main(["demo", "--quick", "--arch", "gru", "--methods", "dynamic,static,seed_literal", "--data", str(data),
-                 "--group-column", "doc", "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--quick",
+                "--arch",
+                "gru",
+                "--methods",
+                "dynamic,static,seed_literal",
+                "--data",
+                str(data),
+                "--group-column",
+                "doc",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     config = json.loads((out / "runs" / "dynamic-seed0" / "best" / "config.json").read_text())
     assert config["model"]["arch"] == "gru"
     assert set(json.loads((out / "results.json").read_text())["summary"]) == {"dynamic", "static"}
@@ -204,8 +317,7 @@ def test_load_weights_keeps_tied_weights_and_refuses_a_mismatch(tmp_path):
 
     def seq2seq(seed):
         torch.manual_seed(seed)
-        return Seq2Seq(Seq2SeqConfig(vocab_size=40, d_model=16, n_heads=2, enc_layers=1,
-                                     dec_layers=1, d_ff=32))
+        return Seq2Seq(Seq2SeqConfig(vocab_size=40, d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32))
 
     model = seq2seq(0)
     save_model(model, str(tmp_path / "m.safetensors"))  # tied weights are written once
@@ -214,5 +326,7 @@ def test_load_weights_keeps_tied_weights_and_refuses_a_mismatch(tmp_path):
     for (name, a), b in zip(model.state_dict().items(), other.state_dict().values()):
         assert torch.equal(a, b), name
     with pytest.raises(RuntimeError, match="holds weights this model does not have"):
-        load_weights(TextClassifier(ClassifierConfig(40, 2, d_model=16, n_heads=2, n_layers=1, d_ff=32)),
-                     tmp_path / "m.safetensors")
+        load_weights(
+            TextClassifier(ClassifierConfig(40, 2, d_model=16, n_heads=2, n_layers=1, d_ff=32)),
+            tmp_path / "m.safetensors",
+        )

@@ -5,8 +5,8 @@ Mask convention everywhere: True = observed (kept).
 
 from .attention import MaskedMultiheadAttention, allowed_keys, masked_attention
 from .compaction import Compaction
-from .graph import compile
 from .embeddings import LearnedPositions, SinusoidalPositions, TokenEmbedding, ValueEmbedding
+from .graph import compile
 from .layers import Decoder, DecoderLayer, Encoder, EncoderLayer
 from .losses import masked_cross_entropy, masked_mae, masked_mse
 from .masks import Mask, causal_mask
@@ -15,10 +15,25 @@ from .pooling import AttentionPooling, masked_max, masked_mean
 __version__ = "0.1.0"
 
 __all__ = [
-    "Mask", "causal_mask", "Compaction",
-    "MaskedMultiheadAttention", "masked_attention", "allowed_keys",
-    "EncoderLayer", "DecoderLayer", "Encoder", "Decoder",
-    "TokenEmbedding", "ValueEmbedding", "SinusoidalPositions", "LearnedPositions",
-    "masked_mean", "masked_max", "AttentionPooling",
-    "masked_cross_entropy", "masked_mae", "masked_mse", "compile",
+    "Mask",
+    "causal_mask",
+    "Compaction",
+    "MaskedMultiheadAttention",
+    "masked_attention",
+    "allowed_keys",
+    "EncoderLayer",
+    "DecoderLayer",
+    "Encoder",
+    "Decoder",
+    "TokenEmbedding",
+    "ValueEmbedding",
+    "SinusoidalPositions",
+    "LearnedPositions",
+    "masked_mean",
+    "masked_max",
+    "AttentionPooling",
+    "masked_cross_entropy",
+    "masked_mae",
+    "masked_mse",
+    "compile",
 ]

@@ -22,7 +22,6 @@ backward. Variants (``variant=``):
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
@@ -126,8 +125,9 @@ class MaskedMultiheadAttention(nn.Module):
     dropout; keep it at 0 on CPU (any value > 0 forces SDPA's slow kernel).
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
-                 device=None, dtype=None) -> None:
+    def __init__(
+        self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True, device=None, dtype=None
+    ) -> None:
         super().__init__()
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
@@ -223,17 +223,19 @@ class MaskedMultiheadAttention(nn.Module):
         self_attention = key is None
         source = query if self_attention else key
         if source.dim() != 3 or source.shape[0] != query.shape[0] or source.shape[-1] != self.embed_dim:
-            raise ValueError(
-                f"key must have shape [{query.shape[0]}, Lk, {self.embed_dim}], got {list(source.shape)}")
+            raise ValueError(f"key must have shape [{query.shape[0]}, Lk, {self.embed_dim}], got {list(source.shape)}")
         batch, key_len = source.shape[:2]
         for name, m, length in (("key_keep", key_keep, key_len), ("query_keep", query_keep, query.shape[1])):
             if m is not None and (m.dtype != torch.bool or tuple(m.shape) != (batch, length)):
                 raise ValueError(f"{name} must be bool[{batch}, {length}], got {m.dtype} {list(m.shape)}")
         for name, pos, length in (("key_pos", key_pos, key_len), ("query_pos", query_pos, query.shape[1])):
-            if pos is not None and (pos.is_floating_point() or pos.dtype == torch.bool
-                                    or tuple(pos.shape) != (batch, length)):
-                raise ValueError(f"{name} must be an integer tensor [{batch}, {length}] of original positions, got "
-                                 f"{pos.dtype} {list(pos.shape)}")
+            if pos is not None and (
+                pos.is_floating_point() or pos.dtype == torch.bool or tuple(pos.shape) != (batch, length)
+            ):
+                raise ValueError(
+                    f"{name} must be an integer tensor [{batch}, {length}] of original positions, got "
+                    f"{pos.dtype} {list(pos.shape)}"
+                )
         check_input_dtype("query", query, self.in_proj_weight)
         if not self_attention:
             check_input_dtype("key", source, self.in_proj_weight)
@@ -261,10 +263,10 @@ class MaskedMultiheadAttention(nn.Module):
         if key_keep is None and not causal:  # decided from the arguments, never from values
             allowed = None
         else:
-            keep = key_keep if key_keep is not None else torch.ones(batch, key_len, dtype=torch.bool,
-                                                                    device=query.device)
-            allowed = allowed_keys(keep, causal=causal, query_pos=query_pos, key_pos=key_pos,
-                                   query_len=query.shape[1])
+            keep = (
+                key_keep if key_keep is not None else torch.ones(batch, key_len, dtype=torch.bool, device=query.device)
+            )
+            allowed = allowed_keys(keep, causal=causal, query_pos=query_pos, key_pos=key_pos, query_len=query.shape[1])
         p = self.dropout if self.training else 0.0
         out, has_key = _open_attention(q, k, v, allowed, p)  # (B, H, Lq, hd)
         out = _project_out(self.out_proj, out, has_key, batch, query.shape[1])  # (B, Lq, D)

@@ -50,8 +50,9 @@ class Compaction:
     order: Tensor  # long[B, N], the first N entries of each row's permutation of 0..L-1 (filler included)
 
     @classmethod
-    def plan(cls, keep: Tensor, include_dropped: bool = False, limit: Optional[Tensor] = None,
-             width: Optional[int] = None) -> "Compaction":
+    def plan(
+        cls, keep: Tensor, include_dropped: bool = False, limit: Optional[Tensor] = None, width: Optional[int] = None
+    ) -> "Compaction":
         """Plan for ``keep`` (bool[B, L], True = kept). Kept tokens keep their relative order.
 
         With ``include_dropped`` the other tokens follow the kept ones (stable order) instead of being
@@ -104,7 +105,8 @@ class Compaction:
         tail = y.shape[2:]
         flat = y.reshape(self.batch, self.width, math.prod(tail))  # (B, N, T)
         with _no_autocast(y):
-            src = torch.where(self.valid.unsqueeze(-1), flat, flat.new_zeros(())).reshape(self.batch * self.width,
-                                                                                          flat.shape[2])
+            src = torch.where(self.valid.unsqueeze(-1), flat, flat.new_zeros(())).reshape(
+                self.batch * self.width, flat.shape[2]
+            )
             out = src.new_zeros(self.batch * self.length, src.shape[1]).index_put((self._rows(),), src)  # (B*L, T)
         return out.reshape(self.batch, self.length, *tail)  # (B, L, ...)

@@ -49,8 +49,9 @@ class _Stepper:
 
 
 @torch.no_grad()
-def greedy_decode(model, src: Tensor, src_mask: Mask, *, bos: int, eos: int, max_len: int = 128,
-                  use_cache: bool = True) -> list[Hypothesis]:
+def greedy_decode(
+    model, src: Tensor, src_mask: Mask, *, bos: int, eos: int, max_len: int = 128, use_cache: bool = True
+) -> list[Hypothesis]:
     """The most probable next token, step by step, for each source in the batch."""
     model.eval()
     memory = model.encode(src, src_mask)
@@ -77,8 +78,18 @@ def greedy_decode(model, src: Tensor, src_mask: Mask, *, bos: int, eos: int, max
 
 
 @torch.no_grad()
-def beam_search(model, src: Tensor, src_mask: Mask, *, bos: int, eos: int, beam: int = 4, max_len: int = 128,
-                length_penalty: float = 1.0, use_cache: bool = True) -> list[Hypothesis]:
+def beam_search(
+    model,
+    src: Tensor,
+    src_mask: Mask,
+    *,
+    bos: int,
+    eos: int,
+    beam: int = 4,
+    max_len: int = 128,
+    length_penalty: float = 1.0,
+    use_cache: bool = True,
+) -> list[Hypothesis]:
     """Batched beam search; the best hypothesis per source by ``score / length ** length_penalty``."""
     if beam < 1:
         raise ValueError(f"beam must be >= 1, got {beam}")

@@ -27,8 +27,10 @@ MODEL = dict(d_model=64, n_heads=4, n_layers=2, d_ff=128, dropout=0.1, pooling="
 QUICK_MODEL = dict(d_model=32, n_heads=2, n_layers=1, d_ff=64, dropout=0.1, pooling="mean")
 
 
-QUICK_NOTE = ("--quick is a smoke test of the pipeline (600 training texts, 1 epoch, 1 seed): its accuracies sit "
-              "near chance and are not results; run without --quick for the comparison")
+QUICK_NOTE = (
+    "--quick is a smoke test of the pipeline (600 training texts, 1 epoch, 1 seed): its accuracies sit "
+    "near chance and are not results; run without --quick for the comparison"
+)
 
 
 def _check_settings(output: Path, settings: dict) -> None:
@@ -41,8 +43,10 @@ def _check_settings(output: Path, settings: dict) -> None:
             from .run_folders import RunFolderError
 
             k = changed[0]
-            raise RunFolderError(f"{output} holds demo runs made with other settings ({k}: {saved.get(k)!r} then, "
-                                 f"{settings.get(k)!r} now); pass another --output or remove that folder")
+            raise RunFolderError(
+                f"{output} holds demo runs made with other settings ({k}: {saved.get(k)!r} then, "
+                f"{settings.get(k)!r} now); pass another --output or remove that folder"
+            )
     else:
         path.write_text(json.dumps(settings, indent=2))
 
@@ -50,8 +54,9 @@ def _check_settings(output: Path, settings: dict) -> None:
 def _subsample(splits: TextSplits, n_train: int, n_eval: int, seed: int) -> TextSplits:
     rng = random.Random(seed)
     pick = lambda xs, n: rng.sample(xs, min(n, len(xs)))
-    return replace(splits, train=pick(splits.train, n_train), valid=pick(splits.valid, n_eval),
-                   test=pick(splits.test, n_eval))
+    return replace(
+        splits, train=pick(splits.train, n_train), valid=pick(splits.valid, n_eval), test=pick(splits.test, n_eval)
+    )
 
 
 def summarise(runs: list[dict], methods: Sequence[str], rates: Sequence[float]) -> dict:
@@ -60,13 +65,28 @@ def summarise(runs: list[dict], methods: Sequence[str], rates: Sequence[float]) 
     for method in methods:
         rows = {}
         for rate in rates:
-            accs = [r["accuracy"] for run in runs if run["method"] == method for r in run["test"]
-                    if abs(r["missing_rate"] - rate) < 1e-9]
-            f1s = [r["macro_f1"] for run in runs if run["method"] == method for r in run["test"]
-                   if abs(r["missing_rate"] - rate) < 1e-9]
+            accs = [
+                r["accuracy"]
+                for run in runs
+                if run["method"] == method
+                for r in run["test"]
+                if abs(r["missing_rate"] - rate) < 1e-9
+            ]
+            f1s = [
+                r["macro_f1"]
+                for run in runs
+                if run["method"] == method
+                for r in run["test"]
+                if abs(r["missing_rate"] - rate) < 1e-9
+            ]
             std = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0
-            rows[f"{rate:g}"] = {"accuracy_mean": statistics.fmean(accs), "accuracy_std": std(accs),
-                                 "macro_f1_mean": statistics.fmean(f1s), "macro_f1_std": std(f1s), "n": len(accs)}
+            rows[f"{rate:g}"] = {
+                "accuracy_mean": statistics.fmean(accs),
+                "accuracy_std": std(accs),
+                "macro_f1_mean": statistics.fmean(f1s),
+                "macro_f1_std": std(f1s),
+                "n": len(accs),
+            }
         table[method] = rows
     return table
 
@@ -78,15 +98,18 @@ def format_table(summary: dict, rates: Sequence[float]) -> str:
         cells = []
         for r in rates:
             x = rows[f"{r:g}"]
-            cells.append(f"{100 * x['accuracy_mean']:.1f} ± {100 * x['accuracy_std']:.1f} / "
-                         f"{100 * x['macro_f1_mean']:.1f} ± {100 * x['macro_f1_std']:.1f}")
+            cells.append(
+                f"{100 * x['accuracy_mean']:.1f} ± {100 * x['accuracy_std']:.1f} / "
+                f"{100 * x['macro_f1_mean']:.1f} ± {100 * x['macro_f1_std']:.1f}"
+            )
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def plot(summary: dict, rates: Sequence[float], path: Path, title: str) -> None:
-    import matplotlib
+    from .extras import require
 
+    matplotlib = require("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -105,18 +128,37 @@ def plot(summary: dict, rates: Sequence[float], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def run_demo(output: Path, *, data: "str | TextSplits" = "rotten_tomatoes", seeds: Sequence[int] = (0, 1, 2),
-             methods: Sequence[str] = METHODS, test_rates: Sequence[float] = (0.0, 0.2, 0.4, 0.6),
-             train_missing: float = 0.3, missing_process: str = "uniform", schedule: str = "dynamic",
-             epochs: int = 4, quick: bool = False, text_column: str = "text", label_column: str = "label",
-             model: Optional[dict] = None, max_len: int = 64, vocab_size: int = 8000, batch_size: int = 64,
-             lr: Optional[float] = None, pooling: str = "mean", progress: bool = True,
-             pretrained: Optional[str] = None) -> dict:
+def run_demo(
+    output: Path,
+    *,
+    data: "str | TextSplits" = "rotten_tomatoes",
+    seeds: Sequence[int] = (0, 1, 2),
+    methods: Sequence[str] = METHODS,
+    test_rates: Sequence[float] = (0.0, 0.2, 0.4, 0.6),
+    train_missing: float = 0.3,
+    missing_process: str = "uniform",
+    schedule: str = "dynamic",
+    epochs: int = 4,
+    quick: bool = False,
+    text_column: str = "text",
+    label_column: str = "label",
+    model: Optional[dict] = None,
+    max_len: int = 64,
+    vocab_size: int = 8000,
+    batch_size: int = 64,
+    lr: Optional[float] = None,
+    pooling: str = "mean",
+    progress: bool = True,
+    pretrained: Optional[str] = None,
+) -> dict:
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    splits = data if isinstance(data, TextSplits) else load_text_dataset(
-        data, text_column=text_column, label_column=label_column, seed=0)
+    splits = (
+        data
+        if isinstance(data, TextSplits)
+        else load_text_dataset(data, text_column=text_column, label_column=label_column, seed=0)
+    )
     if pretrained is not None:  # fine-tuning: the encoder is given; a small learning rate
         model, lr = {"pooling": pooling, **(model or {})}, 5e-5 if lr is None else lr
         batch_size = min(batch_size, 32)
@@ -128,13 +170,28 @@ def run_demo(output: Path, *, data: "str | TextSplits" = "rotten_tomatoes", seed
     if quick:
         splits, epochs, seeds = _subsample(splits, 600, 200, 0), 1, tuple(seeds)[:1]
         print(QUICK_NOTE, flush=True)
-    settings = {"data": splits.name, "sizes": {k: len(splits.split(k)) for k in ("train", "valid", "test")},
-                "model": model, "epochs": epochs, "train_missing": train_missing, "missing_process": missing_process,
-                "schedule": schedule, "test_rates": list(test_rates), "max_len": max_len, "vocab_size": vocab_size,
-                "batch_size": batch_size, "lr": lr, "quick": quick, "pretrained": pretrained}
+    settings = {
+        "data": splits.name,
+        "sizes": {k: len(splits.split(k)) for k in ("train", "valid", "test")},
+        "model": model,
+        "epochs": epochs,
+        "train_missing": train_missing,
+        "missing_process": missing_process,
+        "schedule": schedule,
+        "test_rates": list(test_rates),
+        "max_len": max_len,
+        "vocab_size": vocab_size,
+        "batch_size": batch_size,
+        "lr": lr,
+        "quick": quick,
+        "pretrained": pretrained,
+    }
     _check_settings(output, settings)
-    print(f"data {splits.name}: {len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test, "
-          f"{len(splits.labels)} classes; methods {', '.join(methods)}; seeds {list(seeds)}", flush=True)
+    print(
+        f"data {splits.name}: {len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test, "
+        f"{len(splits.labels)} classes; methods {', '.join(methods)}; seeds {list(seeds)}",
+        flush=True,
+    )
     runs = []
     for seed in seeds:
         for method in methods:
@@ -146,29 +203,50 @@ def run_demo(output: Path, *, data: "str | TextSplits" = "rotten_tomatoes", seed
             else:
                 start = time.perf_counter()
                 summary = train_text_classifier(
-                    splits, folder, dict(model, method=method),
+                    splits,
+                    folder,
+                    dict(model, method=method),
                     TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress),
-                    MissingSpec(train_missing, missing_process, schedule), vocab_size=vocab_size, max_len=max_len,
-                    resume=folder.exists(), test_rates=test_rates, pretrained=pretrained)
+                    MissingSpec(train_missing, missing_process, schedule),
+                    vocab_size=vocab_size,
+                    max_len=max_len,
+                    resume=folder.exists(),
+                    test_rates=test_rates,
+                    pretrained=pretrained,
+                )
                 test = summary["test"]
                 accs = " ".join(f"{r['accuracy']:.3f}" for r in test)
-                print(f"  {method:<12} seed {seed}: test accuracy at {list(test_rates)} = {accs} "
-                      f"({time.perf_counter() - start:.0f} s, {summary['train_samples_per_s']:.0f} samples/s)",
-                      flush=True)
+                print(
+                    f"  {method:<12} seed {seed}: test accuracy at {list(test_rates)} = {accs} "
+                    f"({time.perf_counter() - start:.0f} s, {summary['train_samples_per_s']:.0f} samples/s)",
+                    flush=True,
+                )
             runs.append({"method": method, "seed": seed, "test": test})
     summary = summarise(runs, methods, test_rates)
     table = format_table(summary, test_rates)
     title = f"{splits.name}: trained with {train_missing:g} {missing_process} missing ({schedule})"
     plot(summary, test_rates, output / "accuracy_vs_missing.png", title)
-    result = {"data": splits.name, "sizes": {k: len(splits.split(k)) for k in ("train", "valid", "test")},
-              "model": model, "epochs": epochs, "train_missing": train_missing, "missing_process": missing_process,
-              "schedule": schedule, "seeds": list(seeds), "test_rates": list(test_rates), "runs": runs,
-              "summary": summary, "seconds": time.perf_counter() - t0}
+    result = {
+        "data": splits.name,
+        "sizes": {k: len(splits.split(k)) for k in ("train", "valid", "test")},
+        "model": model,
+        "epochs": epochs,
+        "train_missing": train_missing,
+        "missing_process": missing_process,
+        "schedule": schedule,
+        "seeds": list(seeds),
+        "test_rates": list(test_rates),
+        "runs": runs,
+        "summary": summary,
+        "seconds": time.perf_counter() - t0,
+    }
     (output / "results.json").write_text(json.dumps(result, indent=2))
     (output / "results.md").write_text((QUICK_NOTE + "\n\n" if quick else "") + table + "\n")
     print("\n" + table)
     if quick:
         print("\n" + QUICK_NOTE)
-    print(f"\nwrote {output / 'results.json'}, {output / 'results.md'}, {output / 'accuracy_vs_missing.png'} "
-          f"({time.perf_counter() - t0:.0f} s)")
+    print(
+        f"\nwrote {output / 'results.json'}, {output / 'results.md'}, {output / 'accuracy_vs_missing.png'} "
+        f"({time.perf_counter() - t0:.0f} s)"
+    )
     return result

@@ -6,7 +6,7 @@ Mask polarity: True = observed.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Optional
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -72,9 +72,9 @@ class TokenEmbedding(nn.Module):
     def __init__(self, vocab_size: int, d_model: int, scale: bool = True) -> None:
         super().__init__()
         self.table = nn.Embedding(vocab_size, d_model)
-        nn.init.normal_(self.table.weight, std=d_model ** -0.5)
+        nn.init.normal_(self.table.weight, std=d_model**-0.5)
         self.missing_vector = nn.Parameter(torch.zeros(d_model))
-        nn.init.normal_(self.missing_vector, std=d_model ** -0.5)
+        nn.init.normal_(self.missing_vector, std=d_model**-0.5)
         self.scale = math.sqrt(d_model) if scale else 1.0
 
     def forward(self, ids: Tensor, mask: Mask) -> Tensor:
@@ -111,6 +111,8 @@ class ValueEmbedding(nn.Module):
         if values.dim() != 3 or values.shape[-1] != self.num_features:
             raise ValueError(f"values must have shape [B, L, {self.num_features}], got {list(values.shape)}")
         check_input_dtype("values", values, self.proj.weight)
-        observed = mask.observed_values if mask.observed_values is not None else mask.observed.unsqueeze(-1).expand_as(values)
+        observed = (
+            mask.observed_values if mask.observed_values is not None else mask.observed.unsqueeze(-1).expand_as(values)
+        )
         clean = torch.where(observed, values, values.new_zeros(()))  # (B, L, F)
         return self.proj(torch.cat([clean, observed.to(values.dtype)], dim=-1))  # (B, L, D)

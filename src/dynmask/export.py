@@ -28,8 +28,15 @@ from torch import Tensor, nn
 from .data.text import DataError
 from .masks import Mask
 
-__all__ = ["TextClassifierGraph", "SeriesGraph", "export_run", "OnnxTextClassifier", "OnnxSeriesModel",
-           "load_onnx", "is_onnx"]
+__all__ = [
+    "TextClassifierGraph",
+    "SeriesGraph",
+    "export_run",
+    "OnnxTextClassifier",
+    "OnnxSeriesModel",
+    "load_onnx",
+    "is_onnx",
+]
 
 ASSETS_SUFFIX = ".assets"
 
@@ -70,8 +77,10 @@ class SeriesGraph(nn.Module):
 
 def _check_series_arch(model) -> None:
     if model.config.arch != "transformer":
-        raise DataError(f"export covers Transformer series models; this run's arch is {model.config.arch!r} "
-                        "(recurrent models pack sequences on the CPU, which does not trace)")
+        raise DataError(
+            f"export covers Transformer series models; this run's arch is {model.config.arch!r} "
+            "(recurrent models pack sequences on the CPU, which does not trace)"
+        )
 
 
 def export_run(run: Path, output: Path, backend: str = "dense", opset: Optional[int] = None) -> Path:
@@ -96,17 +105,28 @@ def export_run(run: Path, output: Path, backend: str = "dense", opset: Optional[
         if model.__class__.__name__ == "TextClassifier" and model.config.arch != "transformer":
             raise DataError(f"export covers Transformer text classifiers; this run's arch is {model.config.arch!r}")
         if model.config.method == "delete":
-            raise DataError("a 'delete' model renumbers tokens by a data-dependent plan that export does not cover; "
-                            "export a dynamic run")
+            raise DataError(
+                "a 'delete' model renumbers tokens by a data-dependent plan that export does not cover; "
+                "export a dynamic run"
+            )
         missing = [tokenizer.unk_id, tokenizer.missing_id] if hasattr(tokenizer, "missing_id") else []
         missing = sorted({i for i in missing if i is not None})
         graph = TextClassifierGraph(_with_backend(model, backend), missing, tokenizer.pad_id).eval()
         example = tokenizer.pad(tokenizer.encode(["an example text with a ??? hole", "another one"]))
         folder = run / "best" if (run / "best" / "config.json").exists() else run
-        meta = {"task": "classify", "labels": labels, "input": "ids", "missing_ids": missing, "pad_id": tokenizer.pad_id,
-                "tokenizer": "pretrained" if model.__class__.__name__ == "PretrainedClassifier" else "dynmask"}
-        copy_files = [p for p in folder.iterdir() if p.name.startswith(("tokenizer", "special_tokens", "vocab",
-                                                                        "merges", "dynmask_tokenizer"))]
+        meta = {
+            "task": "classify",
+            "labels": labels,
+            "input": "ids",
+            "missing_ids": missing,
+            "pad_id": tokenizer.pad_id,
+            "tokenizer": "pretrained" if model.__class__.__name__ == "PretrainedClassifier" else "dynmask",
+        }
+        copy_files = [
+            p
+            for p in folder.iterdir()
+            if p.name.startswith(("tokenizer", "special_tokens", "vocab", "merges", "dynmask_tokenizer"))
+        ]
     elif task in ("impute", "classify-series"):
         if task == "impute":
             from .tasks.series import load_imputer
@@ -119,8 +139,11 @@ def export_run(run: Path, output: Path, backend: str = "dense", opset: Optional[
             from .run_folders import config_from_dict
             from .training import load_run_model
 
-            model, _, _ = load_run_model(run, lambda c: SeriesClassifier(config_from_dict(SeriesConfig, c, "config.json")),
-                                         expect_task="classify-series")
+            model, _, _ = load_run_model(
+                run,
+                lambda c: SeriesClassifier(config_from_dict(SeriesConfig, c, "config.json")),
+                expect_task="classify-series",
+            )
             features = model.config.num_features
             meta = {"task": "classify-series"}
         _check_series_arch(model)
@@ -137,15 +160,25 @@ def export_run(run: Path, output: Path, backend: str = "dense", opset: Optional[
     dims = {0: Dim("batch"), 1: Dim("length", min=2, max=65_536)}
     kwargs = {} if opset is None else {"opset_version": opset}
     with torch.no_grad():
-        program = torch.onnx.export(graph, (example,), str(output), dynamo=True, dynamic_shapes=(dims,),
-                                    input_names=["input"], output_names=["output"], verbose=False, **kwargs)
+        program = torch.onnx.export(
+            graph,
+            (example,),
+            str(output),
+            dynamo=True,
+            dynamic_shapes=(dims,),
+            input_names=["input"],
+            output_names=["output"],
+            verbose=False,
+            **kwargs,
+        )
     del program
     shutil.rmtree(assets, ignore_errors=True)
     assets.mkdir(parents=True)
     for path in copy_files:
         shutil.copy(path, assets / path.name)
-    (assets / "export.json").write_text(json.dumps({**meta, "backend": backend, "source_run": str(run.resolve())},
-                                                   indent=2))
+    (assets / "export.json").write_text(
+        json.dumps({**meta, "backend": backend, "source_run": str(run.resolve())}, indent=2)
+    )
     return output
 
 
@@ -205,11 +238,23 @@ class OnnxTextClassifier(_Session):
         rows = []
         for text, p, n in zip(texts, probs, observed.tolist()):
             if n == 0:
-                rows.append({"text": text, "label": None, "observed_tokens": 0,
-                             "error": "no observed token: the text is empty or holds only missing markers"})
+                rows.append(
+                    {
+                        "text": text,
+                        "label": None,
+                        "observed_tokens": 0,
+                        "error": "no observed token: the text is empty or holds only missing markers",
+                    }
+                )
             else:
-                rows.append({"text": text, "label": self.labels[int(p.argmax())], "observed_tokens": n,
-                             "probabilities": {k: round(float(v), 6) for k, v in zip(self.labels, p)}})
+                rows.append(
+                    {
+                        "text": text,
+                        "label": self.labels[int(p.argmax())],
+                        "observed_tokens": n,
+                        "probabilities": {k: round(float(v), 6) for k, v in zip(self.labels, p)},
+                    }
+                )
         return rows
 
 

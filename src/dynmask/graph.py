@@ -17,8 +17,12 @@ __all__ = ["tracing", "max_count", "compile"]
 
 def tracing() -> bool:
     """True while torch.compile / torch.export / the ONNX exporters trace the model."""
-    return bool(torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
-                or torch.onnx.is_in_onnx_export())
+    return bool(
+        torch.compiler.is_compiling()
+        or torch.compiler.is_exporting()
+        or torch.jit.is_tracing()
+        or torch.onnx.is_in_onnx_export()
+    )
 
 
 def compile(model, **kwargs):

@@ -13,8 +13,6 @@ from .layers import Encoder
 from .masks import Mask
 
 
-
-
 def _batch(batch: int, length: int, d_model: int, missing: float, seed: int) -> tuple[torch.Tensor, Mask]:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, length, d_model, generator=g)
@@ -35,7 +33,7 @@ def _guarantee_row(variant: str, x: torch.Tensor, mask: Mask, seed: int) -> dict
         alone = torch.zeros_like(filled["zero"])
         for b in range(x.shape[0]):
             keep = mask.observed[b]
-            alone[b, keep] = enc(torch.nan_to_num(x)[b:b + 1, keep], Mask.full(1, int(keep.sum())))[0]
+            alone[b, keep] = enc(torch.nan_to_num(x)[b : b + 1, keep], Mask.full(1, int(keep.sum())))[0]
     keep = mask.observed.unsqueeze(-1)
     obs = lambda t: torch.where(keep, t, 0.0)
     finite = lambda v: v if v == v and abs(v) != float("inf") else str(v)  # JSON has no NaN
@@ -64,8 +62,14 @@ def _speed_rows(batch: int, length: int, d_model: int, repeats: int, seed: int) 
                 if i:  # the first run warms up
                     runs.append((time.perf_counter() - t0) * 1e3)
             times[backend] = sorted(runs)[len(runs) // 2]
-        rows.append({"missing": missing, "dense_ms": times["dense"], "compact_ms": times["compact"],
-                     "speedup": times["dense"] / times["compact"]})
+        rows.append(
+            {
+                "missing": missing,
+                "dense_ms": times["dense"],
+                "compact_ms": times["compact"],
+                "speedup": times["dense"] / times["compact"],
+            }
+        )
     return rows
 
 
@@ -81,14 +85,20 @@ def guarantee_demo(output: Path, quick: bool, seed: int) -> dict:
     for r in guarantee:
         change, alone = (float(r[k]) for k in ("max_change_zero_to_1e30", "max_diff_vs_observed_tokens_alone"))
         print(f"   {r['variant']:<13} {change:>18.3g} {r['nan_outputs_with_nan_inputs']:>12d} {alone:>18.3g}")
-    print(f"\n2. Cost. One encoder layer, training step, B={batch}, L={length}, d={d_model}: "
-          "dense (full length, masked) vs compact (observed tokens only):\n")
+    print(
+        f"\n2. Cost. One encoder layer, training step, B={batch}, L={length}, d={d_model}: "
+        "dense (full length, masked) vs compact (observed tokens only):\n"
+    )
     speed = _speed_rows(batch, length, d_model, 1 if quick else 3, seed)
     print(f"   {'missing':>8} {'dense ms':>9} {'compact ms':>11} {'speed-up':>9}")
     for r in speed:
         print(f"   {r['missing']:>8.2f} {r['dense_ms']:>9.1f} {r['compact_ms']:>11.1f} {r['speedup']:>8.2f}×")
-    result = {"version": __version__, "torch": torch.__version__, "guarantee": guarantee,
-              "speed": {"batch": batch, "length": length, "d_model": d_model, "rows": speed}}
+    result = {
+        "version": __version__,
+        "torch": torch.__version__,
+        "guarantee": guarantee,
+        "speed": {"batch": batch, "length": length, "d_model": d_model, "rows": speed},
+    }
     output.mkdir(parents=True, exist_ok=True)
     (output / "guarantee.json").write_text(json.dumps(result, indent=2))
     print(f"\nwrote {output / 'guarantee.json'}")

@@ -24,7 +24,6 @@ word pieces. Masks: True = observed.
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -41,17 +40,39 @@ from .layers import Encoder
 from .masks import Mask
 from .pooling import masked_mean
 
-__all__ = ["PretrainedConfig", "PretrainedEmbeddings", "PretrainedEncoder", "PretrainedTokenizer",
-           "PretrainedClassifier", "PretrainedClassifierConfig", "load_pretrained", "save_pretrained",
-           "read_pretrained_config", "FAMILIES", "PRETRAINED_METHODS"]
+__all__ = [
+    "PretrainedConfig",
+    "PretrainedEmbeddings",
+    "PretrainedEncoder",
+    "PretrainedTokenizer",
+    "PretrainedClassifier",
+    "PretrainedClassifierConfig",
+    "load_pretrained",
+    "save_pretrained",
+    "read_pretrained_config",
+    "FAMILIES",
+    "PRETRAINED_METHODS",
+]
 
 FAMILIES = ("bert", "roberta", "distilbert")
-_FAMILY_OF = {"bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta",
-              "distilbert": "distilbert"}
+_FAMILY_OF = {
+    "bert": "bert",
+    "roberta": "roberta",
+    "xlm-roberta": "roberta",
+    "camembert": "roberta",
+    "distilbert": "distilbert",
+}
 _ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
-                   "merges.txt", "sentencepiece.bpe.model")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "sentencepiece.bpe.model",
+)
 
 
 @dataclass
@@ -86,25 +107,54 @@ def read_pretrained_config(hf: dict, source: str = "config.json") -> PretrainedC
     model_type = hf.get("model_type")
     family = _FAMILY_OF.get(model_type)
     if family is None:
-        raise DataError(f"{source}: model_type {model_type!r} is not supported; dynmask.hf loads "
-                        f"{sorted(_FAMILY_OF)} encoders")
+        raise DataError(
+            f"{source}: model_type {model_type!r} is not supported; dynmask.hf loads {sorted(_FAMILY_OF)} encoders"
+        )
     try:
         if family == "distilbert":
             act = hf.get("activation", "gelu")
-            cfg = PretrainedConfig(family, hf["vocab_size"], hf["dim"], hf["n_layers"], hf["n_heads"], hf["hidden_dim"],
-                                   hf["max_position_embeddings"], 0, 1e-12, act, hf.get("dropout", 0.1),
-                                   hf.get("attention_dropout", 0.1), hf.get("pad_token_id", 0), 0, hf)
+            cfg = PretrainedConfig(
+                family,
+                hf["vocab_size"],
+                hf["dim"],
+                hf["n_layers"],
+                hf["n_heads"],
+                hf["hidden_dim"],
+                hf["max_position_embeddings"],
+                0,
+                1e-12,
+                act,
+                hf.get("dropout", 0.1),
+                hf.get("attention_dropout", 0.1),
+                hf.get("pad_token_id", 0),
+                0,
+                hf,
+            )
         else:
             act = hf.get("hidden_act", "gelu")
             pad = hf.get("pad_token_id", 0 if family == "bert" else 1)
             if hf.get("position_embedding_type", "absolute") != "absolute":
-                raise DataError(f"{source}: position_embedding_type {hf['position_embedding_type']!r} is not "
-                                "supported (absolute only)")
-            cfg = PretrainedConfig(family, hf["vocab_size"], hf["hidden_size"], hf["num_hidden_layers"],
-                                   hf["num_attention_heads"], hf["intermediate_size"], hf["max_position_embeddings"],
-                                   hf.get("type_vocab_size", 0), hf.get("layer_norm_eps", 1e-12), act,
-                                   hf.get("hidden_dropout_prob", 0.1), hf.get("attention_probs_dropout_prob", 0.1),
-                                   pad, pad + 1 if family == "roberta" else 0, hf)
+                raise DataError(
+                    f"{source}: position_embedding_type {hf['position_embedding_type']!r} is not "
+                    "supported (absolute only)"
+                )
+            cfg = PretrainedConfig(
+                family,
+                hf["vocab_size"],
+                hf["hidden_size"],
+                hf["num_hidden_layers"],
+                hf["num_attention_heads"],
+                hf["intermediate_size"],
+                hf["max_position_embeddings"],
+                hf.get("type_vocab_size", 0),
+                hf.get("layer_norm_eps", 1e-12),
+                act,
+                hf.get("hidden_dropout_prob", 0.1),
+                hf.get("attention_probs_dropout_prob", 0.1),
+                pad,
+                pad + 1 if family == "roberta" else 0,
+                hf,
+            )
     except KeyError as e:
         raise DataError(f"{source}: a {model_type} config needs {e.args[0]!r}") from None
     if cfg.activation not in _ACTIVATIONS:
@@ -135,8 +185,10 @@ class PretrainedEmbeddings(nn.Module):
             raise TypeError(f"ids must be an integer tensor, got {ids.dtype}")
         batch, length = ids.shape
         if length + self.position_offset > self.position_embeddings.num_embeddings:
-            raise ValueError(f"{length} tokens exceed the model's {self.position_embeddings.num_embeddings - self.position_offset} "
-                             "positions; cut the texts (max_len)")
+            raise ValueError(
+                f"{length} tokens exceed the model's {self.position_embeddings.num_embeddings - self.position_offset} "
+                "positions; cut the texts (max_len)"
+            )
         safe = torch.where(mask.observed, ids, torch.full_like(ids, self.pad_token_id))  # missing ids never read
         if safe.numel() and (int(safe.min()) < 0 or int(safe.max()) >= self.word_embeddings.num_embeddings):
             raise ValueError(f"observed token ids must lie in [0, {self.word_embeddings.num_embeddings})")
@@ -158,17 +210,26 @@ class PretrainedEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.embeddings = PretrainedEmbeddings(config)
-        self.encoder = Encoder(config.hidden_size, config.num_heads, config.num_layers, d_ff=config.intermediate_size,
-                               dropout=config.hidden_dropout,
-                               attn_dropout=config.attention_dropout if attn_dropout is None else attn_dropout,
-                               activation=_ACTIVATIONS[config.activation], norm_first=False,
-                               layer_norm_eps=config.layer_norm_eps, backend=backend, max_len=config.max_position_embeddings)
+        self.encoder = Encoder(
+            config.hidden_size,
+            config.num_heads,
+            config.num_layers,
+            d_ff=config.intermediate_size,
+            dropout=config.hidden_dropout,
+            attn_dropout=config.attention_dropout if attn_dropout is None else attn_dropout,
+            activation=_ACTIVATIONS[config.activation],
+            norm_first=False,
+            layer_norm_eps=config.layer_norm_eps,
+            backend=backend,
+            max_len=config.max_position_embeddings,
+        )
         for layer in self.encoder.layers:  # BERT has no dropout between the feed-forward's two linears
             layer.dropout = nn.Identity()
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if config.family != "distilbert" else None
 
-    def forward(self, ids: Tensor, mask: Mask, token_type_ids: Optional[Tensor] = None,
-                backend: Optional[str] = None) -> Tensor:
+    def forward(
+        self, ids: Tensor, mask: Mask, token_type_ids: Optional[Tensor] = None, backend: Optional[str] = None
+    ) -> Tensor:
         return self.encoder(self.embeddings(ids, mask, token_type_ids), mask, backend=backend)  # (B, L, D)
 
     def pooled(self, hidden: Tensor) -> Tensor:
@@ -197,20 +258,34 @@ def _strip_prefix(state: dict) -> dict:
     if not anchor:
         raise DataError("the weights hold no embeddings.word_embeddings.weight: not a BERT-family encoder")
     prefix = anchor[0][: -len("embeddings.word_embeddings.weight")]
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def _layer_names(family: str, i: int) -> dict:
     """dynmask name -> (Hugging Face names) for layer ``i``; in_proj concatenates query, key, value."""
     if family == "distilbert":
         p = f"transformer.layer.{i}."
-        return {"q": p + "attention.q_lin", "k": p + "attention.k_lin", "v": p + "attention.v_lin",
-                "out": p + "attention.out_lin", "norm1": p + "sa_layer_norm", "linear1": p + "ffn.lin1",
-                "linear2": p + "ffn.lin2", "norm2": p + "output_layer_norm"}
+        return {
+            "q": p + "attention.q_lin",
+            "k": p + "attention.k_lin",
+            "v": p + "attention.v_lin",
+            "out": p + "attention.out_lin",
+            "norm1": p + "sa_layer_norm",
+            "linear1": p + "ffn.lin1",
+            "linear2": p + "ffn.lin2",
+            "norm2": p + "output_layer_norm",
+        }
     p = f"encoder.layer.{i}."
-    return {"q": p + "attention.self.query", "k": p + "attention.self.key", "v": p + "attention.self.value",
-            "out": p + "attention.output.dense", "norm1": p + "attention.output.LayerNorm",
-            "linear1": p + "intermediate.dense", "linear2": p + "output.dense", "norm2": p + "output.LayerNorm"}
+    return {
+        "q": p + "attention.self.query",
+        "k": p + "attention.self.key",
+        "v": p + "attention.self.value",
+        "out": p + "attention.output.dense",
+        "norm1": p + "attention.output.LayerNorm",
+        "linear1": p + "intermediate.dense",
+        "linear2": p + "output.dense",
+        "norm2": p + "output.LayerNorm",
+    }
 
 
 def _to_dynmask(config: PretrainedConfig, hf: dict) -> dict:
@@ -227,8 +302,13 @@ def _to_dynmask(config: PretrainedConfig, hf: dict) -> dict:
         n, d = _layer_names(config.family, i), f"encoder.layers.{i}."
         out[d + "self_attn.in_proj_weight"] = torch.cat([hf[n[x] + ".weight"] for x in "qkv"])  # (3D, D)
         out[d + "self_attn.in_proj_bias"] = torch.cat([hf[n[x] + ".bias"] for x in "qkv"])  # (3D,)
-        for mine, theirs in (("self_attn.out_proj", "out"), ("norm1", "norm1"), ("linear1", "linear1"),
-                             ("linear2", "linear2"), ("norm2", "norm2")):
+        for mine, theirs in (
+            ("self_attn.out_proj", "out"),
+            ("norm1", "norm1"),
+            ("linear1", "linear1"),
+            ("linear2", "linear2"),
+            ("norm2", "norm2"),
+        ):
             out[d + mine + ".weight"] = hf[n[theirs] + ".weight"]
             out[d + mine + ".bias"] = hf[n[theirs] + ".bias"]
     if config.family != "distilbert":
@@ -243,8 +323,13 @@ def _to_hf(encoder: PretrainedEncoder) -> dict:
     config, mine = encoder.config, {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     out = {}
     prefix = "embeddings."
-    for name in ("word_embeddings.weight", "position_embeddings.weight", "token_type_embeddings.weight",
-                 "LayerNorm.weight", "LayerNorm.bias"):
+    for name in (
+        "word_embeddings.weight",
+        "position_embeddings.weight",
+        "token_type_embeddings.weight",
+        "LayerNorm.weight",
+        "LayerNorm.bias",
+    ):
         if "embeddings." + name in mine:
             out[prefix + name] = mine["embeddings." + name]
     d_model = config.hidden_size
@@ -252,10 +337,15 @@ def _to_hf(encoder: PretrainedEncoder) -> dict:
         n, d = _layer_names(config.family, i), f"encoder.layers.{i}."
         w, b = mine[d + "self_attn.in_proj_weight"], mine[d + "self_attn.in_proj_bias"]
         for j, x in enumerate("qkv"):
-            out[n[x] + ".weight"] = w[j * d_model:(j + 1) * d_model].clone()
-            out[n[x] + ".bias"] = b[j * d_model:(j + 1) * d_model].clone()
-        for m, theirs in (("self_attn.out_proj", "out"), ("norm1", "norm1"), ("linear1", "linear1"),
-                          ("linear2", "linear2"), ("norm2", "norm2")):
+            out[n[x] + ".weight"] = w[j * d_model : (j + 1) * d_model].clone()
+            out[n[x] + ".bias"] = b[j * d_model : (j + 1) * d_model].clone()
+        for m, theirs in (
+            ("self_attn.out_proj", "out"),
+            ("norm1", "norm1"),
+            ("linear1", "linear1"),
+            ("linear2", "linear2"),
+            ("norm2", "norm2"),
+        ):
             out[n[theirs] + ".weight"] = mine[d + m + ".weight"]
             out[n[theirs] + ".bias"] = mine[d + m + ".bias"]
     if encoder.pooler is not None:
@@ -278,8 +368,10 @@ def load_pretrained(folder, backend: str = "auto", attn_dropout: Optional[float]
     missing, unexpected = encoder.load_state_dict(mapped, strict=False)
     allowed_missing = {"pooler.weight", "pooler.bias"}  # a checkpoint saved without its pooler
     if unexpected or set(missing) - allowed_missing:
-        raise DataError(f"{folder}: weights do not fit ({sorted(set(missing) - allowed_missing)[:5]} missing, "
-                        f"{sorted(unexpected)[:5]} unexpected)")
+        raise DataError(
+            f"{folder}: weights do not fit ({sorted(set(missing) - allowed_missing)[:5]} missing, "
+            f"{sorted(unexpected)[:5]} unexpected)"
+        )
     return encoder
 
 
@@ -316,14 +408,22 @@ class PretrainedTokenizer:
 
         folder = Path(folder)
         if not (folder / "tokenizer.json").is_file():
-            raise DataError(f"{folder} has no tokenizer.json (a fast tokenizer): save the tokenizer with "
-                            "transformers' save_pretrained first")
+            raise DataError(
+                f"{folder} has no tokenizer.json (a fast tokenizer): save the tokenizer with "
+                "transformers' save_pretrained first"
+            )
         self.folder, self.max_len = folder, max_len
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        config = json.loads((folder / "tokenizer_config.json").read_text()) if (
-            folder / "tokenizer_config.json").exists() else {}
-        special = json.loads((folder / "special_tokens_map.json").read_text()) if (
-            folder / "special_tokens_map.json").exists() else {}
+        config = (
+            json.loads((folder / "tokenizer_config.json").read_text())
+            if (folder / "tokenizer_config.json").exists()
+            else {}
+        )
+        special = (
+            json.loads((folder / "special_tokens_map.json").read_text())
+            if (folder / "special_tokens_map.json").exists()
+            else {}
+        )
 
         def token(name: str, fallbacks: Sequence[str]) -> Optional[str]:
             value = config.get(name) or special.get(name)
@@ -347,7 +447,7 @@ class PretrainedTokenizer:
         self.tokenizer.enable_truncation(max_len)
         self.missing_markers = tuple(missing_markers)
         markers = sorted(self.missing_markers, key=len, reverse=True)
-        patterns = [_LATIN_WORD + "*" + _marker_pattern(m)[len(r"\s*"):] + _LATIN_WORD + "*" for m in markers]
+        patterns = [_LATIN_WORD + "*" + _marker_pattern(m)[len(r"\s*") :] + _LATIN_WORD + "*" for m in markers]
         self._marker_re = re.compile("|".join(patterns), re.IGNORECASE) if markers else None
 
     @property
@@ -425,8 +525,9 @@ class PretrainedTokenizer:
         for name in TOKENIZER_FILES:
             if (self.folder / name).exists():
                 shutil.copy(self.folder / name, folder / name)
-        (folder / "dynmask_tokenizer.json").write_text(json.dumps(
-            {"max_len": self.max_len, "missing_markers": list(self.missing_markers)}, indent=2))
+        (folder / "dynmask_tokenizer.json").write_text(
+            json.dumps({"max_len": self.max_len, "missing_markers": list(self.missing_markers)}, indent=2)
+        )
 
     @classmethod
     def load(cls, folder) -> "PretrainedTokenizer":
@@ -481,8 +582,9 @@ class PretrainedClassifier(nn.Module):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {config.pooling!r}")
         self.config = config
         enc_config = PretrainedConfig(**config.encoder)
-        self.encoder = encoder if encoder is not None else PretrainedEncoder(enc_config, config.backend,
-                                                                             config.attn_dropout)
+        self.encoder = (
+            encoder if encoder is not None else PretrainedEncoder(enc_config, config.backend, config.attn_dropout)
+        )
         self.dropout = nn.Dropout(enc_config.hidden_dropout)
         self.head = nn.Linear(enc_config.hidden_size, config.num_classes)
         nn.init.normal_(self.head.weight, std=0.02)
@@ -507,8 +609,14 @@ class PretrainedClassifier(nn.Module):
         return self.head(self.dropout(pooled))  # (B, C)
 
 
-_SIZE_FIELDS = {"hidden_size": "d_model", "num_layers": "n_layers", "num_heads": "n_heads",
-                "intermediate_size": "d_ff", "vocab_size": "vocab_size", "max_position_embeddings": "max_len"}
+_SIZE_FIELDS = {
+    "hidden_size": "d_model",
+    "num_layers": "n_layers",
+    "num_heads": "n_heads",
+    "intermediate_size": "d_ff",
+    "vocab_size": "vocab_size",
+    "max_position_embeddings": "max_len",
+}
 
 
 def build_pretrained_classifier(model: dict, source: str = "config.json") -> PretrainedClassifier:
@@ -526,8 +634,9 @@ def build_pretrained_classifier(model: dict, source: str = "config.json") -> Pre
     for name, limit_name in _SIZE_FIELDS.items():
         value = getattr(encoder, name)
         if getattr(checked, name) != value or not 1 <= value <= LIMITS[limit_name]:
-            raise RunFolderError(f"{source}: encoder setting {name!r} = {value} is inconsistent or outside "
-                                 f"[1, {LIMITS[limit_name]}]")
+            raise RunFolderError(
+                f"{source}: encoder setting {name!r} = {value} is inconsistent or outside [1, {LIMITS[limit_name]}]"
+            )
     config = config_from_dict(PretrainedClassifierConfig, model, source)
     if not 2 <= config.num_classes <= LIMITS["num_classes"]:
         raise RunFolderError(f"{source}: num_classes = {config.num_classes} is outside [2, {LIMITS['num_classes']}]")

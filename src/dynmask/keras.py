@@ -29,9 +29,21 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["mask_from_nan", "mask_from_tokens", "mask_from_lengths", "MaskedMultiHeadAttention",
-           "MaskedEncoderLayer", "MaskedEncoder", "MaskedGlobalAveragePooling1D", "MaskedGlobalMaxPooling1D",
-           "masked_mse", "masked_mae", "masked_sparse_categorical_crossentropy", "from_torch", "to_torch"]
+__all__ = [
+    "mask_from_nan",
+    "mask_from_tokens",
+    "mask_from_lengths",
+    "MaskedMultiHeadAttention",
+    "MaskedEncoderLayer",
+    "MaskedEncoder",
+    "MaskedGlobalAveragePooling1D",
+    "MaskedGlobalMaxPooling1D",
+    "masked_mse",
+    "masked_mae",
+    "masked_sparse_categorical_crossentropy",
+    "from_torch",
+    "to_torch",
+]
 
 
 # ---------------------------------------------------------------------------------------- masks
@@ -111,8 +123,8 @@ class MaskedMultiHeadAttention(keras.layers.Layer):
         v_in = k_in if value is None else _keep_rows(value, key_mask)
         w, b = self.in_proj_kernel, self.in_proj_bias
         q = self._heads(ops.matmul(q_in, w[:, :d]) + b[:d])  # (B, H, Lq, hd)
-        k = self._heads(ops.matmul(k_in, w[:, d:2 * d]) + b[d:2 * d])  # (B, H, Lk, hd)
-        v = self._heads(ops.matmul(v_in, w[:, 2 * d:]) + b[2 * d:])  # (B, H, Lk, hd)
+        k = self._heads(ops.matmul(k_in, w[:, d : 2 * d]) + b[d : 2 * d])  # (B, H, Lk, hd)
+        v = self._heads(ops.matmul(v_in, w[:, 2 * d :]) + b[2 * d :])  # (B, H, Lk, hd)
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(self.head_dim)  # (B, H, Lq, Lk)
         if key_mask is not None:
             allowed = ops.expand_dims(ops.expand_dims(key_mask, 1), 1)  # (B, 1, 1, Lk)
@@ -134,8 +146,12 @@ class MaskedMultiHeadAttention(keras.layers.Layer):
         return mask
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "embed_dim": self.embed_dim, "num_heads": self.num_heads,
-                "dropout": self.dropout}
+        return {
+            **super().get_config(),
+            "embed_dim": self.embed_dim,
+            "num_heads": self.num_heads,
+            "dropout": self.dropout,
+        }
 
 
 # ---------------------------------------------------------------------------------------- encoder
@@ -153,8 +169,17 @@ class MaskedEncoderLayer(keras.layers.Layer):
     """One Transformer encoder layer over a dynamic mask (pre-norm by default), the Keras twin of
     :class:`dynmask.layers.EncoderLayer`. ``call(x, mask=observed)``; outputs zero at missing positions."""
 
-    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1, activation: str = "relu",
-                 norm_first: bool = True, layer_norm_eps: float = 1e-5, **kwargs) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        dropout: float = 0.1,
+        activation: str = "relu",
+        norm_first: bool = True,
+        layer_norm_eps: float = 1e-5,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.d_model, self.num_heads, self.d_ff, self.rate = d_model, num_heads, d_ff, dropout
         self.activation_name, self.norm_first, self.layer_norm_eps = activation, norm_first, layer_norm_eps
@@ -170,8 +195,13 @@ class MaskedEncoderLayer(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape) -> None:
-        for layer, shape in ((self.self_attn, input_shape), (self.norm1, input_shape), (self.norm2, input_shape),
-                             (self.linear1, input_shape), (self.linear2, tuple(input_shape[:-1]) + (self.d_ff,))):
+        for layer, shape in (
+            (self.self_attn, input_shape),
+            (self.norm1, input_shape),
+            (self.norm2, input_shape),
+            (self.linear1, input_shape),
+            (self.linear2, tuple(input_shape[:-1]) + (self.d_ff,)),
+        ):
             layer.build(shape)
 
     def _ff(self, x, training):
@@ -193,9 +223,16 @@ class MaskedEncoderLayer(keras.layers.Layer):
         return mask
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads, "d_ff": self.d_ff,
-                "dropout": self.rate, "activation": self.activation_name, "norm_first": self.norm_first,
-                "layer_norm_eps": self.layer_norm_eps}
+        return {
+            **super().get_config(),
+            "d_model": self.d_model,
+            "num_heads": self.num_heads,
+            "d_ff": self.d_ff,
+            "dropout": self.rate,
+            "activation": self.activation_name,
+            "norm_first": self.norm_first,
+            "layer_norm_eps": self.layer_norm_eps,
+        }
 
 
 def _sinusoidal(max_len: int, d_model: int) -> np.ndarray:
@@ -213,30 +250,55 @@ class MaskedEncoder(keras.layers.Layer):
     :class:`dynmask.Encoder` (``queries="observed"``). ``positional``: None, ``"sinusoidal"`` or
     ``"learned"`` (added at observed positions, by original index)."""
 
-    def __init__(self, d_model: int, num_heads: int, num_layers: int, d_ff: Optional[int] = None,
-                 dropout: float = 0.1, activation: str = "relu", norm_first: bool = True,
-                 layer_norm_eps: float = 1e-5, positional: Optional[str] = None, max_len: int = 4096,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        num_layers: int,
+        d_ff: Optional[int] = None,
+        dropout: float = 0.1,
+        activation: str = "relu",
+        norm_first: bool = True,
+        layer_norm_eps: float = 1e-5,
+        positional: Optional[str] = None,
+        max_len: int = 4096,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         if positional not in (None, "sinusoidal", "learned"):
             raise ValueError(f"positional must be None, 'sinusoidal' or 'learned', got {positional!r}")
         self.d_model, self.num_heads, self.num_layers = d_model, num_heads, num_layers
         self.d_ff = d_ff or 4 * d_model
-        self.rate, self.activation, self.norm_first, self.layer_norm_eps = dropout, activation, norm_first, layer_norm_eps
+        self.rate, self.activation, self.norm_first, self.layer_norm_eps = (
+            dropout,
+            activation,
+            norm_first,
+            layer_norm_eps,
+        )
         self.positional, self.max_len = positional, max_len
-        self.encoder_layers = [MaskedEncoderLayer(d_model, num_heads, self.d_ff, dropout, activation, norm_first,
-                                                  layer_norm_eps, name=f"layer_{i}") for i in range(num_layers)]
+        self.encoder_layers = [
+            MaskedEncoderLayer(
+                d_model, num_heads, self.d_ff, dropout, activation, norm_first, layer_norm_eps, name=f"layer_{i}"
+            )
+            for i in range(num_layers)
+        ]
         self.norm = keras.layers.LayerNormalization(epsilon=layer_norm_eps) if norm_first else None
         self.supports_masking = True
 
     def build(self, input_shape) -> None:
         if self.positional == "learned":
-            self.position_table = self.add_weight(shape=(self.max_len, self.d_model), name="position_table",
-                                                  initializer=keras.initializers.RandomNormal(stddev=0.02))
+            self.position_table = self.add_weight(
+                shape=(self.max_len, self.d_model),
+                name="position_table",
+                initializer=keras.initializers.RandomNormal(stddev=0.02),
+            )
         elif self.positional == "sinusoidal":
-            self.position_table = self.add_weight(shape=(self.max_len, self.d_model), name="position_table",
-                                                  initializer=keras.initializers.Constant(
-                                                      _sinusoidal(self.max_len, self.d_model)), trainable=False)
+            self.position_table = self.add_weight(
+                shape=(self.max_len, self.d_model),
+                name="position_table",
+                initializer=keras.initializers.Constant(_sinusoidal(self.max_len, self.d_model)),
+                trainable=False,
+            )
         for layer in self.encoder_layers:
             layer.build(input_shape)
         if self.norm is not None:
@@ -261,10 +323,19 @@ class MaskedEncoder(keras.layers.Layer):
         return mask
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "d_model": self.d_model, "num_heads": self.num_heads,
-                "num_layers": self.num_layers, "d_ff": self.d_ff, "dropout": self.rate, "activation": self.activation,
-                "norm_first": self.norm_first, "layer_norm_eps": self.layer_norm_eps, "positional": self.positional,
-                "max_len": self.max_len}
+        return {
+            **super().get_config(),
+            "d_model": self.d_model,
+            "num_heads": self.num_heads,
+            "num_layers": self.num_layers,
+            "d_ff": self.d_ff,
+            "dropout": self.rate,
+            "activation": self.activation,
+            "norm_first": self.norm_first,
+            "layer_norm_eps": self.layer_norm_eps,
+            "positional": self.positional,
+            "max_len": self.max_len,
+        }
 
 
 # ---------------------------------------------------------------------------------------- pooling, losses
@@ -341,8 +412,8 @@ def _np(t):
 def from_torch(encoder) -> MaskedEncoder:
     """A :class:`MaskedEncoder` with the weights of a :class:`dynmask.Encoder` (dynamic variant,
     ``queries="observed"``); call it as ``layer(x, mask=observed)``."""
-    from .layers import Encoder
     from .embeddings import LearnedPositions, SinusoidalPositions
+    from .layers import Encoder
 
     if not isinstance(encoder, Encoder):
         raise TypeError(f"from_torch takes a dynmask.Encoder, got {type(encoder).__name__}")
@@ -350,13 +421,29 @@ def from_torch(encoder) -> MaskedEncoder:
         raise ValueError("from_torch converts the dynamic variant with queries='observed'")
     first = encoder.layers[0]
     activation = first.activation_name
-    positional = (None if encoder.positions is None else "learned" if isinstance(encoder.positions, LearnedPositions)
-                  else "sinusoidal" if isinstance(encoder.positions, SinusoidalPositions) else "?")
+    positional = (
+        None
+        if encoder.positions is None
+        else "learned"
+        if isinstance(encoder.positions, LearnedPositions)
+        else "sinusoidal"
+        if isinstance(encoder.positions, SinusoidalPositions)
+        else "?"
+    )
     max_len = encoder.positions.max_len if encoder.positions is not None else 4096
     d = encoder.d_model
-    out = MaskedEncoder(d, first.self_attn.num_heads, len(encoder.layers), d_ff=first.linear1.out_features,
-                        dropout=first.dropout1.p, activation=activation, norm_first=first.norm_first,
-                        layer_norm_eps=first.norm1.eps, positional=positional, max_len=max_len)
+    out = MaskedEncoder(
+        d,
+        first.self_attn.num_heads,
+        len(encoder.layers),
+        d_ff=first.linear1.out_features,
+        dropout=first.dropout1.p,
+        activation=activation,
+        norm_first=first.norm_first,
+        layer_norm_eps=first.norm1.eps,
+        positional=positional,
+        max_len=max_len,
+    )
     out.build((None, None, d))
     for k_layer, t_layer in zip(out.encoder_layers, encoder.layers):
         attn = t_layer.self_attn
@@ -385,9 +472,18 @@ def to_torch(layer: MaskedEncoder):
 
     from .layers import Encoder
 
-    enc = Encoder(layer.d_model, layer.num_heads, layer.num_layers, d_ff=layer.d_ff, dropout=layer.rate,
-                  activation=layer.activation, norm_first=layer.norm_first, layer_norm_eps=layer.layer_norm_eps,
-                  positional=layer.positional, max_len=layer.max_len)
+    enc = Encoder(
+        layer.d_model,
+        layer.num_heads,
+        layer.num_layers,
+        d_ff=layer.d_ff,
+        dropout=layer.rate,
+        activation=layer.activation,
+        norm_first=layer.norm_first,
+        layer_norm_eps=layer.layer_norm_eps,
+        positional=layer.positional,
+        max_len=layer.max_len,
+    )
     t = lambda v: torch.from_numpy(np.array(ops.convert_to_numpy(v)))
     with torch.no_grad():
         for k_layer, t_layer in zip(layer.encoder_layers, enc.layers):

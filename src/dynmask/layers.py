@@ -23,7 +23,7 @@ imputation and generation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
@@ -64,8 +64,13 @@ class _Run:
     variant: str = "dynamic"
 
     def self_attend(self, attn: MaskedMultiheadAttention, h: Tensor, causal: bool) -> Tensor:
-        common = dict(query_keep=self.query_keep, causal=causal, query_pos=self.positions,
-                      variant=self.variant, literal_gate=self.gate)
+        common = dict(
+            query_keep=self.query_keep,
+            causal=causal,
+            query_pos=self.positions,
+            variant=self.variant,
+            literal_gate=self.gate,
+        )
         if self.key_len is None:
             return attn(h, key_keep=self.key_keep, key_pos=self.positions, **common)
         n = self.key_len
@@ -77,9 +82,18 @@ class _Run:
 class EncoderLayer(nn.Module):
     """Pre-norm (default) or post-norm Transformer encoder layer over a dynamic mask."""
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 activation: str = "relu", layer_norm_eps: float = 1e-5, norm_first: bool = True,
-                 attn_dropout: float = 0.0, bias: bool = True) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        nhead: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        activation: str = "relu",
+        layer_norm_eps: float = 1e-5,
+        norm_first: bool = True,
+        attn_dropout: float = 0.0,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self.self_attn = MaskedMultiheadAttention(d_model, nhead, dropout=attn_dropout, bias=bias)
         self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias)
@@ -111,9 +125,18 @@ class EncoderLayer(nn.Module):
 class DecoderLayer(nn.Module):
     """Decoder layer: causal masked self-attention, cross-attention to observed memory, feed-forward."""
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 activation: str = "relu", layer_norm_eps: float = 1e-5, norm_first: bool = True,
-                 attn_dropout: float = 0.0, bias: bool = True) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        nhead: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        activation: str = "relu",
+        layer_norm_eps: float = 1e-5,
+        norm_first: bool = True,
+        attn_dropout: float = 0.0,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self.self_attn = MaskedMultiheadAttention(d_model, nhead, dropout=attn_dropout, bias=bias)
         self.multihead_attn = MaskedMultiheadAttention(d_model, nhead, dropout=attn_dropout, bias=bias)
@@ -143,14 +166,22 @@ class DecoderLayer(nn.Module):
         return x, (k, v)
 
     def _cross(self, h: Tensor, memory: Tensor, memory_keep: Optional[Tensor], run: _Run) -> Tensor:
-        return self.multihead_attn(h, memory, memory, key_keep=memory_keep, query_keep=run.query_keep,
-                                   variant=run.variant, literal_gate=run.gate)
+        return self.multihead_attn(
+            h,
+            memory,
+            memory,
+            key_keep=memory_keep,
+            query_keep=run.query_keep,
+            variant=run.variant,
+            literal_gate=run.gate,
+        )
 
     def _ff(self, x: Tensor) -> Tensor:
         return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
-    def forward(self, x: Tensor, memory: Tensor, memory_keep: Optional[Tensor], run: _Run,
-                causal: bool = True) -> Tensor:
+    def forward(
+        self, x: Tensor, memory: Tensor, memory_keep: Optional[Tensor], run: _Run, causal: bool = True
+    ) -> Tensor:
         if self.norm_first:
             x = x + self.dropout1(run.self_attend(self.self_attn, self.norm1(x), causal))
             x = x + self.dropout2(self._cross(self.norm2(x), memory, memory_keep, run))
@@ -180,16 +211,31 @@ class DecoderCache:
     def reorder(self, index: Tensor) -> "DecoderCache":
         """Select batch rows (beam search: follow each surviving beam's parent)."""
         pick = lambda kv: None if kv is None else (kv[0].index_select(0, index), kv[1].index_select(0, index))
-        return DecoderCache([pick(kv) for kv in self.self_kv], [pick(kv) for kv in self.cross_kv],
-                            self.memory_keep.index_select(0, index), self.position)
+        return DecoderCache(
+            [pick(kv) for kv in self.self_kv],
+            [pick(kv) for kv in self.cross_kv],
+            self.memory_keep.index_select(0, index),
+            self.position,
+        )
 
 
 class _Stack(nn.Module):
     """What encoder and decoder stacks share: input cleaning, positions, backend choice, compaction."""
 
-    def __init__(self, layers: list[nn.Module], d_model: int, *, norm_first: bool, layer_norm_eps: float,
-                 backend: str, variant: str, queries: str, positional: Optional[str], max_len: int,
-                 compact_below: Optional[float]) -> None:
+    def __init__(
+        self,
+        layers: list[nn.Module],
+        d_model: int,
+        *,
+        norm_first: bool,
+        layer_norm_eps: float,
+        backend: str,
+        variant: str,
+        queries: str,
+        positional: Optional[str],
+        max_len: int,
+        compact_below: Optional[float],
+    ) -> None:
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -258,15 +304,21 @@ class _Stack(nn.Module):
                 return x, _Run(None, None, variant=self.variant, gate=gate), None  # nothing to mask
             run = _Run(keep, query_keep, variant=self.variant, gate=gate)
             return x, run, None
-        return self._compact(x, keep, query_keep, gate, causal, asks_all, max(width, 1),
-                             query_width if asks_all else width)
+        return self._compact(
+            x, keep, query_keep, gate, causal, asks_all, max(width, 1), query_width if asks_all else width
+        )
 
     def _compact(self, x, keep, query_keep, gate, causal: bool, asks_all: bool, key_width, width):
         if not asks_all:  # drop everything not kept
             plan = Compaction.plan(keep, width=width)
             compact_gate = None if gate is None else plan.gather(gate)  # (B, N)
-            run = _Run(plan.valid, plan.valid, positions=plan.positions if causal else None,
-                       gate=compact_gate, variant=self.variant)
+            run = _Run(
+                plan.valid,
+                plan.valid,
+                positions=plan.positions if causal else None,
+                gate=compact_gate,
+                variant=self.variant,
+            )
             return plan.gather(x), run, plan
         # kept tokens first, then the missing ones (which still ask queries); keys are the first `key_width` slots
         plan = Compaction.plan(keep, include_dropped=True, limit=query_keep, width=width)  # padding trimmed
@@ -303,17 +355,41 @@ class Encoder(_Stack):
     positions and receives exactly zero gradient.
     """
 
-    def __init__(self, d_model: int, n_heads: int, n_layers: int, d_ff: Optional[int] = None,
-                 dropout: float = 0.1, attn_dropout: float = 0.0, activation: str = "relu",
-                 norm_first: bool = True, layer_norm_eps: float = 1e-5, backend: str = "auto",
-                 variant: str = "dynamic", queries: str = "observed", positional: Optional[str] = None,
-                 max_len: int = 4096, compact_below: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        n_layers: int,
+        d_ff: Optional[int] = None,
+        dropout: float = 0.1,
+        attn_dropout: float = 0.0,
+        activation: str = "relu",
+        norm_first: bool = True,
+        layer_norm_eps: float = 1e-5,
+        backend: str = "auto",
+        variant: str = "dynamic",
+        queries: str = "observed",
+        positional: Optional[str] = None,
+        max_len: int = 4096,
+        compact_below: Optional[float] = None,
+    ) -> None:
         d_ff = d_ff or 4 * d_model
-        layers = [EncoderLayer(d_model, n_heads, d_ff, dropout, activation, layer_norm_eps, norm_first, attn_dropout)
-                  for _ in range(n_layers)]
-        super().__init__(layers, d_model, norm_first=norm_first, layer_norm_eps=layer_norm_eps, backend=backend,
-                         variant=variant, queries=queries, positional=positional, max_len=max_len,
-                         compact_below=compact_below)
+        layers = [
+            EncoderLayer(d_model, n_heads, d_ff, dropout, activation, layer_norm_eps, norm_first, attn_dropout)
+            for _ in range(n_layers)
+        ]
+        super().__init__(
+            layers,
+            d_model,
+            norm_first=norm_first,
+            layer_norm_eps=layer_norm_eps,
+            backend=backend,
+            variant=variant,
+            queries=queries,
+            positional=positional,
+            max_len=max_len,
+            compact_below=compact_below,
+        )
 
     def forward(self, x: Tensor, mask: Mask, *, causal: bool = False, backend: Optional[str] = None) -> Tensor:
         x, run, plan = self._prepare(x, mask, backend, causal)
@@ -331,20 +407,52 @@ class Decoder(_Stack):
     an output, computed from observed target tokens before it and observed memory only.
     """
 
-    def __init__(self, d_model: int, n_heads: int, n_layers: int, d_ff: Optional[int] = None,
-                 dropout: float = 0.1, attn_dropout: float = 0.0, activation: str = "relu",
-                 norm_first: bool = True, layer_norm_eps: float = 1e-5, backend: str = "dense",
-                 variant: str = "dynamic", queries: str = "all", positional: Optional[str] = None,
-                 max_len: int = 4096, compact_below: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        n_layers: int,
+        d_ff: Optional[int] = None,
+        dropout: float = 0.1,
+        attn_dropout: float = 0.0,
+        activation: str = "relu",
+        norm_first: bool = True,
+        layer_norm_eps: float = 1e-5,
+        backend: str = "dense",
+        variant: str = "dynamic",
+        queries: str = "all",
+        positional: Optional[str] = None,
+        max_len: int = 4096,
+        compact_below: Optional[float] = None,
+    ) -> None:
         d_ff = d_ff or 4 * d_model
-        layers = [DecoderLayer(d_model, n_heads, d_ff, dropout, activation, layer_norm_eps, norm_first, attn_dropout)
-                  for _ in range(n_layers)]
-        super().__init__(layers, d_model, norm_first=norm_first, layer_norm_eps=layer_norm_eps, backend=backend,
-                         variant=variant, queries=queries, positional=positional, max_len=max_len,
-                         compact_below=compact_below)
+        layers = [
+            DecoderLayer(d_model, n_heads, d_ff, dropout, activation, layer_norm_eps, norm_first, attn_dropout)
+            for _ in range(n_layers)
+        ]
+        super().__init__(
+            layers,
+            d_model,
+            norm_first=norm_first,
+            layer_norm_eps=layer_norm_eps,
+            backend=backend,
+            variant=variant,
+            queries=queries,
+            positional=positional,
+            max_len=max_len,
+            compact_below=compact_below,
+        )
 
-    def forward(self, tgt: Tensor, memory: Tensor, tgt_mask: Mask, memory_mask: Mask, *, causal: bool = True,
-                backend: Optional[str] = None) -> Tensor:
+    def forward(
+        self,
+        tgt: Tensor,
+        memory: Tensor,
+        tgt_mask: Mask,
+        memory_mask: Mask,
+        *,
+        causal: bool = True,
+        backend: Optional[str] = None,
+    ) -> Tensor:
         if not isinstance(memory_mask, Mask):
             raise TypeError(f"memory_mask must be a dynmask.Mask, got {type(memory_mask).__name__}")
         memory_mask.check_matches("memory", memory)

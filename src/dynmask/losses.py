@@ -35,8 +35,9 @@ def _mean_over(loss: Tensor, keep: Tensor) -> Tensor:
     return total / keep.sum().clamp(min=1).to(loss.dtype)
 
 
-def masked_cross_entropy(logits: Tensor, target: Tensor, mask: Union[Mask, Tensor],
-                         label_smoothing: float = 0.0, ignore_index: int = -100) -> Tensor:
+def masked_cross_entropy(
+    logits: Tensor, target: Tensor, mask: Union[Mask, Tensor], label_smoothing: float = 0.0, ignore_index: int = -100
+) -> Tensor:
     """Cross-entropy of ``logits`` [..., C] against ``target`` long[...], over positions where ``mask`` is
     True and ``target`` is not ``ignore_index`` (PyTorch's convention, -100). Counted targets must lie
     in [0, C)."""
@@ -47,13 +48,19 @@ def masked_cross_entropy(logits: Tensor, target: Tensor, mask: Union[Mask, Tenso
     keep = _as_bool(mask, target.shape) & (target != ignore_index)
     counted = torch.where(keep, target, torch.zeros_like(target))
     if not tracing() and counted.numel() and (int(counted.min()) < 0 or int(counted.max()) >= logits.shape[-1]):
-        raise ValueError(f"target holds class ids outside [0, {logits.shape[-1]}) at counted positions "
-                         f"(min {int(counted.min())}, max {int(counted.max())}); mark positions to skip with the mask "
-                         f"or ignore_index={ignore_index}")
+        raise ValueError(
+            f"target holds class ids outside [0, {logits.shape[-1]}) at counted positions "
+            f"(min {int(counted.min())}, max {int(counted.max())}); mark positions to skip with the mask "
+            f"or ignore_index={ignore_index}"
+        )
     clean_logits = torch.where(keep.unsqueeze(-1), logits, logits.new_zeros(()))
     clean_target = torch.where(keep, target, torch.zeros_like(target))
-    per = F.cross_entropy(clean_logits.reshape(-1, logits.shape[-1]), clean_target.reshape(-1),
-                          reduction="none", label_smoothing=label_smoothing).view(target.shape)
+    per = F.cross_entropy(
+        clean_logits.reshape(-1, logits.shape[-1]),
+        clean_target.reshape(-1),
+        reduction="none",
+        label_smoothing=label_smoothing,
+    ).view(target.shape)
     return _mean_over(per, keep)
 
 

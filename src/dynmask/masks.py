@@ -45,8 +45,10 @@ def check_input_dtype(name: str, x: Tensor, weight: Tensor) -> None:
     if not x.is_floating_point():
         raise TypeError(f"{name} must be floating point, got {x.dtype}")
     if x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):
-        raise TypeError(f"{name} is {x.dtype} but the module's weights are {weight.dtype}: cast the input "
-                        f"({name}.to({weight.dtype})) or the module (.to({x.dtype}))")
+        raise TypeError(
+            f"{name} is {x.dtype} but the module's weights are {weight.dtype}: cast the input "
+            f"({name}.to({weight.dtype})) or the module (.to({x.dtype}))"
+        )
 
 
 def causal_mask(length: int, device: torch.device | str | None = None) -> Tensor:
@@ -94,8 +96,7 @@ class Mask:
             )
         if self.valid.shape != self.observed.shape:
             raise ValueError(
-                f"valid must have the shape of observed {tuple(self.observed.shape)}, "
-                f"got {tuple(self.valid.shape)}"
+                f"valid must have the shape of observed {tuple(self.observed.shape)}, got {tuple(self.valid.shape)}"
             )
         if self.valid.device != self.observed.device:
             raise ValueError(f"valid is on {self.valid.device} but observed is on {self.observed.device}")
@@ -132,8 +133,9 @@ class Mask:
         if lengths is not None:
             lengths = torch.as_tensor(lengths)
             if lengths.dim() != 1 or lengths.shape[0] != values.shape[0]:
-                raise ValueError(f"lengths must have shape [B] = [{values.shape[0]}] to match values, got "
-                                 f"{list(lengths.shape)}")
+                raise ValueError(
+                    f"lengths must have shape [B] = [{values.shape[0]}] to match values, got {list(lengths.shape)}"
+                )
             valid = cls.from_lengths(lengths, values.shape[1]).valid.to(values.device)
             observed_values = observed_values & valid.unsqueeze(-1)
         return cls(observed_values.any(-1), valid, observed_values)

@@ -11,20 +11,29 @@ __all__ = ["bleu_chrf", "rouge", "lead_sentences"]
 
 def bleu_chrf(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
     """Corpus BLEU and chrF (sacreBLEU defaults) and their signatures."""
-    from sacrebleu.metrics import BLEU, CHRF
+    from .extras import require
+
+    metrics = require("sacrebleu.metrics")
+    BLEU, CHRF = metrics.BLEU, metrics.CHRF
 
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
     bleu, chrf = BLEU(), CHRF()
     b = bleu.corpus_score(list(hypotheses), [list(references)])
     c = chrf.corpus_score(list(hypotheses), [list(references)])
-    return {"bleu": b.score, "chrf": c.score, "bleu_signature": str(bleu.get_signature()),
-            "chrf_signature": str(chrf.get_signature())}
+    return {
+        "bleu": b.score,
+        "chrf": c.score,
+        "bleu_signature": str(bleu.get_signature()),
+        "chrf_signature": str(chrf.get_signature()),
+    }
 
 
 def rouge(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
     """Mean ROUGE-1, ROUGE-2 and ROUGE-L F-measures (×100), Porter stemming on."""
-    from rouge_score import rouge_scorer
+    from .extras import require
+
+    rouge_scorer = require("rouge_score.rouge_scorer")
 
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")

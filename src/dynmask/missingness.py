@@ -161,8 +161,9 @@ class Schedule:
         return torch.stack([self._per_example(int(i))[:, :length] for i in example_ids], dim=1)  # (U, B, L)
 
 
-def apply_missingness(ids: Tensor, valid: Tensor, process, schedule: Schedule, example_ids: Sequence[int],
-                      step: int, missing_id: int) -> Tensor:
+def apply_missingness(
+    ids: Tensor, valid: Tensor, process, schedule: Schedule, example_ids: Sequence[int], step: int, missing_id: int
+) -> Tensor:
     """Replace hidden tokens of ``ids`` (long[B, L]) with ``missing_id``; returns new ids."""
     if process is None or process.rate == 0.0:
         return ids

@@ -19,8 +19,10 @@ __all__ = ["masked_mean", "masked_max", "AttentionPooling", "masked_pool"]
 def _keep(x: Tensor, mask: Union[Mask, Tensor]) -> Tensor:
     keep = mask.observed if isinstance(mask, Mask) else mask
     if keep.dtype != torch.bool or keep.dim() != 2 or x.dim() != 3 or x.shape[:2] != keep.shape:
-        raise ValueError(f"pooling needs x [B, L, D] and a bool mask [B, L]; got x {list(x.shape)} "
-                         f"and mask {keep.dtype} {list(keep.shape)}")
+        raise ValueError(
+            f"pooling needs x [B, L, D] and a bool mask [B, L]; got x {list(x.shape)} "
+            f"and mask {keep.dtype} {list(keep.shape)}"
+        )
     return keep.unsqueeze(-1)  # (B, L, 1)
 
 

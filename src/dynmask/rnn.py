@@ -52,13 +52,28 @@ def _next_index(observed: Tensor) -> Tensor:
 class _MaskedRNN(nn.Module):
     rnn_type: type = nn.LSTM
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
-                 dropout: float = 0.0, missing_output: str = "zero", bias: bool = True) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        missing_output: str = "zero",
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         if missing_output not in ("zero", "carry"):
             raise ValueError(f"missing_output must be 'zero' or 'carry', got {missing_output!r}")
-        self.rnn = self.rnn_type(input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=True,
-                                 dropout=dropout, bidirectional=bidirectional)
+        self.rnn = self.rnn_type(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=True,
+            dropout=dropout,
+            bidirectional=bidirectional,
+        )
         self.hidden_size, self.bidirectional, self.missing_output = hidden_size, bidirectional, missing_output
 
     def forward(self, x: Tensor, mask: Mask) -> tuple[Tensor, Tensor]:

@@ -26,26 +26,65 @@ from torch import nn
 
 from .data.text import DataError
 
-__all__ = ["RunFolderError", "write_manifest", "verify_manifest", "config_from_dict", "read_json",
-           "check_finite_weights", "prepare_run_folder", "fingerprint", "compare_for_resume", "RUN_FILES", "TASKS",
-           "RESUMABLE_CHANGES"]
+__all__ = [
+    "RunFolderError",
+    "write_manifest",
+    "verify_manifest",
+    "config_from_dict",
+    "read_json",
+    "check_finite_weights",
+    "prepare_run_folder",
+    "fingerprint",
+    "compare_for_resume",
+    "RUN_FILES",
+    "TASKS",
+    "RESUMABLE_CHANGES",
+]
 
 MANIFEST = "manifest.json"
 TASKS = ("classify", "translate", "summarize", "classify-series", "impute")
 
 # What a run folder holds (``--overwrite`` removes exactly these, never anything else of the folder).
-RUN_FILES = ("checkpoint", "checkpoint.prev", "checkpoint.tmp", "checkpoint.old", "best", "best.tmp", "best.old",
-             "tokenizer", "metrics.jsonl", "test_results.json", "test_holdout_mask.npy", "tensorboard")
+RUN_FILES = (
+    "checkpoint",
+    "checkpoint.prev",
+    "checkpoint.tmp",
+    "checkpoint.old",
+    "best",
+    "best.tmp",
+    "best.old",
+    "tokenizer",
+    "metrics.jsonl",
+    "test_results.json",
+    "test_holdout_mask.npy",
+    "tensorboard",
+)
 
 # Settings a resumed run may change: they do not alter what has been computed so far.
-RESUMABLE_CHANGES = {("train", "epochs"), ("train", "max_steps"), ("train", "progress"), ("train", "patience"),
-                     ("train", "checkpoint_every"), ("train", "log_every")}
+RESUMABLE_CHANGES = {
+    ("train", "epochs"),
+    ("train", "max_steps"),
+    ("train", "progress"),
+    ("train", "patience"),
+    ("train", "checkpoint_every"),
+    ("train", "log_every"),
+}
 
 # Upper bounds for sizes read from an untrusted config: far above any model dynmask trains, far below
 # what would exhaust a machine.
-LIMITS = {"max_len": 65_536, "d_model": 8_192, "d_ff": 65_536, "n_heads": 256, "n_layers": 64, "enc_layers": 64,
-          "dec_layers": 64, "vocab_size": 2_000_000, "tgt_vocab_size": 2_000_000, "num_classes": 100_000,
-          "num_features": 100_000}
+LIMITS = {
+    "max_len": 65_536,
+    "d_model": 8_192,
+    "d_ff": 65_536,
+    "n_heads": 256,
+    "n_layers": 64,
+    "enc_layers": 64,
+    "dec_layers": 64,
+    "vocab_size": 2_000_000,
+    "tgt_vocab_size": 2_000_000,
+    "num_classes": 100_000,
+    "num_features": 100_000,
+}
 MAX_PARAMETERS = 2_000_000_000  # about 8 GB in float32
 
 
@@ -92,8 +131,10 @@ def verify_manifest(folder: Path, required: bool = False) -> None:
         if not path.is_file():
             raise RunFolderError(f"{path} is listed in {manifest} but missing")
         if _sha256(path) != digest:
-            raise RunFolderError(f"{path} does not match its sha256 in {manifest}: the file is damaged or was "
-                                 "changed after it was written")
+            raise RunFolderError(
+                f"{path} does not match its sha256 in {manifest}: the file is damaged or was "
+                "changed after it was written"
+            )
 
 
 def read_json(path: Path) -> Any:
@@ -145,8 +186,9 @@ def config_from_dict(cls, data: Any, source: str):
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise RunFolderError(f"{source}: unknown model setting(s) {unknown} for {cls.__name__}")
-    required = [n for n, f in fields.items()
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    required = [
+        n for n, f in fields.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     absent = [n for n in required if n not in data]
     if absent:
         raise RunFolderError(f"{source}: model setting(s) {absent} missing")
@@ -158,11 +200,14 @@ def config_from_dict(cls, data: Any, source: str):
             raise RunFolderError(f"{source}: model setting {name!r} = {value} is outside [{low}, {LIMITS[name]}]")
         if name == "dropout" and not 0 <= value < 1:
             raise RunFolderError(f"{source}: model setting 'dropout' = {value} is outside [0, 1)")
-    size = _parameter_estimate({**{n: f.default for n, f in fields.items() if f.default is not dataclasses.MISSING},
-                                **data})
+    size = _parameter_estimate(
+        {**{n: f.default for n, f in fields.items() if f.default is not dataclasses.MISSING}, **data}
+    )
     if size > MAX_PARAMETERS:
-        raise RunFolderError(f"{source}: the model config describes about {size:,} parameters (more than "
-                             f"{MAX_PARAMETERS:,}); refusing to build it")
+        raise RunFolderError(
+            f"{source}: the model config describes about {size:,} parameters (more than "
+            f"{MAX_PARAMETERS:,}); refusing to build it"
+        )
     try:
         return cls(**data)
     except (TypeError, ValueError) as e:
@@ -174,8 +219,9 @@ def check_finite_weights(model: nn.Module, source: str) -> None:
     with torch.no_grad():
         for name, t in model.state_dict().items():
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise RunFolderError(f"{source}: weight {name!r} holds NaN or infinity; the run diverged or the "
-                                     "file was changed")
+                raise RunFolderError(
+                    f"{source}: weight {name!r} holds NaN or infinity; the run diverged or the file was changed"
+                )
 
 
 def fingerprint(*parts: Any) -> str:
@@ -210,8 +256,10 @@ def prepare_run_folder(output: Path, *, resume: bool, overwrite: bool, clear: bo
     if not present:
         return
     if not overwrite:
-        raise RunFolderError(f"--output {output} already holds a run ({', '.join(present)}); pass --resume to "
-                             "continue it, --overwrite to replace it, or another --output")
+        raise RunFolderError(
+            f"--output {output} already holds a run ({', '.join(present)}); pass --resume to "
+            "continue it, --overwrite to replace it, or another --output"
+        )
     for name in present if clear else ():
         path = output / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -235,9 +283,11 @@ def compare_for_resume(saved: dict, new: dict, source: str) -> None:
             continue
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
             name = ".".join(str(k) for k in key)
-            raise RunFolderError(f"cannot resume {source}: {name} was {a.get(key, '<absent>')!r} when the run started "
-                                 f"and is now {b.get(key, '<absent>')!r}. Use the original setting, or start a new "
-                                 "run (another --output, or --overwrite)")
+            raise RunFolderError(
+                f"cannot resume {source}: {name} was {a.get(key, '<absent>')!r} when the run started "
+                f"and is now {b.get(key, '<absent>')!r}. Use the original setting, or start a new "
+                "run (another --output, or --overwrite)"
+            )
 
 
 def resume_source(folder: Path) -> Optional[Path]:

@@ -37,11 +37,27 @@ from safetensors.torch import load_file, save_model
 from torch import nn
 
 from .devices import to_device
-from .run_folders import (TASKS, RunFolderError, check_finite_weights, compare_for_resume, prepare_run_folder,
-                          read_json, verify_manifest, write_manifest)
+from .run_folders import (
+    TASKS,
+    RunFolderError,
+    check_finite_weights,
+    compare_for_resume,
+    prepare_run_folder,
+    read_json,
+    verify_manifest,
+    write_manifest,
+)
 
-__all__ = ["TrainConfig", "Trainer", "distributed_context", "parameter_checksum", "load_run_model", "load_weights",
-           "on_rank_zero_first", "start_run_folder"]
+__all__ = [
+    "TrainConfig",
+    "Trainer",
+    "distributed_context",
+    "parameter_checksum",
+    "load_run_model",
+    "load_weights",
+    "on_rank_zero_first",
+    "start_run_folder",
+]
 
 
 @dataclass
@@ -71,7 +87,9 @@ class TrainConfig:
         if not 0 <= self.warmup <= 1:
             raise ValueError(f"warmup must be a share of the steps in [0, 1], got {self.warmup}")
         if not (self.clip_norm > 0 and self.weight_decay >= 0):
-            raise ValueError(f"clip_norm must be > 0 and weight_decay >= 0, got {self.clip_norm} and {self.weight_decay}")
+            raise ValueError(
+                f"clip_norm must be > 0 and weight_decay >= 0, got {self.clip_norm} and {self.weight_decay}"
+            )
         if self.amp not in ("auto", "on", "off"):
             raise ValueError(f"amp must be 'auto', 'on' or 'off', got {self.amp!r}")
 
@@ -125,15 +143,17 @@ def distributed_context() -> tuple[int, int]:
                 raise RuntimeError(
                     f"torchrun started {per_node} processes on this node but it has {torch.cuda.device_count()} "
                     f"GPU(s); NCCL needs one GPU per process: pass --nproc_per_node={torch.cuda.device_count()}, "
-                    "or set CUDA_VISIBLE_DEVICES= to train on the CPU with gloo")
+                    "or set CUDA_VISIBLE_DEVICES= to train on the CPU with gloo"
+                )
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     if world > 1:
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
 
-def load_run_model(folder: Path, build, device: Optional[torch.device] = None, *,
-                   expect_task: "Optional[str | tuple[str, ...]]" = None):
+def load_run_model(
+    folder: Path, build, device: Optional[torch.device] = None, *, expect_task: "Optional[str | tuple[str, ...]]" = None
+):
     """(model, folder, run config) from a training run: ``folder`` itself or its ``best/``.
 
     ``build(model_config: dict) -> nn.Module`` makes the empty model; the weights come from
@@ -158,14 +178,16 @@ def load_run_model(folder: Path, build, device: Optional[torch.device] = None, *
     if expect_task is not None:
         expected = (expect_task,) if isinstance(expect_task, str) else tuple(expect_task)
         if task not in expected:
-            raise RunFolderError(f"--model {folder} is a {task!r} run; this command needs a "
-                                 f"{' or '.join(repr(e) for e in expected)} run")
+            raise RunFolderError(
+                f"--model {folder} is a {task!r} run; this command needs a {' or '.join(repr(e) for e in expected)} run"
+            )
     model = build(config["model"])
     try:
         load_weights(model, folder / "model.safetensors", device or "cpu")
     except (RuntimeError, OSError, ValueError) as e:  # safetensors' own errors for a damaged or alien file
-        raise RunFolderError(f"{folder / 'model.safetensors'} does not fit the model its config.json describes: "
-                             f"{str(e).splitlines()[0]}") from None
+        raise RunFolderError(
+            f"{folder / 'model.safetensors'} does not fit the model its config.json describes: {str(e).splitlines()[0]}"
+        ) from None
     check_finite_weights(model, str(folder / "model.safetensors"))
     return model.eval(), folder, config
 
@@ -201,13 +223,23 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 class Trainer:
-    def __init__(self, model: nn.Module, task, config: TrainConfig, output: Path, run_config: dict,
-                 device: Optional[torch.device] = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        task,
+        config: TrainConfig,
+        output: Path,
+        run_config: dict,
+        device: Optional[torch.device] = None,
+    ) -> None:
         self.rank, self.world = distributed_context()
         if device is None:
             local_rank = int(os.environ.get("LOCAL_RANK", self.rank))
-            device = (torch.device("cuda", local_rank % torch.cuda.device_count()) if torch.cuda.is_available()
-                      else torch.device("cpu"))
+            device = (
+                torch.device("cuda", local_rank % torch.cuda.device_count())
+                if torch.cuda.is_available()
+                else torch.device("cpu")
+            )
         self.device = device
         self.model = model.to(self.device)
         self.task = task
@@ -217,12 +249,15 @@ class Trainer:
         self.main = self.rank == 0
         self.net = model
         if self.world > 1:
-            self.net = nn.parallel.DistributedDataParallel(model, device_ids=None if self.device.type == "cpu"
-                                                           else [self.device.index])
+            self.net = nn.parallel.DistributedDataParallel(
+                model, device_ids=None if self.device.type == "cpu" else [self.device.index]
+            )
         decay = [p for n, p in model.named_parameters() if p.dim() > 1]
         no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1]
-        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                            {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=config.lr,
+        )
         n_mine = task.num_train() // self.world
         if n_mine < 1:
             raise ValueError(f"{task.num_train()} training examples cannot be shared by {self.world} processes")
@@ -230,10 +265,14 @@ class Trainer:
         total = self.steps_per_epoch * config.epochs
         warm = max(1, int(config.warmup * total))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+            self.optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
+        )
         use_amp = config.amp == "on" or (config.amp == "auto" and self.device.type == "cuda")
-        self.amp_dtype = (torch.bfloat16 if self.device.type == "cpu" or torch.cuda.is_bf16_supported()
-                          else torch.float16) if use_amp else None
+        self.amp_dtype = (
+            (torch.bfloat16 if self.device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16)
+            if use_amp
+            else None
+        )
         self.scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
         self.state = _State()
         self._tb = None
@@ -273,8 +312,14 @@ class Trainer:
 
         def fill(folder: Path) -> None:
             self._save_model_folder(folder, {})
-            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                        "scaler": self.scaler.state_dict()}, folder / "training_state.pt")
+            torch.save(
+                {
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "scaler": self.scaler.state_dict(),
+                },
+                folder / "training_state.pt",
+            )
             _write_json(folder / "state.json", asdict(self.state))
 
         self._atomic_folder(self.checkpoint_dir, fill, keep_previous=True)
@@ -295,14 +340,17 @@ class Trainer:
         try:
             load_weights(self.model, folder / "model.safetensors", self.device)
         except (RuntimeError, OSError, ValueError) as e:
-            raise RunFolderError(f"{folder / 'model.safetensors'} cannot be loaded into this model: "
-                                 f"{str(e).splitlines()[0]}") from None
+            raise RunFolderError(
+                f"{folder / 'model.safetensors'} cannot be loaded into this model: {str(e).splitlines()[0]}"
+            ) from None
         try:
             # weights_only: tensors, numbers and containers only -- a tampered file cannot run code
             training = torch.load(folder / "training_state.pt", map_location=self.device, weights_only=True)
         except Exception as e:  # UnpicklingError for forbidden globals; RuntimeError/EOFError for damage
-            raise RunFolderError(f"{folder / 'training_state.pt'} was refused: it is damaged or holds objects "
-                                 f"other than tensors and numbers ({type(e).__name__})") from None
+            raise RunFolderError(
+                f"{folder / 'training_state.pt'} was refused: it is damaged or holds objects "
+                f"other than tensors and numbers ({type(e).__name__})"
+            ) from None
         self.optimizer.load_state_dict(training["optimizer"])
         self.scheduler.load_state_dict(training["scheduler"])
         self.scaler.load_state_dict(training["scaler"])
@@ -346,6 +394,7 @@ class Trainer:
         if self._tb is None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
+
                 self._tb = SummaryWriter(str(self.output / "tensorboard"))
             except Exception:  # TensorBoard not installed: JSONL only
                 self._tb = False
@@ -359,15 +408,15 @@ class Trainer:
         g = torch.Generator().manual_seed(self.config.seed * 7919 + epoch)
         perm = torch.randperm(self.task.num_train(), generator=g).tolist()
         n_mine = self.task.num_train() // self.world
-        mine = perm[self.rank::self.world][:n_mine]  # equal shares: every rank takes the same number of steps
+        mine = perm[self.rank :: self.world][:n_mine]  # equal shares: every rank takes the same number of steps
         bs = self.config.batch_size
         if not hasattr(self.task, "lengths"):
-            return [mine[i:i + bs] for i in range(0, n_mine, bs)]
+            return [mine[i : i + bs] for i in range(0, n_mine, bs)]
         # length buckets: sort within chunks of 50 batches (little padding), then shuffle the batches
         lengths, chunk, batches = self.task.lengths(), 50 * bs, []
         for start in range(0, n_mine, chunk):
-            part = sorted(mine[start:start + chunk], key=lambda i: lengths[i])
-            batches += [part[i:i + bs] for i in range(0, len(part), bs)]
+            part = sorted(mine[start : start + chunk], key=lambda i: lengths[i])
+            batches += [part[i : i + bs] for i in range(0, len(part), bs)]
         shuffle = torch.randperm(len(batches), generator=torch.Generator().manual_seed(g.initial_seed() + 1))
         return [batches[i] for i in shuffle.tolist()]
 
@@ -396,8 +445,14 @@ class Trainer:
         while st.epoch < cfg.epochs:
             batches = self._order(st.epoch)
             self.net.train()
-            bar = tqdm(total=len(batches), initial=st.step_in_epoch, desc=f"epoch {st.epoch + 1}/{cfg.epochs}",
-                       disable=not (cfg.progress and self.main), leave=False, dynamic_ncols=True)
+            bar = tqdm(
+                total=len(batches),
+                initial=st.step_in_epoch,
+                desc=f"epoch {st.epoch + 1}/{cfg.epochs}",
+                disable=not (cfg.progress and self.main),
+                leave=False,
+                dynamic_ncols=True,
+            )
             while st.step_in_epoch < len(batches):
                 draw = st.global_step * self.world + self.rank
                 torch.manual_seed(cfg.seed * 1_000_003 + draw)  # dropout depends on (seed, step, rank) only
@@ -405,8 +460,9 @@ class Trainer:
                 with self._autocast():
                     loss = self.task.loss(self.net, batch)
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss is {loss.item()} at step {st.global_step}; lower --lr "
-                                             "or check the data")
+                    raise FloatingPointError(
+                        f"loss is {loss.item()} at step {st.global_step}; lower --lr or check the data"
+                    )
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 self.scaler.unscale_(self.optimizer)
@@ -420,9 +476,17 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.4f}")
                 if st.global_step % cfg.log_every == 0:
-                    self._log({"kind": "train", "step": st.global_step, "epoch": st.epoch, "loss": loss.item(),
-                               "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0],
-                               "samples_per_s": seen / (time.perf_counter() - t_start)})
+                    self._log(
+                        {
+                            "kind": "train",
+                            "step": st.global_step,
+                            "epoch": st.epoch,
+                            "loss": loss.item(),
+                            "grad_norm": float(grad_norm),
+                            "lr": self.scheduler.get_last_lr()[0],
+                            "samples_per_s": seen / (time.perf_counter() - t_start),
+                        }
+                    )
                 if cfg.max_steps is not None and st.global_step >= cfg.max_steps:
                     stopped = "max_steps"
                     break
@@ -450,12 +514,13 @@ class Trainer:
         if improved:
             st.best_score, st.bad_epochs = metrics["score"], 0
             if self.main:
-                self._atomic_folder(self.output / "best", lambda f: self._save_model_folder(
-                    f, {"epoch": st.epoch + 1, "valid": metrics}))
+                self._atomic_folder(
+                    self.output / "best",
+                    lambda f: self._save_model_folder(f, {"epoch": st.epoch + 1, "valid": metrics}),
+                )
         else:
             st.bad_epochs += 1
-        self._log({"kind": "valid", "step": st.global_step, "epoch": st.epoch + 1, **metrics,
-                   "improved": improved})
+        self._log({"kind": "valid", "step": st.global_step, "epoch": st.epoch + 1, **metrics, "improved": improved})
         if self.main and self.config.progress:
             shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
             print(f"epoch {st.epoch + 1}: {shown}{' (best)' if improved else ''}", flush=True)
@@ -469,9 +534,15 @@ class Trainer:
             gathered: list = [None] * self.world
             dist.all_gather_object(gathered, checksums[0])
             checksums = gathered
-        summary = {"stopped": stopped, "global_step": self.state.global_step, "epochs_done": self.state.epoch,
-                   "best_score": self.state.best_score, "train_samples_per_s": samples_per_s,
-                   "world_size": self.world, "rank_parameter_checksums": checksums}
+        summary = {
+            "stopped": stopped,
+            "global_step": self.state.global_step,
+            "epochs_done": self.state.epoch,
+            "best_score": self.state.best_score,
+            "train_samples_per_s": samples_per_s,
+            "world_size": self.world,
+            "rank_parameter_checksums": checksums,
+        }
         self._log({"kind": "summary", "step": self.state.global_step, **summary})
         if self._tb:
             self._tb.flush()

@@ -22,12 +22,33 @@ __all__ = ["Pair", "PairSplits", "load_pairs", "ACLSUM"]
 
 ACLSUM_WHEEL = "c75ffc48d3eabc5f37c68ea087943780a85950087957759e89746f21111f2213"  # sha256 of the wheel
 ACLSUM = {
-    "train": Source("aclsum", "0.1.2", "aclsum/dataset/train.jsonl",
-                    "be8ee16765e0691745875e7e380382eaa5eb426d7c1bbe70270809729534e3eb", "MIT", "ACLSum train", ACLSUM_WHEEL),
-    "valid": Source("aclsum", "0.1.2", "aclsum/dataset/val.jsonl",
-                    "354ca637395a8597388f1751c288cb38a4697f7d7783722c1727135d3934ee60", "MIT", "ACLSum validation", ACLSUM_WHEEL),
-    "test": Source("aclsum", "0.1.2", "aclsum/dataset/test.jsonl",
-                   "491ee57a8bb2bc65af4c7c1cfe5a114dc140b093fc24c242a21785ea4ed9786f", "MIT", "ACLSum test", ACLSUM_WHEEL),
+    "train": Source(
+        "aclsum",
+        "0.1.2",
+        "aclsum/dataset/train.jsonl",
+        "be8ee16765e0691745875e7e380382eaa5eb426d7c1bbe70270809729534e3eb",
+        "MIT",
+        "ACLSum train",
+        ACLSUM_WHEEL,
+    ),
+    "valid": Source(
+        "aclsum",
+        "0.1.2",
+        "aclsum/dataset/val.jsonl",
+        "354ca637395a8597388f1751c288cb38a4697f7d7783722c1727135d3934ee60",
+        "MIT",
+        "ACLSum validation",
+        ACLSUM_WHEEL,
+    ),
+    "test": Source(
+        "aclsum",
+        "0.1.2",
+        "aclsum/dataset/test.jsonl",
+        "491ee57a8bb2bc65af4c7c1cfe5a114dc140b093fc24c242a21785ea4ed9786f",
+        "MIT",
+        "ACLSum test",
+        ACLSUM_WHEEL,
+    ),
 }
 
 
@@ -64,7 +85,9 @@ def _aclsum(cache) -> PairSplits:
                 continue
             rec = json.loads(line)
             sentences, summary = _field(rec["sentences"]), _field(rec["summary"])
-            document = " ".join(s for part in ("abstract", "introduction", "conclusion") for s in sentences.get(part, []))
+            document = " ".join(
+                s for part in ("abstract", "introduction", "conclusion") for s in sentences.get(part, [])
+            )
             target = " ".join(summary[a].strip() for a in ("challenge", "approach", "outcome") if a in summary)
             pairs.append(Pair(document, target))
         parts[split] = pairs
@@ -74,15 +97,26 @@ def _aclsum(cache) -> PairSplits:
 def _read_pairs(path: Path, source_column: str, target_column: str, encoding: str):
     sources, _, frame = read_table(path, source_column, None, encoding)
     if target_column not in [str(c) for c in frame.columns]:
-        raise DataError(f"column {target_column!r} is not in {path.name}; its columns are "
-                        f"{[str(c) for c in frame.columns]}. Pass --target-column with one of them")
+        raise DataError(
+            f"column {target_column!r} is not in {path.name}; its columns are "
+            f"{[str(c) for c in frame.columns]}. Pass --target-column with one of them"
+        )
     targets = ["" if v is None or v != v else str(v) for v in frame[target_column].tolist()]
     return [Pair(s, t) for s, t in zip(sources, targets)], frame
 
 
-def load_pairs(data: str, *, source_column: str = "source", target_column: str = "target", seed: int = 0,
-               valid_fraction: float = 0.05, test_fraction: float = 0.05, encoding: str = "utf-8",
-               max_train: Optional[int] = None, cache: Optional[Path] = None) -> PairSplits:
+def load_pairs(
+    data: str,
+    *,
+    source_column: str = "source",
+    target_column: str = "target",
+    seed: int = 0,
+    valid_fraction: float = 0.05,
+    test_fraction: float = 0.05,
+    encoding: str = "utf-8",
+    max_train: Optional[int] = None,
+    cache: Optional[Path] = None,
+) -> PairSplits:
     """Load pairs; ``max_train`` keeps a seeded random subset of the training split (a CPU budget)."""
     if data == "aclsum":
         splits = _aclsum(cache)
@@ -93,8 +127,13 @@ def load_pairs(data: str, *, source_column: str = "source", target_column: str =
             if not path.exists():
                 raise DataError(f"{path} does not exist (from the pattern --data {data!r})")
             parts[split], _ = _read_pairs(path, source_column, target_column, encoding)
-        splits = PairSplits(Path(data).name.replace(".{split}", ""), parts["train"], parts["valid"], parts["test"],
-                            {"split": "given files"})
+        splits = PairSplits(
+            Path(data).name.replace(".{split}", ""),
+            parts["train"],
+            parts["valid"],
+            parts["test"],
+            {"split": "given files"},
+        )
     else:
         path = Path(data)
         if not path.exists():
@@ -106,15 +145,27 @@ def load_pairs(data: str, *, source_column: str = "source", target_column: str =
         if len(pairs) < n_test + n_valid + 1:
             raise DataError(f"{path.name} has {len(pairs)} pairs: too few to split into train / valid / test")
         test = [pairs[i] for i in order[:n_test]]
-        valid = [pairs[i] for i in order[n_test:n_test + n_valid]]
-        train = [pairs[i] for i in order[n_test + n_valid:]]
+        valid = [pairs[i] for i in order[n_test : n_test + n_valid]]
+        train = [pairs[i] for i in order[n_test + n_valid :]]
         splits = PairSplits(path.stem, train, valid, test, {"split": "random rows", "seed": seed})
     if max_train is not None and len(splits.train) > max_train:
         splits.train = random.Random(seed).sample(splits.train, max_train)
         splits.info["train_subset"] = max_train
     # where the pairs came from, so that `dynmask evaluate` can find them again without being told
-    where = data if data == "aclsum" else str(Path(data).resolve()) if "{split}" not in data else str(
-        Path(data).parent.resolve() / Path(data).name)
-    splits.info.update({"data": where, "source_column": source_column, "target_column": target_column,
-                        "encoding": encoding, "data_seed": seed})
+    where = (
+        data
+        if data == "aclsum"
+        else str(Path(data).resolve())
+        if "{split}" not in data
+        else str(Path(data).parent.resolve() / Path(data).name)
+    )
+    splits.info.update(
+        {
+            "data": where,
+            "source_column": source_column,
+            "target_column": target_column,
+            "encoding": encoding,
+            "data_seed": seed,
+        }
+    )
     return splits

@@ -20,18 +20,38 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from ..extras import require as _require
 from ..masks import Mask
 from .sources import SKTIME_WHEEL, Source, fetch
 from .text import DataError
 
-__all__ = ["SERIES_SOURCES", "SeriesSplits", "read_ts", "load_series_classification", "inject_missing",
-           "pad_series", "read_wide_csv", "read_wide_text", "read_long_csv", "chronological_split", "make_windows", "Standardizer",
-           "holdout_mask"]
+__all__ = [
+    "SERIES_SOURCES",
+    "SeriesSplits",
+    "read_ts",
+    "load_series_classification",
+    "inject_missing",
+    "pad_series",
+    "read_wide_csv",
+    "read_wide_text",
+    "read_long_csv",
+    "chronological_split",
+    "make_windows",
+    "Standardizer",
+    "holdout_mask",
+]
 
 
 def _sk(name: str, split: str, sha: str) -> Source:
-    return Source("sktime", "1.2.0", f"sktime/datasets/data/{name}/{name}_{split}.ts", sha, "BSD-3-Clause (sktime)",
-                  f"{name} {split.lower()} (UEA archive, via sktime)", SKTIME_WHEEL)
+    return Source(
+        "sktime",
+        "1.2.0",
+        f"sktime/datasets/data/{name}/{name}_{split}.ts",
+        sha,
+        "BSD-3-Clause (sktime)",
+        f"{name} {split.lower()} (UEA archive, via sktime)",
+        SKTIME_WHEEL,
+    )
 
 
 SERIES_SOURCES = {
@@ -82,8 +102,9 @@ def read_ts(path: Path) -> tuple[list[np.ndarray], list[str]]:
         if not dims:
             raise DataError(f"{path}, line {number}: expected dimension values then ':label'")
         try:
-            columns = [[float("nan") if v.strip() in ("?", "NaN", "nan", "") else float(v) for v in d.split(",")]
-                       for d in dims]
+            columns = [
+                [float("nan") if v.strip() in ("?", "NaN", "nan", "") else float(v) for v in d.split(",")] for d in dims
+            ]
         except ValueError as e:
             raise DataError(f"{path}, line {number}: not a number ({e})") from None
         length = max(len(c) for c in columns)
@@ -99,8 +120,9 @@ def read_ts(path: Path) -> tuple[list[np.ndarray], list[str]]:
     return series, labels
 
 
-def load_series_classification(name_or_path: str, *, seed: int = 0, valid_fraction: float = 0.2,
-                               cache: Optional[Path] = None) -> SeriesSplits:
+def load_series_classification(
+    name_or_path: str, *, seed: int = 0, valid_fraction: float = 0.2, cache: Optional[Path] = None
+) -> SeriesSplits:
     """``japanese_vowels``, ``basic_motions``, or a pattern ``my_{split}.ts`` with TRAIN / TEST files
     (``{split}`` replaced by ``TRAIN`` and ``TEST``). A seeded share of train becomes valid."""
     if name_or_path in SERIES_SOURCES:
@@ -113,8 +135,10 @@ def load_series_classification(name_or_path: str, *, seed: int = 0, valid_fracti
                 raise DataError(f"{p} does not exist (from the pattern {name_or_path!r})")
         name = Path(name_or_path).name.replace("_{split}", "").replace("{split}", "")
     else:
-        raise DataError(f"--data {name_or_path!r} is neither {tuple(SERIES_SOURCES)} nor a pattern like "
-                        f"'my_{{split}}.ts' naming a TRAIN and a TEST file")
+        raise DataError(
+            f"--data {name_or_path!r} is neither {tuple(SERIES_SOURCES)} nor a pattern like "
+            f"'my_{{split}}.ts' naming a TRAIN and a TEST file"
+        )
     train_x, train_y = read_ts(paths["train"])
     test_x, test_y = read_ts(paths["test"])
     numeric = all(v.lstrip("-").replace(".", "", 1).isdigit() for v in train_y)
@@ -158,12 +182,14 @@ _TIME_NAMES = ("time", "date", "datetime", "timestamp", "day", "month", "year", 
 
 
 def _long_hint(path: Path) -> str:
-    return (f"If {path.name} is long (one row per time and variable), pass --format long --time-column T "
-            "--variable-column V --value-column X; if its time axis is another column, pass --time-column")
+    return (
+        f"If {path.name} is long (one row per time and variable), pass --format long --time-column T "
+        "--variable-column V --value-column X; if its time axis is another column, pass --time-column"
+    )
 
 
 def _read_wide_frame(path: Path, time_column: Optional[str], encoding: str, **read_kw):
-    import pandas as pd
+    pd = _require("pandas")
 
     path = Path(path)
     if not path.exists():
@@ -178,8 +204,10 @@ def _read_wide_frame(path: Path, time_column: Optional[str], encoding: str, **re
         raise DataError(f"could not read {path} as CSV ({str(e).splitlines()[0]})") from None
     time_column = time_column or frame.columns[0]
     if time_column not in frame.columns:
-        raise DataError(f"column {time_column!r} is not in {path.name}; its columns start "
-                        f"{list(frame.columns[:5])}. Pass --time-column")
+        raise DataError(
+            f"column {time_column!r} is not in {path.name}; its columns start "
+            f"{list(frame.columns[:5])}. Pass --time-column"
+        )
     return frame, time_column
 
 
@@ -189,25 +217,30 @@ def read_wide_csv(path: Path, time_column: Optional[str] = None, encoding: str =
     Returns a float64 DataFrame indexed by time (the first column unless ``time_column`` is given).
     A file that is not in this layout is refused with the fix: a time axis that repeats values
     (a long file), a time-like column that is not the time axis, or a text column among the variables."""
-    import pandas as pd
+    pd = _require("pandas")
 
     path = Path(path)
     frame, time_column = _read_wide_frame(path, time_column, encoding)
     index = frame[time_column]
     repeated = index[index.duplicated()]
     if len(repeated):
-        raise DataError(f"the time column {time_column!r} of {path.name} repeats values ({repeated.iloc[0]!r} appears "
-                        f"{int((index == repeated.iloc[0]).sum())} times): a wide CSV has one row per time. "
-                        + _long_hint(path))
+        raise DataError(
+            f"the time column {time_column!r} of {path.name} repeats values ({repeated.iloc[0]!r} appears "
+            f"{int((index == repeated.iloc[0]).sum())} times): a wide CSV has one row per time. " + _long_hint(path)
+        )
     timeish = [c for c in frame.columns if c != time_column and str(c).strip().lower() in _TIME_NAMES]
     if timeish and str(time_column).strip().lower() not in _TIME_NAMES:
-        raise DataError(f"{path.name} is read with {time_column!r} as its time axis, but column {timeish[0]!r} looks "
-                        f"like the time. Pass --time-column {timeish[0]}")
+        raise DataError(
+            f"{path.name} is read with {time_column!r} as its time axis, but column {timeish[0]!r} looks "
+            f"like the time. Pass --time-column {timeish[0]}"
+        )
     frame = frame.set_index(time_column)
     bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
-        raise DataError(f"columns {bad[:5]} of {path.name} are not numeric; a wide CSV holds one numeric column "
-                        "per variable (blank = missing). " + _long_hint(path))
+        raise DataError(
+            f"columns {bad[:5]} of {path.name} are not numeric; a wide CSV holds one numeric column "
+            "per variable (blank = missing). " + _long_hint(path)
+        )
     if frame.shape[1] == 0 or frame.shape[0] < 2:
         raise DataError(f"{path.name} needs at least two rows and one variable column")
     return frame.astype("float64")
@@ -222,17 +255,23 @@ def read_wide_text(path: Path, time_column: Optional[str] = None, encoding: str 
 
 def read_long_csv(path: Path, time_column: str, variable_column: str, value_column: str, encoding: str = "utf-8"):
     """A long CSV (time, variable, value) pivoted to the wide layout; absent pairs are missing."""
-    import pandas as pd
+    pd = _require("pandas")
 
     frame, _ = _read_wide_frame(path, time_column, encoding)
-    for flag, column in (("--time-column", time_column), ("--variable-column", variable_column),
-                         ("--value-column", value_column)):
+    for flag, column in (
+        ("--time-column", time_column),
+        ("--variable-column", variable_column),
+        ("--value-column", value_column),
+    ):
         if column not in frame.columns:
-            raise DataError(f"column {column!r} is not in {Path(path).name}; its columns are "
-                            f"{list(frame.columns)}. Pass {flag}")
+            raise DataError(
+                f"column {column!r} is not in {Path(path).name}; its columns are {list(frame.columns)}. Pass {flag}"
+            )
     if not pd.api.types.is_numeric_dtype(frame[value_column]):
-        raise DataError(f"the value column {value_column!r} of {Path(path).name} is not numeric; pass "
-                        "--value-column with the column holding the measurements")
+        raise DataError(
+            f"the value column {value_column!r} of {Path(path).name} is not numeric; pass "
+            "--value-column with the column holding the measurements"
+        )
     if frame.duplicated([time_column, variable_column]).any():
         raise DataError(f"{Path(path).name} has several values for one (time, variable) pair")
     return frame.pivot(index=time_column, columns=variable_column, values=value_column).astype("float64")
@@ -257,7 +296,7 @@ def make_windows(values: np.ndarray, length: int, stride: int) -> np.ndarray:
     starts = list(range(0, total - length + 1, stride))
     if starts[-1] != total - length:
         starts.append(total - length)
-    return np.stack([values[s:s + length] for s in starts]).astype(np.float32)
+    return np.stack([values[s : s + length] for s in starts]).astype(np.float32)
 
 
 class Standardizer:
@@ -270,8 +309,9 @@ class Standardizer:
     def fit(cls, train_values: np.ndarray) -> "Standardizer":
         flat = train_values.reshape(-1, train_values.shape[-1])
         if np.isnan(flat).all(axis=0).any():
-            raise DataError("a variable has no observed value in the training split; drop it (--drop-unobserved) "
-                            "or widen the split")
+            raise DataError(
+                "a variable has no observed value in the training split; drop it (--drop-unobserved) or widen the split"
+            )
         mean = np.nanmean(flat, axis=0)
         std = np.nanstd(flat, axis=0)
         return cls(mean, np.where(std > 0, std, 1.0))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..extras import require as _require
 from .sources import SOURCES, fetch
 
 __all__ = ["Example", "TextSplits", "load_text_dataset", "read_table", "BUILTIN_TEXT_SETS", "DataError"]
@@ -51,13 +52,14 @@ class TextSplits:
 
 
 def _read_frame(path: Path, encoding: str):
-    import pandas as pd
+    pd = _require("pandas")
 
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".tsv", ".txt"):
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False,
-                               encoding=encoding)
+            return pd.read_csv(
+                path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False, encoding=encoding
+            )
         if suffix in (".jsonl", ".json"):
             return pd.read_json(path, lines=suffix == ".jsonl", dtype=False, encoding=encoding)
         if suffix == ".parquet":
@@ -65,15 +67,18 @@ def _read_frame(path: Path, encoding: str):
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty: it needs a header row and at least two labelled rows") from None
     except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not readable as {encoding} ({e.reason} at byte {e.start}); "
-                        f"re-save it as UTF-8 or pass --encoding with its real encoding (e.g. latin-1)") from None
+        raise DataError(
+            f"{path} is not readable as {encoding} ({e.reason} at byte {e.start}); "
+            f"re-save it as UTF-8 or pass --encoding with its real encoding (e.g. latin-1)"
+        ) from None
     except ValueError as e:
         raise DataError(f"could not parse {path} as {suffix[1:].upper()}: {e}") from None
     raise DataError(f"unsupported file type {suffix!r} for {path}: use .csv, .tsv, .jsonl, .json or .parquet")
 
 
-def read_table(path: str | Path, text_column: str, label_column: Optional[str],
-               encoding: str = "utf-8") -> tuple[list[str], list[Optional[str]], "object"]:
+def read_table(
+    path: str | Path, text_column: str, label_column: Optional[str], encoding: str = "utf-8"
+) -> tuple[list[str], list[Optional[str]], "object"]:
     """Read texts (and labels) from a user's file. Returns (texts, labels, frame)."""
     path = Path(path)
     if not path.exists():
@@ -86,17 +91,20 @@ def read_table(path: str | Path, text_column: str, label_column: Optional[str],
     columns = [str(c) for c in frame.columns]
     for flag, column in (("--text-column", text_column), ("--label-column", label_column)):
         if column is not None and column not in columns:
-            raise DataError(f"column {column!r} is not in {path.name}; its columns are {columns}. "
-                            f"Pass {flag} with one of them")
+            raise DataError(
+                f"column {column!r} is not in {path.name}; its columns are {columns}. Pass {flag} with one of them"
+            )
     texts = ["" if v is None or v != v else str(v) for v in frame[text_column].tolist()]  # NaN/None -> ""
     labels = None
     if label_column is not None:
         labels = ["" if v is None or v != v else str(v).strip() for v in frame[label_column].tolist()]
         empty = [i for i, v in enumerate(labels) if v == "" or v.lower() in _MISSING_LABELS]
         if empty:
-            raise DataError(f"{len(empty)} row(s) of {path.name} have an empty or missing {label_column!r} (first: "
-                            f"data row {empty[0] + 1}, {labels[empty[0]]!r}); fill or remove them — an unlabelled row "
-                            "cannot be trained on, and a missing label is not a class")
+            raise DataError(
+                f"{len(empty)} row(s) of {path.name} have an empty or missing {label_column!r} (first: "
+                f"data row {empty[0] + 1}, {labels[empty[0]]!r}); fill or remove them — an unlabelled row "
+                "cannot be trained on, and a missing label is not a class"
+            )
     return texts, labels, frame
 
 
@@ -128,11 +136,12 @@ def _label_ids(raw: list[str], path_name: str) -> tuple[list[str], list[int]]:
 
 
 def _rotten_tomatoes(seed: int, valid_fraction: float, test_fraction: float, cache) -> TextSplits:
-    import pandas as pd
+    pd = _require("pandas")
 
     path = fetch(SOURCES["rotten_tomatoes"]["all"], cache)
-    frame = pd.read_csv(io.StringIO(bz2.decompress(path.read_bytes()).decode("utf-8")), dtype=str,
-                        keep_default_na=False)
+    frame = pd.read_csv(
+        io.StringIO(bz2.decompress(path.read_bytes()).decode("utf-8")), dtype=str, keep_default_na=False
+    )
     frame = frame[frame["category"] != "plot"]  # plot summaries are not reviews
     names, ids = _label_ids(frame["category"].tolist(), "rotten_tomatoes")
     examples = [Example(t, y, g) for t, y, g in zip(frame["text"].tolist(), ids, frame["movie_name"].tolist())]
@@ -163,14 +172,24 @@ def _newsgroups(seed: int, valid_fraction: float, cache) -> TextSplits:
     n_valid = int(valid_fraction * len(train))
     valid = [train[i] for i in order[:n_valid]]
     train = [train[i] for i in order[n_valid:]]
-    return TextSplits("20newsgroups", names, train, valid, test, {"split": "given train/test; valid from train",
-                                                                   "seed": seed})
+    return TextSplits(
+        "20newsgroups", names, train, valid, test, {"split": "given train/test; valid from train", "seed": seed}
+    )
 
 
-def load_text_dataset(name_or_path: str, *, text_column: str = "text", label_column: str = "label",
-                      split_column: Optional[str] = None, group_column: Optional[str] = None, seed: int = 0,
-                      valid_fraction: float = 0.1, test_fraction: float = 0.1, encoding: str = "utf-8",
-                      cache: Optional[Path] = None) -> TextSplits:
+def load_text_dataset(
+    name_or_path: str,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    split_column: Optional[str] = None,
+    group_column: Optional[str] = None,
+    seed: int = 0,
+    valid_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    encoding: str = "utf-8",
+    cache: Optional[Path] = None,
+) -> TextSplits:
     """A built-in set by name, or a user's file. Splits are seeded and reproducible.
 
     A user's file is split by ``split_column`` (values train / valid / test) when given, else by
@@ -188,14 +207,18 @@ def load_text_dataset(name_or_path: str, *, text_column: str = "text", label_col
     groups = [None] * len(texts)
     if group_column is not None:
         if group_column not in frame.columns:
-            raise DataError(f"column {group_column!r} is not in {path.name}; pass --group-column with one of "
-                            f"{[str(c) for c in frame.columns]}")
+            raise DataError(
+                f"column {group_column!r} is not in {path.name}; pass --group-column with one of "
+                f"{[str(c) for c in frame.columns]}"
+            )
         groups = [str(g) for g in frame[group_column].tolist()]
     examples = [Example(t, y, g) for t, y, g in zip(texts, ids, groups)]
     if split_column is not None:
         if split_column not in frame.columns:
-            raise DataError(f"column {split_column!r} is not in {path.name}; pass --split-column with one of "
-                            f"{[str(c) for c in frame.columns]}")
+            raise DataError(
+                f"column {split_column!r} is not in {path.name}; pass --split-column with one of "
+                f"{[str(c) for c in frame.columns]}"
+            )
         parts = {"train": [], "valid": [], "test": []}
         for ex, s in zip(examples, frame[split_column].tolist()):
             s = str(s).strip().lower()
@@ -207,10 +230,25 @@ def load_text_dataset(name_or_path: str, *, text_column: str = "text", label_col
     else:
         train, valid, test = _split_by_group(examples, seed, valid_fraction, test_fraction)
     if not train or not valid or not test:
-        raise DataError(f"{path.name} gives an empty split (train {len(train)}, valid {len(valid)}, test "
-                        f"{len(test)}); add rows or adjust the split fractions")
-    return TextSplits(path.stem, names, train, valid, test, {
-        "split": split_column or group_column or "random rows", "seed": seed,
-        # where the data came from, so that `dynmask evaluate` can find it again without being told
-        "data": str(path.resolve()), "text_column": text_column, "label_column": label_column,
-        "split_column": split_column, "group_column": group_column, "encoding": encoding})
+        raise DataError(
+            f"{path.name} gives an empty split (train {len(train)}, valid {len(valid)}, test "
+            f"{len(test)}); add rows or adjust the split fractions"
+        )
+    return TextSplits(
+        path.stem,
+        names,
+        train,
+        valid,
+        test,
+        {
+            "split": split_column or group_column or "random rows",
+            "seed": seed,
+            # where the data came from, so that `dynmask evaluate` can find it again without being told
+            "data": str(path.resolve()),
+            "text_column": text_column,
+            "label_column": label_column,
+            "split_column": split_column,
+            "group_column": group_column,
+            "encoding": encoding,
+        },
+    )

@@ -6,11 +6,11 @@ lower-cases (classification); ``kind="cased"`` keeps case
 trainers those gave a different vocabulary in each of three runs on the same texts (measured), which
 would make two runs with the same seed differ; this combination gave the same one every time.
 
-Special tokens: ``[PAD]`` = 0, ``[UNK]`` = 1, ``[MISSING]`` = 2, ``[BOS]`` = 3, ``[EOS]`` = 4. Placeholder strings that mark holes in
-real text (``[missing]``, ``<unk>``, ``???``, ... — configurable) become ``[MISSING]``; an empty text
-is one ``[MISSING]``. :meth:`TextTokenizer.mask` marks ``[UNK]`` and ``[MISSING]`` missing and
-``[PAD]`` padding (True = observed). Works on any Unicode text (Chinese is segmented by the learned
-pieces, as SentencePiece does).
+Special tokens: ``[PAD]`` = 0, ``[UNK]`` = 1, ``[MISSING]`` = 2, ``[BOS]`` = 3, ``[EOS]`` = 4.
+Placeholder strings that mark holes in real text (``[missing]``, ``<unk>``, ``???``, ... —
+configurable) become ``[MISSING]``; an empty text is one ``[MISSING]``. :meth:`TextTokenizer.mask`
+marks ``[UNK]`` and ``[MISSING]`` missing and ``[PAD]`` padding (True = observed). Works on any
+Unicode text (Chinese is segmented by the learned pieces, as SentencePiece does).
 """
 
 from __future__ import annotations
@@ -63,8 +63,13 @@ def _prefix(text: str, chars: int) -> str:
 
 
 class TextTokenizer:
-    def __init__(self, tokenizer: Tokenizer, missing_markers: Sequence[str] = DEFAULT_MISSING_MARKERS,
-                 max_len: int = 128, kind: str = "uncased") -> None:
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        missing_markers: Sequence[str] = DEFAULT_MISSING_MARKERS,
+        max_len: int = 128,
+        kind: str = "uncased",
+    ) -> None:
         self.tokenizer = tokenizer
         self.missing_markers = tuple(missing_markers)
         self.max_len = max_len
@@ -76,27 +81,34 @@ class TextTokenizer:
         markers = sorted(self.missing_markers, key=len, reverse=True)
         # see _marker_pattern; the spaces before a marker go with it, so no lone word-boundary piece is
         # left in front
-        self._marker_re = (re.compile("|".join(_marker_pattern(m) for m in markers), re.IGNORECASE)
-                           if markers else None)
+        self._marker_re = re.compile("|".join(_marker_pattern(m) for m in markers), re.IGNORECASE) if markers else None
         self._longest_marker = max((len(m) for m in markers), default=0)
 
     # ------------------------------------------------------------------ training and storage
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2,
-              missing_markers: Sequence[str] = DEFAULT_MISSING_MARKERS, max_len: int = 128,
-              kind: str = "uncased") -> "TextTokenizer":
+    def train(
+        cls,
+        texts: Iterable[str],
+        vocab_size: int = 8000,
+        min_frequency: int = 2,
+        missing_markers: Sequence[str] = DEFAULT_MISSING_MARKERS,
+        max_len: int = 128,
+        kind: str = "uncased",
+    ) -> "TextTokenizer":
         if kind not in KINDS:
             raise ValueError(f"tokenizer kind must be one of {KINDS}, got {kind!r}")
         tok = Tokenizer(models.BPE(unk_token=UNK))
         if kind == "uncased":
-            tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=False,
-                                                        strip_accents=False, lowercase=True)
+            tok.normalizer = normalizers.BertNormalizer(
+                clean_text=True, handle_chinese_chars=False, strip_accents=False, lowercase=True
+            )
         else:
             tok.normalizer = normalizers.NFKC()
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         tok.decoder = decoders.Metaspace()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIALS,
-                                      show_progress=False)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIALS, show_progress=False
+        )
         tok.train_from_iterator(texts, trainer)
         return cls(tok, missing_markers, max_len, kind)
 
@@ -104,16 +116,24 @@ class TextTokenizer:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         # each file atomically, tokenizer.json last: a reader that finds it finds a complete pair
-        _write_atomic(folder / "tokenizer_config.json", json.dumps(
-            {"missing_markers": list(self.missing_markers), "max_len": self.max_len, "kind": self.kind}, indent=2))
+        _write_atomic(
+            folder / "tokenizer_config.json",
+            json.dumps(
+                {"missing_markers": list(self.missing_markers), "max_len": self.max_len, "kind": self.kind}, indent=2
+            ),
+        )
         _write_atomic(folder / "tokenizer.json", self.tokenizer.to_str())
 
     @classmethod
     def load(cls, folder: Path) -> "TextTokenizer":
         folder = Path(folder)
         config = json.loads((folder / "tokenizer_config.json").read_text())
-        return cls(Tokenizer.from_str((folder / "tokenizer.json").read_text()), config["missing_markers"],
-                   config["max_len"], config.get("kind", "uncased"))
+        return cls(
+            Tokenizer.from_str((folder / "tokenizer.json").read_text()),
+            config["missing_markers"],
+            config["max_len"],
+            config.get("kind", "uncased"),
+        )
 
     # ------------------------------------------------------------------ use
     @property

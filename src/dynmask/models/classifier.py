@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import torch
 from torch import Tensor, nn
 
 from ..compaction import Compaction
@@ -68,23 +67,37 @@ class TextClassifier(nn.Module):
         if config.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS} for text, got {config.arch!r}")
         if config.arch == "grud" and config.method != "dynamic":
-            raise ValueError(f"arch='grud' handles missing tokens itself: it takes method='dynamic', "
-                             f"got {config.method!r}")
+            raise ValueError(
+                f"arch='grud' handles missing tokens itself: it takes method='dynamic', got {config.method!r}"
+            )
         if config.arch != "transformer" and config.method == "seed_literal":
             raise ValueError("method='seed_literal' is an attention formula: use arch='transformer'")
         self.config = config
         variant = config.method if config.method in ("static", "seed_literal") else "dynamic"
         self.embed = TokenEmbedding(config.vocab_size, config.d_model)
         if config.arch == "transformer":
-            self.encoder = Encoder(config.d_model, config.n_heads, config.n_layers, d_ff=config.d_ff,
-                                   dropout=config.dropout, variant=variant, positional=config.positional,
-                                   max_len=config.max_len, backend=config.backend)
+            self.encoder = Encoder(
+                config.d_model,
+                config.n_heads,
+                config.n_layers,
+                d_ff=config.d_ff,
+                dropout=config.dropout,
+                variant=variant,
+                positional=config.positional,
+                max_len=config.max_len,
+                backend=config.backend,
+            )
         elif config.arch == "grud":
             self.encoder = GRUD(config.d_model, config.d_model)  # features = embedding dims, x_mean = 0
         else:
             rnn = MaskedLSTM if config.arch == "lstm" else MaskedGRU
-            self.encoder = rnn(config.d_model, config.d_model // 2, num_layers=config.n_layers, bidirectional=True,
-                               dropout=config.dropout if config.n_layers > 1 else 0.0)
+            self.encoder = rnn(
+                config.d_model,
+                config.d_model // 2,
+                num_layers=config.n_layers,
+                bidirectional=True,
+                dropout=config.dropout if config.n_layers > 1 else 0.0,
+            )
         self.attn_pool = AttentionPooling(config.d_model) if config.pooling == "attention" else None
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.d_model, config.num_classes)

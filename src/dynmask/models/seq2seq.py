@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Optional
 
-import torch
 from torch import Tensor, nn
 
 from ..embeddings import TokenEmbedding
@@ -56,8 +55,13 @@ class Seq2Seq(nn.Module):
         self.src_embed = TokenEmbedding(config.vocab_size, d)
         shared = config.tgt_vocab_size is None
         self.tgt_embed = self.src_embed if shared else TokenEmbedding(config.tgt_vocab_size, d)
-        common = dict(d_ff=config.d_ff, dropout=config.dropout, variant=config.method, positional="sinusoidal",
-                      max_len=config.max_len)
+        common = dict(
+            d_ff=config.d_ff,
+            dropout=config.dropout,
+            variant=config.method,
+            positional="sinusoidal",
+            max_len=config.max_len,
+        )
         self.encoder = Encoder(d, config.n_heads, config.enc_layers, backend=config.backend, **common)
         self.decoder = Decoder(d, config.n_heads, config.dec_layers, backend=config.backend, **common)
         vocab_out = config.vocab_size if shared else config.tgt_vocab_size
@@ -73,16 +77,18 @@ class Seq2Seq(nn.Module):
         """``src`` long[B, S] -> memory float[B, S, D] (zero at missing source positions)."""
         return self.encoder(self.src_embed(src, src_mask), src_mask)
 
-    def decode(self, memory: Tensor, src_mask: Mask, tgt_in: Tensor, tgt_mask: Mask,
-               select: Optional[Tensor] = None) -> Tensor:
+    def decode(
+        self, memory: Tensor, src_mask: Mask, tgt_in: Tensor, tgt_mask: Mask, select: Optional[Tensor] = None
+    ) -> Tensor:
         """Teacher-forced logits for target inputs ``tgt_in`` long[B, T]: float[B, T, V], or float[N, V]
         for the N positions where ``select`` (bool[B, T]) is True — the output projection, the largest
         matrix product, then skips padding and uncounted positions."""
         h = self.decoder(self.tgt_embed(tgt_in, tgt_mask), memory, tgt_mask, src_mask)  # (B, T, D)
         return self.out(h if select is None else h[select])
 
-    def forward(self, src: Tensor, src_mask: Mask, tgt_in: Tensor, tgt_mask: Mask,
-                select: Optional[Tensor] = None) -> Tensor:
+    def forward(
+        self, src: Tensor, src_mask: Mask, tgt_in: Tensor, tgt_mask: Mask, select: Optional[Tensor] = None
+    ) -> Tensor:
         return self.decode(self.encode(src, src_mask), src_mask, tgt_in, tgt_mask, select)
 
     # ------------------------------------------------------------------ incremental decoding

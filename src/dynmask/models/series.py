@@ -14,7 +14,6 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ..embeddings import SinusoidalPositions
 from ..layers import Encoder
 from ..masks import Mask
 from ..pooling import masked_max, masked_mean
@@ -80,14 +79,27 @@ class _Backbone(nn.Module):
         else:
             self.embed = _SeriesEmbedding(config)
             if config.arch == "transformer":
-                self.net = Encoder(d, config.n_heads, config.n_layers, d_ff=config.d_ff, dropout=config.dropout,
-                                   variant=config.method, queries=queries, positional="sinusoidal",
-                                   max_len=config.max_len)
+                self.net = Encoder(
+                    d,
+                    config.n_heads,
+                    config.n_layers,
+                    d_ff=config.d_ff,
+                    dropout=config.dropout,
+                    variant=config.method,
+                    queries=queries,
+                    positional="sinusoidal",
+                    max_len=config.max_len,
+                )
             else:
                 rnn = MaskedLSTM if config.arch == "lstm" else MaskedGRU
-                self.net = rnn(d, d // 2, num_layers=config.n_layers, bidirectional=True,
-                               dropout=config.dropout if config.n_layers > 1 else 0.0,
-                               missing_output="carry" if queries == "all" else "zero")
+                self.net = rnn(
+                    d,
+                    d // 2,
+                    num_layers=config.n_layers,
+                    bidirectional=True,
+                    dropout=config.dropout if config.n_layers > 1 else 0.0,
+                    missing_output="carry" if queries == "all" else "zero",
+                )
 
     def forward(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None) -> Tensor:
         """float[B, L, D]; the steps to read from are :meth:`read_steps`."""

@@ -15,10 +15,9 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..data.text import Example, TextSplits
+from ..data.text import TextSplits
 from ..data.tokenizer import TextTokenizer
 from ..devices import device_of, to_device
-from ..masks import Mask
 from ..missingness import PROCESSES, Schedule, apply_missingness, make_process
 from ..models.classifier import ClassifierConfig, TextClassifier
 
@@ -68,16 +67,18 @@ class TokenHoles:
     counts in ``train_ids``.
     """
 
-    def __init__(self, train_missing: MissingSpec, train_ids: Sequence[Sequence[int]], vocab_size: int, seed: int,
-                 max_len: int) -> None:
+    def __init__(
+        self, train_missing: MissingSpec, train_ids: Sequence[Sequence[int]], vocab_size: int, seed: int, max_len: int
+    ) -> None:
         counts = torch.zeros(vocab_size)
         for ids in train_ids:
             counts.index_add_(0, torch.as_tensor(ids, dtype=torch.long), torch.ones(len(ids)))
         self.token_counts, self.max_len = counts, max_len
         self.train_missing = train_missing
         self.train_process = self.process(train_missing)
-        self.train_schedule = Schedule(train_missing.schedule, getattr(self.train_process, "n_uniforms", 1), seed,
-                                       max_len)
+        self.train_schedule = Schedule(
+            train_missing.schedule, getattr(self.train_process, "n_uniforms", 1), seed, max_len
+        )
         self.valid_missing = MissingSpec(train_missing.rate, train_missing.process, "static", train_missing.mean_span)
 
     def process(self, spec: MissingSpec):
@@ -92,15 +93,25 @@ class TokenHoles:
 
 
 class TextClassificationTask:
-    def __init__(self, splits: TextSplits, tokenizer: TextTokenizer, train_missing: MissingSpec, seed: int = 0,
-                 eval_batch_size: int = 256, device: Optional[torch.device] = None) -> None:
+    def __init__(
+        self,
+        splits: TextSplits,
+        tokenizer: TextTokenizer,
+        train_missing: MissingSpec,
+        seed: int = 0,
+        eval_batch_size: int = 256,
+        device: Optional[torch.device] = None,
+    ) -> None:
         self.splits, self.tokenizer, self.seed = splits, tokenizer, seed
         self.eval_batch_size = eval_batch_size
         self.device = device or torch.device("cpu")
-        self.encoded = {name: tokenizer.encode([e.text for e in splits.split(name)])
-                        for name in ("train", "valid", "test")}
-        self.labels = {name: torch.tensor([e.label for e in splits.split(name)], dtype=torch.long)
-                       for name in ("train", "valid", "test")}
+        self.encoded = {
+            name: tokenizer.encode([e.text for e in splits.split(name)]) for name in ("train", "valid", "test")
+        }
+        self.labels = {
+            name: torch.tensor([e.label for e in splits.split(name)], dtype=torch.long)
+            for name in ("train", "valid", "test")
+        }
         self.holes = TokenHoles(train_missing, self.encoded["train"], tokenizer.vocab_size, seed, tokenizer.max_len)
 
     # ------------------------------------------------------------------ trainer interface
@@ -112,7 +123,11 @@ class TextClassificationTask:
         valid = self.tokenizer.content(ids)  # where holes may fall: text, not padding or [CLS]/[SEP]
         if process is not None:
             ids = apply_missingness(ids, valid, process, schedule, indices, draw, self.tokenizer.missing_id)
-        return ids.to(self.device), self.tokenizer.mask(ids).to(self.device), self.labels[split][indices].to(self.device)
+        return (
+            ids.to(self.device),
+            self.tokenizer.mask(ids).to(self.device),
+            self.labels[split][indices].to(self.device),
+        )
 
     def train_batch(self, indices: list[int], draw: int):
         return self._batch("train", indices, self.holes.train_process, self.holes.train_schedule, draw)
@@ -143,8 +158,13 @@ class TextClassificationTask:
         model.train(was_training)
         pred = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
         acc, f1 = accuracy_and_macro_f1(pred, self.labels[split], len(self.splits.labels))
-        return {"accuracy": acc, "macro_f1": f1, "loss": float(sum(losses)) / max(1, n), "score": acc,
-                "missing_rate": missing.rate}
+        return {
+            "accuracy": acc,
+            "macro_f1": f1,
+            "loss": float(sum(losses)) / max(1, n),
+            "score": acc,
+            "missing_rate": missing.rate,
+        }
 
     def save_assets(self, folder: Path) -> None:
         self.tokenizer.save(folder)
@@ -170,8 +190,9 @@ def load_classifier(folder: Path, device: Optional[torch.device] = None):
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise RunFolderError(f"{folder / 'labels.json'} must be a JSON list of label names")
     if len(labels) != model.config.num_classes:
-        raise RunFolderError(f"{folder / 'labels.json'} names {len(labels)} labels but the model has "
-                             f"{model.config.num_classes} outputs")
+        raise RunFolderError(
+            f"{folder / 'labels.json'} names {len(labels)} labels but the model has {model.config.num_classes} outputs"
+        )
     try:
         if pretrained:
             from ..hf import PretrainedTokenizer
@@ -181,17 +202,26 @@ def load_classifier(folder: Path, device: Optional[torch.device] = None):
             tokenizer = TextTokenizer.load(folder)
     except Exception as e:  # tokenizers' own parse errors
         raise RunFolderError(f"the tokenizer in {folder} cannot be read ({type(e).__name__}: {e})") from None
-    vocab, positions = ((model.encoder.config.vocab_size, model.encoder.config.max_position_embeddings
-                         - model.encoder.config.position_offset) if pretrained
-                        else (model.config.vocab_size, model.config.max_len))
+    vocab, positions = (
+        (
+            model.encoder.config.vocab_size,
+            model.encoder.config.max_position_embeddings - model.encoder.config.position_offset,
+        )
+        if pretrained
+        else (model.config.vocab_size, model.config.max_len)
+    )
     if tokenizer.vocab_size > vocab or not 1 <= tokenizer.max_len <= positions:
-        raise RunFolderError(f"the tokenizer in {folder} ({tokenizer.vocab_size} tokens, texts cut at "
-                             f"{tokenizer.max_len}) does not fit the model ({vocab} tokens, positions up to "
-                             f"{positions})")
+        raise RunFolderError(
+            f"the tokenizer in {folder} ({tokenizer.vocab_size} tokens, texts cut at "
+            f"{tokenizer.max_len}) does not fit the model ({vocab} tokens, positions up to "
+            f"{positions})"
+        )
     return model, tokenizer, labels
 
 
-def predict_texts(model: TextClassifier, tokenizer: TextTokenizer, labels: list[str], texts: Sequence[str]) -> list[dict]:
+def predict_texts(
+    model: TextClassifier, tokenizer: TextTokenizer, labels: list[str], texts: Sequence[str]
+) -> list[dict]:
     """One row per text: its label and class probabilities. A text with no observed token (empty, or
     nothing but missing markers) gets ``"label": None`` and an ``"error"`` saying so: the model would
     only answer its prior."""
@@ -207,19 +237,42 @@ def predict_texts(model: TextClassifier, tokenizer: TextTokenizer, labels: list[
     out = []
     for text, p, n in zip(texts, probs, observed.tolist()):
         if n == 0:
-            out.append({"text": text, "label": None, "observed_tokens": 0,
-                        "error": "no observed token: the text is empty or holds only missing markers"})
+            out.append(
+                {
+                    "text": text,
+                    "label": None,
+                    "observed_tokens": 0,
+                    "error": "no observed token: the text is empty or holds only missing markers",
+                }
+            )
             continue
-        out.append({"text": text, "label": labels[int(p.argmax())], "observed_tokens": n,
-                    "probabilities": {name: round(float(v), 6) for name, v in zip(labels, p)}})
+        out.append(
+            {
+                "text": text,
+                "label": labels[int(p.argmax())],
+                "observed_tokens": n,
+                "probabilities": {name: round(float(v), 6) for name, v in zip(labels, p)},
+            }
+        )
     return out
 
 
-def train_text_classifier(splits: TextSplits, output: Path, model_config: dict, train_config, missing: MissingSpec,
-                          *, vocab_size: int = 8000, max_len: int = 128,
-                          missing_markers: Optional[Sequence[str]] = None, resume: bool = False,
-                          test_rates: Sequence[float] = (), test_process: Optional[str] = None,
-                          overwrite: bool = False, pretrained: Optional[str] = None) -> dict:
+def train_text_classifier(
+    splits: TextSplits,
+    output: Path,
+    model_config: dict,
+    train_config,
+    missing: MissingSpec,
+    *,
+    vocab_size: int = 8000,
+    max_len: int = 128,
+    missing_markers: Optional[Sequence[str]] = None,
+    resume: bool = False,
+    test_rates: Sequence[float] = (),
+    test_process: Optional[str] = None,
+    overwrite: bool = False,
+    pretrained: Optional[str] = None,
+) -> dict:
     """Train on ``splits`` (tokenizer, model, trainer), then score the best model on the test split at
     each of ``test_rates``. Returns the trainer's summary plus ``"test"`` results.
 
@@ -246,31 +299,42 @@ def train_text_classifier(splits: TextSplits, output: Path, model_config: dict, 
         unknown = sorted(set(model_config) - allowed)
         if unknown:
             raise ValueError(f"a pretrained model takes {sorted(allowed)} settings, not {unknown}")
-        encoder = load_pretrained(source, backend=model_config.get("backend", "auto"),
-                                  attn_dropout=model_config.get("attn_dropout"))
+        encoder = load_pretrained(
+            source, backend=model_config.get("backend", "auto"), attn_dropout=model_config.get("attn_dropout")
+        )
         unk_id = tokenizer.unk_id if tokenizer.unk_id is not None else tokenizer.mask_id
-        config = PretrainedClassifierConfig(encoder.config.to_dict(), len(splits.labels), unk_id=unk_id,
-                                            mask_id=tokenizer.mask_id, **model_config)
+        config = PretrainedClassifierConfig(
+            encoder.config.to_dict(), len(splits.labels), unk_id=unk_id, mask_id=tokenizer.mask_id, **model_config
+        )
         torch.manual_seed(train_config.seed)
         model = PretrainedClassifier(config, encoder)
     else:
+
         def make() -> None:
             if not (resume and (tokenizer_dir / "tokenizer.json").exists()):
-                TextTokenizer.train((e.text for e in splits.train), vocab_size=vocab_size, missing_markers=markers,
-                                    max_len=max_len).save(tokenizer_dir)
+                TextTokenizer.train(
+                    (e.text for e in splits.train), vocab_size=vocab_size, missing_markers=markers, max_len=max_len
+                ).save(tokenizer_dir)
 
         tokenizer = on_rank_zero_first(make, lambda: TextTokenizer.load(tokenizer_dir))  # every rank: rank 0's
         task = TextClassificationTask(splits, tokenizer, missing, seed=train_config.seed)
-        config = ClassifierConfig(vocab_size=tokenizer.vocab_size, num_classes=len(splits.labels),
-                                  max_len=max(max_len, 8), **model_config)
+        config = ClassifierConfig(
+            vocab_size=tokenizer.vocab_size, num_classes=len(splits.labels), max_len=max(max_len, 8), **model_config
+        )
         torch.manual_seed(train_config.seed)
         model = TextClassifier(config)
     data_id = fingerprint(*([[e.text, e.label] for e in splits.split(k)] for k in ("train", "valid", "test")))
-    run_config = {"task": "classify", "model": config.to_dict(), "train": asdict(train_config),
-                  "missing": asdict(missing), "vocab_size": None if pretrained else vocab_size, "max_len": max_len,
-                  "missing_markers": None if missing_markers is None else list(missing_markers),
-                  "pretrained": pretrained if pretrained in (None, "minilm") else str(Path(pretrained).resolve()),
-                  "data": {"name": splits.name, "labels": splits.labels, **splits.info, "fingerprint": data_id}}
+    run_config = {
+        "task": "classify",
+        "model": config.to_dict(),
+        "train": asdict(train_config),
+        "missing": asdict(missing),
+        "vocab_size": None if pretrained else vocab_size,
+        "max_len": max_len,
+        "missing_markers": None if missing_markers is None else list(missing_markers),
+        "pretrained": pretrained if pretrained in (None, "minilm") else str(Path(pretrained).resolve()),
+        "data": {"name": splits.name, "labels": splits.labels, **splits.info, "fingerprint": data_id},
+    }
     trainer = Trainer(model, task, train_config, output, run_config)
     summary = trainer.fit(resume=resume)
     if test_rates and trainer.main:

@@ -13,7 +13,6 @@ from torch import Tensor, nn
 
 from ..data.text import DataError
 from ..devices import device_of
-from ..masks import Mask
 from ..missingness import make_process
 
 __all__ = ["resolve_pretrained", "embed_texts", "embed_file", "DynamicHolesCollator", "TrainerModel"]
@@ -28,13 +27,14 @@ def resolve_pretrained(name_or_dir: str) -> Path:
         return fetch_folder(PRETRAINED[name_or_dir])
     folder = Path(name_or_dir)
     if not (folder / "config.json").is_file():
-        raise DataError(f"--pretrained {name_or_dir!r} is neither {sorted(PRETRAINED)} nor a folder with a Hugging Face "
-                        "config.json (and model.safetensors or pytorch_model.bin, tokenizer.json)")
+        raise DataError(
+            f"--pretrained {name_or_dir!r} is neither {sorted(PRETRAINED)} nor a folder with a Hugging Face "
+            "config.json (and model.safetensors or pytorch_model.bin, tokenizer.json)"
+        )
     return folder
 
 
-def embed_texts(encoder, tokenizer, texts: Sequence[str], *, normalize: bool = False,
-                batch_size: int = 64) -> Tensor:
+def embed_texts(encoder, tokenizer, texts: Sequence[str], *, normalize: bool = False, batch_size: int = 64) -> Tensor:
     """float[N, D] sentence embeddings: the mean of the last hidden states over observed positions
     ([CLS]/[SEP] included), in input order; batches sorted by length for speed."""
     from ..hf import mean_embeddings
@@ -47,7 +47,7 @@ def embed_texts(encoder, tokenizer, texts: Sequence[str], *, normalize: bool = F
     encoder.eval()
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             ids = tokenizer.pad([encoded[i] for i in idx])  # (b, L)
             mask = tokenizer.mask(ids)
             out[idx] = mean_embeddings(encoder, ids.to(device), mask.to(device), normalize).float().cpu()
@@ -55,8 +55,17 @@ def embed_texts(encoder, tokenizer, texts: Sequence[str], *, normalize: bool = F
     return out
 
 
-def embed_file(pretrained: str, input_path, output_path, *, normalize: bool = False, max_len: int = 256,
-               batch_size: int = 64, missing_markers: Optional[Sequence[str]] = None, backend: str = "auto") -> int:
+def embed_file(
+    pretrained: str,
+    input_path,
+    output_path,
+    *,
+    normalize: bool = False,
+    max_len: int = 256,
+    batch_size: int = 64,
+    missing_markers: Optional[Sequence[str]] = None,
+    backend: str = "auto",
+) -> int:
     """One JSON object per input line, ``{"text": ..., "embedding": [...]}``; returns the count."""
     import os
 
@@ -71,8 +80,9 @@ def embed_file(pretrained: str, input_path, output_path, *, normalize: bool = Fa
         raise DataError(f"--output {output_path} is the --input file")
     texts = input_path.read_text(encoding="utf-8").splitlines()
     encoder = load_pretrained(source, backend=backend).eval()
-    tokenizer = PretrainedTokenizer(source, max_len=max_len,
-                                    missing_markers=DEFAULT_MISSING_MARKERS if missing_markers is None else missing_markers)
+    tokenizer = PretrainedTokenizer(
+        source, max_len=max_len, missing_markers=DEFAULT_MISSING_MARKERS if missing_markers is None else missing_markers
+    )
     vectors = embed_texts(encoder, tokenizer, texts, normalize=normalize, batch_size=batch_size)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(output_path.name + ".partial")
@@ -89,8 +99,14 @@ class DynamicHolesCollator:
     observed, the polarity Hugging Face models want) and ``labels``. Artificial holes fall on text
     pieces only (never [CLS]/[SEP]) and are re-drawn for every batch (``rate``, ``process``)."""
 
-    def __init__(self, tokenizer, rate: float = 0.0, process: str = "uniform", mean_span: float = 3.0,
-                 generator: Optional[torch.Generator] = None) -> None:
+    def __init__(
+        self,
+        tokenizer,
+        rate: float = 0.0,
+        process: str = "uniform",
+        mean_span: float = 3.0,
+        generator: Optional[torch.Generator] = None,
+    ) -> None:
         self.tokenizer = tokenizer
         self.process = make_process(process, rate, mean_span=mean_span) if rate > 0 else None
         self.generator = generator

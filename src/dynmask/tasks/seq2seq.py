@@ -19,9 +19,8 @@ import torch.nn.functional as F
 from ..data.pairs import PairSplits
 from ..data.tokenizer import TextTokenizer
 from ..decoding import beam_search, greedy_decode
-from ..losses import masked_cross_entropy
 from ..devices import device_of, to_device
-from ..masks import Mask
+from ..losses import masked_cross_entropy
 from ..metrics import bleu_chrf, lead_sentences, rouge
 from ..missingness import apply_missingness
 from ..models.seq2seq import Seq2Seq, Seq2SeqConfig
@@ -33,18 +32,32 @@ SEQ2SEQ_TASKS = ("translate", "summarize")
 
 
 class Seq2SeqTask:
-    def __init__(self, splits: PairSplits, tokenizer: TextTokenizer, train_missing: MissingSpec, *, kind: str,
-                 seed: int = 0, max_src_len: int = 128, max_tgt_len: int = 64, eval_batch_size: int = 64,
-                 label_smoothing: float = 0.1) -> None:
+    def __init__(
+        self,
+        splits: PairSplits,
+        tokenizer: TextTokenizer,
+        train_missing: MissingSpec,
+        *,
+        kind: str,
+        seed: int = 0,
+        max_src_len: int = 128,
+        max_tgt_len: int = 64,
+        eval_batch_size: int = 64,
+        label_smoothing: float = 0.1,
+    ) -> None:
         if kind not in SEQ2SEQ_TASKS:
             raise ValueError(f"kind must be one of {SEQ2SEQ_TASKS}, got {kind!r}")
         self.splits, self.tokenizer, self.kind, self.seed = splits, tokenizer, kind, seed
         self.max_src_len, self.max_tgt_len = max_src_len, max_tgt_len
         self.eval_batch_size, self.label_smoothing = eval_batch_size, label_smoothing
-        self.src = {s: [ids[:max_src_len] for ids in tokenizer.encode([p.source for p in splits.split(s)])]
-                    for s in ("train", "valid", "test")}
-        self.tgt = {s: [ids[:max_tgt_len - 1] for ids in tokenizer.encode([p.target for p in splits.split(s)])]
-                    for s in ("train", "valid", "test")}
+        self.src = {
+            s: [ids[:max_src_len] for ids in tokenizer.encode([p.source for p in splits.split(s)])]
+            for s in ("train", "valid", "test")
+        }
+        self.tgt = {
+            s: [ids[: max_tgt_len - 1] for ids in tokenizer.encode([p.target for p in splits.split(s)])]
+            for s in ("train", "valid", "test")
+        }
         self.holes = TokenHoles(train_missing, self.src["train"], tokenizer.vocab_size, seed, max_src_len)
 
     # ------------------------------------------------------------------ batches
@@ -95,7 +108,8 @@ class Seq2SeqTask:
             for start in range(0, n, self.eval_batch_size):
                 idx = list(range(start, min(n, start + self.eval_batch_size)))
                 src, src_mask, tgt_in, tgt_mask, tgt_out, counted = to_device(
-                    self._batch(split, idx, process, schedule, 0), device)
+                    self._batch(split, idx, process, schedule, 0), device
+                )
                 logits = model(src, src_mask, tgt_in, tgt_mask).float()
                 k = int(counted.sum())
                 total += float(masked_cross_entropy(logits, tgt_out, counted)) * k
@@ -103,13 +117,21 @@ class Seq2SeqTask:
                 count += k
         model.train(was_training)
         loss = total / max(1, count)
-        return {"loss": loss, "token_accuracy": correct / max(1, count), "score": -loss,
-                "missing_rate": missing.rate}
+        return {"loss": loss, "token_accuracy": correct / max(1, count), "score": -loss, "missing_rate": missing.rate}
 
     # ------------------------------------------------------------------ generation
-    def generate(self, model, split: str = "test", missing: Optional[MissingSpec] = None, *, beam: int = 4,
-                 max_len: Optional[int] = None, length_penalty: float = 1.0, limit: Optional[int] = None,
-                 batch_size: int = 32) -> tuple[list[str], list[str], dict]:
+    def generate(
+        self,
+        model,
+        split: str = "test",
+        missing: Optional[MissingSpec] = None,
+        *,
+        beam: int = 4,
+        max_len: Optional[int] = None,
+        length_penalty: float = 1.0,
+        limit: Optional[int] = None,
+        batch_size: int = 32,
+    ) -> tuple[list[str], list[str], dict]:
         """Decode ``split`` with seeded test-time holes; returns (hypotheses, references, timing)."""
         missing = missing or MissingSpec(0.0)
         process = self.holes.process(missing)
@@ -121,8 +143,11 @@ class Seq2SeqTask:
             idx = list(range(start, min(n, start + batch_size)))
             src, src_mask = to_device(self.source_batch(split, idx, process, schedule, 0), device)
             kw = dict(bos=tok.bos_id, eos=tok.eos_id, max_len=max_len or self.max_tgt_len)
-            out = (greedy_decode(model, src, src_mask, **kw) if beam == 1 else
-                   beam_search(model, src, src_mask, beam=beam, length_penalty=length_penalty, **kw))
+            out = (
+                greedy_decode(model, src, src_mask, **kw)
+                if beam == 1
+                else beam_search(model, src, src_mask, beam=beam, length_penalty=length_penalty, **kw)
+            )
             for h in out:
                 tokens += len(h.tokens) + int(h.finished)
                 hyps.append(tok.decode(h.tokens, skip_special_tokens=True))
@@ -137,10 +162,23 @@ class Seq2SeqTask:
         self.tokenizer.save(folder)
 
 
-def train_seq2seq(splits: PairSplits, output: Path, kind: str, model_config: dict, train_config,
-                  missing: MissingSpec, *, vocab_size: int = 8000, max_src_len: int = 128, max_tgt_len: int = 64,
-                  resume: bool = False, test_rates: Sequence[float] = (), beam: int = 4,
-                  test_limit: Optional[int] = None, overwrite: bool = False) -> dict:
+def train_seq2seq(
+    splits: PairSplits,
+    output: Path,
+    kind: str,
+    model_config: dict,
+    train_config,
+    missing: MissingSpec,
+    *,
+    vocab_size: int = 8000,
+    max_src_len: int = 128,
+    max_tgt_len: int = 64,
+    resume: bool = False,
+    test_rates: Sequence[float] = (),
+    beam: int = 4,
+    test_limit: Optional[int] = None,
+    overwrite: bool = False,
+) -> dict:
     """Tokenizer (BPE, shared by source and target), model, trainer; then BLEU/chrF or ROUGE at
     each test missing rate (and, for summaries, the lead-sentence baseline)."""
     from ..run_folders import fingerprint
@@ -153,30 +191,46 @@ def train_seq2seq(splits: PairSplits, output: Path, kind: str, model_config: dic
     def make() -> None:
         if not (resume and (tokenizer_dir / "tokenizer.json").exists()):
             texts = [p.source for p in splits.train] + [p.target for p in splits.train]
-            TextTokenizer.train(texts, vocab_size=vocab_size, max_len=max(max_src_len, max_tgt_len),
-                                kind="cased").save(tokenizer_dir)
+            TextTokenizer.train(texts, vocab_size=vocab_size, max_len=max(max_src_len, max_tgt_len), kind="cased").save(
+                tokenizer_dir
+            )
 
     tokenizer = on_rank_zero_first(make, lambda: TextTokenizer.load(tokenizer_dir))
-    task = Seq2SeqTask(splits, tokenizer, missing, kind=kind, seed=train_config.seed, max_src_len=max_src_len,
-                       max_tgt_len=max_tgt_len)
-    config = Seq2SeqConfig(vocab_size=tokenizer.vocab_size, max_len=max(max_src_len, max_tgt_len) + 2,
-                           **model_config)
+    task = Seq2SeqTask(
+        splits, tokenizer, missing, kind=kind, seed=train_config.seed, max_src_len=max_src_len, max_tgt_len=max_tgt_len
+    )
+    config = Seq2SeqConfig(vocab_size=tokenizer.vocab_size, max_len=max(max_src_len, max_tgt_len) + 2, **model_config)
     torch.manual_seed(train_config.seed)
     model = Seq2Seq(config)
-    run_config = {"task": kind, "model": config.to_dict(), "train": asdict(train_config), "missing": asdict(missing),
-                  "data": {"name": splits.name, **splits.info,
-                           "fingerprint": fingerprint(*([[p.source, p.target] for p in splits.split(k)]
-                                                        for k in ("train", "valid", "test")))},
-                  "max_src_len": max_src_len, "max_tgt_len": max_tgt_len, "vocab_size": vocab_size}
+    run_config = {
+        "task": kind,
+        "model": config.to_dict(),
+        "train": asdict(train_config),
+        "missing": asdict(missing),
+        "data": {
+            "name": splits.name,
+            **splits.info,
+            "fingerprint": fingerprint(
+                *([[p.source, p.target] for p in splits.split(k)] for k in ("train", "valid", "test"))
+            ),
+        },
+        "max_src_len": max_src_len,
+        "max_tgt_len": max_tgt_len,
+        "vocab_size": vocab_size,
+    }
     trainer = Trainer(model, task, train_config, output, run_config)
     summary = trainer.fit(resume=resume)
     if test_rates and trainer.main:
         best = load_seq2seq(output)[0] if (output / "best").exists() else model
         results = []
         for rate in test_rates:
-            hyps, refs, timing = task.generate(best, "test", MissingSpec(rate, missing.process, "static",
-                                                                          missing.mean_span),
-                                               beam=beam, limit=test_limit)
+            hyps, refs, timing = task.generate(
+                best,
+                "test",
+                MissingSpec(rate, missing.process, "static", missing.mean_span),
+                beam=beam,
+                limit=test_limit,
+            )
             results.append({"missing_rate": rate, **task.score(hyps, refs), **timing, "examples": hyps[:3]})
         if kind == "summarize":
             n = len(splits.test) if test_limit is None else min(test_limit, len(splits.test))
@@ -192,29 +246,46 @@ def load_seq2seq(folder: Path, device: Optional[torch.device] = None):
     from ..run_folders import RunFolderError, config_from_dict
     from ..training import load_run_model
 
-    model, folder, config = load_run_model(folder, lambda c: Seq2Seq(config_from_dict(Seq2SeqConfig, c, "config.json")),
-                                           device, expect_task=("translate", "summarize"))
+    model, folder, config = load_run_model(
+        folder,
+        lambda c: Seq2Seq(config_from_dict(Seq2SeqConfig, c, "config.json")),
+        device,
+        expect_task=("translate", "summarize"),
+    )
     for key in ("max_src_len", "max_tgt_len"):
         value = config.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= model.config.max_len:
-            raise RunFolderError(f"{folder / 'config.json'}: {key} must be an integer in [1, {model.config.max_len}], "
-                                 f"got {value!r}")
+            raise RunFolderError(
+                f"{folder / 'config.json'}: {key} must be an integer in [1, {model.config.max_len}], got {value!r}"
+            )
     try:
         tokenizer = TextTokenizer.load(folder)
     except Exception as e:
         raise RunFolderError(f"the tokenizer in {folder} cannot be read ({type(e).__name__}: {e})") from None
     if tokenizer.vocab_size > model.config.vocab_size:
-        raise RunFolderError(f"the tokenizer in {folder} has {tokenizer.vocab_size} tokens but the model only "
-                             f"{model.config.vocab_size}")
+        raise RunFolderError(
+            f"the tokenizer in {folder} has {tokenizer.vocab_size} tokens but the model only {model.config.vocab_size}"
+        )
     return model, tokenizer, config
 
 
-def generate_texts(model: Seq2Seq, tokenizer: TextTokenizer, texts: Sequence[str], *, beam: int = 4,
-                   max_len: int = 64, max_src_len: int = 128, length_penalty: float = 1.0) -> list[str]:
+def generate_texts(
+    model: Seq2Seq,
+    tokenizer: TextTokenizer,
+    texts: Sequence[str],
+    *,
+    beam: int = 4,
+    max_len: int = 64,
+    max_src_len: int = 128,
+    length_penalty: float = 1.0,
+) -> list[str]:
     """Translate or summarise raw texts (missing markers honoured)."""
     src = tokenizer.pad([ids[:max_src_len] for ids in tokenizer.encode(texts)])
     src, mask = to_device((src, tokenizer.mask(src)), device_of(model))
     kw = dict(bos=tokenizer.bos_id, eos=tokenizer.eos_id, max_len=max_len)
-    out = (greedy_decode(model, src, mask, **kw) if beam == 1 else
-           beam_search(model, src, mask, beam=beam, length_penalty=length_penalty, **kw))
+    out = (
+        greedy_decode(model, src, mask, **kw)
+        if beam == 1
+        else beam_search(model, src, mask, beam=beam, length_penalty=length_penalty, **kw)
+    )
     return [tokenizer.decode(h.tokens, skip_special_tokens=True) for h in out]

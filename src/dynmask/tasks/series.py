@@ -8,7 +8,6 @@ every method is scored on the same ones.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,16 +19,28 @@ import torch.nn.functional as F
 
 from ..data.series import SeriesSplits, Standardizer, chronological_split, holdout_mask, make_windows, pad_series
 from ..data.text import DataError
-from ..losses import masked_mae
 from ..devices import device_of, to_device
+from ..extras import require as _require
+from ..losses import masked_mae
 from ..masks import Mask
 from ..missingness import Schedule
 from ..models.series import SeriesClassifier, SeriesConfig, SeriesImputer
 from .classify_text import TEST_SEED, accuracy_and_macro_f1
 
-__all__ = ["SeriesClassificationTask", "ImputationTask", "imputation_metrics", "impute_mean", "impute_locf",
-           "impute_linear", "prepare_imputation_data", "load_imputer", "impute_frame", "impute_csv", "match_columns",
-           "TrainedImputer"]
+__all__ = [
+    "SeriesClassificationTask",
+    "ImputationTask",
+    "imputation_metrics",
+    "impute_mean",
+    "impute_locf",
+    "impute_linear",
+    "prepare_imputation_data",
+    "load_imputer",
+    "impute_frame",
+    "impute_csv",
+    "match_columns",
+    "TrainedImputer",
+]
 
 _OFFSET = {"train": 0, "valid": 1, "test": 2}
 
@@ -59,15 +70,24 @@ class SeriesClassificationTask:
     """Classify series with NaN; ``train_missing`` / test rates hide a share of the observed values,
     value by value or whole steps at a time (``missing_unit``, see :func:`_hide`)."""
 
-    def __init__(self, splits: SeriesSplits, train_missing: float = 0.0, schedule: str = "dynamic", seed: int = 0,
-                 eval_batch_size: int = 128, missing_unit: str = "value") -> None:
+    def __init__(
+        self,
+        splits: SeriesSplits,
+        train_missing: float = 0.0,
+        schedule: str = "dynamic",
+        seed: int = 0,
+        eval_batch_size: int = 128,
+        missing_unit: str = "value",
+    ) -> None:
         if missing_unit not in MISSING_UNITS:
             raise ValueError(f"missing_unit must be one of {MISSING_UNITS}, got {missing_unit!r}")
         self.splits, self.seed, self.train_missing, self.missing_unit = splits, seed, train_missing, missing_unit
         self.eval_batch_size = eval_batch_size
         self.max_len = max(len(x) for name in ("train", "valid", "test") for x, _ in splits.split(name))
         self.scaler = Standardizer.fit(np.concatenate([x for x, _ in splits.train]))
-        self.data = {name: [self.scaler.transform(x) for x, _ in splits.split(name)] for name in ("train", "valid", "test")}
+        self.data = {
+            name: [self.scaler.transform(x) for x, _ in splits.split(name)] for name in ("train", "valid", "test")
+        }
         self.labels = {name: torch.tensor([y for _, y in splits.split(name)]) for name in ("train", "valid", "test")}
         self.schedule = Schedule(schedule, splits.num_features, seed, self.max_len)
         self.valid_rate = train_missing
@@ -108,12 +128,19 @@ class SeriesClassificationTask:
                 preds.append(logits.argmax(-1).cpu())
         model.train(was)
         acc, f1 = accuracy_and_macro_f1(torch.cat(preds), self.labels[split], len(self.splits.labels))
-        return {"accuracy": acc, "macro_f1": f1, "loss": loss / max(1, n), "score": acc, "missing_rate": rate,
-                "missing_unit": self.missing_unit}
+        return {
+            "accuracy": acc,
+            "macro_f1": f1,
+            "loss": loss / max(1, n),
+            "score": acc,
+            "missing_rate": rate,
+            "missing_unit": self.missing_unit,
+        }
 
     def save_assets(self, folder: Path) -> None:
-        (Path(folder) / "series.json").write_text(json.dumps({"labels": self.splits.labels,
-                                                              "scaler": self.scaler.to_dict()}))
+        (Path(folder) / "series.json").write_text(
+            json.dumps({"labels": self.splits.labels, "scaler": self.scaler.to_dict()})
+        )
 
 
 # ---------------------------------------------------------------------------------------- imputation
@@ -124,8 +151,12 @@ def imputation_metrics(pred: np.ndarray, truth: np.ndarray, scored: np.ndarray) 
         raise ValueError("no value is scored")
     if np.isnan(err).any():
         raise ValueError("a prediction at a scored position is NaN")
-    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean())),
-            "mre": float(np.abs(err).sum() / np.abs(truth[scored]).sum()), "n": int(err.size)}
+    return {
+        "mae": float(np.abs(err).mean()),
+        "rmse": float(np.sqrt((err**2).mean())),
+        "mre": float(np.abs(err).sum() / np.abs(truth[scored]).sum()),
+        "n": int(err.size),
+    }
 
 
 def impute_mean(windows: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -134,7 +165,7 @@ def impute_mean(windows: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 
 def _fill(windows: np.ndarray, mean: np.ndarray, method: str) -> np.ndarray:
-    import pandas as pd
+    pd = _require("pandas")
 
     out = windows.copy()
     for i in range(out.shape[0]):
@@ -157,9 +188,18 @@ def impute_linear(windows: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return _fill(windows, mean, "linear")
 
 
-def prepare_imputation_data(values: np.ndarray, window: int, stride: int, *, holdout: float = 0.1, seed: int = 0,
-                            valid_fraction: float = 0.1, test_fraction: float = 0.2,
-                            drop_unobserved: bool = False, names: Optional[Sequence[str]] = None) -> dict:
+def prepare_imputation_data(
+    values: np.ndarray,
+    window: int,
+    stride: int,
+    *,
+    holdout: float = 0.1,
+    seed: int = 0,
+    valid_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    drop_unobserved: bool = False,
+    names: Optional[Sequence[str]] = None,
+) -> dict:
     """Chronological split, standardisation (training statistics only), windows, held-out masks.
 
     Train windows overlap (``stride``); valid and test windows do not (stride = window), so each held-out
@@ -173,7 +213,7 @@ def prepare_imputation_data(values: np.ndarray, window: int, stride: int, *, hol
     if len(names) != values.shape[1]:
         raise ValueError(f"names has {len(names)} entries for {values.shape[1]} variables")
     ranges = chronological_split(values.shape[0], valid_fraction, test_fraction)
-    train = values[ranges["train"][0]:ranges["train"][1]]
+    train = values[ranges["train"][0] : ranges["train"][1]]
     empty = np.isnan(train).all(axis=0)
     kept = np.flatnonzero(~empty)
     if empty.any() and drop_unobserved:
@@ -182,11 +222,20 @@ def prepare_imputation_data(values: np.ndarray, window: int, stride: int, *, hol
     scaler = Standardizer.fit(train)
     with np.errstate(invalid="ignore"):
         train_min, train_max = np.nanmin(train, axis=0), np.nanmax(train, axis=0)
-    out = {"scaler": scaler, "ranges": ranges, "train_min": train_min.tolist(), "train_max": train_max.tolist(),
-           "column_names": [names[i] for i in kept] if drop_unobserved else names,
-           "dropped_names": [names[i] for i in np.flatnonzero(empty)] if drop_unobserved else [], "window": window, "stride": stride, "holdout": holdout, "seed": seed,
-           "kept_columns": kept.tolist() if drop_unobserved else list(range(values.shape[1])),
-           "dropped": np.flatnonzero(empty).tolist() if drop_unobserved else []}
+    out = {
+        "scaler": scaler,
+        "ranges": ranges,
+        "train_min": train_min.tolist(),
+        "train_max": train_max.tolist(),
+        "column_names": [names[i] for i in kept] if drop_unobserved else names,
+        "dropped_names": [names[i] for i in np.flatnonzero(empty)] if drop_unobserved else [],
+        "window": window,
+        "stride": stride,
+        "holdout": holdout,
+        "seed": seed,
+        "kept_columns": kept.tolist() if drop_unobserved else list(range(values.shape[1])),
+        "dropped": np.flatnonzero(empty).tolist() if drop_unobserved else [],
+    }
     for name, (a, b) in ranges.items():
         wins = make_windows(values[a:b], window, stride if name == "train" else window)
         out[name] = wins
@@ -200,8 +249,9 @@ class ImputationTask:
     every batch (``schedule="dynamic"``) or drawn once per window (``"static"``): the loss is the MAE
     on the hidden values (imputation) plus the MAE on the values left observed (reconstruction)."""
 
-    def __init__(self, data: dict, artificial: float = 0.2, schedule: str = "dynamic", seed: int = 0,
-                 eval_batch_size: int = 128) -> None:
+    def __init__(
+        self, data: dict, artificial: float = 0.2, schedule: str = "dynamic", seed: int = 0, eval_batch_size: int = 128
+    ) -> None:
         self.data, self.artificial, self.seed, self.eval_batch_size = data, artificial, seed, eval_batch_size
         self.scaler: Standardizer = data["scaler"]
         self.std = {k: torch.from_numpy(self.scaler.transform(data[k])).float() for k in ("train", "valid", "test")}
@@ -236,7 +286,7 @@ class ImputationTask:
         outs, device = [], device_of(model)
         with torch.no_grad():
             for start in range(0, windows.shape[0], self.eval_batch_size):
-                x = windows[start:start + self.eval_batch_size].to(device)  # (b, L, F)
+                x = windows[start : start + self.eval_batch_size].to(device)  # (b, L, F)
                 outs.append(model.impute(x, Mask.from_nan(x)).float().cpu())
         model.train(was)
         return self.scaler.inverse(torch.cat(outs).numpy())
@@ -251,14 +301,25 @@ class ImputationTask:
         scored = self.data[f"{split}_holdout"]
         windows[scored] = np.nan
         mean = self.scaler.mean
-        return {name: imputation_metrics(fn(windows, mean), self.data[split], scored)
-                for name, fn in (("mean", impute_mean), ("locf", impute_locf), ("linear", impute_linear))}
+        return {
+            name: imputation_metrics(fn(windows, mean), self.data[split], scored)
+            for name, fn in (("mean", impute_mean), ("locf", impute_locf), ("linear", impute_linear))
+        }
 
     def save_assets(self, folder: Path) -> None:
-        (Path(folder) / "series.json").write_text(json.dumps({
-            "scaler": self.scaler.to_dict(), "window": self.data["window"], "columns": self.data["kept_columns"],
-            "column_names": self.data.get("column_names"), "dropped_names": self.data.get("dropped_names", []),
-            "train_min": self.data.get("train_min"), "train_max": self.data.get("train_max")}))
+        (Path(folder) / "series.json").write_text(
+            json.dumps(
+                {
+                    "scaler": self.scaler.to_dict(),
+                    "window": self.data["window"],
+                    "columns": self.data["kept_columns"],
+                    "column_names": self.data.get("column_names"),
+                    "dropped_names": self.data.get("dropped_names", []),
+                    "train_min": self.data.get("train_min"),
+                    "train_max": self.data.get("train_max"),
+                }
+            )
+        )
 
 
 @dataclass
@@ -280,25 +341,35 @@ def load_imputer(folder: Path) -> TrainedImputer:
     from ..run_folders import RunFolderError, config_from_dict, read_json
     from ..training import load_run_model
 
-    model, folder, _ = load_run_model(folder, lambda c: SeriesImputer(config_from_dict(SeriesConfig, c, "config.json")),
-                                      expect_task="impute")
+    model, folder, _ = load_run_model(
+        folder, lambda c: SeriesImputer(config_from_dict(SeriesConfig, c, "config.json")), expect_task="impute"
+    )
     assets = read_json(folder / "series.json")
     try:
-        scaler = Standardizer(np.array(assets["scaler"]["mean"], dtype=np.float64),
-                              np.array(assets["scaler"]["std"], dtype=np.float64))
+        scaler = Standardizer(
+            np.array(assets["scaler"]["mean"], dtype=np.float64), np.array(assets["scaler"]["std"], dtype=np.float64)
+        )
         window, columns = int(assets["window"]), list(assets["columns"])
         names = assets.get("column_names")
         lo, hi = assets.get("train_min"), assets.get("train_max")
     except (KeyError, TypeError, ValueError) as e:
         raise RunFolderError(f"{folder / 'series.json'} is damaged ({type(e).__name__}: {e})") from None
     features = model.config.num_features
-    if scaler.mean.shape != (features,) or scaler.std.shape != (features,) or len(columns) != features or (
-            names is not None and len(names) != features) or not 1 <= window <= model.config.max_len:
-        raise RunFolderError(f"{folder / 'series.json'} does not match the model ({features} variables, windows up "
-                             f"to {model.config.max_len} steps)")
+    if (
+        scaler.mean.shape != (features,)
+        or scaler.std.shape != (features,)
+        or len(columns) != features
+        or (names is not None and len(names) != features)
+        or not 1 <= window <= model.config.max_len
+    ):
+        raise RunFolderError(
+            f"{folder / 'series.json'} does not match the model ({features} variables, windows up "
+            f"to {model.config.max_len} steps)"
+        )
     as_array = lambda v: None if v is None else np.array([np.nan if x is None else x for x in v], dtype=np.float64)
-    return TrainedImputer(model, scaler, window, columns, names, list(assets.get("dropped_names") or []),
-                          as_array(lo), as_array(hi))
+    return TrainedImputer(
+        model, scaler, window, columns, names, list(assets.get("dropped_names") or []), as_array(lo), as_array(hi)
+    )
 
 
 def match_columns(trained: TrainedImputer, file_columns: Sequence[str], source: str = "the file") -> list:
@@ -307,17 +378,22 @@ def match_columns(trained: TrainedImputer, file_columns: Sequence[str], source: 
     file_columns = [str(c) for c in file_columns]
     if trained.column_names is None:
         if len(file_columns) != len(trained.columns):
-            raise DataError(f"the model was trained on {len(trained.columns)} variables, {source} has "
-                            f"{len(file_columns)}")
+            raise DataError(
+                f"the model was trained on {len(trained.columns)} variables, {source} has {len(file_columns)}"
+            )
         return file_columns
     absent = [n for n in trained.column_names if n not in file_columns]
     if absent:
-        raise DataError(f"{source} lacks column(s) {absent[:10]} that the model was trained on; its variable columns "
-                        f"are {file_columns[:10]}")
+        raise DataError(
+            f"{source} lacks column(s) {absent[:10]} that the model was trained on; its variable columns "
+            f"are {file_columns[:10]}"
+        )
     unknown = [c for c in file_columns if c not in trained.column_names and c not in trained.dropped_names]
     if unknown:
-        raise DataError(f"{source} has column(s) {unknown[:10]} that the model was not trained on; remove them, or "
-                        "train a model on them")
+        raise DataError(
+            f"{source} has column(s) {unknown[:10]} that the model was not trained on; remove them, or "
+            "train a model on them"
+        )
     return list(trained.column_names)
 
 
@@ -333,23 +409,32 @@ def _fill_windows(model: SeriesImputer, scaler: Standardizer, window: int, value
     device = device_of(model)
     with torch.no_grad():
         for s in starts:
-            x = torch.from_numpy(scaler.transform(values[s:s + length])).float().unsqueeze(0).to(device)  # (1, L, F)
+            x = torch.from_numpy(scaler.transform(values[s : s + length])).float().unsqueeze(0).to(device)  # (1, L, F)
             pred = model.impute(x, Mask.from_nan(x))[0].double().cpu().numpy()  # (L, F), standard units
             out = scaler.inverse(pred)
-            todo = np.isnan(filled[s:s + length])
-            filled[s:s + length][todo] = out[todo]
+            todo = np.isnan(filled[s : s + length])
+            filled[s : s + length][todo] = out[todo]
     return filled
 
 
-def impute_frame(model: SeriesImputer, scaler: Standardizer, window: int, frame, columns: Optional[list] = None,
-                 clip: Optional[tuple] = None):
+def impute_frame(
+    model: SeriesImputer,
+    scaler: Standardizer,
+    window: int,
+    frame,
+    columns: Optional[list] = None,
+    clip: Optional[tuple] = None,
+):
     """A wide DataFrame (time × variables, NaN = missing) with only its holes filled, original units.
 
     ``columns``: labels (or positions) of the variables the model was trained on, in the model's
     order (others are left as they are). ``clip``: (low, high) arrays per trained variable that
     fills are clipped to. Observed values are returned untouched (same dtype, same values)."""
-    labels = list(frame.columns) if columns is None else [frame.columns[c] if isinstance(c, (int, np.integer))
-                                                           and c not in frame.columns else c for c in columns]
+    labels = (
+        list(frame.columns)
+        if columns is None
+        else [frame.columns[c] if isinstance(c, (int, np.integer)) and c not in frame.columns else c for c in columns]
+    )
     values = frame[labels].to_numpy(dtype=np.float64)
     if values.shape[1] != scaler.mean.shape[0]:
         raise DataError(f"the model was trained on {scaler.mean.shape[0]} variables, the file has {values.shape[1]}")
@@ -366,8 +451,15 @@ def _format_fill(value: float) -> str:
     return np.format_float_positional(np.float32(value), unique=True, trim="-")
 
 
-def impute_csv(trained: TrainedImputer, input_path: Path, output_path: Path, *, time_column: Optional[str] = None,
-               clip_to_train_range: bool = False, encoding: str = "utf-8") -> dict:
+def impute_csv(
+    trained: TrainedImputer,
+    input_path: Path,
+    output_path: Path,
+    *,
+    time_column: Optional[str] = None,
+    clip_to_train_range: bool = False,
+    encoding: str = "utf-8",
+) -> dict:
     """Fill the holes of a wide CSV and write it to ``output_path``: every observed cell (and the time
     column, the header, every column the model does not know) is written back exactly as read, as
     text; only holes (blank, NaN-like or non-finite cells of the trained variables) get a value.
@@ -406,38 +498,71 @@ def impute_csv(trained: TrainedImputer, input_path: Path, output_path: Path, *, 
     return {"holes": int(holes.sum()), "filled": int(holes.sum()), "left_in_unknown_columns": left}
 
 
-def train_series_classifier(splits: SeriesSplits, output: Path, model_config: dict, train_config, *,
-                            train_missing: float = 0.0, schedule: str = "dynamic", resume: bool = False,
-                            test_rates: Sequence[float] = (), missing_unit: str = "value",
-                            overwrite: bool = False) -> dict:
+def train_series_classifier(
+    splits: SeriesSplits,
+    output: Path,
+    model_config: dict,
+    train_config,
+    *,
+    train_missing: float = 0.0,
+    schedule: str = "dynamic",
+    resume: bool = False,
+    test_rates: Sequence[float] = (),
+    missing_unit: str = "value",
+    overwrite: bool = False,
+) -> dict:
     from ..run_folders import config_from_dict, fingerprint
     from ..training import Trainer, load_run_model, start_run_folder
 
     start_run_folder(output, resume=resume, overwrite=overwrite)
     task = SeriesClassificationTask(splits, train_missing, schedule, seed=train_config.seed, missing_unit=missing_unit)
-    config = SeriesConfig(num_features=splits.num_features, num_classes=len(splits.labels),
-                          max_len=max(task.max_len, 8), **model_config)
+    config = SeriesConfig(
+        num_features=splits.num_features, num_classes=len(splits.labels), max_len=max(task.max_len, 8), **model_config
+    )
     torch.manual_seed(train_config.seed)
     model = SeriesClassifier(config)
-    run_config = {"task": "classify-series", "model": config.to_dict(), "train": asdict(train_config),
-                  "train_missing": train_missing, "schedule": schedule, "missing_unit": missing_unit,
-                  "data": {"name": splits.name, **splits.info,
-                           "fingerprint": fingerprint(*(x for k in ("train", "valid", "test") for x, _ in splits.split(k)),
-                                                      [[y for _, y in splits.split(k)] for k in ("train", "valid", "test")])}}
+    run_config = {
+        "task": "classify-series",
+        "model": config.to_dict(),
+        "train": asdict(train_config),
+        "train_missing": train_missing,
+        "schedule": schedule,
+        "missing_unit": missing_unit,
+        "data": {
+            "name": splits.name,
+            **splits.info,
+            "fingerprint": fingerprint(
+                *(x for k in ("train", "valid", "test") for x, _ in splits.split(k)),
+                [[y for _, y in splits.split(k)] for k in ("train", "valid", "test")],
+            ),
+        },
+    }
     trainer = Trainer(model, task, train_config, output, run_config)
     summary = trainer.fit(resume=resume)
     if test_rates and trainer.main:
         best = model
         if (Path(output) / "best" / "model.safetensors").exists():
-            best = load_run_model(Path(output) / "best", lambda c: SeriesClassifier(
-                config_from_dict(SeriesConfig, c, "config.json")), expect_task="classify-series")[0]
+            best = load_run_model(
+                Path(output) / "best",
+                lambda c: SeriesClassifier(config_from_dict(SeriesConfig, c, "config.json")),
+                expect_task="classify-series",
+            )[0]
         summary["test"] = [task.evaluate(best, "test", r) for r in test_rates]
         (Path(output) / "test_results.json").write_text(json.dumps(summary["test"], indent=2))
     return summary
 
 
-def train_imputer(data: dict, output: Path, model_config: dict, train_config, *, artificial: float = 0.2,
-                  schedule: str = "dynamic", resume: bool = False, overwrite: bool = False) -> dict:
+def train_imputer(
+    data: dict,
+    output: Path,
+    model_config: dict,
+    train_config,
+    *,
+    artificial: float = 0.2,
+    schedule: str = "dynamic",
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict:
     """Train, then score the best model and the simple baselines on the test split's held-out values."""
     import time
 
@@ -449,11 +574,18 @@ def train_imputer(data: dict, output: Path, model_config: dict, train_config, *,
     config = SeriesConfig(num_features=data["train"].shape[2], max_len=max(data["window"], 8), **model_config)
     torch.manual_seed(train_config.seed)
     model = SeriesImputer(config)
-    run_config = {"task": "impute", "model": config.to_dict(), "train": asdict(train_config),
-                  "artificial": artificial, "schedule": schedule,
-                  "data": {**{k: data[k] for k in ("ranges", "window", "stride", "holdout", "seed", "dropped")},
-                           "column_names": data.get("column_names"),
-                           "fingerprint": fingerprint(*(data[k] for k in ("train", "valid", "test")))}}
+    run_config = {
+        "task": "impute",
+        "model": config.to_dict(),
+        "train": asdict(train_config),
+        "artificial": artificial,
+        "schedule": schedule,
+        "data": {
+            **{k: data[k] for k in ("ranges", "window", "stride", "holdout", "seed", "dropped")},
+            "column_names": data.get("column_names"),
+            "fingerprint": fingerprint(*(data[k] for k in ("train", "valid", "test"))),
+        },
+    }
     trainer = Trainer(model, task, train_config, output, run_config)
     t0 = time.perf_counter()
     summary = trainer.fit(resume=resume)
@@ -465,6 +597,7 @@ def train_imputer(data: dict, output: Path, model_config: dict, train_config, *,
         summary["test"] = task.evaluate(best, "test")
         summary["baselines"] = task.baselines("test")
         np.save(Path(output) / "test_holdout_mask.npy", data["test_holdout"])
-        (Path(output) / "test_results.json").write_text(json.dumps(
-            {"dynmask": summary["test"], **summary["baselines"]}, indent=2))
+        (Path(output) / "test_results.json").write_text(
+            json.dumps({"dynmask": summary["test"], **summary["baselines"]}, indent=2)
+        )
     return summary
