@@ -225,3 +225,17 @@ def test_encoder_equals_running_on_observed_tokens_alone(batch, causal, backend)
         if keep.any():
             alone = enc(x[b : b + 1, keep], Mask.full(1, int(keep.sum())), causal=causal)
             torch.testing.assert_close(out[b, keep], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_auto_says_why_it_chose_its_backend():
+    torch.manual_seed(0)
+    enc = Encoder(16, 2, 1)
+    x = torch.randn(2, 10, 16)
+    few = torch.zeros(2, 10, dtype=torch.bool)
+    few[:, :4] = True
+    enc(x, Mask(few, torch.ones_like(few)))
+    assert enc.auto_reason.startswith("the longest kept row (4) is at most 0.9")
+    many = torch.ones(2, 10, dtype=torch.bool)
+    many[0, 0] = False
+    enc(x, Mask(many, torch.ones_like(many)))
+    assert enc.auto_reason.startswith("the longest kept row (10) is over 0.9")

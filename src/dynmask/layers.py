@@ -39,6 +39,11 @@ from .masks import Mask, check_input_dtype
 __all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "DecoderCache", "BACKENDS", "QUERIES"]
 
 BACKENDS = ("auto", "dense", "compact")
+# backend="auto" (measured with benchmarks/attention.py; see the README's speed tables):
+COMPACT_BELOW = 0.9  # compact when the longest kept row is at most this share of the length
+COMPACT_BELOW_ALL_QUERIES = 0.5  # queries="all": missing positions still ask queries, so fewer rows drop
+TRIM_PADDING_BELOW = 0.9  # queries="all": compact anyway when padding alone trims the rows this much
+CUDA_MIN_ELEMENTS = 1 << 24  # on CUDA a smaller step (B·L·D) stays dense: launches, not arithmetic, bound it
 QUERIES = ("observed", "all")
 
 
@@ -253,6 +258,7 @@ class _Stack(nn.Module):
         # missing positions that still ask queries start from this vector (+ their position)
         self.missing_query = nn.Parameter(torch.zeros(d_model)) if queries == "all" else None
         self.compact_below = compact_below
+        self.auto_reason = ""  # why backend="auto" chose as it did in the last eager forward
 
     def _prepare(self, x: Tensor, mask: Mask, backend: Optional[str], causal: bool):
         """Clean the input, add positions, choose the backend; returns (x, run, plan or None)."""
@@ -291,11 +297,7 @@ class _Stack(nn.Module):
         else:
             width, query_width, everything = 0, 0, True
         if backend == "auto":
-            below = self.compact_below if self.compact_below is not None else (0.5 if asks_all else 0.9)
-            compact = width <= below * length
-            if asks_all and not compact:  # trimming padding alone can pay too
-                compact = query_width <= 0.9 * length
-            backend = "compact" if compact else "dense"
+            backend, self.auto_reason = self._choose(x, width, query_width, length, asks_all)
 
         if backend == "compact" and width == 0 and not asks_all:
             backend = "dense"  # nothing observed anywhere: no compact batch to run; dense returns zeros
@@ -307,6 +309,21 @@ class _Stack(nn.Module):
         return self._compact(
             x, keep, query_keep, gate, causal, asks_all, max(width, 1), query_width if asks_all else width
         )
+
+    def _choose(self, x: Tensor, width: int, query_width: int, length: int, asks_all: bool) -> tuple[str, str]:
+        """``auto``'s choice and its reason (kept in ``self.auto_reason``, like torch's
+        ``why_not_sparsity_fast_path``): compact when the longest kept row is short enough to pay for
+        the gather and scatter; on CUDA only when the step is large enough too."""
+        below = self.compact_below
+        if below is None:
+            below = COMPACT_BELOW_ALL_QUERIES if asks_all else COMPACT_BELOW
+        if x.device.type == "cuda" and x.numel() < CUDA_MIN_ELEMENTS:
+            return "dense", f"a CUDA step of {x.numel()} elements (< {CUDA_MIN_ELEMENTS}) is bound by kernel launches"
+        if width <= below * length:
+            return "compact", f"the longest kept row ({width}) is at most {below:g} of the length ({length})"
+        if asks_all and query_width <= TRIM_PADDING_BELOW * length:
+            return "compact", f"padding trims the rows to {query_width} of {length}"
+        return "dense", f"the longest kept row ({width}) is over {below:g} of the length ({length})"
 
     def _compact(self, x, keep, query_keep, gate, causal: bool, asks_all: bool, key_width, width):
         if not asks_all:  # drop everything not kept

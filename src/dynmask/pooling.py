@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from .masks import Mask
 
-__all__ = ["masked_mean", "masked_max", "AttentionPooling", "masked_pool"]
+__all__ = ["masked_mean", "masked_max", "AttentionPooling"]
 
 
 def _keep(x: Tensor, mask: Union[Mask, Tensor]) -> Tensor:
@@ -58,11 +58,3 @@ class AttentionPooling(nn.Module):
         scores = torch.where(any_kept, scores, x.new_zeros(()))  # an empty sample: no -inf row
         weights = torch.where(keep, torch.softmax(scores, dim=1), x.new_zeros(()))  # (B, L, 1)
         return (weights * clean).sum(1)  # (B, D)
-
-
-def masked_pool(x: Tensor, mask: Union[Mask, Tensor], how: str = "mean") -> Tensor:
-    if how == "mean":
-        return masked_mean(x, mask)
-    if how == "max":
-        return masked_max(x, mask)
-    raise ValueError(f"how must be 'mean' or 'max' (use AttentionPooling for attention), got {how!r}")
