@@ -3,6 +3,8 @@ overfitting a few pairs, metrics against the reference libraries, pair files."""
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dynmask import Mask
 from dynmask.data.pairs import load_pairs
@@ -170,7 +172,8 @@ def test_pair_files_with_split_pattern_and_errors(tmp_path):
         load_pairs(str(tmp_path / "x.{split}.tsv"))
 
 
-def test_cli_translate_train_evaluate_predict(tmp_path, capsys):
+@pytest.mark.parametrize("copy", [False, True])
+def test_cli_translate_train_evaluate_predict(tmp_path, capsys, copy):
     import json
 
     from dynmask.cli import main
@@ -215,6 +218,7 @@ def test_cli_translate_train_evaluate_predict(tmp_path, capsys):
                 "--test-missing",
                 "0,0.4",
                 *small,
+                *(["--copy"] if copy else []),
             ]
         )
         == 0
@@ -222,6 +226,8 @@ def test_cli_translate_train_evaluate_predict(tmp_path, capsys):
     results = json.loads((out / "test_results.json").read_text())
     assert [r["missing_rate"] for r in results] == [0.0, 0.4]
     assert {"bleu", "chrf", "bleu_signature", "tokens_per_s"} <= set(results[0])
+    assert set(results[1]["baselines"]) == {"copy-source", "translation memory"}  # beside every score
+    assert json.loads((out / "best" / "config.json").read_text())["model"]["copy"] is copy
     capsys.readouterr()
     assert (
         main(
@@ -233,3 +239,126 @@ def test_cli_translate_train_evaluate_predict(tmp_path, capsys):
     assert main(["predict", "--model", str(out), "--text", "open the ??? file", "--beam", "1"]) == 0
     row = json.loads(capsys.readouterr().out.splitlines()[0])
     assert row["text"] == "open the ??? file" and isinstance(row["output"], str)
+
+
+def test_baselines_see_the_holes_the_model_sees():
+    from dynmask.baselines import baseline_outputs, gappy_sources, nearest_targets
+    from dynmask.data.pairs import Pair, PairSplits
+
+    pairs = [
+        Pair(f"Open the {w} dialog and choose {v}.", f"Öffnen Sie den Dialog {w} und wählen Sie {v}.")
+        for w, v in [("Format", "Zeichen"), ("Insert", "Tabelle"), ("Tools", "Optionen"), ("Edit", "Suchen")] * 3
+    ]
+    splits = PairSplits("toy", pairs[:8], pairs[8:10], pairs[10:])
+    tok = TextTokenizer.train(
+        [p.source for p in pairs] + [p.target for p in pairs], vocab_size=120, min_frequency=1, kind="cased"
+    )
+    task = Seq2SeqTask(splits, tok, MissingSpec(0.0), kind="translate", max_src_len=64, max_tgt_len=64)
+    full = gappy_sources(task, "test", MissingSpec(0.0))
+    assert full == [p.source for p in splits.test]  # nothing hidden: the source itself
+    half = gappy_sources(task, "test", MissingSpec(0.5))
+    assert all(len(h.split()) < len(f.split()) for h, f in zip(half, full))  # hidden tokens are not copied
+    assert gappy_sources(task, "test", MissingSpec(1.0)) == ["", ""]
+    outputs = baseline_outputs(task, "test", MissingSpec(0.0))
+    assert outputs["copy-source"] == full
+    assert outputs["translation memory"] == [p.target for p in splits.test]  # the identical training source
+    assert nearest_targets(["a b c", "x y z"], ["A", "X"], ["x y"]) == ["X"]
+    summarize = Seq2SeqTask(splits, tok, MissingSpec(0.0), kind="summarize", max_src_len=64, max_tgt_len=64)
+    assert set(baseline_outputs(summarize, "test", MissingSpec(0.0))) == {"lead-1", "nearest training summary"}
+
+
+def _copy_model(seed=0, method="dynamic", backend="auto"):
+    torch.manual_seed(seed)
+    return Seq2Seq(
+        Seq2SeqConfig(
+            40,
+            method=method,
+            d_model=32,
+            n_heads=2,
+            enc_layers=1,
+            dec_layers=1,
+            d_ff=64,
+            dropout=0.0,
+            max_len=64,
+            copy=True,
+            backend=backend,
+        )
+    )
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0.0, 0.3, 0.7, 1.0]))
+def test_copy_never_copies_a_hole(seed, p_missing):
+    """The pointer-generator's output distribution, loss and gradients do not change with the ids at
+    missing source positions: their copy weight is exactly zero, forward and backward."""
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(5, 40, (3, 9), generator=g)
+    missing = torch.rand(3, 9, generator=g) < p_missing
+    src[missing] = MISSING
+    src[1, 6:] = 0
+    mask = Mask.from_tokens(src, missing=[1, MISSING], pad=0)
+    other = torch.where(mask.missing, torch.randint(5, 40, src.shape, generator=g), src)  # other ids, same holes
+    tgt_in = torch.randint(5, 40, (3, 6), generator=g)
+    tgt_out = torch.randint(5, 40, (3, 6), generator=g)
+    tgt_mask = Mask.full(3, 6)
+    model = _copy_model()
+    results = []
+    for ids in (src, other):
+        model.zero_grad()
+        mask_ids = Mask(mask.observed, mask.valid)  # the holes, not the ids, say what is missing
+        logp = model(ids, mask_ids, tgt_in, tgt_mask)
+        loss = torch.nn.functional.cross_entropy(logp.reshape(-1, 40), tgt_out.reshape(-1))
+        loss.backward()
+        results.append((logp.detach(), [None if p.grad is None else p.grad.clone() for p in model.parameters()]))
+        assert torch.isfinite(logp).all()
+        assert torch.allclose(logp.exp().sum(-1), torch.ones(3, 6), atol=1e-5)
+    (a, grads_a), (b, grads_b) = results
+    assert torch.equal(a, b)
+    assert all((x is None and y is None) or torch.equal(x, y) for x, y in zip(grads_a, grads_b))
+
+
+def test_copy_selected_rows_cache_and_backends_agree():
+    src, mask = _source(2)
+    tgt_in = torch.randint(5, 40, (3, 5))
+    tgt_mask = Mask.full(3, 5)
+    select = torch.tensor([[True, False, True, True, False]] * 3)
+    dense, compact = _copy_model(backend="dense").eval(), _copy_model(backend="compact").eval()
+    with torch.no_grad():
+        full = dense(src, mask, tgt_in, tgt_mask)
+        assert torch.equal(dense(src, mask, tgt_in, tgt_mask, select=select), full[select])
+        assert (compact(src, mask, tgt_in, tgt_mask) - full).abs().max() <= 1e-5
+    cached = beam_search(dense, src, mask, bos=BOS, eos=EOS, beam=3, max_len=8, use_cache=True)
+    plain = beam_search(dense, src, mask, bos=BOS, eos=EOS, beam=3, max_len=8, use_cache=False)
+    assert [h.tokens for h in cached] == [h.tokens for h in plain]
+
+
+def _train_first_token_copier(copy: bool) -> float:
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(1)
+    model = Seq2Seq(
+        Seq2SeqConfig(
+            40, d_model=32, n_heads=2, enc_layers=1, dec_layers=1, d_ff=64, dropout=0.0, max_len=64, copy=copy
+        )
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    for _ in range(150):
+        src = torch.randint(5, 26, (16, 6), generator=g)
+        tgt_in = torch.cat([torch.full((16, 1), BOS), src[:, :1]], 1)  # BOS, name
+        tgt_out = torch.cat([src[:, :1], torch.full((16, 1), EOS)], 1)  # name, EOS
+        mask = Mask.from_tokens(src, missing=[1, MISSING], pad=0)
+        logits = model(src, mask, tgt_in, Mask.full(16, 2))
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 40), tgt_out.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    src = torch.randint(26, 40, (32, 6), generator=g)
+    mask = Mask.from_tokens(src, missing=[1, MISSING], pad=0)
+    out = greedy_decode(model.eval(), src, mask, bos=BOS, eos=EOS, max_len=3)
+    return sum(h.tokens[:1] == src[i, :1].tolist() for i, h in enumerate(out)) / 32
+
+
+def test_copy_model_copies_names_it_never_saw():
+    """Copy the first source token. Training uses ids 5-25 only; the test uses ids 26-39, which neither
+    model saw as input or target: the generator alone cannot produce them, the copy path can."""
+    with_copy, without = _train_first_token_copier(True), _train_first_token_copier(False)
+    assert with_copy > 0.5 and without < 0.1, (with_copy, without)

@@ -322,6 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
         m.add_argument("--heads", type=_number(int, 1, 256), default=4, help="attention heads (default: %(default)s)")
         m.add_argument("--enc-layers", type=LAYERS, default=3, help="encoder layers (default: %(default)s)")
         m.add_argument("--dec-layers", type=LAYERS, default=3, help="decoder layers (default: %(default)s)")
+        m.add_argument(
+            "--copy",
+            action="store_true",
+            help="a pointer-generator output that copies observed source tokens (names, menus, code); "
+            "missing source tokens get exactly zero copy weight",
+        )
         m.add_argument("--d-ff", type=SIZE, default=1024, help="feed-forward width (default: %(default)s)")
         m.add_argument("--dropout", type=DROPOUT, default=0.1, help="dropout (default: %(default)s)")
         m.add_argument(
@@ -697,6 +703,7 @@ def _train_seq2seq(args) -> dict:
         dec_layers=args.dec_layers,
         d_ff=args.d_ff,
         dropout=args.dropout,
+        copy=args.copy,
     )
     missing = MissingSpec(args.train_missing, args.missing_process, args.schedule, args.mean_span)
     summary = train_seq2seq(

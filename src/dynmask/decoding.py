@@ -9,6 +9,7 @@ token log-probabilities, end-of-sequence included.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -28,9 +29,11 @@ class Hypothesis:
 class _Stepper:
     """Next-token log-probabilities for a batch of prefixes, with or without the cache."""
 
-    def __init__(self, model, memory: Tensor, src_mask: Mask, use_cache: bool) -> None:
-        self.model, self.memory, self.src_mask, self.use_cache = model, memory, src_mask, use_cache
-        self.cache = model.start(memory, src_mask) if use_cache else None
+    def __init__(self, model, memory: Tensor, src_mask: Mask, use_cache: bool, src: Optional[Tensor] = None) -> None:
+        self.model, self.memory, self.src_mask, self.use_cache, self.src = model, memory, src_mask, use_cache, src
+        self.copy = bool(getattr(getattr(model, "config", None), "copy", False))  # a copy model reads the ids
+        extra = {"src": src} if self.copy else {}
+        self.cache = model.start(memory, src_mask, **extra) if use_cache else None
 
     def __call__(self, prefix: Tensor) -> Tensor:
         """prefix long[N, t] (BOS first) -> log-probs float[N, V] of token t+1."""
@@ -38,12 +41,15 @@ class _Stepper:
             logits, self.cache = self.model.next_logits(prefix[:, -1], self.cache)
         else:
             mask = Mask.full(prefix.shape[0], prefix.shape[1], prefix.device)
-            logits = self.model.decode(self.memory, self.src_mask, prefix, mask)[:, -1]
+            extra = {"src": self.src} if self.copy else {}
+            logits = self.model.decode(self.memory, self.src_mask, prefix, mask, **extra)[:, -1]
         return torch.log_softmax(logits.float(), dim=-1)
 
     def reorder(self, index: Tensor) -> None:
         self.memory = self.memory.index_select(0, index)
         self.src_mask = Mask(self.src_mask.observed.index_select(0, index), self.src_mask.valid.index_select(0, index))
+        if self.src is not None:
+            self.src = self.src.index_select(0, index)
         if self.cache is not None:
             self.cache = self.cache.reorder(index)
 
@@ -55,7 +61,7 @@ def greedy_decode(
     """The most probable next token, step by step, for each source in the batch."""
     model.eval()
     memory = model.encode(src, src_mask)
-    step = _Stepper(model, memory, src_mask, use_cache)
+    step = _Stepper(model, memory, src_mask, use_cache, src)
     batch = src.shape[0]
     prefix = torch.full((batch, 1), bos, dtype=torch.long, device=src.device)
     scores = torch.zeros(batch, dtype=torch.float64)
@@ -97,7 +103,7 @@ def beam_search(
     batch = src.shape[0]
     memory = model.encode(src, src_mask)
     rows = torch.arange(batch, device=src.device).repeat_interleave(beam)  # (B*K,): source of each beam
-    step = _Stepper(model, memory, src_mask, use_cache)
+    step = _Stepper(model, memory, src_mask, use_cache, src)
     step.reorder(rows)
     prefix = torch.full((batch * beam, 1), bos, dtype=torch.long, device=src.device)
     alive = torch.full((batch, beam), float("-inf"), dtype=torch.float64)

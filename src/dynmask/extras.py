@@ -14,6 +14,7 @@ _EXTRA = {
     "matplotlib": "tasks",
     "sacrebleu": "tasks",
     "rouge_score": "tasks",
+    "sklearn": "tasks",
     "transformers": "hf",
     "onnxruntime": "onnx",
     "keras": "keras",

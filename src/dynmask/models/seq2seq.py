@@ -8,20 +8,29 @@ is never a key; the loss skips missing targets (:func:`dynmask.masked_cross_entr
 
 ``method="static"`` / ``"seed_literal"``: the labelled baselines (missing source tokens are a
 placeholder that is attended; the original write-up's formula).
+
+``copy=True`` adds a pointer-generator output (See et al., 2017): the next-token distribution is
+``p_gen · softmax(W h) + (1 − p_gen) · Σ_i a_i [src_i = w]``, where ``a`` is a copy attention over the
+source whose weight on a missing source position is exactly zero, forward and backward (a ``where``
+on the scores and on the weights, and the ids there are never read). The model then returns
+log-probabilities where it returned logits (``log_softmax`` of them is themselves, so losses and
+decoding are unchanged).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+import torch
 from torch import Tensor, nn
 
 from ..embeddings import TokenEmbedding
 from ..layers import Decoder, DecoderCache, Encoder
 from ..masks import Mask
 
-__all__ = ["Seq2SeqConfig", "Seq2Seq", "SEQ2SEQ_METHODS"]
+__all__ = ["Seq2SeqConfig", "Seq2Seq", "SEQ2SEQ_METHODS", "CopyCache"]
 
 SEQ2SEQ_METHODS = ("dynamic", "static", "seed_literal")
 
@@ -40,9 +49,28 @@ class Seq2SeqConfig:
     max_len: int = 512
     tie_embeddings: bool = True  # target embedding = output projection (and = source embedding when shared)
     backend: str = "auto"
+    copy: bool = False  # a pointer-generator output that copies observed source tokens
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class CopyCache:
+    """The decoder's cache plus what the copy attention reads: projected source keys (B, S, D), the
+    source ids (B, S) with missing ones replaced by 0, the copyable positions (B, S), the memory."""
+
+    decoder: DecoderCache
+    keys: Tensor
+    src: Tensor
+    keep: Tensor
+    memory: Tensor
+
+    def reorder(self, index: Tensor) -> "CopyCache":
+        pick = lambda t: t.index_select(0, index)
+        return CopyCache(
+            self.decoder.reorder(index), pick(self.keys), pick(self.src), pick(self.keep), pick(self.memory)
+        )
 
 
 class Seq2Seq(nn.Module):
@@ -68,6 +96,12 @@ class Seq2Seq(nn.Module):
         self.out = nn.Linear(d, vocab_out, bias=False)
         if config.tie_embeddings:
             self.out.weight = self.tgt_embed.table.weight
+        if config.copy:
+            if not shared:
+                raise ValueError("copy=True needs one vocabulary shared by source and target")
+            self.copy_query = nn.Linear(d, d)
+            self.copy_key = nn.Linear(d, d)
+            self.copy_gate = nn.Linear(2 * d, 1)
 
     @property
     def tgt_vocab_size(self) -> int:
@@ -78,26 +112,78 @@ class Seq2Seq(nn.Module):
         return self.encoder(self.src_embed(src, src_mask), src_mask)
 
     def decode(
-        self, memory: Tensor, src_mask: Mask, tgt_in: Tensor, tgt_mask: Mask, select: Optional[Tensor] = None
+        self,
+        memory: Tensor,
+        src_mask: Mask,
+        tgt_in: Tensor,
+        tgt_mask: Mask,
+        select: Optional[Tensor] = None,
+        src: Optional[Tensor] = None,
     ) -> Tensor:
         """Teacher-forced logits for target inputs ``tgt_in`` long[B, T]: float[B, T, V], or float[N, V]
         for the N positions where ``select`` (bool[B, T]) is True — the output projection, the largest
-        matrix product, then skips padding and uncounted positions."""
+        matrix product, then skips padding and uncounted positions. With ``copy``, log-probabilities of
+        the pointer-generator mixture; ``src`` (long[B, S]) is then required."""
         h = self.decoder(self.tgt_embed(tgt_in, tgt_mask), memory, tgt_mask, src_mask)  # (B, T, D)
-        return self.out(h if select is None else h[select])
+        if not self.config.copy:
+            return self.out(h if select is None else h[select])
+        if src is None:
+            raise ValueError("a copy model needs the source ids: decode(..., src=src)")
+        keys, clean_src, keep = self._copy_inputs(memory, src_mask, src)
+        return self._mixture(h, keys, clean_src, keep, memory, select)  # (B, T, V) or (N, V)
+
+    def _copy_inputs(self, memory: Tensor, src_mask: Mask, src: Tensor):
+        src_mask.check_matches("src", src)
+        keep = src_mask.observed if self.config.method == "dynamic" else src_mask.valid  # (B, S) copyable
+        clean_src = torch.where(keep, src, torch.zeros_like(src))  # ids at other positions are never read
+        return self.copy_key(memory), clean_src, keep
+
+    def _mixture(
+        self, h: Tensor, keys: Tensor, src: Tensor, keep: Tensor, memory: Tensor, select: Optional[Tensor] = None
+    ) -> Tensor:
+        """log P(w) for decoder states h (B, T, D): the generator's softmax mixed with a copy distribution
+        over the source whose weight is exactly zero at positions not in ``keep`` (B, S). With ``select``
+        (bool[B, T]) only those N rows get their vocabulary-sized distributions: (N, V)."""
+        scores = self.copy_query(h) @ keys.transpose(1, 2) / math.sqrt(h.shape[-1])  # (B, T, S)
+        allowed = keep.unsqueeze(1)  # (B, 1, S)
+        has_key = allowed.any(-1, keepdim=True)  # (B, 1, 1)
+        open_rows = allowed | ~has_key  # a source with nothing observed: opened, then weighted zero
+        weights = torch.softmax(torch.where(open_rows, scores, scores.new_tensor(float("-inf"))), dim=-1)
+        weights = torch.where(allowed, weights, weights.new_zeros(()))  # exactly 0 on missing positions
+        context = weights @ memory  # (B, T, D)
+        p_gen = torch.sigmoid(self.copy_gate(torch.cat([h, context], dim=-1)))  # (B, T, 1)
+        p_gen = torch.where(has_key, p_gen, torch.ones_like(p_gen))  # nothing to copy: generate
+        index = src.unsqueeze(1).expand(-1, h.shape[1], -1)  # (B, T, S)
+        if select is not None:  # (N, ...): the rows that are scored
+            h, weights, p_gen, index = h[select], weights[select], p_gen[select], index[select]
+        vocab = torch.softmax(self.out(h).float(), dim=-1)  # (..., V)
+        copy = torch.zeros_like(vocab).scatter_add(-1, index, weights.float())  # (..., V)
+        mixed = p_gen.float() * vocab + (1 - p_gen.float()) * copy
+        return torch.log(mixed.clamp_min(1e-30))
 
     def forward(
         self, src: Tensor, src_mask: Mask, tgt_in: Tensor, tgt_mask: Mask, select: Optional[Tensor] = None
     ) -> Tensor:
-        return self.decode(self.encode(src, src_mask), src_mask, tgt_in, tgt_mask, select)
+        return self.decode(self.encode(src, src_mask), src_mask, tgt_in, tgt_mask, select, src=src)
 
     # ------------------------------------------------------------------ incremental decoding
-    def start(self, memory: Tensor, src_mask: Mask) -> DecoderCache:
-        return self.decoder.start(memory, src_mask)
+    def start(self, memory: Tensor, src_mask: Mask, src: Optional[Tensor] = None):
+        cache = self.decoder.start(memory, src_mask)
+        if not self.config.copy:
+            return cache
+        if src is None:
+            raise ValueError("a copy model needs the source ids: start(memory, src_mask, src=src)")
+        keys, clean_src, keep = self._copy_inputs(memory, src_mask, src)
+        return CopyCache(cache, keys, clean_src, keep, memory)
 
-    def next_logits(self, token: Tensor, cache: DecoderCache) -> tuple[Tensor, DecoderCache]:
-        """``token`` long[B] (the newest, observed) -> logits float[B, V] for the next one, and the cache."""
+    def next_logits(self, token: Tensor, cache) -> tuple[Tensor, object]:
+        """``token`` long[B] (the newest, observed) -> logits float[B, V] for the next one (with ``copy``:
+        log-probabilities), and the cache."""
         ids = token.unsqueeze(1)  # (B, 1)
         emb = self.tgt_embed(ids, Mask.full(ids.shape[0], 1, ids.device))  # (B, 1, D)
-        h, cache = self.decoder.step(emb, cache)
-        return self.out(h[:, 0]), cache
+        if not self.config.copy:
+            h, cache = self.decoder.step(emb, cache)
+            return self.out(h[:, 0]), cache
+        h, decoder = self.decoder.step(emb, cache.decoder)
+        out = self._mixture(h, cache.keys, cache.src, cache.keep, cache.memory)[:, 0]  # (B, V)
+        return out, CopyCache(decoder, cache.keys, cache.src, cache.keep, cache.memory)

@@ -16,12 +16,13 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..baselines import score_baselines
 from ..data.pairs import PairSplits
 from ..data.tokenizer import TextTokenizer
 from ..decoding import beam_search, greedy_decode
 from ..devices import device_of, to_device
 from ..losses import masked_cross_entropy
-from ..metrics import bleu_chrf, lead_sentences, rouge
+from ..metrics import bleu_chrf, rouge
 from ..missingness import apply_missingness
 from ..models.seq2seq import Seq2Seq, Seq2SeqConfig
 from .classify_text import MissingSpec, TokenHoles
@@ -180,7 +181,8 @@ def train_seq2seq(
     overwrite: bool = False,
 ) -> dict:
     """Tokenizer (BPE, shared by source and target), model, trainer; then BLEU/chrF or ROUGE at
-    each test missing rate (and, for summaries, the lead-sentence baseline)."""
+    each test missing rate, with the trivial baselines (:mod:`dynmask.baselines`) fed the same gappy
+    sources beside every score."""
     from ..run_folders import fingerprint
     from ..training import Trainer, on_rank_zero_first, start_run_folder
 
@@ -231,11 +233,11 @@ def train_seq2seq(
                 beam=beam,
                 limit=test_limit,
             )
-            results.append({"missing_rate": rate, **task.score(hyps, refs), **timing, "examples": hyps[:3]})
-        if kind == "summarize":
-            n = len(splits.test) if test_limit is None else min(test_limit, len(splits.test))
-            lead = [lead_sentences(p.source) for p in splits.test[:n]]
-            results.append({"baseline": "lead-1", **rouge(lead, [p.target for p in splits.test[:n]])})
+            spec = MissingSpec(rate, missing.process, "static", missing.mean_span)
+            baselines = score_baselines(task, "test", spec, limit=test_limit)  # the same gappy sources
+            results.append(
+                {"missing_rate": rate, **task.score(hyps, refs), **timing, "examples": hyps[:3], "baselines": baselines}
+            )
         summary["test"] = results
         (output / "test_results.json").write_text(json.dumps(results, indent=2))
     return summary
