@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .data.text import DataError
-from .data.tokenizer import DEFAULT_MISSING_MARKERS, _marker_pattern
+from .data.tokenizer import DEFAULT_MISSING_MARKERS, _marker_pattern, encode_prefixes
 from .layers import Encoder
 from .masks import Mask
 from .pooling import masked_mean
@@ -444,9 +444,10 @@ class PretrainedTokenizer:
         self.pad_id = self.tokenizer.token_to_id(self.pad_token)
         self.unk_id = self.tokenizer.token_to_id(self.unk_token) if self.unk_token else None
         self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(max_len)
+        self.tokenizer.no_truncation()  # dynmask cuts (keeping the closing special token)
         self.missing_markers = tuple(missing_markers)
         markers = sorted(self.missing_markers, key=len, reverse=True)
+        self._longest_marker = max((len(m) for m in markers), default=0)
         patterns = [_LATIN_WORD + "*" + _marker_pattern(m)[len(r"\s*") :] + _LATIN_WORD + "*" for m in markers]
         self._marker_re = re.compile("|".join(patterns), re.IGNORECASE) if markers else None
 
@@ -463,25 +464,11 @@ class PretrainedTokenizer:
         return self._marker_re.sub(f" {self.mask_token} ", text)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Ids per text, special tokens included, cut at ``max_len`` (huge texts are cut before
-        tokenizing: a prefix ending at a space, doubled while it gives too few tokens)."""
-        texts = [str(t) for t in texts]
-        out: list = [None] * len(texts)
-        chars = max(1024, 16 * self.max_len)
-        todo = list(range(len(texts)))
-        while todo:
-            prefixes = [_cut(texts[i], chars) for i in todo]
-            self.tokenizer.no_truncation()
-            encodings = self.tokenizer.encode_batch([self.mark_missing(p) for p in prefixes])
-            self.tokenizer.enable_truncation(self.max_len)
-            again = []
-            for i, prefix, e in zip(todo, prefixes, encodings):
-                if len(prefix) == len(texts[i]) or len(e.ids) > self.max_len + 16:
-                    out[i] = self._truncate(e.ids)
-                else:
-                    again.append(i)
-            todo, chars = again, 2 * chars
-        return out
+        """Ids per text, special tokens included, cut at ``max_len`` keeping the closing special token
+        (huge texts are cut before tokenizing: :func:`dynmask.data.tokenizer.encode_prefixes`)."""
+        encode = lambda batch: [e.ids for e in self.tokenizer.encode_batch([self.mark_missing(t) for t in batch])]
+        start = 8 * (self.max_len + 2) * (self._longest_marker + 2)
+        return [self._truncate(ids) for ids in encode_prefixes(texts, encode, self.max_len, start)]
 
     def _truncate(self, ids: list[int]) -> list[int]:
         if len(ids) <= self.max_len:
@@ -534,14 +521,6 @@ class PretrainedTokenizer:
         folder = Path(folder)
         extra = json.loads((folder / "dynmask_tokenizer.json").read_text())
         return cls(folder, int(extra["max_len"]), extra["missing_markers"])
-
-
-def _cut(text: str, chars: int) -> str:
-    if len(text) <= chars:
-        return text
-    cut = text[:chars]
-    space = max(cut.rfind(" "), cut.rfind("\n"), cut.rfind("\t"))
-    return cut[:space] if space > 0 else cut
 
 
 # ---------------------------------------------------------------------------------------- classifier

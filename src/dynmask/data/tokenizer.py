@@ -26,7 +26,17 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from ..masks import Mask
 
-__all__ = ["TextTokenizer", "DEFAULT_MISSING_MARKERS", "PAD", "UNK", "MISSING", "BOS", "EOS", "KINDS"]
+__all__ = [
+    "TextTokenizer",
+    "encode_prefixes",
+    "DEFAULT_MISSING_MARKERS",
+    "PAD",
+    "UNK",
+    "MISSING",
+    "BOS",
+    "EOS",
+    "KINDS",
+]
 
 PAD, UNK, MISSING, BOS, EOS = "[PAD]", "[UNK]", "[MISSING]", "[BOS]", "[EOS]"
 SPECIALS = [PAD, UNK, MISSING, BOS, EOS]
@@ -51,6 +61,27 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 _MARGIN = 16  # pieces past max_len that a cut inside an unspaced run (e.g. Chinese) may change
+
+
+def encode_prefixes(texts: Sequence[str], encode_batch, max_len: int, start_chars: int = 1024) -> list[list[int]]:
+    """``encode_batch(texts) -> ids`` applied to a prefix of each text just long enough to decide its
+    first ``max_len`` ids, so a 14 MB line costs no more than a short one. A prefix ends at a space
+    (whole words tokenize as they do in the whole text) and is doubled while it gives too few ids;
+    the ids returned are the prefix's (cut them to ``max_len``)."""
+    texts = [str(t) for t in texts]
+    out: list = [None] * len(texts)
+    chars = max(1024, start_chars)
+    todo = list(range(len(texts)))
+    while todo:
+        prefixes = [_prefix(texts[i], chars) for i in todo]
+        again = []
+        for i, prefix, ids in zip(todo, prefixes, encode_batch(prefixes)):
+            if len(prefix) == len(texts[i]) or len(ids) > max_len + _MARGIN:
+                out[i] = ids
+            else:
+                again.append(i)
+        todo, chars = again, 2 * chars
+    return out
 
 
 def _prefix(text: str, chars: int) -> str:
@@ -149,27 +180,13 @@ class TextTokenizer:
         return self._marker_re.sub(MISSING, text)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids per text, truncated to ``max_len``.
-
-        A long text is cut before it is tokenized, so a 14 MB line costs no more than a short one: a
-        prefix ending at a space is tokenized (whole words tokenize as they do in the whole text), and
-        doubled while it gives too few tokens to decide the first ``max_len``."""
-        texts = list(texts)
-        out: list = [None] * len(texts)
-        chars = max(1024, 8 * (self.max_len + 2) * (self._longest_marker + 2))
-        todo = list(range(len(texts)))
-        while todo:
-            prefixes = [_prefix(texts[i], chars) for i in todo]
-            encodings = self.tokenizer.encode_batch([self.mark_missing(p) for p in prefixes], add_special_tokens=False)
-            again = []
-            for i, prefix, e in zip(todo, prefixes, encodings):
-                if len(prefix) == len(texts[i]) or len(e.ids) > self.max_len + _MARGIN:
-                    ids = e.ids[: self.max_len]
-                    out[i] = ids if ids else [self.missing_id]
-                else:
-                    again.append(i)
-            todo, chars = again, 2 * chars
-        return out
+        """Token ids per text, truncated to ``max_len`` (huge texts are cut before tokenizing:
+        :func:`encode_prefixes`)."""
+        start = 8 * (self.max_len + 2) * (self._longest_marker + 2)
+        encode = lambda batch: [
+            e.ids for e in self.tokenizer.encode_batch([self.mark_missing(t) for t in batch], add_special_tokens=False)
+        ]
+        return [ids[: self.max_len] or [self.missing_id] for ids in encode_prefixes(texts, encode, self.max_len, start)]
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
