@@ -272,3 +272,87 @@ def test_cli_train_impute_and_fill_a_csv(tmp_path, capsys):
     out = pd.read_csv(tmp_path / "out.csv")
     assert list(out.columns) == ["day", "s1", "s2", "s3"] and out["day"].tolist() == frame["day"].tolist()
     assert not out[["s1", "s2", "s3"]].isna().any().any()
+
+
+@pytest.mark.parametrize("pattern", ["values", "blocks", "variables"])
+def test_held_out_patterns_are_seeded_shaped_and_sized(pattern):
+    rng = np.random.default_rng(0)
+    wins = rng.normal(size=(20, 30, 5))
+    wins[rng.random(wins.shape) < 0.3] = np.nan
+    mask = holdout_mask(wins, 0.1, seed=4, pattern=pattern)
+    assert np.array_equal(mask, holdout_mask(wins, 0.1, seed=4, pattern=pattern))  # seeded
+    assert not (mask & np.isnan(wins)).any()  # only observed values are held out
+    share = mask.sum() / (~np.isnan(wins)).sum()
+    assert 0.07 < share < 0.16, share
+    if pattern == "variables":  # whole (window, variable) columns
+        touched = mask.any(axis=1)
+        assert np.array_equal(mask, touched[:, None, :] & ~np.isnan(wins))
+    if pattern == "blocks":  # runs of 3-14 steps of one variable (observed values inside them)
+        span = [np.flatnonzero(mask[w, :, f]) for w in range(20) for f in range(5) if mask[w, :, f].any()]
+        assert max(s[-1] - s[0] + 1 for s in span) >= 3
+    only = holdout_mask(wins, 0.1, seed=4, pattern=pattern, variables=np.array([True, False, False, False, True]))
+    assert not only[:, :, 1:4].any() and only.any()
+
+
+def test_values_pattern_keeps_the_saved_pm10_mask():
+    """The default pattern draws exactly as before (the committed PM10 mask stays valid)."""
+    rng = np.random.default_rng(1)
+    wins = rng.normal(size=(4, 10, 3))
+    wins[0, 2] = np.nan
+    expected = ~np.isnan(wins) & (np.random.default_rng(7).random(wins.shape) < 0.1)
+    assert np.array_equal(holdout_mask(wins, 0.1, seed=7), expected)
+
+
+def test_block_training_holes_cover_their_rate_in_runs():
+    from dynmask.tasks.series import _hide
+
+    x = torch.randn(64, 200, 3)
+    uniforms = torch.rand(3, 64, 200, generator=torch.Generator().manual_seed(0))
+    hidden = torch.isnan(_hide(x, 0.3, uniforms, unit="block", block_length=7))
+    assert 0.25 < hidden.float().mean() < 0.35
+    runs = torch.diff(hidden.float(), dim=1).abs().sum() / 2  # number of hidden runs (about)
+    assert hidden.sum() / runs > 5  # long runs, not single values
+    only = torch.isnan(_hide(x, 0.3, uniforms, unit="block", variables=torch.tensor([False, True, False])))
+    assert only[..., 1].any() and not only[..., [0, 2]].any()
+
+
+def test_cli_impute_with_block_holes_and_chosen_variables(tmp_path):
+    values = _series(n=300)
+    frame = pd.DataFrame(values, columns=["s1", "s2", "s3"])
+    frame.insert(0, "day", [f"d{i}" for i in range(300)])
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    run = tmp_path / "run"
+    args = [
+        "train",
+        "impute",
+        "--data",
+        str(tmp_path / "in.csv"),
+        "--output",
+        str(run),
+        "--window",
+        "20",
+        "--epochs",
+        "2",
+        "--d-model",
+        "16",
+        "--heads",
+        "2",
+        "--layers",
+        "1",
+        "--no-progress",
+        "--holdout-pattern",
+        "blocks",
+        "--missing-process",
+        "blocks",
+        "--block-length",
+        "4",
+        "--hide-variables",
+        "s2",
+    ]
+    assert main(args) == 0
+    held = np.load(run / "test_holdout_mask.npy")
+    assert held[..., 1].any() and not held[..., [0, 2]].any()
+    config = json.loads((run / "best" / "config.json").read_text())
+    assert config["missing_unit"] == "block" and config["data"]["holdout_pattern"] == "blocks"
+    assert config["data"]["hide_variables"] == ["s2"]
+    assert main([*args[:-1], "nope", "--overwrite"]) == 2  # an unknown variable is refused

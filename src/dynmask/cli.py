@@ -451,6 +451,31 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="drop variables never observed in the training range (they are listed) instead of stopping",
     )
+    q.add_argument(
+        "--holdout-pattern",
+        choices=("values", "blocks", "variables"),
+        default="values",
+        help="held-out (scored) values: single values, blocks of 3-14 steps of one variable, or a variable for "
+        "a whole window (default: %(default)s)",
+    )
+    q.add_argument(
+        "--missing-process",
+        choices=("values", "blocks"),
+        default="values",
+        help="artificial training holes: single values, or blocks of --block-length steps of one variable "
+        "(default: %(default)s)",
+    )
+    q.add_argument(
+        "--block-length",
+        type=_number(int, 1, 10_000),
+        default=7,
+        help="steps per training block (default: %(default)s)",
+    )
+    q.add_argument(
+        "--hide-variables",
+        default=None,
+        help="comma-separated variables: holes (training and held-out) fall on these only",
+    )
     series_model_args(q, 256)  # defaults: the setting chosen on PM10 validation values (README)
     _add_optimisation_args(q, epochs=150, lr=1e-3)
     q.set_defaults(batch_size=32, patience=25)
@@ -777,6 +802,8 @@ def _train_impute(args) -> dict:
         seed=args.data_seed,
         drop_unobserved=args.drop_unobserved,
         names=[str(c) for c in frame.columns],
+        holdout_pattern=args.holdout_pattern,
+        hide_variables=_markers(args.hide_variables),
     )
     if data["dropped"]:
         print(f"dropped variables never observed in training: {[str(frame.columns[i]) for i in data['dropped']]}")
@@ -789,6 +816,8 @@ def _train_impute(args) -> dict:
         schedule=args.schedule,
         resume=args.resume,
         overwrite=args.overwrite,
+        missing_unit="block" if args.missing_process == "blocks" else "value",
+        block_length=args.block_length,
     )
     print(json.dumps(summary, indent=2))
     return summary

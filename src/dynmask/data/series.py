@@ -326,11 +326,49 @@ class Standardizer:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 
 
-def holdout_mask(values: np.ndarray, fraction: float = 0.1, seed: int = 0) -> np.ndarray:
-    """bool, True = a held-out value: a seeded ``fraction`` of the *observed* values of ``values``.
+HOLDOUT_PATTERNS = ("values", "blocks", "variables")
 
-    The field's evaluation: hide these, impute, score only them. Save it, so every method is scored
-    on the same holes."""
+
+def holdout_mask(
+    values: np.ndarray,
+    fraction: float = 0.1,
+    seed: int = 0,
+    pattern: str = "values",
+    block: tuple = (3, 14),
+    variables: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    """bool, True = a held-out value: about a ``fraction`` of the *observed* values of ``values``
+    (windows float[N, L, F], NaN = missing), seeded.
+
+    ``pattern``: ``"values"`` (each value on its own draw, the field's habit), ``"blocks"`` (a
+    variable missing for ``block`` = (3, 14) consecutive steps, as when a sensor fails for days) or
+    ``"variables"`` (a variable missing for a whole window). ``variables`` (bool[F]) restricts the
+    held-out values to those variables. Save the mask, so every method is scored on the same holes."""
+    if pattern not in HOLDOUT_PATTERNS:
+        raise ValueError(f"pattern must be one of {HOLDOUT_PATTERNS}, got {pattern!r}")
     observed = ~np.isnan(values)
+    if variables is not None:
+        observed = observed & np.asarray(variables, dtype=bool)
     rng = np.random.default_rng(seed)
-    return observed & (rng.random(values.shape) < fraction)
+    if pattern == "values":
+        return observed & (rng.random(values.shape) < fraction)
+    n, length, features = values.shape
+    held = np.zeros(values.shape, dtype=bool)
+    target = fraction * observed.sum()
+    candidates = np.flatnonzero(observed.any(axis=1).reshape(-1))  # (window, variable) pairs with data
+    if not len(candidates) or target == 0:
+        return held
+    covered, tries = 0, 0
+    while covered < target and tries < 100 * len(candidates) + 1000:
+        tries += 1
+        w, f = divmod(int(rng.choice(candidates)), features)
+        if pattern == "variables":
+            start, stop = 0, length
+        else:
+            size = int(rng.integers(block[0], block[1] + 1))
+            start = int(rng.integers(0, max(1, length - size + 1)))
+            stop = min(length, start + size)
+        new = observed[w, start:stop, f] & ~held[w, start:stop, f]
+        held[w, start:stop, f] |= observed[w, start:stop, f]
+        covered += int(new.sum())
+    return held

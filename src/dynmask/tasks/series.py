@@ -48,20 +48,38 @@ _OFFSET = {"train": 0, "valid": 1, "test": 2}
 MISSING_UNITS = ("value", "step")
 
 
-def _hide(x: torch.Tensor, rate: float, uniforms: torch.Tensor, unit: str = "value") -> torch.Tensor:
+def _hide(
+    x: torch.Tensor,
+    rate: float,
+    uniforms: torch.Tensor,
+    unit: str = "value",
+    block_length: int = 7,
+    variables: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """``x`` float[B, L, F] with a share ``rate`` of its observed values set to NaN (uniforms [F, B, L]).
 
     ``unit="value"``: each value is hidden on its own draw (a step becomes a missing position only
     when all its features are hidden); ``"step"``: whole steps are hidden (every feature together,
-    one draw per step), e.g. a sensor box that drops out, so the step is a missing position.
-    ``unit`` is checked by the caller (:class:`SeriesClassificationTask`)."""
+    one draw per step), e.g. a sensor box that drops out, so the step is a missing position;
+    ``"block"``: a variable is hidden for ``block_length`` consecutive steps (a sensor that fails
+    for days), blocks starting with the probability that covers ``rate`` of the steps.
+    ``variables`` (bool[F]): only these variables are hidden. ``unit`` is checked by the caller."""
     if rate == 0:
         return x
     if unit == "step":
         draws = uniforms[0].unsqueeze(-1)  # (B, L, 1): one draw per step, shared by its features
     else:
         draws = uniforms.permute(1, 2, 0)  # (F, B, L) -> (B, L, F)
-    hidden = (draws < rate) & ~torch.isnan(x)  # (B, L, F)
+    if unit == "block":
+        k = max(1, int(block_length))
+        starts = (draws < 1 - (1 - rate) ** (1 / k)).float().transpose(1, 2)  # (B, F, L): a block starts here
+        padded = F.pad(starts, (k - 1, 0))  # (B, F, L + k - 1)
+        chosen = padded.unfold(-1, k, 1).amax(-1).transpose(1, 2) > 0  # (B, L, F): a start in the last k steps
+    else:
+        chosen = draws < rate
+    hidden = chosen & ~torch.isnan(x)  # (B, L, F)
+    if variables is not None:
+        hidden = hidden & variables.to(hidden.device)
     return torch.where(hidden, torch.full_like(x, float("nan")), x)
 
 
@@ -199,6 +217,8 @@ def prepare_imputation_data(
     test_fraction: float = 0.2,
     drop_unobserved: bool = False,
     names: Optional[Sequence[str]] = None,
+    holdout_pattern: str = "values",
+    hide_variables: Optional[Sequence[str]] = None,
 ) -> dict:
     """Chronological split, standardisation (training statistics only), windows, held-out masks.
 
@@ -235,12 +255,25 @@ def prepare_imputation_data(
         "seed": seed,
         "kept_columns": kept.tolist() if drop_unobserved else list(range(values.shape[1])),
         "dropped": np.flatnonzero(empty).tolist() if drop_unobserved else [],
+        "holdout_pattern": holdout_pattern,
+        "hide_variables": list(hide_variables) if hide_variables else None,
     }
+    variables = None
+    if hide_variables:
+        unknown = [v for v in hide_variables if v not in out["column_names"]]
+        if unknown:
+            raise DataError(
+                f"--hide-variables {unknown} are not variables of the data; they are {out['column_names'][:10]}"
+            )
+        variables = np.array([n in set(hide_variables) for n in out["column_names"]])
+    out["variables_hidden"] = variables  # bool[F] or None: the only variables holes fall on
     for name, (a, b) in ranges.items():
         wins = make_windows(values[a:b], window, stride if name == "train" else window)
         out[name] = wins
         if name != "train":
-            out[f"{name}_holdout"] = holdout_mask(wins, holdout, seed + _OFFSET[name])
+            out[f"{name}_holdout"] = holdout_mask(
+                wins, holdout, seed + _OFFSET[name], pattern=holdout_pattern, variables=variables
+            )
     return out
 
 
@@ -250,9 +283,21 @@ class ImputationTask:
     on the hidden values (imputation) plus the MAE on the values left observed (reconstruction)."""
 
     def __init__(
-        self, data: dict, artificial: float = 0.2, schedule: str = "dynamic", seed: int = 0, eval_batch_size: int = 128
+        self,
+        data: dict,
+        artificial: float = 0.2,
+        schedule: str = "dynamic",
+        seed: int = 0,
+        eval_batch_size: int = 128,
+        missing_unit: str = "value",
+        block_length: int = 7,
     ) -> None:
+        if missing_unit not in ("value", "block"):
+            raise ValueError(f"missing_unit must be 'value' or 'block', got {missing_unit!r}")
         self.data, self.artificial, self.seed, self.eval_batch_size = data, artificial, seed, eval_batch_size
+        self.missing_unit, self.block_length = missing_unit, block_length
+        hidden = data.get("variables_hidden")
+        self.variables = None if hidden is None else torch.as_tensor(np.asarray(hidden, dtype=bool))
         self.scaler: Standardizer = data["scaler"]
         self.std = {k: torch.from_numpy(self.scaler.transform(data[k])).float() for k in ("train", "valid", "test")}
         features, window = data["train"].shape[2], data["train"].shape[1]
@@ -263,7 +308,8 @@ class ImputationTask:
 
     def train_batch(self, indices: list[int], draw: int):
         truth = self.std["train"][indices]  # (B, L, F)
-        inputs = _hide(truth, self.artificial, self.schedule.uniforms(indices, truth.shape[1], draw))
+        uniforms = self.schedule.uniforms(indices, truth.shape[1], draw)
+        inputs = _hide(truth, self.artificial, uniforms, self.missing_unit, self.block_length, self.variables)
         return inputs, Mask.from_nan(inputs), truth
 
     def batch_size(self, batch) -> int:
@@ -562,15 +608,22 @@ def train_imputer(
     schedule: str = "dynamic",
     resume: bool = False,
     overwrite: bool = False,
+    missing_unit: str = "value",
+    block_length: int = 7,
 ) -> dict:
-    """Train, then score the best model and the simple baselines on the test split's held-out values."""
+    """Train, then score the best model and the simple baselines on the test split's held-out values.
+
+    ``missing_unit`` / ``block_length``: the shape of the artificial training holes (single values,
+    or blocks of consecutive steps of one variable)."""
     import time
 
     from ..run_folders import fingerprint
     from ..training import Trainer, start_run_folder
 
     start_run_folder(output, resume=resume, overwrite=overwrite)
-    task = ImputationTask(data, artificial, schedule, seed=train_config.seed)
+    task = ImputationTask(
+        data, artificial, schedule, seed=train_config.seed, missing_unit=missing_unit, block_length=block_length
+    )
     config = SeriesConfig(num_features=data["train"].shape[2], max_len=max(data["window"], 8), **model_config)
     torch.manual_seed(train_config.seed)
     model = SeriesImputer(config)
@@ -580,8 +633,12 @@ def train_imputer(
         "train": asdict(train_config),
         "artificial": artificial,
         "schedule": schedule,
+        "missing_unit": missing_unit,
+        "block_length": block_length,
         "data": {
             **{k: data[k] for k in ("ranges", "window", "stride", "holdout", "seed", "dropped")},
+            "holdout_pattern": data.get("holdout_pattern", "values"),
+            "hide_variables": data.get("hide_variables"),
             "column_names": data.get("column_names"),
             "fingerprint": fingerprint(*(data[k] for k in ("train", "valid", "test"))),
         },
