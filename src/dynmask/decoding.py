@@ -106,16 +106,17 @@ def beam_search(
     step = _Stepper(model, memory, src_mask, use_cache, src)
     step.reorder(rows)
     prefix = torch.full((batch * beam, 1), bos, dtype=torch.long, device=src.device)
-    alive = torch.full((batch, beam), float("-inf"), dtype=torch.float64)
+    alive = torch.full((batch, beam), float("-inf"), dtype=torch.float64, device=src.device)
     alive[:, 0] = 0.0  # all beams start identical: keep one
     finished: list[list[tuple[float, float, list[int]]]] = [[] for _ in range(batch)]
     norm = lambda score, length: score / (max(length, 1) ** length_penalty)
     active = [True] * batch
     for t in range(max_len):
-        logp = step(prefix).double().cpu()  # (B*K, V)
+        logp = step(prefix).double()  # (B*K, V), on the model's device
         vocab = logp.shape[-1]
         cand = (alive.view(-1, 1) + logp).view(batch, beam * vocab)  # (B, K*V)
         top_scores, top_idx = cand.topk(min(2 * beam, beam * vocab), dim=1)  # (B, 2K)
+        top_scores, top_idx = top_scores.cpu(), top_idx.cpu()  # only the (B, 2K) candidates leave the device
         parents, tokens = top_idx // vocab, top_idx % vocab
         new_alive = torch.full((batch, beam), float("-inf"), dtype=torch.float64)
         new_parent = torch.zeros(batch, beam, dtype=torch.long)
@@ -146,10 +147,12 @@ def beam_search(
         if not any(active):
             break
         alive = torch.where(torch.tensor(active)[:, None], new_alive, torch.full_like(new_alive, float("-inf")))
+        alive = alive.to(src.device)
         index = (torch.arange(batch)[:, None] * beam + new_parent).view(-1).to(src.device)  # (B*K,)
         step.reorder(index)
         prefix = torch.cat([prefix.index_select(0, index), new_token.view(-1, 1).to(src.device)], dim=1)
     out = []
+    alive = alive.cpu()
     for b in range(batch):
         pool = list(finished[b])
         if not pool or active[b]:  # ran out of length: live beams count too, unfinished
