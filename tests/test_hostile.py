@@ -803,3 +803,45 @@ def test_e17_evaluate_remembers_the_data_of_the_run(classifier_run, capsys):
     scores = json.loads(capsys.readouterr().out)
     saved = json.loads((classifier_run / "test_results.json").read_text())
     assert scores[0]["accuracy"] == saved[0]["accuracy"]
+
+
+def test_impute_draws_observed_and_filled_values(imputer_run, tmp_path):
+    run, csv = imputer_run
+    png = tmp_path / "fills.png"
+    assert (
+        main(
+            [
+                "impute",
+                "--model",
+                str(run),
+                "--input",
+                str(csv),
+                "--output",
+                str(tmp_path / "o.csv"),
+                "--plot",
+                str(png),
+                "--plot-variables",
+                "temp,rain",
+            ]
+        )
+        == 0
+    )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert (
+        main(
+            [
+                "impute",
+                "--model",
+                str(run),
+                "--input",
+                str(csv),
+                "--output",
+                str(tmp_path / "p.csv"),
+                "--plot",
+                str(tmp_path / "x.png"),
+                "--plot-variables",
+                "nope",
+            ]
+        )
+        == 2
+    )

@@ -552,6 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
         "written back exactly as read (not the --input file)",
     )
     p.add_argument("--time-column", default=None, help="time column (default: the first column)")
+    p.add_argument("--plot", type=Path, default=None, help="also draw observed and filled values to this PNG")
+    p.add_argument("--plot-variables", default=None, help="comma-separated variables to draw (default: the first four)")
     p.add_argument(
         "--clip-to-train-range",
         action="store_true",
@@ -828,6 +830,7 @@ def _impute(args) -> None:
     from .tasks.series import impute_csv, load_imputer
 
     trained = _onnx_imputer(args.model) if is_onnx(args.model) else load_imputer(args.model)
+    plot_variables = _markers(args.plot_variables)
     counts = impute_csv(
         trained,
         args.input,
@@ -835,6 +838,8 @@ def _impute(args) -> None:
         time_column=args.time_column,
         clip_to_train_range=args.clip_to_train_range,
         encoding=args.encoding,
+        plot=args.plot,
+        plot_variables=plot_variables,
     )
     note = (
         f"; {counts['left_in_unknown_columns']} left in variables the model was not trained on"

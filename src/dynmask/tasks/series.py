@@ -505,11 +505,14 @@ def impute_csv(
     time_column: Optional[str] = None,
     clip_to_train_range: bool = False,
     encoding: str = "utf-8",
+    plot: Optional[Path] = None,
+    plot_variables: Optional[Sequence[str]] = None,
 ) -> dict:
     """Fill the holes of a wide CSV and write it to ``output_path``: every observed cell (and the time
     column, the header, every column the model does not know) is written back exactly as read, as
     text; only holes (blank, NaN-like or non-finite cells of the trained variables) get a value.
-    Columns are matched by name. Returns counts of holes and fills."""
+    Columns are matched by name. ``plot``: a PNG of observed and filled values of ``plot_variables``
+    (default: the first four). Returns counts of holes and fills."""
     from ..data.series import read_wide_csv, read_wide_text
 
     input_path, output_path = Path(input_path), Path(output_path)
@@ -518,6 +521,9 @@ def impute_csv(
     values = read_wide_csv(input_path, time_column, encoding)
     text = read_wide_text(input_path, time_column, encoding)
     labels = match_columns(trained, values.columns, str(input_path))
+    unknown = [v for v in plot_variables or () if v not in labels]
+    if plot is not None and unknown:  # checked before anything is written
+        raise DataError(f"--plot-variables {unknown} are not variables the model fills; they are {labels[:10]}")
     clip = None
     if clip_to_train_range:
         if trained.train_min is None:
@@ -541,6 +547,18 @@ def impute_csv(
     out.to_csv(tmp, encoding=encoding)
     os.replace(tmp, output_path)
     left = int(values.drop(columns=labels).isna().to_numpy().sum())
+    if plot is not None:
+        from ..plots import plot_imputation
+
+        plot_imputation(
+            plot,
+            list(values.index),
+            labels,
+            numbers,
+            fills,
+            variables=plot_variables,
+            title=f"{input_path.name}: observed and filled",
+        )
     return {"holes": int(holes.sum()), "filled": int(holes.sum()), "left_in_unknown_columns": left}
 
 
