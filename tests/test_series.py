@@ -356,3 +356,81 @@ def test_cli_impute_with_block_holes_and_chosen_variables(tmp_path):
     assert config["missing_unit"] == "block" and config["data"]["holdout_pattern"] == "blocks"
     assert config["data"]["hide_variables"] == ["s2"]
     assert main([*args[:-1], "nope", "--overwrite"]) == 2  # an unknown variable is refused
+
+
+def test_interval_metrics_and_pinball_loss():
+    from dynmask.tasks.series import _pinball, interval_metrics
+
+    truth = np.array([[1.0, 2.0, 3.0, 4.0]])
+    lower, upper = np.array([[0.0, 2.5, 2.0, 3.0]]), np.array([[2.0, 3.0, 4.0, 5.0]])
+    scored = np.array([[True, True, True, False]])
+    m = interval_metrics(lower, upper, truth, scored, 0.9)
+    assert m["coverage"] == pytest.approx(2 / 3) and m["interval_width"] == pytest.approx(1.5)
+    assert m["interval_score"] == pytest.approx((2 + 0.5 + 2 + (2 / 0.1) * 0.5) / 3)
+    pred, y = torch.tensor([[[0.0], [2.0]]]), torch.tensor([[[1.0], [1.0]]])
+    keep = torch.tensor([[[True], [True]]])
+    assert float(_pinball(pred, y, keep, 0.9)) == pytest.approx((0.9 * 1 + 0.1 * 1) / 2)
+
+
+def test_imputer_learns_intervals_and_writes_them(tmp_path):
+    rng = np.random.default_rng(0)
+    t = np.arange(400)
+    values = np.stack([np.sin(t / 8) + rng.normal(0, 0.3, 400), np.cos(t / 11) + rng.normal(0, 0.3, 400)], 1)
+    values[rng.random(values.shape) < 0.15] = np.nan
+    frame = pd.DataFrame(values, columns=["a", "b"])
+    frame.insert(0, "t", t)
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "impute",
+                "--data",
+                str(tmp_path / "in.csv"),
+                "--output",
+                str(run),
+                "--window",
+                "24",
+                "--stride",
+                "4",
+                "--epochs",
+                "15",
+                "--d-model",
+                "32",
+                "--heads",
+                "2",
+                "--layers",
+                "1",
+                "--no-progress",
+                "--intervals",
+                "0.9",
+                "--lr",
+                "3e-3",
+            ]
+        )
+        == 0
+    )
+    result = json.loads((run / "test_results.json").read_text())["dynmask"]
+    assert 0.6 <= result["coverage"] <= 1.0 and result["interval_width"] > 0, result
+    assert (
+        main(
+            [
+                "impute",
+                "--model",
+                str(run),
+                "--input",
+                str(tmp_path / "in.csv"),
+                "--output",
+                str(tmp_path / "out.csv"),
+                "--intervals",
+            ]
+        )
+        == 0
+    )
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert list(out.columns) == ["t", "a", "a_lower", "a_upper", "b", "b_lower", "b_upper"]
+    holes = frame["a"].isna().to_numpy()
+    assert out["a_lower"][~holes].isna().all() and not out["a_lower"][holes].isna().any()
+    assert (out["a_lower"][holes] <= out["a"][holes] + 1e-6).all()
+    assert (out["a"][holes] <= out["a_upper"][holes] + 1e-6).all()

@@ -472,6 +472,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="steps per training block (default: %(default)s)",
     )
     q.add_argument(
+        "--intervals",
+        type=HOLDOUT,
+        default=0.0,
+        help="also learn a prediction interval of this level (e.g. 0.9: the 5%% and 95%% quantiles, pinball "
+        "loss); its coverage on the held-out values is reported",
+    )
+    q.add_argument(
         "--hide-variables",
         default=None,
         help="comma-separated variables: holes (training and held-out) fall on these only",
@@ -552,6 +559,11 @@ def build_parser() -> argparse.ArgumentParser:
         "written back exactly as read (not the --input file)",
     )
     p.add_argument("--time-column", default=None, help="time column (default: the first column)")
+    p.add_argument(
+        "--intervals",
+        action="store_true",
+        help="write <variable>_lower / _upper columns: the run's prediction interval at each hole",
+    )
     p.add_argument("--plot", type=Path, default=None, help="also draw observed and filled values to this PNG")
     p.add_argument("--plot-variables", default=None, help="comma-separated variables to draw (default: the first four)")
     p.add_argument(
@@ -764,6 +776,7 @@ def _series_model(args) -> dict:
         d_ff=args.d_ff or 2 * args.d_model,
         dropout=args.dropout,
         time_gaps=args.time_gaps,
+        **({"interval": args.intervals} if getattr(args, "intervals", 0.0) else {}),
     )
 
 
@@ -840,6 +853,7 @@ def _impute(args) -> None:
         encoding=args.encoding,
         plot=args.plot,
         plot_variables=plot_variables,
+        intervals=args.intervals,
     )
     note = (
         f"; {counts['left_in_unknown_columns']} left in variables the model was not trained on"

@@ -38,6 +38,7 @@ class SeriesConfig:
     max_len: int = 4096
     pooling: str = "mean"
     time_gaps: bool = False
+    interval: float = 0.0  # imputer: > 0 adds the (1 - interval)/2 and (1 + interval)/2 quantiles of each value
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -141,13 +142,39 @@ class SeriesImputer(nn.Module):
 
     def __init__(self, config: SeriesConfig) -> None:
         super().__init__()
+        if not 0.0 <= config.interval < 1.0:
+            raise ValueError(f"interval must lie in [0, 1), got {config.interval}")
         self.config = config
         self.backbone = _Backbone(config, queries="all")
         self.head = nn.Linear(config.d_model, config.num_features)
+        # prediction intervals: the lower and upper quantiles, as offsets below / above the point prediction
+        self.interval_head = nn.Linear(config.d_model, 2 * config.num_features) if config.interval > 0 else None
+
+    @property
+    def quantiles(self) -> tuple[float, float]:
+        """(lower, upper) quantile levels of the interval."""
+        return (1 - self.config.interval) / 2, (1 + self.config.interval) / 2
 
     def forward(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None) -> Tensor:
         """Predictions float[B, L, F] at every position (observed ones included, for reconstruction)."""
         return self.head(self.backbone(x, mask, timestamps))
+
+    def forward_with_interval(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None):
+        """(point, lower, upper), each float[B, L, F]; lower <= point <= upper by construction (softplus
+        offsets). Needs ``interval > 0``."""
+        if self.interval_head is None:
+            raise ValueError("this imputer has no interval head: train it with interval > 0 (--intervals)")
+        h = self.backbone(x, mask, timestamps)
+        point = self.head(h)
+        below, above = nn.functional.softplus(self.interval_head(h)).chunk(2, dim=-1)  # (B, L, F) each
+        return point, point - below, point + above
+
+    def impute_with_interval(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None):
+        """(filled, lower, upper): ``x`` with its holes filled, and the interval at every position (an
+        observed value's interval is the value itself)."""
+        point, lower, upper = self.forward_with_interval(x, mask, timestamps)
+        keep = _observed_values(x, mask)
+        return torch.where(keep, x, point), torch.where(keep, x, lower), torch.where(keep, x, upper)
 
     def impute(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None) -> Tensor:
         """``x`` with its missing values replaced by predictions; observed values are never overwritten."""

@@ -177,6 +177,30 @@ def imputation_metrics(pred: np.ndarray, truth: np.ndarray, scored: np.ndarray) 
     }
 
 
+def _pinball(pred: torch.Tensor, truth: torch.Tensor, keep: torch.Tensor, q: float) -> torch.Tensor:
+    """Mean pinball (quantile) loss of ``pred`` for level ``q`` over entries where ``keep`` is True."""
+    zero = pred.new_zeros(())
+    diff = torch.where(keep, truth, zero) - torch.where(keep, pred, zero)  # (B, L, F); 0 where not kept
+    loss = torch.maximum(q * diff, (q - 1) * diff)
+    return torch.where(keep, loss, zero).sum() / keep.sum().clamp(min=1)
+
+
+def interval_metrics(
+    lower: np.ndarray, upper: np.ndarray, truth: np.ndarray, scored: np.ndarray, interval: float
+) -> dict:
+    """Empirical coverage of the ``interval`` prediction interval on the ``scored`` values, its mean
+    width, and the interval score (Gneiting & Raftery, 2007; lower is better), data units."""
+    lo, hi, y = lower[scored], upper[scored], truth[scored]
+    alpha = 1 - interval
+    score = (hi - lo) + (2 / alpha) * np.maximum(lo - y, 0) + (2 / alpha) * np.maximum(y - hi, 0)
+    return {
+        "interval": interval,
+        "coverage": float(((y >= lo) & (y <= hi)).mean()),
+        "interval_width": float((hi - lo).mean()),
+        "interval_score": float(score.mean()),
+    }
+
+
 def impute_mean(windows: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """Every hole filled with the variable's training mean."""
     return np.where(np.isnan(windows), mean, windows)
@@ -317,10 +341,21 @@ class ImputationTask:
 
     def loss(self, model, batch) -> torch.Tensor:
         inputs, mask, truth = batch
-        pred = model(inputs, mask).float()
         observed = ~torch.isnan(truth)
         hidden = observed & ~mask.observed_values  # artificially hidden: the imputation target
-        return masked_mae(pred, truth, hidden) + masked_mae(pred, truth, mask.observed_values)
+        net = getattr(model, "module", model)  # DDP wraps the model
+        if net.interval_head is None:
+            pred = model(inputs, mask).float()
+            return masked_mae(pred, truth, hidden) + masked_mae(pred, truth, mask.observed_values)
+        pred, lower, upper = (t.float() for t in net.forward_with_interval(inputs, mask))
+        low_q, high_q = net.quantiles
+        # the point as before, plus the pinball loss of both quantiles on the hidden values
+        return (
+            masked_mae(pred, truth, hidden)
+            + masked_mae(pred, truth, mask.observed_values)
+            + _pinball(lower, truth, hidden, low_q)
+            + _pinball(upper, truth, hidden, high_q)
+        )
 
     def predict(self, model, split: str) -> np.ndarray:
         """Imputed windows of ``split`` in original units, with its held-out values hidden from the model."""
@@ -337,8 +372,29 @@ class ImputationTask:
         model.train(was)
         return self.scaler.inverse(torch.cat(outs).numpy())
 
+    def predict_intervals(self, model, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) windows of ``split`` in original units, its held-out values hidden."""
+        windows = self.std[split].clone()
+        windows[torch.from_numpy(self.data[f"{split}_holdout"])] = float("nan")
+        was = model.training
+        model.eval()
+        lows, highs, device = [], [], device_of(model)
+        with torch.no_grad():
+            for start in range(0, windows.shape[0], self.eval_batch_size):
+                x = windows[start : start + self.eval_batch_size].to(device)  # (b, L, F)
+                _, low, high = model.impute_with_interval(x, Mask.from_nan(x))
+                lows.append(low.float().cpu())
+                highs.append(high.float().cpu())
+        model.train(was)
+        return self.scaler.inverse(torch.cat(lows).numpy()), self.scaler.inverse(torch.cat(highs).numpy())
+
     def evaluate(self, model, split: str = "valid") -> dict:
-        metrics = imputation_metrics(self.predict(model, split), self.data[split], self.data[f"{split}_holdout"])
+        scored = self.data[f"{split}_holdout"]
+        metrics = imputation_metrics(self.predict(model, split), self.data[split], scored)
+        if getattr(model, "interval_head", None) is not None:
+            metrics.update(
+                interval_metrics(*self.predict_intervals(model, split), self.data[split], scored, model.config.interval)
+            )
         return {**metrics, "score": -metrics["mae"]}
 
     def baselines(self, split: str = "test") -> dict:
@@ -443,24 +499,26 @@ def match_columns(trained: TrainedImputer, file_columns: Sequence[str], source: 
     return list(trained.column_names)
 
 
-def _fill_windows(model: SeriesImputer, scaler: Standardizer, window: int, values: np.ndarray) -> np.ndarray:
+def _fill_windows(model: SeriesImputer, scaler: Standardizer, window: int, values: np.ndarray, intervals: bool = False):
     """Model predictions float64[T, F] (data units) for every cell of ``values`` (T, F), window by window:
-    the first window to cover a step fills it."""
+    the first window to cover a step fills it. With ``intervals``: (fills, lower, upper)."""
     total = values.shape[0]
     length = min(window, total)
     starts = list(range(0, total - length + 1, length))
     if starts[-1] != total - length:
         starts.append(total - length)
-    filled = np.full(values.shape, np.nan)
+    outputs = [np.full(values.shape, np.nan) for _ in range(3 if intervals else 1)]
     device = device_of(model)
     with torch.no_grad():
         for s in starts:
             x = torch.from_numpy(scaler.transform(values[s : s + length])).float().unsqueeze(0).to(device)  # (1, L, F)
-            pred = model.impute(x, Mask.from_nan(x))[0].double().cpu().numpy()  # (L, F), standard units
-            out = scaler.inverse(pred)
-            todo = np.isnan(filled[s : s + length])
-            filled[s : s + length][todo] = out[todo]
-    return filled
+            mask = Mask.from_nan(x)
+            preds = model.impute_with_interval(x, mask) if intervals else (model.impute(x, mask),)
+            todo = np.isnan(outputs[0][s : s + length])
+            for out, pred in zip(outputs, preds):
+                values_here = scaler.inverse(pred[0].double().cpu().numpy())  # (L, F), data units
+                out[s : s + length][todo] = values_here[todo]
+    return tuple(outputs) if intervals else outputs[0]
 
 
 def impute_frame(
@@ -507,12 +565,14 @@ def impute_csv(
     encoding: str = "utf-8",
     plot: Optional[Path] = None,
     plot_variables: Optional[Sequence[str]] = None,
+    intervals: bool = False,
 ) -> dict:
     """Fill the holes of a wide CSV and write it to ``output_path``: every observed cell (and the time
     column, the header, every column the model does not know) is written back exactly as read, as
     text; only holes (blank, NaN-like or non-finite cells of the trained variables) get a value.
     Columns are matched by name. ``plot``: a PNG of observed and filled values of ``plot_variables``
-    (default: the first four). Returns counts of holes and fills."""
+    (default: the first four). ``intervals``: after each variable, ``<name>_lower`` and ``<name>_upper``
+    columns hold the run's prediction interval at the holes (blank at observed cells). Returns counts."""
     from ..data.series import read_wide_csv, read_wide_text
 
     input_path, output_path = Path(input_path), Path(output_path)
@@ -531,7 +591,11 @@ def impute_csv(
         clip = (trained.train_min, trained.train_max)
     numbers = values[labels].to_numpy(dtype=np.float64)  # (T, F)
     holes = ~np.isfinite(numbers)
-    fills = _fill_windows(trained.model, trained.scaler, trained.window, numbers)
+    if intervals and getattr(trained.model, "interval_head", None) is None:
+        raise DataError("--intervals: this imputer was trained without intervals; train it with --intervals 0.9")
+    fills = _fill_windows(trained.model, trained.scaler, trained.window, numbers, intervals=intervals)
+    if intervals:
+        fills, lower, upper = fills
     if clip is not None:
         fills = np.clip(fills, clip[0], clip[1])
     if np.isnan(fills[holes]).any():
@@ -542,6 +606,12 @@ def impute_csv(
         rows = np.flatnonzero(holes[:, j])
         column[rows] = [_format_fill(v) for v in fills[rows, j]]
         out[label] = column
+        if intervals:
+            position = list(out.columns).index(label)
+            for suffix, bound in (("_upper", upper), ("_lower", lower)):  # inserted right after the variable
+                cells = np.full(len(out), "", dtype=object)
+                cells[rows] = [_format_fill(v) for v in bound[rows, j]]
+                out.insert(position + 1, f"{label}{suffix}", cells)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(output_path.name + ".partial")
     out.to_csv(tmp, encoding=encoding)
