@@ -178,13 +178,30 @@ def test_exported_imputer_fills_a_csv_like_the_run(tmp_path):
     for model, name in ((run, "eager.csv"), (tmp_path / "imp.onnx", "onnx.csv")):
         assert (
             main(
-                ["impute", "--model", str(model), "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / name)]
+                [
+                    "impute",
+                    "--model",
+                    str(model),
+                    "--input",
+                    str(tmp_path / "in.csv"),
+                    "--output",
+                    str(tmp_path / name),
+                    "--use-model",
+                ]  # the model itself, whatever the validation fallback (the export carries it too)
             )
             == 0
         )
     eager, onnx = pd.read_csv(tmp_path / "eager.csv"), pd.read_csv(tmp_path / "onnx.csv")
     assert np.abs(eager[["a", "b", "c"]].to_numpy() - onnx[["a", "b", "c"]].to_numpy()).max() <= 1e-4
     assert isinstance(OnnxSeriesModel(tmp_path / "imp.onnx").impute(torch.randn(1, 12, 3)), torch.Tensor)
+    for model, name in ((run, "eager-default.csv"), (tmp_path / "imp.onnx", "onnx-default.csv")):
+        assert (
+            main(
+                ["impute", "--model", str(model), "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / name)]
+            )
+            == 0
+        )
+    assert pd.read_csv(tmp_path / "eager-default.csv").equals(pd.read_csv(tmp_path / "onnx-default.csv"))
 
 
 def test_export_refuses_what_it_cannot_trace(tmp_path, capsys):

@@ -259,7 +259,7 @@ def test_cli_train_impute_and_fill_a_csv(tmp_path, capsys):
         == 0
     )
     results = json.loads((run / "test_results.json").read_text())
-    assert set(results) == {"dynmask", "mean", "locf", "linear"}
+    assert set(results) == {"dynmask", "mean", "locf", "linear", "dynmask_or_fallback"}
     config = json.loads((run / "best" / "config.json").read_text())
     assert config["model"]["d_ff"] == 32 and config["artificial"] == 0.3  # d_ff follows --d-model
     assert results["dynmask"]["n"] == results["linear"]["n"] == int(np.load(run / "test_holdout_mask.npy").sum())
@@ -424,6 +424,7 @@ def test_imputer_learns_intervals_and_writes_them(tmp_path):
                 "--output",
                 str(tmp_path / "out.csv"),
                 "--intervals",
+                "--use-model",
             ]
         )
         == 0
@@ -434,3 +435,54 @@ def test_imputer_learns_intervals_and_writes_them(tmp_path):
     assert out["a_lower"][~holes].isna().all() and not out["a_lower"][holes].isna().any()
     assert (out["a_lower"][holes] <= out["a"][holes] + 1e-6).all()
     assert (out["a"][holes] <= out["a_upper"][holes] + 1e-6).all()
+
+
+def test_an_imputer_that_loses_to_a_baseline_on_validation_falls_back_and_says_so(tmp_path, capsys):
+    """A smooth series and a one-epoch model: linear interpolation wins on validation, so the run
+    records it and `dynmask impute` fills with it, saying so."""
+    t = np.arange(300)
+    values = np.stack([np.sin(t / 20), 2 * np.cos(t / 25)], 1)
+    values[np.random.default_rng(0).random(values.shape) < 0.2] = np.nan
+    frame = pd.DataFrame(values, columns=["a", "b"])
+    frame.insert(0, "t", t)
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "impute",
+                "--data",
+                str(tmp_path / "in.csv"),
+                "--output",
+                str(run),
+                "--window",
+                "20",
+                "--epochs",
+                "1",
+                "--d-model",
+                "16",
+                "--heads",
+                "2",
+                "--layers",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    results = json.loads((run / "test_results.json").read_text())
+    fallback = json.loads((run / "best" / "fallback.json").read_text())
+    assert fallback["fallback"] == "linear"  # the model is worse on validation values
+    assert results["dynmask_or_fallback"]["mae"] == results["linear"]["mae"]
+    capsys.readouterr()
+    assert (
+        main(
+            ["impute", "--model", str(run), "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv")]
+        )
+        == 0
+    )
+    assert "by linear" in capsys.readouterr().out
+    out = pd.read_csv(tmp_path / "out.csv")
+    expected = frame[["a", "b"]].interpolate(limit_direction="both")
+    assert np.abs(out[["a", "b"]].to_numpy() - expected.to_numpy()).max() < 1e-5

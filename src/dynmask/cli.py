@@ -560,6 +560,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--time-column", default=None, help="time column (default: the first column)")
     p.add_argument(
+        "--use-model",
+        action="store_true",
+        help="fill with the model even when a simple baseline beat it on the run's validation values",
+    )
+    p.add_argument(
         "--intervals",
         action="store_true",
         help="write <variable>_lower / _upper columns: the run's prediction interval at each hole",
@@ -854,14 +859,20 @@ def _impute(args) -> None:
         plot=args.plot,
         plot_variables=plot_variables,
         intervals=args.intervals,
+        use_model=args.use_model,
     )
     note = (
         f"; {counts['left_in_unknown_columns']} left in variables the model was not trained on"
         if counts["left_in_unknown_columns"]
         else ""
     )
+    by = (
+        ""
+        if counts["filled_by"] == "model"
+        else (f" by {counts['filled_by']} (it beat the model on the run's validation values)")
+    )
     print(
-        f"filled {counts['filled']} of {counts['holes']} missing values in {args.input} -> {args.output}{note}; "
+        f"filled {counts['filled']} of {counts['holes']} missing values{by} in {args.input} -> {args.output}{note}; "
         "observed cells written back as read"
     )
 
@@ -888,7 +899,19 @@ def _onnx_imputer(path: Path):
         list(assets.get("dropped_names") or []),
         arr(assets.get("train_min")),
         arr(assets.get("train_max")),
+        _exported_fallback(runner.assets),
     )
+
+
+def _exported_fallback(assets: Path):
+    from .tasks.series import BASELINES, FALLBACK_FILE
+
+    if not (assets / FALLBACK_FILE).exists():
+        return None
+    fallback = json.loads((assets / FALLBACK_FILE).read_text()).get("fallback")
+    if fallback not in (None, *BASELINES):
+        raise SystemExit(f"error: {assets / FALLBACK_FILE}: unknown fallback {fallback!r}")
+    return fallback
 
 
 def _task_of(folder: Path) -> str:

@@ -436,6 +436,17 @@ class TrainedImputer:
     dropped_names: list = field(default_factory=list)  # variables dropped as never observed in training
     train_min: Optional[np.ndarray] = None  # observed range of each trained variable in the training split
     train_max: Optional[np.ndarray] = None
+    fallback: Optional[str] = None  # a simple baseline that beat the model on validation: it fills instead
+
+
+FALLBACK_FILE = "fallback.json"
+BASELINES = ("mean", "locf", "linear")
+
+
+def choose_fallback(model_metrics: dict, baseline_metrics: dict) -> Optional[str]:
+    """The simple baseline to use instead of the model when one has a lower validation MAE, else None."""
+    name, best = min(baseline_metrics.items(), key=lambda kv: kv[1]["mae"])
+    return name if best["mae"] < model_metrics["mae"] else None
 
 
 def load_imputer(folder: Path) -> TrainedImputer:
@@ -469,8 +480,23 @@ def load_imputer(folder: Path) -> TrainedImputer:
             f"to {model.config.max_len} steps)"
         )
     as_array = lambda v: None if v is None else np.array([np.nan if x is None else x for x in v], dtype=np.float64)
+    fallback = None
+    if (folder / FALLBACK_FILE).exists():
+        fallback = read_json(folder / FALLBACK_FILE).get("fallback")
+        if fallback not in (None, *BASELINES):
+            raise RunFolderError(
+                f"{folder / FALLBACK_FILE}: unknown fallback {fallback!r}; expected one of {BASELINES}"
+            )
     return TrainedImputer(
-        model, scaler, window, columns, names, list(assets.get("dropped_names") or []), as_array(lo), as_array(hi)
+        model,
+        scaler,
+        window,
+        columns,
+        names,
+        list(assets.get("dropped_names") or []),
+        as_array(lo),
+        as_array(hi),
+        fallback,
     )
 
 
@@ -566,6 +592,7 @@ def impute_csv(
     plot: Optional[Path] = None,
     plot_variables: Optional[Sequence[str]] = None,
     intervals: bool = False,
+    use_model: bool = False,
 ) -> dict:
     """Fill the holes of a wide CSV and write it to ``output_path``: every observed cell (and the time
     column, the header, every column the model does not know) is written back exactly as read, as
@@ -593,7 +620,16 @@ def impute_csv(
     holes = ~np.isfinite(numbers)
     if intervals and getattr(trained.model, "interval_head", None) is None:
         raise DataError("--intervals: this imputer was trained without intervals; train it with --intervals 0.9")
-    fills = _fill_windows(trained.model, trained.scaler, trained.window, numbers, intervals=intervals)
+    if trained.fallback is not None and not use_model:
+        if intervals:
+            raise DataError(
+                f"--intervals: this run fills with its validation fallback ({trained.fallback}), which has no "
+                "intervals; add --use-model to fill (and bound) with the model anyway"
+            )
+        fill = {"mean": impute_mean, "locf": impute_locf, "linear": impute_linear}[trained.fallback]
+        fills = fill(numbers[None], trained.scaler.mean.astype(np.float64))[0]  # the whole file as one window
+    else:
+        fills = _fill_windows(trained.model, trained.scaler, trained.window, numbers, intervals=intervals)
     if intervals:
         fills, lower, upper = fills
     if clip is not None:
@@ -617,6 +653,7 @@ def impute_csv(
     out.to_csv(tmp, encoding=encoding)
     os.replace(tmp, output_path)
     left = int(values.drop(columns=labels).isna().to_numpy().sum())
+    counts_fallback = None if use_model else trained.fallback
     if plot is not None:
         from ..plots import plot_imputation
 
@@ -629,7 +666,12 @@ def impute_csv(
             variables=plot_variables,
             title=f"{input_path.name}: observed and filled",
         )
-    return {"holes": int(holes.sum()), "filled": int(holes.sum()), "left_in_unknown_columns": left}
+    return {
+        "holes": int(holes.sum()),
+        "filled": int(holes.sum()),
+        "left_in_unknown_columns": left,
+        "filled_by": counts_fallback or "model",
+    }
 
 
 def train_series_classifier(
@@ -737,12 +779,39 @@ def train_imputer(
     summary["train_seconds"] = time.perf_counter() - t0
     if trainer.main:
         best = model
-        if (Path(output) / "best" / "model.safetensors").exists():
+        best_dir = Path(output) / "best"
+        if (best_dir / "model.safetensors").exists():
             best = load_imputer(output).model
+        # never behind the simple baselines on validation: if one wins there, it fills instead (and says so)
+        valid_model, valid_baselines = task.evaluate(best, "valid"), task.baselines("valid")
+        fallback = choose_fallback(valid_model, valid_baselines)
+        summary["fallback"] = fallback
+        summary["valid"] = {"dynmask": valid_model, **valid_baselines}
+        if best_dir.exists():
+            from ..run_folders import write_manifest
+
+            (best_dir / FALLBACK_FILE).write_text(
+                json.dumps({"fallback": fallback, "valid": summary["valid"]}, indent=2)
+            )
+            write_manifest(best_dir)
         summary["test"] = task.evaluate(best, "test")
         summary["baselines"] = task.baselines("test")
         np.save(Path(output) / "test_holdout_mask.npy", data["test_holdout"])
+        chosen = summary["test"] if fallback is None else summary["baselines"][fallback]
         (Path(output) / "test_results.json").write_text(
-            json.dumps({"dynmask": summary["test"], **summary["baselines"]}, indent=2)
+            json.dumps(
+                {
+                    "dynmask": summary["test"],
+                    **summary["baselines"],
+                    "dynmask_or_fallback": {**chosen, "fallback": fallback},
+                },
+                indent=2,
+            )
         )
+        if fallback is not None:
+            print(
+                f"note: {fallback} beat the model on validation values (MAE {valid_baselines[fallback]['mae']:.4g} "
+                f"vs {valid_model['mae']:.4g}): `dynmask impute` will fill with {fallback} and say so",
+                flush=True,
+            )
     return summary
