@@ -223,7 +223,11 @@ def table(args) -> None:
     lines, summary = [], []
     for train_missing in sorted({k[0] for k in groups}, reverse=True):
         lines += [
-            f"**trained with {train_missing:g} of word pieces hidden (dynamic holes)**",
+            (
+                f"**trained with {train_missing:g} of word pieces hidden (dynamic holes)**"
+                if train_missing
+                else "**trained without holes**"
+            ),
             "",
             "| method | seeds | " + " | ".join(f"missing {r:g}: acc / macro-F1" for r in TEST_RATES) + " |",
             "|" + " --- |" * (len(TEST_RATES) + 2),
