@@ -486,3 +486,91 @@ def test_an_imputer_that_loses_to_a_baseline_on_validation_falls_back_and_says_s
     out = pd.read_csv(tmp_path / "out.csv")
     expected = frame[["a", "b"]].interpolate(limit_direction="both")
     assert np.abs(out[["a", "b"]].to_numpy() - expected.to_numpy()).max() < 1e-5
+
+
+def test_interpolation_of_observed_values_matches_pandas_and_never_reads_holes():
+    from dynmask.models.series import interpolate_observed
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 15, 4))
+    observed = rng.random(x.shape) > 0.5
+    observed[:, :, 3] = False  # a variable never observed: 0
+    values = np.where(observed, x, np.nan)
+    ours = interpolate_observed(torch.tensor(values), torch.tensor(observed)).numpy()
+    for b in range(3):
+        expected = pd.DataFrame(values[b]).interpolate(limit_direction="both").fillna(0.0).to_numpy()
+        np.testing.assert_allclose(ours[b], expected, atol=1e-12)
+    poisoned = torch.tensor(np.where(observed, x, np.inf), requires_grad=True)
+    out = interpolate_observed(poisoned, torch.tensor(observed))
+    out.sum().backward()
+    assert torch.equal(out, torch.tensor(ours)) and (poisoned.grad[~torch.tensor(observed)] == 0).all()
+
+
+def test_residual_imputer_starts_from_interpolation_and_keeps_the_guarantee():
+    torch.manual_seed(0)
+    model = SeriesImputer(SeriesConfig(3, d_model=16, n_heads=2, n_layers=1, d_ff=32, residual=True)).eval()
+    with torch.no_grad():  # a zero correction: the imputer is linear interpolation
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    x = torch.randn(2, 12, 3)
+    x[torch.rand(2, 12, 3) < 0.4] = float("nan")
+    mask = Mask.from_nan(x)
+    from dynmask.models.series import interpolate_observed
+
+    with torch.no_grad():
+        filled = model.impute(x, mask)
+        expected = interpolate_observed(x, mask.observed_values)
+    holes = torch.isnan(x)
+    assert torch.allclose(filled[holes], expected[holes]) and torch.equal(filled[~holes], x[~holes])
+    model.train()
+    outs = []
+    for fill in (0.0, 1e30, float("nan")):
+        xi = torch.where(holes, torch.full_like(x, fill), x).requires_grad_(True)
+        torch.manual_seed(1)
+        out = model(xi, mask)
+        out[~holes].sum().backward()
+        assert (xi.grad[holes] == 0).all() and torch.isfinite(out).all()
+        outs.append(out.detach())
+    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
+
+
+def test_residual_imputer_stays_near_interpolation_on_a_smooth_series(tmp_path):
+    """A smooth series where a plain one-epoch model is far behind linear interpolation: the residual
+    imputer starts at the interpolation (zero correction) and stays near it."""
+    t = np.arange(300)
+    values = np.stack([np.sin(t / 20), 2 * np.cos(t / 25)], 1)
+    values[np.random.default_rng(0).random(values.shape) < 0.2] = np.nan
+    frame = pd.DataFrame(values, columns=["a", "b"])
+    frame.insert(0, "t", t)
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    maes = {}
+    for name, extra in (("plain", []), ("residual", ["--residual"])):
+        run = tmp_path / name
+        assert (
+            main(
+                [
+                    "train",
+                    "impute",
+                    "--data",
+                    str(tmp_path / "in.csv"),
+                    "--output",
+                    str(run),
+                    "--window",
+                    "20",
+                    "--epochs",
+                    "1",
+                    "--d-model",
+                    "16",
+                    "--heads",
+                    "2",
+                    "--layers",
+                    "1",
+                    "--no-progress",
+                    *extra,
+                ]
+            )
+            == 0
+        )
+        results = json.loads((run / "test_results.json").read_text())
+        maes[name], linear = results["dynmask"]["mae"], results["linear"]["mae"]
+    assert maes["residual"] < 5 * linear and maes["residual"] < 0.1 * maes["plain"], (maes, linear)

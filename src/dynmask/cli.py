@@ -472,6 +472,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="steps per training block (default: %(default)s)",
     )
     q.add_argument(
+        "--residual",
+        action="store_true",
+        help="predict a correction to linear interpolation of the observed values (which is also an input): "
+        "never far from the interpolation a smooth series favours",
+    )
+    q.add_argument(
         "--intervals",
         type=HOLDOUT,
         default=0.0,
@@ -782,6 +788,7 @@ def _series_model(args) -> dict:
         dropout=args.dropout,
         time_gaps=args.time_gaps,
         **({"interval": args.intervals} if getattr(args, "intervals", 0.0) else {}),
+        **({"residual": True} if getattr(args, "residual", False) else {}),
     )
 
 

@@ -39,9 +39,31 @@ class SeriesConfig:
     pooling: str = "mean"
     time_gaps: bool = False
     interval: float = 0.0  # imputer: > 0 adds the (1 - interval)/2 and (1 + interval)/2 quantiles of each value
+    residual: bool = False  # imputer: predict a correction to linear interpolation of the observed values
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def interpolate_observed(x: Tensor, observed: Tensor) -> Tensor:
+    """Linear interpolation along time of the observed values of ``x`` float[B, L, F] (``observed``
+    bool[B, L, F], True = observed): between two observations a straight line, before the first / after
+    the last the nearest observation, 0 for a variable with no observation. Missing values are never
+    read (``where`` first), so they cannot change the result or receive a gradient."""
+    batch, length, features = x.shape
+    clean = torch.where(observed, x, x.new_zeros(()))  # (B, L, F)
+    pos = torch.arange(length, device=x.device).view(1, length, 1).expand_as(observed)  # (B, L, F)
+    last = torch.where(observed, pos, torch.full_like(pos, -1)).cummax(dim=1).values  # previous observation
+    flipped = torch.where(observed.flip(1), pos, torch.full_like(pos, -1)).cummax(dim=1).values.flip(1)
+    nxt = torch.where(flipped >= 0, length - 1 - flipped, torch.full_like(flipped, length))  # next observation
+    has_prev, has_next = last >= 0, nxt < length
+    v_prev = clean.gather(1, last.clamp(min=0))
+    v_next = clean.gather(1, nxt.clamp(max=max(length - 1, 0)))
+    span = (nxt - last).clamp(min=1).to(x.dtype)
+    between = v_prev + (pos - last).to(x.dtype) / span * (v_next - v_prev)
+    return torch.where(
+        has_prev & has_next, between, torch.where(has_prev, v_prev, torch.where(has_next, v_next, clean.new_zeros(())))
+    )
 
 
 def _observed_values(x: Tensor, mask: Mask) -> Tensor:
@@ -56,13 +78,18 @@ class _SeriesEmbedding(nn.Module):
         super().__init__()
         f = config.num_features
         self.time_gaps = config.time_gaps
-        self.proj = nn.Linear((3 if config.time_gaps else 2) * f, config.d_model)
+        channels = 2 + int(config.time_gaps) + int(config.residual)  # values, indicators, (gaps), (interpolation)
+        self.proj = nn.Linear(channels * f, config.d_model)
 
-    def forward(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None) -> Tensor:
+    def forward(
+        self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None, extra: Optional[Tensor] = None
+    ) -> Tensor:
         m = _observed_values(x, mask)
         parts = [torch.where(m, x, x.new_zeros(())), m.to(x.dtype)]
         if self.time_gaps:
             parts.append(torch.log1p(time_since_observed(m, timestamps).to(x.dtype)))
+        if extra is not None:
+            parts.append(extra)
         return self.proj(torch.cat(parts, dim=-1))  # (B, L, D)
 
 
@@ -102,11 +129,14 @@ class _Backbone(nn.Module):
                     missing_output="carry" if queries == "all" else "zero",
                 )
 
-    def forward(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None) -> Tensor:
-        """float[B, L, D]; the steps to read from are :meth:`read_steps`."""
+    def forward(
+        self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None, extra: Optional[Tensor] = None
+    ) -> Tensor:
+        """float[B, L, D]; the steps to read from are :meth:`read_steps`. ``extra`` (float[B, L, F]): more
+        input channels (the imputer's interpolation)."""
         if self.config.arch == "grud":
             return self.net(x, mask, timestamps)[0]
-        h = self.embed(x, mask, timestamps)
+        h = self.embed(x, mask, timestamps, extra)
         if self.config.arch == "transformer":
             return self.net(h, mask)
         steps = mask if self.config.method == "dynamic" else Mask(mask.valid, mask.valid)
@@ -147,6 +177,9 @@ class SeriesImputer(nn.Module):
         self.config = config
         self.backbone = _Backbone(config, queries="all")
         self.head = nn.Linear(config.d_model, config.num_features)
+        if config.residual:  # start exactly at the interpolation; training learns only what improves on it
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
         # prediction intervals: the lower and upper quantiles, as offsets below / above the point prediction
         self.interval_head = nn.Linear(config.d_model, 2 * config.num_features) if config.interval > 0 else None
 
@@ -155,17 +188,27 @@ class SeriesImputer(nn.Module):
         """(lower, upper) quantile levels of the interval."""
         return (1 - self.config.interval) / 2, (1 + self.config.interval) / 2
 
+    def _features(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor]):
+        """(backbone states float[B, L, D], the base the head adds to: interpolation or 0)."""
+        if not self.config.residual:
+            return self.backbone(x, mask, timestamps), None
+        base = interpolate_observed(x, _observed_values(x, mask))  # (B, L, F)
+        return self.backbone(x, mask, timestamps, extra=base), base
+
     def forward(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None) -> Tensor:
-        """Predictions float[B, L, F] at every position (observed ones included, for reconstruction)."""
-        return self.head(self.backbone(x, mask, timestamps))
+        """Predictions float[B, L, F] at every position (observed ones included, for reconstruction).
+        With ``residual``: linear interpolation of the observed values plus a learned correction."""
+        h, base = self._features(x, mask, timestamps)
+        out = self.head(h)
+        return out if base is None else base + out
 
     def forward_with_interval(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None):
         """(point, lower, upper), each float[B, L, F]; lower <= point <= upper by construction (softplus
         offsets). Needs ``interval > 0``."""
         if self.interval_head is None:
             raise ValueError("this imputer has no interval head: train it with interval > 0 (--intervals)")
-        h = self.backbone(x, mask, timestamps)
-        point = self.head(h)
+        h, base = self._features(x, mask, timestamps)
+        point = self.head(h) if base is None else base + self.head(h)
         below, above = nn.functional.softplus(self.interval_head(h)).chunk(2, dim=-1)  # (B, L, F) each
         return point, point - below, point + above
 
