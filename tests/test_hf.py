@@ -285,3 +285,46 @@ def test_minilm_from_the_registry_equals_transformers(tmp_path):
         a = ours(ids, mask)
         b = theirs(input_ids=ids, attention_mask=mask.observed.long()).last_hidden_state
     assert (a - b)[mask.observed].abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("backend", ["dense", "compact"])
+def test_a_fine_tuned_pretrained_classifier_exports_to_onnx(checkpoints, tmp_path, backend):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from dynmask.export import OnnxTextClassifier
+    from dynmask.tasks.classify_text import load_classifier
+
+    data = write_sentiment_csv(tmp_path / "d.csv", n=80)
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "classify",
+                "--pretrained",
+                str(checkpoints["roberta"]),
+                "--data",
+                str(data),
+                "--output",
+                str(run),
+                "--epochs",
+                "1",
+                "--max-len",
+                "16",
+                "--no-progress",
+                "--group-column",
+                "doc",
+                "--test-missing",
+                "0",
+            ]
+        )
+        == 0
+    )
+    assert main(["export", "--model", str(run), "--output", str(tmp_path / "m.onnx"), "--backend", backend]) == 0
+    model, tok, _ = load_classifier(run)
+    texts = ["the movie was ??? fun and [illegible] moving", "a dull plot", "???"]
+    ids = tok.pad(tok.encode(texts))
+    with torch.no_grad():
+        reference = model(ids, tok.mask(ids)).numpy()
+    got = OnnxTextClassifier(tmp_path / "m.onnx").logits(ids)
+    assert abs(got - reference).max() <= 1e-5

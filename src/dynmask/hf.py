@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from .data.text import DataError
 from .data.tokenizer import DEFAULT_MISSING_MARKERS, _marker_pattern, encode_prefixes
+from .graph import tracing
 from .layers import Encoder
 from .masks import Mask
 from .pooling import masked_mean
@@ -190,8 +191,10 @@ class PretrainedEmbeddings(nn.Module):
                 "positions; cut the texts (max_len)"
             )
         safe = torch.where(mask.observed, ids, torch.full_like(ids, self.pad_token_id))  # missing ids never read
-        if safe.numel() and (int(safe.min()) < 0 or int(safe.max()) >= self.word_embeddings.num_embeddings):
-            raise ValueError(f"observed token ids must lie in [0, {self.word_embeddings.num_embeddings})")
+        if not tracing() and safe.numel():  # a data check: eager mode only (one sync for both bounds)
+            low, high = torch.stack([safe.min(), safe.max()]).tolist()
+            if low < 0 or high >= self.word_embeddings.num_embeddings:
+                raise ValueError(f"observed token ids must lie in [0, {self.word_embeddings.num_embeddings})")
         positions = torch.arange(length, device=ids.device) + self.position_offset  # (L,): by original index
         x = self.word_embeddings(safe) + self.position_embeddings(positions).unsqueeze(0)  # (B, L, D)
         if self.token_type_embeddings is not None:
