@@ -886,39 +886,13 @@ def _impute(args) -> None:
 
 def _onnx_imputer(path: Path):
     """A TrainedImputer whose model is an exported imputer run by onnxruntime."""
-    import numpy as np
-
-    from .data.series import Standardizer
     from .export import load_onnx
-    from .tasks.series import TrainedImputer
+    from .tasks.series import imputer_from_assets
 
     runner = load_onnx(path)
     if runner.meta["task"] != "impute":
         raise SystemExit(f"error: --model {path} is an exported {runner.meta['task']!r} model, not an imputer")
-    assets = json.loads((runner.assets / "series.json").read_text())
-    arr = lambda v: None if v is None else np.array([np.nan if x is None else x for x in v], dtype=np.float64)
-    return TrainedImputer(
-        runner,
-        Standardizer(np.array(assets["scaler"]["mean"]), np.array(assets["scaler"]["std"])),
-        int(assets["window"]),
-        list(assets["columns"]),
-        assets.get("column_names"),
-        list(assets.get("dropped_names") or []),
-        arr(assets.get("train_min")),
-        arr(assets.get("train_max")),
-        _exported_fallback(runner.assets),
-    )
-
-
-def _exported_fallback(assets: Path):
-    from .tasks.series import BASELINES, FALLBACK_FILE
-
-    if not (assets / FALLBACK_FILE).exists():
-        return None
-    fallback = json.loads((assets / FALLBACK_FILE).read_text()).get("fallback")
-    if fallback not in (None, *BASELINES):
-        raise SystemExit(f"error: {assets / FALLBACK_FILE}: unknown fallback {fallback!r}")
-    return fallback
+    return imputer_from_assets(runner, runner.assets)
 
 
 def _task_of(folder: Path) -> str:

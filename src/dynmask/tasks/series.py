@@ -451,12 +451,22 @@ def choose_fallback(model_metrics: dict, baseline_metrics: dict) -> Optional[str
 
 def load_imputer(folder: Path) -> TrainedImputer:
     """An imputation run's folder (or its best/), checked as untrusted input."""
-    from ..run_folders import RunFolderError, config_from_dict, read_json
+    from ..run_folders import config_from_dict
     from ..training import load_run_model
 
     model, folder, _ = load_run_model(
         folder, lambda c: SeriesImputer(config_from_dict(SeriesConfig, c, "config.json")), expect_task="impute"
     )
+    return imputer_from_assets(model, folder, model.config.num_features, model.config.max_len)
+
+
+def imputer_from_assets(model, folder: Path, features: Optional[int] = None, max_len: Optional[int] = None):
+    """A :class:`TrainedImputer` around ``model`` (a :class:`SeriesImputer` or an exported runner) from the
+    ``series.json`` (and ``fallback.json``) in ``folder``, checked against ``features`` variables and
+    windows of at most ``max_len`` steps when given."""
+    from ..run_folders import RunFolderError, read_json
+
+    folder = Path(folder)
     assets = read_json(folder / "series.json")
     try:
         scaler = Standardizer(
@@ -467,17 +477,17 @@ def load_imputer(folder: Path) -> TrainedImputer:
         lo, hi = assets.get("train_min"), assets.get("train_max")
     except (KeyError, TypeError, ValueError) as e:
         raise RunFolderError(f"{folder / 'series.json'} is damaged ({type(e).__name__}: {e})") from None
-    features = model.config.num_features
+    features = len(columns) if features is None else features
     if (
         scaler.mean.shape != (features,)
         or scaler.std.shape != (features,)
         or len(columns) != features
         or (names is not None and len(names) != features)
-        or not 1 <= window <= model.config.max_len
+        or window < 1
+        or (max_len is not None and window > max_len)
     ):
         raise RunFolderError(
-            f"{folder / 'series.json'} does not match the model ({features} variables, windows up "
-            f"to {model.config.max_len} steps)"
+            f"{folder / 'series.json'} does not match the model ({features} variables, windows up to {max_len} steps)"
         )
     as_array = lambda v: None if v is None else np.array([np.nan if x is None else x for x in v], dtype=np.float64)
     fallback = None
