@@ -11,6 +11,7 @@ Methods (missing word pieces; True = observed):
     python experiments/pretrained.py cosine                      # results/pretrained-rotten_tomatoes/cosine.{json,md}
     python experiments/pretrained.py finetune --seeds 0 --train-missing 0.3 --epochs 1
     python experiments/pretrained.py table                       # results.{json,md} from the finished runs
+    python experiments/pretrained.py finetune --dataset 20newsgroups   # results/pretrained-20newsgroups/
 
 Fine-tuning runs live in runs/pretrained/ (weights, resumable); each finished run's test scores are
 copied to results/pretrained-rotten_tomatoes/runs/.
@@ -40,6 +41,17 @@ from dynmask.training import TrainConfig, Trainer, load_weights
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "results" / "pretrained-rotten_tomatoes"
 RUNS = Path("runs") / "pretrained"
+# word pieces kept per text: reviews are short; newsgroup posts are cut as the from-scratch demo cuts them
+MAX_LEN = {"rotten_tomatoes": 64, "20newsgroups": 128}
+
+
+def _out(dataset: str) -> tuple[Path, Path]:
+    """(results folder, run folders) of one data set; Rotten Tomatoes keeps its original paths."""
+    if dataset == "rotten_tomatoes":
+        return OUT, RUNS
+    return ROOT / "results" / f"pretrained-{dataset}", Path("runs") / f"pretrained-{dataset}"
+
+
 METHODS = ("dynamic", "hf_mask", "unk", "mask", "delete")
 TEST_RATES = (0.0, 0.2, 0.4, 0.6)
 
@@ -85,14 +97,15 @@ def _model(method: str, folder: Path, tok: PretrainedTokenizer, num_classes: int
 
 def finetune(args) -> None:
     folder = resolve_pretrained("minilm")
-    splits = load_text_dataset("rotten_tomatoes")
-    tok = PretrainedTokenizer(folder, max_len=64)
-    (OUT / "runs").mkdir(parents=True, exist_ok=True)
+    splits = load_text_dataset(args.dataset)
+    tok = PretrainedTokenizer(folder, max_len=MAX_LEN[args.dataset])
+    out_dir, runs_dir = _out(args.dataset)
+    (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         for train_missing in args.train_missing:
             for method in args.methods:
                 name = f"{method}-train{train_missing:g}-seed{seed}"
-                done = OUT / "runs" / f"{name}.json"
+                done = out_dir / "runs" / f"{name}.json"
                 if done.exists():
                     print(f"{name}: done", flush=True)
                     continue
@@ -107,7 +120,7 @@ def finetune(args) -> None:
                     progress=False,
                     checkpoint_every=100,
                 )
-                out = RUNS / name
+                out = runs_dir / name
                 trainer = Trainer(
                     model,
                     task,
@@ -216,7 +229,8 @@ def _pool_observed(hf, ids, mask):
 
 
 def table(args) -> None:
-    runs = [json.loads(p.read_text()) for p in sorted((OUT / "runs").glob("*.json"))]
+    out_dir = _out(args.dataset)[0]
+    runs = [json.loads(p.read_text()) for p in sorted((out_dir / "runs").glob("*.json"))]
     groups: dict = {}
     for run in runs:
         groups.setdefault((run["train_missing"], run["method"]), []).append(run)
@@ -254,14 +268,15 @@ def table(args) -> None:
                 )
             lines.append(f"| {method} | {len(group)} | " + " | ".join(cells) + " |")
         lines.append("")
-    (OUT / "results.md").write_text("\n".join(lines))
-    (OUT / "results.json").write_text(json.dumps({"runs": runs, "summary": summary}, indent=2))
+    (out_dir / "results.md").write_text("\n".join(lines))
+    (out_dir / "results.json").write_text(json.dumps({"runs": runs, "summary": summary}, indent=2))
     print("\n".join(lines))
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("what", choices=("cosine", "finetune", "table"))
+    p.add_argument("--dataset", choices=tuple(MAX_LEN), default="rotten_tomatoes", help="finetune / table")
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
     p.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS))
     p.add_argument("--train-missing", type=lambda s: [float(x) for x in s.split(",")], default=[0.3])

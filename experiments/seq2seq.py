@@ -52,7 +52,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--train-missing", type=float, default=0.3)
-    p.add_argument("--test-limit", type=int, default=400)
+    p.add_argument("--test-limit", type=int, default=None, help="first N test pairs (default: the full test set)")
+    p.add_argument("--copy", action="store_true", help="pointer-generator output (copies observed source tokens)")
+    p.add_argument("--tag", default="", help="suffix of the run name, e.g. a budget")
     p.add_argument("--beam", type=int, default=4)
     args = p.parse_args()
 
@@ -62,10 +64,10 @@ def main() -> None:
     )
     out = ROOT / "results" / f"seq2seq-{args.task}"
     out.mkdir(parents=True, exist_ok=True)
-    runs = []
     for seed in range(args.seeds):
         for method in args.methods.split(","):
-            folder = ROOT / "runs" / f"seq2seq-{args.task}" / f"{method}-seed{seed}"
+            label = method + ("-copy" if args.copy else "") + (f"-{args.tag}" if args.tag else "")
+            folder = ROOT / "runs" / f"seq2seq-{args.task}" / f"{label}-seed{seed}"
             done = folder / "test_results.json"
             t0 = time.perf_counter()
             if done.exists():
@@ -80,6 +82,7 @@ def main() -> None:
                     dec_layers=args.layers,
                     d_ff=4 * args.d_model,
                     dropout=0.1,
+                    copy=args.copy,
                 )
                 config = TrainConfig(
                     epochs=args.epochs,
@@ -99,7 +102,7 @@ def main() -> None:
                     vocab_size=8000,
                     max_src_len=spec["max_src_len"],
                     max_tgt_len=spec["max_tgt_len"],
-                    resume=True,
+                    resume=folder.exists(),
                     test_rates=(0.0, 0.2, 0.4),
                     beam=args.beam,
                     test_limit=args.test_limit,
@@ -107,39 +110,50 @@ def main() -> None:
                 test = summary.pop("test")
                 summary["seconds"] = time.perf_counter() - t0
                 (folder / "summary.json").write_text(json.dumps(summary, indent=2))
-            runs.append({"method": method, "seed": seed, "test": test, "train": summary})
+            hyp_out = out / "hypotheses"
+            hyp_out.mkdir(exist_ok=True)
+            for hyp in sorted((folder / "test_hypotheses").glob("missing*.txt")):
+                (hyp_out / f"{label}-seed{seed}-{hyp.stem}.txt").write_text(hyp.read_text())
+            record = {"method": label, "seed": seed, "args": vars(args), "test": test, "train": summary}
+            (out / "runs").mkdir(exist_ok=True)
+            (out / "runs" / f"{label}-seed{seed}.json").write_text(json.dumps(record, indent=2))
             print(
-                method, seed, [{k: round(v, 2) for k, v in r.items() if isinstance(v, float)} for r in test], flush=True
+                label, seed, [{k: round(v, 2) for k, v in r.items() if isinstance(v, float)} for r in test], flush=True
             )
-            (out / "results.json").write_text(
-                json.dumps(
-                    {
-                        "args": vars(args),
-                        "sizes": {k: len(splits.split(k)) for k in ("train", "valid", "test")},
-                        "runs": runs,
-                    },
-                    indent=2,
-                )
-            )
-    metric = ["bleu", "chrf"] if args.task == "translate" else ["rouge1", "rouge2", "rougeL"]
+    table(args.task, out, {k: len(splits.split(k)) for k in ("train", "valid", "test")})
+
+
+def table(task: str, out: Path, sizes: dict) -> None:
+    """results.{json,md} from every finished run in ``out/runs``, the baselines (fed the same gappy
+    sources) beside them."""
+    runs = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
+    metric = ["bleu", "chrf"] if task == "translate" else ["rouge1", "rouge2", "rougeL"]
+    rates = (0.0, 0.2, 0.4)
     lines = [
-        "| method | "
-        + " | ".join(f"missing {r:g}: {' / '.join(metric)}" for r in (0.0, 0.2, 0.4))
+        "| method | test pairs | "
+        + " | ".join(f"missing {r:g}: {' / '.join(metric)}" for r in rates)
         + " | train min | decode tokens/s |",
-        "|" + " --- |" * 6,
+        "|" + " --- |" * 7,
     ]
     for run in runs:
-        cells = [" / ".join(f"{t[m]:.1f}" for m in metric) for t in run["test"] if "missing_rate" in t]
-        tps = sum(t["tokens_per_s"] for t in run["test"] if "tokens_per_s" in t) / 3
+        test = [t for t in run["test"] if "missing_rate" in t]
+        cells = [" / ".join(f"{t[m]:.1f}" for m in metric) for t in test]
+        tps = sum(t["tokens_per_s"] for t in test) / len(test)
+        pairs = run["args"].get("test_limit") or sizes["test"]
         lines.append(
-            f"| {run['method']} (seed {run['seed']}) | "
+            f"| {run['method']} (seed {run['seed']}, {run['args']['epochs']} ep, "
+            f"{run['args'].get('max_train') or 'all'} train) | {pairs} | "
             + " | ".join(cells)
             + f" | {run['train'].get('seconds', 0) / 60:.0f} | {tps:.0f} |"
         )
-    lead = [t for t in runs[0]["test"] if t.get("baseline")] if runs else []
-    if lead:
-        lines.append(f"| lead-1 baseline | {' / '.join(f'{lead[0][m]:.1f}' for m in metric)} | | | | |")
+    full = [r for r in runs if not r["args"].get("test_limit")]
+    if full:  # the baselines on the full test set, the same holes as the models
+        test = [t for t in full[0]["test"] if "missing_rate" in t]
+        for name in test[0]["baselines"]:
+            cells = [" / ".join(f"{t['baselines'][name][m]:.1f}" for m in metric) for t in test]
+            lines.append(f"| baseline: {name} | {sizes['test']} | " + " | ".join(cells) + " | | |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
+    (out / "results.json").write_text(json.dumps({"sizes": sizes, "runs": runs}, indent=2))
     print("\n".join(lines))
 
 

@@ -6,7 +6,8 @@ from guarantee import check_guarantee, masked_batches
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dynmask import MaskedMultiheadAttention, allowed_keys, masked_attention
+from dynmask import Mask, MaskedMultiheadAttention, allowed_keys, masked_attention
+from dynmask.ablation import LiteralGateAttention, attention_class, static_mask
 
 D, H = 8, 2
 
@@ -111,10 +112,14 @@ def test_guarantee_cross_attention_over_missing_memory(batch):
 def test_seed_literal_violates_the_guarantee():
     """Q*A zeroes queries, not keys: observed outputs still move when missing values change."""
     _, attn = _pair(5)
+    literal = LiteralGateAttention(D, 2)
+    literal.load_state_dict(attn.state_dict())
     x = torch.randn(1, 5, D)
     observed = torch.tensor([[True, False, True, True, False]])
     valid = torch.ones_like(observed)
-    run = lambda xi: attn(xi, key_keep=valid, query_keep=valid, variant="seed_literal", literal_gate=observed)
+    run = lambda xi: literal(xi, key_keep=valid, query_keep=valid, literal_gate=observed)
+    # Q * A is what it adds: with every query observed it is the plain attention over valid keys
+    assert torch.allclose(literal(x, key_keep=valid, literal_gate=valid), attn(x, key_keep=valid), atol=1e-6)
     a = run(x)
     b = run(torch.where(observed.unsqueeze(-1), x, 5.0))
     assert not torch.allclose(a[observed], b[observed])
@@ -126,7 +131,9 @@ def test_static_violates_the_guarantee():
     x = torch.randn(1, 5, D)
     observed = torch.tensor([[True, False, True, True, False]])
     valid = torch.ones_like(observed)
-    run = lambda xi: attn(xi, key_keep=valid, query_keep=valid, variant="static")
+    static = static_mask(Mask(observed, valid))
+    assert torch.equal(static.observed, valid) and torch.equal(static.valid, valid)
+    run = lambda xi: attn(xi, key_keep=static.observed, query_keep=static.valid)
     a, b = run(x), run(torch.where(observed.unsqueeze(-1), x, 5.0))
     assert not torch.allclose(a[observed], b[observed])
 
@@ -137,9 +144,11 @@ def test_clear_errors():
         attn(torch.randn(2, 3, 5))
     with pytest.raises(ValueError, match=r"key_keep must be bool\[2, 3\]"):
         attn(torch.randn(2, 3, D), key_keep=torch.ones(2, 4, dtype=torch.bool))
-    with pytest.raises(ValueError, match="variant must be one of"):
-        attn(torch.randn(2, 3, D), variant="magic")
+    with pytest.raises(TypeError, match="variant"):
+        attn(torch.randn(2, 3, D), variant="static")  # no longer an attention argument: a mask transform
     with pytest.raises(ValueError, match="needs literal_gate"):
-        attn(torch.randn(2, 3, D), variant="seed_literal")
+        LiteralGateAttention(D, 2)(torch.randn(2, 3, D))
+    with pytest.raises(ValueError, match="method must be one of"):
+        attention_class("magic")
     with pytest.raises(ValueError, match="divisible"):
         MaskedMultiheadAttention(10, 3)

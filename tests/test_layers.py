@@ -80,11 +80,11 @@ def _forward_and_grads(model, fn):
     return out.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("variant", ["dynamic", "static", "seed_literal"])
+@pytest.mark.parametrize("method", ["dynamic", "static", "seed_literal"])
 @pytest.mark.parametrize("queries", ["observed", "all"])
 @pytest.mark.parametrize("causal", [False, True])
-def test_encoder_dense_and_compact_agree(variant, queries, causal):
-    enc = _encoder(1, variant=variant, queries=queries, positional="sinusoidal")
+def test_encoder_dense_and_compact_agree(method, queries, causal):
+    enc = _encoder(1, method=method, queries=queries, positional="sinusoidal")
     mask = _random_mask()
     x = torch.randn(4, 11, D)
     dense = _forward_and_grads(enc, lambda: enc(x, mask, causal=causal, backend="dense"))
@@ -160,9 +160,9 @@ def test_guarantee_decoder_target_and_memory(batch, memory_fill, backend):
     )
 
 
-@pytest.mark.parametrize("variant", ["static", "seed_literal"])
-def test_baselines_violate_the_guarantee(variant):
-    enc = _encoder(5, variant=variant).eval()
+@pytest.mark.parametrize("method", ["static", "seed_literal"])
+def test_baselines_violate_the_guarantee(method):
+    enc = _encoder(5, method=method).eval()
     mask = _random_mask()
     x = torch.randn(4, 11, D)
     a = enc(x, mask)
@@ -207,8 +207,10 @@ def test_stack_errors_are_clear():
         enc(torch.randn(2, 3, 5), Mask.full(2, 3))
     with pytest.raises(ValueError, match="backend must be one of"):
         enc(torch.randn(2, 3, D), Mask.full(2, 3), backend="gpu")
-    with pytest.raises(ValueError, match="variant must be one of"):
-        _encoder(variant="literal")
+    with pytest.raises(ValueError, match="method must be one of"):
+        _encoder(method="literal")
+    with pytest.warns(DeprecationWarning, match="method="):
+        assert _encoder(variant="static").method == "static"
     with pytest.raises(ValueError, match="queries must be one of"):
         _encoder(queries="some")
 

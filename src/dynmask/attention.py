@@ -10,14 +10,7 @@ Masks here are bool tensors with **True = observed (kept)**:
   their inputs are replaced by zero before projection.
 
 A query row with no allowed key returns zeros (not NaN, not a uniform average), forward and
-backward. Variants (``variant=``):
-
-* ``"dynamic"`` (default): the above.
-* ``"static"``: a baseline. The caller passes the padding-only mask as ``key_keep``; missing
-  positions hold a placeholder and are attended like any token.
-* ``"seed_literal"``: the original write-up's ``softmax((Q*A) Kᵀ/√d) V``, with
-  ``A = literal_gate`` (bool[B, Lq], observed queries). It scales queries, not keys, so missing
-  keys are still attended: kept only as an ablation.
+backward. The two baselines (``static``, ``seed_literal``) live in :mod:`dynmask.ablation`.
 """
 
 from __future__ import annotations
@@ -31,9 +24,7 @@ from torch import Tensor, nn
 from .graph import tracing
 from .masks import check_input_dtype
 
-__all__ = ["MaskedMultiheadAttention", "masked_attention", "allowed_keys", "VARIANTS"]
-
-VARIANTS = ("dynamic", "static", "seed_literal")
+__all__ = ["MaskedMultiheadAttention", "masked_attention", "allowed_keys"]
 
 
 def allowed_keys(
@@ -203,8 +194,6 @@ class MaskedMultiheadAttention(nn.Module):
         causal: bool = False,
         query_pos: Optional[Tensor] = None,
         key_pos: Optional[Tensor] = None,
-        variant: str = "dynamic",
-        literal_gate: Optional[Tensor] = None,
     ) -> Tensor:
         """Attend from ``query`` (B, Lq, D) to ``key``/``value`` (B, Lk, D); self-attention when key is None.
 
@@ -216,8 +205,32 @@ class MaskedMultiheadAttention(nn.Module):
         Returns float[B, Lq, D]: zero at queries that are not kept; a kept query with no allowed key
         reads nothing (its attention output is zero, so it gets the output projection's bias).
         """
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        return self._attention(
+            query,
+            key,
+            value,
+            key_keep=key_keep,
+            query_keep=query_keep,
+            causal=causal,
+            query_pos=query_pos,
+            key_pos=key_pos,
+        )
+
+    def _attention(
+        self,
+        query: Tensor,
+        key: Optional[Tensor],
+        value: Optional[Tensor],
+        *,
+        key_keep: Optional[Tensor] = None,
+        query_keep: Optional[Tensor] = None,
+        causal: bool = False,
+        query_pos: Optional[Tensor] = None,
+        key_pos: Optional[Tensor] = None,
+        query_scale: Optional[Tensor] = None,
+    ) -> Tensor:
+        """:meth:`forward`, plus ``query_scale`` bool[B, Lq]: projected queries multiplied by it (the
+        ``seed_literal`` ablation's ``Q * A``, :class:`dynmask.ablation.LiteralGateAttention`)."""
         if query.dim() != 3 or query.shape[-1] != self.embed_dim:
             raise ValueError(f"query must have shape [B, Lq, {self.embed_dim}], got {list(query.shape)}")
         self_attention = key is None
@@ -255,10 +268,8 @@ class MaskedMultiheadAttention(nn.Module):
             value = key if value is None else _keep_rows(value, key_keep)
             q, k, v = self._project(query, key, value)
 
-        if variant == "seed_literal":
-            if literal_gate is None:
-                raise ValueError("variant='seed_literal' needs literal_gate (bool[B, Lq], observed queries)")
-            q = q * literal_gate[:, None, :, None].to(q.dtype)  # Q * A: zeroes queries, not keys
+        if query_scale is not None:
+            q = q * query_scale[:, None, :, None].to(q.dtype)  # (B, H, Lq, hd): Q * A zeroes queries, not keys
 
         if key_keep is None and not causal:  # decided from the arguments, never from values
             allowed = None

@@ -24,7 +24,7 @@ def _batch(batch: int, length: int, d_model: int, missing: float, seed: int) -> 
 
 def _guarantee_row(variant: str, x: torch.Tensor, mask: Mask, seed: int) -> dict:
     torch.manual_seed(seed)
-    enc = Encoder(x.shape[-1], 4, 2, dropout=0.0, variant=variant).eval()
+    enc = Encoder(x.shape[-1], 4, 2, dropout=0.0, method=variant).eval()
     filled = {}
     with torch.no_grad():
         for name, value in (("zero", 0.0), ("1e30", 1e30), ("nan", float("nan"))):

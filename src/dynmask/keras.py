@@ -417,8 +417,8 @@ def from_torch(encoder) -> MaskedEncoder:
 
     if not isinstance(encoder, Encoder):
         raise TypeError(f"from_torch takes a dynmask.Encoder, got {type(encoder).__name__}")
-    if encoder.variant != "dynamic" or encoder.queries != "observed":
-        raise ValueError("from_torch converts the dynamic variant with queries='observed'")
+    if encoder.method != "dynamic" or encoder.queries != "observed":
+        raise ValueError("from_torch converts the dynamic method with queries='observed'")
     first = encoder.layers[0]
     activation = first.activation_name
     positional = (

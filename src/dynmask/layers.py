@@ -23,6 +23,7 @@ imputation and generation.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -30,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import VARIANTS, MaskedMultiheadAttention
+from .ablation import attention_class, check_method, keys_mask
+from .attention import MaskedMultiheadAttention
 from .compaction import Compaction
 from .embeddings import make_positions
 from .graph import max_count, tracing
@@ -65,17 +67,14 @@ class _Run:
     query_keep: Optional[Tensor]  # (B, L) queries whose output is kept; None = all
     positions: Optional[Tensor] = None  # (B, L) original positions (causal order); None = arange
     key_len: Optional[int] = None  # keys are the first key_len slots (compact, queries="all")
-    gate: Optional[Tensor] = None  # (B, L) seed_literal's A: observed queries
-    variant: str = "dynamic"
+    literal_gate: Optional[Tensor] = None  # (B, L) the seed_literal ablation's A (observed queries); else None
+
+    def extra(self) -> dict:
+        """What the ablation's attention takes besides the masks (nothing for the dynamic mask)."""
+        return {} if self.literal_gate is None else {"literal_gate": self.literal_gate}
 
     def self_attend(self, attn: MaskedMultiheadAttention, h: Tensor, causal: bool) -> Tensor:
-        common = dict(
-            query_keep=self.query_keep,
-            causal=causal,
-            query_pos=self.positions,
-            variant=self.variant,
-            literal_gate=self.gate,
-        )
+        common = dict(query_keep=self.query_keep, causal=causal, query_pos=self.positions, **self.extra())
         if self.key_len is None:
             return attn(h, key_keep=self.key_keep, key_pos=self.positions, **common)
         n = self.key_len
@@ -98,9 +97,10 @@ class EncoderLayer(nn.Module):
         norm_first: bool = True,
         attn_dropout: float = 0.0,
         bias: bool = True,
+        attention: type[MaskedMultiheadAttention] = MaskedMultiheadAttention,
     ) -> None:
         super().__init__()
-        self.self_attn = MaskedMultiheadAttention(d_model, nhead, dropout=attn_dropout, bias=bias)
+        self.self_attn = attention(d_model, nhead, dropout=attn_dropout, bias=bias)
         self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias)
         self.dropout = nn.Dropout(dropout)
         self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias)
@@ -141,10 +141,11 @@ class DecoderLayer(nn.Module):
         norm_first: bool = True,
         attn_dropout: float = 0.0,
         bias: bool = True,
+        attention: type[MaskedMultiheadAttention] = MaskedMultiheadAttention,
     ) -> None:
         super().__init__()
-        self.self_attn = MaskedMultiheadAttention(d_model, nhead, dropout=attn_dropout, bias=bias)
-        self.multihead_attn = MaskedMultiheadAttention(d_model, nhead, dropout=attn_dropout, bias=bias)
+        self.self_attn = attention(d_model, nhead, dropout=attn_dropout, bias=bias)
+        self.multihead_attn = attention(d_model, nhead, dropout=attn_dropout, bias=bias)
         self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias)
         self.dropout = nn.Dropout(dropout)
         self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias)
@@ -171,15 +172,7 @@ class DecoderLayer(nn.Module):
         return x, (k, v)
 
     def _cross(self, h: Tensor, memory: Tensor, memory_keep: Optional[Tensor], run: _Run) -> Tensor:
-        return self.multihead_attn(
-            h,
-            memory,
-            memory,
-            key_keep=memory_keep,
-            query_keep=run.query_keep,
-            variant=run.variant,
-            literal_gate=run.gate,
-        )
+        return self.multihead_attn(h, memory, memory, key_keep=memory_keep, query_keep=run.query_keep, **run.extra())
 
     def _ff(self, x: Tensor) -> Tensor:
         return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
@@ -235,7 +228,7 @@ class _Stack(nn.Module):
         norm_first: bool,
         layer_norm_eps: float,
         backend: str,
-        variant: str,
+        method: str,
         queries: str,
         positional: Optional[str],
         max_len: int,
@@ -244,15 +237,14 @@ class _Stack(nn.Module):
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        check_method(method)
         if queries not in QUERIES:
             raise ValueError(f"queries must be one of {QUERIES}, got {queries!r}")
         self.layers = nn.ModuleList(layers)
         self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps) if norm_first else None
         self.d_model = d_model
         self.backend = backend
-        self.variant = variant
+        self.method = method  # "dynamic", or a baseline of dynmask.ablation
         self.queries = queries
         self.positions = make_positions(positional, d_model, max_len)
         # missing positions that still ask queries start from this vector (+ their position)
@@ -272,11 +264,11 @@ class _Stack(nn.Module):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
-        dynamic = self.variant == "dynamic"
-        keep = mask.observed if dynamic else mask.valid  # (B, L) keys: what may be attended
-        asks_all = dynamic and self.queries == "all"
+        gate = mask.observed if self.method == "seed_literal" else None  # (B, L) the ablation's A
+        mask = keys_mask(mask, self.method)  # the baselines see padding only: missing positions read as tokens
+        keep = mask.observed  # (B, L) keys: what may be attended
+        asks_all = self.queries == "all" and self.method == "dynamic"  # the baselines have nothing missing
         query_keep = mask.valid if asks_all else keep  # (B, L) queries whose output is kept
-        gate = mask.observed if self.variant == "seed_literal" else None
 
         # Replace what must not be read *before* any arithmetic: NaN/inf cannot leak.
         zero = x.new_zeros(())
@@ -303,9 +295,8 @@ class _Stack(nn.Module):
             backend = "dense"  # nothing observed anywhere: no compact batch to run; dense returns zeros
         if backend == "dense":
             if everything:
-                return x, _Run(None, None, variant=self.variant, gate=gate), None  # nothing to mask
-            run = _Run(keep, query_keep, variant=self.variant, gate=gate)
-            return x, run, None
+                return x, _Run(None, None, literal_gate=gate), None  # nothing to mask
+            return x, _Run(keep, query_keep, literal_gate=gate), None
         return self._compact(
             x, keep, query_keep, gate, causal, asks_all, max(width, 1), query_width if asks_all else width
         )
@@ -329,17 +320,11 @@ class _Stack(nn.Module):
         if not asks_all:  # drop everything not kept
             plan = Compaction.plan(keep, width=width)
             compact_gate = None if gate is None else plan.gather(gate)  # (B, N)
-            run = _Run(
-                plan.valid,
-                plan.valid,
-                positions=plan.positions if causal else None,
-                gate=compact_gate,
-                variant=self.variant,
-            )
+            run = _Run(plan.valid, plan.valid, positions=plan.positions if causal else None, literal_gate=compact_gate)
             return plan.gather(x), run, plan
         # kept tokens first, then the missing ones (which still ask queries); keys are the first `key_width` slots
         plan = Compaction.plan(keep, include_dropped=True, limit=query_keep, width=width)  # padding trimmed
-        run = _Run(plan.kept, plan.valid, positions=plan.positions, key_len=key_width, variant=self.variant)
+        run = _Run(plan.kept, plan.valid, positions=plan.positions, key_len=key_width)
         return plan.gather(x), run, plan
 
     def _prepare_traced(self, x, keep, query_keep, gate, backend: str, causal: bool, asks_all: bool):
@@ -348,9 +333,9 @@ class _Stack(nn.Module):
         least 2 keeps kernels from specialising on a width of 1). Traced lengths must be >= 2."""
         length = keep.shape[1]
         if backend in ("auto", "dense"):
-            return x, _Run(keep, query_keep, variant=self.variant, gate=gate), None
+            return x, _Run(keep, query_keep, literal_gate=gate), None
         if length < 2:
-            return x, _Run(keep, query_keep, variant=self.variant, gate=gate), None  # nothing to compact
+            return x, _Run(keep, query_keep, literal_gate=gate), None  # nothing to compact
         key_width = max_count(keep.sum(1).clamp(min=2), length, lower=2)
         width = max_count(query_keep.sum(1).clamp(min=2), length, lower=2) if asks_all else key_width
         return self._compact(x, keep, query_keep, gate, causal, asks_all, key_width, width)
@@ -361,6 +346,14 @@ class _Stack(nn.Module):
         if run.query_keep is not None:
             x = torch.where(run.query_keep.unsqueeze(-1), x, x.new_zeros(()))
         return x if plan is None else plan.scatter(x)
+
+
+def _method(method: str, variant: Optional[str]) -> str:
+    """``variant=`` is the old name of ``method=`` (kept one release, with a warning)."""
+    if variant is None:
+        return method
+    warnings.warn("variant= is now method= (the name configs and the CLI use)", DeprecationWarning, stacklevel=3)
+    return variant
 
 
 class Encoder(_Stack):
@@ -384,15 +377,28 @@ class Encoder(_Stack):
         norm_first: bool = True,
         layer_norm_eps: float = 1e-5,
         backend: str = "auto",
-        variant: str = "dynamic",
+        method: str = "dynamic",
         queries: str = "observed",
         positional: Optional[str] = None,
         max_len: int = 4096,
         compact_below: Optional[float] = None,
+        variant: Optional[str] = None,
     ) -> None:
+        method = _method(method, variant)
         d_ff = d_ff or 4 * d_model
+        attention = attention_class(method)
         layers = [
-            EncoderLayer(d_model, n_heads, d_ff, dropout, activation, layer_norm_eps, norm_first, attn_dropout)
+            EncoderLayer(
+                d_model,
+                n_heads,
+                d_ff,
+                dropout,
+                activation,
+                layer_norm_eps,
+                norm_first,
+                attn_dropout,
+                attention=attention,
+            )
             for _ in range(n_layers)
         ]
         super().__init__(
@@ -401,7 +407,7 @@ class Encoder(_Stack):
             norm_first=norm_first,
             layer_norm_eps=layer_norm_eps,
             backend=backend,
-            variant=variant,
+            method=method,
             queries=queries,
             positional=positional,
             max_len=max_len,
@@ -436,15 +442,28 @@ class Decoder(_Stack):
         norm_first: bool = True,
         layer_norm_eps: float = 1e-5,
         backend: str = "dense",
-        variant: str = "dynamic",
+        method: str = "dynamic",
         queries: str = "all",
         positional: Optional[str] = None,
         max_len: int = 4096,
         compact_below: Optional[float] = None,
+        variant: Optional[str] = None,
     ) -> None:
+        method = _method(method, variant)
         d_ff = d_ff or 4 * d_model
+        attention = attention_class(method)
         layers = [
-            DecoderLayer(d_model, n_heads, d_ff, dropout, activation, layer_norm_eps, norm_first, attn_dropout)
+            DecoderLayer(
+                d_model,
+                n_heads,
+                d_ff,
+                dropout,
+                activation,
+                layer_norm_eps,
+                norm_first,
+                attn_dropout,
+                attention=attention,
+            )
             for _ in range(n_layers)
         ]
         super().__init__(
@@ -453,7 +472,7 @@ class Decoder(_Stack):
             norm_first=norm_first,
             layer_norm_eps=layer_norm_eps,
             backend=backend,
-            variant=variant,
+            method=method,
             queries=queries,
             positional=positional,
             max_len=max_len,
@@ -482,7 +501,7 @@ class Decoder(_Stack):
         return self._finish(x, run, plan)
 
     def _memory_keep(self, memory_mask: Mask) -> Tensor:
-        return memory_mask.observed if self.variant == "dynamic" else memory_mask.valid
+        return keys_mask(memory_mask, self.method).observed
 
     # ------------------------------------------------------------------ incremental decoding
     def start(self, memory: Tensor, memory_mask: Mask) -> DecoderCache:

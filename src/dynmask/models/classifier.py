@@ -73,7 +73,7 @@ class TextClassifier(nn.Module):
         if config.arch != "transformer" and config.method == "seed_literal":
             raise ValueError("method='seed_literal' is an attention formula: use arch='transformer'")
         self.config = config
-        variant = config.method if config.method in ("static", "seed_literal") else "dynamic"
+        method = config.method if config.method in ("static", "seed_literal") else "dynamic"  # delete: dynamic
         self.embed = TokenEmbedding(config.vocab_size, config.d_model)
         if config.arch == "transformer":
             self.encoder = Encoder(
@@ -82,7 +82,7 @@ class TextClassifier(nn.Module):
                 config.n_layers,
                 d_ff=config.d_ff,
                 dropout=config.dropout,
-                variant=variant,
+                method=method,
                 positional=config.positional,
                 max_len=config.max_len,
                 backend=config.backend,

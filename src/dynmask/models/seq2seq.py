@@ -86,7 +86,7 @@ class Seq2Seq(nn.Module):
         common = dict(
             d_ff=config.d_ff,
             dropout=config.dropout,
-            variant=config.method,
+            method=config.method,
             positional="sinusoidal",
             max_len=config.max_len,
         )

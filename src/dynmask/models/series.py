@@ -113,7 +113,7 @@ class _Backbone(nn.Module):
                     config.n_layers,
                     d_ff=config.d_ff,
                     dropout=config.dropout,
-                    variant=config.method,
+                    method=config.method,
                     queries=queries,
                     positional="sinusoidal",
                     max_len=config.max_len,

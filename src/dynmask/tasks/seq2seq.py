@@ -238,6 +238,10 @@ def train_seq2seq(
             results.append(
                 {"missing_rate": rate, **task.score(hyps, refs), **timing, "examples": hyps[:3], "baselines": baselines}
             )
+            # one line per test pair, in file order, so anyone can re-score them
+            hyp_dir = output / "test_hypotheses"
+            hyp_dir.mkdir(exist_ok=True)
+            (hyp_dir / f"missing{rate:.1f}.txt").write_text("".join(h.replace("\n", " ") + "\n" for h in hyps))
         summary["test"] = results
         (output / "test_results.json").write_text(json.dumps(results, indent=2))
     return summary
