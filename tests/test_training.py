@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -330,3 +331,38 @@ def test_load_weights_keeps_tied_weights_and_refuses_a_mismatch(tmp_path):
             TextClassifier(ClassifierConfig(40, 2, d_model=16, n_heads=2, n_layers=1, d_ff=32)),
             tmp_path / "m.safetensors",
         )
+
+
+def test_tasks_follow_the_task_protocol_and_a_partial_one_is_named():
+    from dynmask.tasks.common import LengthBucketed, Task
+    from dynmask.tasks.seq2seq import Seq2SeqTask
+    from dynmask.tasks.series import ImputationTask, SeriesClassificationTask
+
+    for cls in (TextClassificationTask, Seq2SeqTask, SeriesClassificationTask, ImputationTask):
+        missing = [
+            m
+            for m in ("num_train", "train_batch", "loss", "batch_size", "evaluate", "save_assets")
+            if not callable(getattr(cls, m, None))
+        ]
+        assert not missing, (cls.__name__, missing)
+    assert callable(getattr(Seq2SeqTask, "lengths", None))  # length-bucketed batches
+
+    class NoAssets:
+        def num_train(self):
+            return 4
+
+        def train_batch(self, indices, draw):
+            return indices
+
+        def loss(self, model, batch):
+            return torch.zeros(())
+
+        def batch_size(self, batch):
+            return len(batch)
+
+        def evaluate(self, model):
+            return {"score": 0.0}
+
+    assert not isinstance(NoAssets(), Task) and not isinstance(NoAssets(), LengthBucketed)
+    with pytest.raises(TypeError, match=r"lacks \['save_assets'\]"):
+        Trainer(torch.nn.Linear(2, 2), NoAssets(), TrainConfig(epochs=1), Path("unused"), {})

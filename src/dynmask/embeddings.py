@@ -93,26 +93,42 @@ class TokenEmbedding(nn.Module):
         return torch.where(mask.observed.unsqueeze(-1), emb, missing)
 
 
+def observed_values(values: Tensor, mask: Mask) -> Tensor:
+    """bool[B, L, F], True = this value is observed: ``mask.observed_values`` (or every feature of an
+    observed step), never at padding."""
+    m = mask.observed_values if mask.observed_values is not None else mask.observed.unsqueeze(-1).expand_as(values)
+    return m & mask.valid.unsqueeze(-1)
+
+
 class ValueEmbedding(nn.Module):
     """Numeric values float[B, L, F] (NaN = missing) -> float[B, L, D].
 
     Each step is embedded from its values with missing ones replaced by 0 (``torch.where``, before
     the projection) together with the per-feature observed indicator, so the model knows which
-    features were there: ``Linear([x_observed_or_0, indicator])``.
+    features were there: ``Linear([x_observed_or_0, indicator, extra])``. ``extra_channels`` more
+    per-feature channels (float[B, L, extra_channels * F], e.g. time since observed, an interpolation)
+    may be passed to :meth:`forward`; they must be finite.
     """
 
-    def __init__(self, num_features: int, d_model: int) -> None:
+    def __init__(self, num_features: int, d_model: int, extra_channels: int = 0) -> None:
         super().__init__()
+        if extra_channels < 0:
+            raise ValueError(f"extra_channels must be >= 0, got {extra_channels}")
         self.num_features = num_features
-        self.proj = nn.Linear(2 * num_features, d_model)
+        self.extra_channels = extra_channels
+        self.proj = nn.Linear((2 + extra_channels) * num_features, d_model)
 
-    def forward(self, values: Tensor, mask: Mask) -> Tensor:
+    def forward(self, values: Tensor, mask: Mask, extra: Optional[Tensor] = None) -> Tensor:
         mask.check_matches("values", values)
         if values.dim() != 3 or values.shape[-1] != self.num_features:
             raise ValueError(f"values must have shape [B, L, {self.num_features}], got {list(values.shape)}")
         check_input_dtype("values", values, self.proj.weight)
-        observed = (
-            mask.observed_values if mask.observed_values is not None else mask.observed.unsqueeze(-1).expand_as(values)
-        )
-        clean = torch.where(observed, values, values.new_zeros(()))  # (B, L, F)
-        return self.proj(torch.cat([clean, observed.to(values.dtype)], dim=-1))  # (B, L, D)
+        width = self.extra_channels * self.num_features
+        if (extra is None) != (width == 0) or (extra is not None and tuple(extra.shape) != (*values.shape[:2], width)):
+            got = None if extra is None else list(extra.shape)
+            raise ValueError(f"extra must have shape [B, L, {width}] (extra_channels x features), got {got}")
+        observed = observed_values(values, mask)  # (B, L, F)
+        parts = [torch.where(observed, values, values.new_zeros(())), observed.to(values.dtype)]
+        if extra is not None:
+            parts.append(extra)
+        return self.proj(torch.cat(parts, dim=-1))  # (B, L, D)

@@ -94,9 +94,9 @@ def export_run(run: Path, output: Path, backend: str = "dense", opset: Optional[
     run, output = Path(run), Path(output)
     if output.suffix != ".onnx":
         raise DataError(f"--output {output} should end in .onnx")
-    from .cli import _task_of
+    from .run_folders import task_of
 
-    task = _task_of(run)
+    task = task_of(run)
     assets = output.with_name(output.name + ASSETS_SUFFIX)
     if task == "classify":
         from .tasks.classify_text import load_classifier

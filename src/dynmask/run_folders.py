@@ -296,3 +296,18 @@ def resume_source(folder: Path) -> Optional[Path]:
         if (Path(folder) / name / "state.json").exists():
             return Path(folder) / name
     return None
+
+
+def task_of(folder: Path) -> str:
+    """The task of a training run's folder (or its best/), read from its config.json."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise RunFolderError(f"--model {folder} does not exist; pass a training run's --output folder")
+    for candidate in (folder / "config.json", folder / "best" / "config.json"):
+        if candidate.exists():
+            config = read_json(candidate)
+            task = config.get("task", "classify") if isinstance(config, dict) else None
+            if task not in TASKS:
+                raise RunFolderError(f"{candidate}: unknown task {task!r}; expected one of {TASKS}")
+            return task
+    raise RunFolderError(f"no config.json in {folder} or {folder / 'best'}; pass a training run's --output folder")

@@ -7,15 +7,9 @@ dropout (the global RNG is re-seeded each step) and a task's dynamic missingness
 checkpoint holds the model, optimizer, scheduler and position. A run interrupted after any
 checkpoint and resumed ends with the same weights as one never interrupted.
 
-A task provides::
-
-    num_train() -> int
-    train_batch(indices: list[int], draw: int) -> batch       # draw: unique per (step, rank)
-    loss(model, batch) -> Tensor
-    batch_size(batch) -> int
-    evaluate(model) -> dict with "score" (higher is better)
-    save_assets(folder) -> None                                # e.g. the tokenizer, with the model
-    lengths() -> list[int]                   (optional) example lengths: batches are then length-bucketed
+A task is a :class:`dynmask.tasks.common.Task` (num_train, train_batch, loss, batch_size, evaluate,
+save_assets); a :class:`~dynmask.tasks.common.LengthBucketed` one (``lengths()``) gets batches of
+similar length.
 """
 
 from __future__ import annotations
@@ -47,6 +41,7 @@ from .run_folders import (
     verify_manifest,
     write_manifest,
 )
+from .tasks.common import LengthBucketed, Task
 
 __all__ = [
     "TrainConfig",
@@ -226,12 +221,16 @@ class Trainer:
     def __init__(
         self,
         model: nn.Module,
-        task,
+        task: Task,
         config: TrainConfig,
         output: Path,
         run_config: dict,
         device: Optional[torch.device] = None,
     ) -> None:
+        if not isinstance(task, Task):
+            needs = [m for m in ("num_train", "train_batch", "loss", "batch_size", "evaluate", "save_assets")]
+            lacks = [m for m in needs if not callable(getattr(task, m, None))]
+            raise TypeError(f"task must be a dynmask.tasks.common.Task; {type(task).__name__} lacks {lacks}")
         self.rank, self.world = distributed_context()
         if device is None:
             local_rank = int(os.environ.get("LOCAL_RANK", self.rank))
@@ -410,7 +409,7 @@ class Trainer:
         n_mine = self.task.num_train() // self.world
         mine = perm[self.rank :: self.world][:n_mine]  # equal shares: every rank takes the same number of steps
         bs = self.config.batch_size
-        if not hasattr(self.task, "lengths"):
+        if not isinstance(self.task, LengthBucketed):
             return [mine[i : i + bs] for i in range(0, n_mine, bs)]
         # length buckets: sort within chunks of 50 batches (little padding), then shuffle the batches
         lengths, chunk, batches = self.task.lengths(), 50 * bs, []

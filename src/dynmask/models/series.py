@@ -14,7 +14,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ..layers import Encoder
+from ..embeddings import ValueEmbedding, observed_values
+from ..layers import BACKENDS, Encoder
 from ..masks import Mask
 from ..pooling import masked_max, masked_mean
 from ..rnn import GRUD, MaskedGRU, MaskedLSTM, time_since_observed
@@ -40,6 +41,7 @@ class SeriesConfig:
     time_gaps: bool = False
     interval: float = 0.0  # imputer: > 0 adds the (1 - interval)/2 and (1 + interval)/2 quantiles of each value
     residual: bool = False  # imputer: predict a correction to linear interpolation of the observed values
+    backend: str = "auto"  # transformer: dense | compact | auto (see dynmask.layers)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,33 +68,6 @@ def interpolate_observed(x: Tensor, observed: Tensor) -> Tensor:
     )
 
 
-def _observed_values(x: Tensor, mask: Mask) -> Tensor:
-    m = mask.observed_values if mask.observed_values is not None else mask.observed.unsqueeze(-1).expand_as(x)
-    return m & mask.valid.unsqueeze(-1)
-
-
-class _SeriesEmbedding(nn.Module):
-    """[values (missing -> 0), observed indicators (, time gaps)] -> D; missing values never read."""
-
-    def __init__(self, config: SeriesConfig) -> None:
-        super().__init__()
-        f = config.num_features
-        self.time_gaps = config.time_gaps
-        channels = 2 + int(config.time_gaps) + int(config.residual)  # values, indicators, (gaps), (interpolation)
-        self.proj = nn.Linear(channels * f, config.d_model)
-
-    def forward(
-        self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None, extra: Optional[Tensor] = None
-    ) -> Tensor:
-        m = _observed_values(x, mask)
-        parts = [torch.where(m, x, x.new_zeros(())), m.to(x.dtype)]
-        if self.time_gaps:
-            parts.append(torch.log1p(time_since_observed(m, timestamps).to(x.dtype)))
-        if extra is not None:
-            parts.append(extra)
-        return self.proj(torch.cat(parts, dim=-1))  # (B, L, D)
-
-
 class _Backbone(nn.Module):
     def __init__(self, config: SeriesConfig, queries: str = "observed") -> None:
         super().__init__()
@@ -100,12 +75,15 @@ class _Backbone(nn.Module):
             raise ValueError(f"arch must be one of {SERIES_ARCHS}, got {config.arch!r}")
         if config.method not in ("dynamic", "static"):
             raise ValueError(f"method must be 'dynamic' or 'static', got {config.method!r}")
+        if config.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {config.backend!r}")
         self.config = config
         d = config.d_model
         if config.arch == "grud":
             self.net = GRUD(config.num_features, d)
         else:
-            self.embed = _SeriesEmbedding(config)
+            # [values, indicators, (log1p time since observed), (interpolation)] per feature
+            self.embed = ValueEmbedding(config.num_features, d, int(config.time_gaps) + int(config.residual))
             if config.arch == "transformer":
                 self.net = Encoder(
                     d,
@@ -115,6 +93,7 @@ class _Backbone(nn.Module):
                     dropout=config.dropout,
                     method=config.method,
                     queries=queries,
+                    backend=config.backend,
                     positional="sinusoidal",
                     max_len=config.max_len,
                 )
@@ -136,7 +115,13 @@ class _Backbone(nn.Module):
         input channels (the imputer's interpolation)."""
         if self.config.arch == "grud":
             return self.net(x, mask, timestamps)[0]
-        h = self.embed(x, mask, timestamps, extra)
+        extras = []
+        if self.config.time_gaps:
+            gaps = time_since_observed(observed_values(x, mask), timestamps)  # (B, L, F)
+            extras.append(torch.log1p(gaps.to(x.dtype)))
+        if extra is not None:
+            extras.append(extra)
+        h = self.embed(x, mask, torch.cat(extras, dim=-1) if extras else None)  # (B, L, D)
         if self.config.arch == "transformer":
             return self.net(h, mask)
         steps = mask if self.config.method == "dynamic" else Mask(mask.valid, mask.valid)
@@ -192,7 +177,7 @@ class SeriesImputer(nn.Module):
         """(backbone states float[B, L, D], the base the head adds to: interpolation or 0)."""
         if not self.config.residual:
             return self.backbone(x, mask, timestamps), None
-        base = interpolate_observed(x, _observed_values(x, mask))  # (B, L, F)
+        base = interpolate_observed(x, observed_values(x, mask))  # (B, L, F)
         return self.backbone(x, mask, timestamps, extra=base), base
 
     def forward(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None) -> Tensor:
@@ -216,10 +201,10 @@ class SeriesImputer(nn.Module):
         """(filled, lower, upper): ``x`` with its holes filled, and the interval at every position (an
         observed value's interval is the value itself)."""
         point, lower, upper = self.forward_with_interval(x, mask, timestamps)
-        keep = _observed_values(x, mask)
+        keep = observed_values(x, mask)
         return torch.where(keep, x, point), torch.where(keep, x, lower), torch.where(keep, x, upper)
 
     def impute(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None) -> Tensor:
         """``x`` with its missing values replaced by predictions; observed values are never overwritten."""
         pred = self.forward(x, mask, timestamps)
-        return torch.where(_observed_values(x, mask), x, pred)
+        return torch.where(observed_values(x, mask), x, pred)

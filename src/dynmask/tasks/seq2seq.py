@@ -25,7 +25,7 @@ from ..losses import masked_cross_entropy
 from ..metrics import bleu_chrf, rouge
 from ..missingness import apply_missingness
 from ..models.seq2seq import Seq2Seq, Seq2SeqConfig
-from .classify_text import MissingSpec, TokenHoles
+from .common import MissingSpec, TokenHoles
 
 __all__ = ["Seq2SeqTask", "train_seq2seq", "load_seq2seq", "generate_texts", "SEQ2SEQ_TASKS"]
 

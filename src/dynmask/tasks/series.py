@@ -25,7 +25,7 @@ from ..losses import masked_mae
 from ..masks import Mask
 from ..missingness import Schedule
 from ..models.series import SeriesClassifier, SeriesConfig, SeriesImputer
-from .classify_text import TEST_SEED, accuracy_and_macro_f1
+from .common import TEST_SEED, accuracy_and_macro_f1
 
 __all__ = [
     "SeriesClassificationTask",

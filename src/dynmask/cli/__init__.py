@@ -1,0 +1,77 @@
+"""The ``dynmask`` command line.
+
+dynmask demo                     train and compare the masking methods on the default data
+dynmask train classify ...       train a text classifier (missing tokens handled by a dynamic mask)
+dynmask train translate|summarize ...   train an encoder-decoder over sources with missing tokens
+dynmask train classify-series | impute ...   series with NaN: classification, imputation
+dynmask impute --model DIR --input A.csv --output B.csv   fill only the holes of a CSV
+dynmask evaluate --model DIR     score a trained model at test-time missing rates
+dynmask predict --model DIR      label texts (missing markers honoured)
+dynmask data list | fetch NAME   the built-in data sets
+dynmask guarantee                show the guarantee per variant and the compaction speed-up
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from .. import __version__
+from . import demo, evaluate, impute, tools, train
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dynmask",
+        description="Transformers over sequences with missing values, with dynamic masks (True = observed).",
+    )
+    parser.add_argument("--version", action="version", version=f"dynmask {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for command in (demo, train, evaluate, impute, tools):
+        command.register(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command. A user error prints one line (``error: ...``, what is wrong and the fix) and
+    returns 2; ``--debug`` (anywhere on the line) re-raises it with its traceback. Ctrl-C stops
+    cleanly with 130; a training run then resumes from its last checkpoint with ``--resume``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        hint = ""
+        if args.command == "train":
+            hint = f"; run the same command with --resume to continue from the last checkpoint in {args.output}"
+        elif args.command == "demo":
+            hint = "; run the same command again to continue (finished runs are kept)"
+        print(f"\ninterrupted{hint}", file=sys.stderr)
+        return 130
+    except SystemExit:
+        raise
+    except Exception as e:  # one line for the user; the traceback with --debug
+        if debug:
+            raise
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        known = _is_user_error(e)
+        print(
+            f"error: {message}" + ("" if known else f" ({type(e).__name__}; run with --debug for the traceback)"),
+            file=sys.stderr,
+        )
+        return 2 if known else 1
+    return 0
+
+
+def _is_user_error(e: Exception) -> bool:
+    from ..data.sources import ChecksumError, FetchError
+    from ..data.text import DataError
+
+    return isinstance(e, (DataError, FileNotFoundError, ChecksumError, FetchError, FloatingPointError))

@@ -1,0 +1,229 @@
+"""Argument types and groups every command shares, and small helpers of the command modules."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Optional
+
+PROCESS_CHOICES = ("uniform", "spans", "value")
+
+
+def rates(text: str) -> list[float]:
+    try:
+        rates = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated rates such as 0,0.2,0.4, got {text!r}") from None
+    if not rates or any(not 0 <= r <= 1 for r in rates):  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"missing rates must lie in [0, 1], got {text!r}")
+    return rates
+
+
+def number(kind, low=None, high=None, *, low_open: bool = False, high_open: bool = False):
+    """An argparse type: ``kind`` within [low, high] (or open at either end); NaN and inf refused."""
+    import math
+
+    left, right = "(" if low_open else "[", ")" if high_open else "]"
+    span = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+    what = "an integer" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} in {span}, got {text!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected {what} in {span}, got {text!r}")
+        if low is not None and (value < low or (low_open and value == low)):
+            raise argparse.ArgumentTypeError(f"expected {what} in {span}, got {text!r}")
+        if high is not None and (value > high or (high_open and value == high)):
+            raise argparse.ArgumentTypeError(f"expected {what} in {span}, got {text!r}")
+        return value
+
+    parse.__name__ = f"{what} in {span}"
+    return parse
+
+
+SHARE = number(float, 0, 1, high_open=True)  # a share of values hidden: 1 would hide everything
+HOLDOUT = number(float, 0, 1, low_open=True, high_open=True)
+DROPOUT = number(float, 0, 1, high_open=True)
+POSITIVE = number(int, 1)
+SIZE = number(int, 1, 65_536)
+LAYERS = number(int, 1, 64)
+NON_NEGATIVE = number(int, 0)
+POSITIVE_FLOAT = number(float, 0, low_open=True)
+NON_NEGATIVE_FLOAT = number(float, 0)
+FRACTION = number(float, 0, 1)
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--data",
+        default="rotten_tomatoes",
+        help="built-in set (rotten_tomatoes, 20newsgroups) or a CSV / TSV / JSONL / Parquet file "
+        "(default: %(default)s)",
+    )
+    g.add_argument("--text-column", default="text", help="column holding the text (default: %(default)s)")
+    g.add_argument("--label-column", default="label", help="column holding the label (default: %(default)s)")
+    g.add_argument(
+        "--split-column",
+        default=None,
+        help="column whose values (train / valid / test) pick each row's split; default: a seeded "
+        "random split 80/10/10",
+    )
+    g.add_argument(
+        "--group-column",
+        default=None,
+        help="keep rows sharing this column's value in one split (e.g. a document or speaker id)",
+    )
+    g.add_argument("--encoding", default="utf-8", help="text encoding of the file (default: %(default)s)")
+    g.add_argument(
+        "--data-seed", type=NON_NEGATIVE, default=0, help="seed of the train/valid/test split (default: %(default)s)"
+    )
+
+
+def add_missing_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("missingness")
+    g.add_argument(
+        "--train-missing",
+        type=SHARE,
+        default=0.3,
+        help="share of tokens made missing during training, in [0, 1) (default: %(default)s)",
+    )
+    g.add_argument(
+        "--missing-process",
+        choices=PROCESS_CHOICES,
+        default="uniform",
+        help="how tokens go missing: uniform (independently), spans (contiguous runs), value "
+        "(rare tokens more often) (default: %(default)s)",
+    )
+    g.add_argument(
+        "--schedule",
+        choices=("dynamic", "static"),
+        default="dynamic",
+        help="dynamic: holes re-drawn every batch; static: drawn once per example (default: %(default)s)",
+    )
+    g.add_argument(
+        "--mean-span",
+        type=number(float, 1),
+        default=3.0,
+        help="mean span length for --missing-process spans (default: %(default)s)",
+    )
+    g.add_argument(
+        "--test-missing",
+        type=rates,
+        default="0,0.2,0.4,0.6",
+        help="test-time missing rates, comma-separated; the holes are seeded, the same for every "
+        "method (default: %(default)s)",
+    )
+
+
+def add_optimisation_args(p: argparse.ArgumentParser, epochs: int = 5, lr: float = 1e-3) -> None:
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=POSITIVE, default=epochs, help="(default: %(default)s)")
+    o.add_argument("--batch-size", type=POSITIVE, default=64, help="per process (default: %(default)s)")
+    o.add_argument("--lr", type=POSITIVE_FLOAT, default=lr, help="peak learning rate of AdamW (default: %(default)s)")
+    o.add_argument("--weight-decay", type=NON_NEGATIVE_FLOAT, default=0.01, help="(default: %(default)s)")
+    o.add_argument(
+        "--warmup", type=FRACTION, default=0.1, help="share of steps spent warming up (default: %(default)s)"
+    )
+    o.add_argument(
+        "--clip-norm", type=POSITIVE_FLOAT, default=1.0, help="gradient clipping norm (default: %(default)s)"
+    )
+    o.add_argument(
+        "--patience", type=POSITIVE, default=2, help="epochs without improvement before stopping (default: %(default)s)"
+    )
+    o.add_argument("--seed", type=NON_NEGATIVE, default=0, help="training seed (default: %(default)s)")
+    o.add_argument(
+        "--amp",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="mixed precision: auto = on for CUDA, off on CPU (default: %(default)s)",
+    )
+    o.add_argument(
+        "--checkpoint-every", type=POSITIVE, default=500, help="steps between checkpoints (default: %(default)s)"
+    )
+    o.add_argument("--max-steps", type=POSITIVE, default=None, help="stop after this many steps (resume later)")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_run_args(
+    p: argparse.ArgumentParser, output_help: str = "run folder: checkpoint/, best/, metrics.jsonl"
+) -> None:
+    p.add_argument("--output", type=Path, required=True, help=output_help)
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --output from its last checkpoint (the settings must be the run's; "
+        "--epochs may grow)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --output")
+
+
+def add_pair_args(p: argparse.ArgumentParser, source: str, target: str) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--data",
+        required=True,
+        help="a CSV / TSV / JSONL / Parquet file, a pattern with {split} naming one file per split "
+        "(e.g. corpus.{split}.tsv), or aclsum",
+    )
+    g.add_argument("--source-column", default=source, help=f"column holding the input (default: {source})")
+    g.add_argument("--target-column", default=target, help=f"column holding the output (default: {target})")
+    g.add_argument("--encoding", default="utf-8", help="text encoding of the files (default: %(default)s)")
+    g.add_argument(
+        "--data-seed", type=NON_NEGATIVE, default=0, help="seed of a random split of one file (default: %(default)s)"
+    )
+    g.add_argument(
+        "--max-train", type=POSITIVE, default=None, help="train on a seeded random subset of this many pairs"
+    )
+
+
+def lr_help(parser: argparse.ArgumentParser, text: str) -> None:
+    for action in parser._actions:
+        if action.dest == "lr":
+            action.help = f"peak learning rate of AdamW (default: {text})"
+
+
+def markers(text: Optional[str]):
+    return None if text is None else [m.strip() for m in text.split(",") if m.strip()]
+
+
+def load_splits(args, seed: int):
+    from ..data.text import load_text_dataset
+
+    return load_text_dataset(
+        args.data,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        split_column=args.split_column,
+        group_column=args.group_column,
+        seed=seed,
+        encoding=args.encoding,
+    )
+
+
+def train_config(args):
+    from ..training import TrainConfig
+
+    return TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup=args.warmup,
+        clip_norm=args.clip_norm,
+        patience=args.patience,
+        seed=args.seed,
+        amp=args.amp,
+        checkpoint_every=args.checkpoint_every,
+        max_steps=args.max_steps,
+        progress=not args.no_progress,
+    )
+
+
+def rank() -> int:
+    import os
+
+    return int(os.environ.get("RANK", "0"))

@@ -1,0 +1,92 @@
+"""``dynmask impute``: fill the holes of a wide CSV with a trained imputer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .arguments import markers
+
+
+def register(sub) -> None:
+    p = sub.add_parser("impute", help="fill the holes of a wide CSV with a trained imputer (CSV in, CSV out)")
+    p.add_argument(
+        "--model", type=Path, required=True, help="a `dynmask train impute` --output folder, or its .onnx export"
+    )
+    p.add_argument(
+        "--input",
+        type=Path,
+        required=True,
+        help="wide CSV: a time column, one column per variable, matched to the model's by name",
+    )
+    p.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        help="where to write the filled CSV: the input with only its holes filled, every other cell "
+        "written back exactly as read (not the --input file)",
+    )
+    p.add_argument("--time-column", default=None, help="time column (default: the first column)")
+    p.add_argument(
+        "--use-model",
+        action="store_true",
+        help="fill with the model even when a simple baseline beat it on the run's validation values",
+    )
+    p.add_argument(
+        "--intervals",
+        action="store_true",
+        help="write <variable>_lower / _upper columns: the run's prediction interval at each hole",
+    )
+    p.add_argument("--plot", type=Path, default=None, help="also draw observed and filled values to this PNG")
+    p.add_argument("--plot-variables", default=None, help="comma-separated variables to draw (default: the first four)")
+    p.add_argument(
+        "--clip-to-train-range",
+        action="store_true",
+        help="clip each fill to the range of its variable in the training data (e.g. never negative rain or counts)",
+    )
+    p.add_argument("--encoding", default="utf-8", help="text encoding of the files (default: %(default)s)")
+    p.set_defaults(handler=_impute)
+
+
+def _impute(args) -> None:
+    from ..export import is_onnx
+    from ..tasks.series import impute_csv, load_imputer
+
+    trained = _onnx_imputer(args.model) if is_onnx(args.model) else load_imputer(args.model)
+    plot_variables = markers(args.plot_variables)
+    counts = impute_csv(
+        trained,
+        args.input,
+        args.output,
+        time_column=args.time_column,
+        clip_to_train_range=args.clip_to_train_range,
+        encoding=args.encoding,
+        plot=args.plot,
+        plot_variables=plot_variables,
+        intervals=args.intervals,
+        use_model=args.use_model,
+    )
+    note = (
+        f"; {counts['left_in_unknown_columns']} left in variables the model was not trained on"
+        if counts["left_in_unknown_columns"]
+        else ""
+    )
+    by = (
+        ""
+        if counts["filled_by"] == "model"
+        else (f" by {counts['filled_by']} (it beat the model on the run's validation values)")
+    )
+    print(
+        f"filled {counts['filled']} of {counts['holes']} missing values{by} in {args.input} -> {args.output}{note}; "
+        "observed cells written back as read"
+    )
+
+
+def _onnx_imputer(path: Path):
+    """A TrainedImputer whose model is an exported imputer run by onnxruntime."""
+    from ..export import load_onnx
+    from ..tasks.series import imputer_from_assets
+
+    runner = load_onnx(path)
+    if runner.meta["task"] != "impute":
+        raise SystemExit(f"error: --model {path} is an exported {runner.meta['task']!r} model, not an imputer")
+    return imputer_from_assets(runner, runner.assets)

@@ -1,0 +1,124 @@
+"""What every task shares: how values go missing (:class:`MissingSpec`), seeded test-time holes,
+the split offsets of those seeds, classification scores, and the :class:`Task` protocol the trainer
+runs. Mask polarity: True = observed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Protocol, Sequence, runtime_checkable
+
+import torch
+
+from ..missingness import PROCESSES, Schedule, make_process
+
+__all__ = [
+    "TEST_SEED",
+    "SPLIT_OFFSET",
+    "MissingSpec",
+    "TokenHoles",
+    "Task",
+    "LengthBucketed",
+    "accuracy_and_macro_f1",
+]
+
+
+@runtime_checkable
+class Task(Protocol):
+    """What :class:`dynmask.training.Trainer` needs from a task."""
+
+    def num_train(self) -> int:
+        """Training examples."""
+
+    def train_batch(self, indices: list[int], draw: int) -> Any:
+        """The batch of these training examples; ``draw`` is unique per (step, rank) and seeds the holes."""
+
+    def loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
+        """Scalar training loss of ``model`` on ``batch`` (missing positions never counted)."""
+
+    def batch_size(self, batch: Any) -> int:
+        """Examples in ``batch``."""
+
+    def evaluate(self, model: torch.nn.Module) -> dict:
+        """Validation metrics, with ``"score"`` (higher is better) choosing the best checkpoint."""
+
+    def save_assets(self, folder: Path) -> None:
+        """What the model needs beside its weights (tokenizer, labels, scaler), written to ``folder``."""
+
+
+@runtime_checkable
+class LengthBucketed(Protocol):
+    """A task whose batches the trainer groups by length (less padding)."""
+
+    def lengths(self) -> list[int]:
+        """Length of each training example, in the order of :meth:`Task.train_batch` indices."""
+
+
+TEST_SEED = 20261126  # test-time holes: the same for every method and run
+SPLIT_OFFSET = {"train": 0, "valid": 1, "test": 2}  # test-time hole seeds differ per split
+
+
+@dataclass
+class MissingSpec:
+    """How tokens are made missing: process, rate, and (for training) the schedule."""
+
+    rate: float = 0.0
+    process: str = "uniform"
+    schedule: str = "dynamic"
+    mean_span: float = 3.0
+
+    def __post_init__(self):
+        if not 0 <= self.rate <= 1:  # NaN fails this too
+            raise ValueError(f"missing rate must lie in [0, 1], got {self.rate}")
+        if self.schedule not in ("dynamic", "static"):
+            raise ValueError(f"schedule must be 'dynamic' or 'static', got {self.schedule!r}")
+        if self.process not in PROCESSES:
+            raise ValueError(f"missingness process must be one of {PROCESSES}, got {self.process!r}")
+
+
+def accuracy_and_macro_f1(pred: torch.Tensor, gold: torch.Tensor, num_classes: int) -> tuple[float, float]:
+    accuracy = float((pred == gold).float().mean()) if gold.numel() else 0.0
+    f1s = []
+    for c in range(num_classes):
+        tp = int(((pred == c) & (gold == c)).sum())
+        fp = int(((pred == c) & (gold != c)).sum())
+        fn = int(((pred != c) & (gold == c)).sum())
+        if tp + fp + fn == 0:
+            continue  # class absent from both: not counted
+        f1s.append(2 * tp / (2 * tp + fp + fn))
+    return accuracy, sum(f1s) / max(1, len(f1s))
+
+
+class TokenHoles:
+    """The missing-token processes of one text task, shared by every text task.
+
+    Training holes follow ``train_missing`` (re-drawn every batch, or drawn once per example);
+    validation uses the same process with holes drawn once; test-time holes are seeded per split
+    (:meth:`test_schedule`), the same for every method. ``value`` processes weigh tokens by their
+    counts in ``train_ids``.
+    """
+
+    def __init__(
+        self, train_missing: MissingSpec, train_ids: Sequence[Sequence[int]], vocab_size: int, seed: int, max_len: int
+    ) -> None:
+        counts = torch.zeros(vocab_size)
+        for ids in train_ids:
+            counts.index_add_(0, torch.as_tensor(ids, dtype=torch.long), torch.ones(len(ids)))
+        self.token_counts, self.max_len = counts, max_len
+        self.train_missing = train_missing
+        self.train_process = self.process(train_missing)
+        self.train_schedule = Schedule(
+            train_missing.schedule, getattr(self.train_process, "n_uniforms", 1), seed, max_len
+        )
+        self.valid_missing = MissingSpec(train_missing.rate, train_missing.process, "static", train_missing.mean_span)
+
+    def process(self, spec: MissingSpec):
+        if spec.rate == 0.0:
+            return None
+        return make_process(spec.process, spec.rate, mean_span=spec.mean_span, token_counts=self.token_counts)
+
+    def test_schedule(self, process, split: str) -> Optional[Schedule]:
+        if process is None:
+            return None
+        return Schedule("static", process.n_uniforms, TEST_SEED + SPLIT_OFFSET[split], self.max_len)
