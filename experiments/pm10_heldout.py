@@ -1,47 +1,134 @@
-"""The scored PM10 test cells of the simple baselines, one CSV per method, so anyone can re-score them:
-``results/imputation-pm10/heldout/{method}-seed0.csv`` with columns date, station, truth, prediction
-(µg/m³). The same windows and saved held-out mask as experiments/series.py (asserted). Model and
-PyPOTS predictions go beside these when their runs are made (issue 14).
+"""PM10 held-out cells, one CSV per method and seed, so anyone can re-score them:
+``results/imputation-pm10/heldout/{method}-seed{S}.csv`` (pattern ``values``; other patterns in
+``heldout/{pattern}/``), columns date, station, truth, prediction (µg/m³). The same windows,
+standardisation and held-out mask as experiments/series.py and benchmarks/pypots_pm10.py (asserted
+for ``values``).
 
-    python experiments/pm10_heldout.py
+    python experiments/pm10_heldout.py baselines --pattern values        # mean / LOCF / linear
+    python experiments/pm10_heldout.py dynmask --pattern values --seeds 0,1,2 --intervals 0.9
+    python experiments/pm10_heldout.py dynmask --pattern blocks --missing-process blocks
+
+``dynmask`` trains the setting with the lowest validation MAE in results/imputation-pm10/tuning.json
+(runs in runs/imputation-pm10-heldout/, resumable) and writes its scores, with the interval coverage
+when ``--intervals`` is given, to results/imputation-pm10/dynmask/{name}-{pattern}.json.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+
 import numpy as np
-import pandas as pd
-from series import PM10, ROOT, _pm10_data
+from series import PM10, ROOT, TUNING
 
 from dynmask.data.series import read_wide_csv
-from dynmask.tasks.series import ImputationTask, impute_linear, impute_locf, impute_mean
+from dynmask.tasks.series import (
+    ImputationTask,
+    imputation_metrics,
+    impute_linear,
+    impute_locf,
+    impute_mean,
+    load_imputer,
+    prepare_imputation_data,
+    train_imputer,
+)
+from dynmask.training import TrainConfig
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from pypots_pm10 import heldout_table  # noqa: E402
 
 OUT = ROOT / "results" / "imputation-pm10"
 
 
-def main() -> None:
+def _data(pattern: str):
     frame = read_wide_csv(PM10)
-    data = _pm10_data()
-    saved = np.load(OUT / "test_holdout_mask.npy")
-    assert np.array_equal(saved, data["test_holdout"]), "the held-out mask differs from the committed one"
-    a, b = data["ranges"]["test"]
-    length, total = data["window"], b - a
-    starts = list(range(0, total - length + 1, length))
-    if starts[-1] != total - length:
-        starts.append(total - length)
-    dates = np.array([[str(frame.index[a + s + i]) for i in range(length)] for s in starts])  # (N, L)
-    stations = np.array([str(frame.columns[i]) for i in data["kept_columns"]])  # the file's station ids
+    data = prepare_imputation_data(
+        frame.to_numpy(), 30, 5, holdout=0.1, seed=0, drop_unobserved=True, holdout_pattern=pattern
+    )
+    if pattern == "values":
+        saved = np.load(OUT / "test_holdout_mask.npy")
+        assert np.array_equal(saved, data["test_holdout"]), "the held-out mask differs from the committed one"
+    return frame, data
+
+
+def _cells(pattern: str):
+    folder = OUT / "heldout" if pattern == "values" else OUT / "heldout" / pattern
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def baselines(args) -> None:
+    frame, data = _data(args.pattern)
     windows = data["test"].copy()
-    windows[saved] = np.nan
+    windows[data["test_holdout"]] = np.nan
     mean = ImputationTask(data).scaler.mean
-    w, t, f = np.nonzero(saved)
-    (OUT / "heldout").mkdir(exist_ok=True)
+    scores = {}
     for name, fill in (("mean", impute_mean), ("locf", impute_locf), ("linear", impute_linear)):
         pred = fill(windows, mean)
-        table = pd.DataFrame(
-            {"date": dates[w, t], "station": stations[f], "truth": data["test"][w, t, f], "prediction": pred[w, t, f]}
+        table = heldout_table(frame, data, pred)
+        table.to_csv(_cells(args.pattern) / f"{name}-seed0.csv", index=False, float_format="%.6g")
+        scores[name] = imputation_metrics(pred, data["test"], data["test_holdout"])
+        print(args.pattern, name, scores[name])
+    (OUT / "dynmask").mkdir(exist_ok=True)
+    (OUT / "dynmask" / f"baselines-{args.pattern}.json").write_text(json.dumps(scores, indent=2))
+
+
+def dynmask(args) -> None:
+    frame, data = _data(args.pattern)
+    tuning = json.loads((OUT / "tuning.json").read_text())
+    cfg = TUNING[min(tuning, key=lambda name: tuning[name]["valid_mae"])]
+    model = dict(cfg["model"], **({"interval": args.intervals} if args.intervals else {}))
+    unit = "block" if args.missing_process == "blocks" else "value"
+    name = "dynmask" + ("-block-holes" if unit == "block" else "") + ("-intervals" if args.intervals else "")
+    result_file = OUT / "dynmask" / f"{name}-{args.pattern}.json"
+    result_file.parent.mkdir(exist_ok=True)
+    record = json.loads(result_file.read_text()) if result_file.exists() else {"runs": []}
+    record.update(pattern=args.pattern, model=model, training=cfg, missing_process=args.missing_process)
+    done = {r["seed"] for r in record["runs"]}
+    for seed in args.seeds:
+        if seed in done:
+            continue
+        folder = ROOT / "runs" / "imputation-pm10-heldout" / args.pattern / f"{name}-seed{seed}"
+        config = TrainConfig(
+            epochs=cfg["epochs"], batch_size=32, lr=cfg["lr"], seed=seed, patience=cfg["patience"], progress=False
         )
-        table.to_csv(OUT / "heldout" / f"{name}-seed0.csv", index=False, float_format="%.6g")
-        print(name, len(table), float(np.abs(table.truth - table.prediction).mean()))
+        summary = train_imputer(
+            data,
+            folder,
+            model,
+            config,
+            artificial=cfg["artificial"],
+            schedule="dynamic",
+            resume=(folder / "checkpoint").exists(),
+            overwrite=not (folder / "checkpoint").exists(),
+            missing_unit=unit,
+        )
+        pred = ImputationTask(data).predict(load_imputer(folder).model, "test")  # (N, L, F) data units
+        table = heldout_table(frame, data, pred)
+        table.to_csv(_cells(args.pattern) / f"{name}-seed{seed}.csv", index=False, float_format="%.6g")
+        run = {
+            "seed": seed,
+            **summary["test"],
+            "fallback_on_validation": summary["fallback"],
+            "valid": summary["valid"],
+            "train_seconds": summary["train_seconds"],
+            "epochs_done": summary["epochs_done"],
+        }
+        record["runs"].append(run)
+        result_file.write_text(json.dumps(record, indent=2))
+        print(name, args.pattern, {k: v for k, v in run.items() if not isinstance(v, dict)}, flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("what", choices=("baselines", "dynmask"))
+    p.add_argument("--pattern", choices=("values", "blocks", "variables"), default="values")
+    p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+    p.add_argument("--intervals", type=float, default=0.0, help="also learn this prediction interval (e.g. 0.9)")
+    p.add_argument("--missing-process", choices=("values", "blocks"), default="values", help="training holes")
+    args = p.parse_args()
+    {"baselines": baselines, "dynmask": dynmask}[args.what](args)
 
 
 if __name__ == "__main__":
