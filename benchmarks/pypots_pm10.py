@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from dynmask.data.series import read_wide_csv  # noqa: E402
-from dynmask.tasks.series import imputation_metrics, prepare_imputation_data  # noqa: E402
+from dynmask.tasks.series import imputation_metrics, interval_metrics, prepare_imputation_data  # noqa: E402
 
 PM10 = ROOT.parent / "shared" / "datasets" / "timeseries" / "pm10-germany-rural.csv"
 OUT = ROOT / "results" / "imputation-pm10"
@@ -175,13 +175,7 @@ def main() -> None:
                 samples = scaler.inverse(samples.transpose(1, 0, 2, 3))
                 imputed = np.median(samples, axis=0)
                 lower, upper = np.quantile(samples, 0.05, axis=0), np.quantile(samples, 0.95, axis=0)
-                held = data["test_holdout"]
-                truth = data["test"][held]
-                extra = {
-                    "interval_coverage_90": float(((truth >= lower[held]) & (truth <= upper[held])).mean()),
-                    "interval_mean_width": float((upper[held] - lower[held]).mean()),
-                    "samples": args.csdi_samples,
-                }
+                extra = {**interval_metrics(lower, upper, data["test"], data["test_holdout"], 0.9), "samples": args.csdi_samples}
             else:
                 imputed = scaler.inverse(model.predict({"X": test_in})["imputation"])
             predict_seconds = time.perf_counter() - t0 - seconds

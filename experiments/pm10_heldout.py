@@ -7,6 +7,7 @@ for ``values``).
     python experiments/pm10_heldout.py baselines --pattern values        # mean / LOCF / linear
     python experiments/pm10_heldout.py dynmask --pattern values --seeds 0,1,2 --intervals 0.9
     python experiments/pm10_heldout.py dynmask --pattern blocks --missing-process blocks
+    python experiments/pm10_heldout.py table     # results/imputation-pm10/head-to-head.{md,json}
 
 ``dynmask`` trains the setting with the lowest validation MAE in results/imputation-pm10/tuning.json
 (runs in runs/imputation-pm10-heldout/, resumable) and writes its scores, with the interval coverage
@@ -120,15 +121,67 @@ def dynmask(args) -> None:
         print(name, args.pattern, {k: v for k, v in run.items() if not isinstance(v, dict)}, flush=True)
 
 
+def _mean_sd(xs: list) -> str:
+    import statistics
+
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{statistics.fmean(xs):.3f} ± {sd:.3f}"
+
+
+def table(args) -> None:
+    """results/imputation-pm10/head-to-head.{md,json}: every method on every held-out pattern run so far."""
+    rows = []
+    for pattern in ("values", "blocks", "variables"):
+        entries = []
+        for f in sorted((OUT / "dynmask").glob(f"*-{pattern}.json")):
+            if f.name.startswith("baselines-"):
+                continue
+            rec = json.loads(f.read_text())
+            label = f.name[: -len(f"-{pattern}.json")]
+            entries.append((label, rec["runs"], "dynmask"))
+        for f in sorted((OUT / "pypots").glob(f"*-{pattern}-*.json")):
+            rec = json.loads(f.read_text())
+            entries.append((f"PyPOTS {rec['model']} ({rec['budget']}: {rec['epochs']} ep, patience {rec['patience']})",
+                            rec["runs"], "pypots"))  # fmt: skip
+        for label, runs, kind in entries:
+            if not runs:
+                continue
+            row = {"pattern": pattern, "method": label, "seeds": len(runs)}
+            for k in ("mae", "rmse", "mre", "train_seconds"):
+                row[k] = [r[k] for r in runs]
+            cov = [r["coverage"] for r in runs if "coverage" in r]
+            row["coverage_90"] = cov
+            rows.append(row)
+        base = OUT / "dynmask" / f"baselines-{pattern}.json"
+        if base.exists():
+            for name, m in json.loads(base.read_text()).items():
+                rows.append({"pattern": pattern, "method": name, "seeds": 1, "mae": [m["mae"]], "rmse": [m["rmse"]],
+                             "mre": [m["mre"]], "train_seconds": [], "coverage_90": []})  # fmt: skip
+    lines = [
+        "| held-out pattern | method | seeds | MAE | RMSE | MRE | 90% interval coverage | train s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        cov = f"{100 * sum(r['coverage_90']) / len(r['coverage_90']):.1f}%" if r["coverage_90"] else "–"
+        secs = f"{sum(r['train_seconds']) / len(r['train_seconds']):.0f}" if r["train_seconds"] else "–"
+        lines.append(
+            f"| {r['pattern']} | {r['method']} | {r['seeds']} | {_mean_sd(r['mae'])} | {_mean_sd(r['rmse'])} | "
+            f"{_mean_sd(r['mre'])} | {cov} | {secs} |"
+        )
+    (OUT / "head-to-head.md").write_text("\n".join(lines) + "\n")
+    (OUT / "head-to-head.json").write_text(json.dumps(rows, indent=2))
+    print("\n".join(lines))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("baselines", "dynmask"))
+    p.add_argument("what", choices=("baselines", "dynmask", "table"))
     p.add_argument("--pattern", choices=("values", "blocks", "variables"), default="values")
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--intervals", type=float, default=0.0, help="also learn this prediction interval (e.g. 0.9)")
     p.add_argument("--missing-process", choices=("values", "blocks"), default="values", help="training holes")
     args = p.parse_args()
-    {"baselines": baselines, "dynmask": dynmask}[args.what](args)
+    {"baselines": baselines, "dynmask": dynmask, "table": table}[args.what](args)
 
 
 if __name__ == "__main__":
