@@ -175,7 +175,8 @@ def main() -> None:
                 samples = scaler.inverse(samples.transpose(1, 0, 2, 3))
                 imputed = np.median(samples, axis=0)
                 lower, upper = np.quantile(samples, 0.05, axis=0), np.quantile(samples, 0.95, axis=0)
-                extra = {**interval_metrics(lower, upper, data["test"], data["test_holdout"], 0.9), "samples": args.csdi_samples}
+                extra = interval_metrics(lower, upper, data["test"], data["test_holdout"], 0.9)
+                extra["samples"] = args.csdi_samples
             else:
                 imputed = scaler.inverse(model.predict({"X": test_in})["imputation"])
             predict_seconds = time.perf_counter() - t0 - seconds
