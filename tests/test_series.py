@@ -574,3 +574,24 @@ def test_residual_imputer_stays_near_interpolation_on_a_smooth_series(tmp_path):
         results = json.loads((run / "test_results.json").read_text())
         maes[name], linear = results["dynmask"]["mae"], results["linear"]["mae"]
     assert maes["residual"] < 5 * linear and maes["residual"] < 0.1 * maes["plain"], (maes, linear)
+
+
+def test_window_and_stride_come_from_the_data_length_when_not_given(tmp_path, capsys):
+    from dynmask.tasks.series import DEFAULT_WINDOW, window_and_stride
+
+    assert window_and_stride(4383) == (DEFAULT_WINDOW, 5)  # PM10: the tuned default
+    assert window_and_stride(187) == (18, 3)  # valid range 18 steps, test 37: one window must fit each
+    assert window_and_stride(187, 12, 2) == (12, 2)  # a user's choice is kept
+    with pytest.raises(DataError, match="too few for a window"):
+        window_and_stride(12)
+    # a short monthly table through the CLI with no --window: it trains instead of stopping
+    values = _series(n=187)
+    frame = pd.DataFrame(values, columns=["s1", "s2", "s3"])
+    frame.insert(0, "month", [f"m{i}" for i in range(187)])
+    frame.to_csv(tmp_path / "short.csv", index=False)
+    run = tmp_path / "run"
+    args = ["train", "impute", "--data", str(tmp_path / "short.csv"), "--output", str(run), "--epochs", "1"]
+    assert main([*args, "--d-model", "16", "--heads", "2", "--layers", "1", "--no-progress"]) == 0
+    assert "window 18 steps, stride 3" in capsys.readouterr().out
+    config = json.loads((run / "best" / "config.json").read_text())
+    assert config["data"]["window"] == 18 and config["data"]["stride"] == 3

@@ -215,9 +215,15 @@ def _register_impute(tsub) -> None:
     q.add_argument("--variable-column", default="variable", help="long format: variable column (default: %(default)s)")
     q.add_argument("--value-column", default="value", help="long format: value column (default: %(default)s)")
     q.add_argument(
-        "--window", type=number(int, 2, 65_536), default=30, help="window length in steps (default: %(default)s)"
+        "--window",
+        type=number(int, 2, 65_536),
+        default=None,
+        help="window length in steps (default: 30, or the length of the validation / test range when that is "
+        "shorter)",
     )
-    q.add_argument("--stride", type=POSITIVE, default=5, help="stride of training windows (default: %(default)s)")
+    q.add_argument(
+        "--stride", type=POSITIVE, default=None, help="stride of training windows (default: a sixth of the window)"
+    )
     q.add_argument(
         "--holdout",
         type=HOLDOUT,
@@ -420,16 +426,19 @@ def _train_classify_series(args) -> dict:
 
 def _train_impute(args) -> dict:
     from ..data.series import read_long_csv, read_wide_csv
-    from ..tasks.series import prepare_imputation_data, train_imputer
+    from ..tasks.series import prepare_imputation_data, train_imputer, window_and_stride
 
     if args.format == "wide":
         frame = read_wide_csv(args.data, args.time_column)
     else:
         frame = read_long_csv(args.data, args.time_column or "time", args.variable_column, args.value_column)
+    window, stride = window_and_stride(len(frame), args.window, args.stride)
+    if args.window is None:
+        print(f"window {window} steps, stride {stride} (from {len(frame)} time steps; --window to choose)")
     data = prepare_imputation_data(
         frame.to_numpy(),
-        args.window,
-        args.stride,
+        window,
+        stride,
         holdout=args.holdout,
         seed=args.data_seed,
         drop_unobserved=args.drop_unobserved,

@@ -230,6 +230,23 @@ def impute_linear(windows: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return _fill(windows, mean, "linear")
 
 
+DEFAULT_WINDOW = 30  # steps; the setting chosen on PM10 validation values
+
+
+def window_and_stride(n_times: int, window: Optional[int] = None, stride: Optional[int] = None) -> tuple[int, int]:
+    """The imputer's window and training stride for a series of ``n_times`` steps. ``None`` chooses
+    from the data: :data:`DEFAULT_WINDOW`, or the length of the shorter of the validation and test
+    ranges when that is less (their windows do not overlap, so each must hold one); the stride is a
+    sixth of the window. Given values are kept (too long a window is refused later, with the sizes)."""
+    if window is None:
+        ranges = chronological_split(n_times)
+        shortest = min(b - a for name, (a, b) in ranges.items() if name != "train")
+        window = min(DEFAULT_WINDOW, shortest)
+        if window < 2:
+            raise DataError(f"{n_times} time steps leave {shortest} for validation / test: too few for a window of 2")
+    return window, stride if stride is not None else max(1, window // 6)
+
+
 def prepare_imputation_data(
     values: np.ndarray,
     window: int,
