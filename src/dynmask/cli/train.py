@@ -218,8 +218,7 @@ def _register_impute(tsub) -> None:
         "--window",
         type=number(int, 2, 65_536),
         default=None,
-        help="window length in steps (default: 30, or the length of the validation / test range when that is "
-        "shorter)",
+        help="window length in steps (default: 30, or the length of the validation / test range when that is shorter)",
     )
     q.add_argument(
         "--stride", type=POSITIVE, default=None, help="stride of training windows (default: a sixth of the window)"
