@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynmask import Mask, MaskedMultiheadAttention, allowed_keys, masked_attention
-from dynmask.ablation import LiteralGateAttention, attention_class, static_mask
+from dynmask.ablation import LiteralGateAttention, attended_keys, attention_class, static_mask
 
 D, H = 8, 2
 
@@ -133,6 +133,9 @@ def test_static_violates_the_guarantee():
     valid = torch.ones_like(observed)
     static = static_mask(Mask(observed, valid))
     assert torch.equal(static.observed, valid) and torch.equal(static.valid, valid)
+    for method in ("static", "seed_literal"):  # what the stacks attend: the transform's keys, read directly
+        assert torch.equal(attended_keys(Mask(observed, valid), method), static.observed)
+    assert torch.equal(attended_keys(Mask(observed, valid), "dynamic"), observed)
     run = lambda xi: attn(xi, key_keep=static.observed, query_keep=static.valid)
     a, b = run(x), run(torch.where(observed.unsqueeze(-1), x, 5.0))
     assert not torch.allclose(a[observed], b[observed])

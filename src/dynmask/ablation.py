@@ -19,7 +19,7 @@ from torch import Tensor
 from .attention import MaskedMultiheadAttention
 from .masks import Mask
 
-__all__ = ["METHODS", "LiteralGateAttention", "static_mask", "keys_mask", "attention_class"]
+__all__ = ["METHODS", "LiteralGateAttention", "static_mask", "attended_keys", "attention_class"]
 
 METHODS = ("dynamic", "static", "seed_literal")
 
@@ -29,11 +29,13 @@ def static_mask(mask: Mask) -> Mask:
     return Mask(mask.valid, mask.valid)
 
 
-def keys_mask(mask: Mask, method: str) -> Mask:
-    """The mask a stack running ``method`` attends with: the data's own for ``dynamic``, padding only
-    for the two baselines (``seed_literal`` gates queries on top, in its attention)."""
-    check_method(method)
-    return mask if method == "dynamic" else static_mask(mask)
+def attended_keys(mask: Mask, method: str) -> Tensor:
+    """bool[B, L], True = a stack running ``method`` may attend here: the data's observed positions for
+    ``dynamic``; for the two baselines ``static_mask(mask).observed`` (padding only; ``seed_literal``
+    gates queries on top, in its attention). Read from ``mask`` directly: building the transformed
+    :class:`Mask` on every forward would re-run its eager validation (a device sync). ``method`` is
+    checked where the stack is built."""
+    return mask.observed if method == "dynamic" else mask.valid
 
 
 def check_method(method: str) -> None:

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .ablation import attention_class, check_method, keys_mask
+from .ablation import attended_keys, attention_class, check_method
 from .attention import MaskedMultiheadAttention
 from .compaction import Compaction
 from .embeddings import make_positions
@@ -265,8 +265,7 @@ class _Stack(nn.Module):
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
         gate = mask.observed if self.method == "seed_literal" else None  # (B, L) the ablation's A
-        mask = keys_mask(mask, self.method)  # the baselines see padding only: missing positions read as tokens
-        keep = mask.observed  # (B, L) keys: what may be attended
+        keep = attended_keys(mask, self.method)  # (B, L) keys; the baselines: padding only, missing read as tokens
         asks_all = self.queries == "all" and self.method == "dynamic"  # the baselines have nothing missing
         query_keep = mask.valid if asks_all else keep  # (B, L) queries whose output is kept
 
@@ -501,7 +500,7 @@ class Decoder(_Stack):
         return self._finish(x, run, plan)
 
     def _memory_keep(self, memory_mask: Mask) -> Tensor:
-        return keys_mask(memory_mask, self.method).observed
+        return attended_keys(memory_mask, self.method)
 
     # ------------------------------------------------------------------ incremental decoding
     def start(self, memory: Tensor, memory_mask: Mask) -> DecoderCache:

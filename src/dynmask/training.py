@@ -41,7 +41,7 @@ from .run_folders import (
     verify_manifest,
     write_manifest,
 )
-from .tasks.common import LengthBucketed, Task
+from .tasks.common import TASK_METHODS, LengthBucketed, Task
 
 __all__ = [
     "TrainConfig",
@@ -228,8 +228,7 @@ class Trainer:
         device: Optional[torch.device] = None,
     ) -> None:
         if not isinstance(task, Task):
-            needs = [m for m in ("num_train", "train_batch", "loss", "batch_size", "evaluate", "save_assets")]
-            lacks = [m for m in needs if not callable(getattr(task, m, None))]
+            lacks = [m for m in TASK_METHODS if not callable(getattr(task, m, None))]
             raise TypeError(f"task must be a dynmask.tasks.common.Task; {type(task).__name__} lacks {lacks}")
         self.rank, self.world = distributed_context()
         if device is None:

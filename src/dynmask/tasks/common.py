@@ -19,9 +19,13 @@ __all__ = [
     "MissingSpec",
     "TokenHoles",
     "Task",
+    "TASK_METHODS",
     "LengthBucketed",
     "accuracy_and_macro_f1",
 ]
+
+
+TASK_METHODS = ("num_train", "train_batch", "loss", "batch_size", "evaluate", "save_assets")  # of Task, below
 
 
 @runtime_checkable
