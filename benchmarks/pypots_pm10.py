@@ -35,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from dynmask.data.series import read_wide_csv  # noqa: E402
+from dynmask.data.series import read_wide_csv, window_starts  # noqa: E402
 from dynmask.tasks.series import imputation_metrics, interval_metrics, prepare_imputation_data  # noqa: E402
 
 PM10 = ROOT.parent / "shared" / "datasets" / "timeseries" / "pm10-germany-rural.csv"
@@ -105,16 +105,35 @@ def _model(name: str, n_steps: int, n_features: int, epochs: int, patience: int)
     )
 
 
+def pm10_data(pattern: str = "values"):
+    """(frame, data): dynmask's PM10 windows, split, standardisation and held-out values (the settings of
+    experiments/series.py); for ``values`` the held-out mask must equal the committed one."""
+    frame = read_wide_csv(PM10)
+    data = prepare_imputation_data(
+        frame.to_numpy(), 30, 5, holdout=0.1, seed=0, drop_unobserved=True, holdout_pattern=pattern
+    )
+    if pattern == "values":  # the very held-out values dynmask and the baselines were scored on
+        np.testing.assert_array_equal(np.load(OUT / "test_holdout_mask.npy"), data["test_holdout"])
+    return frame, data
+
+
+def pypots_inputs(data: dict):
+    """PyPOTS's inputs, standardised: (train, valid with held-out values hidden, valid truth, test with
+    held-out values hidden)."""
+    scaler = data["scaler"]
+    valid_truth = scaler.transform(data["valid"])
+    valid_in = np.where(data["valid_holdout"], np.nan, valid_truth)
+    test_in = np.where(data["test_holdout"], np.nan, scaler.transform(data["test"]))
+    return scaler.transform(data["train"]), valid_in, valid_truth, test_in
+
+
 def heldout_table(frame, data: dict, pred: np.ndarray):
-    """The scored test cells as a table: date, station, truth, prediction (data units). Test windows
-    tile the test range (the last one may overlap), as in :func:`prepare_imputation_data`."""
+    """The scored test cells as a table: date, station, truth, prediction (data units)."""
     import pandas as pd
 
     a, b = data["ranges"]["test"]
-    length, total = data["window"], b - a
-    starts = list(range(0, total - length + 1, length))
-    if starts[-1] != total - length:
-        starts.append(total - length)
+    length = data["window"]
+    starts = window_starts(b - a, length, length)  # test windows do not overlap (but the last may)
     dates = np.array([[str(frame.index[a + s + i]) for i in range(length)] for s in starts])  # (N, L)
     stations = np.array([str(frame.columns[i]) for i in data["kept_columns"]])  # (F,)
     w, t, f = np.nonzero(data["test_holdout"])
@@ -137,17 +156,9 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    frame = read_wide_csv(PM10)
-    data = prepare_imputation_data(
-        frame.to_numpy(), 30, 5, holdout=0.1, seed=0, drop_unobserved=True, holdout_pattern=args.pattern
-    )
-    if args.pattern == "values":  # the very held-out values dynmask and the baselines were scored on
-        np.testing.assert_array_equal(np.load(OUT / "test_holdout_mask.npy"), data["test_holdout"])
+    frame, data = pm10_data(args.pattern)
     scaler = data["scaler"]
-    train = scaler.transform(data["train"])
-    valid_truth = scaler.transform(data["valid"])
-    valid_in = np.where(data["valid_holdout"], np.nan, valid_truth)
-    test_in = np.where(data["test_holdout"], np.nan, scaler.transform(data["test"]))
+    train, valid_in, valid_truth, test_in = pypots_inputs(data)
     epochs, patience = BUDGETS[args.budget]
     cells = OUT / "heldout" if args.pattern == "values" else OUT / "heldout" / args.pattern
     (OUT / "pypots").mkdir(parents=True, exist_ok=True)

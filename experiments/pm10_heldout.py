@@ -21,9 +21,8 @@ import json
 import sys
 
 import numpy as np
-from series import PM10, ROOT, TUNING
+from series import ROOT, TUNING
 
-from dynmask.data.series import read_wide_csv
 from dynmask.tasks.series import (
     ImputationTask,
     imputation_metrics,
@@ -31,26 +30,14 @@ from dynmask.tasks.series import (
     impute_locf,
     impute_mean,
     load_imputer,
-    prepare_imputation_data,
     train_imputer,
 )
 from dynmask.training import TrainConfig
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from pypots_pm10 import heldout_table  # noqa: E402
+from pypots_pm10 import heldout_table, pm10_data  # noqa: E402
 
 OUT = ROOT / "results" / "imputation-pm10"
-
-
-def _data(pattern: str):
-    frame = read_wide_csv(PM10)
-    data = prepare_imputation_data(
-        frame.to_numpy(), 30, 5, holdout=0.1, seed=0, drop_unobserved=True, holdout_pattern=pattern
-    )
-    if pattern == "values":
-        saved = np.load(OUT / "test_holdout_mask.npy")
-        assert np.array_equal(saved, data["test_holdout"]), "the held-out mask differs from the committed one"
-    return frame, data
 
 
 def _cells(pattern: str):
@@ -60,7 +47,7 @@ def _cells(pattern: str):
 
 
 def baselines(args) -> None:
-    frame, data = _data(args.pattern)
+    frame, data = pm10_data(args.pattern)
     windows = data["test"].copy()
     windows[data["test_holdout"]] = np.nan
     mean = ImputationTask(data).scaler.mean
@@ -76,7 +63,7 @@ def baselines(args) -> None:
 
 
 def dynmask(args) -> None:
-    frame, data = _data(args.pattern)
+    frame, data = pm10_data(args.pattern)
     tuning = json.loads((OUT / "tuning.json").read_text())
     cfg = TUNING[min(tuning, key=lambda name: tuning[name]["valid_mae"])]
     model = dict(cfg["model"], **({"interval": args.intervals} if args.intervals else {}))

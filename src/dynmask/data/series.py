@@ -293,10 +293,16 @@ def make_windows(values: np.ndarray, length: int, stride: int) -> np.ndarray:
         raise ValueError(f"window length and stride must be >= 1, got {length} and {stride}")
     if total < length:
         raise DataError(f"{total} time steps are shorter than one window of {length}")
+    return np.stack([values[s : s + length] for s in window_starts(total, length, stride)]).astype(np.float32)
+
+
+def window_starts(total: int, length: int, stride: int) -> list[int]:
+    """First step of each window :func:`make_windows` cuts from ``total`` steps: every ``stride``, plus
+    one ending at ``total`` when the stride does not land there."""
     starts = list(range(0, total - length + 1, stride))
     if starts[-1] != total - length:
         starts.append(total - length)
-    return np.stack([values[s : s + length] for s in starts]).astype(np.float32)
+    return starts
 
 
 class Standardizer:
