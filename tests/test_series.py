@@ -68,6 +68,12 @@ def test_guarantee_series_classifier(batch, arch):
     check_guarantee(lambda xi: model(xi, full), list(model.parameters()), x, full, empty_is_zero=False)
 
 
+def _tiny_imputer_args(data, run, epochs: int) -> list:
+    """``dynmask train impute`` on ``data`` into ``run``: windows of 20, a 16-wide one-layer model."""
+    return ["train", "impute", "--data", str(data), "--output", str(run), "--window", "20", "--epochs", str(epochs),
+            "--d-model", "16", "--heads", "2", "--layers", "1", "--no-progress"]  # fmt: skip
+
+
 def test_imputation_never_overwrites_observed_values():
     torch.manual_seed(0)
     model = SeriesImputer(SeriesConfig(F, d_model=16, n_heads=2, n_layers=1, d_ff=32))
@@ -237,23 +243,7 @@ def test_cli_train_impute_and_fill_a_csv(tmp_path, capsys):
     assert (
         main(
             [
-                "train",
-                "impute",
-                "--data",
-                str(tmp_path / "in.csv"),
-                "--output",
-                str(run),
-                "--window",
-                "20",
-                "--epochs",
-                "3",
-                "--d-model",
-                "16",
-                "--heads",
-                "2",
-                "--layers",
-                "1",
-                "--no-progress",
+                *_tiny_imputer_args(tmp_path / "in.csv", run, epochs=3),
             ]
         )
         == 0
@@ -323,23 +313,7 @@ def test_cli_impute_with_block_holes_and_chosen_variables(tmp_path):
     frame.to_csv(tmp_path / "in.csv", index=False)
     run = tmp_path / "run"
     args = [
-        "train",
-        "impute",
-        "--data",
-        str(tmp_path / "in.csv"),
-        "--output",
-        str(run),
-        "--window",
-        "20",
-        "--epochs",
-        "2",
-        "--d-model",
-        "16",
-        "--heads",
-        "2",
-        "--layers",
-        "1",
-        "--no-progress",
+        *_tiny_imputer_args(tmp_path / "in.csv", run, epochs=2),
         "--holdout-pattern",
         "blocks",
         "--missing-process",
@@ -450,23 +424,7 @@ def test_an_imputer_that_loses_to_a_baseline_on_validation_falls_back_and_says_s
     assert (
         main(
             [
-                "train",
-                "impute",
-                "--data",
-                str(tmp_path / "in.csv"),
-                "--output",
-                str(run),
-                "--window",
-                "20",
-                "--epochs",
-                "1",
-                "--d-model",
-                "16",
-                "--heads",
-                "2",
-                "--layers",
-                "1",
-                "--no-progress",
+                *_tiny_imputer_args(tmp_path / "in.csv", run, epochs=1),
             ]
         )
         == 0
@@ -549,23 +507,7 @@ def test_residual_imputer_stays_near_interpolation_on_a_smooth_series(tmp_path):
         assert (
             main(
                 [
-                    "train",
-                    "impute",
-                    "--data",
-                    str(tmp_path / "in.csv"),
-                    "--output",
-                    str(run),
-                    "--window",
-                    "20",
-                    "--epochs",
-                    "1",
-                    "--d-model",
-                    "16",
-                    "--heads",
-                    "2",
-                    "--layers",
-                    "1",
-                    "--no-progress",
+                    *_tiny_imputer_args(tmp_path / "in.csv", run, epochs=1),
                     *extra,
                 ]
             )
