@@ -7,6 +7,7 @@ for ``values``).
     python experiments/pm10_heldout.py baselines --pattern values        # mean / LOCF / linear
     python experiments/pm10_heldout.py dynmask --pattern values --seeds 0,1,2 --intervals 0.9
     python experiments/pm10_heldout.py dynmask --pattern blocks --missing-process blocks
+    python experiments/pm10_heldout.py calibrate --pattern values --intervals 0.9   # runs trained before calibration
     python experiments/pm10_heldout.py table     # results/imputation-pm10/head-to-head.{md,json}
 
 ``dynmask`` trains the setting with the lowest validation MAE in results/imputation-pm10/tuning.json
@@ -25,6 +26,7 @@ from series import ROOT, TUNING
 
 from dynmask.tasks.series import (
     ImputationTask,
+    calibrate_run,
     imputation_metrics,
     impute_linear,
     impute_locf,
@@ -68,7 +70,7 @@ def dynmask(args) -> None:
     cfg = TUNING[min(tuning, key=lambda name: tuning[name]["valid_mae"])]
     model = dict(cfg["model"], **({"interval": args.intervals} if args.intervals else {}))
     unit = "block" if args.missing_process == "blocks" else "value"
-    name = "dynmask" + ("-block-holes" if unit == "block" else "") + ("-intervals" if args.intervals else "")
+    name = _name(args)
     result_file = OUT / "dynmask" / f"{name}-{args.pattern}.json"
     result_file.parent.mkdir(exist_ok=True)
     record = json.loads(result_file.read_text()) if result_file.exists() else {"runs": []}
@@ -106,6 +108,30 @@ def dynmask(args) -> None:
         record["runs"].append(run)
         result_file.write_text(json.dumps(record, indent=2))
         print(name, args.pattern, {k: v for k, v in run.items() if not isinstance(v, dict)}, flush=True)
+
+
+def _name(args) -> str:
+    block = "-block-holes" if args.missing_process == "blocks" else ""
+    return "dynmask" + block + ("-intervals" if args.intervals else "")
+
+
+def calibrate(args) -> None:
+    """Conformal calibration, on validation, of the interval runs trained before dynmask calibrated
+    (new runs calibrate at the end of training); re-scores their test coverage in the result file."""
+    _, data = pm10_data(args.pattern)
+    name = _name(args)
+    result_file = OUT / "dynmask" / f"{name}-{args.pattern}.json"
+    record = json.loads(result_file.read_text())
+    for run in record["runs"]:
+        if "interval_scale" in run:
+            continue
+        folder = ROOT / "runs" / "imputation-pm10-heldout" / args.pattern / f"{name}-seed{run['seed']}"
+        task = ImputationTask(data)
+        scale = calibrate_run(folder, task)
+        test = task.evaluate(load_imputer(folder).model, "test", interval_scale=scale)
+        run.update({k: v for k, v in test.items() if "coverage" in k or "interval" in k})
+        result_file.write_text(json.dumps(record, indent=2))
+        print(name, args.pattern, run["seed"], {k: v for k, v in test.items() if "interval" in k or "coverage" in k})
 
 
 def _mean_sd(xs: list) -> str:
@@ -162,13 +188,13 @@ def table(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("baselines", "dynmask", "table"))
+    p.add_argument("what", choices=("baselines", "dynmask", "calibrate", "table"))
     p.add_argument("--pattern", choices=("values", "blocks", "variables"), default="values")
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--intervals", type=float, default=0.0, help="also learn this prediction interval (e.g. 0.9)")
     p.add_argument("--missing-process", choices=("values", "blocks"), default="values", help="training holes")
     args = p.parse_args()
-    {"baselines": baselines, "dynmask": dynmask, "table": table}[args.what](args)
+    {"baselines": baselines, "dynmask": dynmask, "calibrate": calibrate, "table": table}[args.what](args)
 
 
 if __name__ == "__main__":

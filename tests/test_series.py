@@ -346,10 +346,50 @@ def test_interval_metrics_and_pinball_loss():
     assert float(_pinball(pred, y, keep, 0.9)) == pytest.approx((0.9 * 1 + 0.1 * 1) / 2)
 
 
+def test_conformal_scale_covers_new_values_at_the_nominal_rate():
+    """Split conformal on a too-narrow interval: the factor is the finite-sample quantile of the
+    calibration scores, and the widened interval covers fresh values from the same distribution ~90%."""
+    from dynmask.tasks.series import TooFewToCalibrate, conformal_scale, interval_metrics, widen_interval
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    point, lower, upper = np.zeros((1, n)), -np.ones((1, n)), 0.5 * np.ones((1, n))  # asymmetric, too narrow
+    truth, fresh = rng.normal(0, 2, (1, n)), rng.normal(0, 2, (1, n))
+    scored = np.ones((1, n), dtype=bool)
+    scale = conformal_scale(point, lower, upper, truth, scored, 0.9)
+    scores = np.where(truth < 0, -truth / 1.0, truth / 0.5)[0]
+    assert scale == np.sort(scores)[int(np.ceil((n + 1) * 0.9)) - 1]  # the finite-sample conformal rank
+    raw = interval_metrics(lower, upper, fresh, scored, 0.9)["coverage"]
+    calibrated = interval_metrics(*widen_interval(point, lower, upper, scale), fresh, scored, 0.9)["coverage"]
+    assert raw < 0.4 and 0.88 <= calibrated <= 0.92, (raw, calibrated)
+    # where the interval is the point itself (an observed value) nothing moves
+    lo, hi = widen_interval(np.ones(3), np.ones(3), np.ones(3), 7.0)
+    assert (lo == 1).all() and (hi == 1).all()
+    with pytest.raises(TooFewToCalibrate, match="too few"):
+        conformal_scale(point[:, :5], lower[:, :5], upper[:, :5], truth[:, :5], scored[:, :5], 0.9)
+    with pytest.raises(ValueError, match="interval"):
+        conformal_scale(point, lower, upper, truth, scored, 1.0)
+
+
+def test_a_damaged_calibration_file_is_refused(tmp_path):
+    from dynmask.run_folders import RunFolderError
+    from dynmask.tasks.series import imputer_from_assets
+
+    assets = {"scaler": {"mean": [0.0], "std": [1.0]}, "window": 8, "columns": [0], "column_names": ["a"]}
+    (tmp_path / "series.json").write_text(json.dumps(assets))
+    assert imputer_from_assets(None, tmp_path).interval_scale == 1.0  # a run without calibration
+    (tmp_path / "calibration.json").write_text(json.dumps({"scale": 1.7}))
+    assert imputer_from_assets(None, tmp_path).interval_scale == 1.7
+    for bad in (-1.0, 0.0, "2", True, None, 1e400):
+        (tmp_path / "calibration.json").write_text(json.dumps({"scale": bad}))
+        with pytest.raises(RunFolderError, match="calibration.json"):
+            imputer_from_assets(None, tmp_path)
+
+
 def test_imputer_learns_intervals_and_writes_them(tmp_path):
     rng = np.random.default_rng(0)
-    t = np.arange(400)
-    values = np.stack([np.sin(t / 8) + rng.normal(0, 0.3, 400), np.cos(t / 11) + rng.normal(0, 0.3, 400)], 1)
+    t = np.arange(1000)  # long enough for ~40 validation held-out values to calibrate on
+    values = np.stack([np.sin(t / 8) + rng.normal(0, 0.3, 1000), np.cos(t / 11) + rng.normal(0, 0.3, 1000)], 1)
     values[rng.random(values.shape) < 0.15] = np.nan
     frame = pd.DataFrame(values, columns=["a", "b"])
     frame.insert(0, "t", t)
@@ -387,6 +427,11 @@ def test_imputer_learns_intervals_and_writes_them(tmp_path):
     )
     result = json.loads((run / "test_results.json").read_text())["dynmask"]
     assert 0.6 <= result["coverage"] <= 1.0 and result["interval_width"] > 0, result
+    # calibrated on validation: the factor is saved with the run and the test interval is the raw one widened
+    calibration = json.loads((run / "best" / "calibration.json").read_text())
+    scale = calibration["scale"]
+    assert result["interval_scale"] == scale > 0 and calibration["interval"] == 0.9
+    assert result["interval_width"] == pytest.approx(scale * result["raw_interval_width"], rel=1e-4)
     assert (
         main(
             [
@@ -409,6 +454,15 @@ def test_imputer_learns_intervals_and_writes_them(tmp_path):
     assert out["a_lower"][~holes].isna().all() and not out["a_lower"][holes].isna().any()
     assert (out["a_lower"][holes] <= out["a"][holes] + 1e-6).all()
     assert (out["a"][holes] <= out["a_upper"][holes] + 1e-6).all()
+    # the written interval is the model's raw interval widened by the saved factor
+    from dynmask.tasks.series import _fill_windows, load_imputer
+
+    trained = load_imputer(run)
+    assert trained.interval_scale == scale
+    numbers = frame[["a", "b"]].to_numpy()
+    fills, _, raw_upper = _fill_windows(trained.model, trained.scaler, trained.window, numbers, True)
+    expected = fills[holes, 0] + scale * (raw_upper[holes, 0] - fills[holes, 0])
+    np.testing.assert_allclose(out["a_upper"][holes].to_numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_an_imputer_that_loses_to_a_baseline_on_validation_falls_back_and_says_so(tmp_path, capsys):

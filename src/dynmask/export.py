@@ -152,7 +152,8 @@ def export_run(run: Path, output: Path, backend: str = "dense", opset: Optional[
         example[0, 1] = float("nan")
         example[1, 3, 0] = float("nan")
         folder = run / "best" if (run / "best" / "config.json").exists() else run
-        copy_files = [folder / "series.json"] + [p for p in [folder / "fallback.json"] if p.exists()]
+        optional = (folder / "fallback.json", folder / "calibration.json")
+        copy_files = [folder / "series.json"] + [p for p in optional if p.exists()]
         meta["input"] = "values (standard units, NaN = missing)"
     else:
         raise DataError(f"export covers classify, impute and classify-series runs; {run} is a {task!r} run")

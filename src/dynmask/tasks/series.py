@@ -201,6 +201,43 @@ def interval_metrics(
     }
 
 
+class TooFewToCalibrate(ValueError):
+    """Fewer held-out values than a conformal quantile at the requested level needs."""
+
+
+def widen_interval(point: np.ndarray, lower: np.ndarray, upper: np.ndarray, scale: float):
+    """(lower, upper) with their distances to ``point`` multiplied by ``scale`` (the conformal
+    calibration factor); where the interval is the point itself (observed values) nothing moves."""
+    return point - scale * (point - lower), point + scale * (upper - point)
+
+
+def conformal_scale(
+    point: np.ndarray, lower: np.ndarray, upper: np.ndarray, truth: np.ndarray, scored: np.ndarray, interval: float
+) -> float:
+    """Split-conformal factor for the learned quantile interval (conformalized quantile regression,
+    Romano et al. 2019, in its scaled form): the smallest ``s`` such that ``widen_interval(.., s)`` covers
+    the ``ceil((n + 1) * interval)``-th smallest of the ``n`` calibration scores, where each ``scored``
+    value's score is the factor its interval needs, ``(point - y) / (point - lower)`` below the point and
+    ``(y - point) / (upper - point)`` above. Held-out values not seen in training (validation) make the
+    calibrated interval cover a new value with probability >= ``interval`` under exchangeability."""
+    if not 0.0 < interval < 1.0:
+        raise ValueError(f"interval must lie in (0, 1), got {interval}")
+    p, lo, hi, y = point[scored], lower[scored], upper[scored], truth[scored]
+    if y.size == 0:
+        raise ValueError("no value is scored: conformal calibration needs held-out values")
+    tiny = np.finfo(np.float64).tiny
+    below = (p - y) / np.maximum(p - lo, tiny)  # > 0 where the value lies below the point
+    above = (y - p) / np.maximum(hi - p, tiny)
+    scores = np.maximum(np.maximum(below, above), 0.0)  # float[n]
+    rank = int(np.ceil((y.size + 1) * interval))  # 1-based rank of the conformal quantile
+    if rank > y.size:
+        raise TooFewToCalibrate(
+            f"{y.size} held-out values are too few to calibrate a {interval:g} interval; need at least "
+            f"{int(np.ceil(interval / (1 - interval)))}"
+        )
+    return float(np.partition(scores, rank - 1)[rank - 1])
+
+
 def impute_mean(windows: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """Every hole filled with the variable's training mean."""
     return np.where(np.isnan(windows), mean, windows)
@@ -389,29 +426,49 @@ class ImputationTask:
         model.train(was)
         return self.scaler.inverse(torch.cat(outs).numpy())
 
-    def predict_intervals(self, model, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """(lower, upper) windows of ``split`` in original units, its held-out values hidden."""
+    def predict_with_intervals(self, model, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(filled, lower, upper) windows of ``split`` in original units, its held-out values hidden;
+        the model's raw (uncalibrated) quantile interval."""
         windows = self.std[split].clone()
         windows[torch.from_numpy(self.data[f"{split}_holdout"])] = float("nan")
         was = model.training
         model.eval()
-        lows, highs, device = [], [], device_of(model)
+        parts, device = ([], [], []), device_of(model)
         with torch.no_grad():
             for start in range(0, windows.shape[0], self.eval_batch_size):
                 x = windows[start : start + self.eval_batch_size].to(device)  # (b, L, F)
-                _, low, high = model.impute_with_interval(x, Mask.from_nan(x))
-                lows.append(low.float().cpu())
-                highs.append(high.float().cpu())
+                for part, out in zip(parts, model.impute_with_interval(x, Mask.from_nan(x))):
+                    part.append(out.float().cpu())
         model.train(was)
-        return self.scaler.inverse(torch.cat(lows).numpy()), self.scaler.inverse(torch.cat(highs).numpy())
+        point, lower, upper = (self.scaler.inverse(torch.cat(part).numpy().astype(np.float64)) for part in parts)
+        return point, lower, upper
 
-    def evaluate(self, model, split: str = "valid") -> dict:
+    def predict_intervals(self, model, split: str, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) windows of ``split`` in original units, its held-out values hidden, widened by
+        the conformal factor ``scale`` (1: the raw quantile interval)."""
+        point, lower, upper = self.predict_with_intervals(model, split)
+        return widen_interval(point, lower, upper, scale)
+
+    def calibrate(self, model, split: str = "valid") -> float:
+        """The conformal factor of ``model``'s interval on the held-out values of ``split``."""
+        point, lower, upper = self.predict_with_intervals(model, split)
+        scored = self.data[f"{split}_holdout"]
+        return conformal_scale(point, lower, upper, self.data[split], scored, model.config.interval)
+
+    def evaluate(self, model, split: str = "valid", interval_scale: float = 1.0) -> dict:
+        """Point metrics on the held-out values of ``split``; with an interval head, the coverage of the
+        interval widened by ``interval_scale`` (and, when that is not 1, of the raw one as ``raw_*``)."""
         scored = self.data[f"{split}_holdout"]
         metrics = imputation_metrics(self.predict(model, split), self.data[split], scored)
         if getattr(model, "interval_head", None) is not None:
-            metrics.update(
-                interval_metrics(*self.predict_intervals(model, split), self.data[split], scored, model.config.interval)
-            )
+            point, lower, upper = self.predict_with_intervals(model, split)
+            truth, interval = self.data[split], model.config.interval
+            widened = widen_interval(point, lower, upper, interval_scale)
+            metrics.update(interval_metrics(*widened, truth, scored, interval))
+            if interval_scale != 1.0:
+                raw = interval_metrics(lower, upper, truth, scored, interval)
+                metrics.update({f"raw_{k}": v for k, v in raw.items() if k != "interval"})
+                metrics["interval_scale"] = interval_scale
         return {**metrics, "score": -metrics["mae"]}
 
     def baselines(self, split: str = "test") -> dict:
@@ -454,10 +511,41 @@ class TrainedImputer:
     train_min: Optional[np.ndarray] = None  # observed range of each trained variable in the training split
     train_max: Optional[np.ndarray] = None
     fallback: Optional[str] = None  # a simple baseline that beat the model on validation: it fills instead
+    interval_scale: float = 1.0  # conformal factor of the prediction interval, from validation (calibration.json)
 
 
 FALLBACK_FILE = "fallback.json"
+CALIBRATION_FILE = "calibration.json"
 BASELINES = ("mean", "locf", "linear")
+
+
+def write_calibration(folder: Path, scale: float, interval: float, valid_metrics: dict) -> None:
+    """``calibration.json`` in a run's ``best/``: the conformal factor ``impute --intervals`` applies."""
+    record = {
+        "method": "split conformal (scaled quantile offsets), validation held-out values",
+        "interval": interval,
+        "scale": scale,
+        "n": valid_metrics.get("n"),
+        "valid_raw_coverage": valid_metrics.get("coverage"),
+    }
+    (Path(folder) / CALIBRATION_FILE).write_text(json.dumps(record, indent=2))
+
+
+def calibrate_run(folder: Path, task: "ImputationTask") -> float:
+    """Calibrate a finished imputation run's interval on ``task``'s validation held-out values (for runs
+    trained before dynmask calibrated): writes ``calibration.json`` into its ``best/`` and re-signs it."""
+    from ..run_folders import config_from_dict, write_manifest
+    from ..training import load_run_model
+
+    model, best_dir, _ = load_run_model(
+        folder, lambda c: SeriesImputer(config_from_dict(SeriesConfig, c, "config.json")), expect_task="impute"
+    )
+    if model.interval_head is None:
+        raise ValueError(f"{folder} was trained without intervals; nothing to calibrate")
+    scale = task.calibrate(model, "valid")
+    write_calibration(best_dir, scale, model.config.interval, task.evaluate(model, "valid"))
+    write_manifest(best_dir)
+    return scale
 
 
 def choose_fallback(model_metrics: dict, baseline_metrics: dict) -> Optional[str]:
@@ -514,6 +602,11 @@ def imputer_from_assets(model, folder: Path, features: Optional[int] = None, max
             raise RunFolderError(
                 f"{folder / FALLBACK_FILE}: unknown fallback {fallback!r}; expected one of {BASELINES}"
             )
+    scale = 1.0
+    if (folder / CALIBRATION_FILE).exists():
+        scale = read_json(folder / CALIBRATION_FILE).get("scale")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (0 < scale < float("inf")):
+            raise RunFolderError(f"{folder / CALIBRATION_FILE}: scale must be a positive finite number, got {scale!r}")
     return TrainedImputer(
         model,
         scaler,
@@ -524,6 +617,7 @@ def imputer_from_assets(model, folder: Path, features: Optional[int] = None, max
         as_array(lo),
         as_array(hi),
         fallback,
+        float(scale),
     )
 
 
@@ -552,9 +646,17 @@ def match_columns(trained: TrainedImputer, file_columns: Sequence[str], source: 
     return list(trained.column_names)
 
 
-def _fill_windows(model: SeriesImputer, scaler: Standardizer, window: int, values: np.ndarray, intervals: bool = False):
+def _fill_windows(
+    model: SeriesImputer,
+    scaler: Standardizer,
+    window: int,
+    values: np.ndarray,
+    intervals: bool = False,
+    interval_scale: float = 1.0,
+):
     """Model predictions float64[T, F] (data units) for every cell of ``values`` (T, F), window by window:
-    the first window to cover a step fills it. With ``intervals``: (fills, lower, upper)."""
+    the first window to cover a step fills it. With ``intervals``: (fills, lower, upper), the interval
+    widened by the conformal factor ``interval_scale``."""
     total = values.shape[0]
     length = min(window, total)
     starts = list(range(0, total - length + 1, length))
@@ -571,7 +673,9 @@ def _fill_windows(model: SeriesImputer, scaler: Standardizer, window: int, value
             for out, pred in zip(outputs, preds):
                 values_here = scaler.inverse(pred[0].double().cpu().numpy())  # (L, F), data units
                 out[s : s + length][todo] = values_here[todo]
-    return tuple(outputs) if intervals else outputs[0]
+    if intervals:
+        return (outputs[0], *widen_interval(*outputs, interval_scale))
+    return outputs[0]
 
 
 def impute_frame(
@@ -626,7 +730,8 @@ def impute_csv(
     text; only holes (blank, NaN-like or non-finite cells of the trained variables) get a value.
     Columns are matched by name. ``plot``: a PNG of observed and filled values of ``plot_variables``
     (default: the first four). ``intervals``: after each variable, ``<name>_lower`` and ``<name>_upper``
-    columns hold the run's prediction interval at the holes (blank at observed cells). Returns counts."""
+    columns hold the run's prediction interval at the holes, calibrated on validation (blank at observed
+    cells). Returns counts."""
     from ..data.series import read_wide_csv, read_wide_text
 
     input_path, output_path = Path(input_path), Path(output_path)
@@ -656,7 +761,7 @@ def impute_csv(
         fill = {"mean": impute_mean, "locf": impute_locf, "linear": impute_linear}[trained.fallback]
         fills = fill(numbers[None], trained.scaler.mean.astype(np.float64))[0]  # the whole file as one window
     else:
-        fills = _fill_windows(trained.model, trained.scaler, trained.window, numbers, intervals=intervals)
+        fills = _fill_windows(trained.model, trained.scaler, trained.window, numbers, intervals, trained.interval_scale)
     if intervals:
         fills, lower, upper = fills
     if clip is not None:
@@ -814,14 +919,23 @@ def train_imputer(
         fallback = choose_fallback(valid_model, valid_baselines)
         summary["fallback"] = fallback
         summary["valid"] = {"dynmask": valid_model, **valid_baselines}
+        # intervals a user can trust: widen (or narrow) the learned quantiles to cover on validation
+        scale = 1.0
+        if best.interval_head is not None:
+            try:
+                scale = task.calibrate(best, "valid")
+            except TooFewToCalibrate as e:
+                print(f"note: intervals left uncalibrated (the model's raw quantiles): {e}", flush=True)
         if best_dir.exists():
             from ..run_folders import write_manifest
 
             (best_dir / FALLBACK_FILE).write_text(
                 json.dumps({"fallback": fallback, "valid": summary["valid"]}, indent=2)
             )
+            if best.interval_head is not None:
+                write_calibration(best_dir, scale, best.config.interval, valid_model)  # 1.0: uncalibrated
             write_manifest(best_dir)
-        summary["test"] = task.evaluate(best, "test")
+        summary["test"] = task.evaluate(best, "test", interval_scale=scale)
         summary["baselines"] = task.baselines("test")
         np.save(Path(output) / "test_holdout_mask.npy", data["test_holdout"])
         chosen = summary["test"] if fallback is None else summary["baselines"][fallback]
