@@ -9,6 +9,7 @@ for ``values``).
     python experiments/pm10_heldout.py dynmask --pattern blocks --missing-process blocks
     python experiments/pm10_heldout.py calibrate --pattern values --intervals 0.9   # runs trained before calibration
     python experiments/pm10_heldout.py table     # results/imputation-pm10/head-to-head.{md,json}
+    python experiments/pm10_heldout.py plot --pattern blocks --intervals 0.9   # imputation-{pattern}.png
 
 ``dynmask`` trains the setting with the lowest validation MAE in results/imputation-pm10/tuning.json
 (runs in runs/imputation-pm10-heldout/, resumable) and writes its scores, with the interval coverage
@@ -134,6 +135,34 @@ def calibrate(args) -> None:
         print(name, args.pattern, run["seed"], {k: v for k, v in test.items() if "interval" in k or "coverage" in k})
 
 
+def plot(args) -> None:
+    """results/imputation-pm10/imputation-{pattern}.png: the first 120 test days of the three stations
+    with the most held-out values: observed values, held-out truth, seed 0's fills and calibrated
+    intervals."""
+    from dynmask.plots import plot_imputation
+    from dynmask.tasks.series import widen_interval
+
+    frame, data = pm10_data(args.pattern)
+    folder = ROOT / "runs" / "imputation-pm10-heldout" / args.pattern / f"{_name(args)}-seed0"
+    trained = load_imputer(folder)
+    point, lower, upper = ImputationTask(data).predict_with_intervals(trained.model, "test")  # (N, L, F) each
+    lower, upper = widen_interval(point, lower, upper, trained.interval_scale)
+    days = 120 // data["window"]  # whole windows; test windows do not overlap
+    flat = lambda w: w[:days].reshape(-1, w.shape[-1])  # (N, L, F) -> (days * L, F)
+    holdout = flat(data["test_holdout"])
+    observed = np.where(holdout, np.nan, flat(data["test"]))
+    names = [str(frame.columns[i]) for i in data["kept_columns"]]
+    busiest = [names[j] for j in np.argsort(-holdout.sum(0), kind="stable")[:3]]
+    a = data["ranges"]["test"][0]
+    times = [str(frame.index[a + i])[:10] for i in range(observed.shape[0])]
+    out = OUT / f"imputation-{args.pattern}.png"
+    scored = lambda w: np.where(holdout, flat(w), np.nan)  # (days * L, F), NaN away from the held-out cells
+    title = f"PM10, held-out {args.pattern}: dynmask fills and calibrated 90% intervals (seed 0)"
+    plot_imputation(out, times, names, observed, scored(point), truth=scored(data["test"]),
+                    lower=scored(lower), upper=scored(upper), variables=busiest, title=title)  # fmt: skip
+    print(out)
+
+
 def _mean_sd(xs: list) -> str:
     import statistics
 
@@ -188,13 +217,13 @@ def table(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("baselines", "dynmask", "calibrate", "table"))
+    p.add_argument("what", choices=("baselines", "dynmask", "calibrate", "table", "plot"))
     p.add_argument("--pattern", choices=("values", "blocks", "variables"), default="values")
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--intervals", type=float, default=0.0, help="also learn this prediction interval (e.g. 0.9)")
     p.add_argument("--missing-process", choices=("values", "blocks"), default="values", help="training holes")
     args = p.parse_args()
-    {"baselines": baselines, "dynmask": dynmask, "calibrate": calibrate, "table": table}[args.what](args)
+    {"baselines": baselines, "dynmask": dynmask, "calibrate": calibrate, "table": table, "plot": plot}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -591,3 +591,25 @@ def test_window_and_stride_come_from_the_data_length_when_not_given(tmp_path, ca
     assert "window 18 steps, stride 3" in capsys.readouterr().out
     config = json.loads((run / "best" / "config.json").read_text())
     assert config["data"]["window"] == 18 and config["data"]["stride"] == 3
+
+
+def test_the_imputation_plot_draws_intervals_only_at_holes(tmp_path):
+    """With lower / upper the picture gains the interval bars; bounds away from the holes are not drawn."""
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    from dynmask.plots import plot_imputation
+
+    rng = np.random.default_rng(0)
+    observed = rng.normal(size=(60, 2))
+    observed[10:20, 0] = np.nan
+    filled = np.nan_to_num(observed)
+    lower, upper = filled - 3.0, filled + 3.0
+    args = (range(60), ["a", "b"], observed, filled)
+    plain = plot_imputation(tmp_path / "plain.png", *args, title="t")
+    bars = plot_imputation(tmp_path / "bars.png", *args, lower=lower, upper=upper, title="t")
+    holes_only = np.where(np.isnan(observed), lower, np.nan), np.where(np.isnan(observed), upper, np.nan)
+    same = plot_imputation(tmp_path / "same.png", *args, lower=holes_only[0], upper=holes_only[1], title="t")
+    pixels = lambda p: np.asarray(Image.open(p).convert("RGB"), dtype=np.int16)
+    assert np.abs(pixels(plain) - pixels(bars)).sum() > 0  # the bars are drawn
+    assert np.array_equal(pixels(bars), pixels(same))  # and only at the holes

@@ -21,12 +21,15 @@ def plot_imputation(
     filled: np.ndarray,
     *,
     truth: Optional[np.ndarray] = None,
+    lower: Optional[np.ndarray] = None,
+    upper: Optional[np.ndarray] = None,
     variables: Optional[Sequence[str]] = None,
     title: str = "",
 ) -> Path:
     """One panel per variable: observed values (line and dots), filled holes (orange crosses) and,
-    when given, held-out truth (green rings) over time. ``observed`` float[T, F] with NaN at holes,
-    ``filled`` float[T, F] the imputer's values (read at the holes only)."""
+    when given, held-out truth (green rings) and the prediction interval at each hole (orange bars)
+    over time. ``observed`` float[T, F] with NaN at holes; ``filled``, ``lower``, ``upper`` float[T, F]
+    read at the holes only."""
     matplotlib = require("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -45,12 +48,15 @@ def plot_imputation(
         holes = ~np.isfinite(observed[:, j])
         ax.plot(x, observed[:, j], "-", color="0.35", lw=0.8, label="observed")
         ax.plot(x, observed[:, j], ".", color="0.2", ms=2)
+        if lower is not None and upper is not None:
+            ax.vlines(x[holes], lower[holes, j], upper[holes, j], color="tab:orange", alpha=0.35, lw=1.2,
+                      label="interval")  # fmt: skip
         ax.plot(x[holes], filled[holes, j], "x", color="tab:orange", ms=3, label="filled")
         if truth is not None:
             ax.plot(x[holes], truth[holes, j], "o", mfc="none", color="tab:green", ms=3, label="held-out truth")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(loc="upper right", fontsize=8, ncol=3)
+    axes[0, 0].legend(loc="upper right", fontsize=8, ncol=4)
     step = max(1, len(times) // 8)
     axes[-1, 0].set_xticks(x[::step], [str(t) for t in list(times)[::step]], rotation=20, fontsize=7)
     if title:

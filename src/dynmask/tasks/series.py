@@ -795,8 +795,10 @@ def impute_csv(
             labels,
             numbers,
             fills,
+            lower=lower if intervals else None,
+            upper=upper if intervals else None,
             variables=plot_variables,
-            title=f"{input_path.name}: observed and filled",
+            title=f"{input_path.name}: observed and filled" + (" (with intervals)" if intervals else ""),
         )
     return {
         "holes": int(holes.sum()),
