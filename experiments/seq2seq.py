@@ -17,6 +17,7 @@ from pathlib import Path
 
 from dynmask.data.pairs import load_pairs
 from dynmask.tasks.classify_text import MissingSpec
+from dynmask.tasks.pretrained import resolve_pretrained
 from dynmask.tasks.seq2seq import train_seq2seq
 from dynmask.training import TrainConfig
 
@@ -56,6 +57,11 @@ def main() -> None:
     p.add_argument("--copy", action="store_true", help="pointer-generator output (copies observed source tokens)")
     p.add_argument("--tag", default="", help="suffix of the run name, e.g. a budget")
     p.add_argument("--beam", type=int, default=4)
+    p.add_argument(
+        "--pretrained",
+        default=None,
+        help="warm-start BERT2BERT-style (e.g. minilm): its tokenizer, encoder and --layers decoder layers",
+    )
     args = p.parse_args()
 
     spec = DATA[args.task]
@@ -66,7 +72,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for seed in range(args.seeds):
         for method in args.methods.split(","):
-            label = method + ("-copy" if args.copy else "") + (f"-{args.tag}" if args.tag else "")
+            warm = f"-{Path(args.pretrained).name}" if args.pretrained else ""
+            label = method + warm + ("-copy" if args.copy else "") + (f"-{args.tag}" if args.tag else "")
             folder = ROOT / "runs" / f"seq2seq-{args.task}" / f"{label}-seed{seed}"
             done = folder / "test_results.json"
             t0 = time.perf_counter()
@@ -106,6 +113,7 @@ def main() -> None:
                     test_rates=(0.0, 0.2, 0.4),
                     beam=args.beam,
                     test_limit=args.test_limit,
+                    pretrained=resolve_pretrained(args.pretrained) if args.pretrained else None,
                 )
                 test = summary.pop("test")
                 summary["seconds"] = time.perf_counter() - t0

@@ -51,6 +51,7 @@ __all__ = [
     "load_pretrained",
     "save_pretrained",
     "read_pretrained_config",
+    "check_encoder_config",
     "FAMILIES",
     "PRETRAINED_METHODS",
 ]
@@ -180,22 +181,23 @@ class PretrainedEmbeddings(nn.Module):
         self.position_offset = config.position_offset
         self.pad_token_id = config.pad_token_id
 
-    def forward(self, ids: Tensor, mask: Mask, token_type_ids: Optional[Tensor] = None) -> Tensor:
+    def forward(self, ids: Tensor, mask: Mask, token_type_ids: Optional[Tensor] = None, start: int = 0) -> Tensor:
+        """``start``: the index of the first position (a decoder embedding one new token at step ``start``)."""
         mask.check_matches("ids", ids)
         if ids.is_floating_point() or ids.dtype == torch.bool:
             raise TypeError(f"ids must be an integer tensor, got {ids.dtype}")
         batch, length = ids.shape
-        if length + self.position_offset > self.position_embeddings.num_embeddings:
+        if start + length + self.position_offset > self.position_embeddings.num_embeddings:
             raise ValueError(
-                f"{length} tokens exceed the model's {self.position_embeddings.num_embeddings - self.position_offset} "
-                "positions; cut the texts (max_len)"
+                f"{start + length} tokens exceed the model's "
+                f"{self.position_embeddings.num_embeddings - self.position_offset} positions; cut the texts (max_len)"
             )
         safe = torch.where(mask.observed, ids, torch.full_like(ids, self.pad_token_id))  # missing ids never read
         if not tracing() and safe.numel():  # a data check: eager mode only (one sync for both bounds)
             low, high = torch.stack([safe.min(), safe.max()]).tolist()
             if low < 0 or high >= self.word_embeddings.num_embeddings:
                 raise ValueError(f"observed token ids must lie in [0, {self.word_embeddings.num_embeddings})")
-        positions = torch.arange(length, device=ids.device) + self.position_offset  # (L,): by original index
+        positions = torch.arange(length, device=ids.device) + (self.position_offset + start)  # (L,): original index
         x = self.word_embeddings(safe) + self.position_embeddings(positions).unsqueeze(0)  # (B, L, D)
         if self.token_type_embeddings is not None:
             types = torch.zeros_like(ids) if token_type_ids is None else token_type_ids
@@ -454,9 +456,32 @@ class PretrainedTokenizer:
         patterns = [_LATIN_WORD + "*" + _marker_pattern(m)[len(r"\s*") :] + _LATIN_WORD + "*" for m in markers]
         self._marker_re = re.compile("|".join(patterns), re.IGNORECASE) if markers else None
 
+    adds_special_tokens = True  # encode() wraps each text in the model's [CLS] ... [SEP] (or <s> ... </s>)
+
     @property
     def vocab_size(self) -> int:
         return self.tokenizer.get_vocab_size()
+
+    @property
+    def bos_id(self) -> int:
+        """The opening special token ([CLS] / <s>): a warm-started decoder starts from it."""
+        return self._special(("[CLS]", "<s>"))
+
+    @property
+    def eos_id(self) -> int:
+        """The closing special token ([SEP] / </s>): a warm-started decoder stops at it."""
+        return self._special(("[SEP]", "</s>"))
+
+    def _special(self, candidates: Sequence[str]) -> int:
+        for token in candidates:
+            i = self.tokenizer.token_to_id(token)
+            if i is not None:
+                return i
+        raise DataError(f"the tokenizer in {self.folder} has none of {list(candidates)}")
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+        """Text of ``ids`` (word pieces joined by the tokenizer's own decoder)."""
+        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
 
     def mark_missing(self, text: str) -> str:
         """Markers (with Latin word characters glued to them) -> the mask token; empty -> one mask token."""
@@ -601,6 +626,25 @@ _SIZE_FIELDS = {
 }
 
 
+def check_encoder_config(encoder: dict, source: str = "config.json") -> PretrainedConfig:
+    """A run's saved encoder config (``PretrainedConfig.to_dict()``), checked as untrusted input: types,
+    the Hugging Face config inside it, sizes within the limits and consistent with it."""
+    from .run_folders import LIMITS, RunFolderError, config_from_dict
+
+    config = config_from_dict(PretrainedConfig, encoder, source)
+    try:
+        checked = read_pretrained_config(config.hf, source)
+    except DataError as e:
+        raise RunFolderError(str(e)) from None
+    for name, limit_name in _SIZE_FIELDS.items():
+        value = getattr(config, name)
+        if getattr(checked, name) != value or not 1 <= value <= LIMITS[limit_name]:
+            raise RunFolderError(
+                f"{source}: encoder setting {name!r} = {value} is inconsistent or outside [1, {LIMITS[limit_name]}]"
+            )
+    return config
+
+
 def build_pretrained_classifier(model: dict, source: str = "config.json") -> PretrainedClassifier:
     """An empty :class:`PretrainedClassifier` from a run's saved model config, checked as untrusted
     input (types, sizes, the encoder's Hugging Face config) before anything is allocated."""
@@ -608,17 +652,7 @@ def build_pretrained_classifier(model: dict, source: str = "config.json") -> Pre
 
     if not isinstance(model, dict) or not isinstance(model.get("encoder"), dict):
         raise RunFolderError(f"{source}: a pretrained model config needs an 'encoder' object")
-    encoder = config_from_dict(PretrainedConfig, model["encoder"], source)
-    try:
-        checked = read_pretrained_config(encoder.hf, source)
-    except DataError as e:
-        raise RunFolderError(str(e)) from None
-    for name, limit_name in _SIZE_FIELDS.items():
-        value = getattr(encoder, name)
-        if getattr(checked, name) != value or not 1 <= value <= LIMITS[limit_name]:
-            raise RunFolderError(
-                f"{source}: encoder setting {name!r} = {value} is inconsistent or outside [1, {LIMITS[limit_name]}]"
-            )
+    check_encoder_config(model["encoder"], source)
     config = config_from_dict(PretrainedClassifierConfig, model, source)
     if not 2 <= config.num_classes <= LIMITS["num_classes"]:
         raise RunFolderError(f"{source}: num_classes = {config.num_classes} is outside [2, {LIMITS['num_classes']}]")

@@ -160,15 +160,19 @@ class DecoderLayer(nn.Module):
 
     def step(self, x: Tensor, self_kv, cross_kv, memory_keep: Tensor):
         """One new position ``x`` (B, 1, D) attending to the cached keys; returns (x, new self (k, v))."""
-        if not self.norm_first:
-            raise NotImplementedError("incremental decoding is implemented for pre-norm layers")
-        h = self.norm1(x)
+        h = self.norm1(x) if self.norm_first else x  # what self-attention reads (post-norm: the raw input)
         k_new, v_new = self.self_attn.project_kv(h)  # (B, H, 1, hd) each
         k = k_new if self_kv is None else torch.cat([self_kv[0], k_new], dim=2)  # (B, H, t+1, hd)
         v = v_new if self_kv is None else torch.cat([self_kv[1], v_new], dim=2)
-        x = x + self.self_attn.attend(h, k, v)  # generated tokens are all observed; causal by construction
-        x = x + self.multihead_attn.attend(self.norm2(x), cross_kv[0], cross_kv[1], memory_keep)
-        x = x + self._ff(self.norm3(x))
+        # generated tokens are all observed; causal by construction
+        if self.norm_first:
+            x = x + self.self_attn.attend(h, k, v)
+            x = x + self.multihead_attn.attend(self.norm2(x), cross_kv[0], cross_kv[1], memory_keep)
+            x = x + self._ff(self.norm3(x))
+        else:
+            x = self.norm1(x + self.self_attn.attend(h, k, v))
+            x = self.norm2(x + self.multihead_attn.attend(x, cross_kv[0], cross_kv[1], memory_keep))
+            x = self.norm3(x + self._ff(x))
         return x, (k, v)
 
     def _cross(self, h: Tensor, memory: Tensor, memory_keep: Optional[Tensor], run: _Run) -> Tensor:

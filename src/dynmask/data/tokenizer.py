@@ -94,6 +94,8 @@ def _prefix(text: str, chars: int) -> str:
 
 
 class TextTokenizer:
+    adds_special_tokens = False  # encode() gives the text's pieces only; seq2seq adds <s> / </s> itself
+
     def __init__(
         self,
         tokenizer: Tokenizer,

@@ -9,6 +9,11 @@ is never a key; the loss skips missing targets (:func:`dynmask.masked_cross_entr
 ``method="static"`` / ``"seed_literal"``: the labelled baselines (missing source tokens are a
 placeholder that is attended; the original write-up's formula).
 
+``encoder=`` (a :class:`dynmask.hf.PretrainedConfig` dict) builds a warm-startable model in a Hugging
+Face encoder's shape (BERT2BERT, Rothe et al. 2020): its embeddings (learned positions, LayerNorm)
+shared by source and target, a post-norm encoder and decoder with its activation; see
+:func:`warm_start_seq2seq`, which copies the checkpoint's weights into it.
+
 ``copy=True`` adds a pointer-generator output (See et al., 2017): the next-token distribution is
 ``p_gen · softmax(W h) + (1 − p_gen) · Σ_i a_i [src_i = w]``, where ``a`` is a copy attention over the
 source whose weight on a missing source position is exactly zero, forward and backward (a ``where``
@@ -27,10 +32,11 @@ import torch
 from torch import Tensor, nn
 
 from ..embeddings import TokenEmbedding
+from ..hf import _ACTIVATIONS, PretrainedConfig, PretrainedEmbeddings
 from ..layers import Decoder, DecoderCache, Encoder
 from ..masks import Mask
 
-__all__ = ["Seq2SeqConfig", "Seq2Seq", "SEQ2SEQ_METHODS", "CopyCache"]
+__all__ = ["Seq2SeqConfig", "Seq2Seq", "SEQ2SEQ_METHODS", "CopyCache", "warm_start_seq2seq"]
 
 SEQ2SEQ_METHODS = ("dynamic", "static", "seed_literal")
 
@@ -50,6 +56,7 @@ class Seq2SeqConfig:
     tie_embeddings: bool = True  # target embedding = output projection (and = source embedding when shared)
     backend: str = "auto"
     copy: bool = False  # a pointer-generator output that copies observed source tokens
+    encoder: Optional[dict] = None  # PretrainedConfig.to_dict(): the shape of a warm start (BERT2BERT)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,28 +87,64 @@ class Seq2Seq(nn.Module):
             raise ValueError(f"method must be one of {SEQ2SEQ_METHODS}, got {config.method!r}")
         self.config = config
         d = config.d_model
-        self.src_embed = TokenEmbedding(config.vocab_size, d)
         shared = config.tgt_vocab_size is None
-        self.tgt_embed = self.src_embed if shared else TokenEmbedding(config.tgt_vocab_size, d)
-        common = dict(
-            d_ff=config.d_ff,
-            dropout=config.dropout,
-            method=config.method,
-            positional="sinusoidal",
-            max_len=config.max_len,
-        )
+        common = dict(d_ff=config.d_ff, dropout=config.dropout, method=config.method, max_len=config.max_len)
+        self.pretrained = None if config.encoder is None else PretrainedConfig(**config.encoder)
+        if self.pretrained is None:
+            self.src_embed = TokenEmbedding(config.vocab_size, d)
+            self.tgt_embed = self.src_embed if shared else TokenEmbedding(config.tgt_vocab_size, d)
+            common.update(positional="sinusoidal")
+        else:  # a Hugging Face encoder's shape: its embeddings add the positions (by original index)
+            self._check_pretrained_shape(config, self.pretrained)
+            self.src_embed = self.tgt_embed = PretrainedEmbeddings(self.pretrained)
+            common.update(
+                positional=None,
+                attn_dropout=self.pretrained.attention_dropout,
+                activation=_ACTIVATIONS[self.pretrained.activation],
+                norm_first=False,
+                layer_norm_eps=self.pretrained.layer_norm_eps,
+            )
         self.encoder = Encoder(d, config.n_heads, config.enc_layers, backend=config.backend, **common)
         self.decoder = Decoder(d, config.n_heads, config.dec_layers, backend=config.backend, **common)
+        if self.pretrained is not None:
+            for layer in [*self.encoder.layers, *self.decoder.layers]:  # BERT: no dropout inside the FFN
+                layer.dropout = nn.Identity()
         vocab_out = config.vocab_size if shared else config.tgt_vocab_size
         self.out = nn.Linear(d, vocab_out, bias=False)
         if config.tie_embeddings:
-            self.out.weight = self.tgt_embed.table.weight
+            table = self.tgt_embed.table if self.pretrained is None else self.tgt_embed.word_embeddings
+            self.out.weight = table.weight
         if config.copy:
             if not shared:
                 raise ValueError("copy=True needs one vocabulary shared by source and target")
             self.copy_query = nn.Linear(d, d)
             self.copy_key = nn.Linear(d, d)
             self.copy_gate = nn.Linear(2 * d, 1)
+
+    @staticmethod
+    def _check_pretrained_shape(config: Seq2SeqConfig, pretrained: PretrainedConfig) -> None:
+        expected = dict(
+            vocab_size=pretrained.vocab_size,
+            tgt_vocab_size=None,
+            d_model=pretrained.hidden_size,
+            n_heads=pretrained.num_heads,
+            enc_layers=pretrained.num_layers,
+            d_ff=pretrained.intermediate_size,
+        )
+        wrong = {k: getattr(config, k) for k, v in expected.items() if getattr(config, k) != v}
+        if wrong:
+            raise ValueError(f"settings {wrong} do not match the pretrained encoder's {expected}")
+        if config.max_len + pretrained.position_offset > pretrained.max_position_embeddings:
+            raise ValueError(
+                f"max_len {config.max_len} exceeds the pretrained encoder's "
+                f"{pretrained.max_position_embeddings - pretrained.position_offset} positions"
+            )
+
+    def _embed_target(self, ids: Tensor, mask: Mask, start: int = 0) -> Tensor:
+        """Target embeddings float[B, T, D] of ``ids`` long[B, T] at positions ``start``, ``start + 1``, ..."""
+        if self.pretrained is None:
+            return self.tgt_embed(ids, mask)  # the decoder stack adds (sinusoidal) positions
+        return self.tgt_embed(ids, mask, start=start)
 
     @property
     def tgt_vocab_size(self) -> int:
@@ -124,7 +167,7 @@ class Seq2Seq(nn.Module):
         for the N positions where ``select`` (bool[B, T]) is True — the output projection, the largest
         matrix product, then skips padding and uncounted positions. With ``copy``, log-probabilities of
         the pointer-generator mixture; ``src`` (long[B, S]) is then required."""
-        h = self.decoder(self.tgt_embed(tgt_in, tgt_mask), memory, tgt_mask, src_mask)  # (B, T, D)
+        h = self.decoder(self._embed_target(tgt_in, tgt_mask), memory, tgt_mask, src_mask)  # (B, T, D)
         if not self.config.copy:
             return self.out(h if select is None else h[select])
         if src is None:
@@ -180,10 +223,56 @@ class Seq2Seq(nn.Module):
         """``token`` long[B] (the newest, observed) -> logits float[B, V] for the next one (with ``copy``:
         log-probabilities), and the cache."""
         ids = token.unsqueeze(1)  # (B, 1)
-        emb = self.tgt_embed(ids, Mask.full(ids.shape[0], 1, ids.device))  # (B, 1, D)
+        position = (cache.decoder if self.config.copy else cache).position  # steps decoded so far
+        emb = self._embed_target(ids, Mask.full(ids.shape[0], 1, ids.device), start=position)  # (B, 1, D)
         if not self.config.copy:
             h, cache = self.decoder.step(emb, cache)
             return self.out(h[:, 0]), cache
         h, decoder = self.decoder.step(emb, cache.decoder)
         out = self._mixture(h, cache.keys, cache.src, cache.keep, cache.memory)[:, 0]  # (B, V)
         return out, CopyCache(decoder, cache.keys, cache.src, cache.keep, cache.memory)
+
+
+def warm_start_seq2seq(
+    folder,
+    *,
+    dec_layers: Optional[int] = None,
+    method: str = "dynamic",
+    copy: bool = False,
+    max_len: int = 512,
+    backend: str = "auto",
+) -> Seq2Seq:
+    """A :class:`Seq2Seq` warm-started from a Hugging Face BERT / RoBERTa / DistilBERT checkpoint folder,
+    BERT2BERT-style (Rothe, Narayan & Severyn, 2020): the embeddings (shared by source and target and
+    tied to the output layer) and the encoder get the checkpoint's exact weights; decoder layer ``i``
+    gets the self-attention, feed-forward and both LayerNorms of encoder layer ``i`` (``dec_layers``
+    at most the checkpoint's layers; default all); cross-attention and the copy layers start random."""
+    from ..hf import load_pretrained
+
+    source = load_pretrained(folder)
+    pc = source.config
+    dec_layers = pc.num_layers if dec_layers is None else dec_layers
+    if not 1 <= dec_layers <= pc.num_layers:
+        raise ValueError(f"dec_layers must lie in [1, {pc.num_layers}] (the checkpoint's layers), got {dec_layers}")
+    config = Seq2SeqConfig(
+        vocab_size=pc.vocab_size,
+        method=method,
+        d_model=pc.hidden_size,
+        n_heads=pc.num_heads,
+        enc_layers=pc.num_layers,
+        dec_layers=dec_layers,
+        d_ff=pc.intermediate_size,
+        dropout=pc.hidden_dropout,
+        max_len=max_len,
+        backend=backend,
+        copy=copy,
+        encoder=pc.to_dict(),
+    )
+    model = Seq2Seq(config)
+    model.src_embed.load_state_dict(source.embeddings.state_dict())
+    model.encoder.load_state_dict(source.encoder.state_dict())
+    for mine, theirs in zip(model.decoder.layers, source.encoder.layers):
+        for target, origin in (("self_attn", "self_attn"), ("linear1", "linear1"), ("linear2", "linear2"),
+                               ("norm1", "norm1"), ("norm3", "norm2")):  # fmt: skip
+            getattr(mine, target).load_state_dict(getattr(theirs, origin).state_dict())
+    return model

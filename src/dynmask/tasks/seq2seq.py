@@ -32,6 +32,22 @@ __all__ = ["Seq2SeqTask", "train_seq2seq", "load_seq2seq", "generate_texts", "SE
 SEQ2SEQ_TASKS = ("translate", "summarize")
 
 
+def cut_source(tokenizer, ids: list, max_len: int) -> list:
+    """The first ``max_len`` source ids, keeping the closing special token of a pretrained tokenizer."""
+    if len(ids) <= max_len or not tokenizer.adds_special_tokens:
+        return ids[:max_len]
+    return ids[: max_len - 1] + ids[-1:]
+
+
+def load_tokenizer(folder: Path):
+    """A run's tokenizer: a pretrained checkpoint's (``dynmask_tokenizer.json`` beside it) or dynmask's BPE."""
+    if (Path(folder) / "dynmask_tokenizer.json").exists():
+        from ..hf import PretrainedTokenizer
+
+        return PretrainedTokenizer.load(folder)
+    return TextTokenizer.load(folder)
+
+
 class Seq2SeqTask:
     def __init__(
         self,
@@ -51,12 +67,15 @@ class Seq2SeqTask:
         self.splits, self.tokenizer, self.kind, self.seed = splits, tokenizer, kind, seed
         self.max_src_len, self.max_tgt_len = max_src_len, max_tgt_len
         self.eval_batch_size, self.label_smoothing = eval_batch_size, label_smoothing
+        cut = lambda ids: cut_source(tokenizer, ids, max_src_len)
         self.src = {
-            s: [ids[:max_src_len] for ids in tokenizer.encode([p.source for p in splits.split(s)])]
+            s: [cut(ids) for ids in tokenizer.encode([p.source for p in splits.split(s)])]
             for s in ("train", "valid", "test")
         }
+        # the target's pieces only: batches add bos / eos ([CLS] / [SEP] for a pretrained tokenizer)
+        body = (lambda ids: ids[1:-1]) if tokenizer.adds_special_tokens else (lambda ids: ids)
         self.tgt = {
-            s: [ids[: max_tgt_len - 1] for ids in tokenizer.encode([p.target for p in splits.split(s)])]
+            s: [body(ids)[: max_tgt_len - 1] for ids in tokenizer.encode([p.target for p in splits.split(s)])]
             for s in ("train", "valid", "test")
         }
         self.holes = TokenHoles(train_missing, self.src["train"], tokenizer.vocab_size, seed, max_src_len)
@@ -65,8 +84,8 @@ class Seq2SeqTask:
     def source_batch(self, split: str, indices: Sequence[int], process, schedule, draw: int):
         tok = self.tokenizer
         src = tok.pad([self.src[split][i] for i in indices])  # (B, S)
-        if process is not None:
-            src = apply_missingness(src, src != tok.pad_id, process, schedule, indices, draw, tok.missing_id)
+        if process is not None:  # holes fall on text only (never padding, [CLS] or [SEP])
+            src = apply_missingness(src, tok.content(src), process, schedule, indices, draw, tok.missing_id)
         return src, tok.mask(src)
 
     def _batch(self, split: str, indices: Sequence[int], process, schedule, draw: int):
@@ -179,10 +198,15 @@ def train_seq2seq(
     beam: int = 4,
     test_limit: Optional[int] = None,
     overwrite: bool = False,
+    pretrained: Optional[Path] = None,
 ) -> dict:
     """Tokenizer (BPE, shared by source and target), model, trainer; then BLEU/chrF or ROUGE at
     each test missing rate, with the trivial baselines (:mod:`dynmask.baselines`) fed the same gappy
-    sources beside every score."""
+    sources beside every score.
+
+    ``pretrained``: a Hugging Face BERT-family checkpoint folder to warm-start from
+    (:func:`dynmask.models.seq2seq.warm_start_seq2seq`, its own tokenizer; of ``model_config`` only
+    ``method``, ``dec_layers``, ``copy`` and ``backend`` apply)."""
     from ..run_folders import fingerprint
     from ..training import Trainer, on_rank_zero_first, start_run_folder
 
@@ -191,19 +215,33 @@ def train_seq2seq(
     tokenizer_dir = output / "tokenizer"
 
     def make() -> None:
-        if not (resume and (tokenizer_dir / "tokenizer.json").exists()):
-            texts = [p.source for p in splits.train] + [p.target for p in splits.train]
-            TextTokenizer.train(texts, vocab_size=vocab_size, max_len=max(max_src_len, max_tgt_len), kind="cased").save(
-                tokenizer_dir
-            )
+        if resume and (tokenizer_dir / "tokenizer.json").exists():
+            return
+        if pretrained is not None:
+            from ..hf import PretrainedTokenizer
 
-    tokenizer = on_rank_zero_first(make, lambda: TextTokenizer.load(tokenizer_dir))
+            PretrainedTokenizer(pretrained, max_len=max(max_src_len, max_tgt_len)).save(tokenizer_dir)
+            return
+        texts = [p.source for p in splits.train] + [p.target for p in splits.train]
+        TextTokenizer.train(texts, vocab_size=vocab_size, max_len=max(max_src_len, max_tgt_len), kind="cased").save(
+            tokenizer_dir
+        )
+
+    tokenizer = on_rank_zero_first(make, lambda: load_tokenizer(tokenizer_dir))
     task = Seq2SeqTask(
         splits, tokenizer, missing, kind=kind, seed=train_config.seed, max_src_len=max_src_len, max_tgt_len=max_tgt_len
     )
-    config = Seq2SeqConfig(vocab_size=tokenizer.vocab_size, max_len=max(max_src_len, max_tgt_len) + 2, **model_config)
     torch.manual_seed(train_config.seed)
-    model = Seq2Seq(config)
+    max_len = max(max_src_len, max_tgt_len) + 2
+    if pretrained is None:
+        config = Seq2SeqConfig(vocab_size=tokenizer.vocab_size, max_len=max_len, **model_config)
+        model = Seq2Seq(config)
+    else:
+        from ..models.seq2seq import warm_start_seq2seq
+
+        keep = {k: model_config[k] for k in ("method", "dec_layers", "copy", "backend") if k in model_config}
+        model = warm_start_seq2seq(pretrained, max_len=max_len, **keep)
+        config = model.config
     run_config = {
         "task": kind,
         "model": config.to_dict(),
@@ -219,6 +257,7 @@ def train_seq2seq(
         "max_src_len": max_src_len,
         "max_tgt_len": max_tgt_len,
         "vocab_size": vocab_size,
+        "warm_start": None if pretrained is None else str(pretrained),
     }
     trainer = Trainer(model, task, train_config, output, run_config)
     summary = trainer.fit(resume=resume)
@@ -252,12 +291,14 @@ def load_seq2seq(folder: Path, device: Optional[torch.device] = None):
     from ..run_folders import RunFolderError, config_from_dict
     from ..training import load_run_model
 
-    model, folder, config = load_run_model(
-        folder,
-        lambda c: Seq2Seq(config_from_dict(Seq2SeqConfig, c, "config.json")),
-        device,
-        expect_task=("translate", "summarize"),
-    )
+    def build(c: dict) -> Seq2Seq:
+        if isinstance(c, dict) and c.get("encoder") is not None:  # a warm-started model's shape
+            from ..hf import check_encoder_config
+
+            check_encoder_config(c["encoder"], "config.json")
+        return Seq2Seq(config_from_dict(Seq2SeqConfig, c, "config.json"))
+
+    model, folder, config = load_run_model(folder, build, device, expect_task=("translate", "summarize"))
     for key in ("max_src_len", "max_tgt_len"):
         value = config.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= model.config.max_len:
@@ -265,7 +306,7 @@ def load_seq2seq(folder: Path, device: Optional[torch.device] = None):
                 f"{folder / 'config.json'}: {key} must be an integer in [1, {model.config.max_len}], got {value!r}"
             )
     try:
-        tokenizer = TextTokenizer.load(folder)
+        tokenizer = load_tokenizer(folder)
     except Exception as e:
         raise RunFolderError(f"the tokenizer in {folder} cannot be read ({type(e).__name__}: {e})") from None
     if tokenizer.vocab_size > model.config.vocab_size:
@@ -286,7 +327,7 @@ def generate_texts(
     length_penalty: float = 1.0,
 ) -> list[str]:
     """Translate or summarise raw texts (missing markers honoured)."""
-    src = tokenizer.pad([ids[:max_src_len] for ids in tokenizer.encode(texts)])
+    src = tokenizer.pad([cut_source(tokenizer, ids, max_src_len) for ids in tokenizer.encode(texts)])
     src, mask = to_device((src, tokenizer.mask(src)), device_of(model))
     kw = dict(bos=tokenizer.bos_id, eos=tokenizer.eos_id, max_len=max_len)
     out = (
