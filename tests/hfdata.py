@@ -1,5 +1,5 @@
-"""Tiny random Hugging Face checkpoints (BERT, RoBERTa, DistilBERT) with a fast tokenizer, written in
-the test: no download, no hub."""
+"""Tiny random Hugging Face checkpoints (BERT, RoBERTa, DistilBERT; BART encoder-decoders) with a fast
+tokenizer, written in the test: no download, no hub."""
 
 import json
 from pathlib import Path
@@ -50,7 +50,7 @@ def write_checkpoint(folder: Path, family: str = "bert", layers: int = 2, hidden
     import transformers
 
     folder = Path(folder)
-    if family == "roberta":
+    if family in ("roberta", "bart"):
         specials = {"cls": "<s>", "pad": "<pad>", "sep": "</s>", "unk": "<unk>", "mask": "<mask>"}
         order = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     else:
@@ -79,6 +79,27 @@ def write_checkpoint(folder: Path, family: str = "bert", layers: int = 2, hidden
             pad_token_id=vocab[specials["pad"]],
             **common,
         )
+    elif family == "bart":
+        config = transformers.BartConfig(
+            d_model=hidden,
+            encoder_layers=layers,
+            decoder_layers=layers,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_ffn_dim=2 * hidden + 3,
+            decoder_ffn_dim=2 * hidden + 3,
+            pad_token_id=vocab["<pad>"],
+            bos_token_id=0,
+            eos_token_id=2,
+            decoder_start_token_id=2,
+            scale_embedding=True,
+            **common,
+        )
+        model = transformers.BartForConditionalGeneration(config)
+        with torch.no_grad():  # a visible final_logits_bias (it starts at zero)
+            model.final_logits_bias.normal_()
+        model.save_pretrained(folder)
+        return folder
     elif family == "roberta":
         config = transformers.RobertaConfig(
             hidden_size=hidden,

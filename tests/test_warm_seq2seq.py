@@ -13,6 +13,7 @@ pytest.importorskip("transformers")
 from hfdata import write_checkpoint  # noqa: E402
 
 from dynmask.cli import main  # noqa: E402
+from dynmask.data.text import DataError  # noqa: E402
 from dynmask.hf import PretrainedTokenizer, load_pretrained  # noqa: E402
 from dynmask.masks import Mask  # noqa: E402
 from dynmask.models.seq2seq import warm_start_seq2seq  # noqa: E402
@@ -125,3 +126,65 @@ def test_cli_summarize_warm_start_round_trip(checkpoints, tmp_path, capsys):
     (best / "manifest.json").unlink()  # past the checksum: the config check itself must refuse
     with pytest.raises(RunFolderError, match="hidden_size"):
         load_seq2seq(best)
+
+
+# ------------------------------------------------------------------ BART: a whole pretrained encoder-decoder
+@pytest.fixture(scope="module")
+def bart(tmp_path_factory):
+    return write_checkpoint(tmp_path_factory.mktemp("bart"), "bart")
+
+
+def test_bart_logits_equal_transformers_when_nothing_is_missing(bart):
+    import transformers
+
+    ours = warm_start_seq2seq(bart, max_len=32).eval()
+    theirs = transformers.BartForConditionalGeneration.from_pretrained(str(bart)).eval()
+    tok = PretrainedTokenizer(bart, max_len=16)
+    src, src_mask = _batch(tok, ["the movie was great fun", "a dull plot"])
+    assert src_mask.observed.equal(src_mask.valid)
+    tgt = torch.tensor([[2, 0, 10, 11, 12], [2, 0, 13, 14, 1]])  # decoder_start, <s>, ..., padding
+    tgt_mask = tok.mask(tgt)
+    with torch.no_grad():
+        for backend in ("dense", "compact"):
+            ours.encoder.backend = ours.decoder.backend = backend
+            a = ours(src, src_mask, tgt, tgt_mask)
+            b = theirs(
+                input_ids=src, attention_mask=src_mask.valid.long(), decoder_input_ids=tgt,
+                decoder_attention_mask=tgt_mask.valid.long(),
+            ).logits  # fmt: skip
+            assert (a - b)[tgt_mask.valid].abs().max() <= 1e-5, backend
+    with pytest.raises(DataError, match="encoder-decoder"):
+        load_pretrained(bart)  # not an encoder: the error says where to load it
+
+
+def test_bart_guarantee_and_cached_decoding(bart):
+    torch.manual_seed(0)
+    model = warm_start_seq2seq(bart, copy=True, max_len=32).eval()
+    tok = PretrainedTokenizer(bart, max_len=16)
+    src, src_mask = _batch(tok, ["the movie was ??? fun", "a [illegible] plot with actors"])
+    assert src_mask.missing.any()
+    other = torch.where(src_mask.missing, torch.randint(5, tok.vocab_size, src.shape), src)
+    tgt = torch.tensor([[2, 0, 10, 11], [2, 0, 12, 13]])
+    with torch.no_grad():
+        a, b = model(src, src_mask, tgt, Mask.full(2, 4)), model(other, src_mask, tgt, Mask.full(2, 4))
+        assert torch.equal(a, b)
+        memory = model.encode(other, src_mask)
+        cache = model.start(memory, src_mask, src=other)
+        steps = []
+        for t in range(4):
+            out, cache = model.next_logits(tgt[:, t], cache)
+            steps.append(out)
+    torch.testing.assert_close(torch.stack(steps, 1), a, atol=1e-5, rtol=1e-5)
+
+
+def test_cli_summarize_from_bart(bart, tmp_path):
+    rows = ["the movie was great fun and witty\tgreat fun", "a dull plot with a flat script\tdull plot"] * 12
+    (tmp_path / "pairs.tsv").write_text("document\tsummary\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    args = ["train", "summarize", "--data", str(tmp_path / "pairs.tsv"), "--output", str(out), "--pretrained",
+            str(bart), "--epochs", "1", "--beam", "1", "--test-missing", "0", "--max-src-len", "20",
+            "--max-tgt-len", "8", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    model, tok, _ = load_seq2seq(out)
+    assert model.is_bart and model.out.bias is not None
+    assert model.tgt_embed.word_embeddings is model.src_embed.word_embeddings  # one table, after loading too

@@ -63,6 +63,7 @@ _FAMILY_OF = {
     "xlm-roberta": "roberta",
     "camembert": "roberta",
     "distilbert": "distilbert",
+    "bart": "bart",  # an encoder-decoder: dynmask.models.seq2seq.warm_start_seq2seq loads it whole
 }
 _ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -97,6 +98,8 @@ class PretrainedConfig:
     pad_token_id: int = 0
     position_offset: int = 0  # RoBERTa numbers positions from padding_idx + 1
     hf: dict = field(default_factory=dict)
+    embed_scale: float = 1.0  # BART with scale_embedding: sqrt(d_model) times the word embedding
+    decoder_layers: int = 0  # an encoder-decoder's (BART's) decoder layers; 0 for an encoder
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -113,6 +116,8 @@ def read_pretrained_config(hf: dict, source: str = "config.json") -> PretrainedC
             f"{source}: model_type {model_type!r} is not supported; dynmask.hf loads {sorted(_FAMILY_OF)} encoders"
         )
     try:
+        if family == "bart":
+            return _read_bart_config(hf, source)
         if family == "distilbert":
             act = hf.get("activation", "gelu")
             cfg = PretrainedConfig(
@@ -164,6 +169,35 @@ def read_pretrained_config(hf: dict, source: str = "config.json") -> PretrainedC
     return cfg
 
 
+def _read_bart_config(hf: dict, source: str) -> PretrainedConfig:
+    """BART: one width, head count and feed-forward size for encoder and decoder (as every released
+    BART has); learned positions numbered from 2; post-norm layers; LayerNorm eps 1e-5."""
+    for enc, dec in (("encoder_attention_heads", "decoder_attention_heads"), ("encoder_ffn_dim", "decoder_ffn_dim")):
+        if hf[enc] != hf[dec]:
+            raise DataError(f"{source}: {enc} = {hf[enc]} but {dec} = {hf[dec]}; dynmask needs them equal")
+    if hf.get("add_final_layer_norm") or hf.get("normalize_before"):
+        raise DataError(f"{source}: pre-norm BART variants (mBART) are not supported")
+    return PretrainedConfig(
+        "bart",
+        hf["vocab_size"],
+        hf["d_model"],
+        hf["encoder_layers"],
+        hf["encoder_attention_heads"],
+        hf["encoder_ffn_dim"],
+        hf["max_position_embeddings"] + 2,  # the table's rows: positions start at 2
+        0,
+        1e-5,
+        hf.get("activation_function", "gelu"),
+        hf.get("dropout", 0.1),
+        hf.get("attention_dropout", 0.0),
+        hf.get("pad_token_id", 1),
+        2,
+        hf,
+        float(hf["d_model"]) ** 0.5 if hf.get("scale_embedding") else 1.0,
+        hf["decoder_layers"],
+    )
+
+
 class PretrainedEmbeddings(nn.Module):
     """Word + position + token-type embeddings and LayerNorm, reading only observed ids.
 
@@ -180,6 +214,7 @@ class PretrainedEmbeddings(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout)
         self.position_offset = config.position_offset
         self.pad_token_id = config.pad_token_id
+        self.embed_scale = config.embed_scale
 
     def forward(self, ids: Tensor, mask: Mask, token_type_ids: Optional[Tensor] = None, start: int = 0) -> Tensor:
         """``start``: the index of the first position (a decoder embedding one new token at step ``start``)."""
@@ -198,7 +233,10 @@ class PretrainedEmbeddings(nn.Module):
             if low < 0 or high >= self.word_embeddings.num_embeddings:
                 raise ValueError(f"observed token ids must lie in [0, {self.word_embeddings.num_embeddings})")
         positions = torch.arange(length, device=ids.device) + (self.position_offset + start)  # (L,): original index
-        x = self.word_embeddings(safe) + self.position_embeddings(positions).unsqueeze(0)  # (B, L, D)
+        words = self.word_embeddings(safe)  # (B, L, D)
+        if self.embed_scale != 1.0:
+            words = words * self.embed_scale
+        x = words + self.position_embeddings(positions).unsqueeze(0)  # (B, L, D)
         if self.token_type_embeddings is not None:
             types = torch.zeros_like(ids) if token_type_ids is None else token_type_ids
             x = x + self.token_type_embeddings(torch.where(mask.observed, types, torch.zeros_like(types)))
@@ -364,6 +402,11 @@ def load_pretrained(folder, backend: str = "auto", attn_dropout: Optional[float]
     if not (folder / "config.json").is_file():
         raise DataError(f"{folder} has no config.json: pass a Hugging Face checkpoint folder (or --pretrained minilm)")
     config = read_pretrained_config(json.loads((folder / "config.json").read_text()), str(folder / "config.json"))
+    if config.decoder_layers:
+        raise DataError(
+            f"{folder} is an encoder-decoder ({config.family}); load it with "
+            "dynmask.models.seq2seq.warm_start_seq2seq (dynmask train summarize|translate --pretrained)"
+        )
     state = _strip_prefix(_weights(folder))
     encoder = PretrainedEncoder(config, backend=backend, attn_dropout=attn_dropout)
     try:

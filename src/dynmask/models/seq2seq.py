@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -94,9 +95,12 @@ class Seq2Seq(nn.Module):
             self.src_embed = TokenEmbedding(config.vocab_size, d)
             self.tgt_embed = self.src_embed if shared else TokenEmbedding(config.tgt_vocab_size, d)
             common.update(positional="sinusoidal")
-        else:  # a Hugging Face encoder's shape: its embeddings add the positions (by original index)
+        else:  # a Hugging Face model's shape: its embeddings add the positions (by original index)
             self._check_pretrained_shape(config, self.pretrained)
             self.src_embed = self.tgt_embed = PretrainedEmbeddings(self.pretrained)
+            if self.is_bart:  # the decoder has its own positions and LayerNorm, the same word table
+                self.tgt_embed = PretrainedEmbeddings(self.pretrained)
+                self.tgt_embed.word_embeddings = self.src_embed.word_embeddings
             common.update(
                 positional=None,
                 attn_dropout=self.pretrained.attention_dropout,
@@ -107,10 +111,13 @@ class Seq2Seq(nn.Module):
         self.encoder = Encoder(d, config.n_heads, config.enc_layers, backend=config.backend, **common)
         self.decoder = Decoder(d, config.n_heads, config.dec_layers, backend=config.backend, **common)
         if self.pretrained is not None:
+            inner = self.pretrained.hf.get("activation_dropout", 0.0) if self.is_bart else 0.0
             for layer in [*self.encoder.layers, *self.decoder.layers]:  # BERT: no dropout inside the FFN
-                layer.dropout = nn.Identity()
+                layer.dropout = nn.Dropout(inner) if inner else nn.Identity()
         vocab_out = config.vocab_size if shared else config.tgt_vocab_size
-        self.out = nn.Linear(d, vocab_out, bias=False)
+        self.out = nn.Linear(d, vocab_out, bias=self.is_bart)  # BART: + final_logits_bias
+        if self.is_bart:
+            nn.init.zeros_(self.out.bias)
         if config.tie_embeddings:
             table = self.tgt_embed.table if self.pretrained is None else self.tgt_embed.word_embeddings
             self.out.weight = table.weight
@@ -121,8 +128,17 @@ class Seq2Seq(nn.Module):
             self.copy_key = nn.Linear(d, d)
             self.copy_gate = nn.Linear(2 * d, 1)
 
+    @property
+    def is_bart(self) -> bool:
+        """A whole pretrained encoder-decoder (BART) rather than a BERT2BERT warm start."""
+        return self.pretrained is not None and self.pretrained.family == "bart"
+
     @staticmethod
     def _check_pretrained_shape(config: Seq2SeqConfig, pretrained: PretrainedConfig) -> None:
+        if pretrained.decoder_layers and config.dec_layers != pretrained.decoder_layers:
+            raise ValueError(
+                f"dec_layers {config.dec_layers} does not match the pretrained decoder's {pretrained.decoder_layers}"
+            )
         expected = dict(
             vocab_size=pretrained.vocab_size,
             tgt_vocab_size=None,
@@ -246,9 +262,17 @@ def warm_start_seq2seq(
     BERT2BERT-style (Rothe, Narayan & Severyn, 2020): the embeddings (shared by source and target and
     tied to the output layer) and the encoder get the checkpoint's exact weights; decoder layer ``i``
     gets the self-attention, feed-forward and both LayerNorms of encoder layer ``i`` (``dec_layers``
-    at most the checkpoint's layers; default all); cross-attention and the copy layers start random."""
-    from ..hf import load_pretrained
+    at most the checkpoint's layers; default all); cross-attention and the copy layers start random.
 
+    A BART checkpoint (an encoder-decoder) loads whole instead, every weight exact
+    (:func:`dynmask.hf_bart.load_bart`)."""
+    from ..hf import load_pretrained, read_pretrained_config
+
+    hf_config = _read_json_config(folder)
+    if read_pretrained_config(hf_config, str(Path(folder) / "config.json")).family == "bart":
+        from ..hf_bart import load_bart
+
+        return load_bart(folder, dec_layers=dec_layers, method=method, copy=copy, max_len=max_len, backend=backend)
     source = load_pretrained(folder)
     pc = source.config
     dec_layers = pc.num_layers if dec_layers is None else dec_layers
@@ -276,3 +300,14 @@ def warm_start_seq2seq(
                                ("norm1", "norm1"), ("norm3", "norm2")):  # fmt: skip
             getattr(mine, target).load_state_dict(getattr(theirs, origin).state_dict())
     return model
+
+
+def _read_json_config(folder) -> dict:
+    import json
+
+    from ..data.text import DataError
+
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise DataError(f"{folder} has no config.json: pass a Hugging Face checkpoint folder (or --pretrained minilm)")
+    return json.loads(path.read_text())

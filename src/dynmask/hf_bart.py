@@ -1,0 +1,119 @@
+"""Pretrained Hugging Face BART encoder-decoders as a dynmask :class:`~dynmask.models.seq2seq.Seq2Seq`.
+
+A ``BartForConditionalGeneration`` / ``BartModel`` checkpoint folder (``config.json`` +
+``model.safetensors`` or ``pytorch_model.bin``, the layout ``transformers`` writes) loads with its exact
+weights: the shared word table (source, target and output layer), each side's learned positions
+(numbered from 2, by original index) and ``layernorm_embedding``, the post-norm encoder and decoder
+layers, ``final_logits_bias``. So the guarantee holds for a pretrained BART: missing source tokens are
+never keys of the encoder's self-attention or of the decoder's cross-attention, never copied, and
+their ids are never read. With nothing missing, the logits equal ``transformers``' (tested on tiny
+random BART models). Masks: True = observed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from .data.text import DataError
+from .hf import _weights, read_pretrained_config
+from .models.seq2seq import Seq2Seq, Seq2SeqConfig
+
+__all__ = ["load_bart"]
+
+
+def _strip_bart_prefix(state: dict) -> dict:
+    """``model.`` dropped (a ``BartForConditionalGeneration`` checkpoint); ``final_logits_bias`` kept."""
+    return {k[len("model.") :] if k.startswith("model.") else k: v for k, v in state.items()}
+
+
+def _attention(hf: dict, theirs: str, mine: str, out: dict) -> None:
+    """BART's separate q / k / v / out projections -> dynmask's in_proj (query, key, value rows) + out_proj."""
+    out[mine + ".in_proj_weight"] = torch.cat([hf[f"{theirs}.{x}_proj.weight"] for x in "qkv"])  # (3D, D)
+    out[mine + ".in_proj_bias"] = torch.cat([hf[f"{theirs}.{x}_proj.bias"] for x in "qkv"])  # (3D,)
+    out[mine + ".out_proj.weight"] = hf[f"{theirs}.out_proj.weight"]
+    out[mine + ".out_proj.bias"] = hf[f"{theirs}.out_proj.bias"]
+
+
+def _pair(hf: dict, theirs: str, mine: str, out: dict) -> None:
+    out[mine + ".weight"], out[mine + ".bias"] = hf[theirs + ".weight"], hf[theirs + ".bias"]
+
+
+def _to_dynmask(encoder_layers: int, decoder_layers: int, hf: dict) -> dict:
+    """A BART state dict (no ``model.`` prefix) -> :class:`Seq2Seq` names."""
+    words = hf.get("shared.weight", hf.get("encoder.embed_tokens.weight"))
+    if words is None:
+        raise KeyError("shared.weight")
+    out = {"src_embed.word_embeddings.weight": words}
+    for side, embed in (("encoder", "src_embed"), ("decoder", "tgt_embed")):
+        out[f"{embed}.position_embeddings.weight"] = hf[f"{side}.embed_positions.weight"]
+        _pair(hf, f"{side}.layernorm_embedding", f"{embed}.LayerNorm", out)
+    for i in range(encoder_layers):
+        theirs, mine = f"encoder.layers.{i}", f"encoder.layers.{i}"
+        _attention(hf, theirs + ".self_attn", mine + ".self_attn", out)
+        for a, b in (("self_attn_layer_norm", "norm1"), ("fc1", "linear1"), ("fc2", "linear2"),
+                     ("final_layer_norm", "norm2")):  # fmt: skip
+            _pair(hf, f"{theirs}.{a}", f"{mine}.{b}", out)
+    for i in range(decoder_layers):
+        theirs, mine = f"decoder.layers.{i}", f"decoder.layers.{i}"
+        _attention(hf, theirs + ".self_attn", mine + ".self_attn", out)
+        _attention(hf, theirs + ".encoder_attn", mine + ".multihead_attn", out)
+        for a, b in (("self_attn_layer_norm", "norm1"), ("encoder_attn_layer_norm", "norm2"), ("fc1", "linear1"),
+                     ("fc2", "linear2"), ("final_layer_norm", "norm3")):  # fmt: skip
+            _pair(hf, f"{theirs}.{a}", f"{mine}.{b}", out)
+    bias = hf.get("final_logits_bias")
+    out["out.bias"] = torch.zeros(words.shape[0]) if bias is None else bias.reshape(-1)  # (V,)
+    return out
+
+
+def load_bart(
+    folder,
+    *,
+    dec_layers: Optional[int] = None,
+    method: str = "dynamic",
+    copy: bool = False,
+    max_len: int = 512,
+    backend: str = "auto",
+) -> Seq2Seq:
+    """A :class:`Seq2Seq` with the exact weights of a local BART checkpoint folder (``copy`` adds new,
+    randomly initialised copy layers). ``dec_layers``: None or the checkpoint's decoder layers."""
+    import json
+
+    folder = Path(folder)
+    source = str(folder / "config.json")
+    pc = read_pretrained_config(json.loads((folder / "config.json").read_text()), source)
+    if pc.family != "bart":
+        raise DataError(f"{source}: a {pc.family} checkpoint is not BART; use warm_start_seq2seq")
+    if dec_layers is not None and dec_layers != pc.decoder_layers:
+        raise ValueError(f"dec_layers must be the checkpoint's {pc.decoder_layers} decoder layers, got {dec_layers}")
+    config = Seq2SeqConfig(
+        vocab_size=pc.vocab_size,
+        method=method,
+        d_model=pc.hidden_size,
+        n_heads=pc.num_heads,
+        enc_layers=pc.num_layers,
+        dec_layers=pc.decoder_layers,
+        d_ff=pc.intermediate_size,
+        dropout=pc.hidden_dropout,
+        max_len=max_len,
+        backend=backend,
+        copy=copy,
+        encoder=pc.to_dict(),
+    )
+    model = Seq2Seq(config)
+    try:
+        mapped = _to_dynmask(pc.num_layers, pc.decoder_layers, _strip_bart_prefix(_weights(folder)))
+    except KeyError as e:
+        raise DataError(f"{folder}: the weights lack {e.args[0]!r} that a BART model needs") from None
+    missing, unexpected = model.load_state_dict(mapped, strict=False)
+    # tied or new: the target word table is the source's, the output weight is the word table,
+    # the decoder's missing-query vector and the copy layers are dynmask's own
+    own = {"tgt_embed.word_embeddings.weight", "out.weight", "decoder.missing_query"}
+    new = {k for k in missing if k not in own and not k.startswith("copy_")}
+    if new or unexpected:
+        raise DataError(
+            f"{folder}: weights do not fit ({sorted(new)[:5]} missing, {sorted(unexpected)[:5]} unexpected)"
+        )
+    return model
