@@ -104,7 +104,7 @@ def finetune(args) -> None:
     for seed in args.seeds:
         for train_missing in args.train_missing:
             for method in args.methods:
-                name = f"{method}-train{train_missing:g}-seed{seed}"
+                name = f"{method}-train{train_missing:g}-seed{seed}" + (f"-ep{args.epochs}" if args.epochs != 1 else "")
                 done = out_dir / "runs" / f"{name}.json"
                 if done.exists():
                     print(f"{name}: done", flush=True)
@@ -233,21 +233,22 @@ def table(args) -> None:
     runs = [json.loads(p.read_text()) for p in sorted((out_dir / "runs").glob("*.json"))]
     groups: dict = {}
     for run in runs:
-        groups.setdefault((run["train_missing"], run["method"]), []).append(run)
+        groups.setdefault((run["train_missing"], run.get("epochs", 1), run["method"]), []).append(run)
     lines, summary = [], []
-    for train_missing in sorted({k[0] for k in groups}, reverse=True):
+    for train_missing, epochs in sorted({k[:2] for k in groups}, key=lambda k: (-k[0], k[1])):
         lines += [
             (
                 f"**trained with {train_missing:g} of word pieces hidden (dynamic holes)**"
                 if train_missing
                 else "**trained without holes**"
-            ),
+            )
+            + (f" **, {epochs} epochs**" if epochs != 1 else ""),
             "",
             "| method | seeds | " + " | ".join(f"missing {r:g}: acc / macro-F1" for r in TEST_RATES) + " |",
             "|" + " --- |" * (len(TEST_RATES) + 2),
         ]
         for method in METHODS:
-            group = groups.get((train_missing, method))
+            group = groups.get((train_missing, epochs, method))
             if not group:
                 continue
             cells = []
@@ -259,6 +260,7 @@ def table(args) -> None:
                 summary.append(
                     {
                         "train_missing": train_missing,
+                        "epochs": epochs,
                         "method": method,
                         "rate": rate,
                         "seeds": len(group),
