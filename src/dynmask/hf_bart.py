@@ -19,7 +19,7 @@ import torch
 
 from .data.text import DataError
 from .hf import _weights, read_pretrained_config
-from .models.seq2seq import Seq2Seq, Seq2SeqConfig
+from .models.seq2seq import Seq2Seq, pretrained_shape
 
 __all__ = ["load_bart"]
 
@@ -88,21 +88,8 @@ def load_bart(
         raise DataError(f"{source}: a {pc.family} checkpoint is not BART; use warm_start_seq2seq")
     if dec_layers is not None and dec_layers != pc.decoder_layers:
         raise ValueError(f"dec_layers must be the checkpoint's {pc.decoder_layers} decoder layers, got {dec_layers}")
-    config = Seq2SeqConfig(
-        vocab_size=pc.vocab_size,
-        method=method,
-        d_model=pc.hidden_size,
-        n_heads=pc.num_heads,
-        enc_layers=pc.num_layers,
-        dec_layers=pc.decoder_layers,
-        d_ff=pc.intermediate_size,
-        dropout=pc.hidden_dropout,
-        max_len=max_len,
-        backend=backend,
-        copy=copy,
-        encoder=pc.to_dict(),
-    )
-    model = Seq2Seq(config)
+    settings = dict(method=method, copy=copy, max_len=max_len, backend=backend)
+    model = Seq2Seq(pretrained_shape(pc, pc.decoder_layers, **settings))
     try:
         mapped = _to_dynmask(pc.num_layers, pc.decoder_layers, _strip_bart_prefix(_weights(folder)))
     except KeyError as e:

@@ -37,7 +37,7 @@ from ..hf import _ACTIVATIONS, PretrainedConfig, PretrainedEmbeddings
 from ..layers import Decoder, DecoderCache, Encoder
 from ..masks import Mask
 
-__all__ = ["Seq2SeqConfig", "Seq2Seq", "SEQ2SEQ_METHODS", "CopyCache", "warm_start_seq2seq"]
+__all__ = ["Seq2SeqConfig", "Seq2Seq", "SEQ2SEQ_METHODS", "CopyCache", "warm_start_seq2seq", "pretrained_shape"]
 
 SEQ2SEQ_METHODS = ("dynamic", "static", "seed_literal")
 
@@ -249,6 +249,23 @@ class Seq2Seq(nn.Module):
         return out, CopyCache(decoder, cache.keys, cache.src, cache.keep, cache.memory)
 
 
+def pretrained_shape(pc: PretrainedConfig, dec_layers: int, **settings) -> Seq2SeqConfig:
+    """The :class:`Seq2SeqConfig` of a model in the shape of the pretrained ``pc`` (width, heads, encoder
+    layers, feed-forward, vocabulary), with ``dec_layers`` decoder layers and the other ``settings``
+    (method, copy, max_len, backend)."""
+    return Seq2SeqConfig(
+        vocab_size=pc.vocab_size,
+        d_model=pc.hidden_size,
+        n_heads=pc.num_heads,
+        enc_layers=pc.num_layers,
+        dec_layers=dec_layers,
+        d_ff=pc.intermediate_size,
+        dropout=pc.hidden_dropout,
+        encoder=pc.to_dict(),
+        **settings,
+    )
+
+
 def warm_start_seq2seq(
     folder,
     *,
@@ -278,21 +295,7 @@ def warm_start_seq2seq(
     dec_layers = pc.num_layers if dec_layers is None else dec_layers
     if not 1 <= dec_layers <= pc.num_layers:
         raise ValueError(f"dec_layers must lie in [1, {pc.num_layers}] (the checkpoint's layers), got {dec_layers}")
-    config = Seq2SeqConfig(
-        vocab_size=pc.vocab_size,
-        method=method,
-        d_model=pc.hidden_size,
-        n_heads=pc.num_heads,
-        enc_layers=pc.num_layers,
-        dec_layers=dec_layers,
-        d_ff=pc.intermediate_size,
-        dropout=pc.hidden_dropout,
-        max_len=max_len,
-        backend=backend,
-        copy=copy,
-        encoder=pc.to_dict(),
-    )
-    model = Seq2Seq(config)
+    model = Seq2Seq(pretrained_shape(pc, dec_layers, method=method, copy=copy, max_len=max_len, backend=backend))
     model.src_embed.load_state_dict(source.embeddings.state_dict())
     model.encoder.load_state_dict(source.encoder.state_dict())
     for mine, theirs in zip(model.decoder.layers, source.encoder.layers):
