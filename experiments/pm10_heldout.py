@@ -8,6 +8,7 @@ for ``values``).
     python experiments/pm10_heldout.py dynmask --pattern values --seeds 0,1,2 --intervals 0.9
     python experiments/pm10_heldout.py dynmask --pattern blocks --missing-process blocks
     python experiments/pm10_heldout.py calibrate --pattern values --intervals 0.9   # runs trained before calibration
+    python experiments/pm10_heldout.py halves --pattern values --intervals 0.9   # calibration under a time shift
     python experiments/pm10_heldout.py table     # results/imputation-pm10/head-to-head.{md,json}
     python experiments/pm10_heldout.py plot --pattern blocks --intervals 0.9   # imputation-{pattern}.png
 
@@ -135,6 +136,31 @@ def calibrate(args) -> None:
         print(name, args.pattern, run["seed"], {k: v for k, v in test.items() if "interval" in k or "coverage" in k})
 
 
+def halves(args) -> None:
+    """Is under-coverage a time shift? Calibrate on the first half of the validation windows (in time)
+    and score the coverage on the second half, per seed; beside it, full validation -> test."""
+    from dynmask.tasks.series import conformal_scale, interval_metrics, widen_interval
+
+    _, data = pm10_data(args.pattern)
+    task = ImputationTask(data)
+    truth, scored = data["valid"], data["valid_holdout"]
+    half = truth.shape[0] // 2
+    first, second = scored.copy(), scored.copy()
+    first[half:], second[:half] = False, False  # (N, L, F): windows before / after the middle
+    rows = []
+    for seed in args.seeds:
+        folder = ROOT / "runs" / "imputation-pm10-heldout" / args.pattern / f"{_name(args)}-seed{seed}"
+        trained = load_imputer(folder)
+        point, lower, upper = task.predict_with_intervals(trained.model, "valid")
+        scale = conformal_scale(point, lower, upper, truth, first, 0.9)
+        later = interval_metrics(*widen_interval(point, lower, upper, scale), truth, second, 0.9)["coverage"]
+        test = task.evaluate(trained.model, "test", interval_scale=trained.interval_scale)["coverage"]
+        rows.append({"seed": seed, "first_half_to_second_half": later, "valid_to_test": test})
+        print(rows[-1], flush=True)
+    out = OUT / "dynmask" / f"calibration-halves-{args.pattern}.json"
+    out.write_text(json.dumps({"pattern": args.pattern, "runs": rows}, indent=2))
+
+
 def plot(args) -> None:
     """results/imputation-pm10/imputation-{pattern}.png: the first 120 test days of the three stations
     with the most held-out values: observed values, held-out truth, seed 0's fills and calibrated
@@ -217,13 +243,14 @@ def table(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("baselines", "dynmask", "calibrate", "table", "plot"))
+    p.add_argument("what", choices=("baselines", "dynmask", "calibrate", "halves", "table", "plot"))
     p.add_argument("--pattern", choices=("values", "blocks", "variables"), default="values")
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--intervals", type=float, default=0.0, help="also learn this prediction interval (e.g. 0.9)")
     p.add_argument("--missing-process", choices=("values", "blocks"), default="values", help="training holes")
     args = p.parse_args()
-    {"baselines": baselines, "dynmask": dynmask, "calibrate": calibrate, "table": table, "plot": plot}[args.what](args)
+    commands = dict(baselines=baselines, dynmask=dynmask, calibrate=calibrate, halves=halves, table=table, plot=plot)
+    commands[args.what](args)
 
 
 if __name__ == "__main__":
