@@ -160,9 +160,46 @@ def table(task: str, out: Path, sizes: dict) -> None:
         for name in test[0]["baselines"]:
             cells = [" / ".join(f"{t['baselines'][name][m]:.1f}" for m in metric) for t in test]
             lines.append(f"| baseline: {name} | {sizes['test']} | " + " | ".join(cells) + " | | |")
+    lines += _seed_means(runs, metric, rates, sizes)
     (out / "results.md").write_text("\n".join(lines) + "\n")
     (out / "results.json").write_text(json.dumps({"sizes": sizes, "runs": runs}, indent=2))
     print("\n".join(lines))
+
+
+def _seed_means(runs: list, metric: list, rates: tuple, sizes: dict) -> list:
+    """Markdown lines: mean ± sd over seeds of every setting run with more than one seed, and the
+    baselines on the same test pairs and holes."""
+    import statistics
+
+    groups: dict = {}
+    for run in runs:
+        key = (run["method"], run["args"]["epochs"], run["args"].get("max_train"), run["args"].get("test_limit"))
+        groups.setdefault(key, []).append(run)
+    lines = []
+    for (label, epochs, max_train, limit), group in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        if len(group) < 2:
+            continue
+        if not lines:
+            lines = ["", "Mean ± sd over seeds:", "", lines_header(metric, rates), "|" + " --- |" * 5]
+        cells = []
+        for i in range(len(rates)):
+            parts = []
+            for m in metric:
+                xs = [[t for t in r["test"] if "missing_rate" in t][i][m] for r in group]
+                parts.append(f"{statistics.fmean(xs):.1f} ± {statistics.stdev(xs):.1f}")
+            cells.append(" / ".join(parts))
+        pairs = limit or sizes["test"]
+        lines.append(f"| {label} ({len(group)} seeds, {epochs} ep, {max_train or 'all'} train) | {pairs} | "
+                     + " | ".join(cells) + " |")  # fmt: skip
+        first = [t for t in group[0]["test"] if "missing_rate" in t]
+        for name in first[0].get("baselines", {}):
+            row = " | ".join(" / ".join(f"{t['baselines'][name][m]:.1f}" for m in metric) for t in first)
+            lines.append(f"| baseline: {name} (same pairs) | {pairs} | {row} |")
+    return lines
+
+
+def lines_header(metric: list, rates: tuple) -> str:
+    return "| setting | test pairs | " + " | ".join(f"missing {r:g}: {' / '.join(metric)}" for r in rates) + " |"
 
 
 if __name__ == "__main__":
