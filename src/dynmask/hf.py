@@ -51,6 +51,7 @@ __all__ = [
     "load_pretrained",
     "save_pretrained",
     "read_pretrained_config",
+    "read_checkpoint_config",
     "check_encoder_config",
     "FAMILIES",
     "PRETRAINED_METHODS",
@@ -396,12 +397,18 @@ def _to_hf(encoder: PretrainedEncoder) -> dict:
     return out
 
 
-def load_pretrained(folder, backend: str = "auto", attn_dropout: Optional[float] = None) -> PretrainedEncoder:
-    """A :class:`PretrainedEncoder` with the exact weights of a local Hugging Face checkpoint folder."""
+def read_checkpoint_config(folder) -> PretrainedConfig:
+    """The :class:`PretrainedConfig` of a local Hugging Face checkpoint folder's ``config.json``."""
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise DataError(f"{folder} has no config.json: pass a Hugging Face checkpoint folder (or --pretrained minilm)")
-    config = read_pretrained_config(json.loads((folder / "config.json").read_text()), str(folder / "config.json"))
+    return read_pretrained_config(json.loads((folder / "config.json").read_text()), str(folder / "config.json"))
+
+
+def load_pretrained(folder, backend: str = "auto", attn_dropout: Optional[float] = None) -> PretrainedEncoder:
+    """A :class:`PretrainedEncoder` with the exact weights of a local Hugging Face checkpoint folder."""
+    folder = Path(folder)
+    config = read_checkpoint_config(folder)
     if config.decoder_layers:
         raise DataError(
             f"{folder} is an encoder-decoder ({config.family}); load it with "

@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 
 from .data.text import DataError
-from .hf import _weights, read_pretrained_config
+from .hf import _weights, read_checkpoint_config
 from .models.seq2seq import Seq2Seq, pretrained_shape
 
 __all__ = ["load_bart"]
@@ -79,13 +79,10 @@ def load_bart(
 ) -> Seq2Seq:
     """A :class:`Seq2Seq` with the exact weights of a local BART checkpoint folder (``copy`` adds new,
     randomly initialised copy layers). ``dec_layers``: None or the checkpoint's decoder layers."""
-    import json
-
     folder = Path(folder)
-    source = str(folder / "config.json")
-    pc = read_pretrained_config(json.loads((folder / "config.json").read_text()), source)
+    pc = read_checkpoint_config(folder)
     if pc.family != "bart":
-        raise DataError(f"{source}: a {pc.family} checkpoint is not BART; use warm_start_seq2seq")
+        raise DataError(f"{folder / 'config.json'}: a {pc.family} checkpoint is not BART; use warm_start_seq2seq")
     if dec_layers is not None and dec_layers != pc.decoder_layers:
         raise ValueError(f"dec_layers must be the checkpoint's {pc.decoder_layers} decoder layers, got {dec_layers}")
     settings = dict(method=method, copy=copy, max_len=max_len, backend=backend)

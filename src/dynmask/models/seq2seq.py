@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Optional
 
 import torch
@@ -283,10 +282,9 @@ def warm_start_seq2seq(
 
     A BART checkpoint (an encoder-decoder) loads whole instead, every weight exact
     (:func:`dynmask.hf_bart.load_bart`)."""
-    from ..hf import load_pretrained, read_pretrained_config
+    from ..hf import load_pretrained, read_checkpoint_config
 
-    hf_config = _read_json_config(folder)
-    if read_pretrained_config(hf_config, str(Path(folder) / "config.json")).family == "bart":
+    if read_checkpoint_config(folder).family == "bart":
         from ..hf_bart import load_bart
 
         return load_bart(folder, dec_layers=dec_layers, method=method, copy=copy, max_len=max_len, backend=backend)
@@ -303,14 +301,3 @@ def warm_start_seq2seq(
                                ("norm1", "norm1"), ("norm3", "norm2")):  # fmt: skip
             getattr(mine, target).load_state_dict(getattr(theirs, origin).state_dict())
     return model
-
-
-def _read_json_config(folder) -> dict:
-    import json
-
-    from ..data.text import DataError
-
-    path = Path(folder) / "config.json"
-    if not path.is_file():
-        raise DataError(f"{folder} has no config.json: pass a Hugging Face checkpoint folder (or --pretrained minilm)")
-    return json.loads(path.read_text())
