@@ -17,7 +17,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.series import SeriesSplits, Standardizer, chronological_split, holdout_mask, make_windows, pad_series
+from ..data.series import (
+    SeriesSplits,
+    Standardizer,
+    chronological_split,
+    holdout_mask,
+    make_windows,
+    pad_series,
+    window_starts,
+)
 from ..data.text import DataError
 from ..devices import device_of, to_device
 from ..extras import require as _require
@@ -443,12 +451,6 @@ class ImputationTask:
         point, lower, upper = (self.scaler.inverse(torch.cat(part).numpy().astype(np.float64)) for part in parts)
         return point, lower, upper
 
-    def predict_intervals(self, model, split: str, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-        """(lower, upper) windows of ``split`` in original units, its held-out values hidden, widened by
-        the conformal factor ``scale`` (1: the raw quantile interval)."""
-        point, lower, upper = self.predict_with_intervals(model, split)
-        return widen_interval(point, lower, upper, scale)
-
     def calibrate(self, model, split: str = "valid") -> float:
         """The conformal factor of ``model``'s interval on the held-out values of ``split``."""
         point, lower, upper = self.predict_with_intervals(model, split)
@@ -534,12 +536,9 @@ def write_calibration(folder: Path, scale: float, interval: float, valid_metrics
 def calibrate_run(folder: Path, task: "ImputationTask") -> float:
     """Calibrate a finished imputation run's interval on ``task``'s validation held-out values (for runs
     trained before dynmask calibrated): writes ``calibration.json`` into its ``best/`` and re-signs it."""
-    from ..run_folders import config_from_dict, write_manifest
-    from ..training import load_run_model
+    from ..run_folders import write_manifest
 
-    model, best_dir, _ = load_run_model(
-        folder, lambda c: SeriesImputer(config_from_dict(SeriesConfig, c, "config.json")), expect_task="impute"
-    )
+    model, best_dir = _load_imputer_model(folder)
     if model.interval_head is None:
         raise ValueError(f"{folder} was trained without intervals; nothing to calibrate")
     scale = task.calibrate(model, "valid")
@@ -554,14 +553,21 @@ def choose_fallback(model_metrics: dict, baseline_metrics: dict) -> Optional[str
     return name if best["mae"] < model_metrics["mae"] else None
 
 
-def load_imputer(folder: Path) -> TrainedImputer:
-    """An imputation run's folder (or its best/), checked as untrusted input."""
+def _load_imputer_model(folder: Path) -> tuple[SeriesImputer, Path]:
+    """(model, the folder its weights came from: the run's best/ or the run) of an imputation run,
+    checked as untrusted input."""
     from ..run_folders import config_from_dict
     from ..training import load_run_model
 
     model, folder, _ = load_run_model(
         folder, lambda c: SeriesImputer(config_from_dict(SeriesConfig, c, "config.json")), expect_task="impute"
     )
+    return model, folder
+
+
+def load_imputer(folder: Path) -> TrainedImputer:
+    """An imputation run's folder (or its best/), checked as untrusted input."""
+    model, folder = _load_imputer_model(folder)
     return imputer_from_assets(model, folder, model.config.num_features, model.config.max_len)
 
 
@@ -659,9 +665,7 @@ def _fill_windows(
     widened by the conformal factor ``interval_scale``."""
     total = values.shape[0]
     length = min(window, total)
-    starts = list(range(0, total - length + 1, length))
-    if starts[-1] != total - length:
-        starts.append(total - length)
+    starts = window_starts(total, length, length)
     outputs = [np.full(values.shape, np.nan) for _ in range(3 if intervals else 1)]
     device = device_of(model)
     with torch.no_grad():
