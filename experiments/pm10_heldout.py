@@ -81,7 +81,7 @@ def dynmask(args) -> None:
     for seed in args.seeds:
         if seed in done:
             continue
-        folder = ROOT / "runs" / "imputation-pm10-heldout" / args.pattern / f"{name}-seed{seed}"
+        folder = _run_folder(args, seed)
         config = TrainConfig(
             epochs=cfg["epochs"], batch_size=32, lr=cfg["lr"], seed=seed, patience=cfg["patience"], progress=False
         )
@@ -117,18 +117,23 @@ def _name(args) -> str:
     return "dynmask" + block + ("-intervals" if args.intervals else "")
 
 
+def _run_folder(args, seed: int):
+    """The run of this method (``_name``), held-out pattern and seed."""
+    return ROOT / "runs" / "imputation-pm10-heldout" / args.pattern / f"{_name(args)}-seed{seed}"
+
+
 def calibrate(args) -> None:
     """Conformal calibration, on validation, of the interval runs trained before dynmask calibrated
     (new runs calibrate at the end of training); re-scores their test coverage in the result file."""
     _, data = pm10_data(args.pattern)
+    task = ImputationTask(data)
     name = _name(args)
     result_file = OUT / "dynmask" / f"{name}-{args.pattern}.json"
     record = json.loads(result_file.read_text())
     for run in record["runs"]:
         if "interval_scale" in run:
             continue
-        folder = ROOT / "runs" / "imputation-pm10-heldout" / args.pattern / f"{name}-seed{run['seed']}"
-        task = ImputationTask(data)
+        folder = _run_folder(args, run["seed"])
         scale = calibrate_run(folder, task)
         test = task.evaluate(load_imputer(folder).model, "test", interval_scale=scale)
         run.update({k: v for k, v in test.items() if "coverage" in k or "interval" in k})
@@ -149,7 +154,7 @@ def halves(args) -> None:
     first[half:], second[:half] = False, False  # (N, L, F): windows before / after the middle
     rows = []
     for seed in args.seeds:
-        folder = ROOT / "runs" / "imputation-pm10-heldout" / args.pattern / f"{_name(args)}-seed{seed}"
+        folder = _run_folder(args, seed)
         trained = load_imputer(folder)
         point, lower, upper = task.predict_with_intervals(trained.model, "valid")
         scale = conformal_scale(point, lower, upper, truth, first, 0.9)
@@ -169,7 +174,7 @@ def plot(args) -> None:
     from dynmask.tasks.series import widen_interval
 
     frame, data = pm10_data(args.pattern)
-    folder = ROOT / "runs" / "imputation-pm10-heldout" / args.pattern / f"{_name(args)}-seed0"
+    folder = _run_folder(args, 0)
     trained = load_imputer(folder)
     point, lower, upper = ImputationTask(data).predict_with_intervals(trained.model, "test")  # (N, L, F) each
     lower, upper = widen_interval(point, lower, upper, trained.interval_scale)
