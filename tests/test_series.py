@@ -386,7 +386,7 @@ def test_a_damaged_calibration_file_is_refused(tmp_path):
             imputer_from_assets(None, tmp_path)
 
 
-def test_imputer_learns_intervals_and_writes_them(tmp_path):
+def test_imputer_learns_intervals_and_writes_them(tmp_path, capsys):
     rng = np.random.default_rng(0)
     t = np.arange(1000)  # long enough for ~40 validation held-out values to calibrate on
     values = np.stack([np.sin(t / 8) + rng.normal(0, 0.3, 1000), np.cos(t / 11) + rng.normal(0, 0.3, 1000)], 1)
@@ -444,10 +444,16 @@ def test_imputer_learns_intervals_and_writes_them(tmp_path):
                 str(tmp_path / "out.csv"),
                 "--intervals",
                 "--use-model",
+                "--calibrate",
+                "validation",
             ]
         )
         == 0
     )
+    assert "intervals calibrated on the run's validation values: factor" in capsys.readouterr().out
+    # training also scored the test interval calibrated on the test input (what `impute` does by default)
+    on_input = result["input_calibration"]
+    assert on_input["scale"] > 0 and on_input["n"] > 0 and 0.0 <= on_input["coverage"] <= 1.0
     out = pd.read_csv(tmp_path / "out.csv")
     assert list(out.columns) == ["t", "a", "a_lower", "a_upper", "b", "b_lower", "b_upper"]
     holes = frame["a"].isna().to_numpy()
@@ -463,6 +469,82 @@ def test_imputer_learns_intervals_and_writes_them(tmp_path):
     fills, _, raw_upper = _fill_windows(trained.model, trained.scaler, trained.window, numbers, True)
     expected = fills[holes, 0] + scale * (raw_upper[holes, 0] - fills[holes, 0])
     np.testing.assert_allclose(out["a_upper"][holes].to_numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_calibration_cells_hide_only_observed_values_in_the_pattern():
+    from dynmask.tasks.series import calibration_cells
+
+    rng = np.random.default_rng(0)
+    windows = rng.normal(size=(20, 30, 4))
+    windows[rng.random(windows.shape) < 0.4] = np.nan
+    for pattern in ("values", "blocks", "variables"):
+        cells = calibration_cells(windows, pattern)
+        assert not np.isnan(windows[cells]).any()  # never a cell that is already missing
+        assert 0.07 <= cells.sum() / (~np.isnan(windows)).sum() <= 0.2, pattern
+    runs = lambda c: np.diff(c.astype(int), axis=1)  # a block shows as one 0 -> 1 step per run
+    assert (runs(calibration_cells(windows, "blocks")) == 1).sum() < (
+        runs(calibration_cells(windows, "values")) == 1
+    ).sum()
+    with pytest.raises(ValueError, match="calibration pattern"):
+        calibration_cells(windows, "days")
+    with pytest.raises(ValueError, match="fraction"):
+        calibration_cells(windows, "values", fraction=1.5)
+
+
+def _untrained_interval_imputer(features: int):
+    from dynmask.data.series import Standardizer
+    from dynmask.tasks.series import TrainedImputer
+
+    torch.manual_seed(0)
+    model = SeriesImputer(SeriesConfig(features, d_model=16, n_heads=2, n_layers=1, d_ff=32, interval=0.9)).eval()
+    scaler = Standardizer(np.zeros(features), np.ones(features))
+    # a validation factor of 1: the raw quantiles, far too narrow for the file below
+    return TrainedImputer(model, scaler, 24, list(range(features)), [f"v{i}" for i in range(features)])
+
+
+def test_impute_calibrates_its_intervals_on_the_input_and_covers_its_holes(tmp_path, capsys):
+    """Split conformal on the file itself: 10% of its observed values are hidden and scored, never the
+    holes. A model whose raw interval is far too narrow for this file (values 4x its training scale)
+    still covers about 90% of the file's real holes, while the validation factor covers far less."""
+    from dynmask.tasks.series import impute_csv
+
+    rng = np.random.default_rng(1)
+    truth = 4.0 * rng.normal(size=(3000, 2))  # (T, F)
+    holes = rng.random(truth.shape) < 0.1
+    frame = pd.DataFrame(np.where(holes, np.nan, truth), columns=["v0", "v1"])
+    frame.insert(0, "t", np.arange(len(frame)))
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    trained = _untrained_interval_imputer(2)
+
+    def coverage(counts_and_file):
+        out = pd.read_csv(tmp_path / "out.csv")
+        lo, hi = out[["v0_lower", "v1_lower"]].to_numpy(), out[["v0_upper", "v1_upper"]].to_numpy()
+        return ((truth >= lo) & (truth <= hi))[holes].mean()
+
+    counts = impute_csv(trained, tmp_path / "in.csv", tmp_path / "out.csv", intervals=True, use_model=True)
+    calibration = counts["calibration"]
+    assert calibration["on"] == "input" and calibration["pattern"] == "values"
+    assert 0.08 * (~holes).sum() <= calibration["n"] <= 0.12 * (~holes).sum()
+    assert calibration["scale"] > 1.5  # the raw interval had to be widened
+    assert 0.86 <= coverage(counts) <= 0.94
+    counts = impute_csv(
+        trained, tmp_path / "in.csv", tmp_path / "out.csv", intervals=True, use_model=True, calibrate="validation"
+    )
+    assert counts["calibration"] == {"on": "validation", "scale": 1.0}
+    assert coverage(counts) < 0.7
+    # the CLI says which calibration it used; a short file falls back to validation under auto
+    frame.iloc[:40].to_csv(tmp_path / "short.csv", index=False)
+    counts = impute_csv(trained, tmp_path / "short.csv", tmp_path / "out.csv", intervals=True, use_model=True)
+    assert counts["calibration"]["on"] == "validation" and "fewer than 100" in counts["calibration"]["why"]
+    with pytest.raises(DataError, match="--calibrate input"):
+        frame.iloc[:6].to_csv(tmp_path / "tiny.csv", index=False)
+        impute_csv(
+            trained, tmp_path / "tiny.csv", tmp_path / "out.csv", intervals=True, use_model=True, calibrate="input"
+        )
+    with pytest.raises(DataError, match="--calibration-pattern"):
+        impute_csv(
+            trained, tmp_path / "in.csv", tmp_path / "out.csv", intervals=True, use_model=True, calibration_pattern="x"
+        )
 
 
 def test_an_imputer_that_loses_to_a_baseline_on_validation_falls_back_and_says_so(tmp_path, capsys):

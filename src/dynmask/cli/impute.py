@@ -36,6 +36,21 @@ def register(sub) -> None:
         action="store_true",
         help="write <variable>_lower / _upper columns: the run's prediction interval at each hole",
     )
+    p.add_argument(
+        "--calibrate",
+        choices=("auto", "input", "validation"),
+        default="auto",
+        help="how --intervals are calibrated (split conformal): 'input' hides 10%% of the file's own observed "
+        "values and calibrates on them (robust to a shift since training); 'validation' uses the factor "
+        "saved at training; 'auto' (default): input when that gives at least 100 values",
+    )
+    p.add_argument(
+        "--calibration-pattern",
+        choices=("values", "blocks", "variables"),
+        default="values",
+        help="with --calibrate input/auto: hide single values, blocks of 3-14 steps or whole variables of "
+        "a window; choose the kind of holes your file has (default: %(default)s)",
+    )
     p.add_argument("--plot", type=Path, default=None, help="also draw observed and filled values to this PNG")
     p.add_argument("--plot-variables", default=None, help="comma-separated variables to draw (default: the first four)")
     p.add_argument(
@@ -64,6 +79,8 @@ def _impute(args) -> None:
         plot_variables=plot_variables,
         intervals=args.intervals,
         use_model=args.use_model,
+        calibrate=args.calibrate,
+        calibration_pattern=args.calibration_pattern,
     )
     note = (
         f"; {counts['left_in_unknown_columns']} left in variables the model was not trained on"
@@ -79,6 +96,14 @@ def _impute(args) -> None:
         f"filled {counts['filled']} of {counts['holes']} missing values{by} in {args.input} -> {args.output}{note}; "
         "observed cells written back as read"
     )
+    if "calibration" in counts:
+        c = counts["calibration"]
+        how = (
+            f"on {c['n']} of the input's own observed values, hidden as {c['pattern']}"
+            if c["on"] == "input"
+            else "on the run's validation values" + (f" ({c['why']})" if "why" in c else "")
+        )
+        print(f"intervals calibrated {how}: factor {c['scale']:.3f}")
 
 
 def _onnx_imputer(path: Path):

@@ -246,6 +246,27 @@ def conformal_scale(
     return float(np.partition(scores, rank - 1)[rank - 1])
 
 
+CALIBRATION_SEED = 7919  # the cells hidden to calibrate on an input; not a held-out seed (0, 1, 2, ...)
+CALIBRATION_PATTERNS = ("values", "blocks", "variables")
+
+
+def calibration_cells(
+    windows: np.ndarray, pattern: str = "values", fraction: float = 0.1, seed: int = CALIBRATION_SEED
+) -> np.ndarray:
+    """bool[N, L, F], True = a cell to hide and calibrate on: a seeded ``fraction`` of the observed values
+    of ``windows`` (float[N, L, F], NaN = missing) in ``pattern`` (single values, blocks of 3-14 steps
+    or whole variables of a window, as :func:`~dynmask.data.series.holdout_mask` draws them).
+
+    Calibrating on the input itself (transductive split conformal) needs no validation period, so a
+    shift between the training years and the input's does not bias the interval; its coverage holds
+    for holes exchangeable with the hidden cells, i.e. missing in the same ``pattern``, at random."""
+    if pattern not in CALIBRATION_PATTERNS:
+        raise ValueError(f"calibration pattern must be one of {CALIBRATION_PATTERNS}, got {pattern!r}")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"calibration fraction must lie in (0, 1), got {fraction}")
+    return holdout_mask(windows, fraction, seed, pattern=pattern)
+
+
 def impute_mean(windows: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """Every hole filled with the variable's training mean."""
     return np.where(np.isnan(windows), mean, windows)
@@ -434,11 +455,14 @@ class ImputationTask:
         model.train(was)
         return self.scaler.inverse(torch.cat(outs).numpy())
 
-    def predict_with_intervals(self, model, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(filled, lower, upper) windows of ``split`` in original units, its held-out values hidden;
-        the model's raw (uncalibrated) quantile interval."""
+    def predict_with_intervals(
+        self, model, split: str, also_hide: Optional[np.ndarray] = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(filled, lower, upper) windows of ``split`` in original units, its held-out values hidden
+        (and the cells of ``also_hide``, bool[N, L, F], when given); the model's raw quantile interval."""
         windows = self.std[split].clone()
-        windows[torch.from_numpy(self.data[f"{split}_holdout"])] = float("nan")
+        hidden = self.data[f"{split}_holdout"] if also_hide is None else self.data[f"{split}_holdout"] | also_hide
+        windows[torch.from_numpy(hidden)] = float("nan")
         was = model.training
         model.eval()
         parts, device = ([], [], []), device_of(model)
@@ -456,6 +480,19 @@ class ImputationTask:
         point, lower, upper = self.predict_with_intervals(model, split)
         scored = self.data[f"{split}_holdout"]
         return conformal_scale(point, lower, upper, self.data[split], scored, model.config.interval)
+
+    def calibrate_on_input(
+        self, model, split: str = "test", pattern: str = "values", fraction: float = 0.1, seed: int = CALIBRATION_SEED
+    ) -> tuple[float, int]:
+        """(conformal factor, number of calibration values) from ``split``'s own input: a seeded
+        ``fraction`` of the values the model sees there (observed, not held out) is hidden as well, in
+        ``pattern``, and the interval is calibrated on them. The held-out truth is never read. See
+        :func:`calibration_cells`."""
+        windows = np.where(self.data[f"{split}_holdout"], np.nan, self.data[split])  # what the model sees
+        cells = calibration_cells(windows, pattern, fraction, seed)
+        point, lower, upper = self.predict_with_intervals(model, split, also_hide=cells)
+        scale = conformal_scale(point, lower, upper, self.data[split], cells, model.config.interval)
+        return scale, int(cells.sum())
 
     def evaluate(self, model, split: str = "valid", interval_scale: float = 1.0) -> dict:
         """Point metrics on the held-out values of ``split``; with an interval head, the coverage of the
@@ -545,6 +582,19 @@ def calibrate_run(folder: Path, task: "ImputationTask") -> float:
     write_calibration(best_dir, scale, model.config.interval, task.evaluate(model, "valid"))
     write_manifest(best_dir)
     return scale
+
+
+def _input_calibrated_metrics(task: "ImputationTask", model, data: dict) -> Optional[dict]:
+    """Test interval metrics with the factor calibrated on the test input itself (the held-out pattern's
+    cells hidden), or None when the input holds too few values to calibrate on."""
+    try:
+        scale, n = task.calibrate_on_input(model, "test", data.get("holdout_pattern", "values"))
+    except TooFewToCalibrate:
+        return None
+    point, lower, upper = task.predict_with_intervals(model, "test")
+    widened = widen_interval(point, lower, upper, scale)
+    metrics = interval_metrics(*widened, data["test"], data["test_holdout"], model.config.interval)
+    return {"scale": scale, "n": n, **metrics}
 
 
 def choose_fallback(model_metrics: dict, baseline_metrics: dict) -> Optional[str]:
@@ -712,6 +762,35 @@ def impute_frame(
     return result
 
 
+MIN_INPUT_CALIBRATION = 100  # hidden values below which `--calibrate auto` keeps the validation factor
+
+
+def calibrate_on_values(
+    model: SeriesImputer,
+    scaler: Standardizer,
+    window: int,
+    values: np.ndarray,
+    pattern: str = "values",
+    fraction: float = 0.1,
+    seed: int = CALIBRATION_SEED,
+) -> tuple[float, int]:
+    """(conformal factor, number of calibration values) for ``model``'s interval from a user's own
+    series ``values`` float[T, F] (data units, NaN = missing): a seeded ``fraction`` of its observed
+    values is hidden in ``pattern`` (drawn within consecutive model-length windows, so ``variables``
+    hides a variable for one window) and the interval is calibrated on them (:func:`calibration_cells`).
+    Raises :class:`TooFewToCalibrate` when the values are too few."""
+    total, features = values.shape
+    n_windows = -(-total // window)
+    padded = np.full((n_windows * window, features), np.nan)
+    padded[:total] = values
+    cells = calibration_cells(padded.reshape(n_windows, window, features), pattern, fraction, seed)  # (N, L, F)
+    cells = cells.reshape(-1, features)[:total]  # (T, F)
+    if not cells.any():
+        raise TooFewToCalibrate("the input has no observed value to calibrate on")
+    point, lower, upper = _fill_windows(model, scaler, window, np.where(cells, np.nan, values), intervals=True)
+    return conformal_scale(point, lower, upper, values, cells, model.config.interval), int(cells.sum())
+
+
 def _format_fill(value: float) -> str:
     return np.format_float_positional(np.float32(value), unique=True, trim="-")
 
@@ -728,14 +807,19 @@ def impute_csv(
     plot_variables: Optional[Sequence[str]] = None,
     intervals: bool = False,
     use_model: bool = False,
+    calibrate: str = "auto",
+    calibration_pattern: str = "values",
 ) -> dict:
     """Fill the holes of a wide CSV and write it to ``output_path``: every observed cell (and the time
     column, the header, every column the model does not know) is written back exactly as read, as
     text; only holes (blank, NaN-like or non-finite cells of the trained variables) get a value.
     Columns are matched by name. ``plot``: a PNG of observed and filled values of ``plot_variables``
     (default: the first four). ``intervals``: after each variable, ``<name>_lower`` and ``<name>_upper``
-    columns hold the run's prediction interval at the holes, calibrated on validation (blank at observed
-    cells). Returns counts."""
+    columns hold the run's prediction interval at the holes (blank at observed cells), calibrated by split
+    conformal prediction: ``calibrate="input"`` on the file itself (10% of its observed values hidden in
+    ``calibration_pattern``: choose the pattern of the file's holes), ``"validation"`` with the run's saved
+    factor, ``"auto"`` on the input when it yields at least :data:`MIN_INPUT_CALIBRATION` values.
+    Returns counts, and the calibration used."""
     from ..data.series import read_wide_csv, read_wide_text
 
     input_path, output_path = Path(input_path), Path(output_path)
@@ -756,6 +840,10 @@ def impute_csv(
     holes = ~np.isfinite(numbers)
     if intervals and getattr(trained.model, "interval_head", None) is None:
         raise DataError("--intervals: this imputer was trained without intervals; train it with --intervals 0.9")
+    if calibrate not in ("auto", "input", "validation"):
+        raise DataError(f"--calibrate must be 'auto', 'input' or 'validation', got {calibrate!r}")
+    if calibration_pattern not in CALIBRATION_PATTERNS:
+        raise DataError(f"--calibration-pattern must be one of {CALIBRATION_PATTERNS}, got {calibration_pattern!r}")
     if trained.fallback is not None and not use_model:
         if intervals:
             raise DataError(
@@ -765,7 +853,10 @@ def impute_csv(
         fill = {"mean": impute_mean, "locf": impute_locf, "linear": impute_linear}[trained.fallback]
         fills = fill(numbers[None], trained.scaler.mean.astype(np.float64))[0]  # the whole file as one window
     else:
-        fills = _fill_windows(trained.model, trained.scaler, trained.window, numbers, intervals, trained.interval_scale)
+        scale = trained.interval_scale
+        if intervals:
+            scale, calibration = _interval_factor(trained, numbers, calibrate, calibration_pattern)
+        fills = _fill_windows(trained.model, trained.scaler, trained.window, numbers, intervals, scale)
     if intervals:
         fills, lower, upper = fills
     if clip is not None:
@@ -809,7 +900,25 @@ def impute_csv(
         "filled": int(holes.sum()),
         "left_in_unknown_columns": left,
         "filled_by": counts_fallback or "model",
+        **({"calibration": calibration} if intervals else {}),
     }
+
+
+def _interval_factor(trained: TrainedImputer, numbers: np.ndarray, calibrate: str, pattern: str) -> tuple[float, dict]:
+    """(factor, how it was chosen) for ``impute_csv``'s intervals; see its ``calibrate``."""
+    validation = {"on": "validation", "scale": trained.interval_scale}
+    if calibrate == "validation":
+        return trained.interval_scale, validation
+    try:
+        scale, n = calibrate_on_values(trained.model, trained.scaler, trained.window, numbers, pattern)
+    except TooFewToCalibrate as e:
+        if calibrate == "input":
+            raise DataError(f"--calibrate input: {e}; use --calibrate validation") from None
+        return trained.interval_scale, {**validation, "why": str(e)}
+    if calibrate == "auto" and n < MIN_INPUT_CALIBRATION:
+        why = f"the input gives {n} calibration values, fewer than {MIN_INPUT_CALIBRATION}"
+        return trained.interval_scale, {**validation, "why": why}
+    return scale, {"on": "input", "scale": scale, "n": n, "pattern": pattern}
 
 
 def train_series_classifier(
@@ -942,6 +1051,8 @@ def train_imputer(
                 write_calibration(best_dir, scale, best.config.interval, valid_model)  # 1.0: uncalibrated
             write_manifest(best_dir)
         summary["test"] = task.evaluate(best, "test", interval_scale=scale)
+        if best.interval_head is not None:  # what `impute --intervals` does by default: calibrate on the input
+            summary["test"]["input_calibration"] = _input_calibrated_metrics(task, best, data)
         summary["baselines"] = task.baselines("test")
         np.save(Path(output) / "test_holdout_mask.npy", data["test_holdout"])
         chosen = summary["test"] if fallback is None else summary["baselines"][fallback]
