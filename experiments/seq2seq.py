@@ -55,6 +55,7 @@ def main() -> None:
     p.add_argument("--train-missing", type=float, default=0.3)
     p.add_argument("--test-limit", type=int, default=None, help="first N test pairs (default: the full test set)")
     p.add_argument("--copy", action="store_true", help="pointer-generator output (copies observed source tokens)")
+    p.add_argument("--memory", action="store_true", help="the model also reads the nearest training pair's target")
     p.add_argument("--tag", default="", help="suffix of the run name, e.g. a budget")
     p.add_argument("--beam", type=int, default=4)
     p.add_argument(
@@ -73,7 +74,13 @@ def main() -> None:
     for seed in range(args.seeds):
         for method in args.methods.split(","):
             warm = f"-{Path(args.pretrained).name}" if args.pretrained else ""
-            label = method + warm + ("-copy" if args.copy else "") + (f"-{args.tag}" if args.tag else "")
+            label = (
+                method
+                + warm
+                + ("-copy" if args.copy else "")
+                + ("-memory" if args.memory else "")
+                + (f"-{args.tag}" if args.tag else "")
+            )
             folder = ROOT / "runs" / f"seq2seq-{args.task}" / f"{label}-seed{seed}"
             done = folder / "test_results.json"
             t0 = time.perf_counter()
@@ -114,6 +121,7 @@ def main() -> None:
                     beam=args.beam,
                     test_limit=args.test_limit,
                     pretrained=resolve_pretrained(args.pretrained) if args.pretrained else None,
+                    memory=args.memory,
                 )
                 test = summary.pop("test")
                 summary["seconds"] = time.perf_counter() - t0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .extras import require
+from .memory import TranslationMemory
 from .metrics import lead_sentences
 
 __all__ = ["gappy_sources", "nearest_targets", "baseline_outputs", "score_baselines"]
@@ -28,24 +28,14 @@ def gappy_sources(task, split: str, missing, limit: Optional[int] = None, batch_
     out = []
     for start in range(0, n, batch_size):
         idx = list(range(start, min(n, start + batch_size)))
-        src, mask = task.source_batch(split, idx, process, schedule, 0)
-        for row, keep in zip(src.tolist(), mask.observed.tolist()):
-            out.append(task.tokenizer.decode([i for i, k in zip(row, keep) if k], skip_special_tokens=True))
+        out.extend(task.observed_texts(*task.source_batch(split, idx, process, schedule, 0)))
     return out
 
 
 def nearest_targets(train_sources: Sequence[str], train_targets: Sequence[str], queries: Sequence[str]) -> list[str]:
     """For each query, the target of the most similar training source (character 2-4-gram TF-IDF,
-    cosine)."""
-    text = require("sklearn.feature_extraction.text")
-    vectorizer = text.TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True)
-    train = vectorizer.fit_transform(train_sources)  # rows L2-normalised
-    out = []
-    for start in range(0, len(queries), 512):
-        sims = vectorizer.transform(queries[start : start + 512]) @ train.T  # (q, N) cosine
-        best = sims.argmax(axis=1).A.ravel()
-        out.extend(train_targets[i] for i in best)
-    return out
+    cosine; :class:`~dynmask.memory.TranslationMemory`)."""
+    return TranslationMemory(train_sources, train_targets).nearest_targets(queries)
 
 
 def baseline_outputs(task, split: str, missing, limit: Optional[int] = None) -> dict:

@@ -113,6 +113,7 @@ def _evaluate_seq2seq(args, config: dict) -> list[dict]:
         kind=config["task"],
         max_src_len=config["max_src_len"],
         max_tgt_len=config["max_tgt_len"],
+        memory=config["loaded_memory"] is not None,  # rebuilt from the run's own training pairs
     )
     results = []
     for rate in args.missing:
@@ -222,6 +223,8 @@ def _predict(args) -> list[dict]:
             beam=args.beam,
             max_len=args.max_len or config["max_tgt_len"],
             max_src_len=config["max_src_len"],
+            memory=config["loaded_memory"],
+            memory_len=config["max_tgt_len"],
         )
         rows = [{"text": t, "output": o} for t, o in zip(texts, outputs)]
         for row in rows:

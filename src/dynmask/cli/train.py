@@ -127,6 +127,13 @@ def _register_seq2seq(tsub) -> None:
             help="a pointer-generator output that copies observed source tokens (names, menus, code); "
             "missing source tokens get exactly zero copy weight",
         )
+        m.add_argument(
+            "--memory",
+            action="store_true",
+            help="the model also reads the target of the training pair whose source is nearest to the "
+            "source's observed text (a translation memory, neural fuzzy repair), after the source; with "
+            "--copy it can copy from it. The pairs are saved with the run for predict",
+        )
         m.add_argument("--d-ff", type=SIZE, default=1024, help="feed-forward width (default: %(default)s)")
         m.add_argument("--dropout", type=DROPOUT, default=0.1, help="dropout (default: %(default)s)")
         m.add_argument(
@@ -404,6 +411,7 @@ def _train_seq2seq(args) -> dict:
         test_limit=args.test_limit,
         overwrite=args.overwrite,
         pretrained=pretrained,
+        memory=args.memory,
     )
     if rank() == 0:
         print(json.dumps(summary, indent=2, ensure_ascii=False))

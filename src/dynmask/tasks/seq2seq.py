@@ -22,6 +22,8 @@ from ..data.tokenizer import TextTokenizer
 from ..decoding import beam_search, greedy_decode
 from ..devices import device_of, to_device
 from ..losses import masked_cross_entropy
+from ..masks import Mask
+from ..memory import TranslationMemory
 from ..metrics import bleu_chrf, rouge
 from ..missingness import apply_missingness
 from ..models.seq2seq import Seq2Seq, Seq2SeqConfig
@@ -48,6 +50,44 @@ def load_tokenizer(folder: Path):
     return TextTokenizer.load(folder)
 
 
+def observed_texts(tokenizer, src: torch.Tensor, mask: Mask) -> list[str]:
+    """Each source row (ids long[B, S]) decoded from its observed tokens only (``mask``, True = observed)."""
+    rows, keep = src.tolist(), mask.observed.tolist()
+    return [tokenizer.decode([i for i, k in zip(r, m) if k], skip_special_tokens=True) for r, m in zip(rows, keep)]
+
+
+def append_memory(
+    tokenizer,
+    memory: TranslationMemory,
+    src: torch.Tensor,
+    mask: Mask,
+    max_tgt_len: int,
+    exclude: Optional[Sequence[int]] = None,
+) -> tuple[torch.Tensor, Mask]:
+    """``src`` long[B, S] (``mask``: True = observed) with the target of its nearest ``memory`` pair appended
+    to each row, cut to ``max_tgt_len - 1`` pieces: ``source </s> target </s>`` (``[CLS] source [SEP]
+    target [SEP]`` for a pretrained tokenizer). The search reads the observed tokens only, so whatever
+    the ids at missing positions the appended tokens are the same; they are all observed. ``exclude[b]``:
+    a memory index row ``b`` may not retrieve (its own pair, in training). Returns long[B, S'] and its mask."""
+    tok = tokenizer
+    lengths = mask.valid.sum(-1).tolist()  # (B,): source lengths (padding is at the end)
+    picked = memory.nearest(observed_texts(tok, src, mask), exclude)
+    body = (lambda ids: ids[1:-1]) if tok.adds_special_tokens else (lambda ids: ids)
+    sep = [] if tok.adds_special_tokens else [tok.eos_id]
+    tails = [
+        sep + body(ids)[: max_tgt_len - 1] + [tok.eos_id] for ids in tok.encode([memory.targets[i] for i in picked])
+    ]
+    width = max(n + len(t) for n, t in zip(lengths, tails))
+    out = torch.full((src.shape[0], width), tok.pad_id, dtype=src.dtype)  # (B, S')
+    keep = torch.zeros((src.shape[0], width), dtype=torch.bool)  # (B, S'): True = observed
+    valid = torch.zeros((src.shape[0], width), dtype=torch.bool)  # (B, S'): True = not padding
+    for b, (n, tail) in enumerate(zip(lengths, tails)):
+        out[b, :n], keep[b, :n] = src[b, :n], mask.observed[b, :n]
+        out[b, n : n + len(tail)], keep[b, n : n + len(tail)] = torch.tensor(tail, dtype=src.dtype), True
+        valid[b, : n + len(tail)] = True
+    return out, Mask(keep, valid)
+
+
 class Seq2SeqTask:
     def __init__(
         self,
@@ -61,6 +101,7 @@ class Seq2SeqTask:
         max_tgt_len: int = 64,
         eval_batch_size: int = 64,
         label_smoothing: float = 0.1,
+        memory: bool = False,
     ) -> None:
         if kind not in SEQ2SEQ_TASKS:
             raise ValueError(f"kind must be one of {SEQ2SEQ_TASKS}, got {kind!r}")
@@ -79,6 +120,10 @@ class Seq2SeqTask:
             for s in ("train", "valid", "test")
         }
         self.holes = TokenHoles(train_missing, self.src["train"], tokenizer.vocab_size, seed, max_src_len)
+        # the source followed by the target of the nearest training pair (found from the observed text)
+        self.memory = (
+            TranslationMemory([p.source for p in splits.train], [p.target for p in splits.train]) if memory else None
+        )
 
     # ------------------------------------------------------------------ batches
     def source_batch(self, split: str, indices: Sequence[int], process, schedule, draw: int):
@@ -88,9 +133,20 @@ class Seq2SeqTask:
             src = apply_missingness(src, tok.content(src), process, schedule, indices, draw, tok.missing_id)
         return src, tok.mask(src)
 
+    def observed_texts(self, src: torch.Tensor, mask: Mask) -> list[str]:
+        return observed_texts(self.tokenizer, src, mask)
+
+    def model_source_batch(self, split: str, indices: Sequence[int], process, schedule, draw: int):
+        """(ids, mask) the model reads: the gappy source, and with a memory the nearest pair's target after it."""
+        src, mask = self.source_batch(split, indices, process, schedule, draw)
+        if self.memory is None:
+            return src, mask
+        exclude = indices if split == "train" else None  # a training pair never retrieves itself
+        return append_memory(self.tokenizer, self.memory, src, mask, self.max_tgt_len, exclude)
+
     def _batch(self, split: str, indices: Sequence[int], process, schedule, draw: int):
         tok = self.tokenizer
-        src, src_mask = self.source_batch(split, indices, process, schedule, draw)
+        src, src_mask = self.model_source_batch(split, indices, process, schedule, draw)
         tgt_in = tok.pad([[tok.bos_id] + self.tgt[split][i] for i in indices])  # (B, T)
         tgt_out = tok.pad([self.tgt[split][i] + [tok.eos_id] for i in indices])  # (B, T)
         tgt_mask = tok.mask(tgt_in)  # missing target tokens are not decoder keys
@@ -161,7 +217,7 @@ class Seq2SeqTask:
         hyps, tokens, t0, device = [], 0, time.perf_counter(), device_of(model)
         for start in range(0, n, batch_size):
             idx = list(range(start, min(n, start + batch_size)))
-            src, src_mask = to_device(self.source_batch(split, idx, process, schedule, 0), device)
+            src, src_mask = to_device(self.model_source_batch(split, idx, process, schedule, 0), device)
             kw = dict(bos=tok.bos_id, eos=tok.eos_id, max_len=max_len or self.max_tgt_len)
             out = (
                 greedy_decode(model, src, src_mask, **kw)
@@ -180,6 +236,8 @@ class Seq2SeqTask:
 
     def save_assets(self, folder: Path) -> None:
         self.tokenizer.save(folder)
+        if self.memory is not None:
+            self.memory.save(folder)
 
 
 def train_seq2seq(
@@ -199,6 +257,7 @@ def train_seq2seq(
     test_limit: Optional[int] = None,
     overwrite: bool = False,
     pretrained: Optional[Path] = None,
+    memory: bool = False,
 ) -> dict:
     """Tokenizer (BPE, shared by source and target), model, trainer; then BLEU/chrF or ROUGE at
     each test missing rate, with the trivial baselines (:mod:`dynmask.baselines`) fed the same gappy
@@ -206,7 +265,9 @@ def train_seq2seq(
 
     ``pretrained``: a Hugging Face BERT-family checkpoint folder to warm-start from
     (:func:`dynmask.models.seq2seq.warm_start_seq2seq`, its own tokenizer; of ``model_config`` only
-    ``method``, ``dec_layers``, ``copy`` and ``backend`` apply)."""
+    ``method``, ``dec_layers``, ``copy`` and ``backend`` apply). ``memory``: the model also reads the target
+    of the training pair nearest to each source (:meth:`Seq2SeqTask.with_memory`); the pairs are saved
+    with the run (``memory.json``) for ``predict``."""
     from ..run_folders import fingerprint
     from ..training import Trainer, on_rank_zero_first, start_run_folder
 
@@ -229,10 +290,18 @@ def train_seq2seq(
 
     tokenizer = on_rank_zero_first(make, lambda: load_tokenizer(tokenizer_dir))
     task = Seq2SeqTask(
-        splits, tokenizer, missing, kind=kind, seed=train_config.seed, max_src_len=max_src_len, max_tgt_len=max_tgt_len
+        splits,
+        tokenizer,
+        missing,
+        kind=kind,
+        seed=train_config.seed,
+        max_src_len=max_src_len,
+        max_tgt_len=max_tgt_len,
+        memory=memory,
     )
     torch.manual_seed(train_config.seed)
-    max_len = max(max_src_len, max_tgt_len) + 2
+    # positions: the source (and, with a memory, a separator, the nearest target and its end) or the target
+    max_len = (max_src_len + max_tgt_len + 2) if memory else max(max_src_len, max_tgt_len) + 2
     if pretrained is None:
         config = Seq2SeqConfig(vocab_size=tokenizer.vocab_size, max_len=max_len, **model_config)
         model = Seq2Seq(config)
@@ -258,6 +327,7 @@ def train_seq2seq(
         "max_tgt_len": max_tgt_len,
         "vocab_size": vocab_size,
         "warm_start": None if pretrained is None else str(pretrained),
+        "memory": memory,
     }
     trainer = Trainer(model, task, train_config, output, run_config)
     summary = trainer.fit(resume=resume)
@@ -287,7 +357,8 @@ def train_seq2seq(
 
 
 def load_seq2seq(folder: Path, device: Optional[torch.device] = None):
-    """(model, tokenizer, run config) from a training run's folder (or its best/), checked as untrusted input."""
+    """(model, tokenizer, run config) from a training run's folder (or its best/), checked as untrusted input;
+    ``config["loaded_memory"]``: the run's :class:`~dynmask.memory.TranslationMemory` (or None)."""
     from ..run_folders import RunFolderError, config_from_dict
     from ..training import load_run_model
 
@@ -313,6 +384,10 @@ def load_seq2seq(folder: Path, device: Optional[torch.device] = None):
         raise RunFolderError(
             f"the tokenizer in {folder} has {tokenizer.vocab_size} tokens but the model only {model.config.vocab_size}"
         )
+    if config.get("memory", False) not in (True, False):
+        raise RunFolderError(f"{folder / 'config.json'}: memory must be true or false, got {config['memory']!r}")
+    # the model reads the nearest pair of its memory after each source: loaded here, for generate_texts
+    config["loaded_memory"] = TranslationMemory.load(folder) if config.get("memory") else None
     return model, tokenizer, config
 
 
@@ -325,10 +400,17 @@ def generate_texts(
     max_len: int = 64,
     max_src_len: int = 128,
     length_penalty: float = 1.0,
+    memory: Optional[TranslationMemory] = None,
+    memory_len: int = 64,
 ) -> list[str]:
-    """Translate or summarise raw texts (missing markers honoured)."""
+    """Translate or summarise raw texts (missing markers honoured); ``memory``: a run trained with one
+    (``load_seq2seq``'s ``config["loaded_memory"]``) reads each text's nearest pair after it, cut as in
+    training (``memory_len``: the run's ``max_tgt_len``)."""
     src = tokenizer.pad([cut_source(tokenizer, ids, max_src_len) for ids in tokenizer.encode(texts)])
-    src, mask = to_device((src, tokenizer.mask(src)), device_of(model))
+    mask = tokenizer.mask(src)
+    if memory is not None:
+        src, mask = append_memory(tokenizer, memory, src, mask, memory_len)
+    src, mask = to_device((src, mask), device_of(model))
     kw = dict(bos=tokenizer.bos_id, eos=tokenizer.eos_id, max_len=max_len)
     out = (
         greedy_decode(model, src, mask, **kw)

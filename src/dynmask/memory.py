@@ -1,0 +1,78 @@
+"""A translation memory: the training pair whose source is nearest to a (gappy) source.
+
+Used two ways: as the ``translation memory`` / ``nearest training summary`` baseline, and as an
+extra input of a seq2seq model (``Seq2SeqTask(memory=...)``: the source followed by the nearest
+training pair's target, "neural fuzzy repair", Bulte & Tezcan, ACL 2019), so a model can copy the
+parts of a similar, already translated sentence. Similarity is the cosine of character 2-4-gram
+TF-IDF vectors (scikit-learn), computed from the text a model is given: the observed tokens only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .extras import require
+
+__all__ = ["TranslationMemory", "MEMORY_FILE"]
+
+MEMORY_FILE = "memory.json"
+
+
+class TranslationMemory:
+    """Pairs (source, target) searchable by source similarity."""
+
+    def __init__(self, sources: Sequence[str], targets: Sequence[str]) -> None:
+        if len(sources) != len(targets):
+            raise ValueError(f"a memory needs one target per source, got {len(sources)} and {len(targets)}")
+        if not len(sources):
+            raise ValueError("a memory needs at least one pair")
+        text = require("sklearn.feature_extraction.text")
+        self.sources, self.targets = list(sources), list(targets)
+        self.vectorizer = text.TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True)
+        self.matrix = self.vectorizer.fit_transform(self.sources)  # (N, n-grams), rows L2-normalised
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def nearest(self, queries: Sequence[str], exclude: Optional[Sequence[int]] = None, chunk: int = 256) -> list[int]:
+        """Index of the most similar source for each query; ``exclude[i]`` (e.g. the query's own index
+        when the queries are the memory's sources) is never returned for query ``i``."""
+        if exclude is not None and len(exclude) != len(queries):
+            raise ValueError(f"exclude has {len(exclude)} entries for {len(queries)} queries")
+        out: list[int] = []
+        for start in range(0, len(queries), chunk):
+            sims = (self.vectorizer.transform(queries[start : start + chunk]) @ self.matrix.T).toarray()  # (q, N)
+            if exclude is not None and len(self) > 1:
+                rows = np.arange(sims.shape[0])
+                sims[rows, np.asarray(exclude[start : start + chunk])] = -1.0
+            out.extend(int(i) for i in sims.argmax(axis=1))
+        return out
+
+    def nearest_targets(self, queries: Sequence[str]) -> list[str]:
+        return [self.targets[i] for i in self.nearest(queries)]
+
+    def save(self, folder: Path) -> None:
+        (Path(folder) / MEMORY_FILE).write_text(json.dumps({"sources": self.sources, "targets": self.targets}))
+
+    @classmethod
+    def load(cls, folder: Path) -> "TranslationMemory":
+        """The memory saved in a run folder, checked as untrusted input (lists of strings, same length)."""
+        from .run_folders import RunFolderError, read_json
+
+        path = Path(folder) / MEMORY_FILE
+        data = read_json(path)
+        sources, targets = (data.get(k) if isinstance(data, dict) else None for k in ("sources", "targets"))
+        if not (
+            isinstance(sources, list)
+            and isinstance(targets, list)
+            and len(sources) == len(targets) > 0
+            and all(isinstance(t, str) for t in sources + targets)
+        ):
+            raise RunFolderError(
+                f"{path} is damaged: expected equal, non-empty lists of strings 'sources' and 'targets'"
+            )
+        return cls(sources, targets)
