@@ -485,6 +485,8 @@ def test_calibration_cells_hide_only_observed_values_in_the_pattern():
     assert (runs(calibration_cells(windows, "blocks")) == 1).sum() < (
         runs(calibration_cells(windows, "values")) == 1
     ).sum()
+    only = calibration_cells(windows, "values", variables=np.array([False, True, False, False]))
+    assert only[..., 1].any() and not only[..., [0, 2, 3]].any()  # --hide-variables: those variables only
     with pytest.raises(ValueError, match="calibration pattern"):
         calibration_cells(windows, "days")
     with pytest.raises(ValueError, match="fraction"):

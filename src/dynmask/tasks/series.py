@@ -251,7 +251,11 @@ CALIBRATION_PATTERNS = ("values", "blocks", "variables")
 
 
 def calibration_cells(
-    windows: np.ndarray, pattern: str = "values", fraction: float = 0.1, seed: int = CALIBRATION_SEED
+    windows: np.ndarray,
+    pattern: str = "values",
+    fraction: float = 0.1,
+    seed: int = CALIBRATION_SEED,
+    variables: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """bool[N, L, F], True = a cell to hide and calibrate on: a seeded ``fraction`` of the observed values
     of ``windows`` (float[N, L, F], NaN = missing) in ``pattern`` (single values, blocks of 3-14 steps
@@ -259,12 +263,13 @@ def calibration_cells(
 
     Calibrating on the input itself (transductive split conformal) needs no validation period, so a
     shift between the training years and the input's does not bias the interval; its coverage holds
-    for holes exchangeable with the hidden cells, i.e. missing in the same ``pattern``, at random."""
+    for holes exchangeable with the hidden cells, i.e. missing in the same ``pattern``, at random.
+    ``variables`` (bool[F]): hide only these (as the held-out values of ``--hide-variables``)."""
     if pattern not in CALIBRATION_PATTERNS:
         raise ValueError(f"calibration pattern must be one of {CALIBRATION_PATTERNS}, got {pattern!r}")
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"calibration fraction must lie in (0, 1), got {fraction}")
-    return holdout_mask(windows, fraction, seed, pattern=pattern)
+    return holdout_mask(windows, fraction, seed, pattern=pattern, variables=variables)
 
 
 def impute_mean(windows: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -486,10 +491,10 @@ class ImputationTask:
     ) -> tuple[float, int]:
         """(conformal factor, number of calibration values) from ``split``'s own input: a seeded
         ``fraction`` of the values the model sees there (observed, not held out) is hidden as well, in
-        ``pattern``, and the interval is calibrated on them. The held-out truth is never read. See
-        :func:`calibration_cells`."""
+        ``pattern`` (on the ``--hide-variables`` only, when the data has them), and the interval is
+        calibrated on them. The held-out truth is never read. See :func:`calibration_cells`."""
         windows = np.where(self.data[f"{split}_holdout"], np.nan, self.data[split])  # what the model sees
-        cells = calibration_cells(windows, pattern, fraction, seed)
+        cells = calibration_cells(windows, pattern, fraction, seed, self.data.get("variables_hidden"))
         point, lower, upper = self.predict_with_intervals(model, split, also_hide=cells)
         scale = conformal_scale(point, lower, upper, self.data[split], cells, model.config.interval)
         return scale, int(cells.sum())
