@@ -79,7 +79,7 @@ PUBLISHED = {
 BUDGETS = {"published": (100, 10), "dynmask": (150, 25)}
 
 
-def _model(name: str, n_steps: int, n_features: int, epochs: int, patience: int):
+def _model(name: str, n_steps: int, n_features: int, epochs: int, patience: int, verbose: bool = False):
     import pypots.imputation as imp
     from pypots.optim import Adam
 
@@ -100,7 +100,7 @@ def _model(name: str, n_steps: int, n_features: int, epochs: int, patience: int)
         patience=patience,
         optimizer=Adam(lr=lr),
         device="cpu",
-        verbose=False,
+        verbose=verbose,
         **settings,
     )
 
@@ -150,6 +150,12 @@ def main() -> None:
     p.add_argument("--budget", choices=tuple(BUDGETS), default="published")
     p.add_argument("--csdi-samples", type=int, default=20, help="CSDI samples per window (median, 5%% / 95%%)")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--probe-epochs",
+        type=int,
+        default=0,
+        help="plan a run: train each model this many epochs (seed 0), print seconds per epoch, write nothing",
+    )
     args = p.parse_args()
     import torch
     from pypots.utils.random import set_random_seed
@@ -160,6 +166,16 @@ def main() -> None:
     scaler = data["scaler"]
     train, valid_in, valid_truth, test_in = pypots_inputs(data)
     epochs, patience = BUDGETS[args.budget]
+    if args.probe_epochs:
+        for name in args.models.split(","):
+            set_random_seed(0)
+            model = _model(name, train.shape[1], train.shape[2], args.probe_epochs, args.probe_epochs, verbose=True)
+            t0 = time.perf_counter()
+            model.fit({"X": train}, {"X": valid_in, "X_ori": valid_truth})
+            per_epoch = (time.perf_counter() - t0) / args.probe_epochs
+            minutes = per_epoch * epochs / 60
+            print(f"{name}: {per_epoch:.1f} s per epoch (with validation); {epochs} epochs <= {minutes:.0f} min")
+        return
     cells = OUT / "heldout" if args.pattern == "values" else OUT / "heldout" / args.pattern
     (OUT / "pypots").mkdir(parents=True, exist_ok=True)
     cells.mkdir(parents=True, exist_ok=True)
