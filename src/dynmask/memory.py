@@ -34,6 +34,7 @@ class TranslationMemory:
         self.sources, self.targets = list(sources), list(targets)
         self.vectorizer = text.TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True)
         self.matrix = self.vectorizer.fit_transform(self.sources)  # (N, n-grams), rows L2-normalised
+        self._by_gram = self.matrix.T.tocsr()  # (n-grams, N): transposed once, not at every search
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -45,7 +46,7 @@ class TranslationMemory:
             raise ValueError(f"exclude has {len(exclude)} entries for {len(queries)} queries")
         out: list[int] = []
         for start in range(0, len(queries), chunk):
-            sims = (self.vectorizer.transform(queries[start : start + chunk]) @ self.matrix.T).toarray()  # (q, N)
+            sims = (self.vectorizer.transform(queries[start : start + chunk]) @ self._by_gram).toarray()  # (q, N)
             if exclude is not None and len(self) > 1:
                 rows = np.arange(sims.shape[0])
                 sims[rows, np.asarray(exclude[start : start + chunk])] = -1.0
