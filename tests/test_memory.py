@@ -138,3 +138,14 @@ def test_cli_translate_with_a_memory_saves_it_and_predict_uses_it(tmp_path, caps
     assert "bleu" in json.loads(capsys.readouterr().out)[0]
     (out / "best" / "memory.json").write_text(json.dumps({"sources": ["a"], "targets": ["b", "c"]}))
     assert main(["predict", "--model", str(out), "--text", "Open the menu."]) == 2  # tampered: refused
+
+
+def test_a_run_saved_before_the_memory_setting_resumes_without_it():
+    """Runs saved before ``memory`` existed resume as memory-free runs, and only as those."""
+    from dynmask.run_folders import compare_for_resume
+
+    saved = {"task": "translate", "model": {"copy": True}, "train": {"epochs": 2}}
+    compare_for_resume(saved, {**saved, "memory": False, "train": {"epochs": 4}}, "run")  # accepted
+    with pytest.raises(RunFolderError, match="memory was False when the run started and is now True"):
+        compare_for_resume(saved, {**saved, "memory": True}, "run")
+    compare_for_resume({"task": "classify"}, {"task": "classify"}, "run")  # other tasks: untouched

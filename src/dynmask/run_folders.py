@@ -70,6 +70,12 @@ RESUMABLE_CHANGES = {
     ("train", "log_every"),
 }
 
+# Settings added to run configs after runs were saved without them, with the value that reproduces what
+# those runs did: a saved run that lacks one resumes under that value (and only under it).
+ADDED_SETTINGS = {
+    ("memory",): False,  # seq2seq: no memory input
+}
+
 # Upper bounds for sizes read from an untrusted config: far above any model dynmask trains, far below
 # what would exhaust a machine.
 LIMITS = {
@@ -276,8 +282,10 @@ def _flatten(obj: Any, prefix: tuple = ()) -> dict:
 
 def compare_for_resume(saved: dict, new: dict, source: str) -> None:
     """Refuse to resume a run whose saved config differs from the new one in anything but
-    :data:`RESUMABLE_CHANGES`, naming the setting and both values."""
+    :data:`RESUMABLE_CHANGES`, naming the setting and both values; a setting of :data:`ADDED_SETTINGS`
+    missing from the saved config counts as its old behaviour."""
     a, b = _flatten(saved), _flatten(json.loads(json.dumps(new)))  # the new one as it would be saved
+    a = {**{k: v for k, v in ADDED_SETTINGS.items() if k in b}, **a}  # saved before the setting existed
     for key in sorted(set(a) | set(b), key=str):
         if key in RESUMABLE_CHANGES or (key[:1] in {("epoch",), ("valid",)}):
             continue
