@@ -149,3 +149,5 @@ def test_a_run_saved_before_the_memory_setting_resumes_without_it():
     with pytest.raises(RunFolderError, match="memory was False when the run started and is now True"):
         compare_for_resume(saved, {**saved, "memory": True}, "run")
     compare_for_resume({"task": "classify"}, {"task": "classify"}, "run")  # other tasks: untouched
+    old = {"task": "translate", "model": {"copy": True}}  # before warm starts, too
+    compare_for_resume(old, {**old, "model": {"copy": True, "encoder": None}, "warm_start": None}, "run")

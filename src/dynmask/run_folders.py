@@ -74,6 +74,8 @@ RESUMABLE_CHANGES = {
 # those runs did: a saved run that lacks one resumes under that value (and only under it).
 ADDED_SETTINGS = {
     ("memory",): False,  # seq2seq: no memory input
+    ("warm_start",): None,  # seq2seq: trained from scratch
+    ("model", "encoder"): None,  # seq2seq: dynmask's own encoder shape, not a pretrained checkpoint's
 }
 
 # Upper bounds for sizes read from an untrusted config: far above any model dynmask trains, far below
