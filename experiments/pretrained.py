@@ -237,12 +237,14 @@ def table(args) -> None:
     lines, summary = [], []
     for train_missing, epochs in sorted({k[:2] for k in groups}, key=lambda k: (-k[0], k[1])):
         lines += [
-            (
-                f"**trained with {train_missing:g} of word pieces hidden (dynamic holes)**"
+            "**"
+            + (
+                f"trained with {train_missing:g} of word pieces hidden (dynamic holes)"
                 if train_missing
-                else "**trained without holes**"
+                else "trained without holes"
             )
-            + (f" **, {epochs} epochs**" if epochs != 1 else ""),
+            + (f", {epochs} epochs" if epochs != 1 else "")
+            + "**",
             "",
             "| method | seeds | " + " | ".join(f"missing {r:g}: acc / macro-F1" for r in TEST_RATES) + " |",
             "|" + " --- |" * (len(TEST_RATES) + 2),
