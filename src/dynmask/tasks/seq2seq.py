@@ -50,6 +50,13 @@ def load_tokenizer(folder: Path):
     return TextTokenizer.load(folder)
 
 
+def target_pieces(tokenizer, texts: Sequence[str], max_tgt_len: int) -> list[list[int]]:
+    """Each target text's pieces only, cut to ``max_tgt_len - 1`` (batches add bos / eos: ``[CLS]`` /
+    ``[SEP]`` for a pretrained tokenizer, which its own encoding has and these pieces drop)."""
+    body = (lambda ids: ids[1:-1]) if tokenizer.adds_special_tokens else (lambda ids: ids)
+    return [body(ids)[: max_tgt_len - 1] for ids in tokenizer.encode(texts)]
+
+
 def observed_texts(tokenizer, src: torch.Tensor, mask: Mask) -> list[str]:
     """Each source row (ids long[B, S]) decoded from its observed tokens only (``mask``, True = observed)."""
     rows, keep = src.tolist(), mask.observed.tolist()
@@ -63,20 +70,24 @@ def append_memory(
     mask: Mask,
     max_tgt_len: int,
     exclude: Optional[Sequence[int]] = None,
+    pieces: Optional[Sequence[list[int]]] = None,
 ) -> tuple[torch.Tensor, Mask]:
     """``src`` long[B, S] (``mask``: True = observed) with the target of its nearest ``memory`` pair appended
     to each row, cut to ``max_tgt_len - 1`` pieces: ``source </s> target </s>`` (``[CLS] source [SEP]
     target [SEP]`` for a pretrained tokenizer). The search reads the observed tokens only, so whatever
     the ids at missing positions the appended tokens are the same; they are all observed. ``exclude[b]``:
-    a memory index row ``b`` may not retrieve (its own pair, in training). Returns long[B, S'] and its mask."""
+    a memory index row ``b`` may not retrieve (its own pair, in training). ``pieces``: the memory targets'
+    :func:`target_pieces`, when already encoded (else the picked ones are encoded here). Returns long[B, S']
+    and its mask."""
     tok = tokenizer
     lengths = mask.valid.sum(-1).tolist()  # (B,): source lengths (padding is at the end)
     picked = memory.nearest(observed_texts(tok, src, mask), exclude)
-    body = (lambda ids: ids[1:-1]) if tok.adds_special_tokens else (lambda ids: ids)
+    if pieces is None:
+        picked_pieces = target_pieces(tok, [memory.targets[i] for i in picked], max_tgt_len)
+    else:
+        picked_pieces = [pieces[i] for i in picked]
     sep = [] if tok.adds_special_tokens else [tok.eos_id]
-    tails = [
-        sep + body(ids)[: max_tgt_len - 1] + [tok.eos_id] for ids in tok.encode([memory.targets[i] for i in picked])
-    ]
+    tails = [sep + ids + [tok.eos_id] for ids in picked_pieces]
     width = max(n + len(t) for n, t in zip(lengths, tails))
     out = torch.full((src.shape[0], width), tok.pad_id, dtype=src.dtype)  # (B, S')
     keep = torch.zeros((src.shape[0], width), dtype=torch.bool)  # (B, S'): True = observed
@@ -114,9 +125,8 @@ class Seq2SeqTask:
             for s in ("train", "valid", "test")
         }
         # the target's pieces only: batches add bos / eos ([CLS] / [SEP] for a pretrained tokenizer)
-        body = (lambda ids: ids[1:-1]) if tokenizer.adds_special_tokens else (lambda ids: ids)
         self.tgt = {
-            s: [body(ids)[: max_tgt_len - 1] for ids in tokenizer.encode([p.target for p in splits.split(s)])]
+            s: target_pieces(tokenizer, [p.target for p in splits.split(s)], max_tgt_len)
             for s in ("train", "valid", "test")
         }
         self.holes = TokenHoles(train_missing, self.src["train"], tokenizer.vocab_size, seed, max_src_len)
@@ -142,7 +152,8 @@ class Seq2SeqTask:
         if self.memory is None:
             return src, mask
         exclude = indices if split == "train" else None  # a training pair never retrieves itself
-        return append_memory(self.tokenizer, self.memory, src, mask, self.max_tgt_len, exclude)
+        # the memory is the training pairs: their targets' pieces are self.tgt["train"], encoded once
+        return append_memory(self.tokenizer, self.memory, src, mask, self.max_tgt_len, exclude, self.tgt["train"])
 
     def _batch(self, split: str, indices: Sequence[int], process, schedule, draw: int):
         tok = self.tokenizer
@@ -266,7 +277,7 @@ def train_seq2seq(
     ``pretrained``: a Hugging Face BERT-family checkpoint folder to warm-start from
     (:func:`dynmask.models.seq2seq.warm_start_seq2seq`, its own tokenizer; of ``model_config`` only
     ``method``, ``dec_layers``, ``copy`` and ``backend`` apply). ``memory``: the model also reads the target
-    of the training pair nearest to each source (:meth:`Seq2SeqTask.with_memory`); the pairs are saved
+    of the training pair nearest to each source (:func:`append_memory`); the pairs are saved
     with the run (``memory.json``) for ``predict``."""
     from ..run_folders import fingerprint
     from ..training import Trainer, on_rank_zero_first, start_run_folder
