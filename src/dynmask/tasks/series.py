@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.series import (
+    HOLDOUT_PATTERNS,
     SeriesSplits,
     Standardizer,
     chronological_split,
@@ -247,7 +248,6 @@ def conformal_scale(
 
 
 CALIBRATION_SEED = 7919  # the cells hidden to calibrate on an input; not a held-out seed (0, 1, 2, ...)
-CALIBRATION_PATTERNS = ("values", "blocks", "variables")
 
 
 def calibration_cells(
@@ -265,8 +265,8 @@ def calibration_cells(
     shift between the training years and the input's does not bias the interval; its coverage holds
     for holes exchangeable with the hidden cells, i.e. missing in the same ``pattern``, at random.
     ``variables`` (bool[F]): hide only these (as the held-out values of ``--hide-variables``)."""
-    if pattern not in CALIBRATION_PATTERNS:
-        raise ValueError(f"calibration pattern must be one of {CALIBRATION_PATTERNS}, got {pattern!r}")
+    if pattern not in HOLDOUT_PATTERNS:
+        raise ValueError(f"calibration pattern must be one of {HOLDOUT_PATTERNS}, got {pattern!r}")
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"calibration fraction must lie in (0, 1), got {fraction}")
     return holdout_mask(windows, fraction, seed, pattern=pattern, variables=variables)
@@ -847,8 +847,8 @@ def impute_csv(
         raise DataError("--intervals: this imputer was trained without intervals; train it with --intervals 0.9")
     if calibrate not in ("auto", "input", "validation"):
         raise DataError(f"--calibrate must be 'auto', 'input' or 'validation', got {calibrate!r}")
-    if calibration_pattern not in CALIBRATION_PATTERNS:
-        raise DataError(f"--calibration-pattern must be one of {CALIBRATION_PATTERNS}, got {calibration_pattern!r}")
+    if calibration_pattern not in HOLDOUT_PATTERNS:
+        raise DataError(f"--calibration-pattern must be one of {HOLDOUT_PATTERNS}, got {calibration_pattern!r}")
     if trained.fallback is not None and not use_model:
         if intervals:
             raise DataError(
