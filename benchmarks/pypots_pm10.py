@@ -18,7 +18,10 @@ iTransformer and TimesNet; CSDI as in its paper (Tashiro et al., 2021: 4 residua
 8 heads, 50 diffusion steps, quadratic schedule 1e-4 to 0.5, time / feature embeddings 128 / 16, lr
 1e-3), its point prediction the median of ``--csdi-samples`` samples, which also give its 90% interval;
 ImputeFormer with PyPOTS' documented example sizes (TSI-Bench has no BeijingAir entry for it).
-``--budget dynmask``: the same models with dynmask's training budget (150 epochs, patience 25).
+``--budget dynmask``: the same models with dynmask's training budget in epochs (150 epochs, patience 25).
+``--budget seconds``: dynmask's training budget in *time* (``--seconds``, default 232: dynmask's mean training
+seconds on values): one timed epoch per model (seed 0) sets the epochs, ``floor(seconds / s per epoch)``
+(at least 1), with no early stop before them; the best epoch on validation is kept, as in every budget.
 Every model: batch 32, Adam, early stopping on the validation held-out values, CPU.
 """
 
@@ -76,7 +79,8 @@ PUBLISHED = {
         1e-3,
     ),
 }
-BUDGETS = {"published": (100, 10), "dynmask": (150, 25)}
+BUDGETS = {"published": (100, 10), "dynmask": (150, 25), "seconds": (None, None)}  # seconds: set per model
+DYNMASK_TRAIN_SECONDS = 232  # dynmask-intervals on values, mean of 3 seeds (results/imputation-pm10/dynmask/)
 
 
 def _model(name: str, n_steps: int, n_features: int, epochs: int, patience: int, verbose: bool = False):
@@ -156,6 +160,12 @@ def main() -> None:
         default=0,
         help="plan a run: train each model this many epochs (seed 0), print seconds per epoch, write nothing",
     )
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=DYNMASK_TRAIN_SECONDS,
+        help="with --budget seconds: the training time each model gets (default: dynmask's, %(default)s)",
+    )
     args = p.parse_args()
     import torch
     from pypots.utils.random import set_random_seed
@@ -166,15 +176,22 @@ def main() -> None:
     scaler = data["scaler"]
     train, valid_in, valid_truth, test_in = pypots_inputs(data)
     epochs, patience = BUDGETS[args.budget]
+    if args.seconds <= 0:
+        p.error(f"--seconds must be > 0, got {args.seconds}")
+
+    def seconds_per_epoch(name: str, n_epochs: int) -> float:
+        """Train ``name`` for ``n_epochs`` (seed 0, validation included), timed; the model is discarded."""
+        set_random_seed(0)
+        model = _model(name, train.shape[1], train.shape[2], n_epochs, n_epochs, verbose=bool(args.probe_epochs))
+        t0 = time.perf_counter()
+        model.fit({"X": train}, {"X": valid_in, "X_ori": valid_truth})
+        return (time.perf_counter() - t0) / n_epochs
+
     if args.probe_epochs:
         for name in args.models.split(","):
-            set_random_seed(0)
-            model = _model(name, train.shape[1], train.shape[2], args.probe_epochs, args.probe_epochs, verbose=True)
-            t0 = time.perf_counter()
-            model.fit({"X": train}, {"X": valid_in, "X_ori": valid_truth})
-            per_epoch = (time.perf_counter() - t0) / args.probe_epochs
-            minutes = per_epoch * epochs / 60
-            print(f"{name}: {per_epoch:.1f} s per epoch (with validation); {epochs} epochs <= {minutes:.0f} min")
+            per_epoch = seconds_per_epoch(name, args.probe_epochs)
+            minutes = per_epoch * (epochs or 100) / 60
+            print(f"{name}: {per_epoch:.1f} s per epoch (with validation); {epochs or 100} epochs <= {minutes:.0f} min")
         return
     cells = OUT / "heldout" if args.pattern == "values" else OUT / "heldout" / args.pattern
     (OUT / "pypots").mkdir(parents=True, exist_ok=True)
@@ -182,11 +199,20 @@ def main() -> None:
     for name in args.models.split(","):
         result_file = OUT / "pypots" / f"{name}-{args.pattern}-{args.budget}.json"
         record = json.loads(result_file.read_text()) if result_file.exists() else {"runs": []}
+        done = {r["seed"] for r in record["runs"]}
+        if all(int(s) in done for s in args.seeds.split(",")):
+            continue
+        if args.budget == "seconds":
+            if record.get("seconds") != args.seconds:  # a finished run keeps the epochs it was given
+                if record["runs"]:
+                    p.error(f"{result_file} was run with --seconds {record.get('seconds')}; not {args.seconds}")
+                record["seconds_per_epoch"] = seconds_per_epoch(name, 1)
+                record["seconds"] = args.seconds
+            epochs = patience = max(1, int(args.seconds // record["seconds_per_epoch"]))
         record.update(
             model=name, pattern=args.pattern, budget=args.budget, epochs=epochs, patience=patience,
             settings=PUBLISHED[name][0], lr=PUBLISHED[name][1],
         )  # fmt: skip
-        done = {r["seed"] for r in record["runs"]}
         for seed in (int(s) for s in args.seeds.split(",")):
             if seed in done:
                 continue

@@ -362,3 +362,46 @@ def test_copy_model_copies_names_it_never_saw():
     model saw as input or target: the generator alone cannot produce them, the copy path can."""
     with_copy, without = _train_first_token_copier(True), _train_first_token_copier(False)
     assert with_copy > 0.5 and without < 0.1, (with_copy, without)
+
+
+def test_interrupted_test_decoding_resumes_at_the_first_rate_not_done(tmp_path, monkeypatch):
+    """A rate decoded by the same best weights is read back, not decoded again; new weights redo all."""
+    import json
+
+    from dynmask.data.pairs import Pair, PairSplits
+    from dynmask.tasks.seq2seq import train_seq2seq
+    from dynmask.training import TrainConfig
+
+    pairs = [Pair(f"open the {w}", f"öffnen die {w}") for w in ("file", "page", "window", "menu")] * 3
+    splits = PairSplits("tiny", pairs, pairs[:4], pairs[:4])
+    model = dict(method="dynamic", d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32, dropout=0.0)
+    decoded = []
+    real_generate = Seq2SeqTask.generate
+
+    def counting_generate(self, model, split, spec, **kw):
+        decoded.append(spec.rate)
+        return real_generate(self, model, split, spec, **kw)
+
+    monkeypatch.setattr(Seq2SeqTask, "generate", counting_generate)
+    out = tmp_path / "run"
+
+    def train(epochs: int, resume: bool) -> list:
+        config = TrainConfig(epochs=epochs, batch_size=4, progress=False, patience=epochs)
+        summary = train_seq2seq(
+            splits, out, "translate", model, config, MissingSpec(0.3), vocab_size=60, max_src_len=8,
+            max_tgt_len=8, resume=resume, test_rates=(0.0, 0.4), beam=1,
+        )  # fmt: skip
+        return summary["test"]
+
+    def untimed(results: list) -> list:
+        return [{k: v for k, v in r.items() if k not in ("seconds", "tokens_per_s")} for r in results]
+
+    first = train(1, resume=False)
+    assert decoded == [0.0, 0.4]
+    (out / "test_hypotheses" / "missing0.4.json").unlink()  # interrupted while decoding missing 0.4
+    again = train(1, resume=True)
+    assert decoded == [0.0, 0.4, 0.4] and again[0] == first[0] and untimed(again) == untimed(first)
+    best = json.loads((out / "best" / "manifest.json").read_text())["sha256"]["model.safetensors"]
+    train(3, resume=True)  # trained on: the best weights change, so both rates are decoded again
+    new_best = json.loads((out / "best" / "manifest.json").read_text())["sha256"]["model.safetensors"]
+    assert new_best != best and decoded == [0.0, 0.4, 0.4, 0.0, 0.4]
