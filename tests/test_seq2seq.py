@@ -218,7 +218,7 @@ def test_cli_translate_train_evaluate_predict(tmp_path, capsys, copy):
                 "--test-missing",
                 "0,0.4",
                 *small,
-                *(["--copy"] if copy else []),
+                *(["--copy", "--fuzzy-match"] if copy else []),
             ]
         )
         == 0
@@ -235,10 +235,36 @@ def test_cli_translate_train_evaluate_predict(tmp_path, capsys, copy):
         )
         == 0
     )
-    assert json.loads(capsys.readouterr().out)[0]["missing_rate"] == 0.2
+    evaluated = json.loads(capsys.readouterr().out)[0]
+    assert evaluated["missing_rate"] == 0.2 and ("fuzzy_match" in evaluated) is copy
     assert main(["predict", "--model", str(out), "--text", "open the ??? file", "--beam", "1"]) == 0
     row = json.loads(capsys.readouterr().out.splitlines()[0])
     assert row["text"] == "open the ??? file" and isinstance(row["output"], str)
+    if not copy:
+        assert set(row) == {"text", "output"}
+        return
+    # --fuzzy-match: a threshold chosen on validation, saved with the best weights, scored beside every test score
+    from dynmask.fuzzy_match import GRID, FuzzyMatch
+    from dynmask.run_folders import verify_manifest
+
+    choice = FuzzyMatch.load(out / "best")
+    verify_manifest(out / "best", required=True)
+    assert choice.threshold in GRID and choice.valid_hybrid >= choice.valid_model
+    assert all(r["fuzzy_match"]["threshold"] == choice.threshold for r in results)
+    assert len((out / "test_hypotheses" / "fuzzy-missing0.4.txt").read_text().splitlines()) == len(
+        (out / "test_hypotheses" / "missing0.4.txt").read_text().splitlines()
+    )
+    assert set(row) == {"text", "output", "from_memory", "similarity"}
+    texts = ["open the file", "print the ??? page"]
+    assert main(["predict", "--model", str(out), *[a for t in texts for a in ("--text", t)], "--beam", "1"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    memory = {f"{v} {t}": f"{tt} {vv}" for v, vv in words for t, tt in things}
+    assert rows[0]["similarity"] == 1.0  # a training source, seen in full
+    for r in rows:  # the memory's target exactly where the similarity reaches the threshold
+        assert r["from_memory"] == (r["similarity"] >= choice.threshold)
+        assert not r["from_memory"] or r["output"] in memory.values()
+    assert main(["predict", "--model", str(out), "--text", "open the file", "--no-fuzzy-match", "--beam", "1"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"text", "output"}
 
 
 def test_baselines_see_the_holes_the_model_sees():

@@ -42,16 +42,25 @@ class TranslationMemory:
     def nearest(self, queries: Sequence[str], exclude: Optional[Sequence[int]] = None, chunk: int = 256) -> list[int]:
         """Index of the most similar source for each query; ``exclude[i]`` (e.g. the query's own index
         when the queries are the memory's sources) is never returned for query ``i``."""
+        return self.nearest_with_similarity(queries, exclude, chunk)[0]
+
+    def nearest_with_similarity(
+        self, queries: Sequence[str], exclude: Optional[Sequence[int]] = None, chunk: int = 256
+    ) -> tuple[list[int], np.ndarray]:
+        """(index of the most similar source, its cosine similarity in [0, 1]) for each query."""
         if exclude is not None and len(exclude) != len(queries):
             raise ValueError(f"exclude has {len(exclude)} entries for {len(queries)} queries")
         out: list[int] = []
+        best: list[np.ndarray] = []
         for start in range(0, len(queries), chunk):
             sims = (self.vectorizer.transform(queries[start : start + chunk]) @ self._by_gram).toarray()  # (q, N)
             if exclude is not None and len(self) > 1:
                 rows = np.arange(sims.shape[0])
                 sims[rows, np.asarray(exclude[start : start + chunk])] = -1.0
-            out.extend(int(i) for i in sims.argmax(axis=1))
-        return out
+            picked = sims.argmax(axis=1)  # (q,)
+            out.extend(int(i) for i in picked)
+            best.append(sims[np.arange(sims.shape[0]), picked])
+        return out, np.clip(np.concatenate(best) if best else np.zeros(0), 0.0, 1.0)
 
     def nearest_targets(self, queries: Sequence[str]) -> list[str]:
         return [self.targets[i] for i in self.nearest(queries)]

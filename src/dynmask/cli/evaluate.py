@@ -71,6 +71,12 @@ def register(sub) -> None:
         help="translation / summarization: beam size (default: %(default)s)",
     )
     p.add_argument("--max-len", type=SIZE, default=None, help="translation / summarization: longest output")
+    p.add_argument(
+        "--no-fuzzy-match",
+        action="store_true",
+        help="translation / summarization: the model's output only, even where the run chose a fuzzy-match "
+        "threshold (train --fuzzy-match)",
+    )
 
 
 def _run_data(args, config: dict, defaults: dict) -> dict:
@@ -90,7 +96,7 @@ def _run_data(args, config: dict, defaults: dict) -> dict:
 def _evaluate_seq2seq(args, config: dict) -> list[dict]:
     from ..data.pairs import load_pairs
     from ..tasks.classify_text import MissingSpec
-    from ..tasks.seq2seq import Seq2SeqTask, load_seq2seq
+    from ..tasks.seq2seq import Seq2SeqTask, load_seq2seq, score_fuzzy_match
 
     model, tokenizer, config = load_seq2seq(args.model)
     columns = ("source", "target") if config["task"] == "translate" else ("document", "summary")
@@ -124,7 +130,12 @@ def _evaluate_seq2seq(args, config: dict) -> list[dict]:
             beam=args.beam,
             limit=args.limit,
         )
-        results.append({"missing_rate": rate, **task.score(hyps, refs), **timing})
+        result = {"missing_rate": rate, **task.score(hyps, refs), **timing}
+        if config["loaded_fuzzy_match"] is not None:  # the run's fuzzy-match hybrid, beside the model
+            spec = MissingSpec(rate, args.missing_process, "static", args.mean_span)
+            choice, memory = config["loaded_fuzzy_match"]
+            result["fuzzy_match"] = score_fuzzy_match(task, args.split, spec, hyps, choice, memory, args.limit)[1]
+        results.append(result)
     print(json.dumps(results, indent=2))
     return results
 
@@ -213,7 +224,7 @@ def _predict(args) -> list[dict]:
             + ("; fill a CSV with `dynmask impute`" if task == "impute" else "")
         )
     if task != "classify":
-        from ..tasks.seq2seq import generate_texts, load_seq2seq
+        from ..tasks.seq2seq import fuzzy_match_texts, generate_texts, load_seq2seq
 
         model, tokenizer, config = load_seq2seq(args.model)
         outputs = generate_texts(
@@ -226,7 +237,11 @@ def _predict(args) -> list[dict]:
             memory=config["loaded_memory"],
             memory_len=config["max_tgt_len"],
         )
-        rows = [{"text": t, "output": o} for t, o in zip(texts, outputs)]
+        if config["loaded_fuzzy_match"] is not None and not args.no_fuzzy_match:
+            fuzzy = fuzzy_match_texts(tokenizer, texts, outputs, config["loaded_fuzzy_match"], config["max_src_len"])
+            rows = [{"text": t, **f} for t, f in zip(texts, fuzzy)]
+        else:
+            rows = [{"text": t, "output": o} for t, o in zip(texts, outputs)]
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
         return rows

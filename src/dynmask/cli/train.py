@@ -134,6 +134,13 @@ def _register_seq2seq(tsub) -> None:
             "source's observed text (a translation memory, neural fuzzy repair), after the source; with "
             "--copy it can copy from it. The pairs are saved with the run for predict",
         )
+        m.add_argument(
+            "--fuzzy-match",
+            action="store_true",
+            help="after training, choose on the validation pairs a similarity threshold above which the "
+            "target of the nearest training pair (a translation-memory fuzzy match, found from the observed "
+            "text) replaces the model's output; scored beside every test score and used by predict",
+        )
         m.add_argument("--d-ff", type=SIZE, default=1024, help="feed-forward width (default: %(default)s)")
         m.add_argument("--dropout", type=DROPOUT, default=0.1, help="dropout (default: %(default)s)")
         m.add_argument(
@@ -412,6 +419,7 @@ def _train_seq2seq(args) -> dict:
         overwrite=args.overwrite,
         pretrained=pretrained,
         memory=args.memory,
+        fuzzy_match=args.fuzzy_match,
     )
     if rank() == 0:
         print(json.dumps(summary, indent=2, ensure_ascii=False))

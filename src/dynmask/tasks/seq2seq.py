@@ -16,11 +16,12 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..baselines import score_baselines
+from ..baselines import gappy_sources, score_baselines
 from ..data.pairs import PairSplits
 from ..data.tokenizer import TextTokenizer
 from ..decoding import beam_search, greedy_decode
 from ..devices import device_of, to_device
+from ..fuzzy_match import FUZZY_FILE, METRIC, FuzzyMatch, choose_threshold, combine, memory_outputs
 from ..losses import masked_cross_entropy
 from ..masks import Mask
 from ..memory import TranslationMemory
@@ -269,6 +270,7 @@ def train_seq2seq(
     overwrite: bool = False,
     pretrained: Optional[Path] = None,
     memory: bool = False,
+    fuzzy_match: bool = False,
 ) -> dict:
     """Tokenizer (BPE, shared by source and target), model, trainer; then BLEU/chrF or ROUGE at
     each test missing rate, with the trivial baselines (:mod:`dynmask.baselines`) fed the same gappy
@@ -278,7 +280,8 @@ def train_seq2seq(
     (:func:`dynmask.models.seq2seq.warm_start_seq2seq`, its own tokenizer; of ``model_config`` only
     ``method``, ``dec_layers``, ``copy`` and ``backend`` apply). ``memory``: the model also reads the target
     of the training pair nearest to each source (:func:`append_memory`); the pairs are saved
-    with the run (``memory.json``) for ``predict``."""
+    with the run (``memory.json``) for ``predict``. ``fuzzy_match``: also choose a fuzzy-match threshold on
+    the validation pairs (:func:`fit_fuzzy_match`) and score the hybrid beside every test score."""
     from ..run_folders import fingerprint
     from ..training import Trainer, on_rank_zero_first, start_run_folder
 
@@ -367,11 +370,71 @@ def train_seq2seq(
             }
             results.append(result)
             # one line per test pair, in file order, so anyone can re-score them
-            (hyp_dir / f"missing{rate:.1f}.txt").write_text("".join(h.replace("\n", " ") + "\n" for h in hyps))
+            (hyp_dir / f"missing{rate:.1f}.txt").write_text(_one_line_each(hyps))
             done.write_text(json.dumps({"decoded_with": decoded_with, "result": result}, indent=2))
+        if fuzzy_match:
+            choice, fuzzy_memory = fit_fuzzy_match(output, task, best, beam=beam)
+            for result in results:
+                rate = result["missing_rate"]
+                if result.get("fuzzy_match", {}).get("threshold") == choice.threshold:
+                    continue
+                spec = MissingSpec(rate, missing.process, "static", missing.mean_span)
+                hyps = (hyp_dir / f"missing{rate:.1f}.txt").read_text().split("\n")[:-1]  # one line per pair
+                outputs, scores = score_fuzzy_match(task, "test", spec, hyps, choice, fuzzy_memory, limit=test_limit)
+                result["fuzzy_match"] = scores
+                (hyp_dir / f"fuzzy-missing{rate:.1f}.txt").write_text(
+                    "".join(h.replace("\n", " ") + "\n" for h in outputs)
+                )
+                (hyp_dir / f"missing{rate:.1f}.json").write_text(
+                    json.dumps({"decoded_with": decoded_with, "result": result}, indent=2)
+                )
         summary["test"] = results
         (output / "test_results.json").write_text(json.dumps(results, indent=2))
     return summary
+
+
+def _one_line_each(texts: Sequence[str]) -> str:
+    """One line per text (newlines inside a text become spaces), in order: a hypotheses file."""
+    return "".join(t.replace("\n", " ") + "\n" for t in texts)
+
+
+def fit_fuzzy_match(output: Path, task: "Seq2SeqTask", model, *, beam: int = 4):
+    """(:class:`~dynmask.fuzzy_match.FuzzyMatch`, memory) for a run's best weights: decode the validation
+    pairs (nothing missing), choose the threshold on them, save it and the memory (the training pairs)
+    in ``output/best/`` (its manifest rewritten), so ``predict`` and ``evaluate`` use it. A choice already
+    saved there is read back: ``best/`` is replaced whenever the best weights change."""
+    from ..memory import MEMORY_FILE
+    from ..run_folders import write_manifest
+
+    best_dir = Path(output) / "best"
+    if not (best_dir / "model.safetensors").exists():
+        raise FileNotFoundError(f"{best_dir} holds no model: a fuzzy-match threshold is chosen for the best weights")
+    if (best_dir / FUZZY_FILE).exists() and (best_dir / MEMORY_FILE).exists():
+        return FuzzyMatch.load(best_dir), TranslationMemory.load(best_dir)
+    memory = task.memory or TranslationMemory(
+        [p.source for p in task.splits.train], [p.target for p in task.splits.train]
+    )
+    spec = MissingSpec(0.0)
+    hyps, refs, _ = task.generate(model, "valid", spec, beam=beam)
+    targets, similarity = memory_outputs(memory, gappy_sources(task, "valid", spec))
+    choice = choose_threshold(hyps, targets, similarity, refs, task.score, METRIC[task.kind])
+    choice.save(best_dir)
+    if not (best_dir / MEMORY_FILE).exists():
+        memory.save(best_dir)
+    write_manifest(best_dir)
+    return choice, memory
+
+
+def score_fuzzy_match(task, split: str, missing: MissingSpec, hypotheses: Sequence[str], choice, memory, limit=None):
+    """(hybrid outputs, their scores + threshold + share taken from the memory) for the model's
+    ``hypotheses`` of ``split`` with ``missing``'s seeded holes; the memory reads the observed text only."""
+    targets, similarity = memory_outputs(memory, gappy_sources(task, split, missing, limit))
+    if len(hypotheses) != len(targets):
+        raise ValueError(f"{len(hypotheses)} hypotheses for {len(targets)} {split} sources")
+    outputs = combine(hypotheses, targets, similarity, choice.threshold)
+    refs = [p.target for p in task.splits.split(split)][: len(outputs)]
+    share = float((similarity >= choice.threshold).mean()) if len(outputs) else 0.0
+    return outputs, {**task.score(outputs, refs), "threshold": choice.threshold, "share_from_memory": share}
 
 
 def _weights_digest(output: Path) -> Optional[str]:
@@ -415,6 +478,11 @@ def load_seq2seq(folder: Path, device: Optional[torch.device] = None):
         raise RunFolderError(f"{folder / 'config.json'}: memory must be true or false, got {config['memory']!r}")
     # the model reads the nearest pair of its memory after each source: loaded here, for generate_texts
     config["loaded_memory"] = TranslationMemory.load(folder) if config.get("memory") else None
+    # a fuzzy-match threshold chosen on validation for these weights (fit_fuzzy_match), with its memory
+    config["loaded_fuzzy_match"] = None
+    if (folder / FUZZY_FILE).exists():
+        memory = config["loaded_memory"] or TranslationMemory.load(folder)
+        config["loaded_fuzzy_match"] = (FuzzyMatch.load(folder), memory)
     return model, tokenizer, config
 
 
@@ -445,3 +513,17 @@ def generate_texts(
         else beam_search(model, src, mask, beam=beam, length_penalty=length_penalty, **kw)
     )
     return [tokenizer.decode(h.tokens, skip_special_tokens=True) for h in out]
+
+
+def fuzzy_match_texts(tokenizer, texts: Sequence[str], outputs: Sequence[str], fuzzy, max_src_len: int) -> list[dict]:
+    """For raw ``texts`` and the model's ``outputs``: {"output", "from_memory", "similarity"} per text, the
+    memory's target where the observed text's nearest memory source is at least ``fuzzy``'s threshold
+    similar (``fuzzy``: ``load_seq2seq``'s ``config["loaded_fuzzy_match"]``)."""
+    choice, memory = fuzzy
+    src = tokenizer.pad([cut_source(tokenizer, ids, max_src_len) for ids in tokenizer.encode(list(texts))])
+    targets, similarity = memory_outputs(memory, observed_texts(tokenizer, src, tokenizer.mask(src)))
+    hybrid = combine(outputs, targets, similarity, choice.threshold)
+    return [
+        {"output": h, "from_memory": bool(s >= choice.threshold), "similarity": round(float(s), 4)}
+        for h, s in zip(hybrid, similarity)
+    ]
