@@ -98,13 +98,15 @@ def _model(method: str, folder: Path, tok: PretrainedTokenizer, num_classes: int
 def finetune(args) -> None:
     folder = resolve_pretrained("minilm")
     splits = load_text_dataset(args.dataset)
-    tok = PretrainedTokenizer(folder, max_len=MAX_LEN[args.dataset])
+    max_len = args.max_len or MAX_LEN[args.dataset]
+    tok = PretrainedTokenizer(folder, max_len=max_len)
     out_dir, runs_dir = _out(args.dataset)
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         for train_missing in args.train_missing:
             for method in args.methods:
                 name = f"{method}-train{train_missing:g}-seed{seed}" + (f"-ep{args.epochs}" if args.epochs != 1 else "")
+                name += f"-len{max_len}" if max_len != MAX_LEN[args.dataset] else ""
                 done = out_dir / "runs" / f"{name}.json"
                 if done.exists():
                     print(f"{name}: done", flush=True)
@@ -126,7 +128,13 @@ def finetune(args) -> None:
                     task,
                     config,
                     out,
-                    {"model": method, "train_missing": train_missing, "seed": seed, "epochs": args.epochs},
+                    {
+                        "model": method,
+                        "train_missing": train_missing,
+                        "seed": seed,
+                        "epochs": args.epochs,
+                        "max_len": max_len,
+                    },
                 )
                 start = time.perf_counter()
                 summary = trainer.fit(resume=out.exists())
@@ -138,6 +146,7 @@ def finetune(args) -> None:
                     "train_missing": train_missing,
                     "seed": seed,
                     "epochs": args.epochs,
+                    "max_len": max_len,
                     "train_minutes_this_call": minutes,
                     "train_samples_per_s": summary["train_samples_per_s"],
                     "valid_best": summary["best_score"],
@@ -233,9 +242,10 @@ def table(args) -> None:
     runs = [json.loads(p.read_text()) for p in sorted((out_dir / "runs").glob("*.json"))]
     groups: dict = {}
     for run in runs:
-        groups.setdefault((run["train_missing"], run.get("epochs", 1), run["method"]), []).append(run)
+        length = run.get("max_len", MAX_LEN[args.dataset])
+        groups.setdefault((run["train_missing"], run.get("epochs", 1), length, run["method"]), []).append(run)
     lines, summary = [], []
-    for train_missing, epochs in sorted({k[:2] for k in groups}, key=lambda k: (-k[0], k[1])):
+    for train_missing, epochs, length in sorted({k[:3] for k in groups}, key=lambda k: (-k[0], k[1], k[2])):
         lines += [
             "**"
             + (
@@ -244,13 +254,14 @@ def table(args) -> None:
                 else "trained without holes"
             )
             + (f", {epochs} epochs" if epochs != 1 else "")
+            + f", {length} word pieces"
             + "**",
             "",
             "| method | seeds | " + " | ".join(f"missing {r:g}: acc / macro-F1" for r in TEST_RATES) + " |",
             "|" + " --- |" * (len(TEST_RATES) + 2),
         ]
         for method in METHODS:
-            group = groups.get((train_missing, epochs, method))
+            group = groups.get((train_missing, epochs, length, method))
             if not group:
                 continue
             cells = []
@@ -263,6 +274,7 @@ def table(args) -> None:
                     {
                         "train_missing": train_missing,
                         "epochs": epochs,
+                        "max_len": length,
                         "method": method,
                         "rate": rate,
                         "seeds": len(group),
@@ -285,6 +297,7 @@ def main() -> None:
     p.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS))
     p.add_argument("--train-missing", type=lambda s: [float(x) for x in s.split(",")], default=[0.3])
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--max-len", type=int, default=None, help="finetune: word pieces kept (default: per data set)")
     p.add_argument("--rates", type=lambda s: [float(x) for x in s.split(",")], default=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
     p.add_argument("--n", type=int, default=1302, help="cosine: test texts")
     p.add_argument("--threads", type=int, default=None)
