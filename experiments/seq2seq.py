@@ -141,6 +141,9 @@ def main() -> None:
             hyp_out.mkdir(exist_ok=True)
             for hyp in sorted((folder / "test_hypotheses").glob("missing*.txt")):
                 (hyp_out / f"{label}-seed{seed}-{hyp.stem}.txt").write_text(hyp.read_text())
+            for hyp in sorted((folder / "test_hypotheses").glob("fuzzy-missing*.txt")):  # the hybrid's outputs
+                rate = hyp.stem.removeprefix("fuzzy-")
+                (hyp_out / f"{label}-fuzzy-seed{seed}-{rate}.txt").write_text(hyp.read_text())
             record = {"method": label, "seed": seed, "args": vars(args), "test": test, "train": summary}
             (out / "runs").mkdir(exist_ok=True)
             (out / "runs" / f"{label}-seed{seed}.json").write_text(json.dumps(record, indent=2))
