@@ -231,7 +231,19 @@ def test_cli_translate_train_evaluate_predict(tmp_path, capsys, copy):
     capsys.readouterr()
     assert (
         main(
-            ["evaluate", "--model", str(out), "--data", str(tmp_path / "pairs.tsv"), "--missing", "0.2", "--beam", "1"]
+            [
+                "evaluate",
+                "--model",
+                str(out),
+                "--data",
+                str(tmp_path / "pairs.tsv"),
+                "--missing",
+                "0.2",
+                "--beam",
+                "2",
+                "--length-penalty",
+                "1.5",
+            ]  # fmt: skip
         )
         == 0
     )
@@ -411,11 +423,11 @@ def test_interrupted_test_decoding_resumes_at_the_first_rate_not_done(tmp_path, 
     monkeypatch.setattr(Seq2SeqTask, "generate", counting_generate)
     out = tmp_path / "run"
 
-    def train(epochs: int, resume: bool) -> list:
+    def train(epochs: int, resume: bool, length_penalty: float = 1.0) -> list:
         config = TrainConfig(epochs=epochs, batch_size=4, progress=False, patience=epochs)
         summary = train_seq2seq(
             splits, out, "translate", model, config, MissingSpec(0.3), vocab_size=60, max_src_len=8,
-            max_tgt_len=8, resume=resume, test_rates=(0.0, 0.4), beam=1,
+            max_tgt_len=8, resume=resume, test_rates=(0.0, 0.4), beam=2, length_penalty=length_penalty,
         )  # fmt: skip
         return summary["test"]
 
@@ -431,3 +443,5 @@ def test_interrupted_test_decoding_resumes_at_the_first_rate_not_done(tmp_path, 
     train(3, resume=True)  # trained on: the best weights change, so both rates are decoded again
     new_best = json.loads((out / "best" / "manifest.json").read_text())["sha256"]["model.safetensors"]
     assert new_best != best and decoded == [0.0, 0.4, 0.4, 0.0, 0.4]
+    train(3, resume=True, length_penalty=1.5)  # another decoding setting: decoded again
+    assert decoded == [0.0, 0.4, 0.4, 0.0, 0.4, 0.0, 0.4]

@@ -227,3 +227,14 @@ def rank() -> int:
     import os
 
     return int(os.environ.get("RANK", "0"))
+
+
+def add_length_penalty(p) -> None:
+    """``--length-penalty`` for the commands that decode translations or summaries with beam search."""
+    p.add_argument(
+        "--length-penalty",
+        type=number(float, 0.0, 5.0),
+        default=1.0,
+        help="translation / summarization: beam search ranks a hypothesis by log-probability / length ** this; "
+        "above 1 favours longer outputs (default: %(default)s)",
+    )

@@ -12,6 +12,7 @@ from .arguments import (
     POSITIVE,
     PROCESS_CHOICES,
     SIZE,
+    add_length_penalty,
     number,
     rates,
 )
@@ -39,6 +40,7 @@ def register(sub) -> None:
         help="translation / summarization: beam size (default: %(default)s)",
     )
     p.add_argument("--limit", type=POSITIVE, default=None, help="translation / summarization: first N examples only")
+    add_length_penalty(p)
     g = p.add_argument_group("data (default: the data, columns and split the run was trained with)")
     g.add_argument("--data", default=None, help="a built-in set or a file")
     for flag in (
@@ -71,6 +73,7 @@ def register(sub) -> None:
         help="translation / summarization: beam size (default: %(default)s)",
     )
     p.add_argument("--max-len", type=SIZE, default=None, help="translation / summarization: longest output")
+    add_length_penalty(p)
     p.add_argument(
         "--no-fuzzy-match",
         action="store_true",
@@ -128,6 +131,7 @@ def _evaluate_seq2seq(args, config: dict) -> list[dict]:
             args.split,
             MissingSpec(rate, args.missing_process, "static", args.mean_span),
             beam=args.beam,
+            length_penalty=args.length_penalty,
             limit=args.limit,
         )
         result = {"missing_rate": rate, **task.score(hyps, refs), **timing}
@@ -232,6 +236,7 @@ def _predict(args) -> list[dict]:
             tokenizer,
             texts,
             beam=args.beam,
+            length_penalty=args.length_penalty,
             max_len=args.max_len or config["max_tgt_len"],
             max_src_len=config["max_src_len"],
             memory=config["loaded_memory"],

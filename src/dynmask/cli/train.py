@@ -13,6 +13,7 @@ from .arguments import (
     SHARE,
     SIZE,
     add_data_args,
+    add_length_penalty,
     add_missing_args,
     add_optimisation_args,
     add_pair_args,
@@ -157,6 +158,7 @@ def _register_seq2seq(tsub) -> None:
             default=4,
             help="beam size for the test scores (1 = greedy) (default: %(default)s)",
         )
+        add_length_penalty(m)
         m.add_argument("--test-limit", type=POSITIVE, default=None, help="score only the first N test pairs")
         add_optimisation_args(q, epochs=10, lr=5e-4)
         q.set_defaults(lr=None)
@@ -415,6 +417,7 @@ def _train_seq2seq(args) -> dict:
         resume=args.resume,
         test_rates=args.test_missing if args.max_steps is None else (),
         beam=args.beam,
+        length_penalty=args.length_penalty,
         test_limit=args.test_limit,
         overwrite=args.overwrite,
         pretrained=pretrained,

@@ -268,6 +268,7 @@ def train_seq2seq(
     beam: int = 4,
     test_limit: Optional[int] = None,
     overwrite: bool = False,
+    length_penalty: float = 1.0,
     pretrained: Optional[Path] = None,
     memory: bool = False,
     fuzzy_match: bool = False,
@@ -350,6 +351,8 @@ def train_seq2seq(
         hyp_dir = output / "test_hypotheses"
         hyp_dir.mkdir(exist_ok=True)
         decoded_with = {"model": _weights_digest(output), "beam": beam, "test_limit": test_limit}
+        if length_penalty != 1.0:  # (absent at the default, so rates decoded before it existed still count)
+            decoded_with["length_penalty"] = length_penalty
         results = []
         for rate in test_rates:
             done = hyp_dir / f"missing{rate:.1f}.json"  # a rate already decoded by this model is not redone
@@ -359,7 +362,9 @@ def train_seq2seq(
                 results.append(previous["result"])
                 continue
             spec = MissingSpec(rate, missing.process, "static", missing.mean_span)
-            hyps, refs, timing = task.generate(best, "test", spec, beam=beam, limit=test_limit)
+            hyps, refs, timing = task.generate(
+                best, "test", spec, beam=beam, limit=test_limit, length_penalty=length_penalty
+            )
             baselines = score_baselines(task, "test", spec, limit=test_limit)  # the same gappy sources
             result = {
                 "missing_rate": rate,
@@ -373,7 +378,7 @@ def train_seq2seq(
             (hyp_dir / f"missing{rate:.1f}.txt").write_text(_one_line_each(hyps))
             done.write_text(json.dumps({"decoded_with": decoded_with, "result": result}, indent=2))
         if fuzzy_match:
-            choice, fuzzy_memory = fit_fuzzy_match(output, task, best, beam=beam)
+            choice, fuzzy_memory = fit_fuzzy_match(output, task, best, beam=beam, length_penalty=length_penalty)
             for result in results:
                 rate = result["missing_rate"]
                 if result.get("fuzzy_match", {}).get("threshold") == choice.threshold:
@@ -398,7 +403,7 @@ def _one_line_each(texts: Sequence[str]) -> str:
     return "".join(t.replace("\n", " ") + "\n" for t in texts)
 
 
-def fit_fuzzy_match(output: Path, task: "Seq2SeqTask", model, *, beam: int = 4):
+def fit_fuzzy_match(output: Path, task: "Seq2SeqTask", model, *, beam: int = 4, length_penalty: float = 1.0):
     """(:class:`~dynmask.fuzzy_match.FuzzyMatch`, memory) for a run's best weights: decode the validation
     pairs (nothing missing), choose the threshold on them, save it and the memory (the training pairs)
     in ``output/best/`` (its manifest rewritten), so ``predict`` and ``evaluate`` use it. A choice already
@@ -415,7 +420,7 @@ def fit_fuzzy_match(output: Path, task: "Seq2SeqTask", model, *, beam: int = 4):
         [p.source for p in task.splits.train], [p.target for p in task.splits.train]
     )
     spec = MissingSpec(0.0)
-    hyps, refs, _ = task.generate(model, "valid", spec, beam=beam)
+    hyps, refs, _ = task.generate(model, "valid", spec, beam=beam, length_penalty=length_penalty)
     targets, similarity = memory_outputs(memory, gappy_sources(task, "valid", spec))
     choice = choose_threshold(hyps, targets, similarity, refs, task.score, METRIC[task.kind])
     choice.save(best_dir)
