@@ -243,7 +243,7 @@ def test_cli_translate_train_evaluate_predict(tmp_path, capsys, copy):
                 "2",
                 "--length-penalty",
                 "1.5",
-            ]  # fmt: skip
+            ]
         )
         == 0
     )
