@@ -9,7 +9,8 @@ Runs in its own environment (the project never depends on pypots):
     /tmp/pypots-venv/bin/python benchmarks/pypots_pm10.py --pattern blocks --seeds 0     # another held-out pattern
 
 Writes ``results/imputation-pm10/pypots/{model}-{pattern}-{budget}.json`` and the scored cells
-``results/imputation-pm10/heldout/{model}-seed{S}.csv`` (pattern ``values``; other patterns in
+``results/imputation-pm10/heldout/{model}-seed{S}.csv`` (``{model}-{budget}-seed{S}.csv`` for a budget other
+than ``published``; pattern ``values``; other patterns in
 ``heldout/{pattern}/``), columns date, station, truth, prediction (µg/m³). Finished runs are skipped.
 
 Settings ("published"): TSI-Bench's tuned BeijingAir settings (Du et al., 2024; hpo_results/beijing_air.py
@@ -239,7 +240,8 @@ def main() -> None:
             run = {"seed": seed, **metrics, **extra, "train_seconds": seconds, "predict_seconds": predict_seconds}
             record["runs"].append(run)
             table = heldout_table(frame, data, imputed)
-            table.to_csv(cells / f"{name}-seed{seed}.csv", index=False, float_format="%.6g")
+            budget = "" if args.budget == "published" else f"-{args.budget}"  # e.g. saits-seconds-seed0.csv
+            table.to_csv(cells / f"{name}{budget}-seed{seed}.csv", index=False, float_format="%.6g")
             result_file.write_text(json.dumps(record, indent=2))
             print(name, args.pattern, run, flush=True)
 
