@@ -241,8 +241,12 @@ def table(args) -> None:
             entries.append((label, rec["runs"], "dynmask"))
         for f in sorted((OUT / "pypots").glob(f"*-{pattern}-*.json")):
             rec = json.loads(f.read_text())
-            entries.append((f"PyPOTS {rec['model']} ({rec['budget']}: {rec['epochs']} ep, patience {rec['patience']})",
-                            rec["runs"], "pypots"))  # fmt: skip
+            budget = (
+                f"dynmask's training time: {rec['epochs']} ep from a {rec['seconds_per_epoch']:.0f} s probe epoch"
+                if rec["budget"] == "seconds"
+                else f"{rec['budget']}: {rec['epochs']} ep, patience {rec['patience']}"
+            )
+            entries.append((f"PyPOTS {rec['model']} ({budget})", rec["runs"], "pypots"))
         for label, runs, kind in entries:
             if not runs:
                 continue
