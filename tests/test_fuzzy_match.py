@@ -54,12 +54,16 @@ def test_saved_choice_is_checked_as_untrusted_input(tmp_path):
     choice.save(tmp_path)
     assert FuzzyMatch.load(tmp_path) == choice
     data = json.loads((tmp_path / "fuzzy_match.json").read_text())
+    older = {k: v for k, v in data.items() if k not in ("beam", "length_penalty")}  # saved before they existed
+    (tmp_path / "fuzzy_match.json").write_text(json.dumps(older))
+    assert (FuzzyMatch.load(tmp_path).beam, FuzzyMatch.load(tmp_path).length_penalty) == (4, 1.0)
     for bad, message in (
         ({**data, "threshold": 7}, "threshold must be in"),
         ({**data, "threshold": "0.5"}, "finite numbers"),
         ({**data, "valid_model": math.nan}, "finite numbers"),
         ({k: v for k, v in data.items() if k != "metric"}, "damaged"),
         ({**data, "code": "import os"}, "damaged"),
+        ({**data, "length_penalty": "long"}, "finite numbers"),
     ):
         (tmp_path / "fuzzy_match.json").write_text(json.dumps(bad))
         with pytest.raises(RunFolderError, match=message):

@@ -42,6 +42,8 @@ class FuzzyMatch:
     valid_hybrid: float  # the hybrid at ``threshold``, on validation
     share_from_memory: float  # of the validation sources, at ``threshold``
     grid: dict = field(default_factory=dict)  # {threshold: validation score}
+    beam: int = 4  # the decoding the validation outputs came from
+    length_penalty: float = 1.0
 
     def save(self, folder: Path) -> None:
         (Path(folder) / FUZZY_FILE).write_text(json.dumps(asdict(self), indent=2))
@@ -57,9 +59,16 @@ class FuzzyMatch:
             choice = cls(**data)
         except TypeError as e:
             raise RunFolderError(f"{path} is damaged ({e})") from None
-        numbers = (choice.threshold, choice.valid_model, choice.valid_hybrid, choice.share_from_memory)
+        numbers = (
+            choice.threshold,
+            choice.valid_model,
+            choice.valid_hybrid,
+            choice.share_from_memory,
+            choice.beam,
+            choice.length_penalty,
+        )
         if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in numbers):
-            raise RunFolderError(f"{path} is damaged: threshold and scores must be finite numbers")
+            raise RunFolderError(f"{path} is damaged: threshold, scores and decoding settings must be finite numbers")
         if not 0.0 <= choice.threshold <= NEVER:
             raise RunFolderError(f"{path}: threshold must be in [0, {NEVER}], got {choice.threshold}")
         return choice

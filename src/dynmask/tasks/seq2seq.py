@@ -407,7 +407,8 @@ def fit_fuzzy_match(output: Path, task: "Seq2SeqTask", model, *, beam: int = 4, 
     """(:class:`~dynmask.fuzzy_match.FuzzyMatch`, memory) for a run's best weights: decode the validation
     pairs (nothing missing), choose the threshold on them, save it and the memory (the training pairs)
     in ``output/best/`` (its manifest rewritten), so ``predict`` and ``evaluate`` use it. A choice already
-    saved there is read back: ``best/`` is replaced whenever the best weights change."""
+    saved there from the same beam and length penalty is read back: ``best/`` is replaced whenever the
+    best weights change."""
     from ..memory import MEMORY_FILE
     from ..run_folders import write_manifest
 
@@ -415,7 +416,9 @@ def fit_fuzzy_match(output: Path, task: "Seq2SeqTask", model, *, beam: int = 4, 
     if not (best_dir / "model.safetensors").exists():
         raise FileNotFoundError(f"{best_dir} holds no model: a fuzzy-match threshold is chosen for the best weights")
     if (best_dir / FUZZY_FILE).exists() and (best_dir / MEMORY_FILE).exists():
-        return FuzzyMatch.load(best_dir), TranslationMemory.load(best_dir)
+        saved = FuzzyMatch.load(best_dir)
+        if (saved.beam, saved.length_penalty) == (beam, length_penalty):  # chosen from the same decoding
+            return saved, TranslationMemory.load(best_dir)
     memory = task.memory or TranslationMemory(
         [p.source for p in task.splits.train], [p.target for p in task.splits.train]
     )
@@ -423,6 +426,7 @@ def fit_fuzzy_match(output: Path, task: "Seq2SeqTask", model, *, beam: int = 4, 
     hyps, refs, _ = task.generate(model, "valid", spec, beam=beam, length_penalty=length_penalty)
     targets, similarity = memory_outputs(memory, gappy_sources(task, "valid", spec))
     choice = choose_threshold(hyps, targets, similarity, refs, task.score, METRIC[task.kind])
+    choice.beam, choice.length_penalty = beam, length_penalty
     choice.save(best_dir)
     if not (best_dir / MEMORY_FILE).exists():
         memory.save(best_dir)
