@@ -170,6 +170,8 @@ def main() -> None:
         help="with --budget seconds: the training time each model gets (default: dynmask's, %(default)s)",
     )
     args = p.parse_args()
+    if args.seconds <= 0:  # before the data and models are loaded
+        p.error(f"--seconds must be > 0, got {args.seconds}")
     import torch
     from pypots.utils.random import set_random_seed
 
@@ -179,8 +181,6 @@ def main() -> None:
     scaler = data["scaler"]
     train, valid_in, valid_truth, test_in = pypots_inputs(data)
     epochs, patience = BUDGETS[args.budget]
-    if args.seconds <= 0:
-        p.error(f"--seconds must be > 0, got {args.seconds}")
 
     def seconds_per_epoch(name: str, n_epochs: int) -> float:
         """Train ``name`` for ``n_epochs`` (seed 0, validation included), timed; the model is discarded."""

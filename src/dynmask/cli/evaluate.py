@@ -126,17 +126,17 @@ def _evaluate_seq2seq(args, config: dict) -> list[dict]:
     )
     results = []
     for rate in args.missing:
+        spec = MissingSpec(rate, args.missing_process, "static", args.mean_span)  # seeded test holes
         hyps, refs, timing = task.generate(
             model,
             args.split,
-            MissingSpec(rate, args.missing_process, "static", args.mean_span),
+            spec,
             beam=args.beam,
             length_penalty=args.length_penalty,
             limit=args.limit,
         )
         result = {"missing_rate": rate, **task.score(hyps, refs), **timing}
         if config["loaded_fuzzy_match"] is not None:  # the run's fuzzy-match hybrid, beside the model
-            spec = MissingSpec(rate, args.missing_process, "static", args.mean_span)
             choice, memory = config["loaded_fuzzy_match"]
             result["fuzzy_match"] = score_fuzzy_match(task, args.split, spec, hyps, choice, memory, args.limit)[1]
         results.append(result)

@@ -353,6 +353,14 @@ def train_seq2seq(
         decoded_with = {"model": _weights_digest(output), "beam": beam, "test_limit": test_limit}
         if length_penalty != 1.0:  # (absent at the default, so rates decoded before it existed still count)
             decoded_with["length_penalty"] = length_penalty
+
+        def holes_at(rate: float) -> MissingSpec:  # the seeded test holes, the same for every method
+            return MissingSpec(rate, missing.process, "static", missing.mean_span)
+
+        def save_rate(result: dict) -> None:  # the rate's scores, keyed to the decoding that made them
+            record = {"decoded_with": decoded_with, "result": result}
+            (hyp_dir / f"missing{result['missing_rate']:.1f}.json").write_text(json.dumps(record, indent=2))
+
         results = []
         for rate in test_rates:
             done = hyp_dir / f"missing{rate:.1f}.json"  # a rate already decoded by this model is not redone
@@ -361,7 +369,7 @@ def train_seq2seq(
             if reusable and isinstance(previous.get("result"), dict):
                 results.append(previous["result"])
                 continue
-            spec = MissingSpec(rate, missing.process, "static", missing.mean_span)
+            spec = holes_at(rate)
             hyps, refs, timing = task.generate(
                 best, "test", spec, beam=beam, limit=test_limit, length_penalty=length_penalty
             )
@@ -376,23 +384,20 @@ def train_seq2seq(
             results.append(result)
             # one line per test pair, in file order, so anyone can re-score them
             (hyp_dir / f"missing{rate:.1f}.txt").write_text(_one_line_each(hyps))
-            done.write_text(json.dumps({"decoded_with": decoded_with, "result": result}, indent=2))
+            save_rate(result)
         if fuzzy_match:
             choice, fuzzy_memory = fit_fuzzy_match(output, task, best, beam=beam, length_penalty=length_penalty)
             for result in results:
                 rate = result["missing_rate"]
                 if result.get("fuzzy_match", {}).get("threshold") == choice.threshold:
                     continue
-                spec = MissingSpec(rate, missing.process, "static", missing.mean_span)
                 hyps = (hyp_dir / f"missing{rate:.1f}.txt").read_text().split("\n")[:-1]  # one line per pair
-                outputs, scores = score_fuzzy_match(task, "test", spec, hyps, choice, fuzzy_memory, limit=test_limit)
+                outputs, scores = score_fuzzy_match(
+                    task, "test", holes_at(rate), hyps, choice, fuzzy_memory, limit=test_limit
+                )
                 result["fuzzy_match"] = scores
-                (hyp_dir / f"fuzzy-missing{rate:.1f}.txt").write_text(
-                    "".join(h.replace("\n", " ") + "\n" for h in outputs)
-                )
-                (hyp_dir / f"missing{rate:.1f}.json").write_text(
-                    json.dumps({"decoded_with": decoded_with, "result": result}, indent=2)
-                )
+                (hyp_dir / f"fuzzy-missing{rate:.1f}.txt").write_text(_one_line_each(outputs))
+                save_rate(result)
         summary["test"] = results
         (output / "test_results.json").write_text(json.dumps(results, indent=2))
     return summary
