@@ -62,6 +62,12 @@ def main() -> None:
         help="also score the fuzzy-match hybrid (threshold chosen on validation); added to finished runs too",
     )
     p.add_argument("--tag", default="", help="suffix of the run name, e.g. a budget")
+    p.add_argument(
+        "--average-last",
+        type=int,
+        default=0,
+        help="average the last N epoch ends' weights when training ends; kept if validation prefers them",
+    )
     p.add_argument("--beam", type=int, default=4)
     p.add_argument(
         "--pretrained",
@@ -113,6 +119,7 @@ def main() -> None:
                     seed=seed,
                     progress=False,
                     patience=args.epochs,
+                    average_last=args.average_last,
                 )
                 summary = train_seq2seq(
                     splits,

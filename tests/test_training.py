@@ -366,3 +366,75 @@ def test_tasks_follow_the_task_protocol_and_a_partial_one_is_named():
     assert not isinstance(NoAssets(), Task) and not isinstance(NoAssets(), LengthBucketed)
     with pytest.raises(TypeError, match=r"lacks \['save_assets'\]"):
         Trainer(torch.nn.Linear(2, 2), NoAssets(), TrainConfig(epochs=1), Path("unused"), {})
+
+
+def test_average_last_keeps_the_last_epochs_and_the_best_of_them_or_their_mean(setup, tmp_path):
+    from safetensors.torch import load_file
+
+    from dynmask.training import average_weights
+
+    out = tmp_path / "run"
+    trainer, _ = _trainer(setup, out, _model(setup[1]), epochs=4, average_last=3)
+    trainer.fit()
+    kept = sorted(p.name for p in (out / "epochs").glob("*.safetensors"))
+    assert kept == ["epoch0002.safetensors", "epoch0003.safetensors", "epoch0004.safetensors"]
+    files = [out / "epochs" / k for k in kept]
+    states = [load_file(str(f)) for f in files]
+    mean = average_weights(files)
+    for name, value in mean.items():
+        torch.testing.assert_close(value, sum(s[name] for s in states) / 3, rtol=0, atol=1e-6)
+    assert not torch.equal(mean[name], states[-1][name])  # the epochs differ: the mean is a new point
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    valid = [r for r in records if r["kind"] == "valid"]
+    assert [r.get("averaged_epochs") for r in valid] == [None] * 4 + [[2, 3, 4]]
+    best = json.loads((out / "best" / "config.json").read_text())
+    assert best["valid"]["score"] == max(r["score"] for r in valid)  # best/ is the best of all five
+    best_weights = load_file(str(out / "best" / "model.safetensors"))
+    if valid[-1]["improved"]:
+        assert best["averaged_epochs"] == [2, 3, 4]
+        assert all(torch.equal(best_weights[k], mean[k]) for k in mean)
+    else:
+        assert "averaged_epochs" not in best
+        assert not torch.equal(best_weights[name], mean[name])
+    # the training state (checkpoint/) keeps the last epoch's weights, not the mean: a resume trains on
+    last = load_file(str(out / "checkpoint" / "model.safetensors"))
+    assert all(torch.equal(last[k], states[-1][k]) for k in last)
+
+
+def test_a_changed_epoch_file_is_refused_and_unlike_files_are_not_averaged(setup, tmp_path):
+    from safetensors.torch import save_file
+
+    from dynmask.run_folders import RunFolderError
+    from dynmask.training import average_weights
+
+    out = tmp_path / "run"
+    trainer, _ = _trainer(setup, out, _model(setup[1]), epochs=2, average_last=2)
+    trainer.fit()
+    epoch1 = out / "epochs" / "epoch0001.safetensors"
+    save_file({k: v + 1 for k, v in trainer.model.state_dict().items()}, str(epoch1))
+    with pytest.raises(RunFolderError, match="does not match its sha256"):
+        trainer._average_last_epochs()
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "a.safetensors"))
+    save_file({"w": torch.zeros(3)}, str(tmp_path / "b.safetensors"))
+    with pytest.raises(RunFolderError, match="does not hold the same weights"):
+        average_weights([tmp_path / "a.safetensors", tmp_path / "b.safetensors"])
+    save_file({"w": torch.tensor([1.0, float("inf")])}, str(tmp_path / "c.safetensors"))
+    with pytest.raises(RunFolderError, match="non-finite"):
+        average_weights([tmp_path / "a.safetensors", tmp_path / "c.safetensors"])
+    with pytest.raises(ValueError, match="average_last must be 0"):
+        TrainConfig(average_last=1)
+
+
+def test_a_run_resumed_after_its_early_stopping_epoch_trains_no_further(setup, tmp_path):
+    trainer, _ = _trainer(setup, tmp_path / "run", _model(setup[1]), epochs=5, patience=1)
+    trainer.state.epoch, trainer.state.bad_epochs, trainer.state.global_step = 2, 1, 7  # as a checkpoint holds
+    summary = trainer.fit()
+    assert summary["stopped"] == "early stopping" and summary["global_step"] == 7
+
+
+def test_cli_refuses_averaging_one_epoch(tmp_path, capsys):
+    path = write_sentiment_csv(tmp_path / "d.csv", n=40)
+    args = ["train", "classify", "--data", str(path), "--output", str(tmp_path / "o"), *SMALL]
+    with pytest.raises(SystemExit):
+        main([*args, "--average-last", "1"])
+    assert "--average-last: expected 0 (off) or at least 2 epochs to average, got 1" in capsys.readouterr().err

@@ -53,6 +53,7 @@ RUN_FILES = (
     "best",
     "best.tmp",
     "best.old",
+    "epochs",
     "tokenizer",
     "metrics.jsonl",
     "test_results.json",
@@ -68,6 +69,7 @@ RESUMABLE_CHANGES = {
     ("train", "patience"),
     ("train", "checkpoint_every"),
     ("train", "log_every"),
+    ("train", "average_last"),  # what happens after the last epoch, not to the weights trained so far
 }
 
 # Settings added to run configs after runs were saved without them, with the value that reproduces what
@@ -289,7 +291,7 @@ def compare_for_resume(saved: dict, new: dict, source: str) -> None:
     a, b = _flatten(saved), _flatten(json.loads(json.dumps(new)))  # the new one as it would be saved
     a = {**{k: v for k, v in ADDED_SETTINGS.items() if k in b}, **a}  # saved before the setting existed
     for key in sorted(set(a) | set(b), key=str):
-        if key in RESUMABLE_CHANGES or (key[:1] in {("epoch",), ("valid",)}):
+        if key in RESUMABLE_CHANGES or (key[:1] in {("epoch",), ("valid",), ("averaged_epochs",)}):
             continue
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
             name = ".".join(str(k) for k in key)

@@ -50,6 +50,8 @@ __all__ = [
     "parameter_checksum",
     "load_run_model",
     "load_weights",
+    "load_state",
+    "average_weights",
     "on_rank_zero_first",
     "start_run_folder",
 ]
@@ -70,11 +72,16 @@ class TrainConfig:
     max_steps: Optional[int] = None  # stop (with a checkpoint) after this many steps in total
     log_every: int = 20
     progress: bool = True
+    # When training ends, average the weights of the last N epoch ends (N >= 2) and keep the average as
+    # best/ if it scores better on validation than the best single epoch (0: off).
+    average_last: int = 0
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "patience", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.average_last < 0 or self.average_last == 1:
+            raise ValueError(f"average_last must be 0 (off) or >= 2 epochs, got {self.average_last}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps}")
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -114,7 +121,11 @@ def load_weights(model: nn.Module, path: Path, device="cpu") -> None:
 
     Like ``safetensors.torch.load_model`` but by ``load_state_dict``, which copies into cuDNN's flat
     RNN buffers; a name missing from the file must be a weight tied to one that is in it."""
-    state = load_file(str(path), device=str(device))
+    load_state(model, load_file(str(path), device=str(device)), path)
+
+
+def load_state(model: nn.Module, state: dict, path: Any) -> None:
+    """:func:`load_weights` from a state dict already read (``path`` names its source in errors)."""
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
         raise RuntimeError(f"{path} holds weights this model does not have: {sorted(unexpected)}")
@@ -123,6 +134,30 @@ def load_weights(model: nn.Module, path: Path, device="cpu") -> None:
     untied = [k for k in missing if params[k].data_ptr() not in loaded]
     if untied:
         raise RuntimeError(f"{path} lacks weights this model needs: {sorted(untied)}")
+
+
+def average_weights(paths: list[Path]) -> dict:
+    """The element-wise mean of the safetensors weight files ``paths`` (checkpoint averaging, as in
+    Vaswani et al. 2017 and fairseq's ``average_checkpoints.py``): floating tensors are averaged in
+    float64 and cast back; integer buffers (counters) are the last file's. Every file must hold the
+    same tensor names and shapes; a non-finite value is refused."""
+    if len(paths) < 2:
+        raise ValueError(f"averaging needs at least 2 weight files, got {len(paths)}")
+    states = [load_file(str(p)) for p in paths]
+    names = set(states[-1])
+    for path, state in zip(paths, states):
+        if set(state) != names or any(state[k].shape != states[-1][k].shape for k in names):
+            raise RunFolderError(f"{path} does not hold the same weights as {paths[-1]}: cannot average them")
+    out = {}
+    for name, last in states[-1].items():
+        if not last.is_floating_point():
+            out[name] = last
+            continue
+        mean = sum(s[name].double() for s in states) / len(states)
+        if not torch.isfinite(mean).all():
+            raise RunFolderError(f"{name} has non-finite values in {[str(p) for p in paths]}")
+        out[name] = mean.to(last.dtype)
+    return out
 
 
 def distributed_context() -> tuple[int, int]:
@@ -280,9 +315,14 @@ class Trainer:
     def checkpoint_dir(self) -> Path:
         return self.output / "checkpoint"
 
-    def _save_model_folder(self, folder: Path, extra: dict) -> None:
+    @property
+    def epochs_dir(self) -> Path:
+        """``epochs/epoch{E}.safetensors``: the weights at the last ``average_last`` epoch ends."""
+        return self.output / "epochs"
+
+    def _save_model_folder(self, folder: Path, extra: dict, model: Optional[nn.Module] = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        save_model(_savable(self.model), str(folder / "model.safetensors"))
+        save_model(_savable(model if model is not None else self.model), str(folder / "model.safetensors"))
         _write_json(folder / "config.json", {**self.run_config, **extra})
         self.task.save_assets(folder)
 
@@ -440,7 +480,7 @@ class Trainer:
 
         stopped = "epochs"
         t_start, seen = time.perf_counter(), 0
-        while st.epoch < cfg.epochs:
+        while st.epoch < cfg.epochs and st.bad_epochs < cfg.patience:
             batches = self._order(st.epoch)
             self.net.train()
             bar = tqdm(
@@ -498,7 +538,10 @@ class Trainer:
             if st.bad_epochs >= cfg.patience:
                 stopped = "early stopping"
                 break
+        if stopped == "epochs" and st.bad_epochs >= cfg.patience:  # resumed after the stopping epoch
+            stopped = "early stopping"
         if stopped != "max_steps":
+            self._average_last_epochs()
             st.finished, st.stopped = True, stopped
             self.save_checkpoint()
         return self._summary(stopped, seen / max(1e-9, time.perf_counter() - t_start))
@@ -518,6 +561,8 @@ class Trainer:
                 )
         else:
             st.bad_epochs += 1
+        if self.main and self.config.average_last:
+            self._save_epoch_weights(st.epoch + 1)
         self._log({"kind": "valid", "step": st.global_step, "epoch": st.epoch + 1, **metrics, "improved": improved})
         if self.main and self.config.progress:
             shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
@@ -525,6 +570,55 @@ class Trainer:
         st.epoch += 1
         st.step_in_epoch = 0
         self.save_checkpoint()
+
+    def _save_epoch_weights(self, epoch: int) -> None:
+        """Keep this epoch end's weights for averaging (the last ``average_last`` of them), under a
+        manifest so that a changed file is refused when they are averaged."""
+        folder = self.epochs_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f"epoch{epoch:04d}.safetensors.tmp"
+        save_model(_savable(self.model), str(tmp))
+        os.replace(tmp, folder / f"epoch{epoch:04d}.safetensors")
+        for old in sorted(folder.glob("epoch*.safetensors"))[: -self.config.average_last]:
+            old.unlink()
+        write_manifest(folder)
+
+    def _average_last_epochs(self) -> None:
+        """Average the saved epoch ends; the average becomes best/ when it scores better on validation.
+
+        Runs on the main process only (it alone writes ``epochs/`` and ``best/``). Idempotent: a resume
+        interrupted here averages the same files again."""
+        if not (self.main and self.config.average_last):
+            return
+        files = sorted(self.epochs_dir.glob("epoch*.safetensors"))[-self.config.average_last :]
+        epochs = [int(f.name[len("epoch") : -len(".safetensors")]) for f in files]
+        if len(files) < 2:
+            if self.config.progress:
+                print(f"average_last: {len(files)} epoch end saved in {self.epochs_dir}; nothing to average")
+            return
+        verify_manifest(self.epochs_dir, required=True)
+        averaged = copy.deepcopy(self.model)
+        load_state(averaged, to_device(average_weights(files), self.device), self.epochs_dir)
+        averaged.eval()
+        with torch.no_grad():
+            metrics = self.task.evaluate(averaged)
+        st = self.state
+        improved = metrics["score"] > st.best_score
+        if improved:
+            st.best_score = metrics["score"]
+            self._atomic_folder(
+                self.output / "best",
+                lambda f: self._save_model_folder(
+                    f, {"epoch": epochs[-1], "averaged_epochs": epochs, "valid": metrics}, averaged
+                ),
+            )
+        self._log(
+            {"kind": "valid", "step": st.global_step, "epoch": st.epoch, "averaged_epochs": epochs, **metrics,
+             "improved": improved}
+        )  # fmt: skip
+        if self.config.progress:
+            shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+            print(f"average of epochs {epochs}: {shown}{' (best)' if improved else ''}", flush=True)
 
     def _summary(self, stopped: str, samples_per_s: float = 0.0) -> dict:
         checksums = [parameter_checksum(self.model)]

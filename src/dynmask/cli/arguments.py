@@ -56,6 +56,13 @@ NON_NEGATIVE_FLOAT = number(float, 0)
 FRACTION = number(float, 0, 1)
 
 
+def _epochs_to_average(text: str) -> int:
+    value = NON_NEGATIVE(text)
+    if value == 1:
+        raise argparse.ArgumentTypeError("expected 0 (off) or at least 2 epochs to average, got 1")
+    return value
+
+
 def add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument(
@@ -145,6 +152,13 @@ def add_optimisation_args(p: argparse.ArgumentParser, epochs: int = 5, lr: float
         "--checkpoint-every", type=POSITIVE, default=500, help="steps between checkpoints (default: %(default)s)"
     )
     o.add_argument("--max-steps", type=POSITIVE, default=None, help="stop after this many steps (resume later)")
+    o.add_argument(
+        "--average-last",
+        type=_epochs_to_average,
+        default=0,
+        help="when training ends, average the weights of the last N epoch ends (N >= 2) and keep the average "
+        "if it scores better on validation than the best epoch (default: %(default)s, off)",
+    )
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -220,6 +234,7 @@ def train_config(args):
         checkpoint_every=args.checkpoint_every,
         max_steps=args.max_steps,
         progress=not args.no_progress,
+        average_last=args.average_last,
     )
 
 
