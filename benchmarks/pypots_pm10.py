@@ -7,6 +7,8 @@ Runs in its own environment (the project never depends on pypots):
     /tmp/pypots-venv/bin/pip install torch==2.13.0 pypots tokenizers safetensors pandas
     /tmp/pypots-venv/bin/python benchmarks/pypots_pm10.py --models saits,brits,itransformer,timesnet,imputeformer,csdi
     /tmp/pypots-venv/bin/python benchmarks/pypots_pm10.py --pattern blocks --seeds 0     # another held-out pattern
+    /tmp/pypots-venv/bin/python benchmarks/pypots_pm10.py --budget seconds --also-score blocks,variables
+        # one training per seed (best epoch chosen on the --pattern validation), scored on every pattern
 
 Writes ``results/imputation-pm10/pypots/{model}-{pattern}-{budget}.json`` and the scored cells
 ``results/imputation-pm10/heldout/{model}-seed{S}.csv`` (``{model}-{budget}-seed{S}.csv`` for a budget other
@@ -155,6 +157,12 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--pattern", choices=("values", "blocks", "variables"), default="values")
     p.add_argument("--budget", choices=tuple(BUDGETS), default="published")
+    p.add_argument(
+        "--also-score",
+        default="",
+        help="comma-separated held-out patterns the same trained model is also scored on (its test windows with "
+        "that pattern's held-out cells hidden); kept under the run as 'also'",
+    )
     p.add_argument("--csdi-samples", type=int, default=20, help="CSDI samples per window (median, 5%% / 95%%)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument(
@@ -177,9 +185,20 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    also = [q for q in args.also_score.split(",") if q]
+    bad = [q for q in also if q not in ("values", "blocks", "variables") or q == args.pattern]
+    if bad:
+        p.error(
+            f"--also-score takes patterns other than --pattern {args.pattern!r} (values, blocks, variables); got {bad}"
+        )
     frame, data = pm10_data(args.pattern)
     scaler = data["scaler"]
     train, valid_in, valid_truth, test_in = pypots_inputs(data)
+    tests = {args.pattern: (data, test_in)}  # pattern -> (its data, the test windows with its cells hidden)
+    for q in also:
+        other = pm10_data(q)[1]
+        np.testing.assert_array_equal(other["test"], data["test"])  # the same windows, other cells held out
+        tests[q] = (other, pypots_inputs(other)[3])
     epochs, patience = BUDGETS[args.budget]
 
     def seconds_per_epoch(name: str, n_epochs: int) -> float:
@@ -196,13 +215,11 @@ def main() -> None:
             minutes = per_epoch * (epochs or 100) / 60
             print(f"{name}: {per_epoch:.1f} s per epoch (with validation); {epochs or 100} epochs <= {minutes:.0f} min")
         return
-    cells = OUT / "heldout" if args.pattern == "values" else OUT / "heldout" / args.pattern
     (OUT / "pypots").mkdir(parents=True, exist_ok=True)
-    cells.mkdir(parents=True, exist_ok=True)
     for name in args.models.split(","):
         result_file = OUT / "pypots" / f"{name}-{args.pattern}-{args.budget}.json"
         record = json.loads(result_file.read_text()) if result_file.exists() else {"runs": []}
-        done = {r["seed"] for r in record["runs"]}
+        done = {r["seed"] for r in record["runs"] if set(also) <= set(r.get("also", {}))}
         if all(int(s) in done for s in args.seeds.split(",")):
             continue
         if args.budget == "seconds":
@@ -224,24 +241,37 @@ def main() -> None:
             t0 = time.perf_counter()
             model.fit({"X": train}, {"X": valid_in, "X_ori": valid_truth})
             seconds = time.perf_counter() - t0
-            extra = {}
-            if name == "csdi":
-                samples = model.predict({"X": test_in}, n_sampling_times=args.csdi_samples)["imputation"]
-                # (N, S, L, F) -> (S, N, L, F), data units
-                samples = scaler.inverse(samples.transpose(1, 0, 2, 3))
-                imputed = np.median(samples, axis=0)
-                lower, upper = np.quantile(samples, 0.05, axis=0), np.quantile(samples, 0.95, axis=0)
-                extra = interval_metrics(lower, upper, data["test"], data["test_holdout"], 0.9)
-                extra["samples"] = args.csdi_samples
-            else:
-                imputed = scaler.inverse(model.predict({"X": test_in})["imputation"])
+            scored = {}  # pattern -> (metrics, imputed test windows in data units)
+            for q, (qdata, q_in) in tests.items():
+                extra = {}
+                if name == "csdi":
+                    samples = model.predict({"X": q_in}, n_sampling_times=args.csdi_samples)["imputation"]
+                    # (N, S, L, F) -> (S, N, L, F), data units
+                    samples = scaler.inverse(samples.transpose(1, 0, 2, 3))
+                    imputed = np.median(samples, axis=0)
+                    lower, upper = np.quantile(samples, 0.05, axis=0), np.quantile(samples, 0.95, axis=0)
+                    extra = interval_metrics(lower, upper, qdata["test"], qdata["test_holdout"], 0.9)
+                    extra["samples"] = args.csdi_samples
+                else:
+                    imputed = scaler.inverse(model.predict({"X": q_in})["imputation"])
+                scored[q] = ({**imputation_metrics(imputed, qdata["test"], qdata["test_holdout"]), **extra}, imputed)
             predict_seconds = time.perf_counter() - t0 - seconds
-            metrics = imputation_metrics(imputed, data["test"], data["test_holdout"])
-            run = {"seed": seed, **metrics, **extra, "train_seconds": seconds, "predict_seconds": predict_seconds}
-            record["runs"].append(run)
-            table = heldout_table(frame, data, imputed)
+            run = {
+                "seed": seed,
+                **scored[args.pattern][0],
+                "train_seconds": seconds,
+                "predict_seconds": predict_seconds,
+            }
+            if also:
+                run["also"] = {q: scored[q][0] for q in also}
+            record["runs"] = [r for r in record["runs"] if r["seed"] != seed] + [run]  # replaces a run without 'also'
             budget = "" if args.budget == "published" else f"-{args.budget}"  # e.g. saits-seconds-seed0.csv
-            table.to_csv(cells / f"{name}{budget}-seed{seed}.csv", index=False, float_format="%.6g")
+            for q, (_, imputed) in scored.items():
+                folder = OUT / "heldout" if q == "values" else OUT / "heldout" / q
+                folder.mkdir(parents=True, exist_ok=True)
+                table = heldout_table(frame, tests[q][0], imputed)
+                selected = "" if q == args.pattern else f"-selected-on-{args.pattern}"
+                table.to_csv(folder / f"{name}{budget}{selected}-seed{seed}.csv", index=False, float_format="%.6g")
             result_file.write_text(json.dumps(record, indent=2))
             print(name, args.pattern, run, flush=True)
 

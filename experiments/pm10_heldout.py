@@ -239,14 +239,24 @@ def table(args) -> None:
             rec = json.loads(f.read_text())
             label = f.name[: -len(f"-{pattern}.json")]
             entries.append((label, rec["runs"], "dynmask"))
-        for f in sorted((OUT / "pypots").glob(f"*-{pattern}-*.json")):
+        for f in sorted((OUT / "pypots").glob("*.json")):
             rec = json.loads(f.read_text())
             budget = (
                 f"dynmask's training time: {rec['epochs']} ep from a {rec['seconds_per_epoch']:.0f} s probe epoch"
                 if rec["budget"] == "seconds"
                 else f"{rec['budget']}: {rec['epochs']} ep, patience {rec['patience']}"
             )
-            entries.append((f"PyPOTS {rec['model']} ({budget})", rec["runs"], "pypots"))
+            if rec["pattern"] == pattern:
+                entries.append((f"PyPOTS {rec['model']} ({budget})", rec["runs"], "pypots"))
+                continue
+            # the same trained models (epoch chosen on rec's pattern), scored on this pattern's held-out cells
+            runs = [
+                {**r["also"][pattern], "train_seconds": r["train_seconds"]}
+                for r in rec["runs"]
+                if pattern in r.get("also", {})
+            ]
+            label = f"PyPOTS {rec['model']} ({budget}; epoch chosen on held-out {rec['pattern']})"
+            entries.append((label, runs, "pypots"))
         for label, runs, kind in entries:
             if not runs:
                 continue
