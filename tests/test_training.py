@@ -438,3 +438,24 @@ def test_cli_refuses_averaging_one_epoch(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*args, "--average-last", "1"])
     assert "--average-last: expected 0 (off) or at least 2 epochs to average, got 1" in capsys.readouterr().err
+
+
+def test_a_finished_run_resumed_with_average_last_averages_once(setup, tmp_path):
+    out = tmp_path / "run"
+    first, _ = _trainer(setup, out, _model(setup[1]), epochs=3, average_last=3)
+    first.fit()
+
+    def averaged():
+        records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        return [r["averaged_epochs"] for r in records if "averaged_epochs" in r]
+
+    assert averaged() == [[1, 2, 3]]
+    for _ in range(2):  # the second resume finds [2, 3] already averaged
+        again, _ = _trainer(setup, out, _model(setup[1], seed=5), epochs=3, average_last=2)
+        assert again.fit(resume=True)["stopped"].startswith("already finished")
+    assert averaged() == [[1, 2, 3], [2, 3]]
+    best = json.loads((out / "best" / "config.json").read_text())
+    scores = [
+        r["score"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "valid"
+    ]
+    assert best["valid"]["score"] == max(scores)

@@ -21,7 +21,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -106,6 +106,7 @@ class _State:
     finished: bool = False
     stopped: str = ""  # why the run finished: "epochs" or "early stopping"
     metrics_bytes: int = 0  # size of metrics.jsonl when this state was saved: a resume cuts it back to this
+    averaged_epochs: list = field(default_factory=list)  # the epoch ends last averaged (average_last)
 
 
 def _savable(model: nn.Module) -> nn.Module:
@@ -475,6 +476,9 @@ class Trainer:
         if st.finished and st.stopped != "early stopping" and st.epoch < cfg.epochs:
             st.finished = False  # --resume --epochs N on a finished run: train on to epoch N
         if st.finished:
+            if self.config.average_last and st.averaged_epochs != self._epochs_to_average()[1]:
+                self._average_last_epochs()  # --resume --average-last N on a finished run
+                self.save_checkpoint()
             return self._summary(f"already finished ({st.stopped or 'epochs'})")
         from tqdm import tqdm
 
@@ -583,6 +587,11 @@ class Trainer:
             old.unlink()
         write_manifest(folder)
 
+    def _epochs_to_average(self) -> tuple[list[Path], list[int]]:
+        """The last ``average_last`` saved epoch-end weight files, and their epochs."""
+        files = sorted(self.epochs_dir.glob("epoch*.safetensors"))[-self.config.average_last :]
+        return files, [int(f.name[len("epoch") : -len(".safetensors")]) for f in files]
+
     def _average_last_epochs(self) -> None:
         """Average the saved epoch ends; the average becomes best/ when it scores better on validation.
 
@@ -590,8 +599,7 @@ class Trainer:
         interrupted here averages the same files again."""
         if not (self.main and self.config.average_last):
             return
-        files = sorted(self.epochs_dir.glob("epoch*.safetensors"))[-self.config.average_last :]
-        epochs = [int(f.name[len("epoch") : -len(".safetensors")]) for f in files]
+        files, epochs = self._epochs_to_average()
         if len(files) < 2:
             if self.config.progress:
                 print(f"average_last: {len(files)} epoch end saved in {self.epochs_dir}; nothing to average")
@@ -603,6 +611,7 @@ class Trainer:
         with torch.no_grad():
             metrics = self.task.evaluate(averaged)
         st = self.state
+        st.averaged_epochs = epochs
         improved = metrics["score"] > st.best_score
         if improved:
             st.best_score = metrics["score"]
