@@ -459,3 +459,13 @@ def test_a_finished_run_resumed_with_average_last_averages_once(setup, tmp_path)
         r["score"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "valid"
     ]
     assert best["valid"]["score"] == max(scores)
+
+
+def test_epoch_files_are_found_by_their_exact_names_only(setup, tmp_path):
+    trainer, _ = _trainer(setup, tmp_path / "run", _model(setup[1]), epochs=1, average_last=2)
+    folder = trainer.epochs_dir
+    folder.mkdir(parents=True)
+    for name in ("epoch0003.safetensors", "epoch0012.safetensors", "epochX.safetensors", "epoch7.safetensors"):
+        (folder / name).write_bytes(b"")
+    files, epochs = trainer._epochs_to_average()
+    assert epochs == [3, 12] and [f.name for f in files] == ["epoch0003.safetensors", "epoch0012.safetensors"]

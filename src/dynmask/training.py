@@ -19,6 +19,7 @@ import copy
 import json
 import math
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -583,14 +584,21 @@ class Trainer:
         tmp = folder / f"epoch{epoch:04d}.safetensors.tmp"
         save_model(_savable(self.model), str(tmp))
         os.replace(tmp, folder / f"epoch{epoch:04d}.safetensors")
-        for old in sorted(folder.glob("epoch*.safetensors"))[: -self.config.average_last]:
-            old.unlink()
+        kept = set(self._epochs_to_average()[0])
+        for old in folder.glob("epoch*.safetensors"):
+            if old not in kept:
+                old.unlink()
         write_manifest(folder)
 
     def _epochs_to_average(self) -> tuple[list[Path], list[int]]:
         """The last ``average_last`` saved epoch-end weight files, and their epochs."""
-        files = sorted(self.epochs_dir.glob("epoch*.safetensors"))[-self.config.average_last :]
-        return files, [int(f.name[len("epoch") : -len(".safetensors")]) for f in files]
+        found = {}  # epoch -> file; names not written by _save_epoch_weights are not weights of this run
+        for f in self.epochs_dir.glob("epoch*.safetensors"):
+            match = re.fullmatch(r"epoch(\d{4,})\.safetensors", f.name)
+            if match:
+                found[int(match.group(1))] = f
+        epochs = sorted(found)[-self.config.average_last :]
+        return [found[e] for e in epochs], epochs
 
     def _average_last_epochs(self) -> None:
         """Average the saved epoch ends; the average becomes best/ when it scores better on validation.
