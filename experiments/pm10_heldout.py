@@ -72,6 +72,8 @@ def dynmask(args) -> None:
     tuning = json.loads((OUT / "tuning.json").read_text())
     cfg = TUNING[min(tuning, key=lambda name: tuning[name]["valid_mae"])]
     model = dict(cfg["model"], **({"interval": args.intervals} if args.intervals else {}))
+    model.update({"normalize": args.normalize} if args.normalize != "none" else {})
+    model.update({"residual": True} if args.residual else {})
     unit = "block" if args.missing_process == "blocks" else "value"
     name = _name(args)
     result_file = OUT / "dynmask" / f"{name}-{args.pattern}.json"
@@ -115,7 +117,8 @@ def dynmask(args) -> None:
 
 def _name(args) -> str:
     block = "-block-holes" if args.missing_process == "blocks" else ""
-    return "dynmask" + block + ("-intervals" if args.intervals else "")
+    variant = ("-window-norm" if args.normalize == "window" else "") + ("-residual" if args.residual else "")
+    return "dynmask" + block + variant + ("-intervals" if args.intervals else "")
 
 
 def _run_folder(args, seed: int):
@@ -300,6 +303,8 @@ def main() -> None:
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--intervals", type=float, default=0.0, help="also learn this prediction interval (e.g. 0.9)")
     p.add_argument("--missing-process", choices=("values", "blocks"), default="values", help="training holes")
+    p.add_argument("--normalize", choices=("none", "window"), default="none", help="dynmask: per-window normalisation")
+    p.add_argument("--residual", action="store_true", help="dynmask: a correction to linear interpolation")
     args = p.parse_args()
     commands = dict(
         baselines=baselines, dynmask=dynmask, calibrate=calibrate, halves=halves, input=on_input, table=table, plot=plot

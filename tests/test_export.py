@@ -142,7 +142,8 @@ def test_series_models_export_with_the_nan_mask_inside(tmp_path, kind, backend):
         assert np.abs(run(clean) - graph(clean).numpy()).max() <= 1e-5
 
 
-def test_exported_imputer_fills_a_csv_like_the_run(tmp_path):
+@pytest.mark.parametrize("variant", [[], ["--residual", "--normalize", "window"]])
+def test_exported_imputer_fills_a_csv_like_the_run(tmp_path, variant):
     rng = np.random.default_rng(0)
     values = np.sin(np.arange(200)[:, None] / 7 + np.arange(3)) + rng.normal(0, 0.1, (200, 3))
     values[rng.random(values.shape) < 0.2] = np.nan
@@ -170,6 +171,7 @@ def test_exported_imputer_fills_a_csv_like_the_run(tmp_path):
                 "--layers",
                 "1",
                 "--no-progress",
+                *variant,  # the interpolation and the window statistics go into the graph too
             ]
         )
         == 0

@@ -27,15 +27,28 @@ def _per_value(mask, seed=0):
     return Mask(values.any(-1), mask.valid, values)
 
 
-@settings(max_examples=20, deadline=None)
-@given(batch=masked_batches(d_model=F), arch=st.sampled_from(SERIES_ARCHS), gaps=st.booleans())
-def test_guarantee_imputer(batch, arch, gaps):
+@settings(max_examples=30, deadline=None)
+@given(
+    batch=masked_batches(d_model=F),
+    arch=st.sampled_from(SERIES_ARCHS),
+    gaps=st.booleans(),
+    residual=st.booleans(),
+    normalize=st.sampled_from(["none", "window"]),
+)
+def test_guarantee_imputer(batch, arch, gaps, residual, normalize):
     x, mask = batch
     mask = _per_value(mask)
     torch.manual_seed(0)
+    if arch == "grud":
+        residual, normalize = False, "none"  # GRU-D reads raw values; neither option applies
     model = SeriesImputer(
-        SeriesConfig(F, arch=arch, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0, time_gaps=gaps)
-    )
+        SeriesConfig(
+            F, arch=arch, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0, time_gaps=gaps,
+            residual=residual, normalize=normalize,
+        )
+    )  # fmt: skip
+    if residual:  # a non-zero correction, so that the learned part is checked too
+        torch.nn.init.normal_(model.head.weight)
     # every prediction, at observed and missing positions alike, ignores the values at missing entries
     hostile_mask = Mask(mask.observed, mask.valid, mask.observed_values)
     not_observed = ~mask.observed_values
@@ -697,3 +710,51 @@ def test_the_imputation_plot_draws_intervals_only_at_holes(tmp_path):
     pixels = lambda p: np.asarray(Image.open(p).convert("RGB"), dtype=np.int16)
     assert np.abs(pixels(plain) - pixels(bars)).sum() > 0  # the bars are drawn
     assert np.array_equal(pixels(bars), pixels(same))  # and only at the holes
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), residual=st.booleans(), arch=st.sampled_from(["transformer", "gru"]))
+def test_window_normalised_imputer_is_shift_and_scale_equivariant(seed, residual, arch):
+    """normalize='window': filling a * x + b (a > 0, b per variable) gives a * fill(x) + b, whatever
+    the level or unit of a series (a trend that leaves the training range, another currency)."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(0)
+    model = (
+        SeriesImputer(
+            SeriesConfig(
+                F, arch=arch, d_model=16, n_heads=2, n_layers=1, d_ff=32, residual=residual, normalize="window"
+            )
+        )
+        .double()
+        .eval()
+    )
+    torch.nn.init.normal_(model.head.weight)
+    x = torch.randn(3, 10, F, generator=g, dtype=torch.float64)
+    x[torch.rand(3, 10, F, generator=g) < 0.3] = float("nan")
+    x[:, :3, 0] = float("nan")  # a variable with few observations in a window
+    mask = Mask.from_nan(x)
+    a = torch.exp(torch.empty(F, dtype=torch.float64).uniform_(0, 7, generator=g))  # 1 .. 1100: above the floor
+    b = torch.empty(F, dtype=torch.float64).uniform_(-1e4, 1e4, generator=g)
+    with torch.no_grad():
+        filled, moved = model.impute(x, mask), model.impute(a * x + b, mask)
+    from dynmask.models.series import MIN_WINDOW_SCALE, window_statistics
+
+    # (B, 1, F): fewer than 2 values (loc = the value, scale 1) or a floored scale is not scale-equivariant
+    _, scale = window_statistics(x, mask.observed_values)
+    few = (mask.observed_values.sum(1, keepdim=True) < 2) | (scale < 2 * MIN_WINDOW_SCALE)
+    check = ~few.expand_as(x)
+    torch.testing.assert_close(moved[check], (a * filled + b)[check], rtol=1e-7, atol=1e-6 * float(b.abs().max()))
+
+
+def test_window_statistics_read_observed_values_only_and_floor_the_scale():
+    from dynmask.models.series import MIN_WINDOW_SCALE, window_statistics
+
+    x = torch.tensor([[[1.0, 5.0], [3.0, float("nan")], [float("nan"), 5.0], [5.0, float("inf")]]])  # (1, 4, 2)
+    observed = torch.tensor([[[True, True], [True, False], [False, True], [True, False]]])
+    loc, scale = window_statistics(x, observed)
+    assert torch.allclose(loc, torch.tensor([[[3.0, 5.0]]]))
+    assert torch.allclose(scale, torch.tensor([[[(8 / 3) ** 0.5, MIN_WINDOW_SCALE]]]))  # constant: the floor
+    loc, scale = window_statistics(x, observed & torch.tensor([True, False, False, False]).view(1, 4, 1))
+    assert torch.equal(scale, torch.ones(1, 1, 2)) and torch.allclose(loc, torch.tensor([[[1.0, 5.0]]]))
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        SeriesImputer(SeriesConfig(2, normalize="global"))

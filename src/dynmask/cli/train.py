@@ -305,6 +305,14 @@ def _register_impute(tsub) -> None:
         "never far from the interpolation a smooth series favours",
     )
     q.add_argument(
+        "--normalize",
+        choices=("none", "window"),
+        default="none",
+        help="window: the model reads each window's variables relative to their observed mean and standard "
+        "deviation and predicts in those units, so a level or trend outside the training range does not throw it "
+        "(default: %(default)s)",
+    )
+    q.add_argument(
         "--intervals",
         type=HOLDOUT,
         default=0.0,
@@ -441,6 +449,7 @@ def _series_model(args) -> dict:
         time_gaps=args.time_gaps,
         **({"interval": args.intervals} if getattr(args, "intervals", 0.0) else {}),
         **({"residual": True} if getattr(args, "residual", False) else {}),
+        **({"normalize": args.normalize} if getattr(args, "normalize", "none") != "none" else {}),
     )
 
 

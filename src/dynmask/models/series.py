@@ -20,9 +20,11 @@ from ..masks import Mask
 from ..pooling import masked_max, masked_mean
 from ..rnn import GRUD, MaskedGRU, MaskedLSTM, time_since_observed
 
-__all__ = ["SeriesConfig", "SeriesClassifier", "SeriesImputer", "SERIES_ARCHS"]
+__all__ = ["SeriesConfig", "SeriesClassifier", "SeriesImputer", "SERIES_ARCHS", "NORMALIZATIONS", "window_statistics"]
 
 SERIES_ARCHS = ("transformer", "lstm", "gru", "grud")
+NORMALIZATIONS = ("none", "window")
+MIN_WINDOW_SCALE = 1e-2  # in the data's (standardised) units: a nearly constant window is not blown up
 
 
 @dataclass
@@ -41,6 +43,9 @@ class SeriesConfig:
     time_gaps: bool = False
     interval: float = 0.0  # imputer: > 0 adds the (1 - interval)/2 and (1 + interval)/2 quantiles of each value
     residual: bool = False  # imputer: predict a correction to linear interpolation of the observed values
+    # imputer: "window" reads each window's variables relative to their observed mean and standard deviation
+    # and predicts in those units (shift- and scale-equivariant per window and variable); "none": as given
+    normalize: str = "none"
     backend: str = "auto"  # transformer: dense | compact | auto (see dynmask.layers)
 
     def to_dict(self) -> dict:
@@ -52,20 +57,39 @@ def interpolate_observed(x: Tensor, observed: Tensor) -> Tensor:
     bool[B, L, F], True = observed): between two observations a straight line, before the first / after
     the last the nearest observation, 0 for a variable with no observation. Missing values are never
     read (``where`` first), so they cannot change the result or receive a gradient."""
-    batch, length, features = x.shape
+    length = x.shape[1]
     clean = torch.where(observed, x, x.new_zeros(()))  # (B, L, F)
     pos = torch.arange(length, device=x.device).view(1, length, 1).expand_as(observed)  # (B, L, F)
-    last = torch.where(observed, pos, torch.full_like(pos, -1)).cummax(dim=1).values  # previous observation
-    flipped = torch.where(observed.flip(1), pos, torch.full_like(pos, -1)).cummax(dim=1).values.flip(1)
-    nxt = torch.where(flipped >= 0, length - 1 - flipped, torch.full_like(flipped, length))  # next observation
-    has_prev, has_next = last >= 0, nxt < length
-    v_prev = clean.gather(1, last.clamp(min=0))
-    v_next = clean.gather(1, nxt.clamp(max=max(length - 1, 0)))
+    # by counting, not cummax (ONNX has no cumulative max): the observed positions in time order come first
+    order = torch.where(observed, pos, pos + length).argsort(dim=1)  # (B, L, F)
+    count = observed.long().cumsum(dim=1)  # observations at or before each step
+    before = count - observed.long()  # observations strictly before it
+    last = order.gather(1, (count - 1).clamp(min=0))  # the latest observation at or before the step
+    nxt = order.gather(1, before.clamp(max=length - 1))  # the first observation at or after it
+    has_prev, has_next = count > 0, before < count[:, -1:]
+    v_prev = clean.gather(1, last)
+    v_next = clean.gather(1, nxt)
     span = (nxt - last).clamp(min=1).to(x.dtype)
     between = v_prev + (pos - last).to(x.dtype) / span * (v_next - v_prev)
     return torch.where(
         has_prev & has_next, between, torch.where(has_prev, v_prev, torch.where(has_next, v_next, clean.new_zeros(())))
     )
+
+
+def window_statistics(x: Tensor, observed: Tensor) -> tuple[Tensor, Tensor]:
+    """(loc, scale), each float[B, 1, F]: per window and variable, the mean and standard deviation of the
+    *observed* values of ``x`` float[B, L, F] (``observed`` bool[B, L, F], True = observed), as RevIN
+    (Kim et al., 2022) normalises, but never reading a missing value. A variable with fewer than two
+    observations in the window gets (its single value or 0, 1); the scale is at least
+    :data:`MIN_WINDOW_SCALE`."""
+    clean = torch.where(observed, x, x.new_zeros(()))  # (B, L, F)
+    n = observed.sum(dim=1, keepdim=True).to(x.dtype)  # (B, 1, F)
+    loc = clean.sum(dim=1, keepdim=True) / n.clamp(min=1)
+    dev = torch.where(observed, clean - loc, x.new_zeros(()))
+    var = dev.pow(2).sum(dim=1, keepdim=True) / n.clamp(min=1)
+    # sqrt at 0 has an infinite derivative: clamp the variance first, then the floor on the scale
+    scale = var.clamp(min=MIN_WINDOW_SCALE**2).sqrt()
+    return loc, torch.where(n >= 2, scale, torch.ones_like(scale))
 
 
 class _Backbone(nn.Module):
@@ -159,6 +183,10 @@ class SeriesImputer(nn.Module):
         super().__init__()
         if not 0.0 <= config.interval < 1.0:
             raise ValueError(f"interval must lie in [0, 1), got {config.interval}")
+        if config.normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {config.normalize!r}")
+        if config.normalize != "none" and config.arch == "grud":
+            raise ValueError("normalize='window' needs arch transformer, lstm or gru (GRU-D reads raw values)")
         self.config = config
         self.backbone = _Backbone(config, queries="all")
         self.head = nn.Linear(config.d_model, config.num_features)
@@ -174,27 +202,38 @@ class SeriesImputer(nn.Module):
         return (1 - self.config.interval) / 2, (1 + self.config.interval) / 2
 
     def _features(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor]):
-        """(backbone states float[B, L, D], the base the head adds to: interpolation or 0)."""
+        """(backbone states float[B, L, D], the base the head adds to: interpolation or None, the window
+        statistics (loc, scale) or None). With ``normalize="window"`` the backbone, the base and the head
+        work in the window's units; :meth:`_points` maps back."""
+        stats = None
+        if self.config.normalize == "window":
+            observed = observed_values(x, mask)  # (B, L, F)
+            stats = window_statistics(x, observed)
+            # zeros first: a NaN at a hole would reach the scale's gradient through the division
+            clean = torch.where(observed, x, x.new_zeros(()))
+            x = torch.where(observed, (clean - stats[0]) / stats[1], x.new_zeros(()))  # (B, L, F)
         if not self.config.residual:
-            return self.backbone(x, mask, timestamps), None
+            return self.backbone(x, mask, timestamps), None, stats
         base = interpolate_observed(x, observed_values(x, mask))  # (B, L, F)
-        return self.backbone(x, mask, timestamps, extra=base), base
+        return self.backbone(x, mask, timestamps, extra=base), base, stats
 
     def forward(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None) -> Tensor:
         """Predictions float[B, L, F] at every position (observed ones included, for reconstruction).
         With ``residual``: linear interpolation of the observed values plus a learned correction."""
-        h, base = self._features(x, mask, timestamps)
-        out = self.head(h)
-        return out if base is None else base + out
+        h, base, stats = self._features(x, mask, timestamps)
+        out = self.head(h) if base is None else base + self.head(h)
+        return out if stats is None else out * stats[1] + stats[0]
 
     def forward_with_interval(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None):
         """(point, lower, upper), each float[B, L, F]; lower <= point <= upper by construction (softplus
         offsets). Needs ``interval > 0``."""
         if self.interval_head is None:
             raise ValueError("this imputer has no interval head: train it with interval > 0 (--intervals)")
-        h, base = self._features(x, mask, timestamps)
+        h, base, stats = self._features(x, mask, timestamps)
         point = self.head(h) if base is None else base + self.head(h)
         below, above = nn.functional.softplus(self.interval_head(h)).chunk(2, dim=-1)  # (B, L, F) each
+        if stats is not None:  # back to the data's units: offsets scale, the point shifts too
+            point, below, above = point * stats[1] + stats[0], below * stats[1], above * stats[1]
         return point, point - below, point + above
 
     def impute_with_interval(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None):
