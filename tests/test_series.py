@@ -572,14 +572,7 @@ def test_an_imputer_that_loses_to_a_baseline_on_validation_falls_back_and_says_s
     frame.insert(0, "t", t)
     frame.to_csv(tmp_path / "in.csv", index=False)
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                *_tiny_imputer_args(tmp_path / "in.csv", run, epochs=1),
-            ]
-        )
-        == 0
-    )
+    assert main([*_tiny_imputer_args(tmp_path / "in.csv", run, epochs=1), "--no-residual"]) == 0  # the plain model
     results = json.loads((run / "test_results.json").read_text())
     fallback = json.loads((run / "best" / "fallback.json").read_text())
     assert fallback["fallback"] == "linear"  # the model is worse on validation values
@@ -653,7 +646,7 @@ def test_residual_imputer_stays_near_interpolation_on_a_smooth_series(tmp_path):
     frame.insert(0, "t", t)
     frame.to_csv(tmp_path / "in.csv", index=False)
     maes = {}
-    for name, extra in (("plain", []), ("residual", ["--residual"])):
+    for name, extra in (("plain", ["--no-residual"]), ("residual", [])):  # residual: the default
         run = tmp_path / name
         assert (
             main(
@@ -688,6 +681,7 @@ def test_window_and_stride_come_from_the_data_length_when_not_given(tmp_path, ca
     assert "window 18 steps, stride 3" in capsys.readouterr().out
     config = json.loads((run / "best" / "config.json").read_text())
     assert config["data"]["window"] == 18 and config["data"]["stride"] == 3
+    assert config["model"]["residual"] is True  # the default: a correction to linear interpolation
 
 
 def test_the_imputation_plot_draws_intervals_only_at_holes(tmp_path):

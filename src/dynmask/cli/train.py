@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from .arguments import (
@@ -300,9 +301,11 @@ def _register_impute(tsub) -> None:
     )
     q.add_argument(
         "--residual",
-        action="store_true",
-        help="predict a correction to linear interpolation of the observed values (which is also an input): "
-        "never far from the interpolation a smooth series favours",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="predict a correction to linear interpolation of the observed values (which is also an input), "
+        "starting from a zero correction: lower error on PM10 and on trending and weather-like tables than the "
+        "plain imputer (README); --no-residual predicts values directly (default: %(default)s)",
     )
     q.add_argument(
         "--normalize",
