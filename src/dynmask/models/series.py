@@ -204,7 +204,7 @@ class SeriesImputer(nn.Module):
     def _features(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor]):
         """(backbone states float[B, L, D], the base the head adds to: interpolation or None, the window
         statistics (loc, scale) or None). With ``normalize="window"`` the backbone, the base and the head
-        work in the window's units; :meth:`_points` maps back."""
+        work in the window's units; :meth:`_point` gives the point there and the callers map back."""
         stats = None
         if self.config.normalize == "window":
             observed = observed_values(x, mask)  # (B, L, F)
@@ -217,12 +217,18 @@ class SeriesImputer(nn.Module):
         base = interpolate_observed(x, observed_values(x, mask))  # (B, L, F)
         return self.backbone(x, mask, timestamps, extra=base), base, stats
 
+    def _point(self, h: Tensor, base: Optional[Tensor]) -> Tensor:
+        """The point prediction float[B, L, F] in the backbone's units: the head's output, added to the
+        interpolation with ``residual``."""
+        out = self.head(h)
+        return out if base is None else base + out
+
     def forward(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None) -> Tensor:
         """Predictions float[B, L, F] at every position (observed ones included, for reconstruction).
         With ``residual``: linear interpolation of the observed values plus a learned correction."""
         h, base, stats = self._features(x, mask, timestamps)
-        out = self.head(h) if base is None else base + self.head(h)
-        return out if stats is None else out * stats[1] + stats[0]
+        point = self._point(h, base)
+        return point if stats is None else point * stats[1] + stats[0]
 
     def forward_with_interval(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None):
         """(point, lower, upper), each float[B, L, F]; lower <= point <= upper by construction (softplus
@@ -230,7 +236,7 @@ class SeriesImputer(nn.Module):
         if self.interval_head is None:
             raise ValueError("this imputer has no interval head: train it with interval > 0 (--intervals)")
         h, base, stats = self._features(x, mask, timestamps)
-        point = self.head(h) if base is None else base + self.head(h)
+        point = self._point(h, base)
         below, above = nn.functional.softplus(self.interval_head(h)).chunk(2, dim=-1)  # (B, L, F) each
         if stats is not None:  # back to the data's units: offsets scale, the point shifts too
             point, below, above = point * stats[1] + stats[0], below * stats[1], above * stats[1]
