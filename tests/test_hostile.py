@@ -797,6 +797,25 @@ def test_e17_help_shows_the_real_defaults():
     assert (args.batch_size, args.patience) == (32, 25)
 
 
+def test_cli_choices_are_the_librarys():
+    """The CLI spells its choices out (it imports torch lazily); they must stay the library's own."""
+    from dynmask.models.classifier import ARCHS, METHODS
+    from dynmask.models.seq2seq import SEQ2SEQ_METHODS
+    from dynmask.models.series import NORMALIZATIONS, SERIES_ARCHS
+
+    subs = dict(_subparsers(build_parser()))
+
+    def choices(command: str, dest: str) -> tuple:
+        (action,) = [a for a in subs[command]._actions if a.dest == dest]
+        return tuple(action.choices)
+
+    assert choices("train impute", "normalize") == NORMALIZATIONS
+    assert choices("train impute", "arch") == SERIES_ARCHS
+    assert choices("train classify", "arch") == ARCHS
+    assert set(METHODS) <= set(choices("train classify", "method"))
+    assert set(choices("train translate", "method")) == set(SEQ2SEQ_METHODS)
+
+
 def test_e17_evaluate_remembers_the_data_of_the_run(classifier_run, capsys):
     capsys.readouterr()
     assert main(["evaluate", "--model", str(classifier_run), "--missing", "0"]) == 0

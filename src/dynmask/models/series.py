@@ -206,15 +206,15 @@ class SeriesImputer(nn.Module):
         statistics (loc, scale) or None). With ``normalize="window"`` the backbone, the base and the head
         work in the window's units; :meth:`_point` gives the point there and the callers map back."""
         stats = None
+        observed = observed_values(x, mask)  # (B, L, F), True = observed
         if self.config.normalize == "window":
-            observed = observed_values(x, mask)  # (B, L, F)
             stats = window_statistics(x, observed)
             # zeros first: a NaN at a hole would reach the scale's gradient through the division
             clean = torch.where(observed, x, x.new_zeros(()))
             x = torch.where(observed, (clean - stats[0]) / stats[1], x.new_zeros(()))  # (B, L, F)
         if not self.config.residual:
             return self.backbone(x, mask, timestamps), None, stats
-        base = interpolate_observed(x, observed_values(x, mask))  # (B, L, F)
+        base = interpolate_observed(x, observed)  # (B, L, F)
         return self.backbone(x, mask, timestamps, extra=base), base, stats
 
     def _point(self, h: Tensor, base: Optional[Tensor]) -> Tensor:
