@@ -319,6 +319,24 @@ def test_block_training_holes_cover_their_rate_in_runs():
     assert only[..., 1].any() and not only[..., [0, 2]].any()
 
 
+def test_variable_training_holes_hide_whole_windows_of_a_variable():
+    from dynmask.tasks.series import ImputationTask, _hide
+
+    x = torch.randn(400, 30, 5)
+    x[0, 3, 2] = float("nan")  # really missing stays missing
+    uniforms = torch.rand(5, 400, 30, generator=torch.Generator().manual_seed(0))
+    hidden = torch.isnan(_hide(x, 0.3, uniforms, unit="variable"))  # (B, L, F)
+    whole = hidden.all(dim=1)  # (B, F): the variable is hidden for the whole window
+    partial = hidden.any(dim=1) & ~whole  # (B, F): some steps hidden, not all
+    partial[0, 2] = False  # the real NaN, whether or not its variable was drawn
+    assert not partial.any()
+    assert 0.25 < whole.float().mean() < 0.35
+    only = torch.isnan(_hide(x, 0.3, uniforms, unit="variable", variables=torch.tensor([0, 0, 0, 1, 0]).bool()))
+    assert only[..., 3].any() and not only[1:, :, [0, 1, 2, 4]].any()
+    with pytest.raises(ValueError, match="missing_unit"):
+        ImputationTask({"scaler": None}, missing_unit="variables")
+
+
 def test_cli_impute_with_block_holes_and_chosen_variables(tmp_path):
     values = _series(n=300)
     frame = pd.DataFrame(values, columns=["s1", "s2", "s3"])

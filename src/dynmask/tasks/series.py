@@ -54,7 +54,8 @@ __all__ = [
 _OFFSET = {"train": 0, "valid": 1, "test": 2}
 
 
-MISSING_UNITS = ("value", "step")
+MISSING_UNITS = ("value", "step")  # classification's test and training holes
+IMPUTATION_UNITS = ("value", "block", "variable")  # the imputer's artificial training holes
 
 
 def _hide(
@@ -71,12 +72,16 @@ def _hide(
     when all its features are hidden); ``"step"``: whole steps are hidden (every feature together,
     one draw per step), e.g. a sensor box that drops out, so the step is a missing position;
     ``"block"``: a variable is hidden for ``block_length`` consecutive steps (a sensor that fails
-    for days), blocks starting with the probability that covers ``rate`` of the steps.
+    for days), blocks starting with the probability that covers ``rate`` of the steps;
+    ``"variable"``: a variable is hidden for the whole window (a station that is down throughout),
+    with probability ``rate`` per window and variable.
     ``variables`` (bool[F]): only these variables are hidden. ``unit`` is checked by the caller."""
     if rate == 0:
         return x
     if unit == "step":
         draws = uniforms[0].unsqueeze(-1)  # (B, L, 1): one draw per step, shared by its features
+    elif unit == "variable":
+        draws = uniforms[:, :, :1].permute(1, 2, 0)  # (F, B, 1) -> (B, 1, F): one draw per window and variable
     else:
         draws = uniforms.permute(1, 2, 0)  # (F, B, L) -> (B, L, F)
     if unit == "block":
@@ -404,8 +409,8 @@ class ImputationTask:
         missing_unit: str = "value",
         block_length: int = 7,
     ) -> None:
-        if missing_unit not in ("value", "block"):
-            raise ValueError(f"missing_unit must be 'value' or 'block', got {missing_unit!r}")
+        if missing_unit not in IMPUTATION_UNITS:
+            raise ValueError(f"missing_unit must be one of {IMPUTATION_UNITS}, got {missing_unit!r}")
         self.data, self.artificial, self.seed, self.eval_batch_size = data, artificial, seed, eval_batch_size
         self.missing_unit, self.block_length = missing_unit, block_length
         hidden = data.get("variables_hidden")
@@ -996,7 +1001,7 @@ def train_imputer(
     """Train, then score the best model and the simple baselines on the test split's held-out values.
 
     ``missing_unit`` / ``block_length``: the shape of the artificial training holes (single values,
-    or blocks of consecutive steps of one variable)."""
+    blocks of consecutive steps of one variable, or a variable for a whole window; see :func:`_hide`)."""
     import time
 
     from ..run_folders import fingerprint
