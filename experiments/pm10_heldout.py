@@ -308,7 +308,7 @@ def main() -> None:
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--intervals", type=float, default=0.0, help="also learn this prediction interval (e.g. 0.9)")
     p.add_argument(
-        "--missing-process", choices=("values", "blocks", "variables"), default="values", help="training holes"
+        "--missing-process", choices=("values", "blocks", "variables", "mixed"), default="values", help="training holes"
     )
     p.add_argument("--normalize", choices=("none", "window"), default="none", help="dynmask: per-window normalisation")
     p.add_argument("--residual", action="store_true", help="dynmask: a correction to linear interpolation")

@@ -337,7 +337,22 @@ def test_variable_training_holes_hide_whole_windows_of_a_variable():
         ImputationTask({"scaler": None}, missing_unit="variables")
 
 
-def test_cli_impute_with_block_holes_and_chosen_variables(tmp_path):
+def test_mixed_training_holes_give_each_window_one_unit():
+    from dynmask.tasks.series import _hide
+
+    x = torch.randn(300, 30, 4)
+    uniforms = torch.rand(5, 300, 30, generator=torch.Generator().manual_seed(1))  # (F + 1, B, L)
+    mixed = torch.isnan(_hide(x, 0.3, uniforms, unit="mixed"))
+    each = {u: torch.isnan(_hide(x, 0.3, uniforms[:-1], unit=u)) for u in ("value", "block", "variable")}
+    picked = [[u for u, h in each.items() if torch.equal(h[b], mixed[b])] for b in range(300)]
+    assert all(len(p) >= 1 for p in picked)  # every window is exactly one unit's pattern
+    counts = {u: sum(p == [u] for p in picked) for u in each}
+    assert all(70 < n < 130 for n in counts.values()), counts  # about a third each
+    assert 0.2 < mixed.float().mean() < 0.4
+
+
+@pytest.mark.parametrize("process", ["blocks", "mixed"])
+def test_cli_impute_with_block_holes_and_chosen_variables(tmp_path, process):
     values = _series(n=300)
     frame = pd.DataFrame(values, columns=["s1", "s2", "s3"])
     frame.insert(0, "day", [f"d{i}" for i in range(300)])
@@ -348,7 +363,7 @@ def test_cli_impute_with_block_holes_and_chosen_variables(tmp_path):
         "--holdout-pattern",
         "blocks",
         "--missing-process",
-        "blocks",
+        process,
         "--block-length",
         "4",
         "--hide-variables",
@@ -358,7 +373,7 @@ def test_cli_impute_with_block_holes_and_chosen_variables(tmp_path):
     held = np.load(run / "test_holdout_mask.npy")
     assert held[..., 1].any() and not held[..., [0, 2]].any()
     config = json.loads((run / "best" / "config.json").read_text())
-    assert config["missing_unit"] == "block" and config["data"]["holdout_pattern"] == "blocks"
+    assert config["missing_unit"] == process.removesuffix("s") and config["data"]["holdout_pattern"] == "blocks"
     assert config["data"]["hide_variables"] == ["s2"]
     assert main([*args[:-1], "nope", "--overwrite"]) == 2  # an unknown variable is refused
 

@@ -288,10 +288,11 @@ def _register_impute(tsub) -> None:
     )
     q.add_argument(
         "--missing-process",
-        choices=("values", "blocks", "variables"),
+        choices=("values", "blocks", "variables", "mixed"),
         default="values",
-        help="artificial training holes: single values, blocks of --block-length steps of one variable, or a "
-        "variable for a whole window (--artificial is then the share of variables hidden) (default: %(default)s)",
+        help="artificial training holes: single values, blocks of --block-length steps of one variable, a "
+        "variable for a whole window (--artificial is then the share of variables hidden), or mixed (each "
+        "window one of the three) (default: %(default)s)",
     )
     q.add_argument(
         "--block-length",
@@ -510,7 +511,7 @@ def _train_impute(args) -> dict:
         schedule=args.schedule,
         resume=args.resume,
         overwrite=args.overwrite,
-        missing_unit=args.missing_process.removesuffix("s"),  # values -> value, blocks -> block, ...
+        missing_unit=args.missing_process.removesuffix("s"),  # values -> value, blocks -> block, mixed
         block_length=args.block_length,
     )
     print(json.dumps(summary, indent=2))

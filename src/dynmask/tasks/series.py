@@ -55,7 +55,7 @@ _OFFSET = {"train": 0, "valid": 1, "test": 2}
 
 
 MISSING_UNITS = ("value", "step")  # classification's test and training holes
-IMPUTATION_UNITS = ("value", "block", "variable")  # the imputer's artificial training holes
+IMPUTATION_UNITS = ("value", "block", "variable", "mixed")  # the imputer's artificial training holes
 
 
 def _hide(
@@ -74,10 +74,15 @@ def _hide(
     ``"block"``: a variable is hidden for ``block_length`` consecutive steps (a sensor that fails
     for days), blocks starting with the probability that covers ``rate`` of the steps;
     ``"variable"``: a variable is hidden for the whole window (a station that is down throughout),
-    with probability ``rate`` per window and variable.
+    with probability ``rate`` per window and variable; ``"mixed"``: each window takes one of
+    value / block / variable at random (uniforms then float[F + 1, B, L]: the last row picks).
     ``variables`` (bool[F]): only these variables are hidden. ``unit`` is checked by the caller."""
     if rate == 0:
         return x
+    if unit == "mixed":
+        pick = (uniforms[-1, :, 0] * 3).long().clamp(max=2)  # (B,): 0 value, 1 block, 2 variable
+        each = [_hide(x, rate, uniforms[:-1], u, block_length, variables) for u in ("value", "block", "variable")]
+        return torch.stack(each)[pick, torch.arange(x.shape[0])]  # (3, B, L, F) -> (B, L, F)
     if unit == "step":
         draws = uniforms[0].unsqueeze(-1)  # (B, L, 1): one draw per step, shared by its features
     elif unit == "variable":
@@ -418,7 +423,8 @@ class ImputationTask:
         self.scaler: Standardizer = data["scaler"]
         self.std = {k: torch.from_numpy(self.scaler.transform(data[k])).float() for k in ("train", "valid", "test")}
         features, window = data["train"].shape[2], data["train"].shape[1]
-        self.schedule = Schedule(schedule, features, seed, window)
+        # one uniform per variable and step; "mixed" draws one more row, which picks each window's unit
+        self.schedule = Schedule(schedule, features + (missing_unit == "mixed"), seed, window)
 
     def num_train(self) -> int:
         return self.std["train"].shape[0]
@@ -1001,7 +1007,8 @@ def train_imputer(
     """Train, then score the best model and the simple baselines on the test split's held-out values.
 
     ``missing_unit`` / ``block_length``: the shape of the artificial training holes (single values,
-    blocks of consecutive steps of one variable, or a variable for a whole window; see :func:`_hide`)."""
+    blocks of consecutive steps of one variable, a variable for a whole window, or a mix of the three;
+    see :func:`_hide`)."""
     import time
 
     from ..run_folders import fingerprint
