@@ -74,6 +74,7 @@ def dynmask(args) -> None:
     model = dict(cfg["model"], **({"interval": args.intervals} if args.intervals else {}))
     model.update({"normalize": args.normalize} if args.normalize != "none" else {})
     model.update({"residual": True} if args.residual else {})
+    model.update({"residual_gate": True} if args.residual_gate else {})
     unit = unit_name(args.missing_process)
     name = _name(args)
     result_file = OUT / "dynmask" / f"{name}-{args.pattern}.json"
@@ -123,6 +124,7 @@ def unit_name(process: str) -> str:
 def _name(args) -> str:
     block = "" if args.missing_process == "values" else f"-{unit_name(args.missing_process)}-holes"
     variant = ("-window-norm" if args.normalize == "window" else "") + ("-residual" if args.residual else "")
+    variant += "-gated" if args.residual_gate else ""
     return "dynmask" + block + variant + ("-intervals" if args.intervals else "")
 
 
@@ -312,6 +314,7 @@ def main() -> None:
     )
     p.add_argument("--normalize", choices=("none", "window"), default="none", help="dynmask: per-window normalisation")
     p.add_argument("--residual", action="store_true", help="dynmask: a correction to linear interpolation")
+    p.add_argument("--residual-gate", action="store_true", help="dynmask: gate the interpolation per value")
     args = p.parse_args()
     commands = dict(
         baselines=baselines, dynmask=dynmask, calibrate=calibrate, halves=halves, input=on_input, table=table, plot=plot

@@ -142,7 +142,9 @@ def test_series_models_export_with_the_nan_mask_inside(tmp_path, kind, backend):
         assert np.abs(run(clean) - graph(clean).numpy()).max() <= 1e-5
 
 
-@pytest.mark.parametrize("variant", [["--no-residual"], ["--normalize", "window"]])  # residual: the default
+@pytest.mark.parametrize(  # residual: the default
+    "variant", [["--no-residual"], ["--normalize", "window"], ["--residual-gate"]]
+)
 def test_exported_imputer_fills_a_csv_like_the_run(tmp_path, variant):
     rng = np.random.default_rng(0)
     values = np.sin(np.arange(200)[:, None] / 7 + np.arange(3)) + rng.normal(0, 0.1, (200, 3))

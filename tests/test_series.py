@@ -32,7 +32,7 @@ def _per_value(mask, seed=0):
     batch=masked_batches(d_model=F),
     arch=st.sampled_from(SERIES_ARCHS),
     gaps=st.booleans(),
-    residual=st.booleans(),
+    residual=st.sampled_from(["none", "add", "gated"]),
     normalize=st.sampled_from(["none", "window"]),
 )
 def test_guarantee_imputer(batch, arch, gaps, residual, normalize):
@@ -40,15 +40,17 @@ def test_guarantee_imputer(batch, arch, gaps, residual, normalize):
     mask = _per_value(mask)
     torch.manual_seed(0)
     if arch == "grud":
-        residual, normalize = False, "none"  # GRU-D reads raw values; neither option applies
+        residual, normalize = "none", "none"  # GRU-D reads raw values; neither option applies
     model = SeriesImputer(
         SeriesConfig(
             F, arch=arch, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0, time_gaps=gaps,
-            residual=residual, normalize=normalize,
+            residual=residual != "none", residual_gate=residual == "gated", normalize=normalize,
         )
     )  # fmt: skip
-    if residual:  # a non-zero correction, so that the learned part is checked too
-        torch.nn.init.normal_(model.head.weight)
+    # non-zero corrections, direct predictions and gates, so that every learned part is checked too
+    for head in (model.head, model.direct_head, model.gate_head) if residual != "none" else ():
+        if head is not None:
+            torch.nn.init.normal_(head.weight)
     # every prediction, at observed and missing positions alike, ignores the values at missing entries
     hostile_mask = Mask(mask.observed, mask.valid, mask.observed_values)
     not_observed = ~mask.observed_values
@@ -667,6 +669,27 @@ def test_residual_imputer_starts_from_interpolation_and_keeps_the_guarantee():
         assert (xi.grad[holes] == 0).all() and torch.isfinite(out).all()
         outs.append(out.detach())
     assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
+
+
+def test_gated_residual_imputer_starts_near_interpolation_and_can_leave_it():
+    from dynmask.models.series import interpolate_observed
+
+    torch.manual_seed(0)
+    config = SeriesConfig(3, d_model=16, n_heads=2, n_layers=1, d_ff=32, residual=True, residual_gate=True)
+    model = SeriesImputer(config).eval()
+    x = torch.randn(2, 12, 3)
+    x[torch.rand(2, 12, 3) < 0.4] = float("nan")
+    mask = Mask.from_nan(x)
+    holes = torch.isnan(x)
+    with torch.no_grad():
+        expected = interpolate_observed(x, mask.observed_values)
+        # at the start the gate is open (0.9975) and the correction and the direct prediction are zero
+        assert torch.allclose(model.impute(x, mask)[holes], 0.9975 * expected[holes], atol=1e-3)
+        model.gate_head.bias.fill_(-30.0)  # gate shut: the direct prediction alone, interpolation ignored
+        model.direct_head.bias.fill_(7.0)
+        assert torch.allclose(model.impute(x, mask)[holes], torch.full_like(expected[holes], 7.0))
+    with pytest.raises(ValueError, match="residual_gate needs residual"):
+        SeriesImputer(SeriesConfig(3, residual_gate=True))
 
 
 def test_residual_imputer_stays_near_interpolation_on_a_smooth_series(tmp_path):

@@ -309,6 +309,12 @@ def _register_impute(tsub) -> None:
         "plain imputer (README); --no-residual predicts values directly (default: %(default)s)",
     )
     q.add_argument(
+        "--residual-gate",
+        action="store_true",
+        help="with --residual: a learned gate per value mixes interpolation + correction with a direct "
+        "prediction, so long gaps and variables missing for a whole window need not lean on interpolation",
+    )
+    q.add_argument(
         "--normalize",
         choices=("none", "window"),
         default="none",
@@ -453,6 +459,7 @@ def _series_model(args) -> dict:
         time_gaps=args.time_gaps,
         **({"interval": args.intervals} if getattr(args, "intervals", 0.0) else {}),
         **({"residual": True} if getattr(args, "residual", False) else {}),
+        **({"residual_gate": True} if getattr(args, "residual_gate", False) else {}),
         **({"normalize": args.normalize} if getattr(args, "normalize", "none") != "none" else {}),
     )
 

@@ -43,6 +43,9 @@ class SeriesConfig:
     time_gaps: bool = False
     interval: float = 0.0  # imputer: > 0 adds the (1 - interval)/2 and (1 + interval)/2 quantiles of each value
     residual: bool = False  # imputer: predict a correction to linear interpolation of the observed values
+    # imputer with residual: a learned gate per value mixes (interpolation + correction) with a direct prediction,
+    # so where interpolation knows little (long gaps, a variable missing all window) the model can ignore it
+    residual_gate: bool = False
     # imputer: "window" reads each window's variables relative to their observed mean and standard deviation
     # and predicts in those units (shift- and scale-equivariant per window and variable); "none": as given
     normalize: str = "none"
@@ -187,12 +190,22 @@ class SeriesImputer(nn.Module):
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {config.normalize!r}")
         if config.normalize != "none" and config.arch == "grud":
             raise ValueError("normalize='window' needs arch transformer, lstm or gru (GRU-D reads raw values)")
+        if config.residual_gate and not config.residual:
+            raise ValueError("residual_gate needs residual=True (it gates the interpolation)")
         self.config = config
         self.backbone = _Backbone(config, queries="all")
         self.head = nn.Linear(config.d_model, config.num_features)
         if config.residual:  # start exactly at the interpolation; training learns only what improves on it
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
+        self.direct_head = self.gate_head = None
+        if config.residual_gate:  # starts with the gate open on the interpolation (sigmoid(6) = 0.9975)
+            self.direct_head = nn.Linear(config.d_model, config.num_features)
+            self.gate_head = nn.Linear(config.d_model, config.num_features)
+            for layer in (self.direct_head, self.gate_head):
+                nn.init.zeros_(layer.weight)
+            nn.init.zeros_(self.direct_head.bias)
+            nn.init.constant_(self.gate_head.bias, 6.0)
         # prediction intervals: the lower and upper quantiles, as offsets below / above the point prediction
         self.interval_head = nn.Linear(config.d_model, 2 * config.num_features) if config.interval > 0 else None
 
@@ -219,9 +232,15 @@ class SeriesImputer(nn.Module):
 
     def _point(self, h: Tensor, base: Optional[Tensor]) -> Tensor:
         """The point prediction float[B, L, F] in the backbone's units: the head's output, added to the
-        interpolation with ``residual``."""
+        interpolation with ``residual``; with ``residual_gate``, g · (interpolation + correction) +
+        (1 - g) · a direct prediction, g in (0, 1) per value."""
         out = self.head(h)
-        return out if base is None else base + out
+        if base is None:
+            return out
+        if self.gate_head is None:
+            return base + out
+        g = torch.sigmoid(self.gate_head(h))  # (B, L, F)
+        return g * (base + out) + (1 - g) * self.direct_head(h)
 
     def forward(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None) -> Tensor:
         """Predictions float[B, L, F] at every position (observed ones included, for reconstruction).
