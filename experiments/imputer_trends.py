@@ -101,6 +101,8 @@ VARIANTS = {  # explicit both ways: the residual is the CLI's default since stop
     "residual": ["--residual"],
     "window": ["--normalize", "window", "--no-residual"],
     "window+residual": ["--normalize", "window", "--residual"],
+    "residual+mixed": ["--residual", "--missing-process", "mixed"],
+    "gated+mixed": ["--residual", "--residual-gate", "--missing-process", "mixed"],
 }
 
 
