@@ -737,7 +737,12 @@ def test_window_and_stride_come_from_the_data_length_when_not_given(tmp_path, ca
     assert "window 18 steps, stride 3" in capsys.readouterr().out
     config = json.loads((run / "best" / "config.json").read_text())
     assert config["data"]["window"] == 18 and config["data"]["stride"] == 3
-    assert config["model"]["residual"] is True  # the default: a correction to linear interpolation
+    # the default: a gated correction to linear interpolation, trained on mixed holes
+    assert config["model"]["residual"] is True and config["model"]["residual_gate"] is True
+    assert config["missing_unit"] == "mixed"
+    assert main([*args, "--no-residual", "--output", str(tmp_path / "plain"), "--no-progress"]) == 0
+    plain = json.loads((tmp_path / "plain" / "best" / "config.json").read_text())["model"]
+    assert plain["residual"] is False and plain["residual_gate"] is False  # the gate goes with the residual
 
 
 def test_the_imputation_plot_draws_intervals_only_at_holes(tmp_path):

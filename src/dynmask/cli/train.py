@@ -289,7 +289,7 @@ def _register_impute(tsub) -> None:
     q.add_argument(
         "--missing-process",
         choices=("values", "blocks", "variables", "mixed"),
-        default="values",
+        default="mixed",
         help="artificial training holes: single values, blocks of --block-length steps of one variable, a "
         "variable for a whole window (--artificial is then the share of variables hidden), or mixed (each "
         "window one of the three) (default: %(default)s)",
@@ -310,9 +310,11 @@ def _register_impute(tsub) -> None:
     )
     q.add_argument(
         "--residual-gate",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="with --residual: a learned gate per value mixes interpolation + correction with a direct "
-        "prediction, so long gaps and variables missing for a whole window need not lean on interpolation",
+        "prediction, so long gaps and variables missing for a whole window need not lean on interpolation; "
+        "ignored with --no-residual (default: %(default)s)",
     )
     q.add_argument(
         "--normalize",
@@ -459,7 +461,11 @@ def _series_model(args) -> dict:
         time_gaps=args.time_gaps,
         **({"interval": args.intervals} if getattr(args, "intervals", 0.0) else {}),
         **({"residual": True} if getattr(args, "residual", False) else {}),
-        **({"residual_gate": True} if getattr(args, "residual_gate", False) else {}),
+        **(
+            {"residual_gate": True}
+            if getattr(args, "residual", False) and getattr(args, "residual_gate", False)
+            else {}
+        ),
         **({"normalize": args.normalize} if getattr(args, "normalize", "none") != "none" else {}),
     )
 
