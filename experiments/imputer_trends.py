@@ -96,13 +96,14 @@ SETS = {  # name -> (table, the set's own `dynmask train impute` arguments)
     "smooth": (smooth, [*SMALL, "--window", "20", "--epochs", "20", "--d-model", "16"]),
     "noisy": (noisy, [*SMALL, "--window", "24", "--stride", "4", "--epochs", "15", "--d-model", "32", "--lr", "3e-3"]),
 }
-VARIANTS = {  # explicit both ways: the residual is the CLI's default since stop 21
-    "plain": ["--no-residual"],
-    "residual": ["--residual"],
-    "window": ["--normalize", "window", "--no-residual"],
-    "window+residual": ["--normalize", "window", "--residual"],
-    "residual+mixed": ["--residual", "--missing-process", "mixed"],
-    "gated+mixed": ["--residual", "--residual-gate", "--missing-process", "mixed"],
+SINGLE = ["--missing-process", "values"]  # single-value training holes (the CLI's default before stop 22)
+VARIANTS = {  # every choice explicit: the CLI's defaults changed in stops 21 and 22
+    "plain": ["--no-residual", *SINGLE],
+    "residual": ["--residual", "--no-residual-gate", *SINGLE],
+    "window": ["--normalize", "window", "--no-residual", *SINGLE],
+    "window+residual": ["--normalize", "window", "--residual", "--no-residual-gate", *SINGLE],
+    "residual+mixed": ["--residual", "--no-residual-gate", "--missing-process", "mixed"],
+    "gated+mixed": ["--residual", "--residual-gate", "--missing-process", "mixed"],  # the default since stop 22
 }
 
 
