@@ -102,6 +102,7 @@ VARIANTS = {  # every choice explicit: the CLI's defaults changed in stops 21 an
     "residual": ["--residual", "--no-residual-gate", *SINGLE],
     "window": ["--normalize", "window", "--no-residual", *SINGLE],
     "window+residual": ["--normalize", "window", "--residual", "--no-residual-gate", *SINGLE],
+    "plain+mixed": ["--no-residual", "--missing-process", "mixed"],
     "residual+mixed": ["--residual", "--no-residual-gate", "--missing-process", "mixed"],
     "gated+mixed": ["--residual", "--residual-gate", "--missing-process", "mixed"],  # the default since stop 22
 }
