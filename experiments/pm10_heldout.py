@@ -28,6 +28,7 @@ import numpy as np
 from series import ROOT, TUNING
 
 from dynmask.tasks.series import (
+    TRAINING_HOLES,
     ImputationTask,
     calibrate_run,
     imputation_metrics,
@@ -75,7 +76,7 @@ def dynmask(args) -> None:
     model.update({"normalize": args.normalize} if args.normalize != "none" else {})
     model.update({"residual": True} if args.residual else {})
     model.update({"residual_gate": True} if args.residual_gate else {})
-    unit = unit_name(args.missing_process)
+    unit = TRAINING_HOLES[args.missing_process]
     name = _name(args)
     result_file = OUT / "dynmask" / f"{name}-{args.pattern}.json"
     result_file.parent.mkdir(exist_ok=True)
@@ -116,13 +117,8 @@ def dynmask(args) -> None:
         print(name, args.pattern, {k: v for k, v in run.items() if not isinstance(v, dict)}, flush=True)
 
 
-def unit_name(process: str) -> str:
-    """A --missing-process as the unit of :func:`dynmask.tasks.series._hide`: blocks -> block."""
-    return process.removesuffix("s")
-
-
 def _name(args) -> str:
-    block = "" if args.missing_process == "values" else f"-{unit_name(args.missing_process)}-holes"
+    block = "" if args.missing_process == "values" else f"-{TRAINING_HOLES[args.missing_process]}-holes"
     variant = ("-window-norm" if args.normalize == "window" else "") + ("-residual" if args.residual else "")
     variant += "-gated" if args.residual_gate else ""
     return "dynmask" + block + variant + ("-intervals" if args.intervals else "")
@@ -309,9 +305,7 @@ def main() -> None:
     p.add_argument("--pattern", choices=("values", "blocks", "variables"), default="values")
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--intervals", type=float, default=0.0, help="also learn this prediction interval (e.g. 0.9)")
-    p.add_argument(
-        "--missing-process", choices=("values", "blocks", "variables", "mixed"), default="values", help="training holes"
-    )
+    p.add_argument("--missing-process", choices=tuple(TRAINING_HOLES), default="values", help="training holes")
     p.add_argument("--normalize", choices=("none", "window"), default="none", help="dynmask: per-window normalisation")
     p.add_argument("--residual", action="store_true", help="dynmask: a correction to linear interpolation")
     p.add_argument("--residual-gate", action="store_true", help="dynmask: gate the interpolation per value")

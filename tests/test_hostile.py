@@ -802,6 +802,7 @@ def test_cli_choices_are_the_librarys():
     from dynmask.models.classifier import ARCHS, METHODS
     from dynmask.models.seq2seq import SEQ2SEQ_METHODS
     from dynmask.models.series import NORMALIZATIONS, SERIES_ARCHS
+    from dynmask.tasks.series import IMPUTATION_UNITS, TRAINING_HOLES
 
     subs = dict(_subparsers(build_parser()))
 
@@ -810,6 +811,8 @@ def test_cli_choices_are_the_librarys():
         return tuple(action.choices)
 
     assert choices("train impute", "normalize") == NORMALIZATIONS
+    assert choices("train impute", "missing_process") == tuple(TRAINING_HOLES)
+    assert tuple(TRAINING_HOLES.values()) == IMPUTATION_UNITS
     assert choices("train impute", "arch") == SERIES_ARCHS
     assert choices("train classify", "arch") == ARCHS
     assert set(METHODS) <= set(choices("train classify", "method"))

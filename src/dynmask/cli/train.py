@@ -494,7 +494,7 @@ def _train_classify_series(args) -> dict:
 
 def _train_impute(args) -> dict:
     from ..data.series import read_long_csv, read_wide_csv
-    from ..tasks.series import prepare_imputation_data, train_imputer, window_and_stride
+    from ..tasks.series import TRAINING_HOLES, prepare_imputation_data, train_imputer, window_and_stride
 
     if args.format == "wide":
         frame = read_wide_csv(args.data, args.time_column)
@@ -525,7 +525,7 @@ def _train_impute(args) -> dict:
         schedule=args.schedule,
         resume=args.resume,
         overwrite=args.overwrite,
-        missing_unit=args.missing_process.removesuffix("s"),  # values -> value, blocks -> block, mixed
+        missing_unit=TRAINING_HOLES[args.missing_process],
         block_length=args.block_length,
     )
     print(json.dumps(summary, indent=2))

@@ -56,6 +56,8 @@ _OFFSET = {"train": 0, "valid": 1, "test": 2}
 
 MISSING_UNITS = ("value", "step")  # classification's test and training holes
 IMPUTATION_UNITS = ("value", "block", "variable", "mixed")  # the imputer's artificial training holes
+# the command line's --missing-process names -> the imputer's units (see _hide)
+TRAINING_HOLES = {"values": "value", "blocks": "block", "variables": "variable", "mixed": "mixed"}
 
 
 def _hide(
