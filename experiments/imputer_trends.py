@@ -97,14 +97,15 @@ SETS = {  # name -> (table, the set's own `dynmask train impute` arguments)
     "noisy": (noisy, [*SMALL, "--window", "24", "--stride", "4", "--epochs", "15", "--d-model", "32", "--lr", "3e-3"]),
 }
 SINGLE = ["--missing-process", "values"]  # single-value training holes (the CLI's default before stop 22)
+MIXED = ["--missing-process", "mixed"]  # value, block or variable holes per window (the default since stop 22)
 VARIANTS = {  # every choice explicit: the CLI's defaults changed in stops 21 and 22
     "plain": ["--no-residual", *SINGLE],
     "residual": ["--residual", "--no-residual-gate", *SINGLE],
     "window": ["--normalize", "window", "--no-residual", *SINGLE],
     "window+residual": ["--normalize", "window", "--residual", "--no-residual-gate", *SINGLE],
-    "plain+mixed": ["--no-residual", "--missing-process", "mixed"],
-    "residual+mixed": ["--residual", "--no-residual-gate", "--missing-process", "mixed"],
-    "gated+mixed": ["--residual", "--residual-gate", "--missing-process", "mixed"],  # the default since stop 22
+    "plain+mixed": ["--no-residual", *MIXED],
+    "residual+mixed": ["--residual", "--no-residual-gate", *MIXED],
+    "gated+mixed": ["--residual", "--residual-gate", *MIXED],  # the default since stop 22
 }
 
 
