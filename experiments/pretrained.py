@@ -12,6 +12,7 @@ Methods (missing word pieces; True = observed):
     python experiments/pretrained.py finetune --seeds 0 --train-missing 0.3 --epochs 1
     python experiments/pretrained.py table                       # results.{json,md} from the finished runs
     python experiments/pretrained.py finetune --dataset 20newsgroups   # results/pretrained-20newsgroups/
+    python experiments/pretrained.py window --dataset 20newsgroups     # how much of a post each window keeps
 
 Fine-tuning runs live in runs/pretrained/ (weights, resumable); each finished run's test scores are
 copied to results/pretrained-rotten_tomatoes/runs/.
@@ -289,9 +290,50 @@ def table(args) -> None:
     print("\n".join(lines))
 
 
+def window(args) -> None:
+    """How much of each test text a window of word pieces keeps: the from-scratch demo's tokenizer (BPE 8k,
+    trained on the training texts, 128 pieces) against MiniLM's (WordPiece 30k; its window holds [CLS] and
+    [SEP] too). Tokenization only, no model."""
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    from dynmask.data.tokenizer import TextTokenizer
+
+    splits = load_text_dataset(args.dataset)
+    texts = [e.text for e in splits.test]
+    scratch = TextTokenizer.train((e.text for e in splits.train), vocab_size=8000).tokenizer
+    minilm = Tokenizer.from_file(str(resolve_pretrained("minilm") / "tokenizer.json"))
+    minilm.no_truncation()
+    minilm.no_padding()
+    words = np.array([len(t.split()) for t in texts])
+    rows = []
+    for name, tok, window_len, content in (
+        ("from scratch (BPE 8k)", scratch, 128, 128),
+        ("MiniLM (WordPiece 30k)", minilm, 128, 126),
+        ("MiniLM (WordPiece 30k)", minilm, 256, 254),
+    ):
+        pieces = np.array([len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)])
+        kept = np.minimum(1.0, content / np.maximum(pieces, 1))  # share of each text's pieces in the window
+        rows.append(
+            {
+                "tokenizer": name,
+                "window": window_len,
+                "pieces_per_text_median": float(np.median(pieces)),
+                "pieces_per_word": float(pieces.sum() / words.sum()),
+                "texts_cut": float(np.mean(pieces > content)),
+                "share_of_pieces_kept": float(kept.mean()),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    out_dir = _out(args.dataset)[0]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = {"dataset": args.dataset, "test_texts": len(texts), "words_per_text_median": float(np.median(words))}
+    (out_dir / "window.json").write_text(json.dumps({**record, "rows": rows}, indent=2))
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=("cosine", "finetune", "table"))
+    p.add_argument("what", choices=("cosine", "finetune", "table", "window"))
     p.add_argument("--dataset", choices=tuple(MAX_LEN), default="rotten_tomatoes", help="finetune / table")
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
     p.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS))
@@ -304,7 +346,7 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    {"cosine": cosine, "finetune": finetune, "table": table}[args.what](args)
+    {"cosine": cosine, "finetune": finetune, "table": table, "window": window}[args.what](args)
 
 
 if __name__ == "__main__":
