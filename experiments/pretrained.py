@@ -41,7 +41,7 @@ from dynmask.training import TrainConfig, Trainer, load_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "results" / "pretrained-rotten_tomatoes"
-RUNS = Path("runs") / "pretrained"
+RUNS = ROOT / "runs" / "pretrained"  # under the repository, wherever the script is run from
 # word pieces kept per text: reviews are short; newsgroup posts are cut as the from-scratch demo cuts them
 MAX_LEN = {"rotten_tomatoes": 64, "20newsgroups": 128}
 
@@ -50,7 +50,7 @@ def _out(dataset: str) -> tuple[Path, Path]:
     """(results folder, run folders) of one data set; Rotten Tomatoes keeps its original paths."""
     if dataset == "rotten_tomatoes":
         return OUT, RUNS
-    return ROOT / "results" / f"pretrained-{dataset}", Path("runs") / f"pretrained-{dataset}"
+    return ROOT / "results" / f"pretrained-{dataset}", ROOT / "runs" / f"pretrained-{dataset}"
 
 
 METHODS = ("dynamic", "hf_mask", "unk", "mask", "delete")
