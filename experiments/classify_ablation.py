@@ -14,8 +14,9 @@ from pathlib import Path
 
 from dynmask.demo import format_table, run_demo
 
-OUT = Path(__file__).resolve().parent.parent / "results" / "ablation-rotten_tomatoes"
-RUNS = Path("runs") / "ablation"
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "results" / "ablation-rotten_tomatoes"
+RUNS = ROOT / "runs" / "ablation"  # under the repository, wherever the script is run from
 RATES = (0.0, 0.2, 0.4, 0.6)
 SETTINGS = {
     "train without holes": dict(train_missing=0.0),
