@@ -292,8 +292,8 @@ def table(args) -> None:
 
 def window(args) -> None:
     """How much of each test text a window of word pieces keeps: the from-scratch demo's tokenizer (BPE 8k,
-    trained on the training texts, 128 pieces) against MiniLM's (WordPiece 30k; its window holds [CLS] and
-    [SEP] too). Tokenization only, no model."""
+    trained on the training texts, ``MAX_LEN`` pieces) against MiniLM's (WordPiece 30k) at ``MAX_LEN`` and
+    twice that; MiniLM's window holds [CLS] and [SEP] too. Tokenization only, no model."""
     import numpy as np
     from tokenizers import Tokenizer
 
@@ -306,11 +306,12 @@ def window(args) -> None:
     minilm.no_truncation()
     minilm.no_padding()
     words = np.array([len(t.split()) for t in texts])
+    n = MAX_LEN[args.dataset]  # the window both models were trained with
     rows = []
     for name, tok, window_len, content in (
-        ("from scratch (BPE 8k)", scratch, 128, 128),
-        ("MiniLM (WordPiece 30k)", minilm, 128, 126),
-        ("MiniLM (WordPiece 30k)", minilm, 256, 254),
+        ("from scratch (BPE 8k)", scratch, n, n),
+        ("MiniLM (WordPiece 30k)", minilm, n, n - 2),
+        ("MiniLM (WordPiece 30k)", minilm, 2 * n, 2 * n - 2),
     ):
         pieces = np.array([len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)])
         kept = np.minimum(1.0, content / np.maximum(pieces, 1))  # share of each text's pieces in the window
@@ -334,7 +335,7 @@ def window(args) -> None:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("what", choices=("cosine", "finetune", "table", "window"))
-    p.add_argument("--dataset", choices=tuple(MAX_LEN), default="rotten_tomatoes", help="finetune / table")
+    p.add_argument("--dataset", choices=tuple(MAX_LEN), default="rotten_tomatoes", help="finetune / table / window")
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
     p.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS))
     p.add_argument("--train-missing", type=lambda s: [float(x) for x in s.split(",")], default=[0.3])
