@@ -238,6 +238,30 @@ def _pool_observed(hf, ids, mask):
     return torch.cat(out)
 
 
+def _signed(x: float) -> str:
+    """+0.3 / -0.3, and 0.0 rather than -0.0 for a gap that rounds to nothing."""
+    return f"{x:+.1f}" if round(x, 1) != 0 else "0.0"
+
+
+def _paired_gaps(by_method: dict) -> dict:
+    """method -> (seeds, per-rate lists of dynamic's accuracy minus the method's, in points), over the seeds
+    both were run with. Same seed = same training order and the same seeded test holes, so the seed-to-seed
+    spread that both share cancels."""
+    dynamic = {g["seed"]: g for g in by_method.get("dynamic", [])}
+    out = {}
+    for method, group in by_method.items():
+        other = {g["seed"]: g for g in group}
+        seeds = sorted(set(dynamic) & set(other))
+        if method == "dynamic" or not seeds:
+            continue
+        gaps = [
+            [100 * (dynamic[s]["test"][i]["accuracy"] - other[s]["test"][i]["accuracy"]) for s in seeds]
+            for i in range(len(TEST_RATES))
+        ]
+        out[method] = (seeds, gaps)
+    return out
+
+
 def table(args) -> None:
     out_dir = _out(args.dataset)[0]
     runs = [json.loads(p.read_text()) for p in sorted((out_dir / "runs").glob("*.json"))]
@@ -285,6 +309,39 @@ def table(args) -> None:
                 )
             lines.append(f"| {method} | {len(group)} | " + " | ".join(cells) + " |")
         lines.append("")
+        paired = _paired_gaps({m: groups.get((train_missing, epochs, length, m), []) for m in METHODS})
+        if paired:
+            lines += [
+                "dynamic minus each method, accuracy points, paired by seed"
+                " (a seed fixes the batches, the training holes and the test holes):",
+                "",
+                "| method | seeds | "
+                + " | ".join(f"missing {r:g}" for r in TEST_RATES)
+                + " | seeds × rates with dynamic ahead / level / behind |",
+                "|" + " --- |" * (len(TEST_RATES) + 3),
+            ]
+            for method, (seeds, gaps) in paired.items():
+                cells = [
+                    f"{_signed(statistics.fmean(g))} ± {statistics.stdev(g) if len(g) > 1 else 0.0:.1f}" for g in gaps
+                ]
+                flat = [x for g in gaps for x in g]
+                ahead, level = sum(x > 1e-9 for x in flat), sum(abs(x) <= 1e-9 for x in flat)  # level: same count right
+                tally = f"{ahead} / {level} / {len(flat) - ahead - level}"
+                lines.append(f"| {method} | {len(seeds)} | " + " | ".join(cells) + f" | {tally} |")
+                summary += [
+                    {
+                        "train_missing": train_missing,
+                        "epochs": epochs,
+                        "max_len": length,
+                        "method": f"dynamic minus {method}",
+                        "rate": rate,
+                        "seeds": len(seeds),
+                        "accuracy_gap_mean": statistics.fmean(g),
+                        "accuracy_gaps": g,
+                    }
+                    for rate, g in zip(TEST_RATES, gaps)
+                ]
+            lines.append("")
     (out_dir / "results.md").write_text("\n".join(lines))
     (out_dir / "results.json").write_text(json.dumps({"runs": runs, "summary": summary}, indent=2))
     print("\n".join(lines))
