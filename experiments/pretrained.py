@@ -238,6 +238,11 @@ def _pool_observed(hf, ids, mask):
     return torch.cat(out)
 
 
+def _sd(xs: list) -> float:
+    """Sample standard deviation; 0.0 for a single seed."""
+    return statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+
 def _signed(x: float) -> str:
     """+0.3 / -0.3, and 0.0 rather than -0.0 for a gap that rounds to nothing."""
     return f"{x:+.1f}" if round(x, 1) != 0 else "0.0"
@@ -293,8 +298,9 @@ def table(args) -> None:
             for i, rate in enumerate(TEST_RATES):
                 acc = [100 * g["test"][i]["accuracy"] for g in group]
                 f1 = [100 * g["test"][i]["macro_f1"] for g in group]
-                sd = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0
-                cells.append(f"{statistics.fmean(acc):.1f} ± {sd(acc):.1f} / {statistics.fmean(f1):.1f} ± {sd(f1):.1f}")
+                cells.append(
+                    f"{statistics.fmean(acc):.1f} ± {_sd(acc):.1f} / {statistics.fmean(f1):.1f} ± {_sd(f1):.1f}"
+                )
                 summary.append(
                     {
                         "train_missing": train_missing,
@@ -321,9 +327,7 @@ def table(args) -> None:
                 "|" + " --- |" * (len(TEST_RATES) + 3),
             ]
             for method, (seeds, gaps) in paired.items():
-                cells = [
-                    f"{_signed(statistics.fmean(g))} ± {statistics.stdev(g) if len(g) > 1 else 0.0:.1f}" for g in gaps
-                ]
+                cells = [f"{_signed(statistics.fmean(g))} ± {_sd(g):.1f}" for g in gaps]
                 flat = [x for g in gaps for x in g]
                 ahead, level = sum(x > 1e-9 for x in flat), sum(abs(x) <= 1e-9 for x in flat)  # level: same count right
                 tally = f"{ahead} / {level} / {len(flat) - ahead - level}"
