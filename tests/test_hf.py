@@ -80,6 +80,35 @@ def test_guarantee_ids_at_missing_positions_change_nothing(checkpoints, family):
     assert only_missing and all(torch.equal(grad[i], torch.zeros_like(grad[i])) for i in only_missing)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("backend", ["dense", "compact"])
+def test_trains_like_transformers_with_attention_mask_zero_at_missing_pieces(checkpoints, family, backend):
+    """Fine-tuning through the bridge follows the same gradients as Hugging Face's model with
+    attention_mask = observed, pooled over observed pieces: the two differ in training only in their
+    random draws (dropout masks, head initialisation), which is why their fine-tuned scores differ."""
+    folder = checkpoints[family]
+    ours, theirs, tok = load_pretrained(folder).eval(), _hf(folder), PretrainedTokenizer(folder, max_len=16)
+    ids, mask = _batch(tok, TEXTS[:3])
+    hidden = mask.observed & (torch.arange(ids.shape[1]) % 3 == 2)  # every third piece hidden as well
+    mask = dm.Mask(observed=mask.observed & ~hidden, valid=mask.valid)
+    assert mask.missing.any() and mask.observed.any(dim=1).all()
+    target = torch.randn(ours.config.hidden_size)
+    losses, grads = [], []
+    for model, hidden_states in (
+        (ours, lambda: ours(ids, mask, backend=backend)),
+        (theirs, lambda: theirs(input_ids=ids, attention_mask=mask.observed.long()).last_hidden_state),
+    ):
+        model.zero_grad()
+        loss = (dm.masked_mean(hidden_states(), mask) @ target).pow(2).mean()  # (B,) -> ()
+        loss.backward()
+        embeddings = model.embeddings
+        losses.append(loss.item())
+        grads.append([embeddings.word_embeddings.weight.grad, embeddings.position_embeddings.weight.grad])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    for a, b in zip(*grads):
+        assert (a - b).abs().max() <= 1e-5 * max(b.abs().max().item(), 1.0)
+
+
 def test_nan_embeddings_and_empty_rows(checkpoints):
     """What Hugging Face's attention_mask leaks (issue 11): NaN at a hidden position, a fully hidden row."""
     enc = load_pretrained(checkpoints["bert"]).eval()
