@@ -238,14 +238,15 @@ def _pool_observed(hf, ids, mask):
     return torch.cat(out)
 
 
-def _sd(xs: list) -> float:
-    """Sample standard deviation; 0.0 for a single seed."""
-    return statistics.stdev(xs) if len(xs) > 1 else 0.0
-
-
 def _signed(x: float) -> str:
     """+0.3 / -0.3, and 0.0 rather than -0.0 for a gap that rounds to nothing."""
     return f"{x:+.1f}" if round(x, 1) != 0 else "0.0"
+
+
+def _mean_sd(xs: list, signed: bool = False) -> str:
+    """'mean ± sample sd' over seeds; the mean alone for a single seed, whose spread is unknown (not 0)."""
+    mean = _signed(statistics.fmean(xs)) if signed else f"{statistics.fmean(xs):.1f}"
+    return f"{mean} ± {statistics.stdev(xs):.1f}" if len(xs) > 1 else mean
 
 
 def _paired_gaps(by_method: dict) -> dict:
@@ -298,9 +299,7 @@ def table(args) -> None:
             for i, rate in enumerate(TEST_RATES):
                 acc = [100 * g["test"][i]["accuracy"] for g in group]
                 f1 = [100 * g["test"][i]["macro_f1"] for g in group]
-                cells.append(
-                    f"{statistics.fmean(acc):.1f} ± {_sd(acc):.1f} / {statistics.fmean(f1):.1f} ± {_sd(f1):.1f}"
-                )
+                cells.append(f"{_mean_sd(acc)} / {_mean_sd(f1)}")
                 summary.append(
                     {
                         "train_missing": train_missing,
@@ -327,7 +326,7 @@ def table(args) -> None:
                 "|" + " --- |" * (len(TEST_RATES) + 3),
             ]
             for method, (seeds, gaps) in paired.items():
-                cells = [f"{_signed(statistics.fmean(g))} ± {_sd(g):.1f}" for g in gaps]
+                cells = [_mean_sd(g, signed=True) for g in gaps]
                 flat = [x for g in gaps for x in g]
                 ahead, level = sum(x > 1e-9 for x in flat), sum(abs(x) <= 1e-9 for x in flat)  # level: same count right
                 tally = f"{ahead} / {level} / {len(flat) - ahead - level}"
