@@ -15,7 +15,9 @@ Methods (missing word pieces; True = observed):
     python experiments/pretrained.py window --dataset 20newsgroups     # how much of a post each window keeps
 
 Fine-tuning runs live in runs/pretrained/ (weights, resumable); each finished run's test scores are
-copied to results/pretrained-rotten_tomatoes/runs/.
+copied to results/pretrained-rotten_tomatoes/runs/. Trained without holes (--train-missing 0), dynamic,
+unk, mask and delete read the same inputs and train the same weights bit for bit (tests/test_hf.py);
+--reuse-clean-weights trains the first of them and scores the others on its weights ("weights_from").
 """
 
 from __future__ import annotations
@@ -114,6 +116,10 @@ def finetune(args) -> None:
                     continue
                 task = TextClassificationTask(splits, tok, MissingSpec(train_missing), seed=seed)
                 model = _model(method, folder, tok, len(splits.labels), seed)
+                source = _same_training(args, task, method, train_missing, name, out_dir, runs_dir)
+                if source is not None:  # this method would train the very same model: score its weights
+                    _score_reused(task, model, source, name, done, method, train_missing, seed, args, max_len)
+                    continue
                 config = TrainConfig(
                     epochs=args.epochs,
                     batch_size=32,
@@ -157,6 +163,54 @@ def finetune(args) -> None:
                 print(
                     f"{name}: " + " ".join(f"{r['accuracy']:.3f}" for r in test) + f" ({minutes:.1f} min)", flush=True
                 )
+
+
+def _natural_holes(task: TextClassificationTask) -> int:
+    """Missing word pieces in the training texts themselves (markers, [UNK] pieces), before any artificial hole."""
+    tok = task.tokenizer
+    return sum(
+        int(tok.mask(tok.pad(task.encoded["train"][s : s + 1024])).missing.sum())
+        for s in range(0, len(task.encoded["train"]), 1024)
+    )
+
+
+def _same_training(args, task, method: str, train_missing: float, name: str, out_dir: Path, runs_dir: Path):
+    """With ``--reuse-clean-weights``: the finished run folder of another bridge method (dynamic, unk, mask,
+    delete) trained with the same seed and settings, when training has no holes at all (no artificial ones,
+    and none in the texts). The four methods differ only in what they do at missing pieces (True = observed
+    everywhere else), so without holes they read the same inputs and train the same model; None otherwise."""
+    if not args.reuse_clean_weights or train_missing != 0 or method == "hf_mask":
+        return None
+    for other in ("dynamic", "unk", "mask", "delete"):
+        other_name = other + name[len(method) :]
+        if other != method and (out_dir / "runs" / f"{other_name}.json").exists():
+            natural = _natural_holes(task)
+            if natural:
+                print(f"{name}: trained, not reused: the training texts have {natural} missing pieces", flush=True)
+                return None
+            return runs_dir / other_name
+    return None
+
+
+def _score_reused(task, model, source: Path, name, done: Path, method, train_missing, seed, args, max_len) -> None:
+    """Test scores of ``method``'s hole handling on the weights trained in ``source`` (see _same_training)."""
+    load_weights(model, source / "best" / "model.safetensors")
+    valid = task.evaluate(model, "valid")
+    test = [task.evaluate(model, "test", MissingSpec(rate, "uniform", "static")) for rate in TEST_RATES]
+    record = {
+        "method": method,
+        "train_missing": train_missing,
+        "seed": seed,
+        "epochs": args.epochs,
+        "max_len": max_len,
+        "weights_from": source.name,  # same inputs, same seed: the same training, not repeated
+        "train_minutes_this_call": 0.0,
+        "train_samples_per_s": None,
+        "valid_best": valid["score"],
+        "test": test,
+    }
+    done.write_text(json.dumps(record, indent=2))
+    print(f"{name} (weights of {source.name}): " + " ".join(f"{r['accuracy']:.3f}" for r in test), flush=True)
 
 
 def _holes(tok: PretrainedTokenizer, ids: torch.Tensor, rate: float, seed: int) -> torch.Tensor:
@@ -401,6 +455,12 @@ def main() -> None:
     p.add_argument("--train-missing", type=lambda s: [float(x) for x in s.split(",")], default=[0.3])
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--max-len", type=int, default=None, help="finetune: word pieces kept (default: per data set)")
+    p.add_argument(
+        "--reuse-clean-weights",
+        action="store_true",
+        help="finetune, --train-missing 0: score a finished bridge run's weights for the other bridge methods"
+        " instead of training them again (without holes they train the same model)",
+    )
     p.add_argument("--rates", type=lambda s: [float(x) for x in s.split(",")], default=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
     p.add_argument("--n", type=int, default=1302, help="cosine: test texts")
     p.add_argument("--threads", type=int, default=None)
