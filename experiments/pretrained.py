@@ -183,7 +183,8 @@ def _same_training(args, task, method: str, train_missing: float, name: str, out
         return None
     for other in ("dynamic", "unk", "mask", "delete"):
         other_name = other + name[len(method) :]
-        if other != method and (out_dir / "runs" / f"{other_name}.json").exists():
+        trained = (out_dir / "runs" / f"{other_name}.json").exists() and (runs_dir / other_name / "best").is_dir()
+        if other != method and trained:  # finished, and trained rather than reused itself
             natural = _natural_holes(task)
             if natural:
                 print(f"{name}: trained, not reused: the training texts have {natural} missing pieces", flush=True)
