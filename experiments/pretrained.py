@@ -178,7 +178,8 @@ def _same_training(args, task, method: str, train_missing: float, name: str, out
     """With ``--reuse-clean-weights``: the finished run folder of another bridge method (dynamic, unk, mask,
     delete) trained with the same seed and settings, when training has no holes at all (no artificial ones,
     and none in the texts). The four methods differ only in what they do at missing pieces (True = observed
-    everywhere else), so without holes they read the same inputs and train the same model; None otherwise."""
+    everywhere else), so without holes they read the same inputs and train the same model (validation is
+    scored at the training rate, 0, so every epoch's score and the best epoch are the same too); None otherwise."""
     if not args.reuse_clean_weights or train_missing != 0 or method == "hf_mask":
         return None
     for other in ("dynamic", "unk", "mask", "delete"):
