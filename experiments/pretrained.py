@@ -117,52 +117,45 @@ def finetune(args) -> None:
                 task = TextClassificationTask(splits, tok, MissingSpec(train_missing), seed=seed)
                 model = _model(method, folder, tok, len(splits.labels), seed)
                 source = _same_training(args, task, method, train_missing, name, out_dir, runs_dir)
-                if source is not None:  # this method would train the very same model: score its weights
-                    _score_reused(task, model, source, name, done, method, train_missing, seed, args, max_len)
-                    continue
-                config = TrainConfig(
-                    epochs=args.epochs,
-                    batch_size=32,
-                    lr=5e-5,
-                    seed=seed,
-                    patience=args.epochs,
-                    progress=False,
-                    checkpoint_every=100,
-                )
-                out = runs_dir / name
-                trainer = Trainer(
-                    model,
-                    task,
-                    config,
-                    out,
-                    {
-                        "model": method,
-                        "train_missing": train_missing,
-                        "seed": seed,
-                        "epochs": args.epochs,
-                        "max_len": max_len,
-                    },
-                )
-                start = time.perf_counter()
-                summary = trainer.fit(resume=out.exists())
-                minutes = (time.perf_counter() - start) / 60
-                load_weights(model, out / "best" / "model.safetensors")
+                if source is None:
+                    source, how = _train(task, model, args, seed, method, train_missing, max_len, runs_dir / name)
+                else:  # this method would train the very same model: score the weights already trained
+                    how = {"weights_from": source.name, "train_minutes_this_call": 0.0, "train_samples_per_s": None}
+                load_weights(model, source / "best" / "model.safetensors")
+                if "valid_best" not in how:
+                    how["valid_best"] = task.evaluate(model, "valid")["score"]
                 test = [task.evaluate(model, "test", MissingSpec(rate, "uniform", "static")) for rate in TEST_RATES]
-                record = {
-                    "method": method,
-                    "train_missing": train_missing,
-                    "seed": seed,
-                    "epochs": args.epochs,
-                    "max_len": max_len,
-                    "train_minutes_this_call": minutes,
-                    "train_samples_per_s": summary["train_samples_per_s"],
-                    "valid_best": summary["best_score"],
-                    "test": test,
-                }
+                record = {"method": method, "train_missing": train_missing, "seed": seed, "epochs": args.epochs}
+                record |= {"max_len": max_len, **how, "test": test}
                 done.write_text(json.dumps(record, indent=2))
-                print(
-                    f"{name}: " + " ".join(f"{r['accuracy']:.3f}" for r in test) + f" ({minutes:.1f} min)", flush=True
-                )
+                print(f"{name}: " + " ".join(f"{r['accuracy']:.3f}" for r in test) + f" ({_how_text(how)})", flush=True)
+
+
+def _train(task, model, args, seed: int, method: str, train_missing: float, max_len: int, out: Path):
+    """Fine-tune ``model`` into the run folder ``out`` (resuming it if it exists) -> (out, timing and best
+    validation score for the cell's record)."""
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=32,
+        lr=5e-5,
+        seed=seed,
+        patience=args.epochs,
+        progress=False,
+        checkpoint_every=100,
+    )
+    meta = {"model": method, "train_missing": train_missing, "seed": seed, "epochs": args.epochs, "max_len": max_len}
+    start = time.perf_counter()
+    summary = Trainer(model, task, config, out, meta).fit(resume=out.exists())
+    return out, {
+        "train_minutes_this_call": (time.perf_counter() - start) / 60,
+        "train_samples_per_s": summary["train_samples_per_s"],
+        "valid_best": summary["best_score"],
+    }
+
+
+def _how_text(how: dict) -> str:
+    """'12.3 min' for a trained cell, 'weights of X' for one scored on another cell's weights."""
+    return f"weights of {how['weights_from']}" if "weights_from" in how else f"{how['train_minutes_this_call']:.1f} min"
 
 
 def _natural_holes(task: TextClassificationTask) -> int:
@@ -192,27 +185,6 @@ def _same_training(args, task, method: str, train_missing: float, name: str, out
                 return None
             return runs_dir / other_name
     return None
-
-
-def _score_reused(task, model, source: Path, name, done: Path, method, train_missing, seed, args, max_len) -> None:
-    """Test scores of ``method``'s hole handling on the weights trained in ``source`` (see _same_training)."""
-    load_weights(model, source / "best" / "model.safetensors")
-    valid = task.evaluate(model, "valid")
-    test = [task.evaluate(model, "test", MissingSpec(rate, "uniform", "static")) for rate in TEST_RATES]
-    record = {
-        "method": method,
-        "train_missing": train_missing,
-        "seed": seed,
-        "epochs": args.epochs,
-        "max_len": max_len,
-        "weights_from": source.name,  # same inputs, same seed: the same training, not repeated
-        "train_minutes_this_call": 0.0,
-        "train_samples_per_s": None,
-        "valid_best": valid["score"],
-        "test": test,
-    }
-    done.write_text(json.dumps(record, indent=2))
-    print(f"{name} (weights of {source.name}): " + " ".join(f"{r['accuracy']:.3f}" for r in test), flush=True)
 
 
 def _holes(tok: PretrainedTokenizer, ids: torch.Tensor, rate: float, seed: int) -> torch.Tensor:
