@@ -27,6 +27,7 @@ import sys
 import numpy as np
 from series import ROOT, TUNING
 
+from dynmask.seed_stats import format_mean_sd, mean_sd
 from dynmask.tasks.series import (
     TRAINING_HOLES,
     ImputationTask,
@@ -228,10 +229,7 @@ def plot(args) -> None:
 
 
 def _mean_sd(xs: list) -> str:
-    import statistics
-
-    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{statistics.fmean(xs):.3f} ± {sd:.3f}"
+    return format_mean_sd(*mean_sd(xs), digits=3)
 
 
 def table(args) -> None:

@@ -37,6 +37,7 @@ from dynmask.data.text import load_text_dataset
 from dynmask.hf import PretrainedClassifier, PretrainedClassifierConfig, PretrainedTokenizer, load_pretrained
 from dynmask.missingness import Schedule, apply_missingness, make_process
 from dynmask.pooling import masked_mean
+from dynmask.seed_stats import mean_sd
 from dynmask.tasks.classify_text import MissingSpec, TextClassificationTask
 from dynmask.tasks.pretrained import resolve_pretrained
 from dynmask.training import TrainConfig, Trainer, load_weights
@@ -273,8 +274,9 @@ def _signed(x: float) -> str:
 
 def _mean_sd(xs: list, signed: bool = False) -> str:
     """'mean ± sample sd' over seeds; the mean alone for a single seed, whose spread is unknown (not 0)."""
-    mean = _signed(statistics.fmean(xs)) if signed else f"{statistics.fmean(xs):.1f}"
-    return f"{mean} ± {statistics.stdev(xs):.1f}" if len(xs) > 1 else mean
+    mean, sd = mean_sd(xs)
+    text = _signed(mean) if signed else f"{mean:.1f}"
+    return text if sd is None else f"{text} ± {sd:.1f}"
 
 
 def _paired_gaps(by_method: dict) -> dict:

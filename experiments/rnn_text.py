@@ -12,6 +12,7 @@ import statistics
 from pathlib import Path
 
 from dynmask.demo import run_demo
+from dynmask.seed_stats import format_mean_sd
 
 ROOT = Path(__file__).resolve().parent.parent
 RATES = (0.0, 0.2, 0.4, 0.6)
@@ -37,7 +38,7 @@ def main() -> None:
                 summaries = [json.loads(line) for line in log.read_text().splitlines() if '"summary"' in line]
                 speeds += [s["train_samples_per_s"] for s in summaries if s["train_samples_per_s"] > 0]
             cells = [
-                f"{100 * rows[f'{r:g}']['accuracy_mean']:.1f} ± {100 * rows[f'{r:g}']['accuracy_std']:.1f}"
+                format_mean_sd(rows[f"{r:g}"]["accuracy_mean"], rows[f"{r:g}"]["accuracy_std"], scale=100)
                 for r in RATES
             ]
             lines.append(f"| {arch} | {method} | " + " | ".join(cells) + f" | {statistics.fmean(speeds):.0f} |")

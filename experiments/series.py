@@ -11,12 +11,12 @@ Finished runs are skipped when run again.
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
 from dynmask.data.series import load_series_classification, read_wide_csv
+from dynmask.seed_stats import format_mean_sd, mean_sd
 from dynmask.tasks.series import prepare_imputation_data, train_imputer, train_series_classifier
 from dynmask.training import TrainConfig
 
@@ -49,10 +49,6 @@ TRAINING = {
     "japanese_vowels": dict(epochs=60, batch_size=32, lr=2e-3, patience=15),
     "basic_motions": dict(epochs=100, batch_size=8, lr=1e-3, patience=30),
 }
-
-
-def _mean_std(xs):
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
 def classify() -> None:
@@ -93,10 +89,8 @@ def classify_one(name: str, unit: str, out: Path) -> None:
             done.write_text(json.dumps(result))
             runs.append(result)
         rows[label] = {
-            "accuracy": {
-                f"{r:g}": _mean_std([run["test"][i]["accuracy"] for run in runs]) for i, r in enumerate(RATES)
-            },
-            "samples_per_s": _mean_std([run["samples_per_s"] for run in runs]),
+            "accuracy": {f"{r:g}": mean_sd([run["test"][i]["accuracy"] for run in runs]) for i, r in enumerate(RATES)},
+            "samples_per_s": mean_sd([run["samples_per_s"] for run in runs]),
         }
         print(name, unit, label, {k: round(v[0], 3) for k, v in rows[label]["accuracy"].items()}, flush=True)
     (out / "results.json").write_text(
@@ -118,7 +112,7 @@ def classify_one(name: str, unit: str, out: Path) -> None:
         "|" + " --- |" * (len(RATES) + 2),
     ]
     for label, row in rows.items():
-        cells = [f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in row["accuracy"].values()]
+        cells = [format_mean_sd(m, s, scale=100) for m, s in row["accuracy"].values()]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {row['samples_per_s'][0]:.0f} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -279,8 +273,8 @@ def impute() -> None:
             done.write_text(json.dumps(result))
             runs.append(result)
         baselines = runs[0]["baselines"]
-        rows[name] = {k: _mean_std([run["test"][k] for run in runs]) for k in ("mae", "rmse", "mre")}
-        rows[name]["train_seconds"] = _mean_std([run["train_seconds"] for run in runs])
+        rows[name] = {k: mean_sd([run["test"][k] for run in runs]) for k in ("mae", "rmse", "mre")}
+        rows[name]["train_seconds"] = mean_sd([run["train_seconds"] for run in runs])
         print(name, rows[name], flush=True)
     # written by benchmarks/saits_pm10.py (its own environment)
     for file, label in (
@@ -289,7 +283,7 @@ def impute() -> None:
     ):
         if (out / file).exists():
             saits = json.loads((out / file).read_text())["runs"]
-            rows[label] = {k: _mean_std([r[k] for r in saits]) for k in ("mae", "rmse", "mre", "train_seconds")}
+            rows[label] = {k: mean_sd([r[k] for r in saits]) for k in ("mae", "rmse", "mre", "train_seconds")}
     (out / "results.json").write_text(
         json.dumps(
             {
@@ -314,8 +308,8 @@ def impute() -> None:
     lines = ["| method | MAE | RMSE | MRE | train s |", "| --- | --- | --- | --- | --- |"]
     for name, row in rows.items():
         lines.append(
-            f"| {name} | {row['mae'][0]:.3f} ± {row['mae'][1]:.3f} | {row['rmse'][0]:.3f} ± "
-            f"{row['rmse'][1]:.3f} | {row['mre'][0]:.3f} ± {row['mre'][1]:.3f} | "
+            f"| {name} | {format_mean_sd(*row['mae'], digits=3)} | {format_mean_sd(*row['rmse'], digits=3)} | "
+            f"{format_mean_sd(*row['mre'], digits=3)} | "
             f"{row['train_seconds'][0]:.0f} |"
         )
     for name, m in baselines.items():

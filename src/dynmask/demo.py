@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Optional, Sequence
 
 from .data.text import TextSplits, load_text_dataset
 from .models.classifier import METHODS
+from .seed_stats import format_mean_sd, mean_sd
 from .tasks.classify_text import MissingSpec, train_text_classifier
 from .training import TrainConfig
 
@@ -60,7 +60,7 @@ def _subsample(splits: TextSplits, n_train: int, n_eval: int, seed: int) -> Text
 
 
 def summarise(runs: list[dict], methods: Sequence[str], rates: Sequence[float]) -> dict:
-    """mean and std over seeds, per method and test missing rate."""
+    """mean and sample std over seeds, per method and test missing rate; std is None for one seed."""
     table = {}
     for method in methods:
         rows = {}
@@ -79,12 +79,13 @@ def summarise(runs: list[dict], methods: Sequence[str], rates: Sequence[float]) 
                 for r in run["test"]
                 if abs(r["missing_rate"] - rate) < 1e-9
             ]
-            std = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0
+            acc_mean, acc_sd = mean_sd(accs)
+            f1_mean, f1_sd = mean_sd(f1s)
             rows[f"{rate:g}"] = {
-                "accuracy_mean": statistics.fmean(accs),
-                "accuracy_std": std(accs),
-                "macro_f1_mean": statistics.fmean(f1s),
-                "macro_f1_std": std(f1s),
+                "accuracy_mean": acc_mean,
+                "accuracy_std": acc_sd,  # None for one seed: unknown, not 0
+                "macro_f1_mean": f1_mean,
+                "macro_f1_std": f1_sd,
                 "n": len(accs),
             }
         table[method] = rows
@@ -99,8 +100,8 @@ def format_table(summary: dict, rates: Sequence[float]) -> str:
         for r in rates:
             x = rows[f"{r:g}"]
             cells.append(
-                f"{100 * x['accuracy_mean']:.1f} ± {100 * x['accuracy_std']:.1f} / "
-                f"{100 * x['macro_f1_mean']:.1f} ± {100 * x['macro_f1_std']:.1f}"
+                f"{format_mean_sd(x['accuracy_mean'], x['accuracy_std'], scale=100)} / "
+                f"{format_mean_sd(x['macro_f1_mean'], x['macro_f1_std'], scale=100)}"
             )
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -116,8 +117,9 @@ def plot(summary: dict, rates: Sequence[float], path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for method, rows in summary.items():
         mean = [100 * rows[f"{r:g}"]["accuracy_mean"] for r in rates]
-        std = [100 * rows[f"{r:g}"]["accuracy_std"] for r in rates]
-        ax.errorbar(rates, mean, yerr=std, marker="o", capsize=3, label=method)
+        sds = [rows[f"{r:g}"]["accuracy_std"] for r in rates]
+        yerr = None if None in sds else [100 * sd for sd in sds]  # no bars for one seed
+        ax.errorbar(rates, mean, yerr=yerr, marker="o", capsize=3, label=method)
     ax.set_xlabel("test-time missing rate (share of tokens)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
