@@ -65,20 +65,15 @@ def summarise(runs: list[dict], methods: Sequence[str], rates: Sequence[float]) 
     for method in methods:
         rows = {}
         for rate in rates:
-            accs = [
-                r["accuracy"]
+            found = [
+                r
                 for run in runs
                 if run["method"] == method
                 for r in run["test"]
                 if abs(r["missing_rate"] - rate) < 1e-9
             ]
-            f1s = [
-                r["macro_f1"]
-                for run in runs
-                if run["method"] == method
-                for r in run["test"]
-                if abs(r["missing_rate"] - rate) < 1e-9
-            ]
+            accs = [r["accuracy"] for r in found]
+            f1s = [r["macro_f1"] for r in found]
             acc_mean, acc_sd = mean_sd(accs)
             f1_mean, f1_sd = mean_sd(f1s)
             rows[f"{rate:g}"] = {
