@@ -13,6 +13,8 @@ Methods (missing word pieces; True = observed):
     python experiments/pretrained.py table                       # results.{json,md} from the finished runs
     python experiments/pretrained.py finetune --dataset 20newsgroups   # results/pretrained-20newsgroups/
     python experiments/pretrained.py window --dataset 20newsgroups     # how much of a post each window keeps
+    python experiments/pretrained.py placeholders --dataset 20newsgroups --seeds 0 --rates 0.6
+        # [UNK] / [MASK] on clean-trained weights, pooled over all pieces vs observed only: placeholders.{json,md}
 
 Fine-tuning runs live in runs/pretrained/ (weights, resumable); each finished run's test scores are
 copied to results/pretrained-rotten_tomatoes/runs/. Trained without holes (--train-missing 0), dynamic,
@@ -380,6 +382,84 @@ def table(args) -> None:
     print("\n".join(lines))
 
 
+class _PlaceholderProbe(nn.Module):
+    """A fine-tuned bridge classifier that reads ``placeholder`` at missing pieces (True = observed) and pools
+    its last hidden states two ways from the same pass: over every valid piece, as the unk / mask methods
+    do (returned, so ``task.evaluate`` scores exactly that method), and over the observed pieces only (kept
+    in ``observed_logits``). The two differ only in pooling; observed-only pooling differs from dynamic only
+    in that the placeholders were read (attended to)."""
+
+    def __init__(self, classifier: PretrainedClassifier, placeholder: int) -> None:
+        super().__init__()
+        self.classifier, self.placeholder = classifier, placeholder
+        self.all_logits: list = []
+        self.observed_logits: list = []
+
+    def forward(self, ids, mask: Mask):
+        read = torch.where(mask.missing, torch.full_like(ids, self.placeholder), ids)  # (B, L)
+        hidden = self.classifier.encoder(read, Mask(mask.valid, mask.valid))  # (B, L, D): every valid piece read
+        head = self.classifier.head
+        self.observed_logits.append(head(masked_mean(hidden, mask.observed)))  # (B, C)
+        self.all_logits.append(head(masked_mean(hidden, mask.valid)))  # (B, C)
+        return self.all_logits[-1]
+
+
+def placeholders(args) -> None:
+    """Why a placeholder can fail on a model fine-tuned without holes: for each seed's clean dynamic weights
+    and each test rate, ``[UNK]`` and ``[MASK]`` read in place of the hidden pieces, pooled over every piece
+    (the table's unk / mask cells, recomputed as a check) and over the observed pieces only, next to dynamic
+    (never read, never pooled; from the table's runs). Also the share of test posts given the single most
+    predicted class (a collapse onto one class shows there)."""
+    from dynmask.tasks.classify_text import accuracy_and_macro_f1
+
+    folder = resolve_pretrained("minilm")
+    splits = load_text_dataset(args.dataset)
+    max_len = args.max_len or MAX_LEN[args.dataset]
+    tok = PretrainedTokenizer(folder, max_len=max_len)
+    out_dir, runs_dir = _out(args.dataset)
+    labels, n_classes = None, len(splits.labels)
+    rows = []
+    if any(rate not in TEST_RATES for rate in args.rates):
+        raise SystemExit(f"--rates: placeholders compares with the table's test rates {TEST_RATES}, got {args.rates}")
+    for seed in args.seeds:
+        name = f"dynamic-train0-seed{seed}"
+        dynamic = json.loads((out_dir / "runs" / f"{name}.json").read_text())
+        task = TextClassificationTask(splits, tok, MissingSpec(0.0), seed=seed)
+        labels = task.labels["test"]
+        model = _model("dynamic", folder, tok, n_classes, seed)
+        load_weights(model, runs_dir / name / "best" / "model.safetensors")
+        for rate in args.rates:
+            row = {"seed": seed, "rate": rate, "weights": name}
+            row["dynamic"] = next(t["accuracy"] for t in dynamic["test"] if t["missing_rate"] == rate)
+            for placeholder, pid in (("unk", tok.unk_id), ("mask", tok.mask_id)):
+                probe = _PlaceholderProbe(model, pid)
+                scored = task.evaluate(probe, "test", MissingSpec(rate, "uniform", "static"))
+                for pooled, logits in (("all", probe.all_logits), ("observed", probe.observed_logits)):
+                    pred = torch.cat(logits).argmax(-1)
+                    acc, f1 = accuracy_and_macro_f1(pred, labels, n_classes)
+                    row[f"{placeholder}_pooled_{pooled}"] = acc
+                    row[f"{placeholder}_pooled_{pooled}_top_class_share"] = float(
+                        torch.bincount(pred, minlength=n_classes).max() / len(pred)
+                    )
+                assert abs(scored["accuracy"] - row[f"{placeholder}_pooled_all"]) < 1e-12
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    record = {"dataset": args.dataset, "max_len": max_len, "test_posts": len(labels), "rows": rows}
+    (out_dir / "placeholders.json").write_text(json.dumps(record, indent=2))
+    cols = ["dynamic"] + [f"{p}_pooled_{w}" for p in ("unk", "mask") for w in ("all", "observed")]
+    lines = [
+        "| seed | missing | " + " | ".join(cols) + " | most predicted class, [MASK] pooled over all |",
+        "|" + " --- |" * (len(cols) + 3),
+    ]
+    for row in rows:
+        cells = " | ".join(f"{100 * row[c]:.1f}" for c in cols)
+        lines.append(
+            f"| {row['seed']} | {row['rate']:g} | {cells} | {100 * row['mask_pooled_all_top_class_share']:.1f}% |"
+        )
+    (out_dir / "placeholders.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def window(args) -> None:
     """How much of each test text a window of word pieces keeps: the from-scratch demo's tokenizer (BPE 8k,
     trained on the training texts, ``MAX_LEN`` pieces) against MiniLM's (WordPiece 30k) at ``MAX_LEN`` and
@@ -424,7 +504,7 @@ def window(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=("cosine", "finetune", "table", "window"))
+    p.add_argument("what", choices=("cosine", "finetune", "placeholders", "table", "window"))
     p.add_argument("--dataset", choices=tuple(MAX_LEN), default="rotten_tomatoes", help="finetune / table / window")
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
     p.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS))
@@ -443,7 +523,9 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    {"cosine": cosine, "finetune": finetune, "table": table, "window": window}[args.what](args)
+    {"cosine": cosine, "finetune": finetune, "placeholders": placeholders, "table": table, "window": window}[args.what](
+        args
+    )
 
 
 if __name__ == "__main__":

@@ -390,3 +390,33 @@ def test_a_fine_tuned_pretrained_classifier_exports_to_onnx(checkpoints, tmp_pat
         reference = model(ids, tok.mask(ids)).numpy()
     got = OnnxTextClassifier(tmp_path / "m.onnx").logits(ids)
     assert abs(got - reference).max() <= 1e-5
+
+
+def test_placeholder_probe_scores_the_mask_method_and_pools_over_observed_from_one_pass(checkpoints):
+    """experiments/pretrained.py placeholders: the probe's returned logits are the [MASK] method's exactly,
+    and its observed-only pooling reads the same hidden states but averages only observed pieces."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "pretrained_experiment", Path(__file__).parents[1] / "experiments" / "pretrained.py"
+    )
+    experiment = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(experiment)
+    folder = checkpoints["bert"]
+    tok = PretrainedTokenizer(folder, max_len=16)
+    ids, mask = _batch(tok, TEXTS[:3])
+    assert mask.missing.any()
+    config = PretrainedClassifierConfig(
+        load_pretrained(folder).config.to_dict(), 3, method="mask", unk_id=tok.unk_id, mask_id=tok.mask_id
+    )
+    torch.manual_seed(0)
+    method = PretrainedClassifier(config, encoder=load_pretrained(folder)).eval()
+    probe = experiment._PlaceholderProbe(method, tok.mask_id)
+    with torch.no_grad():
+        assert torch.equal(probe(ids, mask), method(ids, mask))
+        read = torch.where(mask.missing, torch.full_like(ids, tok.mask_id), ids)
+        hidden = method.encoder(read, dm.Mask(mask.valid, mask.valid))  # (B, L, D)
+        expected = method.head(dm.masked_mean(hidden, mask.observed))  # (B, 3)
+    assert torch.equal(probe.observed_logits[0], expected)
+    assert not torch.allclose(probe.observed_logits[0], probe.all_logits[0])
