@@ -412,15 +412,14 @@ def placeholders(args) -> None:
     predicted class (a collapse onto one class shows there)."""
     from dynmask.tasks.classify_text import accuracy_and_macro_f1
 
+    if any(rate not in TEST_RATES for rate in args.rates):
+        raise SystemExit(f"--rates: placeholders compares with the table's test rates {TEST_RATES}, got {args.rates}")
     folder = resolve_pretrained("minilm")
     splits = load_text_dataset(args.dataset)
     max_len = args.max_len or MAX_LEN[args.dataset]
     tok = PretrainedTokenizer(folder, max_len=max_len)
     out_dir, runs_dir = _out(args.dataset)
-    labels, n_classes = None, len(splits.labels)
-    rows = []
-    if any(rate not in TEST_RATES for rate in args.rates):
-        raise SystemExit(f"--rates: placeholders compares with the table's test rates {TEST_RATES}, got {args.rates}")
+    n_classes, rows = len(splits.labels), []
     for seed in args.seeds:
         name = f"dynamic-train0-seed{seed}"
         dynamic = json.loads((out_dir / "runs" / f"{name}.json").read_text())
@@ -436,7 +435,7 @@ def placeholders(args) -> None:
                 scored = task.evaluate(probe, "test", MissingSpec(rate, "uniform", "static"))
                 for pooled, logits in (("all", probe.all_logits), ("observed", probe.observed_logits)):
                     pred = torch.cat(logits).argmax(-1)
-                    acc, f1 = accuracy_and_macro_f1(pred, labels, n_classes)
+                    acc, _ = accuracy_and_macro_f1(pred, labels, n_classes)
                     row[f"{placeholder}_pooled_{pooled}"] = acc
                     row[f"{placeholder}_pooled_{pooled}_top_class_share"] = float(
                         torch.bincount(pred, minlength=n_classes).max() / len(pred)
@@ -444,7 +443,7 @@ def placeholders(args) -> None:
                 assert abs(scored["accuracy"] - row[f"{placeholder}_pooled_all"]) < 1e-12
             rows.append(row)
             print(json.dumps(row), flush=True)
-    record = {"dataset": args.dataset, "max_len": max_len, "test_posts": len(labels), "rows": rows}
+    record = {"dataset": args.dataset, "max_len": max_len, "test_posts": len(splits.test), "rows": rows}
     (out_dir / "placeholders.json").write_text(json.dumps(record, indent=2))
     cols = ["dynamic"] + [f"{p}_pooled_{w}" for p in ("unk", "mask") for w in ("all", "observed")]
     lines = [
