@@ -8,7 +8,7 @@ Methods (missing word pieces; True = observed):
   mask      [MASK] in their place, read and pooled like any piece
   delete    removed before the model, the rest renumbered
 
-    python experiments/pretrained.py cosine                      # results/pretrained-rotten_tomatoes/cosine.{json,md}
+    python experiments/pretrained.py cosine --seeds 0,1,2        # results/pretrained-rotten_tomatoes/cosine.{json,md}
     python experiments/pretrained.py finetune --seeds 0 --train-missing 0.3 --epochs 1
     python experiments/pretrained.py table                       # results.{json,md} from the finished runs
     python experiments/pretrained.py finetune --dataset 20newsgroups   # results/pretrained-20newsgroups/
@@ -39,7 +39,7 @@ from dynmask.data.text import load_text_dataset
 from dynmask.hf import PretrainedClassifier, PretrainedClassifierConfig, PretrainedTokenizer, load_pretrained
 from dynmask.missingness import Schedule, apply_missingness, make_process
 from dynmask.pooling import masked_mean
-from dynmask.seed_stats import mean_sd
+from dynmask.seed_stats import format_mean_sd, mean_sd
 from dynmask.tasks.classify_text import MissingSpec, TextClassificationTask
 from dynmask.tasks.pretrained import resolve_pretrained
 from dynmask.training import TrainConfig, Trainer, load_weights
@@ -60,6 +60,7 @@ def _out(dataset: str) -> tuple[Path, Path]:
 
 METHODS = ("dynamic", "hf_mask", "unk", "mask", "delete")
 TEST_RATES = (0.0, 0.2, 0.4, 0.6)
+COSINE_SEED = 20261130  # cosine's hole draw for --seeds 0; seed s draws with COSINE_SEED + s
 
 
 class HFMaskClassifier(nn.Module):
@@ -199,7 +200,11 @@ def _holes(tok: PretrainedTokenizer, ids: torch.Tensor, rate: float, seed: int) 
 
 
 def cosine(args) -> None:
-    """Cosine of each method's sentence embedding of the gappy text to the embedding of the full text."""
+    """Cosine of each method's sentence embedding of the gappy text to the embedding of the full text.
+
+    One hole draw per seed in ``--seeds`` (draw seed ``COSINE_SEED + seed``, so seed 0 is the first table's
+    draw); each cell is the mean over the test texts, then mean ± sd over the draws.
+    """
     import transformers
 
     folder = resolve_pretrained("minilm")
@@ -218,12 +223,10 @@ def cosine(args) -> None:
                 out.append(masked_mean(h, attention[s : s + 128]))
         return torch.cat(out)
 
-    reference = hf_mean(ids, full.valid)
-    rows = []
-    for rate in args.rates:
-        gappy = _holes(tok, ids, rate, seed=20261130)
-        mask = tok.mask(gappy)
-        hidden_share = float(mask.missing.sum() / tok.content(ids).sum())
+    def draw(rate, seed) -> dict:
+        """method -> mean cosine over the texts, for one hole draw; plus the share of pieces hidden."""
+        gappy = _holes(tok, ids, rate, seed=COSINE_SEED + seed)
+        mask = tok.mask(gappy)  # True = observed
         with torch.no_grad():
             dyn = torch.cat(
                 [
@@ -245,17 +248,34 @@ def cosine(args) -> None:
             "[UNK], pooled over all": hf_mean(unk, mask.valid),
             "[MASK], pooled over all": hf_mean(gappy, mask.valid),
         }
-        row = {"rate": rate, "hidden_share_of_pieces": hidden_share}
-        for name, emb in methods.items():
-            row[name] = float(F.cosine_similarity(emb, reference, dim=-1).mean())
+        out = {name: float(F.cosine_similarity(emb, reference, dim=-1).mean()) for name, emb in methods.items()}
+        return {"hidden_share_of_pieces": float(mask.missing.sum() / tok.content(ids).sum()), **out}
+
+    reference = hf_mean(ids, full.valid)
+    rows = []
+    for rate in args.rates:
+        per_seed = {seed: draw(rate, seed) for seed in args.seeds}
+        keys = list(per_seed[args.seeds[0]])
+        stats = {k: mean_sd([d[k] for d in per_seed.values()]) for k in keys}  # key -> (mean, sd or None)
+        row = {"rate": rate, "seeds": args.seeds, **{k: mean for k, (mean, _) in stats.items()}}
+        row["sd"] = {k: sd for k, (_, sd) in stats.items()}
+        row["per_seed"] = {k: [per_seed[s][k] for s in args.seeds] for k in keys}
         rows.append(row)
-        print(json.dumps(row), flush=True)
+        print(json.dumps({k: row[k] for k in ["rate", *keys]}), flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "cosine.json").write_text(json.dumps({"n_texts": len(texts), "rows": rows}, indent=2))
-    names = [k for k in rows[0] if k not in ("rate", "hidden_share_of_pieces")]
-    lines = ["| word pieces hidden | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 1)]
+    (OUT / "cosine.json").write_text(json.dumps({"n_texts": len(texts), "seeds": args.seeds, "rows": rows}, indent=2))
+    names = [k for k in keys if k != "hidden_share_of_pieces"]
+
+    lines = [
+        f"mean cosine to the full text's embedding over {len(texts)} test texts; mean ± sd over"
+        f" {len(args.seeds)} hole draw(s) (seeds {','.join(map(str, args.seeds))})",
+        "",
+        "| word pieces hidden | " + " | ".join(names) + " |",
+        "|" + " --- |" * (len(names) + 1),
+    ]
     for row in rows:
-        lines.append(f"| {row['rate']:.0%} | " + " | ".join(f"{row[n]:.3f}" for n in names) + " |")
+        cells = [format_mean_sd(row[n], row["sd"][n], digits=3) for n in names]
+        lines.append(f"| {row['rate']:.0%} | " + " | ".join(cells) + " |")
     (OUT / "cosine.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
