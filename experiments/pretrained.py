@@ -215,13 +215,18 @@ def cosine(args) -> None:
     ids = tok.pad(tok.encode(texts))  # (N, L)
     full = tok.mask(ids)
 
-    def hf_mean(input_ids, attention):
+    def hf_mean(input_ids, attention, pool=None):
+        """HF's last hidden states with ``attention`` (True = attended), mean over ``pool`` (default: the
+        attended positions), in chunks of 128 texts."""
+        pool = attention if pool is None else pool
         out = []
         with torch.no_grad():
             for s in range(0, len(input_ids), 128):
                 h = hf(input_ids=input_ids[s : s + 128], attention_mask=attention[s : s + 128].long()).last_hidden_state
-                out.append(masked_mean(h, attention[s : s + 128]))
+                out.append(masked_mean(h, pool[s : s + 128]))
         return torch.cat(out)
+
+    reference = hf_mean(ids, full.valid)
 
     def draw(rate, seed) -> dict:
         """method -> mean cosine over the texts, for one hole draw; plus the share of pieces hidden."""
@@ -244,14 +249,13 @@ def cosine(args) -> None:
             "dynamic (dynmask)": dyn,
             "hf_mask (attention_mask=0, pooled over observed)": hf_mean(gappy, mask.observed),
             "delete": hf_mean(deleted, deleted != tok.pad_id),
-            "[UNK], pooled over observed": _pool_observed(hf, unk, mask),
+            "[UNK], pooled over observed": hf_mean(unk, mask.valid, pool=mask.observed),
             "[UNK], pooled over all": hf_mean(unk, mask.valid),
             "[MASK], pooled over all": hf_mean(gappy, mask.valid),
         }
         out = {name: float(F.cosine_similarity(emb, reference, dim=-1).mean()) for name, emb in methods.items()}
         return {"hidden_share_of_pieces": float(mask.missing.sum() / tok.content(ids).sum()), **out}
 
-    reference = hf_mean(ids, full.valid)
     rows = []
     for rate in args.rates:
         per_seed = {seed: draw(rate, seed) for seed in args.seeds}
@@ -278,15 +282,6 @@ def cosine(args) -> None:
         lines.append(f"| {row['rate']:.0%} | " + " | ".join(cells) + " |")
     (OUT / "cosine.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-
-
-def _pool_observed(hf, ids, mask):
-    out = []
-    with torch.no_grad():
-        for s in range(0, len(ids), 128):
-            h = hf(input_ids=ids[s : s + 128], attention_mask=mask.valid[s : s + 128].long()).last_hidden_state
-            out.append(masked_mean(h, mask.observed[s : s + 128]))
-    return torch.cat(out)
 
 
 def _signed(x: float) -> str:
