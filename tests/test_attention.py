@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynmask import Mask, MaskedMultiheadAttention, allowed_keys, masked_attention
-from dynmask.ablation import LiteralGateAttention, attended_keys, attention_class, static_mask
+from dynmask.ablation import LiteralGateAttention
+from dynmask.methods import get_method, static_mask
 
 D, H = 8, 2
 
@@ -134,8 +135,8 @@ def test_static_violates_the_guarantee():
     static = static_mask(Mask(observed, valid))
     assert torch.equal(static.observed, valid) and torch.equal(static.valid, valid)
     for method in ("static", "seed_literal"):  # what the stacks attend: the transform's keys, read directly
-        assert torch.equal(attended_keys(Mask(observed, valid), method), static.observed)
-    assert torch.equal(attended_keys(Mask(observed, valid), "dynamic"), observed)
+        assert torch.equal(get_method(method).keys(Mask(observed, valid)), static.observed)
+    assert torch.equal(get_method("dynamic").keys(Mask(observed, valid)), observed)
     run = lambda xi: attn(xi, key_keep=static.observed, query_keep=static.valid)
     a, b = run(x), run(torch.where(observed.unsqueeze(-1), x, 5.0))
     assert not torch.allclose(a[observed], b[observed])
@@ -152,6 +153,6 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="needs literal_gate"):
         LiteralGateAttention(D, 2)(torch.randn(2, 3, D))
     with pytest.raises(ValueError, match="method must be one of"):
-        attention_class("magic")
+        get_method("magic")
     with pytest.raises(ValueError, match="divisible"):
         MaskedMultiheadAttention(10, 3)

@@ -209,8 +209,8 @@ def test_stack_errors_are_clear():
         enc(torch.randn(2, 3, D), Mask.full(2, 3), backend="gpu")
     with pytest.raises(ValueError, match="method must be one of"):
         _encoder(method="literal")
-    with pytest.warns(DeprecationWarning, match="method="):
-        assert _encoder(variant="static").method == "static"
+    with pytest.raises(TypeError, match="variant"):  # the old name of method=, removed
+        _encoder(variant="static")
     with pytest.raises(ValueError, match="queries must be one of"):
         _encoder(queries="some")
 

@@ -10,7 +10,8 @@ Masks here are bool tensors with **True = observed (kept)**:
   their inputs are replaced by zero before projection.
 
 A query row with no allowed key returns zeros (not NaN, not a uniform average), forward and
-backward. The two baselines (``static``, ``seed_literal``) live in :mod:`dynmask.ablation`.
+backward. The methods (``dynamic`` and the baselines) are registered in :mod:`dynmask.methods`;
+``seed_literal``'s attention is :class:`dynmask.ablation.LiteralGateAttention`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch import Tensor, nn
 from .graph import tracing
 from .masks import check_input_dtype
 
-__all__ = ["MaskedMultiheadAttention", "masked_attention", "allowed_keys"]
+__all__ = ["MaskedMultiheadAttention", "masked_attention", "allowed_keys", "KERNELS", "sdpa_kernel"]
 
 
 def allowed_keys(
@@ -68,18 +69,32 @@ def masked_attention(
     sees an empty softmax) and then zeroed with ``where``, which also stops their gradient.
     ``allowed=None`` means everything is allowed (the kernel's unmasked fast path).
     """
-    out, has_key = _open_attention(q, k, v, allowed, dropout_p)
+    out, has_key = sdpa_kernel(q, k, v, allowed, dropout_p)
     return out if has_key is None else torch.where(has_key, out, out.new_zeros(()))
 
 
-def _open_attention(q: Tensor, k: Tensor, v: Tensor, allowed: Optional[Tensor], dropout_p: float):
-    """SDPA with rows that have no allowed key opened to every key; returns (out (B, H, Lq, hd),
-    has_key bool[B, 1, Lq|1, 1] or None). The caller zeroes the rows without a key."""
+def sdpa_kernel(q: Tensor, k: Tensor, v: Tensor, allowed: Optional[Tensor], dropout_p: float):
+    """The ``"sdpa"`` kernel: PyTorch's SDPA with rows that have no allowed key opened to every key;
+    returns (out (B, H, Lq, hd), has_key bool[B, 1, Lq|1, 1] or None). The caller zeroes the rows
+    without a key."""
     if allowed is None:
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p), None
     has_key = allowed.any(-1, keepdim=True)  # (B, 1, Lq|1, 1)
     safe = allowed | ~has_key  # no branch on values: the same graph whether or not a row is empty
     return F.scaled_dot_product_attention(q, k, v, attn_mask=safe, dropout_p=dropout_p), has_key
+
+
+# Attention kernels: name -> fn(q, k, v, allowed, dropout_p) -> (out, has_key), with q (B, H, Lq, hd),
+# k/v (B, H, Lk, hd), allowed bool[B, 1, Lq|1, Lk] (True = may attend) or None (everything). The execution
+# path (dense / compact, chosen by the stacks) is separate: a new kernel (FlexAttention, varlen) is one
+# function and one entry here, and every path runs on it.
+KERNELS = {"sdpa": sdpa_kernel}
+
+
+def _kernel(name: str):
+    if name not in KERNELS:
+        raise ValueError(f"kernel must be one of {tuple(KERNELS)}, got {name!r}")
+    return KERNELS[name]
 
 
 def _project_out(proj: nn.Linear, out: Tensor, has_key: Optional[Tensor], batch: int, q_len: int) -> Tensor:
@@ -113,11 +128,19 @@ class MaskedMultiheadAttention(nn.Module):
 
     Parameters are named as in ``nn.MultiheadAttention`` (``in_proj_weight``, ``in_proj_bias``,
     ``out_proj``), so its ``state_dict`` loads directly. ``dropout`` is attention-probability
-    dropout; keep it at 0 on CPU (any value > 0 forces SDPA's slow kernel).
+    dropout; keep it at 0 on CPU (any value > 0 forces SDPA's slow kernel). ``kernel`` names the
+    attention kernel in :data:`KERNELS` (default ``"sdpa"``).
     """
 
     def __init__(
-        self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True, device=None, dtype=None
+        self,
+        embed_dim: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+        kernel: str = "sdpa",
     ) -> None:
         super().__init__()
         if embed_dim % num_heads:
@@ -127,6 +150,7 @@ class MaskedMultiheadAttention(nn.Module):
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
         self.dropout = dropout
+        self.kernel = _kernel(kernel)
         self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim, **factory))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim, **factory)) if bias else None
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
@@ -161,6 +185,11 @@ class MaskedMultiheadAttention(nn.Module):
             return q, k, v
         return q, self._heads(F.linear(key, wk, bk)), self._heads(F.linear(value, wv, bv))
 
+    def gate_queries(self, q: Tensor) -> Tensor:
+        """Projected queries (B, H, Lq, hd) as attention reads them: unchanged here; a baseline's
+        attention (:class:`dynmask.ablation.LiteralGateAttention`) overrides this."""
+        return q
+
     def project_kv(self, x: Tensor, keep: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         """Keys and values (B, H, L, hd) of ``x`` (B, L, D), for a cache; rows where ``keep`` (bool[B, L],
         True = observed) is False are replaced by zero before the projection."""
@@ -180,7 +209,7 @@ class MaskedMultiheadAttention(nn.Module):
         batch, q_len, _ = query.shape
         q = self._heads(F.linear(query, self.in_proj_weight[:d], None if b is None else b[:d]))  # (B, H, Lq, hd)
         allowed = None if key_keep is None else key_keep[:, None, None, :]  # (B, 1, 1, Lk)
-        out, has_key = _open_attention(q, k, v, allowed, 0.0)  # (B, H, Lq, hd)
+        out, has_key = self.kernel(q, k, v, allowed, 0.0)  # (B, H, Lq, hd)
         return _project_out(self.out_proj, out, has_key, batch, q_len)
 
     def forward(
@@ -194,6 +223,7 @@ class MaskedMultiheadAttention(nn.Module):
         causal: bool = False,
         query_pos: Optional[Tensor] = None,
         key_pos: Optional[Tensor] = None,
+        **method_inputs: Tensor,
     ) -> Tensor:
         """Attend from ``query`` (B, Lq, D) to ``key``/``value`` (B, Lk, D); self-attention when key is None.
 
@@ -204,33 +234,9 @@ class MaskedMultiheadAttention(nn.Module):
         explicitly to let missing positions ask queries (their inputs must then be finite).
         Returns float[B, Lq, D]: zero at queries that are not kept; a kept query with no allowed key
         reads nothing (its attention output is zero, so it gets the output projection's bias).
+        ``method_inputs``: what a method's attention takes besides the masks, handed to
+        :meth:`gate_queries` (the ``seed_literal`` ablation's ``literal_gate``).
         """
-        return self._attention(
-            query,
-            key,
-            value,
-            key_keep=key_keep,
-            query_keep=query_keep,
-            causal=causal,
-            query_pos=query_pos,
-            key_pos=key_pos,
-        )
-
-    def _attention(
-        self,
-        query: Tensor,
-        key: Optional[Tensor],
-        value: Optional[Tensor],
-        *,
-        key_keep: Optional[Tensor] = None,
-        query_keep: Optional[Tensor] = None,
-        causal: bool = False,
-        query_pos: Optional[Tensor] = None,
-        key_pos: Optional[Tensor] = None,
-        query_scale: Optional[Tensor] = None,
-    ) -> Tensor:
-        """:meth:`forward`, plus ``query_scale`` bool[B, Lq]: projected queries multiplied by it (the
-        ``seed_literal`` ablation's ``Q * A``, :class:`dynmask.ablation.LiteralGateAttention`)."""
         if query.dim() != 3 or query.shape[-1] != self.embed_dim:
             raise ValueError(f"query must have shape [B, Lq, {self.embed_dim}], got {list(query.shape)}")
         self_attention = key is None
@@ -268,8 +274,7 @@ class MaskedMultiheadAttention(nn.Module):
             value = key if value is None else _keep_rows(value, key_keep)
             q, k, v = self._project(query, key, value)
 
-        if query_scale is not None:
-            q = q * query_scale[:, None, :, None].to(q.dtype)  # (B, H, Lq, hd): Q * A zeroes queries, not keys
+        q = self.gate_queries(q, **method_inputs)  # (B, H, Lq, hd)
 
         if key_keep is None and not causal:  # decided from the arguments, never from values
             allowed = None
@@ -279,6 +284,6 @@ class MaskedMultiheadAttention(nn.Module):
             )
             allowed = allowed_keys(keep, causal=causal, query_pos=query_pos, key_pos=key_pos, query_len=query.shape[1])
         p = self.dropout if self.training else 0.0
-        out, has_key = _open_attention(q, k, v, allowed, p)  # (B, H, Lq, hd)
+        out, has_key = self.kernel(q, k, v, allowed, p)  # (B, H, Lq, hd)
         out = _project_out(self.out_proj, out, has_key, batch, query.shape[1])  # (B, Lq, D)
         return _keep_rows(out, query_keep)

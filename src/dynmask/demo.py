@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .data.text import TextSplits, load_text_dataset
-from .models.classifier import METHODS
+from .methods import get_method, method_names
 from .seed_stats import format_mean_sd, mean_sd
 from .tasks.classify_text import MissingSpec, train_text_classifier
 from .training import TrainConfig
@@ -130,7 +130,7 @@ def run_demo(
     *,
     data: "str | TextSplits" = "rotten_tomatoes",
     seeds: Sequence[int] = (0, 1, 2),
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = method_names("text"),
     test_rates: Sequence[float] = (0.0, 0.2, 0.4, 0.6),
     train_missing: float = 0.3,
     missing_process: str = "uniform",
@@ -161,9 +161,11 @@ def run_demo(
         batch_size = min(batch_size, 32)
     else:
         model, lr = dict(QUICK_MODEL if quick else MODEL, pooling=pooling, **(model or {})), 2e-3 if lr is None else lr
-    if model.get("arch", "transformer") != "transformer" and "seed_literal" in methods:
-        methods = tuple(m for m in methods if m != "seed_literal")  # an attention formula: no recurrent form
-        print("seed_literal is left out: it is an attention formula, and this run uses a recurrent model")
+    arch = model.get("arch", "transformer") if pretrained is None else "transformer"
+    kind = "text" if pretrained is None else "pretrained"
+    for method in [m for m in methods if arch not in get_method(m, kind).applies_to[kind]]:
+        methods = tuple(m for m in methods if m != method)  # seed_literal: an attention formula, no recurrent form
+        print(f"{method} is left out: it {get_method(method).arch_note or 'does not run'} on arch={arch!r}")
     if quick:
         splits, epochs, seeds = _subsample(splits, 600, 200, 0), 1, tuple(seeds)[:1]
         print(QUICK_NOTE, flush=True)

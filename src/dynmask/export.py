@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .data.text import DataError
+from .errors import DataError
 from .masks import Mask
+from .methods import get_method
 
 __all__ = [
     "TextClassifierGraph",
@@ -104,7 +105,7 @@ def export_run(run: Path, output: Path, backend: str = "dense", opset: Optional[
         model, tokenizer, labels = load_classifier(run)
         if model.__class__.__name__ == "TextClassifier" and model.config.arch != "transformer":
             raise DataError(f"export covers Transformer text classifiers; this run's arch is {model.config.arch!r}")
-        if model.config.method == "delete":
+        if get_method(model.config.method).deletes:
             raise DataError(
                 "a 'delete' model renumbers tokens by a data-dependent plan that export does not cover; "
                 "export a dynamic run"

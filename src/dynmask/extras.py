@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib
 
+from .errors import DataError
+
 __all__ = ["require"]
 
 _EXTRA = {
@@ -26,7 +28,5 @@ def require(module: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        from .data.text import DataError
-
         extra = _EXTRA.get(module.split(".")[0], "tasks")
         raise DataError(f"this needs {module.split('.')[0]}: pip install 'dynmask[{extra}]'") from None

@@ -11,6 +11,7 @@ import torch
 from . import __version__
 from .layers import Encoder
 from .masks import Mask
+from .methods import method_names
 
 
 def _batch(batch: int, length: int, d_model: int, missing: float, seed: int) -> tuple[torch.Tensor, Mask]:
@@ -81,7 +82,7 @@ def guarantee_demo(output: Path, quick: bool, seed: int) -> dict:
     print("   the missing values are 0, 1e30 or NaN, and against running on the observed tokens alone:\n")
     header = f"   {'variant':<13} {'max change 0→1e30':>18} {'NaN outputs':>12} {'max diff vs alone':>18}"
     print(header)
-    guarantee = [_guarantee_row(v, x, mask, seed) for v in ("dynamic", "static", "seed_literal")]
+    guarantee = [_guarantee_row(v, x, mask, seed) for v in method_names("stack")]
     for r in guarantee:
         change, alone = (float(r[k]) for k in ("max_change_zero_to_1e30", "max_diff_vs_observed_tokens_alone"))
         print(f"   {r['variant']:<13} {change:>18.3g} {r['nan_outputs_with_nan_inputs']:>12d} {alone:>18.3g}")

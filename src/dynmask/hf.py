@@ -34,11 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data.text import DataError
 from .data.tokenizer import DEFAULT_MISSING_MARKERS, _marker_pattern, encode_prefixes
+from .errors import DataError
 from .graph import tracing
 from .layers import Encoder
 from .masks import Mask
+from .methods import get_method
 from .pooling import masked_mean
 
 __all__ = [
@@ -54,7 +55,6 @@ __all__ = [
     "read_checkpoint_config",
     "check_encoder_config",
     "FAMILIES",
-    "PRETRAINED_METHODS",
 ]
 
 FAMILIES = ("bert", "roberta", "distilbert")
@@ -602,9 +602,6 @@ class PretrainedTokenizer:
 
 
 # ---------------------------------------------------------------------------------------- classifier
-PRETRAINED_METHODS = ("dynamic", "unk", "mask", "delete")
-
-
 @dataclass
 class PretrainedClassifierConfig:
     encoder: dict  # PretrainedConfig.to_dict()
@@ -633,8 +630,7 @@ class PretrainedClassifier(nn.Module):
 
     def __init__(self, config: PretrainedClassifierConfig, encoder: Optional[PretrainedEncoder] = None) -> None:
         super().__init__()
-        if config.method not in PRETRAINED_METHODS:
-            raise ValueError(f"method must be one of {PRETRAINED_METHODS}, got {config.method!r}")
+        self.method = get_method(config.method, "pretrained")
         if config.pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {config.pooling!r}")
         self.config = config
@@ -649,18 +645,8 @@ class PretrainedClassifier(nn.Module):
 
     def forward(self, ids: Tensor, mask: Mask) -> Tensor:
         """``ids`` long[B, L], ``mask`` (True = observed) -> logits float[B, C]."""
-        method = self.config.method
-        if method in ("unk", "mask"):
-            placeholder = self.config.unk_id if method == "unk" else self.config.mask_id
-            ids = torch.where(mask.missing, torch.full_like(ids, placeholder), ids)
-            mask = Mask(mask.valid, mask.valid)  # every valid position is read
-        elif method == "delete":
-            from .compaction import Compaction
-
-            plan = Compaction.plan(mask.observed)
-            width = max(plan.width, 1)
-            kept = plan.gather(ids.unsqueeze(-1)).squeeze(-1) if plan.width else ids[:, :1]  # (B, N)
-            ids, mask = kept[:, :width], Mask.from_lengths(plan.num_kept, max_len=width)
+        placeholder = {"unk": self.config.unk_id, "mask": self.config.mask_id}.get(self.method.placeholder)
+        ids, mask = self.method.prepare_ids(ids, mask, placeholder)  # unk / mask: every valid position is read
         hidden = self.encoder(ids, mask)  # (B, L, D)
         pooled = self.encoder.pooled(hidden) if self.config.pooling == "cls" else masked_mean(hidden, mask)
         return self.head(self.dropout(pooled))  # (B, C)

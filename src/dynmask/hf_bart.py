@@ -17,7 +17,7 @@ from typing import Optional
 
 import torch
 
-from .data.text import DataError
+from .errors import DataError
 from .hf import _weights, read_checkpoint_config
 from .models.seq2seq import Seq2Seq, pretrained_shape
 

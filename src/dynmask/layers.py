@@ -23,20 +23,19 @@ imputation and generation.
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .ablation import attended_keys, attention_class, check_method
 from .attention import MaskedMultiheadAttention
 from .compaction import Compaction
 from .embeddings import make_positions
 from .graph import max_count, tracing
 from .masks import Mask, check_input_dtype
+from .methods import get_method
 
 __all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "DecoderCache", "BACKENDS", "QUERIES"]
 
@@ -67,14 +66,11 @@ class _Run:
     query_keep: Optional[Tensor]  # (B, L) queries whose output is kept; None = all
     positions: Optional[Tensor] = None  # (B, L) original positions (causal order); None = arange
     key_len: Optional[int] = None  # keys are the first key_len slots (compact, queries="all")
-    literal_gate: Optional[Tensor] = None  # (B, L) the seed_literal ablation's A (observed queries); else None
-
-    def extra(self) -> dict:
-        """What the ablation's attention takes besides the masks (nothing for the dynamic mask)."""
-        return {} if self.literal_gate is None else {"literal_gate": self.literal_gate}
+    # what the method's attention takes besides the masks (Method.attention_inputs; nothing for dynamic)
+    method_inputs: dict = field(default_factory=dict)
 
     def self_attend(self, attn: MaskedMultiheadAttention, h: Tensor, causal: bool) -> Tensor:
-        common = dict(query_keep=self.query_keep, causal=causal, query_pos=self.positions, **self.extra())
+        common = dict(query_keep=self.query_keep, causal=causal, query_pos=self.positions, **self.method_inputs)
         if self.key_len is None:
             return attn(h, key_keep=self.key_keep, key_pos=self.positions, **common)
         n = self.key_len
@@ -83,8 +79,9 @@ class _Run:
         return attn(h, keys, keys, key_keep=self.key_keep[:, :n], key_pos=key_pos, **common)
 
 
-class EncoderLayer(nn.Module):
-    """Pre-norm (default) or post-norm Transformer encoder layer over a dynamic mask."""
+class _Block(nn.Module):
+    """What encoder and decoder layers share: self-attention, (cross-attention), a feed-forward block,
+    their norms and dropouts, named as in ``nn.TransformerEncoderLayer`` / ``nn.TransformerDecoderLayer``."""
 
     def __init__(
         self,
@@ -98,19 +95,29 @@ class EncoderLayer(nn.Module):
         attn_dropout: float = 0.0,
         bias: bool = True,
         attention: type[MaskedMultiheadAttention] = MaskedMultiheadAttention,
+        kernel: str = "sdpa",
+        *,
+        cross: bool = False,
     ) -> None:
         super().__init__()
-        self.self_attn = attention(d_model, nhead, dropout=attn_dropout, bias=bias)
+        attend = lambda: attention(d_model, nhead, dropout=attn_dropout, bias=bias, kernel=kernel)
+        self.self_attn = attend()
+        if cross:
+            self.multihead_attn = attend()
         self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias)
         self.dropout = nn.Dropout(dropout)
         self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias)
         self.norm_first = norm_first
-        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
+        for i in range(1, 4 if cross else 3):  # norm1, norm2 (, norm3) and dropout1, dropout2 (, dropout3)
+            setattr(self, f"norm{i}", nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias))
+        for i in range(1, 4 if cross else 3):
+            setattr(self, f"dropout{i}", nn.Dropout(dropout))
         self.activation = _activation(activation)
         self.activation_name = activation
+
+
+class EncoderLayer(_Block):
+    """Pre-norm (default) or post-norm Transformer encoder layer over a dynamic mask."""
 
     def _ff(self, x: Tensor) -> Tensor:
         return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
@@ -127,36 +134,11 @@ class EncoderLayer(nn.Module):
         return x
 
 
-class DecoderLayer(nn.Module):
+class DecoderLayer(_Block):
     """Decoder layer: causal masked self-attention, cross-attention to observed memory, feed-forward."""
 
-    def __init__(
-        self,
-        d_model: int,
-        nhead: int,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        activation: str = "relu",
-        layer_norm_eps: float = 1e-5,
-        norm_first: bool = True,
-        attn_dropout: float = 0.0,
-        bias: bool = True,
-        attention: type[MaskedMultiheadAttention] = MaskedMultiheadAttention,
-    ) -> None:
-        super().__init__()
-        self.self_attn = attention(d_model, nhead, dropout=attn_dropout, bias=bias)
-        self.multihead_attn = attention(d_model, nhead, dropout=attn_dropout, bias=bias)
-        self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias)
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias)
-        self.norm_first = norm_first
-        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.dropout3 = nn.Dropout(dropout)
-        self.activation = _activation(activation)
+    def __init__(self, d_model: int, nhead: int, *args, **kwargs) -> None:
+        super().__init__(d_model, nhead, *args, **kwargs, cross=True)
 
     def step(self, x: Tensor, self_kv, cross_kv, memory_keep: Tensor):
         """One new position ``x`` (B, 1, D) attending to the cached keys; returns (x, new self (k, v))."""
@@ -176,7 +158,9 @@ class DecoderLayer(nn.Module):
         return x, (k, v)
 
     def _cross(self, h: Tensor, memory: Tensor, memory_keep: Optional[Tensor], run: _Run) -> Tensor:
-        return self.multihead_attn(h, memory, memory, key_keep=memory_keep, query_keep=run.query_keep, **run.extra())
+        return self.multihead_attn(
+            h, memory, memory, key_keep=memory_keep, query_keep=run.query_keep, **run.method_inputs
+        )
 
     def _ff(self, x: Tensor) -> Tensor:
         return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
@@ -226,29 +210,52 @@ class _Stack(nn.Module):
 
     def __init__(
         self,
-        layers: list[nn.Module],
+        layer: type[_Block],
         d_model: int,
+        n_heads: int,
+        n_layers: int,
         *,
-        norm_first: bool,
-        layer_norm_eps: float,
-        backend: str,
-        method: str,
-        queries: str,
-        positional: Optional[str],
-        max_len: int,
-        compact_below: Optional[float],
+        d_ff: Optional[int] = None,
+        dropout: float = 0.1,
+        attn_dropout: float = 0.0,
+        activation: str = "relu",
+        norm_first: bool = True,
+        layer_norm_eps: float = 1e-5,
+        backend: str = "auto",
+        method: str = "dynamic",
+        queries: str = "observed",
+        positional: Optional[str] = None,
+        max_len: int = 4096,
+        compact_below: Optional[float] = None,
+        kernel: str = "sdpa",
     ) -> None:
         super().__init__()
+        spec = get_method(method, "stack")  # a method of dynmask.methods that runs on a stack
+        blocks = [
+            layer(
+                d_model,
+                n_heads,
+                d_ff or 4 * d_model,
+                dropout,
+                activation,
+                layer_norm_eps,
+                norm_first,
+                attn_dropout,
+                attention=spec.attention,
+                kernel=kernel,
+            )
+            for _ in range(n_layers)
+        ]
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        check_method(method)
         if queries not in QUERIES:
             raise ValueError(f"queries must be one of {QUERIES}, got {queries!r}")
-        self.layers = nn.ModuleList(layers)
+        self.layers = nn.ModuleList(blocks)
         self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps) if norm_first else None
         self.d_model = d_model
-        self.backend = backend
-        self.method = method  # "dynamic", or a baseline of dynmask.ablation
+        self.backend = backend  # the execution path: dense / compact / auto (the kernel is the attention's)
+        self.method = method  # its name; the registered Method is method_spec
+        self.method_spec = spec
         self.queries = queries
         self.positions = make_positions(positional, d_model, max_len)
         # missing positions that still ask queries start from this vector (+ their position)
@@ -268,9 +275,10 @@ class _Stack(nn.Module):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
-        gate = mask.observed if self.method == "seed_literal" else None  # (B, L) the ablation's A
-        keep = attended_keys(mask, self.method)  # (B, L) keys; the baselines: padding only, missing read as tokens
-        asks_all = self.queries == "all" and self.method == "dynamic"  # the baselines have nothing missing
+        spec = self.method_spec
+        inputs = spec.attention_inputs(mask)  # what the method's attention takes besides the masks
+        keep = spec.keys(mask)  # (B, L) keys; the baselines: padding only, missing read as tokens
+        asks_all = self.queries == "all" and not spec.reads_missing  # the baselines have nothing missing
         query_keep = mask.valid if asks_all else keep  # (B, L) queries whose output is kept
 
         # Replace what must not be read *before* any arithmetic: NaN/inf cannot leak.
@@ -284,7 +292,7 @@ class _Stack(nn.Module):
 
         length = keep.shape[1]
         if tracing():  # one graph for every batch: decisions from arguments, sizes symbolic
-            return self._prepare_traced(x, keep, query_keep, gate, backend, causal, asks_all)
+            return self._prepare_traced(x, keep, query_keep, inputs, backend, causal, asks_all)
         # eager: every value this forward decides on, in one device sync
         if keep.numel():
             stats = torch.stack([keep.sum(1).max(), query_keep.sum(1).max(), keep.all() & query_keep.all()])
@@ -298,10 +306,10 @@ class _Stack(nn.Module):
             backend = "dense"  # nothing observed anywhere: no compact batch to run; dense returns zeros
         if backend == "dense":
             if everything:
-                return x, _Run(None, None, literal_gate=gate), None  # nothing to mask
-            return x, _Run(keep, query_keep, literal_gate=gate), None
+                return x, _Run(None, None, method_inputs=inputs), None  # nothing to mask
+            return x, _Run(keep, query_keep, method_inputs=inputs), None
         return self._compact(
-            x, keep, query_keep, gate, causal, asks_all, max(width, 1), query_width if asks_all else width
+            x, keep, query_keep, inputs, causal, asks_all, max(width, 1), query_width if asks_all else width
         )
 
     def _choose(self, x: Tensor, width: int, query_width: int, length: int, asks_all: bool) -> tuple[str, str]:
@@ -319,29 +327,29 @@ class _Stack(nn.Module):
             return "compact", f"padding trims the rows to {query_width} of {length}"
         return "dense", f"the longest kept row ({width}) is over {below:g} of the length ({length})"
 
-    def _compact(self, x, keep, query_keep, gate, causal: bool, asks_all: bool, key_width, width):
+    def _compact(self, x, keep, query_keep, inputs: dict, causal: bool, asks_all: bool, key_width, width):
         if not asks_all:  # drop everything not kept
             plan = Compaction.plan(keep, width=width)
-            compact_gate = None if gate is None else plan.gather(gate)  # (B, N)
-            run = _Run(plan.valid, plan.valid, positions=plan.positions if causal else None, literal_gate=compact_gate)
+            inputs = {name: plan.gather(t) for name, t in inputs.items()}  # (B, N) each
+            run = _Run(plan.valid, plan.valid, positions=plan.positions if causal else None, method_inputs=inputs)
             return plan.gather(x), run, plan
         # kept tokens first, then the missing ones (which still ask queries); keys are the first `key_width` slots
         plan = Compaction.plan(keep, include_dropped=True, limit=query_keep, width=width)  # padding trimmed
         run = _Run(plan.kept, plan.valid, positions=plan.positions, key_len=key_width)
         return plan.gather(x), run, plan
 
-    def _prepare_traced(self, x, keep, query_keep, gate, backend: str, causal: bool, asks_all: bool):
+    def _prepare_traced(self, x, keep, query_keep, inputs: dict, backend: str, causal: bool, asks_all: bool):
         """Tracing: ``auto`` runs dense (the choice depends on values); ``compact`` takes its width as a
         symbolic size of at least 2 (filler slots are harmless: an all-missing batch returns zeros; at
         least 2 keeps kernels from specialising on a width of 1). Traced lengths must be >= 2."""
         length = keep.shape[1]
         if backend in ("auto", "dense"):
-            return x, _Run(keep, query_keep, literal_gate=gate), None
+            return x, _Run(keep, query_keep, method_inputs=inputs), None
         if length < 2:
-            return x, _Run(keep, query_keep, literal_gate=gate), None  # nothing to compact
+            return x, _Run(keep, query_keep, method_inputs=inputs), None  # nothing to compact
         key_width = max_count(keep.sum(1).clamp(min=2), length, lower=2)
         width = max_count(query_keep.sum(1).clamp(min=2), length, lower=2) if asks_all else key_width
-        return self._compact(x, keep, query_keep, gate, causal, asks_all, key_width, width)
+        return self._compact(x, keep, query_keep, inputs, causal, asks_all, key_width, width)
 
     def _finish(self, x: Tensor, run: _Run, plan: Optional[Compaction]) -> Tensor:
         if self.norm is not None:
@@ -351,14 +359,6 @@ class _Stack(nn.Module):
         return x if plan is None else plan.scatter(x)
 
 
-def _method(method: str, variant: Optional[str]) -> str:
-    """``variant=`` is the old name of ``method=`` (kept one release, with a warning)."""
-    if variant is None:
-        return method
-    warnings.warn("variant= is now method= (the name configs and the CLI use)", DeprecationWarning, stacklevel=3)
-    return variant
-
-
 class Encoder(_Stack):
     """A stack of :class:`EncoderLayer` over a dynamic mask.
 
@@ -366,56 +366,18 @@ class Encoder(_Stack):
     float[B, L, D]; with ``queries="observed"`` it is zero at missing and padding positions.
     Whatever ``x`` holds at missing positions (0, 1e30, NaN, inf) changes no output at observed
     positions and receives exactly zero gradient.
+
+    Options (keywords, for both stacks): ``d_ff`` (default 4 × d_model), ``dropout``, ``attn_dropout``,
+    ``activation`` (relu / gelu / gelu_tanh), ``norm_first``, ``layer_norm_eps``, ``backend`` (the
+    execution path: auto / dense / compact), ``method`` (a stack method of :mod:`dynmask.methods`),
+    ``queries`` (observed / all), ``positional`` (None / sinusoidal / learned), ``max_len``,
+    ``compact_below`` (``auto``'s threshold), ``kernel`` (:data:`dynmask.attention.KERNELS`).
     """
 
     def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        n_layers: int,
-        d_ff: Optional[int] = None,
-        dropout: float = 0.1,
-        attn_dropout: float = 0.0,
-        activation: str = "relu",
-        norm_first: bool = True,
-        layer_norm_eps: float = 1e-5,
-        backend: str = "auto",
-        method: str = "dynamic",
-        queries: str = "observed",
-        positional: Optional[str] = None,
-        max_len: int = 4096,
-        compact_below: Optional[float] = None,
-        variant: Optional[str] = None,
+        self, d_model: int, n_heads: int, n_layers: int, *, backend: str = "auto", queries: str = "observed", **options
     ) -> None:
-        method = _method(method, variant)
-        d_ff = d_ff or 4 * d_model
-        attention = attention_class(method)
-        layers = [
-            EncoderLayer(
-                d_model,
-                n_heads,
-                d_ff,
-                dropout,
-                activation,
-                layer_norm_eps,
-                norm_first,
-                attn_dropout,
-                attention=attention,
-            )
-            for _ in range(n_layers)
-        ]
-        super().__init__(
-            layers,
-            d_model,
-            norm_first=norm_first,
-            layer_norm_eps=layer_norm_eps,
-            backend=backend,
-            method=method,
-            queries=queries,
-            positional=positional,
-            max_len=max_len,
-            compact_below=compact_below,
-        )
+        super().__init__(EncoderLayer, d_model, n_heads, n_layers, backend=backend, queries=queries, **options)
 
     def forward(self, x: Tensor, mask: Mask, *, causal: bool = False, backend: Optional[str] = None) -> Tensor:
         x, run, plan = self._prepare(x, mask, backend, causal)
@@ -434,53 +396,9 @@ class Decoder(_Stack):
     """
 
     def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        n_layers: int,
-        d_ff: Optional[int] = None,
-        dropout: float = 0.1,
-        attn_dropout: float = 0.0,
-        activation: str = "relu",
-        norm_first: bool = True,
-        layer_norm_eps: float = 1e-5,
-        backend: str = "dense",
-        method: str = "dynamic",
-        queries: str = "all",
-        positional: Optional[str] = None,
-        max_len: int = 4096,
-        compact_below: Optional[float] = None,
-        variant: Optional[str] = None,
+        self, d_model: int, n_heads: int, n_layers: int, *, backend: str = "dense", queries: str = "all", **options
     ) -> None:
-        method = _method(method, variant)
-        d_ff = d_ff or 4 * d_model
-        attention = attention_class(method)
-        layers = [
-            DecoderLayer(
-                d_model,
-                n_heads,
-                d_ff,
-                dropout,
-                activation,
-                layer_norm_eps,
-                norm_first,
-                attn_dropout,
-                attention=attention,
-            )
-            for _ in range(n_layers)
-        ]
-        super().__init__(
-            layers,
-            d_model,
-            norm_first=norm_first,
-            layer_norm_eps=layer_norm_eps,
-            backend=backend,
-            method=method,
-            queries=queries,
-            positional=positional,
-            max_len=max_len,
-            compact_below=compact_below,
-        )
+        super().__init__(DecoderLayer, d_model, n_heads, n_layers, backend=backend, queries=queries, **options)
 
     def forward(
         self,
@@ -504,7 +422,7 @@ class Decoder(_Stack):
         return self._finish(x, run, plan)
 
     def _memory_keep(self, memory_mask: Mask) -> Tensor:
-        return attended_keys(memory_mask, self.method)
+        return self.method_spec.keys(memory_mask)
 
     # ------------------------------------------------------------------ incremental decoding
     def start(self, memory: Tensor, memory_mask: Mask) -> DecoderCache:

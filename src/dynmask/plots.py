@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .errors import DataError
 from .extras import require
 
 __all__ = ["plot_imputation"]
@@ -38,8 +39,6 @@ def plot_imputation(
     chosen = list(variables) if variables else names[: min(4, len(names))]
     unknown = [v for v in chosen if v not in names]
     if unknown:
-        from .data.text import DataError
-
         raise DataError(f"--plot-variables {unknown} are not variables of the file; they are {names[:10]}")
     x = np.arange(len(times))
     fig, axes = plt.subplots(len(chosen), 1, figsize=(10, 2.2 * len(chosen)), dpi=110, sharex=True, squeeze=False)

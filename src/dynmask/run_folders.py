@@ -24,7 +24,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from .data.text import DataError
+from .errors import RunFolderError
 
 __all__ = [
     "RunFolderError",
@@ -96,10 +96,6 @@ LIMITS = {
     "num_features": 100_000,
 }
 MAX_PARAMETERS = 2_000_000_000  # about 8 GB in float32
-
-
-class RunFolderError(DataError):
-    """A run folder that is missing, damaged, tampered with, or does not fit the command."""
 
 
 def _sha256(path: Path) -> str:

@@ -18,6 +18,7 @@ import sys
 from typing import Optional, Sequence
 
 from .. import __version__
+from ..errors import USER_ERRORS
 from . import demo, evaluate, impute, tools, train
 
 
@@ -71,7 +72,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _is_user_error(e: Exception) -> bool:
-    from ..data.sources import ChecksumError, FetchError
-    from ..data.text import DataError
-
-    return isinstance(e, (DataError, FileNotFoundError, ChecksumError, FetchError, FloatingPointError))
+    return isinstance(e, USER_ERRORS)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..methods import method_names
 from .arguments import POSITIVE, SIZE, add_data_args, add_missing_args, load_splits, number
-
-DEFAULT_METHODS = ("dynamic", "static", "seed_literal", "delete")
 
 
 def register(sub) -> None:
@@ -34,8 +33,8 @@ def register(sub) -> None:
     p.add_argument(
         "--methods",
         default=None,
-        help=f"comma-separated methods to compare (default: {','.join(DEFAULT_METHODS)}; with --pretrained: "
-        "dynamic,unk,mask,delete)",
+        help=f"comma-separated methods to compare (default: {','.join(method_names('text'))}; with --pretrained: "
+        f"{','.join(method_names('pretrained'))})",
     )
     p.add_argument("--max-len", type=SIZE, default=64, help="tokens kept per text (default: %(default)s)")
     p.add_argument("--d-model", type=number(int, 2, 8192), default=None, help="model width (default: 64)")
@@ -59,13 +58,9 @@ def register(sub) -> None:
 
 def run(args) -> None:
     from ..demo import run_demo
-    from ..models.classifier import METHODS
 
-    if args.pretrained is not None:
-        from ..hf import PRETRAINED_METHODS as METHODS
+    METHODS = method_names("text" if args.pretrained is None else "pretrained")
     methods = list(METHODS) if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
-    if args.pretrained is None and args.methods is None:
-        methods = list(DEFAULT_METHODS)
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise SystemExit(f"error: --methods: unknown {unknown or methods}; choose from {', '.join(METHODS)}")

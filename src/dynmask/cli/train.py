@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..methods import method_names
 from .arguments import (
     DROPOUT,
     HOLDOUT,
@@ -51,10 +52,10 @@ def _register_classify(tsub) -> None:
     )
     m.add_argument(
         "--method",
-        choices=("dynamic", "static", "seed_literal", "delete", "unk", "mask"),
+        choices=tuple(dict.fromkeys(method_names("text") + method_names("pretrained"))),
         default="dynamic",
-        help="how missing tokens are handled; unk / mask (placeholders) with "
-        "--pretrained only; static / seed_literal without it (default: %(default)s)",
+        help=f"how missing tokens are handled; with --pretrained: {', '.join(method_names('pretrained'))}; "
+        f"without it: {', '.join(method_names('text'))} (default: %(default)s)",
     )
     m.add_argument(
         "--pooling",
@@ -105,7 +106,7 @@ def _register_seq2seq(tsub) -> None:
         m = q.add_argument_group("model")
         m.add_argument(
             "--method",
-            choices=("dynamic", "static", "seed_literal"),
+            choices=method_names("seq2seq"),
             default="dynamic",
             help="how missing source tokens are handled (default: %(default)s)",
         )
@@ -179,7 +180,7 @@ def _series_model_args(q, d_model: int) -> None:
     )
     m.add_argument(
         "--method",
-        choices=("dynamic", "static"),
+        choices=method_names("series"),
         default="dynamic",
         help="transformer: dynamic mask or the static baseline (default: %(default)s)",
     )
@@ -346,14 +347,15 @@ def _train_classify(args) -> dict:
     from ..tasks.classify_text import MissingSpec, train_text_classifier
 
     if args.pretrained is not None:
-        if args.method in ("static", "seed_literal") or args.pooling in ("max", "attention"):
+        if args.method not in method_names("pretrained") or args.pooling in ("max", "attention"):
             raise SystemExit(
-                "error: with --pretrained, --method is dynamic, unk, mask or delete and --pooling mean or cls"
+                f"error: with --pretrained, --method is {', '.join(method_names('pretrained'))} and --pooling "
+                "mean or cls"
             )
         model = dict(method=args.method, pooling=args.pooling)
         args.lr = 5e-5 if args.lr is None else args.lr
     else:
-        if args.method in ("unk", "mask") or args.pooling == "cls":
+        if args.method not in method_names("text") or args.pooling == "cls":
             raise SystemExit(
                 f"error: --method {args.method} / --pooling {args.pooling} need --pretrained "
                 "(a model trained from scratch has no [UNK] / [MASK] / [CLS] to use)"

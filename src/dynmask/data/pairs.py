@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..errors import DataError
 from .sources import Source, fetch
-from .text import DataError, read_table
+from .text import read_table
 
 __all__ = ["Pair", "PairSplits", "load_pairs", "ACLSUM"]
 

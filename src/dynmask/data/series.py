@@ -20,10 +20,10 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from ..errors import DataError
 from ..extras import require as _require
 from ..masks import Mask
 from .sources import SKTIME_WHEEL, Source, fetch
-from .text import DataError
 
 __all__ = [
     "SERIES_SOURCES",

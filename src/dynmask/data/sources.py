@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..errors import ChecksumError, FetchError
+
 __all__ = [
     "Source",
     "SOURCES",
@@ -33,14 +35,6 @@ __all__ = [
     "ChecksumError",
     "FetchError",
 ]
-
-
-class ChecksumError(RuntimeError):
-    """A download whose sha256 is not the pinned one: refused, nothing cached."""
-
-
-class FetchError(RuntimeError):
-    """A data set could not be fetched or cached; the message names the setting to change."""
 
 
 @dataclass(frozen=True)

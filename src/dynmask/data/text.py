@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..errors import DataError
 from ..extras import require as _require
 from .sources import SOURCES, fetch
 
@@ -23,10 +24,6 @@ __all__ = ["Example", "TextSplits", "load_text_dataset", "read_table", "BUILTIN_
 BUILTIN_TEXT_SETS = ("rotten_tomatoes", "20newsgroups")
 # label cells that mean "no label" (pandas' missing-value spellings), refused rather than made a class
 _MISSING_LABELS = {"nan", "-nan", "na", "n/a", "#n/a", "null", "<na>", "-1.#ind", "1.#qnan"}
-
-
-class DataError(ValueError):
-    """Bad input data, with a message that says what is wrong and how to fix it."""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Task models built from dynmask's modules."""
 
-from .classifier import ARCHS, METHODS, ClassifierConfig, TextClassifier
+from .classifier import ARCHS, ClassifierConfig, TextClassifier
 
-__all__ = ["TextClassifier", "ClassifierConfig", "METHODS", "ARCHS"]
+__all__ = ["TextClassifier", "ClassifierConfig", "ARCHS"]

@@ -1,6 +1,7 @@
 """Text classifier over token ids with missing tokens.
 
-``method`` picks how missing tokens are handled (mask polarity: True = observed):
+``method`` picks how missing tokens are handled (a method of :mod:`dynmask.methods` that runs on
+``text``; mask polarity: True = observed):
 
 * ``"dynamic"``: the dynamic mask. Missing tokens are never keys, never pooled; their ids and text
   cannot change any prediction.
@@ -24,16 +25,15 @@ from dataclasses import asdict, dataclass
 
 from torch import Tensor, nn
 
-from ..compaction import Compaction
 from ..embeddings import TokenEmbedding
 from ..layers import Encoder
 from ..masks import Mask
+from ..methods import get_method
 from ..pooling import AttentionPooling, masked_max, masked_mean
 from ..rnn import GRUD, MaskedGRU, MaskedLSTM
 
-__all__ = ["TextClassifier", "ClassifierConfig", "METHODS", "ARCHS"]
+__all__ = ["TextClassifier", "ClassifierConfig", "ARCHS"]
 
-METHODS = ("dynamic", "static", "seed_literal", "delete")
 ARCHS = ("transformer", "lstm", "gru", "grud")
 
 
@@ -60,20 +60,13 @@ class ClassifierConfig:
 class TextClassifier(nn.Module):
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
-        if config.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {config.method!r}")
+        method = get_method(config.method, "text")
         if config.pooling not in ("mean", "max", "attention"):
             raise ValueError(f"pooling must be 'mean', 'max' or 'attention', got {config.pooling!r}")
         if config.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS} for text, got {config.arch!r}")
-        if config.arch == "grud" and config.method != "dynamic":
-            raise ValueError(
-                f"arch='grud' handles missing tokens itself: it takes method='dynamic', got {config.method!r}"
-            )
-        if config.arch != "transformer" and config.method == "seed_literal":
-            raise ValueError("method='seed_literal' is an attention formula: use arch='transformer'")
+        self.method = method.check("text", config.arch)
         self.config = config
-        method = config.method if config.method in ("static", "seed_literal") else "dynamic"  # delete: dynamic
         self.embed = TokenEmbedding(config.vocab_size, config.d_model)
         if config.arch == "transformer":
             self.encoder = Encoder(
@@ -82,7 +75,7 @@ class TextClassifier(nn.Module):
                 config.n_layers,
                 d_ff=config.d_ff,
                 dropout=config.dropout,
-                method=method,
+                method=method.stack_method,  # delete hands the stack an ordinary (compacted) mask
                 positional=config.positional,
                 max_len=config.max_len,
                 backend=config.backend,
@@ -104,16 +97,15 @@ class TextClassifier(nn.Module):
 
     def forward(self, ids: Tensor, mask: Mask) -> Tensor:
         """``ids`` long[B, L], ``mask`` (True = observed) -> logits float[B, C]."""
-        if self.config.method == "delete":
-            ids, mask = self._delete_missing(ids, mask)
+        ids, mask = self.method.prepare_ids(ids, mask)  # delete: observed ids only, renumbered
         x = self.embed(ids, mask)  # (B, L, D)
         if self.config.arch == "transformer":
             h = self.encoder(x, mask)  # (B, L, D)
         elif self.config.arch == "grud":
             h = self.encoder(x, mask)[0]  # (B, L, D); the token mask stands for every embedding dim
         else:  # static: the recurrent model reads every valid step, placeholders included
-            h = self.encoder(x, mask if self.config.method != "static" else Mask(mask.valid, mask.valid))[0]
-        reads_observed = self.config.method in ("dynamic", "delete") and self.config.arch != "grud"
+            h = self.encoder(x, self.method.transform_mask(mask))[0]
+        reads_observed = not self.method.reads_missing and self.config.arch != "grud"
         pool_over = mask.observed if reads_observed else mask.valid  # (B, L)
         if self.attn_pool is not None:
             pooled = self.attn_pool(h, pool_over)
@@ -122,11 +114,3 @@ class TextClassifier(nn.Module):
         else:
             pooled = masked_mean(h, pool_over)
         return self.head(self.dropout(pooled))  # (B, C)
-
-    @staticmethod
-    def _delete_missing(ids: Tensor, mask: Mask) -> tuple[Tensor, Mask]:
-        plan = Compaction.plan(mask.observed)
-        if plan.width == 0:  # nothing observed anywhere: one empty slot per sample
-            return ids[:, :1].clone(), Mask.from_lengths(plan.num_kept, max_len=1)
-        kept = plan.gather(ids.unsqueeze(-1)).squeeze(-1)  # (B, N): observed ids, renumbered from 0
-        return kept, Mask.from_lengths(plan.num_kept, max_len=plan.width)

@@ -35,10 +35,9 @@ from ..embeddings import TokenEmbedding
 from ..hf import _ACTIVATIONS, PretrainedConfig, PretrainedEmbeddings
 from ..layers import Decoder, DecoderCache, Encoder
 from ..masks import Mask
+from ..methods import get_method
 
-__all__ = ["Seq2SeqConfig", "Seq2Seq", "SEQ2SEQ_METHODS", "CopyCache", "warm_start_seq2seq", "pretrained_shape"]
-
-SEQ2SEQ_METHODS = ("dynamic", "static", "seed_literal")
+__all__ = ["Seq2SeqConfig", "Seq2Seq", "CopyCache", "warm_start_seq2seq", "pretrained_shape"]
 
 
 @dataclass
@@ -83,8 +82,7 @@ class CopyCache:
 class Seq2Seq(nn.Module):
     def __init__(self, config: Seq2SeqConfig) -> None:
         super().__init__()
-        if config.method not in SEQ2SEQ_METHODS:
-            raise ValueError(f"method must be one of {SEQ2SEQ_METHODS}, got {config.method!r}")
+        self.method = get_method(config.method, "seq2seq")
         self.config = config
         d = config.d_model
         shared = config.tgt_vocab_size is None
@@ -192,7 +190,7 @@ class Seq2Seq(nn.Module):
 
     def _copy_inputs(self, memory: Tensor, src_mask: Mask, src: Tensor):
         src_mask.check_matches("src", src)
-        keep = src_mask.observed if self.config.method == "dynamic" else src_mask.valid  # (B, S) copyable
+        keep = self.method.keys(src_mask)  # (B, S) copyable
         clean_src = torch.where(keep, src, torch.zeros_like(src))  # ids at other positions are never read
         return self.copy_key(memory), clean_src, keep
 

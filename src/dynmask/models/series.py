@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from ..embeddings import ValueEmbedding, observed_values
 from ..layers import BACKENDS, Encoder
 from ..masks import Mask
+from ..methods import get_method
 from ..pooling import masked_max, masked_mean
 from ..rnn import GRUD, MaskedGRU, MaskedLSTM, time_since_observed
 
@@ -100,8 +101,7 @@ class _Backbone(nn.Module):
         super().__init__()
         if config.arch not in SERIES_ARCHS:
             raise ValueError(f"arch must be one of {SERIES_ARCHS}, got {config.arch!r}")
-        if config.method not in ("dynamic", "static"):
-            raise ValueError(f"method must be 'dynamic' or 'static', got {config.method!r}")
+        self.method = get_method(config.method, "series", config.arch)
         if config.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {config.backend!r}")
         self.config = config
@@ -151,12 +151,11 @@ class _Backbone(nn.Module):
         h = self.embed(x, mask, torch.cat(extras, dim=-1) if extras else None)  # (B, L, D)
         if self.config.arch == "transformer":
             return self.net(h, mask)
-        steps = mask if self.config.method == "dynamic" else Mask(mask.valid, mask.valid)
-        return self.net(h, steps)[0]
+        return self.net(h, self.method.transform_mask(mask))[0]
 
     def read_steps(self, mask: Mask) -> Tensor:
         """bool[B, L]: steps whose outputs carry information (GRU-D and static read every valid step)."""
-        return mask.observed if self.config.method == "dynamic" and self.config.arch != "grud" else mask.valid
+        return mask.observed if not self.method.reads_missing and self.config.arch != "grud" else mask.valid
 
 
 class SeriesClassifier(nn.Module):

@@ -11,8 +11,8 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..data.text import DataError
 from ..devices import device_of
+from ..errors import DataError
 from ..missingness import make_process
 
 __all__ = ["resolve_pretrained", "embed_texts", "embed_file", "DynamicHolesCollator", "TrainerModel"]

@@ -27,8 +27,8 @@ from ..data.series import (
     pad_series,
     window_starts,
 )
-from ..data.text import DataError
 from ..devices import device_of, to_device
+from ..errors import DataError, TooFewToCalibrate
 from ..extras import require as _require
 from ..losses import masked_mae
 from ..masks import Mask
@@ -220,10 +220,6 @@ def interval_metrics(
         "interval_width": float((hi - lo).mean()),
         "interval_score": float(score.mean()),
     }
-
-
-class TooFewToCalibrate(ValueError):
-    """Fewer held-out values than a conformal quantile at the requested level needs."""
 
 
 def widen_interval(point: np.ndarray, lower: np.ndarray, upper: np.ndarray, scale: float):
