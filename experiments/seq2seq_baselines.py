@@ -18,7 +18,7 @@ import time
 
 from seq2seq import DATA, ROOT
 
-from dynmask.baselines import baseline_outputs
+from dynmask.baselines.seq2seq import baseline_outputs
 from dynmask.data.pairs import load_pairs
 from dynmask.data.tokenizer import TextTokenizer
 from dynmask.tasks.classify_text import MissingSpec

@@ -210,11 +210,11 @@ def test_cuda_recurrent_model_checkpoint_round_trip(tmp_path):
     from safetensors.torch import save_model
 
     from dynmask.models.classifier import ClassifierConfig, TextClassifier
-    from dynmask.training import _savable, load_weights
+    from dynmask.training import load_weights, savable
 
     torch.manual_seed(0)
     model = TextClassifier(ClassifierConfig(50, 2, arch="lstm", d_model=16, n_layers=2)).to(CUDA)
-    save_model(_savable(model), str(tmp_path / "m.safetensors"))
+    save_model(savable(model), str(tmp_path / "m.safetensors"))
     torch.manual_seed(1)
     other = TextClassifier(ClassifierConfig(50, 2, arch="lstm", d_model=16, n_layers=2)).to(CUDA)
     load_weights(other, tmp_path / "m.safetensors", CUDA)

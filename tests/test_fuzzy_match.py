@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynmask import Mask
+from dynmask.baselines.fuzzy_match import GRID, NEVER, FuzzyMatch, choose_threshold, combine, memory_outputs
+from dynmask.baselines.memory import TranslationMemory
 from dynmask.data.tokenizer import TextTokenizer
-from dynmask.fuzzy_match import GRID, NEVER, FuzzyMatch, choose_threshold, combine, memory_outputs
-from dynmask.memory import TranslationMemory
-from dynmask.run_folders import RunFolderError
 from dynmask.tasks.seq2seq import observed_texts
+from dynmask.training.run_folders import RunFolderError
 
 
 def _exact(outputs, refs) -> dict:

@@ -24,8 +24,8 @@ from dynmask.hf import (  # noqa: E402
     load_pretrained,
     save_pretrained,
 )
-from dynmask.run_folders import RunFolderError  # noqa: E402
 from dynmask.tasks.pretrained import DynamicHolesCollator, TrainerModel, embed_texts  # noqa: E402
+from dynmask.training.run_folders import RunFolderError  # noqa: E402
 
 FAMILIES = ("bert", "roberta", "distilbert")
 

@@ -26,9 +26,9 @@ from dynmask.data.text import DataError, load_text_dataset
 from dynmask.data.tokenizer import TextTokenizer
 from dynmask.losses import masked_cross_entropy
 from dynmask.rnn import GRUD, MaskedGRU, MaskedLSTM
-from dynmask.run_folders import RunFolderError, write_manifest
 from dynmask.tasks.classify_text import MissingSpec, TextClassificationTask, load_classifier, predict_texts
 from dynmask.training import TrainConfig, Trainer
+from dynmask.training.run_folders import RunFolderError, write_manifest
 
 SMALL = [
     "--d-model",

@@ -10,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynmask import Mask
+from dynmask.baselines.memory import TranslationMemory
 from dynmask.data.pairs import Pair, PairSplits
 from dynmask.data.tokenizer import TextTokenizer
-from dynmask.memory import TranslationMemory
 from dynmask.models.seq2seq import Seq2Seq, Seq2SeqConfig
-from dynmask.run_folders import RunFolderError
 from dynmask.tasks.classify_text import MissingSpec
 from dynmask.tasks.seq2seq import Seq2SeqTask, append_memory
+from dynmask.training.run_folders import RunFolderError
 
 MENUS = ["Format", "Insert", "Tools", "Edit", "View", "Table", "Window", "Help"]
 CHOICES = ["Zeichen", "Tabelle", "Optionen", "Suchen", "Absatz", "Seite"]
@@ -142,7 +142,7 @@ def test_cli_translate_with_a_memory_saves_it_and_predict_uses_it(tmp_path, caps
 
 def test_a_run_saved_before_the_memory_setting_resumes_without_it():
     """Runs saved before ``memory`` existed resume as memory-free runs, and only as those."""
-    from dynmask.run_folders import compare_for_resume
+    from dynmask.training.run_folders import compare_for_resume
 
     saved = {"task": "translate", "model": {"copy": True}, "train": {"epochs": 2}}
     compare_for_resume(saved, {**saved, "memory": False, "train": {"epochs": 4}}, "run")  # accepted

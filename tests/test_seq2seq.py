@@ -256,8 +256,8 @@ def test_cli_translate_train_evaluate_predict(tmp_path, capsys, copy):
         assert set(row) == {"text", "output"}
         return
     # --fuzzy-match: a threshold chosen on validation, saved with the best weights, scored beside every test score
-    from dynmask.fuzzy_match import GRID, FuzzyMatch
-    from dynmask.run_folders import verify_manifest
+    from dynmask.baselines.fuzzy_match import GRID, FuzzyMatch
+    from dynmask.training.run_folders import verify_manifest
 
     choice = FuzzyMatch.load(out / "best")
     verify_manifest(out / "best", required=True)
@@ -280,7 +280,7 @@ def test_cli_translate_train_evaluate_predict(tmp_path, capsys, copy):
 
 
 def test_baselines_see_the_holes_the_model_sees():
-    from dynmask.baselines import baseline_outputs, gappy_sources, nearest_targets
+    from dynmask.baselines.seq2seq import baseline_outputs, gappy_sources, nearest_targets
     from dynmask.data.pairs import Pair, PairSplits
 
     pairs = [

@@ -420,8 +420,8 @@ def test_conformal_scale_covers_new_values_at_the_nominal_rate():
 
 
 def test_a_damaged_calibration_file_is_refused(tmp_path):
-    from dynmask.run_folders import RunFolderError
     from dynmask.tasks.series import imputer_from_assets
+    from dynmask.training.run_folders import RunFolderError
 
     assets = {"scaler": {"mean": [0.0], "std": [1.0]}, "window": 8, "columns": [0], "column_names": ["a"]}
     (tmp_path / "series.json").write_text(json.dumps(assets))

@@ -334,9 +334,9 @@ def test_load_weights_keeps_tied_weights_and_refuses_a_mismatch(tmp_path):
 
 
 def test_tasks_follow_the_task_protocol_and_a_partial_one_is_named():
-    from dynmask.tasks.common import LengthBucketed, Task
     from dynmask.tasks.seq2seq import Seq2SeqTask
     from dynmask.tasks.series import ImputationTask, SeriesClassificationTask
+    from dynmask.training import LengthBucketed, Task
 
     for cls in (TextClassificationTask, Seq2SeqTask, SeriesClassificationTask, ImputationTask):
         missing = [
@@ -404,8 +404,8 @@ def test_average_last_keeps_the_last_epochs_and_the_best_of_them_or_their_mean(s
 def test_a_changed_epoch_file_is_refused_and_unlike_files_are_not_averaged(setup, tmp_path):
     from safetensors.torch import save_file
 
-    from dynmask.run_folders import RunFolderError
     from dynmask.training import average_weights
+    from dynmask.training.run_folders import RunFolderError
 
     out = tmp_path / "run"
     trainer, _ = _trainer(setup, out, _model(setup[1]), epochs=2, average_last=2)

@@ -40,7 +40,7 @@ def _check_settings(output: Path, settings: dict) -> None:
         saved = json.loads(path.read_text())
         changed = [k for k in sorted(set(saved) | set(settings)) if saved.get(k) != settings.get(k)]
         if changed:
-            from .run_folders import RunFolderError
+            from .training.run_folders import RunFolderError
 
             k = changed[0]
             raise RunFolderError(

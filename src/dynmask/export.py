@@ -95,7 +95,7 @@ def export_run(run: Path, output: Path, backend: str = "dense", opset: Optional[
     run, output = Path(run), Path(output)
     if output.suffix != ".onnx":
         raise DataError(f"--output {output} should end in .onnx")
-    from .run_folders import task_of
+    from .training.run_folders import task_of
 
     task = task_of(run)
     assets = output.with_name(output.name + ASSETS_SUFFIX)
@@ -137,8 +137,8 @@ def export_run(run: Path, output: Path, backend: str = "dense", opset: Optional[
             meta = {"task": "impute", "window": trained.window, "column_names": trained.column_names}
         else:
             from .models.series import SeriesClassifier, SeriesConfig
-            from .run_folders import config_from_dict
             from .training import load_run_model
+            from .training.run_folders import config_from_dict
 
             model, _, _ = load_run_model(
                 run,

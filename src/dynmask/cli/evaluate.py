@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..run_folders import task_of
+from ..training.run_folders import task_of
 from .arguments import (
     NON_NEGATIVE,
     POSITIVE,
@@ -146,8 +146,8 @@ def _evaluate_seq2seq(args, config: dict) -> list[dict]:
 
 def _evaluate(args) -> list[dict]:
     from ..data.text import load_text_dataset
-    from ..run_folders import read_json
     from ..tasks.classify_text import MissingSpec, TextClassificationTask, load_classifier
+    from ..training.run_folders import read_json
 
     task_name = task_of(args.model)
     if task_name in ("classify-series", "impute"):

@@ -44,7 +44,7 @@ KINDS = ("uncased", "cased")
 DEFAULT_MISSING_MARKERS = ("[missing]", "<missing>", "<unk>", "[unk]", "???", "[illegible]", "[redacted]")
 
 
-def _marker_pattern(marker: str) -> str:
+def marker_pattern(marker: str) -> str:
     """A marker is found wherever it stands ("写得[missing]好", "x<unk>y"), except that an edge that is
     a letter or digit must not cut a word ("NA" is not found in "NAME"), and a marker with no letter
     or digit at all (``???``) right after a word is punctuation ("what???"), not a hole."""
@@ -112,9 +112,9 @@ class TextTokenizer:
             raise ValueError(f"tokenizer must have special tokens {SPECIALS} at ids 0-4, got {ids}")
         self.pad_id, self.unk_id, self.missing_id, self.bos_id, self.eos_id = ids
         markers = sorted(self.missing_markers, key=len, reverse=True)
-        # see _marker_pattern; the spaces before a marker go with it, so no lone word-boundary piece is
+        # see marker_pattern; the spaces before a marker go with it, so no lone word-boundary piece is
         # left in front
-        self._marker_re = re.compile("|".join(_marker_pattern(m) for m in markers), re.IGNORECASE) if markers else None
+        self._marker_re = re.compile("|".join(marker_pattern(m) for m in markers), re.IGNORECASE) if markers else None
         self._longest_marker = max((len(m) for m in markers), default=0)
 
     # ------------------------------------------------------------------ training and storage

@@ -32,12 +32,13 @@ import torch
 from torch import Tensor, nn
 
 from ..embeddings import TokenEmbedding
-from ..hf import _ACTIVATIONS, PretrainedConfig, PretrainedEmbeddings
+from ..hf.config import ACTIVATIONS, PretrainedConfig
+from ..hf.encoder import PretrainedEmbeddings
 from ..layers import Decoder, DecoderCache, Encoder
 from ..masks import Mask
 from ..methods import get_method
 
-__all__ = ["Seq2SeqConfig", "Seq2Seq", "CopyCache", "warm_start_seq2seq", "pretrained_shape"]
+__all__ = ["Seq2SeqConfig", "Seq2Seq", "CopyCache", "pretrained_shape"]
 
 
 @dataclass
@@ -101,7 +102,7 @@ class Seq2Seq(nn.Module):
             common.update(
                 positional=None,
                 attn_dropout=self.pretrained.attention_dropout,
-                activation=_ACTIVATIONS[self.pretrained.activation],
+                activation=ACTIVATIONS[self.pretrained.activation],
                 norm_first=False,
                 layer_norm_eps=self.pretrained.layer_norm_eps,
             )
@@ -261,41 +262,3 @@ def pretrained_shape(pc: PretrainedConfig, dec_layers: int, **settings) -> Seq2S
         encoder=pc.to_dict(),
         **settings,
     )
-
-
-def warm_start_seq2seq(
-    folder,
-    *,
-    dec_layers: Optional[int] = None,
-    method: str = "dynamic",
-    copy: bool = False,
-    max_len: int = 512,
-    backend: str = "auto",
-) -> Seq2Seq:
-    """A :class:`Seq2Seq` warm-started from a Hugging Face BERT / RoBERTa / DistilBERT checkpoint folder,
-    BERT2BERT-style (Rothe, Narayan & Severyn, 2020): the embeddings (shared by source and target and
-    tied to the output layer) and the encoder get the checkpoint's exact weights; decoder layer ``i``
-    gets the self-attention, feed-forward and both LayerNorms of encoder layer ``i`` (``dec_layers``
-    at most the checkpoint's layers; default all); cross-attention and the copy layers start random.
-
-    A BART checkpoint (an encoder-decoder) loads whole instead, every weight exact
-    (:func:`dynmask.hf_bart.load_bart`)."""
-    from ..hf import load_pretrained, read_checkpoint_config
-
-    if read_checkpoint_config(folder).family == "bart":
-        from ..hf_bart import load_bart
-
-        return load_bart(folder, dec_layers=dec_layers, method=method, copy=copy, max_len=max_len, backend=backend)
-    source = load_pretrained(folder)
-    pc = source.config
-    dec_layers = pc.num_layers if dec_layers is None else dec_layers
-    if not 1 <= dec_layers <= pc.num_layers:
-        raise ValueError(f"dec_layers must lie in [1, {pc.num_layers}] (the checkpoint's layers), got {dec_layers}")
-    model = Seq2Seq(pretrained_shape(pc, dec_layers, method=method, copy=copy, max_len=max_len, backend=backend))
-    model.src_embed.load_state_dict(source.embeddings.state_dict())
-    model.encoder.load_state_dict(source.encoder.state_dict())
-    for mine, theirs in zip(model.decoder.layers, source.encoder.layers):
-        for target, origin in (("self_attn", "self_attn"), ("linear1", "linear1"), ("linear2", "linear2"),
-                               ("norm1", "norm1"), ("norm3", "norm2")):  # fmt: skip
-            getattr(mine, target).load_state_dict(getattr(theirs, origin).state_dict())
-    return model

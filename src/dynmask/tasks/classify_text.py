@@ -109,8 +109,8 @@ class TextClassificationTask:
 def load_classifier(folder: Path, device: Optional[torch.device] = None):
     """(model, tokenizer, labels) from a folder written by the trainer (``best/`` or ``checkpoint/``),
     checked as untrusted input (see :func:`dynmask.training.load_run_model`)."""
-    from ..run_folders import RunFolderError, config_from_dict, read_json
     from ..training import load_run_model
+    from ..training.run_folders import RunFolderError, config_from_dict, read_json
 
     def build(c):
         if isinstance(c, dict) and "encoder" in c:  # a fine-tuned pretrained encoder (dynmask.hf)
@@ -215,8 +215,8 @@ def train_text_classifier(
     (:mod:`dynmask.hf`) with its own tokenizer; ``model_config`` then takes ``method``
     (dynamic | unk | mask | delete), ``pooling`` (mean | cls) and ``backend``."""
     from ..data.tokenizer import DEFAULT_MISSING_MARKERS
-    from ..run_folders import fingerprint
     from ..training import Trainer, on_rank_zero_first, start_run_folder
+    from ..training.run_folders import fingerprint
 
     output = Path(output)
     start_run_folder(output, resume=resume, overwrite=overwrite)

@@ -587,7 +587,7 @@ def write_calibration(folder: Path, scale: float, interval: float, valid_metrics
 def calibrate_run(folder: Path, task: "ImputationTask") -> float:
     """Calibrate a finished imputation run's interval on ``task``'s validation held-out values (for runs
     trained before dynmask calibrated): writes ``calibration.json`` into its ``best/`` and re-signs it."""
-    from ..run_folders import write_manifest
+    from ..training.run_folders import write_manifest
 
     model, best_dir = _load_imputer_model(folder)
     if model.interval_head is None:
@@ -620,8 +620,8 @@ def choose_fallback(model_metrics: dict, baseline_metrics: dict) -> Optional[str
 def _load_imputer_model(folder: Path) -> tuple[SeriesImputer, Path]:
     """(model, the folder its weights came from: the run's best/ or the run) of an imputation run,
     checked as untrusted input."""
-    from ..run_folders import config_from_dict
     from ..training import load_run_model
+    from ..training.run_folders import config_from_dict
 
     model, folder, _ = load_run_model(
         folder, lambda c: SeriesImputer(config_from_dict(SeriesConfig, c, "config.json")), expect_task="impute"
@@ -639,7 +639,7 @@ def imputer_from_assets(model, folder: Path, features: Optional[int] = None, max
     """A :class:`TrainedImputer` around ``model`` (a :class:`SeriesImputer` or an exported runner) from the
     ``series.json`` (and ``fallback.json``) in ``folder``, checked against ``features`` variables and
     windows of at most ``max_len`` steps when given."""
-    from ..run_folders import RunFolderError, read_json
+    from ..training.run_folders import RunFolderError, read_json
 
     folder = Path(folder)
     assets = read_json(folder / "series.json")
@@ -948,8 +948,8 @@ def train_series_classifier(
     missing_unit: str = "value",
     overwrite: bool = False,
 ) -> dict:
-    from ..run_folders import config_from_dict, fingerprint
     from ..training import Trainer, load_run_model, start_run_folder
+    from ..training.run_folders import config_from_dict, fingerprint
 
     start_run_folder(output, resume=resume, overwrite=overwrite)
     task = SeriesClassificationTask(splits, train_missing, schedule, seed=train_config.seed, missing_unit=missing_unit)
@@ -1009,8 +1009,8 @@ def train_imputer(
     see :func:`_hide`)."""
     import time
 
-    from ..run_folders import fingerprint
     from ..training import Trainer, start_run_folder
+    from ..training.run_folders import fingerprint
 
     start_run_folder(output, resume=resume, overwrite=overwrite)
     task = ImputationTask(
@@ -1057,7 +1057,7 @@ def train_imputer(
             except TooFewToCalibrate as e:
                 print(f"note: intervals left uncalibrated (the model's raw quantiles): {e}", flush=True)
         if best_dir.exists():
-            from ..run_folders import write_manifest
+            from ..training.run_folders import write_manifest
 
             (best_dir / FALLBACK_FILE).write_text(
                 json.dumps({"fallback": fallback, "valid": summary["valid"]}, indent=2)

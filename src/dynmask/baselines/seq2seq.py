@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+from ..metrics import lead_sentences
 from .memory import TranslationMemory
-from .metrics import lead_sentences
 
 __all__ = ["gappy_sources", "nearest_targets", "baseline_outputs", "score_baselines"]
 

@@ -24,7 +24,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from .errors import RunFolderError
+from ..errors import RunFolderError
 
 __all__ = [
     "RunFolderError",

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .extras import require
+from ..extras import require
 
 __all__ = ["TranslationMemory", "MEMORY_FILE"]
 
@@ -71,7 +71,7 @@ class TranslationMemory:
     @classmethod
     def load(cls, folder: Path) -> "TranslationMemory":
         """The memory saved in a run folder, checked as untrusted input (lists of strings, same length)."""
-        from .run_folders import RunFolderError, read_json
+        from ..training.run_folders import RunFolderError, read_json
 
         path = Path(folder) / MEMORY_FILE
         data = read_json(path)

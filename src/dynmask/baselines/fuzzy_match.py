@@ -51,7 +51,7 @@ class FuzzyMatch:
     @classmethod
     def load(cls, folder: Path) -> "FuzzyMatch":
         """Read ``folder/fuzzy_match.json``, checked as untrusted input."""
-        from .run_folders import RunFolderError, read_json
+        from ..training.run_folders import RunFolderError, read_json
 
         path = Path(folder) / FUZZY_FILE
         data = read_json(path)

@@ -22,236 +22,29 @@ import os
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file, save_model
+from safetensors.torch import save_model
 from torch import nn
 
-from .devices import to_device
+from ..devices import to_device
+from .checkpoints import TrainState, average_weights, load_state, load_weights, parameter_checksum, savable, write_json
+from .config import TrainConfig
+from .distributed import distributed_context
 from .run_folders import (
-    TASKS,
     RunFolderError,
-    check_finite_weights,
     compare_for_resume,
-    prepare_run_folder,
     read_json,
     verify_manifest,
     write_manifest,
 )
-from .tasks.common import TASK_METHODS, LengthBucketed, Task
+from .task import TASK_METHODS, LengthBucketed, Task
 
-__all__ = [
-    "TrainConfig",
-    "Trainer",
-    "distributed_context",
-    "parameter_checksum",
-    "load_run_model",
-    "load_weights",
-    "load_state",
-    "average_weights",
-    "on_rank_zero_first",
-    "start_run_folder",
-]
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 5
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup: float = 0.1  # fraction of all steps spent warming up
-    clip_norm: float = 1.0
-    patience: int = 2  # epochs without improvement before stopping
-    seed: int = 0
-    amp: str = "auto"  # auto: on where the device has fast low precision (CUDA), off on CPU
-    checkpoint_every: int = 500  # steps; a checkpoint is also written at every epoch end
-    max_steps: Optional[int] = None  # stop (with a checkpoint) after this many steps in total
-    log_every: int = 20
-    progress: bool = True
-    # When training ends, average the weights of the last N epoch ends (N >= 2) and keep the average as
-    # best/ if it scores better on validation than the best single epoch (0: off).
-    average_last: int = 0
-
-    def __post_init__(self):
-        for name in ("epochs", "batch_size", "patience", "checkpoint_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.average_last < 0 or self.average_last == 1:
-            raise ValueError(f"average_last must be 0 (off) or >= 2 epochs, got {self.average_last}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
-        if not 0 <= self.warmup <= 1:
-            raise ValueError(f"warmup must be a share of the steps in [0, 1], got {self.warmup}")
-        if not (self.clip_norm > 0 and self.weight_decay >= 0):
-            raise ValueError(
-                f"clip_norm must be > 0 and weight_decay >= 0, got {self.clip_norm} and {self.weight_decay}"
-            )
-        if self.amp not in ("auto", "on", "off"):
-            raise ValueError(f"amp must be 'auto', 'on' or 'off', got {self.amp!r}")
-
-
-@dataclass
-class _State:
-    epoch: int = 0
-    step_in_epoch: int = 0
-    global_step: int = 0
-    best_score: float = -math.inf
-    bad_epochs: int = 0
-    finished: bool = False
-    stopped: str = ""  # why the run finished: "epochs" or "early stopping"
-    metrics_bytes: int = 0  # size of metrics.jsonl when this state was saved: a resume cuts it back to this
-    averaged_epochs: list = field(default_factory=list)  # the epoch ends last averaged (average_last)
-
-
-def _savable(model: nn.Module) -> nn.Module:
-    """``model``, or a CPU copy of it when it lives on a GPU: cuDNN packs an RNN's weights into one
-    buffer there, views of which safetensors refuses to save (tied weights stay tied in the copy)."""
-    if all(t.device.type == "cpu" for t in model.parameters()):
-        return model
-    return copy.deepcopy(model).cpu()
-
-
-def load_weights(model: nn.Module, path: Path, device="cpu") -> None:
-    """Load a safetensors file written from :func:`_savable` into ``model`` (on any device).
-
-    Like ``safetensors.torch.load_model`` but by ``load_state_dict``, which copies into cuDNN's flat
-    RNN buffers; a name missing from the file must be a weight tied to one that is in it."""
-    load_state(model, load_file(str(path), device=str(device)), path)
-
-
-def load_state(model: nn.Module, state: dict, path: Any) -> None:
-    """:func:`load_weights` from a state dict already read (``path`` names its source in errors)."""
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected:
-        raise RuntimeError(f"{path} holds weights this model does not have: {sorted(unexpected)}")
-    params = dict(model.state_dict(keep_vars=True))
-    loaded = {params[k].data_ptr() for k in state}
-    untied = [k for k in missing if params[k].data_ptr() not in loaded]
-    if untied:
-        raise RuntimeError(f"{path} lacks weights this model needs: {sorted(untied)}")
-
-
-def average_weights(paths: list[Path]) -> dict:
-    """The element-wise mean of the safetensors weight files ``paths`` (checkpoint averaging, as in
-    Vaswani et al. 2017 and fairseq's ``average_checkpoints.py``): floating tensors are averaged in
-    float64 and cast back; integer buffers (counters) are the last file's. Every file must hold the
-    same tensor names and shapes; a non-finite value is refused."""
-    if len(paths) < 2:
-        raise ValueError(f"averaging needs at least 2 weight files, got {len(paths)}")
-    states = [load_file(str(p)) for p in paths]
-    names = set(states[-1])
-    for path, state in zip(paths, states):
-        if set(state) != names or any(state[k].shape != states[-1][k].shape for k in names):
-            raise RunFolderError(f"{path} does not hold the same weights as {paths[-1]}: cannot average them")
-    out = {}
-    for name, last in states[-1].items():
-        if not last.is_floating_point():
-            out[name] = last
-            continue
-        mean = sum(s[name].double() for s in states) / len(states)
-        if not torch.isfinite(mean).all():
-            raise RunFolderError(f"{name} has non-finite values in {[str(p) for p in paths]}")
-        out[name] = mean.to(last.dtype)
-    return out
-
-
-def distributed_context() -> tuple[int, int]:
-    """(rank, world size); joins the process group when launched by torchrun.
-
-    With CUDA, NCCL and one GPU per process (a node cannot run more processes than it has GPUs);
-    without CUDA, gloo on the CPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        if torch.cuda.is_available():
-            per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-            if per_node > torch.cuda.device_count():
-                raise RuntimeError(
-                    f"torchrun started {per_node} processes on this node but it has {torch.cuda.device_count()} "
-                    f"GPU(s); NCCL needs one GPU per process: pass --nproc_per_node={torch.cuda.device_count()}, "
-                    "or set CUDA_VISIBLE_DEVICES= to train on the CPU with gloo"
-                )
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    if world > 1:
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def load_run_model(
-    folder: Path, build, device: Optional[torch.device] = None, *, expect_task: "Optional[str | tuple[str, ...]]" = None
-):
-    """(model, folder, run config) from a training run: ``folder`` itself or its ``best/``.
-
-    ``build(model_config: dict) -> nn.Module`` makes the empty model; the weights come from
-    ``model.safetensors`` and the model is returned in eval mode. The folder is untrusted input: its
-    manifest is verified, ``config.json`` is checked before anything is built (``build`` should use
-    :func:`dynmask.run_folders.config_from_dict`), ``expect_task`` (when given) must match the run's
-    task, and weights holding NaN / inf are refused; every failure is a :class:`RunFolderError`."""
-    folder = Path(folder)
-    if not folder.exists():
-        raise RunFolderError(f"--model {folder} does not exist; pass the --output folder of a training run")
-    if not (folder / "model.safetensors").exists() and (folder / "best" / "model.safetensors").exists():
-        folder = folder / "best"
-    if not (folder / "model.safetensors").exists():
-        raise RunFolderError(f"no model.safetensors in {folder}; pass the --output folder of a training run")
-    verify_manifest(folder)
-    config = read_json(folder / "config.json")
-    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
-        raise RunFolderError(f"{folder / 'config.json'} must be a JSON object with a 'model' object")
-    task = config.get("task", "classify")
-    if task not in TASKS:
-        raise RunFolderError(f"{folder / 'config.json'}: unknown task {task!r}; expected one of {TASKS}")
-    if expect_task is not None:
-        expected = (expect_task,) if isinstance(expect_task, str) else tuple(expect_task)
-        if task not in expected:
-            raise RunFolderError(
-                f"--model {folder} is a {task!r} run; this command needs a {' or '.join(repr(e) for e in expected)} run"
-            )
-    model = build(config["model"])
-    try:
-        load_weights(model, folder / "model.safetensors", device or "cpu")
-    except (RuntimeError, OSError, ValueError) as e:  # safetensors' own errors for a damaged or alien file
-        raise RunFolderError(
-            f"{folder / 'model.safetensors'} does not fit the model its config.json describes: {str(e).splitlines()[0]}"
-        ) from None
-    check_finite_weights(model, str(folder / "model.safetensors"))
-    return model.eval(), folder, config
-
-
-def start_run_folder(output: Path, *, resume: bool, overwrite: bool) -> None:
-    """The run-folder rules of :func:`dynmask.run_folders.prepare_run_folder`, before a run writes
-    anything: every process checks, rank 0 clears (``overwrite``), the others wait for it."""
-    rank, world = distributed_context()
-    prepare_run_folder(output, resume=resume, overwrite=overwrite, clear=rank == 0)
-    if world > 1:
-        dist.barrier()
-
-
-def on_rank_zero_first(make, load):
-    """Run ``make()`` on rank 0 only, wait for it, then ``load()`` everywhere (e.g. a tokenizer trained once)."""
-    rank, world = distributed_context()
-    if rank == 0:
-        make()
-    if world > 1:
-        dist.barrier()
-    return load()
-
-
-def parameter_checksum(model: nn.Module) -> float:
-    with torch.no_grad():
-        return float(sum(p.double().sum() * (i + 1) for i, p in enumerate(model.parameters())))
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+__all__ = ["Trainer"]
 
 
 class Trainer:
@@ -309,7 +102,7 @@ class Trainer:
             else None
         )
         self.scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
-        self.state = _State()
+        self.state = TrainState()
         self._tb = None
 
     # ------------------------------------------------------------------ checkpoints
@@ -324,8 +117,8 @@ class Trainer:
 
     def _save_model_folder(self, folder: Path, extra: dict, model: Optional[nn.Module] = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        save_model(_savable(model if model is not None else self.model), str(folder / "model.safetensors"))
-        _write_json(folder / "config.json", {**self.run_config, **extra})
+        save_model(savable(model if model is not None else self.model), str(folder / "model.safetensors"))
+        write_json(folder / "config.json", {**self.run_config, **extra})
         self.task.save_assets(folder)
 
     def _atomic_folder(self, final: Path, fill, keep_previous: bool = False) -> None:
@@ -360,7 +153,7 @@ class Trainer:
                 },
                 folder / "training_state.pt",
             )
-            _write_json(folder / "state.json", asdict(self.state))
+            write_json(folder / "state.json", asdict(self.state))
 
         self._atomic_folder(self.checkpoint_dir, fill, keep_previous=True)
 
@@ -374,7 +167,7 @@ class Trainer:
         if isinstance(saved, dict):
             compare_for_resume(saved, self.run_config, str(self.output))
         state = read_json(folder / "state.json")
-        known = {f for f in _State.__dataclass_fields__}
+        known = {f for f in TrainState.__dataclass_fields__}
         if not isinstance(state, dict) or set(state) - known:
             raise RunFolderError(f"{folder / 'state.json'} is not a training state")
         try:
@@ -394,7 +187,7 @@ class Trainer:
         self.optimizer.load_state_dict(training["optimizer"])
         self.scheduler.load_state_dict(training["scheduler"])
         self.scaler.load_state_dict(training["scaler"])
-        self.state = _State(**state)
+        self.state = TrainState(**state)
 
     def load_checkpoint(self) -> bool:
         """Restore the newest checkpoint that verifies; a damaged newest one falls back to the previous
@@ -582,7 +375,7 @@ class Trainer:
         folder = self.epochs_dir
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f"epoch{epoch:04d}.safetensors.tmp"
-        save_model(_savable(self.model), str(tmp))
+        save_model(savable(self.model), str(tmp))
         os.replace(tmp, folder / f"epoch{epoch:04d}.safetensors")
         kept = set(self._epochs_to_average()[0])
         for old in folder.glob("epoch*.safetensors"):

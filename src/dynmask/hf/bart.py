@@ -1,4 +1,5 @@
-"""Pretrained Hugging Face BART encoder-decoders as a dynmask :class:`~dynmask.models.seq2seq.Seq2Seq`.
+"""Pretrained encoder-decoders as a dynmask :class:`~dynmask.models.seq2seq.Seq2Seq`: BERT2BERT warm starts
+(:func:`warm_start_seq2seq`) and Hugging Face BART (:func:`load_bart`).
 
 A ``BartForConditionalGeneration`` / ``BartModel`` checkpoint folder (``config.json`` +
 ``model.safetensors`` or ``pytorch_model.bin``, the layout ``transformers`` writes) loads with its exact
@@ -17,11 +18,12 @@ from typing import Optional
 
 import torch
 
-from .errors import DataError
-from .hf import _weights, read_checkpoint_config
-from .models.seq2seq import Seq2Seq, pretrained_shape
+from ..errors import DataError
+from ..models.seq2seq import Seq2Seq, pretrained_shape
+from .config import read_checkpoint_config
+from .weights import load_pretrained, read_weights
 
-__all__ = ["load_bart"]
+__all__ = ["load_bart", "warm_start_seq2seq"]
 
 
 def _strip_bart_prefix(state: dict) -> dict:
@@ -88,7 +90,7 @@ def load_bart(
     settings = dict(method=method, copy=copy, max_len=max_len, backend=backend)
     model = Seq2Seq(pretrained_shape(pc, pc.decoder_layers, **settings))
     try:
-        mapped = _to_dynmask(pc.num_layers, pc.decoder_layers, _strip_bart_prefix(_weights(folder)))
+        mapped = _to_dynmask(pc.num_layers, pc.decoder_layers, _strip_bart_prefix(read_weights(folder)))
     except KeyError as e:
         raise DataError(f"{folder}: the weights lack {e.args[0]!r} that a BART model needs") from None
     missing, unexpected = model.load_state_dict(mapped, strict=False)
@@ -100,4 +102,38 @@ def load_bart(
         raise DataError(
             f"{folder}: weights do not fit ({sorted(new)[:5]} missing, {sorted(unexpected)[:5]} unexpected)"
         )
+    return model
+
+
+def warm_start_seq2seq(
+    folder,
+    *,
+    dec_layers: Optional[int] = None,
+    method: str = "dynamic",
+    copy: bool = False,
+    max_len: int = 512,
+    backend: str = "auto",
+) -> Seq2Seq:
+    """A :class:`Seq2Seq` warm-started from a Hugging Face BERT / RoBERTa / DistilBERT checkpoint folder,
+    BERT2BERT-style (Rothe, Narayan & Severyn, 2020): the embeddings (shared by source and target and
+    tied to the output layer) and the encoder get the checkpoint's exact weights; decoder layer ``i``
+    gets the self-attention, feed-forward and both LayerNorms of encoder layer ``i`` (``dec_layers``
+    at most the checkpoint's layers; default all); cross-attention and the copy layers start random.
+
+    A BART checkpoint (an encoder-decoder) loads whole instead, every weight exact
+    (:func:`load_bart`)."""
+    if read_checkpoint_config(folder).family == "bart":
+        return load_bart(folder, dec_layers=dec_layers, method=method, copy=copy, max_len=max_len, backend=backend)
+    source = load_pretrained(folder)
+    pc = source.config
+    dec_layers = pc.num_layers if dec_layers is None else dec_layers
+    if not 1 <= dec_layers <= pc.num_layers:
+        raise ValueError(f"dec_layers must lie in [1, {pc.num_layers}] (the checkpoint's layers), got {dec_layers}")
+    model = Seq2Seq(pretrained_shape(pc, dec_layers, method=method, copy=copy, max_len=max_len, backend=backend))
+    model.src_embed.load_state_dict(source.embeddings.state_dict())
+    model.encoder.load_state_dict(source.encoder.state_dict())
+    for mine, theirs in zip(model.decoder.layers, source.encoder.layers):
+        for target, origin in (("self_attn", "self_attn"), ("linear1", "linear1"), ("linear2", "linear2"),
+                               ("norm1", "norm1"), ("norm3", "norm2")):  # fmt: skip
+            getattr(mine, target).load_state_dict(getattr(theirs, origin).state_dict())
     return model
