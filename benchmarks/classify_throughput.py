@@ -26,7 +26,7 @@ from dynmask import SinusoidalPositions, masked_mean
 from dynmask.data.text import load_text_dataset
 from dynmask.data.tokenizer import TextTokenizer
 from dynmask.models import ClassifierConfig, TextClassifier
-from dynmask.tasks.classify_text import MissingSpec, TextClassificationTask
+from dynmask.tasks.classify.task import MissingSpec, TextClassificationTask
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

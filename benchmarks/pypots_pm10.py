@@ -44,7 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from dynmask.data.series import read_wide_csv, window_starts  # noqa: E402
-from dynmask.tasks.series import imputation_metrics, interval_metrics, prepare_imputation_data  # noqa: E402
+from dynmask.tasks.impute.calibration import imputation_metrics, interval_metrics  # noqa: E402
+from dynmask.tasks.impute.task import prepare_imputation_data  # noqa: E402
 
 PM10 = ROOT.parent / "shared" / "datasets" / "timeseries" / "pm10-germany-rural.csv"
 OUT = ROOT / "results" / "imputation-pm10"

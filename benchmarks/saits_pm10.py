@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from dynmask.tasks.series import imputation_metrics  # noqa: E402
+from dynmask.tasks.impute.calibration import imputation_metrics  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pypots_pm10 import pm10_data, pypots_inputs  # noqa: E402

@@ -27,18 +27,12 @@ import sys
 import numpy as np
 from series import ROOT, TUNING
 
+from dynmask.baselines.series import impute_linear, impute_locf, impute_mean
+from dynmask.missingness import TRAINING_HOLES
 from dynmask.seed_stats import format_mean_sd, mean_sd
-from dynmask.tasks.series import (
-    TRAINING_HOLES,
-    ImputationTask,
-    calibrate_run,
-    imputation_metrics,
-    impute_linear,
-    impute_locf,
-    impute_mean,
-    load_imputer,
-    train_imputer,
-)
+from dynmask.tasks.impute.calibration import imputation_metrics
+from dynmask.tasks.impute.task import ImputationTask, calibrate_run, train_imputer
+from dynmask.tasks.impute.trained import load_imputer
 from dynmask.training import TrainConfig
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -152,7 +146,7 @@ def calibrate(args) -> None:
 def halves(args) -> None:
     """Is under-coverage a time shift? Calibrate on the first half of the validation windows (in time)
     and score the coverage on the second half, per seed; beside it, full validation -> test."""
-    from dynmask.tasks.series import conformal_scale, interval_metrics, widen_interval
+    from dynmask.tasks.impute.calibration import conformal_scale, interval_metrics, widen_interval
 
     _, data = pm10_data(args.pattern)
     task = ImputationTask(data)
@@ -178,7 +172,7 @@ def on_input(args) -> None:
     """Calibrate on the test input itself: hide 10% more of the test values the model sees (never the
     held-out truth) in each calibration pattern, calibrate on them, and score the held-out coverage;
     beside it, the validation-calibrated coverage. Writes calibration-input-{method}-{pattern}.json."""
-    from dynmask.tasks.series import interval_metrics, widen_interval
+    from dynmask.tasks.impute.calibration import interval_metrics, widen_interval
 
     _, data = pm10_data(args.pattern)
     task = ImputationTask(data)
@@ -205,7 +199,7 @@ def plot(args) -> None:
     with the most held-out values: observed values, held-out truth, seed 0's fills and calibrated
     intervals."""
     from dynmask.plots import plot_imputation
-    from dynmask.tasks.series import widen_interval
+    from dynmask.tasks.impute.calibration import widen_interval
 
     frame, data = pm10_data(args.pattern)
     folder = _run_folder(args, 0)

@@ -40,7 +40,7 @@ from dynmask.hf import PretrainedClassifier, PretrainedClassifierConfig, Pretrai
 from dynmask.missingness import Schedule, apply_missingness, make_process
 from dynmask.pooling import masked_mean
 from dynmask.seed_stats import format_mean_sd, mean_sd
-from dynmask.tasks.classify_text import MissingSpec, TextClassificationTask
+from dynmask.tasks.classify.task import MissingSpec, TextClassificationTask
 from dynmask.tasks.pretrained import resolve_pretrained
 from dynmask.training import TrainConfig, Trainer, load_weights
 
@@ -425,7 +425,7 @@ def placeholders(args) -> None:
     (the table's unk / mask cells, recomputed as a check) and over the observed pieces only, next to dynamic
     (never read, never pooled; from the table's runs). Also the share of test posts given the single most
     predicted class (a collapse onto one class shows there)."""
-    from dynmask.tasks.classify_text import accuracy_and_macro_f1
+    from dynmask.tasks.classify.task import accuracy_and_macro_f1
 
     if any(rate not in TEST_RATES for rate in args.rates):
         raise SystemExit(f"--rates: placeholders compares with the table's test rates {TEST_RATES}, got {args.rates}")

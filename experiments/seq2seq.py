@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from dynmask.data.pairs import load_pairs
-from dynmask.tasks.classify_text import MissingSpec
+from dynmask.tasks.classify.task import MissingSpec
 from dynmask.tasks.pretrained import resolve_pretrained
-from dynmask.tasks.seq2seq import train_seq2seq
+from dynmask.tasks.seq2seq.task import train_seq2seq
 from dynmask.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,8 +21,8 @@ from seq2seq import DATA, ROOT
 from dynmask.baselines.seq2seq import baseline_outputs
 from dynmask.data.pairs import load_pairs
 from dynmask.data.tokenizer import TextTokenizer
-from dynmask.tasks.classify_text import MissingSpec
-from dynmask.tasks.seq2seq import Seq2SeqTask
+from dynmask.tasks.classify.task import MissingSpec
+from dynmask.tasks.seq2seq.task import Seq2SeqTask
 
 RATES = (0.0, 0.2, 0.4)
 

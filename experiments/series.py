@@ -17,7 +17,8 @@ from pathlib import Path
 
 from dynmask.data.series import load_series_classification, read_wide_csv
 from dynmask.seed_stats import format_mean_sd, mean_sd
-from dynmask.tasks.series import prepare_imputation_data, train_imputer, train_series_classifier
+from dynmask.tasks.classify_series.task import train_series_classifier
+from dynmask.tasks.impute.task import prepare_imputation_data, train_imputer
 from dynmask.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,7 +19,7 @@ import dynmask as dm  # noqa: E402
 from dynmask.cli import main  # noqa: E402
 from dynmask.export import OnnxSeriesModel, OnnxTextClassifier  # noqa: E402
 from dynmask.models.series import SeriesClassifier, SeriesConfig, SeriesImputer  # noqa: E402
-from dynmask.tasks.classify_text import load_classifier  # noqa: E402
+from dynmask.tasks.classify.task import load_classifier  # noqa: E402
 
 SMALL = [
     "--d-model",

@@ -354,7 +354,7 @@ def test_a_fine_tuned_pretrained_classifier_exports_to_onnx(checkpoints, tmp_pat
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     from dynmask.export import OnnxTextClassifier
-    from dynmask.tasks.classify_text import load_classifier
+    from dynmask.tasks.classify.task import load_classifier
 
     data = write_sentiment_csv(tmp_path / "d.csv", n=80)
     run = tmp_path / "run"

@@ -26,7 +26,7 @@ from dynmask.data.text import DataError, load_text_dataset
 from dynmask.data.tokenizer import TextTokenizer
 from dynmask.losses import masked_cross_entropy
 from dynmask.rnn import GRUD, MaskedGRU, MaskedLSTM
-from dynmask.tasks.classify_text import MissingSpec, TextClassificationTask, load_classifier, predict_texts
+from dynmask.tasks.classify.task import MissingSpec, TextClassificationTask, load_classifier, predict_texts
 from dynmask.training import TrainConfig, Trainer
 from dynmask.training.run_folders import RunFolderError, write_manifest
 
@@ -410,7 +410,8 @@ def test_b6_columns_are_matched_by_name(imputer_run, tmp_path):
 
 
 def _impute(run, inp, out, **kw):
-    from dynmask.tasks.series import impute_csv, load_imputer
+    from dynmask.tasks.impute.csv_io import impute_csv
+    from dynmask.tasks.impute.trained import load_imputer
 
     return impute_csv(load_imputer(run), inp, out, **kw)
 
@@ -800,9 +801,9 @@ def test_e17_help_shows_the_real_defaults():
 def test_cli_choices_are_the_librarys():
     """The CLI spells its choices out (it imports torch lazily); they must stay the library's own."""
     from dynmask.methods import method_names
+    from dynmask.missingness import IMPUTATION_UNITS, TRAINING_HOLES
     from dynmask.models.classifier import ARCHS
     from dynmask.models.series import NORMALIZATIONS, SERIES_ARCHS
-    from dynmask.tasks.series import IMPUTATION_UNITS, TRAINING_HOLES
 
     subs = dict(_subparsers(build_parser()))
 

@@ -14,8 +14,8 @@ from dynmask.baselines.memory import TranslationMemory
 from dynmask.data.pairs import Pair, PairSplits
 from dynmask.data.tokenizer import TextTokenizer
 from dynmask.models.seq2seq import Seq2Seq, Seq2SeqConfig
-from dynmask.tasks.classify_text import MissingSpec
-from dynmask.tasks.seq2seq import Seq2SeqTask, append_memory
+from dynmask.tasks.classify.task import MissingSpec
+from dynmask.tasks.seq2seq.task import Seq2SeqTask, append_memory
 from dynmask.training.run_folders import RunFolderError
 
 MENUS = ["Format", "Insert", "Tools", "Edit", "View", "Table", "Window", "Help"]

@@ -13,8 +13,8 @@ from dynmask.data.tokenizer import TextTokenizer
 from dynmask.decoding import beam_search, greedy_decode
 from dynmask.metrics import bleu_chrf, lead_sentences, rouge
 from dynmask.models.seq2seq import Seq2Seq, Seq2SeqConfig
-from dynmask.tasks.classify_text import MissingSpec
-from dynmask.tasks.seq2seq import Seq2SeqTask
+from dynmask.tasks.classify.task import MissingSpec
+from dynmask.tasks.seq2seq.task import Seq2SeqTask
 
 BOS, EOS, MISSING = 3, 4, 2
 
@@ -409,7 +409,7 @@ def test_interrupted_test_decoding_resumes_at_the_first_rate_not_done(tmp_path, 
     import json
 
     from dynmask.data.pairs import Pair, PairSplits
-    from dynmask.tasks.seq2seq import train_seq2seq
+    from dynmask.tasks.seq2seq.task import train_seq2seq
     from dynmask.training import TrainConfig
 
     pairs = [Pair(f"open the {w}", f"öffnen die {w}") for w in ("file", "page", "window", "menu")] * 3

@@ -16,7 +16,8 @@ from dynmask.cli import main
 from dynmask.data.series import holdout_mask, load_series_classification, read_ts
 from dynmask.data.text import DataError
 from dynmask.models.series import SERIES_ARCHS, SeriesClassifier, SeriesConfig, SeriesImputer
-from dynmask.tasks.series import ImputationTask, impute_frame, prepare_imputation_data
+from dynmask.tasks.impute.csv_io import impute_frame
+from dynmask.tasks.impute.task import ImputationTask, prepare_imputation_data
 
 F = 4
 
@@ -228,7 +229,7 @@ def test_cli_classify_series(tmp_path, arch):
 @pytest.mark.parametrize("unit", ["value", "step"])
 def test_hidden_values_and_steps(tmp_path, unit):
     from dynmask.data.series import load_series_classification
-    from dynmask.tasks.series import SeriesClassificationTask
+    from dynmask.tasks.classify_series.task import SeriesClassificationTask
 
     splits = load_series_classification(_toy_ts(tmp_path), seed=0)
     task = SeriesClassificationTask(splits, train_missing=0.4, missing_unit=unit)
@@ -309,43 +310,44 @@ def test_values_pattern_keeps_the_saved_pm10_mask():
 
 
 def test_block_training_holes_cover_their_rate_in_runs():
-    from dynmask.tasks.series import _hide
+    from dynmask.missingness import hide_values
 
     x = torch.randn(64, 200, 3)
     uniforms = torch.rand(3, 64, 200, generator=torch.Generator().manual_seed(0))
-    hidden = torch.isnan(_hide(x, 0.3, uniforms, unit="block", block_length=7))
+    hidden = torch.isnan(hide_values(x, 0.3, uniforms, unit="block", block_length=7))
     assert 0.25 < hidden.float().mean() < 0.35
     runs = torch.diff(hidden.float(), dim=1).abs().sum() / 2  # number of hidden runs (about)
     assert hidden.sum() / runs > 5  # long runs, not single values
-    only = torch.isnan(_hide(x, 0.3, uniforms, unit="block", variables=torch.tensor([False, True, False])))
+    only = torch.isnan(hide_values(x, 0.3, uniforms, unit="block", variables=torch.tensor([False, True, False])))
     assert only[..., 1].any() and not only[..., [0, 2]].any()
 
 
 def test_variable_training_holes_hide_whole_windows_of_a_variable():
-    from dynmask.tasks.series import ImputationTask, _hide
+    from dynmask.missingness import hide_values
+    from dynmask.tasks.impute.task import ImputationTask
 
     x = torch.randn(400, 30, 5)
     x[0, 3, 2] = float("nan")  # really missing stays missing
     uniforms = torch.rand(5, 400, 30, generator=torch.Generator().manual_seed(0))
-    hidden = torch.isnan(_hide(x, 0.3, uniforms, unit="variable"))  # (B, L, F)
+    hidden = torch.isnan(hide_values(x, 0.3, uniforms, unit="variable"))  # (B, L, F)
     whole = hidden.all(dim=1)  # (B, F): the variable is hidden for the whole window
     partial = hidden.any(dim=1) & ~whole  # (B, F): some steps hidden, not all
     partial[0, 2] = False  # the real NaN, whether or not its variable was drawn
     assert not partial.any()
     assert 0.25 < whole.float().mean() < 0.35
-    only = torch.isnan(_hide(x, 0.3, uniforms, unit="variable", variables=torch.tensor([0, 0, 0, 1, 0]).bool()))
+    only = torch.isnan(hide_values(x, 0.3, uniforms, unit="variable", variables=torch.tensor([0, 0, 0, 1, 0]).bool()))
     assert only[..., 3].any() and not only[1:, :, [0, 1, 2, 4]].any()
     with pytest.raises(ValueError, match="missing_unit"):
         ImputationTask({"scaler": None}, missing_unit="variables")
 
 
 def test_mixed_training_holes_give_each_window_one_unit():
-    from dynmask.tasks.series import _hide
+    from dynmask.missingness import hide_values
 
     x = torch.randn(300, 30, 4)
     uniforms = torch.rand(5, 300, 30, generator=torch.Generator().manual_seed(1))  # (F + 1, B, L)
-    mixed = torch.isnan(_hide(x, 0.3, uniforms, unit="mixed"))
-    each = {u: torch.isnan(_hide(x, 0.3, uniforms[:-1], unit=u)) for u in ("value", "block", "variable")}
+    mixed = torch.isnan(hide_values(x, 0.3, uniforms, unit="mixed"))
+    each = {u: torch.isnan(hide_values(x, 0.3, uniforms[:-1], unit=u)) for u in ("value", "block", "variable")}
     picked = [[u for u, h in each.items() if torch.equal(h[b], mixed[b])] for b in range(300)]
     assert all(len(p) >= 1 for p in picked)  # every window is exactly one unit's pattern
     counts = {u: sum(p == [u] for p in picked) for u in each}
@@ -381,7 +383,7 @@ def test_cli_impute_with_block_holes_and_chosen_variables(tmp_path, process):
 
 
 def test_interval_metrics_and_pinball_loss():
-    from dynmask.tasks.series import _pinball, interval_metrics
+    from dynmask.tasks.impute.calibration import interval_metrics, pinball_loss
 
     truth = np.array([[1.0, 2.0, 3.0, 4.0]])
     lower, upper = np.array([[0.0, 2.5, 2.0, 3.0]]), np.array([[2.0, 3.0, 4.0, 5.0]])
@@ -391,13 +393,14 @@ def test_interval_metrics_and_pinball_loss():
     assert m["interval_score"] == pytest.approx((2 + 0.5 + 2 + (2 / 0.1) * 0.5) / 3)
     pred, y = torch.tensor([[[0.0], [2.0]]]), torch.tensor([[[1.0], [1.0]]])
     keep = torch.tensor([[[True], [True]]])
-    assert float(_pinball(pred, y, keep, 0.9)) == pytest.approx((0.9 * 1 + 0.1 * 1) / 2)
+    assert float(pinball_loss(pred, y, keep, 0.9)) == pytest.approx((0.9 * 1 + 0.1 * 1) / 2)
 
 
 def test_conformal_scale_covers_new_values_at_the_nominal_rate():
     """Split conformal on a too-narrow interval: the factor is the finite-sample quantile of the
     calibration scores, and the widened interval covers fresh values from the same distribution ~90%."""
-    from dynmask.tasks.series import TooFewToCalibrate, conformal_scale, interval_metrics, widen_interval
+    from dynmask.errors import TooFewToCalibrate
+    from dynmask.tasks.impute.calibration import conformal_scale, interval_metrics, widen_interval
 
     rng = np.random.default_rng(0)
     n = 4000
@@ -420,7 +423,7 @@ def test_conformal_scale_covers_new_values_at_the_nominal_rate():
 
 
 def test_a_damaged_calibration_file_is_refused(tmp_path):
-    from dynmask.tasks.series import imputer_from_assets
+    from dynmask.tasks.impute.trained import imputer_from_assets
     from dynmask.training.run_folders import RunFolderError
 
     assets = {"scaler": {"mean": [0.0], "std": [1.0]}, "window": 8, "columns": [0], "column_names": ["a"]}
@@ -509,18 +512,19 @@ def test_imputer_learns_intervals_and_writes_them(tmp_path, capsys):
     assert (out["a_lower"][holes] <= out["a"][holes] + 1e-6).all()
     assert (out["a"][holes] <= out["a_upper"][holes] + 1e-6).all()
     # the written interval is the model's raw interval widened by the saved factor
-    from dynmask.tasks.series import _fill_windows, load_imputer
+    from dynmask.tasks.impute.csv_io import fill_windows
+    from dynmask.tasks.impute.trained import load_imputer
 
     trained = load_imputer(run)
     assert trained.interval_scale == scale
     numbers = frame[["a", "b"]].to_numpy()
-    fills, _, raw_upper = _fill_windows(trained.model, trained.scaler, trained.window, numbers, True)
+    fills, _, raw_upper = fill_windows(trained.model, trained.scaler, trained.window, numbers, True)
     expected = fills[holes, 0] + scale * (raw_upper[holes, 0] - fills[holes, 0])
     np.testing.assert_allclose(out["a_upper"][holes].to_numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_calibration_cells_hide_only_observed_values_in_the_pattern():
-    from dynmask.tasks.series import calibration_cells
+    from dynmask.tasks.impute.calibration import calibration_cells
 
     rng = np.random.default_rng(0)
     windows = rng.normal(size=(20, 30, 4))
@@ -543,7 +547,7 @@ def test_calibration_cells_hide_only_observed_values_in_the_pattern():
 
 def _untrained_interval_imputer(features: int):
     from dynmask.data.series import Standardizer
-    from dynmask.tasks.series import TrainedImputer
+    from dynmask.tasks.impute.trained import TrainedImputer
 
     torch.manual_seed(0)
     model = SeriesImputer(SeriesConfig(features, d_model=16, n_heads=2, n_layers=1, d_ff=32, interval=0.9)).eval()
@@ -556,7 +560,7 @@ def test_impute_calibrates_its_intervals_on_the_input_and_covers_its_holes(tmp_p
     """Split conformal on the file itself: 10% of its observed values are hidden and scored, never the
     holes. A model whose raw interval is far too narrow for this file (values 4x its training scale)
     still covers about 90% of the file's real holes, while the validation factor covers far less."""
-    from dynmask.tasks.series import impute_csv
+    from dynmask.tasks.impute.csv_io import impute_csv
 
     rng = np.random.default_rng(1)
     truth = 4.0 * rng.normal(size=(3000, 2))  # (T, F)
@@ -719,7 +723,7 @@ def test_residual_imputer_stays_near_interpolation_on_a_smooth_series(tmp_path):
 
 
 def test_window_and_stride_come_from_the_data_length_when_not_given(tmp_path, capsys):
-    from dynmask.tasks.series import DEFAULT_WINDOW, window_and_stride
+    from dynmask.tasks.impute.task import DEFAULT_WINDOW, window_and_stride
 
     assert window_and_stride(4383) == (DEFAULT_WINDOW, 5)  # PM10: the tuned default
     assert window_and_stride(187) == (18, 3)  # valid range 18 steps, test 37: one window must fit each

@@ -14,7 +14,7 @@ from dynmask.cli import main
 from dynmask.data.text import load_text_dataset
 from dynmask.data.tokenizer import TextTokenizer
 from dynmask.models import ClassifierConfig, TextClassifier
-from dynmask.tasks.classify_text import MissingSpec, TextClassificationTask, load_classifier, predict_texts
+from dynmask.tasks.classify.task import MissingSpec, TextClassificationTask, load_classifier, predict_texts
 from dynmask.training import TrainConfig, Trainer
 
 SMALL = [
@@ -334,8 +334,9 @@ def test_load_weights_keeps_tied_weights_and_refuses_a_mismatch(tmp_path):
 
 
 def test_tasks_follow_the_task_protocol_and_a_partial_one_is_named():
-    from dynmask.tasks.seq2seq import Seq2SeqTask
-    from dynmask.tasks.series import ImputationTask, SeriesClassificationTask
+    from dynmask.tasks.classify_series.task import SeriesClassificationTask
+    from dynmask.tasks.impute.task import ImputationTask
+    from dynmask.tasks.seq2seq.task import Seq2SeqTask
     from dynmask.training import LengthBucketed, Task
 
     for cls in (TextClassificationTask, Seq2SeqTask, SeriesClassificationTask, ImputationTask):

@@ -17,7 +17,7 @@ from dynmask.data.text import DataError  # noqa: E402
 from dynmask.hf import PretrainedTokenizer, load_pretrained  # noqa: E402
 from dynmask.hf.bart import warm_start_seq2seq  # noqa: E402
 from dynmask.masks import Mask  # noqa: E402
-from dynmask.tasks.seq2seq import load_seq2seq  # noqa: E402
+from dynmask.tasks.seq2seq.task import load_seq2seq  # noqa: E402
 from dynmask.training.run_folders import RunFolderError  # noqa: E402
 
 FAMILIES = ("bert", "roberta", "distilbert")

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 from .data.text import TextSplits, load_text_dataset
 from .methods import get_method, method_names
 from .seed_stats import format_mean_sd, mean_sd
-from .tasks.classify_text import MissingSpec, train_text_classifier
+from .tasks.classify.task import MissingSpec, train_text_classifier
 from .training import TrainConfig
 
 __all__ = ["run_demo", "summarise", "format_table", "plot"]

@@ -15,7 +15,6 @@ Needs ``onnx``, ``onnxscript`` and ``onnxruntime`` (``pip install dynmask[onnx]`
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 from pathlib import Path
@@ -23,15 +22,13 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .errors import DataError
 from .masks import Mask
-from .methods import get_method
+from .tasks.registry import TASKS, task_of
 
 __all__ = [
-    "TextClassifierGraph",
-    "SeriesGraph",
     "export_run",
     "OnnxTextClassifier",
     "OnnxSeriesModel",
@@ -42,122 +39,21 @@ __all__ = [
 ASSETS_SUFFIX = ".assets"
 
 
-def _with_backend(model: nn.Module, backend: str) -> nn.Module:
-    """A copy of ``model`` whose Transformer stacks run ``backend``."""
-    from .layers import _Stack
-
-    model = copy.deepcopy(model).eval()
-    for module in model.modules():
-        if isinstance(module, _Stack):
-            module.backend = backend
-    return model
-
-
-class TextClassifierGraph(nn.Module):
-    """ids int64[B, L] -> logits float[B, C], the mask built from the ids (True = observed)."""
-
-    def __init__(self, model: nn.Module, missing_ids: Sequence[int], pad_id: int) -> None:
-        super().__init__()
-        self.model, self.missing_ids, self.pad_id = model, [int(i) for i in missing_ids], int(pad_id)
-
-    def forward(self, ids: Tensor) -> Tensor:
-        return self.model(ids, Mask.from_tokens(ids, missing=self.missing_ids, pad=self.pad_id))
-
-
-class SeriesGraph(nn.Module):
-    """values float[B, L, F] (NaN = missing) -> the imputer's filled values or the classifier's logits."""
-
-    def __init__(self, model: nn.Module, impute: bool) -> None:
-        super().__init__()
-        self.model, self.impute = model, impute
-
-    def forward(self, values: Tensor) -> Tensor:
-        mask = Mask.from_nan(values)
-        return self.model.impute(values, mask) if self.impute else self.model(values, mask)
-
-
-def _check_series_arch(model) -> None:
-    if model.config.arch != "transformer":
-        raise DataError(
-            f"export covers Transformer series models; this run's arch is {model.config.arch!r} "
-            "(recurrent models pack sequences on the CPU, which does not trace)"
-        )
-
-
 def export_run(run: Path, output: Path, backend: str = "dense", opset: Optional[int] = None) -> Path:
     """Export a training run (its ``best/`` model) to ``output`` (.onnx) plus ``output.assets/``."""
     from torch.export import Dim
-
-    from .training import load_run_model  # noqa: F401  (the loaders below validate the folder)
 
     if backend not in ("dense", "compact"):
         raise ValueError(f"backend must be 'dense' or 'compact', got {backend!r}")
     run, output = Path(run), Path(output)
     if output.suffix != ".onnx":
         raise DataError(f"--output {output} should end in .onnx")
-    from .training.run_folders import task_of
-
-    task = task_of(run)
+    spec = task_of(run)
+    if spec.export is None:
+        exportable = ", ".join(name for name, t in TASKS.items() if t.export is not None)
+        raise DataError(f"export covers {exportable} runs; {run} is a {spec.name!r} run")
+    graph, example, meta, copy_files = spec.export(run, backend)
     assets = output.with_name(output.name + ASSETS_SUFFIX)
-    if task == "classify":
-        from .tasks.classify_text import load_classifier
-
-        model, tokenizer, labels = load_classifier(run)
-        if model.__class__.__name__ == "TextClassifier" and model.config.arch != "transformer":
-            raise DataError(f"export covers Transformer text classifiers; this run's arch is {model.config.arch!r}")
-        if get_method(model.config.method).deletes:
-            raise DataError(
-                "a 'delete' model renumbers tokens by a data-dependent plan that export does not cover; "
-                "export a dynamic run"
-            )
-        missing = [tokenizer.unk_id, tokenizer.missing_id] if hasattr(tokenizer, "missing_id") else []
-        missing = sorted({i for i in missing if i is not None})
-        graph = TextClassifierGraph(_with_backend(model, backend), missing, tokenizer.pad_id).eval()
-        example = tokenizer.pad(tokenizer.encode(["an example text with a ??? hole", "another one"]))
-        folder = run / "best" if (run / "best" / "config.json").exists() else run
-        meta = {
-            "task": "classify",
-            "labels": labels,
-            "input": "ids",
-            "missing_ids": missing,
-            "pad_id": tokenizer.pad_id,
-            "tokenizer": "pretrained" if model.__class__.__name__ == "PretrainedClassifier" else "dynmask",
-        }
-        copy_files = [
-            p
-            for p in folder.iterdir()
-            if p.name.startswith(("tokenizer", "special_tokens", "vocab", "merges", "dynmask_tokenizer"))
-        ]
-    elif task in ("impute", "classify-series"):
-        if task == "impute":
-            from .tasks.series import load_imputer
-
-            trained = load_imputer(run)
-            model, features = trained.model, trained.model.config.num_features
-            meta = {"task": "impute", "window": trained.window, "column_names": trained.column_names}
-        else:
-            from .models.series import SeriesClassifier, SeriesConfig
-            from .training import load_run_model
-            from .training.run_folders import config_from_dict
-
-            model, _, _ = load_run_model(
-                run,
-                lambda c: SeriesClassifier(config_from_dict(SeriesConfig, c, "config.json")),
-                expect_task="classify-series",
-            )
-            features = model.config.num_features
-            meta = {"task": "classify-series"}
-        _check_series_arch(model)
-        graph = SeriesGraph(_with_backend(model, backend), impute=task == "impute").eval()
-        example = torch.randn(2, 8, features)
-        example[0, 1] = float("nan")
-        example[1, 3, 0] = float("nan")
-        folder = run / "best" if (run / "best" / "config.json").exists() else run
-        optional = (folder / "fallback.json", folder / "calibration.json")
-        copy_files = [folder / "series.json"] + [p for p in optional if p.exists()]
-        meta["input"] = "values (standard units, NaN = missing)"
-    else:
-        raise DataError(f"export covers classify, impute and classify-series runs; {run} is a {task!r} run")
     output.parent.mkdir(parents=True, exist_ok=True)
     dims = {0: Dim("batch"), 1: Dim("length", min=2, max=65_536)}
     kwargs = {} if opset is None else {"opset_version": opset}

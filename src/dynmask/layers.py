@@ -23,6 +23,7 @@ imputation and generation.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -37,7 +38,7 @@ from .graph import max_count, tracing
 from .masks import Mask, check_input_dtype
 from .methods import get_method
 
-__all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "DecoderCache", "BACKENDS", "QUERIES"]
+__all__ = ["with_backend", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "DecoderCache", "BACKENDS", "QUERIES"]
 
 BACKENDS = ("auto", "dense", "compact")
 # backend="auto" (measured with benchmarks/attention.py; see the README's speed tables):
@@ -447,3 +448,12 @@ class Decoder(_Stack):
         if self.norm is not None:
             y = self.norm(y)
         return y, DecoderCache(new_self, cache.cross_kv, cache.memory_keep, cache.position + 1)
+
+
+def with_backend(model: nn.Module, backend: str) -> nn.Module:
+    """A copy of ``model`` whose Transformer stacks run ``backend``."""
+    model = copy.deepcopy(model).eval()
+    for module in model.modules():
+        if isinstance(module, _Stack):
+            module.backend = backend
+    return model

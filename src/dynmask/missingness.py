@@ -19,9 +19,21 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["Uniform", "Spans", "ValueDependent", "make_process", "Schedule", "PROCESSES"]
+__all__ = [
+    "Uniform",
+    "Spans",
+    "ValueDependent",
+    "make_process",
+    "Schedule",
+    "PROCESSES",
+    "hide_values",
+    "MISSING_UNITS",
+    "IMPUTATION_UNITS",
+    "TRAINING_HOLES",
+]
 
 PROCESSES = ("uniform", "spans", "value")
 
@@ -169,3 +181,55 @@ def apply_missingness(
         return ids
     hidden = process.hide(ids, valid, schedule.uniforms(example_ids, ids.shape[1], step))
     return torch.where(hidden, torch.full_like(ids, missing_id), ids)
+
+
+MISSING_UNITS = ("value", "step")  # classification's test and training holes
+
+IMPUTATION_UNITS = ("value", "block", "variable", "mixed")  # the imputer's artificial training holes
+
+# the command line's --missing-process names -> the imputer's units (see hide_values)
+TRAINING_HOLES = {"values": "value", "blocks": "block", "variables": "variable", "mixed": "mixed"}
+
+
+def hide_values(
+    x: torch.Tensor,
+    rate: float,
+    uniforms: torch.Tensor,
+    unit: str = "value",
+    block_length: int = 7,
+    variables: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """``x`` float[B, L, F] with a share ``rate`` of its observed values set to NaN (uniforms [F, B, L]).
+
+    ``unit="value"``: each value is hidden on its own draw (a step becomes a missing position only
+    when all its features are hidden); ``"step"``: whole steps are hidden (every feature together,
+    one draw per step), e.g. a sensor box that drops out, so the step is a missing position;
+    ``"block"``: a variable is hidden for ``block_length`` consecutive steps (a sensor that fails
+    for days), blocks starting with the probability that covers ``rate`` of the steps;
+    ``"variable"``: a variable is hidden for the whole window (a station that is down throughout),
+    with probability ``rate`` per window and variable; ``"mixed"``: each window takes one of
+    value / block / variable at random (uniforms then float[F + 1, B, L]: the last row picks).
+    ``variables`` (bool[F]): only these variables are hidden. ``unit`` is checked by the caller."""
+    if rate == 0:
+        return x
+    if unit == "mixed":
+        pick = (uniforms[-1, :, 0] * 3).long().clamp(max=2)  # (B,): 0 value, 1 block, 2 variable
+        each = [hide_values(x, rate, uniforms[:-1], u, block_length, variables) for u in ("value", "block", "variable")]
+        return torch.stack(each)[pick, torch.arange(x.shape[0])]  # (3, B, L, F) -> (B, L, F)
+    if unit == "step":
+        draws = uniforms[0].unsqueeze(-1)  # (B, L, 1): one draw per step, shared by its features
+    elif unit == "variable":
+        draws = uniforms[:, :, :1].permute(1, 2, 0)  # (F, B, 1) -> (B, 1, F): one draw per window and variable
+    else:
+        draws = uniforms.permute(1, 2, 0)  # (F, B, L) -> (B, L, F)
+    if unit == "block":
+        k = max(1, int(block_length))
+        starts = (draws < 1 - (1 - rate) ** (1 / k)).float().transpose(1, 2)  # (B, F, L): a block starts here
+        padded = F.pad(starts, (k - 1, 0))  # (B, F, L + k - 1)
+        chosen = padded.unfold(-1, k, 1).amax(-1).transpose(1, 2) > 0  # (B, L, F): a start in the last k steps
+    else:
+        chosen = draws < rate
+    hidden = chosen & ~torch.isnan(x)  # (B, L, F)
+    if variables is not None:
+        hidden = hidden & variables.to(hidden.device)
+    return torch.where(hidden, torch.full_like(x, float("nan")), x)

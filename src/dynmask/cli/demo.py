@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..methods import method_names
-from .arguments import POSITIVE, SIZE, add_data_args, add_missing_args, load_splits, number
+from ..tasks.arguments import POSITIVE, SIZE, add_data_args, add_missing_args, load_splits, number
 
 
 def register(sub) -> None:

@@ -6,8 +6,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..training.run_folders import task_of
-from .arguments import (
+from ..export import is_onnx, load_onnx
+from ..tasks import TASKS, task_of
+from ..tasks.arguments import (
     NON_NEGATIVE,
     POSITIVE,
     PROCESS_CHOICES,
@@ -82,122 +83,14 @@ def register(sub) -> None:
     )
 
 
-def _run_data(args, config: dict, defaults: dict) -> dict:
-    """The data arguments for ``evaluate``: each one given on the command line, else the run's own."""
-    saved = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
-    out = {}
-    for key, fallback in defaults.items():
-        given = getattr(args, key, None)
-        out[key] = given if given is not None else saved.get(key, fallback)
-    if args.data is None:
-        if "data" not in saved:
-            raise SystemExit("error: this run predates saved data locations: pass --data (and its columns)")
-        out["data"] = saved["data"]
-    return out
+def _evaluate(args) -> list:
+    spec = task_of(args.model)
+    if spec.evaluate is None:
+        raise SystemExit(f"error: --model {args.model} is a {spec.name} run: {spec.unsupported}")
+    return spec.evaluate(args)
 
 
-def _evaluate_seq2seq(args, config: dict) -> list[dict]:
-    from ..data.pairs import load_pairs
-    from ..tasks.classify_text import MissingSpec
-    from ..tasks.seq2seq import Seq2SeqTask, load_seq2seq, score_fuzzy_match
-
-    model, tokenizer, config = load_seq2seq(args.model)
-    columns = ("source", "target") if config["task"] == "translate" else ("document", "summary")
-    d = _run_data(
-        args,
-        config,
-        {"data": None, "source_column": columns[0], "target_column": columns[1], "encoding": "utf-8", "data_seed": 0},
-    )
-    splits = load_pairs(
-        d["data"],
-        source_column=d["source_column"],
-        target_column=d["target_column"],
-        seed=d["data_seed"],
-        encoding=d["encoding"],
-    )
-    task = Seq2SeqTask(
-        splits,
-        tokenizer,
-        MissingSpec(0.0),
-        kind=config["task"],
-        max_src_len=config["max_src_len"],
-        max_tgt_len=config["max_tgt_len"],
-        memory=config["loaded_memory"] is not None,  # rebuilt from the run's own training pairs
-    )
-    results = []
-    for rate in args.missing:
-        spec = MissingSpec(rate, args.missing_process, "static", args.mean_span)  # seeded test holes
-        hyps, refs, timing = task.generate(
-            model,
-            args.split,
-            spec,
-            beam=args.beam,
-            length_penalty=args.length_penalty,
-            limit=args.limit,
-        )
-        result = {"missing_rate": rate, **task.score(hyps, refs), **timing}
-        if config["loaded_fuzzy_match"] is not None:  # the run's fuzzy-match hybrid, beside the model
-            choice, memory = config["loaded_fuzzy_match"]
-            result["fuzzy_match"] = score_fuzzy_match(task, args.split, spec, hyps, choice, memory, args.limit)[1]
-        results.append(result)
-    print(json.dumps(results, indent=2))
-    return results
-
-
-def _evaluate(args) -> list[dict]:
-    from ..data.text import load_text_dataset
-    from ..tasks.classify_text import MissingSpec, TextClassificationTask, load_classifier
-    from ..training.run_folders import read_json
-
-    task_name = task_of(args.model)
-    if task_name in ("classify-series", "impute"):
-        raise SystemExit(
-            f"error: --model {args.model} is a {task_name} run: its test scores are in "
-            f"{args.model / 'test_results.json'}; evaluate scores text classifiers and seq2seq models"
-        )
-    folder = args.model if (args.model / "config.json").exists() else args.model / "best"
-    config = read_json(folder / "config.json")
-    if task_name != "classify":
-        return _evaluate_seq2seq(args, config)
-
-    model, tokenizer, labels = load_classifier(args.model)
-    d = _run_data(
-        args,
-        config,
-        {
-            "data": None,
-            "text_column": "text",
-            "label_column": "label",
-            "split_column": None,
-            "group_column": None,
-            "encoding": "utf-8",
-            "data_seed": None,
-        },
-    )
-    seed = d["data_seed"] if d["data_seed"] is not None else config.get("data", {}).get("seed", 0)
-    splits = load_text_dataset(
-        d["data"],
-        text_column=d["text_column"],
-        label_column=d["label_column"],
-        split_column=d["split_column"],
-        group_column=d["group_column"],
-        seed=seed,
-        encoding=d["encoding"],
-    )
-    if splits.labels != labels:
-        raise SystemExit(f"error: the model was trained on labels {labels} but --data has {splits.labels}")
-    task = TextClassificationTask(splits, tokenizer, MissingSpec(0.0))
-    results = [
-        task.evaluate(model, args.split, MissingSpec(r, args.missing_process, "static", args.mean_span))
-        for r in args.missing
-    ]
-    print(json.dumps(results, indent=2))
-    return results
-
-
-def _predict(args) -> list[dict]:
-    from ..tasks.classify_text import load_classifier, predict_texts
-
+def _read_texts(args) -> list[str]:
     texts = list(args.text or [])
     if args.input is not None:
         if args.input != "-" and not Path(args.input).is_file():
@@ -207,8 +100,11 @@ def _predict(args) -> list[dict]:
             texts.extend(line.rstrip("\n") for line in stream)
     if not texts:
         raise SystemExit("error: nothing to predict: pass --text TEXT or --input FILE (or - for standard input)")
-    from ..export import is_onnx, load_onnx
+    return texts
 
+
+def _predict(args) -> list:
+    texts = _read_texts(args)
     if is_onnx(args.model):
         runner = load_onnx(args.model)
         if runner.meta["task"] != "classify":
@@ -220,44 +116,11 @@ def _predict(args) -> list[dict]:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False, allow_nan=False))
         return rows
-    task = task_of(args.model)
-    if task in ("classify-series", "impute"):
+    spec = task_of(args.model)
+    if spec.predict is None:
+        text_tasks = " / ".join(repr(name) for name, t in TASKS.items() if t.predict is not None)
         raise SystemExit(
-            f"error: --model {args.model} is a {task!r} run; predict labels texts with a 'classify' run "
-            "or translates / summarises with a 'translate' / 'summarize' run"
-            + ("; fill a CSV with `dynmask impute`" if task == "impute" else "")
+            f"error: --model {args.model} is a {spec.name!r} run; predict labels, translates or summarises texts "
+            f"with a {text_tasks} run" + ("; fill a CSV with `dynmask impute`" if spec.name == "impute" else "")
         )
-    if task != "classify":
-        from ..tasks.seq2seq import fuzzy_match_texts, generate_texts, load_seq2seq
-
-        model, tokenizer, config = load_seq2seq(args.model)
-        outputs = generate_texts(
-            model,
-            tokenizer,
-            texts,
-            beam=args.beam,
-            length_penalty=args.length_penalty,
-            max_len=args.max_len or config["max_tgt_len"],
-            max_src_len=config["max_src_len"],
-            memory=config["loaded_memory"],
-            memory_len=config["max_tgt_len"],
-        )
-        if config["loaded_fuzzy_match"] is not None and not args.no_fuzzy_match:
-            fuzzy = fuzzy_match_texts(tokenizer, texts, outputs, config["loaded_fuzzy_match"], config["max_src_len"])
-            rows = [{"text": t, **f} for t, f in zip(texts, fuzzy)]
-        else:
-            rows = [{"text": t, "output": o} for t, o in zip(texts, outputs)]
-        for row in rows:
-            print(json.dumps(row, ensure_ascii=False))
-        return rows
-    model, tokenizer, labels = load_classifier(args.model)
-    out = predict_texts(model, tokenizer, labels, texts)
-    for row in out:
-        print(json.dumps(row, ensure_ascii=False, allow_nan=False))
-    empty = sum(1 for row in out if row["label"] is None)
-    if empty:
-        print(
-            f"warning: {empty} text(s) have no observed token (empty or only missing markers): no label given",
-            file=sys.stderr,
-        )
-    return out
+    return spec.predict(args, texts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .arguments import markers
+from ..tasks.arguments import markers
 
 
 def register(sub) -> None:
@@ -64,7 +64,8 @@ def register(sub) -> None:
 
 def _impute(args) -> None:
     from ..export import is_onnx
-    from ..tasks.series import impute_csv, load_imputer
+    from ..tasks.impute.csv_io import impute_csv
+    from ..tasks.impute.trained import load_imputer
 
     trained = _onnx_imputer(args.model) if is_onnx(args.model) else load_imputer(args.model)
     plot_variables = markers(args.plot_variables)
@@ -109,7 +110,7 @@ def _impute(args) -> None:
 def _onnx_imputer(path: Path):
     """A TrainedImputer whose model is an exported imputer run by onnxruntime."""
     from ..export import load_onnx
-    from ..tasks.series import imputer_from_assets
+    from ..tasks.impute.trained import imputer_from_assets
 
     runner = load_onnx(path)
     if runner.meta["task"] != "impute":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .arguments import NON_NEGATIVE, POSITIVE, SIZE, markers
+from ..tasks.arguments import NON_NEGATIVE, POSITIVE, SIZE, markers
 
 
 def register(sub) -> None:

@@ -6,11 +6,15 @@ runs. Mask polarity: True = observed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 
+from ..errors import DataError
+from ..layers import with_backend
 from ..missingness import PROCESSES, Schedule, make_process
+from ..traced import SeriesGraph
 
 __all__ = ["TEST_SEED", "SPLIT_OFFSET", "MissingSpec", "TokenHoles", "accuracy_and_macro_f1"]
 
@@ -82,3 +86,20 @@ class TokenHoles:
         if process is None:
             return None
         return Schedule("static", process.n_uniforms, TEST_SEED + SPLIT_OFFSET[split], self.max_len)
+
+
+def series_export(model: torch.nn.Module, backend: str, impute: bool, folder: Path, meta: dict):
+    """(graph, example, metadata, files) for a series run's ONNX export: values float[B, L, F] in (NaN =
+    missing, the mask built inside the graph), the imputer's filled values or the classifier's logits out."""
+    if model.config.arch != "transformer":
+        raise DataError(
+            f"export covers Transformer series models; this run's arch is {model.config.arch!r} "
+            "(recurrent models pack sequences on the CPU, which does not trace)"
+        )
+    graph = SeriesGraph(with_backend(model, backend), impute=impute).eval()
+    example = torch.randn(2, 8, model.config.num_features)
+    example[0, 1] = float("nan")
+    example[1, 3, 0] = float("nan")
+    optional = (folder / "fallback.json", folder / "calibration.json")
+    copy_files = [folder / "series.json"] + [p for p in optional if p.exists()]
+    return graph, example, {**meta, "input": "values (standard units, NaN = missing)"}, copy_files

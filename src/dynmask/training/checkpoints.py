@@ -19,7 +19,7 @@ from torch import nn
 
 from .distributed import distributed_context
 from .run_folders import (
-    TASKS,
+    KNOWN_TASKS,
     RunFolderError,
     check_finite_weights,
     prepare_run_folder,
@@ -115,8 +115,9 @@ def load_run_model(
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise RunFolderError(f"{folder / 'config.json'} must be a JSON object with a 'model' object")
     task = config.get("task", "classify")
-    if task not in TASKS:
-        raise RunFolderError(f"{folder / 'config.json'}: unknown task {task!r}; expected one of {TASKS}")
+    if task not in KNOWN_TASKS:
+        known = tuple(sorted(KNOWN_TASKS))
+        raise RunFolderError(f"{folder / 'config.json'}: unknown task {task!r}; expected one of {known}")
     if expect_task is not None:
         expected = (expect_task,) if isinstance(expect_task, str) else tuple(expect_task)
         if task not in expected:

@@ -37,12 +37,13 @@ __all__ = [
     "fingerprint",
     "compare_for_resume",
     "RUN_FILES",
-    "TASKS",
+    "KNOWN_TASKS",
     "RESUMABLE_CHANGES",
 ]
 
 MANIFEST = "manifest.json"
-TASKS = ("classify", "translate", "summarize", "classify-series", "impute")
+# the names of the registered tasks, filled by dynmask.tasks.registry.register (a run of another task is refused)
+KNOWN_TASKS: set[str] = set()
 
 # What a run folder holds (``--overwrite`` removes exactly these, never anything else of the folder).
 RUN_FILES = (
@@ -304,18 +305,3 @@ def resume_source(folder: Path) -> Optional[Path]:
         if (Path(folder) / name / "state.json").exists():
             return Path(folder) / name
     return None
-
-
-def task_of(folder: Path) -> str:
-    """The task of a training run's folder (or its best/), read from its config.json."""
-    folder = Path(folder)
-    if not folder.exists():
-        raise RunFolderError(f"--model {folder} does not exist; pass a training run's --output folder")
-    for candidate in (folder / "config.json", folder / "best" / "config.json"):
-        if candidate.exists():
-            config = read_json(candidate)
-            task = config.get("task", "classify") if isinstance(config, dict) else None
-            if task not in TASKS:
-                raise RunFolderError(f"{candidate}: unknown task {task!r}; expected one of {TASKS}")
-            return task
-    raise RunFolderError(f"no config.json in {folder} or {folder / 'best'}; pass a training run's --output folder")

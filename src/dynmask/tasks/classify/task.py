@@ -15,14 +15,14 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..data.text import TextSplits
-from ..data.tokenizer import TextTokenizer
-from ..devices import device_of, to_device
-from ..missingness import Schedule, apply_missingness
-from ..models.classifier import ClassifierConfig, TextClassifier
+from ...data.text import TextSplits
+from ...data.tokenizer import TextTokenizer
+from ...devices import device_of, to_device
+from ...missingness import Schedule, apply_missingness
+from ...models.classifier import ClassifierConfig, TextClassifier
 
 # shared by every task; re-exported here, where older code imports them from
-from .common import TEST_SEED, MissingSpec, TokenHoles, accuracy_and_macro_f1  # noqa: F401
+from ..common import TEST_SEED, MissingSpec, TokenHoles, accuracy_and_macro_f1  # noqa: F401
 
 __all__ = ["MissingSpec", "TextClassificationTask", "accuracy_and_macro_f1", "load_classifier", "predict_texts"]
 
@@ -109,12 +109,12 @@ class TextClassificationTask:
 def load_classifier(folder: Path, device: Optional[torch.device] = None):
     """(model, tokenizer, labels) from a folder written by the trainer (``best/`` or ``checkpoint/``),
     checked as untrusted input (see :func:`dynmask.training.load_run_model`)."""
-    from ..training import load_run_model
-    from ..training.run_folders import RunFolderError, config_from_dict, read_json
+    from ...training import load_run_model
+    from ...training.run_folders import RunFolderError, config_from_dict, read_json
 
     def build(c):
         if isinstance(c, dict) and "encoder" in c:  # a fine-tuned pretrained encoder (dynmask.hf)
-            from ..hf import build_pretrained_classifier
+            from ...hf import build_pretrained_classifier
 
             return build_pretrained_classifier(c)
         return TextClassifier(config_from_dict(ClassifierConfig, c, "config.json"))
@@ -130,7 +130,7 @@ def load_classifier(folder: Path, device: Optional[torch.device] = None):
         )
     try:
         if pretrained:
-            from ..hf import PretrainedTokenizer
+            from ...hf import PretrainedTokenizer
 
             tokenizer = PretrainedTokenizer.load(folder)
         else:
@@ -214,9 +214,9 @@ def train_text_classifier(
     ``pretrained`` (``"minilm"`` or a Hugging Face checkpoint folder): fine-tune that encoder
     (:mod:`dynmask.hf`) with its own tokenizer; ``model_config`` then takes ``method``
     (dynamic | unk | mask | delete), ``pooling`` (mean | cls) and ``backend``."""
-    from ..data.tokenizer import DEFAULT_MISSING_MARKERS
-    from ..training import Trainer, on_rank_zero_first, start_run_folder
-    from ..training.run_folders import fingerprint
+    from ...data.tokenizer import DEFAULT_MISSING_MARKERS
+    from ...training import Trainer, on_rank_zero_first, start_run_folder
+    from ...training.run_folders import fingerprint
 
     output = Path(output)
     start_run_folder(output, resume=resume, overwrite=overwrite)
@@ -224,8 +224,8 @@ def train_text_classifier(
     markers = DEFAULT_MISSING_MARKERS if missing_markers is None else missing_markers
 
     if pretrained is not None:
-        from ..hf import PretrainedClassifier, PretrainedClassifierConfig, PretrainedTokenizer, load_pretrained
-        from .pretrained import resolve_pretrained
+        from ...hf import PretrainedClassifier, PretrainedClassifierConfig, PretrainedTokenizer, load_pretrained
+        from ..pretrained import resolve_pretrained
 
         source = resolve_pretrained(pretrained)
         tokenizer = PretrainedTokenizer(source, max_len=max_len, missing_markers=markers)

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Optional
 
+from ..methods import method_names
+
 PROCESS_CHOICES = ("uniform", "spans", "value")
 
 
@@ -253,3 +255,64 @@ def add_length_penalty(p) -> None:
         help="translation / summarization: beam search ranks a hypothesis by log-probability / length ** this; "
         "above 1 favours longer outputs (default: %(default)s)",
     )
+
+
+def add_series_model_args(q, d_model: int) -> None:
+    m = q.add_argument_group("model")
+    m.add_argument(
+        "--arch",
+        choices=("transformer", "lstm", "gru", "grud"),
+        default="transformer",
+        help="(default: %(default)s)",
+    )
+    m.add_argument(
+        "--method",
+        choices=method_names("series"),
+        default="dynamic",
+        help="transformer: dynamic mask or the static baseline (default: %(default)s)",
+    )
+    m.add_argument("--d-model", type=number(int, 2, 8192), default=d_model, help="model width (default: %(default)s)")
+    m.add_argument("--heads", type=number(int, 1, 256), default=4, help="attention heads (default: %(default)s)")
+    m.add_argument("--layers", type=LAYERS, default=2, help="layers (default: %(default)s)")
+    m.add_argument("--d-ff", type=SIZE, default=None, help="feed-forward width (default: 2 × --d-model)")
+    m.add_argument("--dropout", type=DROPOUT, default=0.1, help="dropout (default: %(default)s)")
+    m.add_argument(
+        "--time-gaps",
+        action="store_true",
+        help="also feed the time since each variable was last observed (irregular series)",
+    )
+
+
+def series_model(args) -> dict:
+    return dict(
+        arch=args.arch,
+        method=args.method,
+        d_model=args.d_model,
+        n_heads=args.heads,
+        n_layers=args.layers,
+        d_ff=args.d_ff or 2 * args.d_model,
+        dropout=args.dropout,
+        time_gaps=args.time_gaps,
+        **({"interval": args.intervals} if getattr(args, "intervals", 0.0) else {}),
+        **({"residual": True} if getattr(args, "residual", False) else {}),
+        **(
+            {"residual_gate": True}
+            if getattr(args, "residual", False) and getattr(args, "residual_gate", False)
+            else {}
+        ),
+        **({"normalize": args.normalize} if getattr(args, "normalize", "none") != "none" else {}),
+    )
+
+
+def run_data(args, config: dict, defaults: dict) -> dict:
+    """The data arguments for ``evaluate``: each one given on the command line, else the run's own."""
+    saved = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
+    out = {}
+    for key, fallback in defaults.items():
+        given = getattr(args, key, None)
+        out[key] = given if given is not None else saved.get(key, fallback)
+    if args.data is None:
+        if "data" not in saved:
+            raise SystemExit("error: this run predates saved data locations: pass --data (and its columns)")
+        out["data"] = saved["data"]
+    return out

