@@ -18,9 +18,10 @@ from pathlib import Path
 
 import torch
 
-from dynmask.export import TextClassifierGraph, _with_backend
 from dynmask.graph import compile as dm_compile
+from dynmask.layers import with_backend
 from dynmask.models import ClassifierConfig, TextClassifier
+from dynmask.traced import TextClassifierGraph
 
 OUT = Path(__file__).resolve().parent / "results"
 
@@ -42,7 +43,7 @@ def main() -> None:
             8000, 2, d_model=args.d_model, n_heads=4, n_layers=2, d_ff=2 * args.d_model, max_len=args.length
         )
     ).eval()
-    graphs = {b: TextClassifierGraph(_with_backend(model, b), [1, 2], 0).eval() for b in ("dense", "compact")}
+    graphs = {b: TextClassifierGraph(with_backend(model, b), [1, 2], 0).eval() for b in ("dense", "compact")}
     example = torch.randint(5, 8000, (2, 16))
     example[0, 3] = 1
     runners = {"eager dense": lambda ids: graphs["dense"](ids), "eager compact": lambda ids: graphs["compact"](ids)}

@@ -106,10 +106,11 @@ def _series_run(tmp_path, kind):
 def test_series_models_export_with_the_nan_mask_inside(tmp_path, kind, backend):
     from torch.export import Dim
 
-    from dynmask.export import SeriesGraph, _with_backend
+    from dynmask.layers import with_backend
+    from dynmask.traced import SeriesGraph
 
     model = _series_run(tmp_path, kind)
-    graph = SeriesGraph(_with_backend(model, backend), impute=kind == "impute").eval()
+    graph = SeriesGraph(with_backend(model, backend), impute=kind == "impute").eval()
     example = torch.randn(2, 8, 3)
     example[0, 1] = float("nan")
     path = tmp_path / "series.onnx"
