@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dynmask.demo import format_table, run_demo
+from dynmask.demos.text import format_table, run_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "results" / "ablation-rotten_tomatoes"

@@ -11,7 +11,7 @@ import json
 import statistics
 from pathlib import Path
 
-from dynmask.demo import run_demo
+from dynmask.demos.text import run_demo
 from dynmask.seed_stats import format_mean_sd
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from dynmask.demo import format_table, plot, summarise
+from dynmask.demos.text import format_table, plot, summarise
 from dynmask.seed_stats import format_mean_sd, mean_sd
 
 

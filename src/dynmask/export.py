@@ -24,7 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .data.tokenizer import TextTokenizer
 from .errors import DataError
+from .hf import PretrainedTokenizer
 from .masks import Mask
 from .tasks.registry import TASKS, task_of
 
@@ -112,12 +114,8 @@ class OnnxTextClassifier(_Session):
     def __init__(self, path: Path, threads: Optional[int] = None) -> None:
         super().__init__(path, threads)
         if self.meta["tokenizer"] == "pretrained":
-            from .hf import PretrainedTokenizer
-
             self.tokenizer = PretrainedTokenizer.load(self.assets)
         else:
-            from .data.tokenizer import TextTokenizer
-
             self.tokenizer = TextTokenizer.load(self.assets)
         self.labels = self.meta["labels"]
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from .extras import require
+
 __all__ = ["bleu_chrf", "rouge", "lead_sentences"]
 
 
 def bleu_chrf(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
     """Corpus BLEU and chrF (sacreBLEU defaults) and their signatures."""
-    from .extras import require
-
     metrics = require("sacrebleu.metrics")
     BLEU, CHRF = metrics.BLEU, metrics.CHRF
 
@@ -31,8 +31,6 @@ def bleu_chrf(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
 
 def rouge(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
     """Mean ROUGE-1, ROUGE-2 and ROUGE-L F-measures (×100), Porter stemming on."""
-    from .extras import require
-
     rouge_scorer = require("rouge_score.rouge_scorer")
 
     if len(hypotheses) != len(references):

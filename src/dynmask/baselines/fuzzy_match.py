@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..training.run_folders import RunFolderError, read_json
 from .memory import TranslationMemory
 
 __all__ = ["FuzzyMatch", "GRID", "NEVER", "FUZZY_FILE", "combine", "choose_threshold", "memory_outputs"]
@@ -51,8 +52,6 @@ class FuzzyMatch:
     @classmethod
     def load(cls, folder: Path) -> "FuzzyMatch":
         """Read ``folder/fuzzy_match.json``, checked as untrusted input."""
-        from ..training.run_folders import RunFolderError, read_json
-
         path = Path(folder) / FUZZY_FILE
         data = read_json(path)
         try:

@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..extras import require
+from ..training.run_folders import RunFolderError, read_json
 
 __all__ = ["TranslationMemory", "MEMORY_FILE"]
 
@@ -71,8 +72,6 @@ class TranslationMemory:
     @classmethod
     def load(cls, folder: Path) -> "TranslationMemory":
         """The memory saved in a run folder, checked as untrusted input (lists of strings, same length)."""
-        from ..training.run_folders import RunFolderError, read_json
-
         path = Path(folder) / MEMORY_FILE
         data = read_json(path)
         sources, targets = (data.get(k) if isinstance(data, dict) else None for k in ("sources", "targets"))

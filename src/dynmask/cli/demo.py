@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..demos.text import run_demo
 from ..methods import method_names
 from ..tasks.arguments import POSITIVE, SIZE, add_data_args, add_missing_args, load_splits, number
 
@@ -57,8 +58,6 @@ def register(sub) -> None:
 
 
 def run(args) -> None:
-    from ..demo import run_demo
-
     METHODS = method_names("text" if args.pretrained is None else "pretrained")
     methods = list(METHODS) if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]

@@ -86,7 +86,8 @@ def register(sub) -> None:
 def _evaluate(args) -> list:
     spec = task_of(args.model)
     if spec.evaluate is None:
-        raise SystemExit(f"error: --model {args.model} is a {spec.name} run: {spec.unsupported}")
+        why = spec.unsupported or f"evaluate does not cover {spec.name!r} runs"
+        raise SystemExit(f"error: --model {args.model} is a {spec.name} run: {why}")
     return spec.evaluate(args)
 
 

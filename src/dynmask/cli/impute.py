@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..export import is_onnx, load_onnx
 from ..tasks.arguments import markers
+from ..tasks.impute.csv_io import impute_csv
+from ..tasks.impute.trained import imputer_from_assets, load_imputer
 
 
 def register(sub) -> None:
@@ -63,10 +66,6 @@ def register(sub) -> None:
 
 
 def _impute(args) -> None:
-    from ..export import is_onnx
-    from ..tasks.impute.csv_io import impute_csv
-    from ..tasks.impute.trained import load_imputer
-
     trained = _onnx_imputer(args.model) if is_onnx(args.model) else load_imputer(args.model)
     plot_variables = markers(args.plot_variables)
     counts = impute_csv(
@@ -109,9 +108,6 @@ def _impute(args) -> None:
 
 def _onnx_imputer(path: Path):
     """A TrainedImputer whose model is an exported imputer run by onnxruntime."""
-    from ..export import load_onnx
-    from ..tasks.impute.trained import imputer_from_assets
-
     runner = load_onnx(path)
     if runner.meta["task"] != "impute":
         raise SystemExit(f"error: --model {path} is an exported {runner.meta['task']!r} model, not an imputer")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..data.sources import SOURCES, cache_dir, fetch
+from ..demos.guarantee import guarantee_demo
+from ..export import export_run
 from ..tasks.arguments import NON_NEGATIVE, POSITIVE, SIZE, markers
+from ..tasks.pretrained import embed_file
 
 
 def register(sub) -> None:
@@ -67,8 +71,6 @@ def register(sub) -> None:
 
 
 def run_data(args) -> None:
-    from ..data.sources import SOURCES, cache_dir, fetch
-
     if args.action == "list":
         print(f"cache: {cache_dir()}")
         for name, parts in SOURCES.items():
@@ -88,15 +90,11 @@ def run_data(args) -> None:
 
 
 def run_export(args) -> None:
-    from ..export import export_run
-
     path = export_run(args.model, args.output, backend=args.backend)
     print(f"wrote {path} and {path}.assets/ ({args.backend} backend; batch and length dynamic)")
 
 
 def run_embed(args) -> None:
-    from ..tasks.pretrained import embed_file
-
     n = embed_file(
         args.pretrained,
         args.input,
@@ -110,6 +108,4 @@ def run_embed(args) -> None:
 
 
 def run_guarantee(args) -> None:
-    from ..guarantee_demo import guarantee_demo
-
     guarantee_demo(args.output, args.quick, args.seed)

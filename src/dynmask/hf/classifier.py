@@ -13,6 +13,7 @@ from ..errors import DataError
 from ..masks import Mask
 from ..methods import get_method
 from ..pooling import masked_mean
+from ..training.run_folders import LIMITS, RunFolderError, config_from_dict
 from .config import PretrainedConfig, read_pretrained_config
 from .encoder import PretrainedEncoder
 
@@ -81,7 +82,6 @@ _SIZE_FIELDS = {
 def check_encoder_config(encoder: dict, source: str = "config.json") -> PretrainedConfig:
     """A run's saved encoder config (``PretrainedConfig.to_dict()``), checked as untrusted input: types,
     the Hugging Face config inside it, sizes within the limits and consistent with it."""
-    from ..training.run_folders import LIMITS, RunFolderError, config_from_dict
 
     config = config_from_dict(PretrainedConfig, encoder, source)
     try:
@@ -100,7 +100,6 @@ def check_encoder_config(encoder: dict, source: str = "config.json") -> Pretrain
 def build_pretrained_classifier(model: dict, source: str = "config.json") -> PretrainedClassifier:
     """An empty :class:`PretrainedClassifier` from a run's saved model config, checked as untrusted
     input (types, sizes, the encoder's Hugging Face config) before anything is allocated."""
-    from ..training.run_folders import LIMITS, RunFolderError, config_from_dict
 
     if not isinstance(model, dict) or not isinstance(model.get("encoder"), dict):
         raise RunFolderError(f"{source}: a pretrained model config needs an 'encoder' object")

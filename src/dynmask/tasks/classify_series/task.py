@@ -22,6 +22,8 @@ from ...devices import device_of, to_device
 from ...masks import Mask
 from ...missingness import MISSING_UNITS, Schedule, hide_values
 from ...models.series import SeriesClassifier, SeriesConfig
+from ...training import Trainer, load_run_model, start_run_folder
+from ...training.run_folders import config_from_dict, fingerprint
 from ..common import SPLIT_OFFSET, TEST_SEED, accuracy_and_macro_f1
 
 
@@ -116,8 +118,6 @@ def train_series_classifier(
     missing_unit: str = "value",
     overwrite: bool = False,
 ) -> dict:
-    from ...training import Trainer, load_run_model, start_run_folder
-    from ...training.run_folders import config_from_dict, fingerprint
 
     start_run_folder(output, resume=resume, overwrite=overwrite)
     task = SeriesClassificationTask(splits, train_missing, schedule, seed=train_config.seed, missing_unit=missing_unit)

@@ -15,12 +15,15 @@ from ...baselines.series import impute_linear, impute_locf, impute_mean
 from ...data.series import (
     HOLDOUT_PATTERNS,
     Standardizer,
+    read_wide_csv,
+    read_wide_text,
     window_starts,
 )
 from ...devices import device_of
 from ...errors import DataError, TooFewToCalibrate
 from ...masks import Mask
 from ...models.series import SeriesImputer
+from ...plots import plot_imputation
 from .calibration import CALIBRATION_SEED, calibration_cells, conformal_scale, widen_interval
 from .trained import TrainedImputer
 
@@ -139,7 +142,6 @@ def impute_csv(
     ``calibration_pattern``: choose the pattern of the file's holes), ``"validation"`` with the run's saved
     factor, ``"auto"`` on the input when it yields at least :data:`MIN_INPUT_CALIBRATION` values.
     Returns counts, and the calibration used."""
-    from ...data.series import read_wide_csv, read_wide_text
 
     input_path, output_path = Path(input_path), Path(output_path)
     if output_path.resolve() == input_path.resolve() or (output_path.exists() and output_path.samefile(input_path)):
@@ -201,8 +203,6 @@ def impute_csv(
     left = int(values.drop(columns=labels).isna().to_numpy().sum())
     counts_fallback = None if use_model else trained.fallback
     if plot is not None:
-        from ...plots import plot_imputation
-
         plot_imputation(
             plot,
             list(values.index),

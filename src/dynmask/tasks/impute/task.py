@@ -28,6 +28,8 @@ from ...losses import masked_mae
 from ...masks import Mask
 from ...missingness import IMPUTATION_UNITS, Schedule, hide_values
 from ...models.series import SeriesConfig, SeriesImputer
+from ...training import Trainer, start_run_folder
+from ...training.run_folders import fingerprint, write_manifest
 from ..common import SPLIT_OFFSET
 from .calibration import (
     CALIBRATION_SEED,
@@ -305,9 +307,6 @@ def train_imputer(
     see :func:`hide_values`)."""
     import time
 
-    from ...training import Trainer, start_run_folder
-    from ...training.run_folders import fingerprint
-
     start_run_folder(output, resume=resume, overwrite=overwrite)
     task = ImputationTask(
         data, artificial, schedule, seed=train_config.seed, missing_unit=missing_unit, block_length=block_length
@@ -353,8 +352,6 @@ def train_imputer(
             except TooFewToCalibrate as e:
                 print(f"note: intervals left uncalibrated (the model's raw quantiles): {e}", flush=True)
         if best_dir.exists():
-            from ...training.run_folders import write_manifest
-
             (best_dir / FALLBACK_FILE).write_text(
                 json.dumps({"fallback": fallback, "valid": summary["valid"]}, indent=2)
             )
@@ -389,7 +386,6 @@ def train_imputer(
 def calibrate_run(folder: Path, task: "ImputationTask") -> float:
     """Calibrate a finished imputation run's interval on ``task``'s validation held-out values (for runs
     trained before dynmask calibrated): writes ``calibration.json`` into its ``best/`` and re-signs it."""
-    from ...training.run_folders import write_manifest
 
     model, best_dir = load_imputer_model(folder)
     if model.interval_head is None:

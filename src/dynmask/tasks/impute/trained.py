@@ -15,6 +15,8 @@ from ...data.series import (
     Standardizer,
 )
 from ...models.series import SeriesConfig, SeriesImputer
+from ...training import load_run_model
+from ...training.run_folders import RunFolderError, config_from_dict, read_json
 
 
 @dataclass
@@ -61,8 +63,6 @@ def choose_fallback(model_metrics: dict, baseline_metrics: dict) -> Optional[str
 def load_imputer_model(folder: Path) -> tuple[SeriesImputer, Path]:
     """(model, the folder its weights came from: the run's best/ or the run) of an imputation run,
     checked as untrusted input."""
-    from ...training import load_run_model
-    from ...training.run_folders import config_from_dict
 
     model, folder, _ = load_run_model(
         folder, lambda c: SeriesImputer(config_from_dict(SeriesConfig, c, "config.json")), expect_task="impute"
@@ -80,7 +80,6 @@ def imputer_from_assets(model, folder: Path, features: Optional[int] = None, max
     """A :class:`TrainedImputer` around ``model`` (a :class:`SeriesImputer` or an exported runner) from the
     ``series.json`` (and ``fallback.json``) in ``folder``, checked against ``features`` variables and
     windows of at most ``max_len`` steps when given."""
-    from ...training.run_folders import RunFolderError, read_json
 
     folder = Path(folder)
     assets = read_json(folder / "series.json")

@@ -17,17 +17,21 @@ import torch
 import torch.nn.functional as F
 
 from ...baselines.fuzzy_match import FUZZY_FILE, METRIC, FuzzyMatch, choose_threshold, combine, memory_outputs
-from ...baselines.memory import TranslationMemory
+from ...baselines.memory import MEMORY_FILE, TranslationMemory
 from ...baselines.seq2seq import gappy_sources, score_baselines
 from ...data.pairs import PairSplits
 from ...data.tokenizer import TextTokenizer
 from ...decoding import beam_search, greedy_decode
 from ...devices import device_of, to_device
+from ...hf import PretrainedTokenizer, check_encoder_config
+from ...hf.bart import warm_start_seq2seq
 from ...losses import masked_cross_entropy
 from ...masks import Mask
 from ...metrics import bleu_chrf, rouge
 from ...missingness import apply_missingness
 from ...models.seq2seq import Seq2Seq, Seq2SeqConfig
+from ...training import Trainer, load_run_model, on_rank_zero_first, start_run_folder
+from ...training.run_folders import RunFolderError, config_from_dict, fingerprint, write_manifest
 from ..common import MissingSpec, TokenHoles
 
 __all__ = ["Seq2SeqTask", "train_seq2seq", "load_seq2seq", "generate_texts", "SEQ2SEQ_TASKS"]
@@ -45,8 +49,6 @@ def cut_source(tokenizer, ids: list, max_len: int) -> list:
 def load_tokenizer(folder: Path):
     """A run's tokenizer: a pretrained checkpoint's (``dynmask_tokenizer.json`` beside it) or dynmask's BPE."""
     if (Path(folder) / "dynmask_tokenizer.json").exists():
-        from ...hf import PretrainedTokenizer
-
         return PretrainedTokenizer.load(folder)
     return TextTokenizer.load(folder)
 
@@ -283,8 +285,6 @@ def train_seq2seq(
     of the training pair nearest to each source (:func:`append_memory`); the pairs are saved
     with the run (``memory.json``) for ``predict``. ``fuzzy_match``: also choose a fuzzy-match threshold on
     the validation pairs (:func:`fit_fuzzy_match`) and score the hybrid beside every test score."""
-    from ...training import Trainer, on_rank_zero_first, start_run_folder
-    from ...training.run_folders import fingerprint
 
     output = Path(output)
     start_run_folder(output, resume=resume, overwrite=overwrite)
@@ -294,8 +294,6 @@ def train_seq2seq(
         if resume and (tokenizer_dir / "tokenizer.json").exists():
             return
         if pretrained is not None:
-            from ...hf import PretrainedTokenizer
-
             PretrainedTokenizer(pretrained, max_len=max(max_src_len, max_tgt_len)).save(tokenizer_dir)
             return
         texts = [p.source for p in splits.train] + [p.target for p in splits.train]
@@ -321,8 +319,6 @@ def train_seq2seq(
         config = Seq2SeqConfig(vocab_size=tokenizer.vocab_size, max_len=max_len, **model_config)
         model = Seq2Seq(config)
     else:
-        from ...hf.bart import warm_start_seq2seq
-
         keep = {k: model_config[k] for k in ("method", "dec_layers", "copy", "backend") if k in model_config}
         model = warm_start_seq2seq(pretrained, max_len=max_len, **keep)
         config = model.config
@@ -414,8 +410,6 @@ def fit_fuzzy_match(output: Path, task: "Seq2SeqTask", model, *, beam: int = 4, 
     in ``output/best/`` (its manifest rewritten), so ``predict`` and ``evaluate`` use it. A choice already
     saved there from the same beam and length penalty is read back: ``best/`` is replaced whenever the
     best weights change."""
-    from ...baselines.memory import MEMORY_FILE
-    from ...training.run_folders import write_manifest
 
     best_dir = Path(output) / "best"
     if not (best_dir / "model.safetensors").exists():
@@ -463,13 +457,9 @@ def _weights_digest(output: Path) -> Optional[str]:
 def load_seq2seq(folder: Path, device: Optional[torch.device] = None):
     """(model, tokenizer, run config) from a training run's folder (or its best/), checked as untrusted input;
     ``config["loaded_memory"]``: the run's :class:`~dynmask.memory.TranslationMemory` (or None)."""
-    from ...training import load_run_model
-    from ...training.run_folders import RunFolderError, config_from_dict
 
     def build(c: dict) -> Seq2Seq:
         if isinstance(c, dict) and c.get("encoder") is not None:  # a warm-started model's shape
-            from ...hf import check_encoder_config
-
             check_encoder_config(c["encoder"], "config.json")
         return Seq2Seq(config_from_dict(Seq2SeqConfig, c, "config.json"))
 

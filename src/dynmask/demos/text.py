@@ -15,11 +15,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .data.text import TextSplits, load_text_dataset
-from .methods import get_method, method_names
-from .seed_stats import format_mean_sd, mean_sd
-from .tasks.classify.task import MissingSpec, train_text_classifier
-from .training import TrainConfig
+from ..data.text import TextSplits, load_text_dataset
+from ..extras import require
+from ..methods import get_method, method_names
+from ..seed_stats import format_mean_sd, mean_sd
+from ..tasks.classify.task import MissingSpec, train_text_classifier
+from ..training import TrainConfig
+from ..training.run_folders import RunFolderError
 
 __all__ = ["run_demo", "summarise", "format_table", "plot"]
 
@@ -40,8 +42,6 @@ def _check_settings(output: Path, settings: dict) -> None:
         saved = json.loads(path.read_text())
         changed = [k for k in sorted(set(saved) | set(settings)) if saved.get(k) != settings.get(k)]
         if changed:
-            from .training.run_folders import RunFolderError
-
             k = changed[0]
             raise RunFolderError(
                 f"{output} holds demo runs made with other settings ({k}: {saved.get(k)!r} then, "
@@ -103,8 +103,6 @@ def format_table(summary: dict, rates: Sequence[float]) -> str:
 
 
 def plot(summary: dict, rates: Sequence[float], path: Path, title: str) -> None:
-    from .extras import require
-
     matplotlib = require("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
-from .layers import Encoder
-from .masks import Mask
-from .methods import method_names
+from .. import __version__
+from ..layers import Encoder
+from ..masks import Mask
+from ..methods import method_names
 
 
 def _batch(batch: int, length: int, d_model: int, missing: float, seed: int) -> tuple[torch.Tensor, Mask]:

@@ -1,0 +1,1 @@
+"""The runs behind `dynmask demo` (methods compared on the default data) and `dynmask guarantee`."""
