@@ -18,7 +18,7 @@ from pathlib import Path
 from dynmask.data.pairs import load_pairs
 from dynmask.tasks.classify.task import MissingSpec
 from dynmask.tasks.pretrained import resolve_pretrained
-from dynmask.tasks.seq2seq.task import train_seq2seq
+from dynmask.tasks.seq2seq.train import train_seq2seq
 from dynmask.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent

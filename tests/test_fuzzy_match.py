@@ -14,7 +14,7 @@ from dynmask import Mask
 from dynmask.baselines.fuzzy_match import GRID, NEVER, FuzzyMatch, choose_threshold, combine, memory_outputs
 from dynmask.baselines.memory import TranslationMemory
 from dynmask.data.tokenizer import TextTokenizer
-from dynmask.tasks.seq2seq.task import observed_texts
+from dynmask.tasks.seq2seq.sources import observed_texts
 from dynmask.training.run_folders import RunFolderError
 
 

@@ -15,7 +15,8 @@ from dynmask.data.pairs import Pair, PairSplits
 from dynmask.data.tokenizer import TextTokenizer
 from dynmask.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from dynmask.tasks.classify.task import MissingSpec
-from dynmask.tasks.seq2seq.task import Seq2SeqTask, append_memory
+from dynmask.tasks.seq2seq.sources import append_memory
+from dynmask.tasks.seq2seq.task import Seq2SeqTask
 from dynmask.training.run_folders import RunFolderError
 
 MENUS = ["Format", "Insert", "Tools", "Edit", "View", "Table", "Window", "Help"]

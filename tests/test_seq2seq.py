@@ -409,7 +409,7 @@ def test_interrupted_test_decoding_resumes_at_the_first_rate_not_done(tmp_path, 
     import json
 
     from dynmask.data.pairs import Pair, PairSplits
-    from dynmask.tasks.seq2seq.task import train_seq2seq
+    from dynmask.tasks.seq2seq.train import train_seq2seq
     from dynmask.training import TrainConfig
 
     pairs = [Pair(f"open the {w}", f"öffnen die {w}") for w in ("file", "page", "window", "menu")] * 3

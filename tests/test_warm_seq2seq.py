@@ -15,9 +15,9 @@ from hfdata import write_checkpoint  # noqa: E402
 from dynmask.cli import main  # noqa: E402
 from dynmask.data.text import DataError  # noqa: E402
 from dynmask.hf import PretrainedTokenizer, load_pretrained  # noqa: E402
-from dynmask.hf.bart import warm_start_seq2seq  # noqa: E402
 from dynmask.masks import Mask  # noqa: E402
-from dynmask.tasks.seq2seq.task import load_seq2seq  # noqa: E402
+from dynmask.models.warm_start import warm_start_seq2seq  # noqa: E402
+from dynmask.tasks.seq2seq.trained import load_seq2seq  # noqa: E402
 from dynmask.training.run_folders import RunFolderError  # noqa: E402
 
 FAMILIES = ("bert", "roberta", "distilbert")

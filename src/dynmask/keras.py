@@ -27,7 +27,11 @@ from typing import Optional, Sequence
 
 import keras
 import numpy as np
+import torch
 from keras import ops
+
+from .embeddings import LearnedPositions, SinusoidalPositions
+from .layers import Encoder
 
 __all__ = [
     "mask_from_nan",
@@ -409,28 +413,38 @@ def _np(t):
     return t.detach().cpu().numpy()
 
 
+def _weight_pairs(layer: MaskedEncoder, encoder):
+    """(Keras variable, torch tensor, transposed) for every weight the two stacks share."""
+    for k_layer, t_layer in zip(layer.encoder_layers, encoder.layers):
+        k_attn, t_attn = k_layer.self_attn, t_layer.self_attn
+        yield k_attn.in_proj_kernel, t_attn.in_proj_weight, True
+        yield k_attn.in_proj_bias, t_attn.in_proj_bias, False
+        yield k_attn.out_proj_kernel, t_attn.out_proj.weight, True
+        yield k_attn.out_proj_bias, t_attn.out_proj.bias, False
+        for name in ("linear1", "linear2"):
+            yield getattr(k_layer, name).kernel, getattr(t_layer, name).weight, True
+            yield getattr(k_layer, name).bias, getattr(t_layer, name).bias, False
+        for name in ("norm1", "norm2"):
+            yield getattr(k_layer, name).gamma, getattr(t_layer, name).weight, False
+            yield getattr(k_layer, name).beta, getattr(t_layer, name).bias, False
+    if encoder.norm is not None:
+        yield layer.norm.gamma, encoder.norm.weight, False
+        yield layer.norm.beta, encoder.norm.bias, False
+    if layer.positional == "learned":
+        yield layer.position_table, encoder.positions.table.weight, False
+
+
 def from_torch(encoder) -> MaskedEncoder:
     """A :class:`MaskedEncoder` with the weights of a :class:`dynmask.Encoder` (dynamic variant,
     ``queries="observed"``); call it as ``layer(x, mask=observed)``."""
-    from .embeddings import LearnedPositions, SinusoidalPositions
-    from .layers import Encoder
-
     if not isinstance(encoder, Encoder):
         raise TypeError(f"from_torch takes a dynmask.Encoder, got {type(encoder).__name__}")
     if encoder.method != "dynamic" or encoder.queries != "observed":
         raise ValueError("from_torch converts the dynamic method with queries='observed'")
     first = encoder.layers[0]
-    activation = first.activation_name
-    positional = (
-        None
-        if encoder.positions is None
-        else "learned"
-        if isinstance(encoder.positions, LearnedPositions)
-        else "sinusoidal"
-        if isinstance(encoder.positions, SinusoidalPositions)
-        else "?"
-    )
-    max_len = encoder.positions.max_len if encoder.positions is not None else 4096
+    positions = encoder.positions
+    kinds = {LearnedPositions: "learned", SinusoidalPositions: "sinusoidal"}
+    positional = None if positions is None else kinds.get(type(positions), "?")
     d = encoder.d_model
     out = MaskedEncoder(
         d,
@@ -438,40 +452,22 @@ def from_torch(encoder) -> MaskedEncoder:
         len(encoder.layers),
         d_ff=first.linear1.out_features,
         dropout=first.dropout1.p,
-        activation=activation,
+        activation=first.activation_name,
         norm_first=first.norm_first,
         layer_norm_eps=first.norm1.eps,
         positional=positional,
-        max_len=max_len,
+        max_len=positions.max_len if positions is not None else 4096,
     )
     out.build((None, None, d))
-    for k_layer, t_layer in zip(out.encoder_layers, encoder.layers):
-        attn = t_layer.self_attn
-        k_layer.self_attn.in_proj_kernel.assign(_np(attn.in_proj_weight).T)
-        k_layer.self_attn.in_proj_bias.assign(_np(attn.in_proj_bias))
-        k_layer.self_attn.out_proj_kernel.assign(_np(attn.out_proj.weight).T)
-        k_layer.self_attn.out_proj_bias.assign(_np(attn.out_proj.bias))
-        for name in ("linear1", "linear2"):
-            getattr(k_layer, name).kernel.assign(_np(getattr(t_layer, name).weight).T)
-            getattr(k_layer, name).bias.assign(_np(getattr(t_layer, name).bias))
-        for name in ("norm1", "norm2"):
-            getattr(k_layer, name).gamma.assign(_np(getattr(t_layer, name).weight))
-            getattr(k_layer, name).beta.assign(_np(getattr(t_layer, name).bias))
-    if encoder.norm is not None:
-        out.norm.gamma.assign(_np(encoder.norm.weight))
-        out.norm.beta.assign(_np(encoder.norm.bias))
-    if positional == "learned":
-        out.position_table.assign(_np(encoder.positions.table.weight))
+    for variable, tensor, transposed in _weight_pairs(out, encoder):
+        value = tensor.detach().cpu().numpy()
+        variable.assign(value.T if transposed else value)
     return out
 
 
 def to_torch(layer: MaskedEncoder):
     """The :class:`dynmask.Encoder` with the weights of a :class:`MaskedEncoder` (the inverse of
     :func:`from_torch`)."""
-    import torch
-
-    from .layers import Encoder
-
     enc = Encoder(
         layer.d_model,
         layer.num_heads,
@@ -484,22 +480,8 @@ def to_torch(layer: MaskedEncoder):
         positional=layer.positional,
         max_len=layer.max_len,
     )
-    t = lambda v: torch.from_numpy(np.array(ops.convert_to_numpy(v)))
     with torch.no_grad():
-        for k_layer, t_layer in zip(layer.encoder_layers, enc.layers):
-            t_layer.self_attn.in_proj_weight.copy_(t(k_layer.self_attn.in_proj_kernel).T)
-            t_layer.self_attn.in_proj_bias.copy_(t(k_layer.self_attn.in_proj_bias))
-            t_layer.self_attn.out_proj.weight.copy_(t(k_layer.self_attn.out_proj_kernel).T)
-            t_layer.self_attn.out_proj.bias.copy_(t(k_layer.self_attn.out_proj_bias))
-            for name in ("linear1", "linear2"):
-                getattr(t_layer, name).weight.copy_(t(getattr(k_layer, name).kernel).T)
-                getattr(t_layer, name).bias.copy_(t(getattr(k_layer, name).bias))
-            for name in ("norm1", "norm2"):
-                getattr(t_layer, name).weight.copy_(t(getattr(k_layer, name).gamma))
-                getattr(t_layer, name).bias.copy_(t(getattr(k_layer, name).beta))
-        if layer.norm is not None:
-            enc.norm.weight.copy_(t(layer.norm.gamma))
-            enc.norm.bias.copy_(t(layer.norm.beta))
-        if layer.positional == "learned":
-            enc.positions.table.weight.copy_(t(layer.position_table))
+        for variable, tensor, transposed in _weight_pairs(layer, enc):
+            value = torch.from_numpy(np.array(ops.convert_to_numpy(variable)))
+            tensor.copy_(value.T if transposed else value)
     return enc

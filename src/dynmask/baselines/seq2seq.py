@@ -20,7 +20,7 @@ __all__ = ["gappy_sources", "nearest_targets", "baseline_outputs", "score_baseli
 
 
 def gappy_sources(task, split: str, missing, limit: Optional[int] = None, batch_size: int = 256) -> list[str]:
-    """The ``split`` sources of a :class:`~dynmask.tasks.seq2seq.Seq2SeqTask` with its seeded test-time
+    """The ``split`` sources of a :class:`~dynmask.tasks.seq2seq.task.Seq2SeqTask` with its seeded test-time
     holes for ``missing``, decoded from their observed tokens only (True = observed)."""
     process = task.holes.process(missing)
     schedule = task.holes.test_schedule(process, split)

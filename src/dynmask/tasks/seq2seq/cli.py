@@ -27,7 +27,10 @@ from ..arguments import (
 from ..common import MissingSpec
 from ..pretrained import resolve_pretrained
 from ..registry import run_config_folder
-from .task import Seq2SeqTask, fuzzy_match_texts, generate_texts, load_seq2seq, score_fuzzy_match, train_seq2seq
+from .fuzzy import fuzzy_match_texts, score_fuzzy_match
+from .task import Seq2SeqTask
+from .train import train_seq2seq
+from .trained import generate_texts, load_seq2seq
 
 
 def add_arguments(q, source: str = "source", target: str = "target") -> None:

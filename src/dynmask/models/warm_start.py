@@ -19,9 +19,9 @@ from typing import Optional
 import torch
 
 from ..errors import DataError
-from ..models.seq2seq import Seq2Seq, pretrained_shape
-from .config import read_checkpoint_config
-from .weights import load_pretrained, read_weights
+from ..hf.config import read_checkpoint_config
+from ..hf.weights import load_pretrained, read_weights
+from .seq2seq import Seq2Seq, pretrained_shape
 
 __all__ = ["load_bart", "warm_start_seq2seq"]
 
