@@ -12,3 +12,17 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+# The small-run command lines the CLI tests share (seconds on 2 cores; what a test checks is not accuracy).
+def small_classify_args(*, layers: int = 1, max_len: int = 16, test_missing: str = None) -> list:
+    """``dynmask train classify`` flags for a 16-wide model on ``textdata.write_sentiment_csv`` data."""
+    args = ["--d-model", "16", "--heads", "2", "--layers", str(layers), "--d-ff", "32", "--max-len", str(max_len),
+            "--vocab-size", "120", "--no-progress", "--group-column", "doc"]  # fmt: skip
+    return args + (["--test-missing", test_missing] if test_missing is not None else [])
+
+
+def small_impute_args(data, run, epochs: int) -> list:
+    """``dynmask train impute`` on ``data`` into ``run``: windows of 20, a 16-wide one-layer model."""
+    return ["train", "impute", "--data", str(data), "--output", str(run), "--window", "20", "--epochs", str(epochs),
+            "--d-model", "16", "--heads", "2", "--layers", "1", "--no-progress"]  # fmt: skip

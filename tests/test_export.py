@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import small_classify_args
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -21,25 +22,7 @@ from dynmask.export import OnnxSeriesModel, OnnxTextClassifier  # noqa: E402
 from dynmask.models.series import SeriesClassifier, SeriesConfig, SeriesImputer  # noqa: E402
 from dynmask.tasks.classify.task import load_classifier  # noqa: E402
 
-SMALL = [
-    "--d-model",
-    "16",
-    "--heads",
-    "2",
-    "--layers",
-    "2",
-    "--d-ff",
-    "32",
-    "--max-len",
-    "24",
-    "--vocab-size",
-    "120",
-    "--no-progress",
-    "--group-column",
-    "doc",
-    "--test-missing",
-    "0",
-]
+SMALL = small_classify_args(layers=2, max_len=24, test_missing="0")
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 

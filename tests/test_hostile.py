@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import small_classify_args
 from safetensors.torch import load_file, save_file
 from textdata import write_sentiment_csv
 
@@ -30,25 +31,7 @@ from dynmask.tasks.classify.task import MissingSpec, TextClassificationTask, loa
 from dynmask.training import TrainConfig, Trainer
 from dynmask.training.run_folders import RunFolderError, write_manifest
 
-SMALL = [
-    "--d-model",
-    "16",
-    "--heads",
-    "2",
-    "--layers",
-    "1",
-    "--d-ff",
-    "32",
-    "--max-len",
-    "16",
-    "--vocab-size",
-    "120",
-    "--no-progress",
-    "--group-column",
-    "doc",
-    "--test-missing",
-    "0",
-]
+SMALL = small_classify_args(test_missing="0")
 MARKER = "dynmask-pwned"
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import small_impute_args
 from guarantee import check_guarantee, masked_batches
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -82,12 +83,6 @@ def test_guarantee_series_classifier(batch, arch):
     model = SeriesClassifier(SeriesConfig(F, 3, arch=arch, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0))
     full = Mask(mask.observed, mask.valid, mask.observed.unsqueeze(-1).expand(*mask.shape, F).clone())
     check_guarantee(lambda xi: model(xi, full), list(model.parameters()), x, full, empty_is_zero=False)
-
-
-def _tiny_imputer_args(data, run, epochs: int) -> list:
-    """``dynmask train impute`` on ``data`` into ``run``: windows of 20, a 16-wide one-layer model."""
-    return ["train", "impute", "--data", str(data), "--output", str(run), "--window", "20", "--epochs", str(epochs),
-            "--d-model", "16", "--heads", "2", "--layers", "1", "--no-progress"]  # fmt: skip
 
 
 def test_imputation_never_overwrites_observed_values():
@@ -259,7 +254,7 @@ def test_cli_train_impute_and_fill_a_csv(tmp_path, capsys):
     assert (
         main(
             [
-                *_tiny_imputer_args(tmp_path / "in.csv", run, epochs=3),
+                *small_impute_args(tmp_path / "in.csv", run, epochs=3),
             ]
         )
         == 0
@@ -363,7 +358,7 @@ def test_cli_impute_with_block_holes_and_chosen_variables(tmp_path, process):
     frame.to_csv(tmp_path / "in.csv", index=False)
     run = tmp_path / "run"
     args = [
-        *_tiny_imputer_args(tmp_path / "in.csv", run, epochs=2),
+        *small_impute_args(tmp_path / "in.csv", run, epochs=2),
         "--holdout-pattern",
         "blocks",
         "--missing-process",
@@ -611,7 +606,7 @@ def test_an_imputer_that_loses_to_a_baseline_on_validation_falls_back_and_says_s
     frame.insert(0, "t", t)
     frame.to_csv(tmp_path / "in.csv", index=False)
     run = tmp_path / "run"
-    assert main([*_tiny_imputer_args(tmp_path / "in.csv", run, epochs=1), "--no-residual"]) == 0  # the plain model
+    assert main([*small_impute_args(tmp_path / "in.csv", run, epochs=1), "--no-residual"]) == 0  # the plain model
     results = json.loads((run / "test_results.json").read_text())
     fallback = json.loads((run / "best" / "fallback.json").read_text())
     assert fallback["fallback"] == "linear"  # the model is worse on validation values
@@ -711,7 +706,7 @@ def test_residual_imputer_stays_near_interpolation_on_a_smooth_series(tmp_path):
         assert (
             main(
                 [
-                    *_tiny_imputer_args(tmp_path / "in.csv", run, epochs=1),
+                    *small_impute_args(tmp_path / "in.csv", run, epochs=1),
                     *extra,
                 ]
             )

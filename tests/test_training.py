@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import small_classify_args
 from textdata import write_sentiment_csv
 
 from dynmask.cli import main
@@ -17,23 +18,7 @@ from dynmask.models import ClassifierConfig, TextClassifier
 from dynmask.tasks.classify.task import MissingSpec, TextClassificationTask, load_classifier, predict_texts
 from dynmask.training import TrainConfig, Trainer
 
-SMALL = [
-    "--d-model",
-    "16",
-    "--heads",
-    "2",
-    "--layers",
-    "1",
-    "--d-ff",
-    "32",
-    "--max-len",
-    "16",
-    "--vocab-size",
-    "120",
-    "--no-progress",
-    "--group-column",
-    "doc",
-]
+SMALL = small_classify_args()
 
 
 @pytest.fixture(scope="module")
