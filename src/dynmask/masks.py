@@ -176,6 +176,34 @@ class Mask:
         return cls(valid, valid.clone())
 
     @classmethod
+    def from_confidence(cls, confidence: Tensor, threshold: float, valid: Optional[Tensor] = None) -> "Mask":
+        """From an engine's confidence per position, float[B, L] in [0, 1] (OCR / speech recognition).
+
+        A position is observed when its confidence is at least ``threshold``; a NaN confidence is
+        missing. ``valid`` (bool[B, L]) marks non-padding positions; all are valid when omitted.
+        Example, ``threshold=0.5``::
+
+            confidence  0.9  0.2  nan  0.5        observed  ■ □ □ ■
+        """
+        _require_tensor("confidence", confidence, (2,), "[B, L]")
+        if not confidence.is_floating_point():
+            raise TypeError(f"confidence must be a floating-point tensor, got {confidence.dtype}")
+        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not 0 <= threshold <= 1:
+            raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+        if not tracing():  # a data check: eager mode only
+            bad = ~torch.isnan(confidence) & ((confidence < 0) | (confidence > 1))
+            if bool(bad.any()):
+                raise ValueError("confidence must lie in [0, 1] (NaN = missing)")
+        if valid is None:
+            valid = torch.ones(confidence.shape, dtype=torch.bool, device=confidence.device)
+        else:
+            _require_tensor("valid", valid, (2,), "[B, L]")
+            if valid.shape != confidence.shape:
+                raise ValueError(f"valid must have shape {tuple(confidence.shape)}, got {tuple(valid.shape)}")
+        observed = (confidence >= threshold) & valid  # NaN compares False: missing
+        return cls(observed, valid)
+
+    @classmethod
     def from_indicator(cls, indicator: Tensor, *, true_means: str, valid: Optional[Tensor] = None) -> "Mask":
         """From an explicit 0/1 or bool indicator, [B, L] (per step) or [B, L, F] (per feature).
 

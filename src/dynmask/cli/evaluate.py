@@ -6,9 +6,12 @@ import json
 import sys
 from pathlib import Path
 
+from ..data.confidence import mark_low_confidence, read_engine_output
+from ..errors import DataError
 from ..export import is_onnx, load_onnx
 from ..tasks import TASKS, task_of
 from ..tasks.arguments import (
+    FRACTION,
     NON_NEGATIVE,
     POSITIVE,
     PROCESS_CHOICES,
@@ -17,6 +20,7 @@ from ..tasks.arguments import (
     number,
     rates,
 )
+from ..tasks.common import stored_threshold
 
 
 def register(sub) -> None:
@@ -66,7 +70,27 @@ def register(sub) -> None:
         help="a training run's --output folder (or its best/), or a classifier exported to .onnx",
     )
     p.add_argument("--text", action="append", default=None, help="a text to label (repeatable)")
-    p.add_argument("--input", default=None, help="a file with one text per line, or - for standard input")
+    p.add_argument(
+        "--input",
+        default=None,
+        help="a file with one text per line, or - for standard input; or engine output with a confidence per "
+        'word: a CSV / TSV (--text-column, --confidence-column), JSONL {"words": [...], "confidences": [...]}, '
+        "tesseract's TSV or pocketsphinx's JSON lines (recognised by their content)",
+    )
+    p.add_argument("--text-column", default="text", help="--input table: the text column (default: %(default)s)")
+    p.add_argument(
+        "--confidence-column",
+        default=None,
+        help="--input table: a column of space-separated confidences in [0, 1], one per word of the text",
+    )
+    p.add_argument(
+        "--confidence-threshold",
+        type=FRACTION,
+        default=None,
+        help="words whose confidence is below this are missing (default: the threshold the run chose on "
+        "validation, when it stores one)",
+    )
+    p.add_argument("--encoding", default="utf-8", help="of --input (default: %(default)s)")
     p.add_argument(
         "--beam",
         type=number(int, 1, 64),
@@ -96,9 +120,30 @@ def _read_texts(args) -> list[str]:
     if args.input is not None:
         if args.input != "-" and not Path(args.input).is_file():
             raise SystemExit(f"error: --input {args.input} is not a file")
-        stream = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
-        with stream:
-            texts.extend(line.rstrip("\n") for line in stream)
+        engine = (
+            None
+            if args.input == "-"
+            else read_engine_output(
+                args.input,
+                text_column=args.text_column,
+                confidence_column=args.confidence_column,
+                encoding=args.encoding,
+            )
+        )
+        if engine is not None:
+            threshold = args.confidence_threshold
+            if threshold is None:
+                threshold = stored_threshold(args.model)
+            if threshold is None:
+                raise DataError(
+                    f"--input {args.input} carries confidences and {args.model} stores no threshold: pass "
+                    "--confidence-threshold T (words below T are read as missing; 0 keeps every word)"
+                )
+            texts.extend(mark_low_confidence(text, confidences, threshold) for text, confidences in engine)
+        else:
+            stream = sys.stdin if args.input == "-" else open(args.input, encoding=args.encoding)
+            with stream:
+                texts.extend(line.rstrip("\n") for line in stream)
     if not texts:
         raise SystemExit("error: nothing to predict: pass --text TEXT or --input FILE (or - for standard input)")
     return texts

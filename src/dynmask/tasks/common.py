@@ -15,6 +15,7 @@ from ..errors import DataError
 from ..layers import with_backend
 from ..missingness import PROCESSES, Schedule, make_process
 from ..traced import SeriesGraph
+from ..training.run_folders import read_json
 
 __all__ = ["TEST_SEED", "SPLIT_OFFSET", "MissingSpec", "TokenHoles", "accuracy_and_macro_f1"]
 
@@ -103,3 +104,20 @@ def series_export(model: torch.nn.Module, backend: str, impute: bool, folder: Pa
     optional = (folder / "fallback.json", folder / "calibration.json")
     copy_files = [folder / "series.json"] + [p for p in optional if p.exists()]
     return graph, example, {**meta, "input": "values (standard units, NaN = missing)"}, copy_files
+
+
+CONFIDENCE_FILE = "confidence.json"  # in a run's best/: {"threshold": T} chosen on validation
+
+
+def stored_threshold(run: Path) -> Optional[float]:
+    """The confidence threshold a run chose on validation (``best/confidence.json``), or None (a run
+    trained without confidences, or an exported ``.onnx`` model whose assets hold none)."""
+    run = Path(run)
+    for folder in (run, run / "best", run.with_name(run.name + ".assets")):
+        path = folder / CONFIDENCE_FILE
+        if path.is_file():
+            value = read_json(path).get("threshold") if isinstance(read_json(path), dict) else None
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
+                return float(value)
+            raise DataError(f'{path}: expected {{"threshold": a number in [0, 1]}}')
+    return None

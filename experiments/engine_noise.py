@@ -1,0 +1,225 @@
+"""Real holes from real engines: OCR (tesseract) and speech recognition (espeak-ng + pocketsphinx) of a
+text set's test split, each word with the engine's own confidence.
+
+    python experiments/engine_noise.py ocr [--split valid]   # 3 degradation levels, tesseract word confidences
+    python experiments/engine_noise.py speech          # espeak-ng at 2 rates + noise, pocketsphinx posteriors
+    python experiments/engine_noise.py wer             # word error rate per level -> wer.{json,md}
+
+Writes ``results/engine-noise/<set>/<split>/<engine>-<level>.jsonl``: one line per test text,
+``{"id": i, "words": [...], "confidences": [...]}`` (confidences in [0, 1]; the JSONL format
+``dynmask`` reads with ``--confidence-column``-free input), so scoring needs no engine. Each line is
+appended as soon as it is recognised; a rerun resumes after the last id written.
+
+Engines (installed from the registries): Debian ``tesseract-ocr tesseract-ocr-eng espeak-ng
+fonts-dejavu-core``; PyPI ``pytesseract pocketsphinx pillow jiwer`` (``pip install 'dynmask[engines]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from dynmask.data.text import load_text_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "results" / "engine-noise"
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf"
+# OCR degradation: (downscale factor, Gaussian blur radius, pixel noise sd, JPEG quality); one seeded draw per text
+OCR_LEVELS = {1: (0.56, 0.7, 18, 40), 2: (0.545, 0.75, 20, 35), 3: (0.52, 0.8, 22, 30)}
+# speech: espeak-ng words per minute, white noise at this signal-to-noise ratio (dB)
+SPEECH_LEVELS = {140: 30.0, 180: 15.0}
+VOICE = "en-us"  # pocketsphinx's model is US English (espeak-ng's default British voice: WER about 0.9)
+SEED = 20261205
+
+
+def _texts(name: str, split: str) -> list[str]:
+    return [ex.text for ex in getattr(load_text_dataset(name, seed=0), split)]
+
+
+def _done(path: Path) -> set[int]:
+    if not path.exists():
+        return set()
+    ids = set()
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                ids.add(json.loads(line)["id"])
+            except (json.JSONDecodeError, KeyError):
+                break  # a line cut by an interrupt: the rest is redone
+    return ids
+
+
+def _append(path: Path, record: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _trim_partial(path: Path) -> None:
+    """Drop a last line cut short by an interrupt, so appending continues on a clean line."""
+    if path.exists():
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        good = []
+        for line in lines:
+            try:
+                json.loads(line)
+                good.append(line if line.endswith("\n") else line + "\n")
+            except json.JSONDecodeError:
+                break
+        path.write_text("".join(good), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------- OCR
+def render(text: str):
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(FONT, 22)
+    lines = textwrap.wrap(text, 60) or [""]
+    img = Image.new("L", (60 * 13 + 40, 34 * len(lines) + 30), 255)
+    draw = ImageDraw.Draw(img)
+    for i, line in enumerate(lines):
+        draw.text((20, 15 + 34 * i), line, font=font, fill=0)
+    return img
+
+
+def degrade(img, level: int, rng: np.random.Generator):
+    from PIL import Image, ImageFilter
+
+    scale, blur, noise, quality = OCR_LEVELS[level]
+    w, h = img.size
+    small = img.resize((int(w * scale), int(h * scale)), Image.BILINEAR).filter(ImageFilter.GaussianBlur(blur))
+    pixels = np.asarray(small, dtype=np.float32) + rng.normal(0, noise, (small.size[1], small.size[0]))
+    small = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    buf = io.BytesIO()
+    small.save(buf, "JPEG", quality=quality)
+    buf.seek(0)
+    return Image.open(buf)
+
+
+def tesseract_words(img) -> tuple[list[str], list[float]]:
+    """Words and confidences (tesseract's 0-100 scaled to [0, 1]) from tesseract's TSV output."""
+    import pytesseract
+
+    from dynmask.data.confidence import read_tesseract_tsv
+
+    tsv = pytesseract.image_to_data(img, config="--psm 6")
+    ((words, confidences),) = read_tesseract_tsv(io.StringIO(tsv)) or [([], [])]
+    return words, confidences
+
+
+def run_ocr(name: str, split: str, limit: int | None) -> None:
+    texts = _texts(name, split)[:limit]
+    folder = OUT / name / split
+    folder.mkdir(parents=True, exist_ok=True)
+    for level in OCR_LEVELS:
+        path = folder / f"ocr-{level}.jsonl"
+        _trim_partial(path)
+        done, t0 = _done(path), time.perf_counter()
+        for i, text in enumerate(texts):
+            if i in done:
+                continue
+            rng = np.random.default_rng([SEED, level, i])
+            words, confidences = tesseract_words(degrade(render(text), level, rng))
+            _append(path, {"id": i, "words": words, "confidences": confidences})
+            if i % 100 == 0:
+                print(f"ocr level {level}: {i + 1}/{len(texts)} ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+
+# ---------------------------------------------------------------------------------------- speech
+def synthesise(text: str, rate: int) -> np.ndarray:
+    """espeak-ng's US English voice at ``rate`` words per minute, resampled to 16 kHz (float samples)."""
+    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+        subprocess.run(["espeak-ng", "-v", VOICE, "-s", str(rate), "-w", f.name, text], check=True, capture_output=True)
+        with wave.open(f.name) as w:
+            sr, data = w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    t = np.arange(0, len(data), sr / 16000.0)
+    return np.interp(t, np.arange(len(data)), data.astype(np.float32))
+
+
+def add_noise(signal: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    power = float(np.mean(signal**2)) if signal.size else 0.0
+    noisy = signal + rng.normal(0, np.sqrt(power / 10 ** (snr_db / 10)) if power else 0.0, signal.shape)
+    return np.clip(noisy, -32768, 32767).astype(np.int16)
+
+
+def run_speech(name: str, split: str, limit: int | None) -> None:
+    from pocketsphinx import Decoder
+
+    from dynmask.data.confidence import pocketsphinx_words
+
+    texts = _texts(name, split)[:limit]
+    folder = OUT / name / split
+    folder.mkdir(parents=True, exist_ok=True)
+    decoder = Decoder(samprate=16000, loglevel="FATAL", bestpath=True)
+    for rate, snr in SPEECH_LEVELS.items():
+        path = folder / f"speech-{rate}.jsonl"
+        _trim_partial(path)
+        done, t0 = _done(path), time.perf_counter()
+        for i, text in enumerate(texts):
+            if i in done:
+                continue
+            audio = add_noise(synthesise(text, rate), snr, np.random.default_rng([SEED, rate, i]))
+            decoder.start_utt()
+            decoder.process_raw(audio.tobytes(), full_utt=True)
+            decoder.end_utt()
+            segments = [{"t": s.word, "p": float(s.prob)} for s in decoder.seg()]  # pocketsphinx's JSON form
+            words, confidences = pocketsphinx_words(segments)
+            _append(path, {"id": i, "words": words, "confidences": confidences})
+            if i % 100 == 0:
+                print(f"speech {rate} wpm: {i + 1}/{len(texts)} ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+
+# ---------------------------------------------------------------------------------------- scoring
+def run_wer(name: str) -> None:
+    import jiwer
+
+    texts = {split: _texts(name, split) for split in ("valid", "test")}
+    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
+    rows = {}
+    for path in sorted((OUT / name).glob("*/*.jsonl")):
+        split = path.parent.name
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        refs = [norm(texts[split][r["id"]]) or "-" for r in records]
+        hyps = [norm(" ".join(r["words"])) or "-" for r in records]
+        confidences = [c for r in records for c in r["confidences"]]
+        rows[f"{split}/{path.stem}"] = {
+            "texts": len(records),
+            "wer": jiwer.wer(refs, hyps),
+            "mean_confidence": float(np.mean(confidences)) if confidences else None,
+        }
+    (OUT / name / "wer.json").write_text(json.dumps(rows, indent=2))
+    lines = ["| split / engine-level | texts | word error rate | mean confidence |", "| --- | --- | --- | --- |"]
+    for key, r in rows.items():
+        lines.append(f"| {key} | {r['texts']} | {r['wer']:.3f} | {r['mean_confidence']:.3f} |")
+    (OUT / name / "wer.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("step", choices=("ocr", "speech", "wer"))
+    p.add_argument("--data", default="rotten_tomatoes")
+    p.add_argument("--split", choices=("test", "valid"), default="test", help="(default: %(default)s)")
+    p.add_argument("--limit", type=int, default=None, help="the first N texts only")
+    args = p.parse_args(argv)
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract: one core per process
+    {"ocr": lambda: run_ocr(args.data, args.split, args.limit),
+     "speech": lambda: run_speech(args.data, args.split, args.limit),
+     "wer": lambda: run_wer(args.data)}[args.step]()  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
