@@ -151,3 +151,41 @@ def test_predict_reads_engine_output_and_masks_doubted_words(run, tmp_path, caps
     assert main([*args, "--confidence-column", "conf", "--confidence-threshold", "0.5"]) == 2
     err = capsys.readouterr()
     assert "2 confidences for 3 words" in err.err and err.out == ""  # one line, no prediction
+
+
+def _engine_csv(path, n=160, seed=0):
+    """The sentiment set with an OCR-like confidence per word: the cue word is sometimes doubted."""
+    import csv
+    import random
+
+    rng = random.Random(seed)
+    rows = list(csv.DictReader(open(write_sentiment_csv(path.with_suffix(".clean.csv"), n=n, seed=seed))))
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label", "doc", "conf"])
+        for r in rows:
+            words = r["text"].split()
+            w.writerow([r["text"], r["label"], r["doc"], " ".join(f"{rng.random():.2f}" for _ in words)])
+    return path
+
+
+def test_a_run_with_confidences_chooses_its_threshold_on_validation_and_keeps_it(tmp_path, capsys):
+    data = _engine_csv(tmp_path / "engine.csv")
+    run = tmp_path / "run"
+    args = ["train", "classify", "--data", str(data), "--output", str(run), "--epochs", "1",
+            "--confidence-column", "conf", *small_classify_args(test_missing="0")]  # fmt: skip
+    assert main(args) == 0
+    record = json.loads((run / "best" / "confidence.json").read_text())
+    valid = {float(t): a for t, a in record["valid_accuracy"].items()}
+    assert record["chosen_on"] == "valid" and len(valid) == 10 and 0.0 in valid
+    assert valid[record["threshold"]] == max(valid.values())
+    assert json.loads((run / "best" / "config.json").read_text())["confidence_threshold"] is None
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(run), "--missing", "0"]) == 0  # the run's data, confidences, threshold
+    assert 0.0 <= json.loads(capsys.readouterr().out)[0]["accuracy"] <= 1.0
+    # predict takes the stored threshold: the doubted words of the input become [missing]
+    table = tmp_path / "in.csv"
+    table.write_text('text,conf\n"a charming film",' + f'"{record["threshold"] + 0.01:.2f} 0 1"\n')
+    assert main(["predict", "--model", str(run), "--input", str(table), "--confidence-column", "conf"]) == 0
+    text = json.loads(capsys.readouterr().out)["text"]
+    assert text == ("a [missing] film" if record["threshold"] > 0 else "a charming film")

@@ -59,6 +59,13 @@ def register(sub) -> None:
         g.add_argument(flag, default=None)
     g.add_argument("--encoding", default=None)
     g.add_argument("--data-seed", type=NON_NEGATIVE, default=None)
+    g.add_argument("--confidence-column", default=None, help="engine confidences per word (default: the run's)")
+    g.add_argument(
+        "--confidence-threshold",
+        type=FRACTION,
+        default=None,
+        help="words below this confidence are missing (default: the threshold the run chose on validation)",
+    )
 
     # predict ------------------------------------------------------------------------------------
     p = sub.add_parser("predict", help="label, translate or summarise texts: one JSON line per text")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence, TextIO, Union
 
 from ..errors import DataError
-from .text import read_table
+from .tables import read_table
 
 __all__ = [
     "parse_confidences",

@@ -17,7 +17,7 @@ from typing import Optional
 
 from ..errors import DataError
 from .sources import Source, fetch
-from .text import read_table
+from .tables import read_table
 
 __all__ = ["Pair", "PairSplits", "load_pairs", "ACLSUM"]
 

@@ -17,13 +17,13 @@ from typing import Optional
 
 from ..errors import DataError
 from ..extras import require as _require
+from .confidence import parse_confidences
 from .sources import SOURCES, fetch
+from .tables import read_table
 
 __all__ = ["Example", "TextSplits", "load_text_dataset", "read_table", "BUILTIN_TEXT_SETS", "DataError"]
 
 BUILTIN_TEXT_SETS = ("rotten_tomatoes", "20newsgroups")
-# label cells that mean "no label" (pandas' missing-value spellings), refused rather than made a class
-_MISSING_LABELS = {"nan", "-nan", "na", "n/a", "#n/a", "null", "<na>", "-1.#ind", "1.#qnan"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Example:
     text: str
     label: int
     group: Optional[str] = None
+    confidences: Optional[tuple] = None  # an engine's confidence per whitespace-separated word, in [0, 1]
 
 
 @dataclass
@@ -46,63 +47,6 @@ class TextSplits:
         if name not in ("train", "valid", "test"):
             raise ValueError(f"split must be 'train', 'valid' or 'test', got {name!r}")
         return getattr(self, name)
-
-
-def _read_frame(path: Path, encoding: str):
-    pd = _require("pandas")
-
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".csv", ".tsv", ".txt"):
-            return pd.read_csv(
-                path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False, encoding=encoding
-            )
-        if suffix in (".jsonl", ".json"):
-            return pd.read_json(path, lines=suffix == ".jsonl", dtype=False, encoding=encoding)
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path} is empty: it needs a header row and at least two labelled rows") from None
-    except UnicodeDecodeError as e:
-        raise DataError(
-            f"{path} is not readable as {encoding} ({e.reason} at byte {e.start}); "
-            f"re-save it as UTF-8 or pass --encoding with its real encoding (e.g. latin-1)"
-        ) from None
-    except ValueError as e:
-        raise DataError(f"could not parse {path} as {suffix[1:].upper()}: {e}") from None
-    raise DataError(f"unsupported file type {suffix!r} for {path}: use .csv, .tsv, .jsonl, .json or .parquet")
-
-
-def read_table(
-    path: str | Path, text_column: str, label_column: Optional[str], encoding: str = "utf-8"
-) -> tuple[list[str], list[Optional[str]], "object"]:
-    """Read texts (and labels) from a user's file. Returns (texts, labels, frame)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"data file {path} does not exist")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path} is empty: it needs a header row and at least two labelled rows")
-    frame = _read_frame(path, encoding)
-    if len(frame) == 0:
-        raise DataError(f"{path} has a header but no rows")
-    columns = [str(c) for c in frame.columns]
-    for flag, column in (("--text-column", text_column), ("--label-column", label_column)):
-        if column is not None and column not in columns:
-            raise DataError(
-                f"column {column!r} is not in {path.name}; its columns are {columns}. Pass {flag} with one of them"
-            )
-    texts = ["" if v is None or v != v else str(v) for v in frame[text_column].tolist()]  # NaN/None -> ""
-    labels = None
-    if label_column is not None:
-        labels = ["" if v is None or v != v else str(v).strip() for v in frame[label_column].tolist()]
-        empty = [i for i, v in enumerate(labels) if v == "" or v.lower() in _MISSING_LABELS]
-        if empty:
-            raise DataError(
-                f"{len(empty)} row(s) of {path.name} have an empty or missing {label_column!r} (first: "
-                f"data row {empty[0] + 1}, {labels[empty[0]]!r}); fill or remove them — an unlabelled row "
-                "cannot be trained on, and a missing label is not a class"
-            )
-    return texts, labels, frame
 
 
 def _split_by_group(examples: list[Example], seed: int, valid_fraction: float, test_fraction: float):
@@ -186,11 +130,13 @@ def load_text_dataset(
     test_fraction: float = 0.1,
     encoding: str = "utf-8",
     cache: Optional[Path] = None,
+    confidence_column: Optional[str] = None,
 ) -> TextSplits:
     """A built-in set by name, or a user's file. Splits are seeded and reproducible.
 
     A user's file is split by ``split_column`` (values train / valid / test) when given, else by
-    ``group_column`` (whole groups per split) or row, at random with ``seed``.
+    ``group_column`` (whole groups per split) or row, at random with ``seed``. ``confidence_column``:
+    an OCR / speech engine's confidence per word of the text (space-separated numbers in [0, 1]).
     """
     if name_or_path == "rotten_tomatoes":
         return _rotten_tomatoes(seed, valid_fraction, test_fraction, cache)
@@ -209,7 +155,18 @@ def load_text_dataset(
                 f"{[str(c) for c in frame.columns]}"
             )
         groups = [str(g) for g in frame[group_column].tolist()]
-    examples = [Example(t, y, g) for t, y, g in zip(texts, ids, groups)]
+    confidences = [None] * len(texts)
+    if confidence_column is not None:
+        if confidence_column not in frame.columns:
+            raise DataError(
+                f"column {confidence_column!r} is not in {path.name}; pass --confidence-column with one of "
+                f"{[str(c) for c in frame.columns]}"
+            )
+        cells = frame[confidence_column].tolist()
+        confidences = [
+            tuple(parse_confidences(t, c, f"{path.name} data row {n}")) for n, (t, c) in enumerate(zip(texts, cells), 1)
+        ]
+    examples = [Example(t, y, g, c) for t, y, g, c in zip(texts, ids, groups, confidences)]
     if split_column is not None:
         if split_column not in frame.columns:
             raise DataError(
@@ -247,5 +204,6 @@ def load_text_dataset(
             "split_column": split_column,
             "group_column": group_column,
             "encoding": encoding,
+            "confidence_column": confidence_column,
         },
     )

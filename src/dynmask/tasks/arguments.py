@@ -94,6 +94,22 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_confidence_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine confidences (OCR, speech recognition)")
+    g.add_argument(
+        "--confidence-column",
+        default=None,
+        help="a column of space-separated confidences in [0, 1], one per whitespace-separated word of the text",
+    )
+    g.add_argument(
+        "--confidence-threshold",
+        type=FRACTION,
+        default=None,
+        help="words whose confidence is below this are missing (default: chosen on the validation split and "
+        "stored with the run)",
+    )
+
+
 def add_missing_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("missingness")
     g.add_argument(
@@ -217,6 +233,7 @@ def load_splits(args, seed: int):
         group_column=args.group_column,
         seed=seed,
         encoding=args.encoding,
+        confidence_column=getattr(args, "confidence_column", None),
     )
 
 

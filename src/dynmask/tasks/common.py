@@ -5,12 +5,13 @@ runs. Mask polarity: True = observed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 
+from ..data.confidence import mark_low_confidence
 from ..errors import DataError
 from ..layers import with_backend
 from ..missingness import PROCESSES, Schedule, make_process
@@ -121,3 +122,19 @@ def stored_threshold(run: Path) -> Optional[float]:
                 return float(value)
             raise DataError(f'{path}: expected {{"threshold": a number in [0, 1]}}')
     return None
+
+
+THRESHOLD_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # 0.0: every word kept (the raw engine text)
+
+
+def has_confidences(splits) -> bool:
+    return any(e.confidences is not None for name in ("train", "valid", "test") for e in splits.split(name))
+
+
+def mark_splits(splits, threshold: float):
+    """``splits`` with every word whose engine confidence is below ``threshold`` replaced by the missing
+    marker (texts without confidences unchanged); a word's pieces all become missing."""
+    mark = lambda e: (
+        e if e.confidences is None else replace(e, text=mark_low_confidence(e.text, e.confidences, threshold))
+    )
+    return replace(splits, **{name: [mark(e) for e in splits.split(name)] for name in ("train", "valid", "test")})

@@ -79,6 +79,7 @@ ADDED_SETTINGS = {
     ("memory",): False,  # seq2seq: no memory input
     ("warm_start",): None,  # seq2seq: trained from scratch
     ("model", "encoder"): None,  # seq2seq: dynmask's own encoder shape, not a pretrained checkpoint's
+    ("confidence_threshold",): None,  # classify: no engine confidences, or a threshold chosen on validation
 }
 
 # Upper bounds for sizes read from an untrusted config: far above any model dynmask trains, far below

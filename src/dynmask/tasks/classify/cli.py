@@ -6,12 +6,14 @@ import json
 import sys
 
 from ...data.text import load_text_dataset
+from ...errors import DataError
 from ...methods import method_names
 from ...training.run_folders import read_json
 from ..arguments import (
     DROPOUT,
     LAYERS,
     SIZE,
+    add_confidence_args,
     add_data_args,
     add_missing_args,
     add_optimisation_args,
@@ -24,6 +26,7 @@ from ..arguments import (
     run_data,
     train_config,
 )
+from ..common import has_confidences, mark_splits, stored_threshold
 from ..registry import run_config_folder
 from .task import MissingSpec, TextClassificationTask, load_classifier, predict_texts, train_text_classifier
 
@@ -80,6 +83,7 @@ def add_arguments(c) -> None:
     c.set_defaults(lr=None)
     lr_help(c, "0.001, or 5e-05 with --pretrained")
     add_data_args(c)
+    add_confidence_args(c)
     add_missing_args(c)
 
 
@@ -125,6 +129,7 @@ def train(args) -> dict:
         overwrite=args.overwrite,
         pretrained=args.pretrained,
         test_rates=args.test_missing if args.max_steps is None else (),
+        confidence_threshold=args.confidence_threshold,
     )
     if summary.get("world_size", 1) == 1 or rank() == 0:
         print(json.dumps(summary, indent=2))
@@ -146,6 +151,7 @@ def evaluate(args) -> list[dict]:
             "group_column": None,
             "encoding": "utf-8",
             "data_seed": None,
+            "confidence_column": None,
         },
     )
     seed = d["data_seed"] if d["data_seed"] is not None else config.get("data", {}).get("seed", 0)
@@ -157,7 +163,13 @@ def evaluate(args) -> list[dict]:
         group_column=d["group_column"],
         seed=seed,
         encoding=d["encoding"],
+        confidence_column=d["confidence_column"],
     )
+    if has_confidences(splits):
+        threshold = args.confidence_threshold if args.confidence_threshold is not None else stored_threshold(args.model)
+        if threshold is None:
+            raise DataError(f"--data has confidences and {args.model} stores no threshold: pass --confidence-threshold")
+        splits = mark_splits(splits, threshold)
     if splits.labels != labels:
         raise SystemExit(f"error: the model was trained on labels {labels} but --data has {splits.labels}")
     task = TextClassificationTask(splits, tokenizer, MissingSpec(0.0))

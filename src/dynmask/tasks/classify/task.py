@@ -28,10 +28,19 @@ from ...hf import (
 from ...missingness import Schedule, apply_missingness
 from ...models.classifier import ClassifierConfig, TextClassifier
 from ...training import Trainer, load_run_model, on_rank_zero_first, start_run_folder
-from ...training.run_folders import RunFolderError, config_from_dict, fingerprint, read_json
+from ...training.run_folders import RunFolderError, config_from_dict, fingerprint, read_json, write_manifest
 
 # shared by every task; re-exported here, where older code imports them from
-from ..common import TEST_SEED, MissingSpec, TokenHoles, accuracy_and_macro_f1  # noqa: F401
+from ..common import (  # noqa: F401
+    CONFIDENCE_FILE,
+    TEST_SEED,
+    THRESHOLD_GRID,
+    MissingSpec,
+    TokenHoles,
+    accuracy_and_macro_f1,
+    has_confidences,
+    mark_splits,
+)
 from ..pretrained import resolve_pretrained
 
 __all__ = ["MissingSpec", "TextClassificationTask", "accuracy_and_macro_f1", "load_classifier", "predict_texts"]
@@ -211,16 +220,25 @@ def train_text_classifier(
     test_process: Optional[str] = None,
     overwrite: bool = False,
     pretrained: Optional[str] = None,
+    confidence_threshold: Optional[float] = None,
 ) -> dict:
     """Train on ``splits`` (tokenizer, model, trainer), then score the best model on the test split at
     each of ``test_rates``. Returns the trainer's summary plus ``"test"`` results.
 
     ``pretrained`` (``"minilm"`` or a Hugging Face checkpoint folder): fine-tune that encoder
     (:mod:`dynmask.hf`) with its own tokenizer; ``model_config`` then takes ``method``
-    (dynamic | unk | mask | delete), ``pooling`` (mean | cls) and ``backend``."""
+    (dynamic | unk | mask | delete), ``pooling`` (mean | cls) and ``backend``.
+
+    Examples with engine confidences (``Example.confidences``): words below ``confidence_threshold`` are
+    missing in every split; without a threshold the model trains on the engine's words as they are, the
+    threshold is chosen on the validation split (:data:`THRESHOLD_GRID`, the best accuracy) and saved in
+    ``best/confidence.json``, and the test scores use it."""
 
     output = Path(output)
     start_run_folder(output, resume=resume, overwrite=overwrite)
+    confidences = has_confidences(splits)
+    if confidences and confidence_threshold is not None:
+        splits = mark_splits(splits, confidence_threshold)
     tokenizer_dir = output / "tokenizer"
     markers = DEFAULT_MISSING_MARKERS if missing_markers is None else missing_markers
 
@@ -267,11 +285,32 @@ def train_text_classifier(
         "missing_markers": None if missing_markers is None else list(missing_markers),
         "pretrained": pretrained if pretrained in (None, "minilm") else str(Path(pretrained).resolve()),
         "data": {"name": splits.name, "labels": splits.labels, **splits.info, "fingerprint": data_id},
+        "confidence_threshold": confidence_threshold,  # None: chosen on validation (runs with confidences)
     }
     trainer = Trainer(model, task, train_config, output, run_config)
     summary = trainer.fit(resume=resume)
+    best = None
+    if trainer.main and confidences and (output / "best").exists():
+        best = load_classifier(output / "best")[0]
+        threshold, by_threshold = confidence_threshold, {}
+        if threshold is None:  # chosen on validation, stored with the best weights
+            for t in THRESHOLD_GRID:
+                by_threshold[t] = TextClassificationTask(mark_splits(splits, t), tokenizer, MissingSpec(0.0)).evaluate(
+                    best, "valid", MissingSpec(0.0)
+                )["accuracy"]
+            threshold = max(THRESHOLD_GRID, key=lambda t: (by_threshold[t], -t))  # ties: keep more words
+            task = TextClassificationTask(mark_splits(splits, threshold), tokenizer, missing, seed=train_config.seed)
+        record = {
+            "threshold": threshold,
+            "chosen_on": "valid" if by_threshold else "given",
+            "valid_accuracy": by_threshold,
+        }
+        (output / "best" / CONFIDENCE_FILE).write_text(json.dumps(record, indent=2))
+        write_manifest(output / "best")
+        summary["confidence_threshold"] = threshold
     if test_rates and trainer.main:
-        best = load_classifier(output / "best")[0] if (output / "best").exists() else model
+        if best is None:
+            best = load_classifier(output / "best")[0] if (output / "best").exists() else model
         results = []
         for rate in test_rates:
             spec = MissingSpec(rate, test_process or missing.process, "static", missing.mean_span)
