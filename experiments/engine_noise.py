@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dynmask.data.pairs import load_pairs
 from dynmask.data.text import load_text_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +44,13 @@ VOICE = "en-us"  # pocketsphinx's model is US English (espeak-ng's default Briti
 SEED = 20261205
 
 
+TRANSLATION = ROOT.parent / "shared" / "datasets" / "translation" / "libreoffice-help.en-de.{split}.tsv"
+
+
 def _texts(name: str, split: str) -> list[str]:
+    """The texts an engine reads: a text set's split, or the English sources of the translation pairs."""
+    if name == "libreoffice-en-de":
+        return [p.source for p in getattr(load_pairs(str(TRANSLATION)), split)]
     return [ex.text for ex in getattr(load_text_dataset(name, seed=0), split)]
 
 
@@ -185,7 +192,7 @@ def run_speech(name: str, split: str, limit: int | None) -> None:
 def run_wer(name: str) -> None:
     import jiwer
 
-    texts = {split: _texts(name, split) for split in ("valid", "test")}
+    texts = {split: _texts(name, split) for split in ("valid", "test") if (OUT / name / split).is_dir()}
     norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
     rows = {}
     for path in sorted((OUT / name).glob("*/*.jsonl")):
@@ -210,7 +217,7 @@ def run_wer(name: str) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("step", choices=("ocr", "speech", "wer"))
-    p.add_argument("--data", default="rotten_tomatoes")
+    p.add_argument("--data", default="rotten_tomatoes", help="a text set, or libreoffice-en-de (translation sources)")
     p.add_argument("--split", choices=("test", "valid"), default="test", help="(default: %(default)s)")
     p.add_argument("--limit", type=int, default=None, help="the first N texts only")
     args = p.parse_args(argv)

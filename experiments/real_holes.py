@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from dynmask.data.confidence import mark_low_confidence
+from dynmask.data.confidence import mark_low_confidence, soft_mask
 from dynmask.data.text import load_text_dataset
 from dynmask.demos.text import MODEL
 from dynmask.devices import device_of, to_device
@@ -78,6 +78,22 @@ def _predict(model, tokenizer, texts: list[str]) -> list[int]:
     return out
 
 
+def _predict_soft(model, tokenizer, texts: list[str], confidences: list[list[float]], threshold: float) -> list[int]:
+    """The dynamic mask with the engine's confidences used softly: pieces below ``threshold`` missing, the
+    others with log(confidence) on their attention logit (dynmask.data.confidence.soft_mask)."""
+    out = []
+    for start in range(0, len(texts), 256):
+        ids, piece_conf = tokenizer.encode_with_confidences(
+            texts[start : start + 256], confidences[start : start + 256]
+        )
+        ids = tokenizer.pad(ids)
+        mask = soft_mask(tokenizer.mask(ids), piece_conf, threshold)
+        ids, mask = to_device((ids, mask), device_of(model))
+        with torch.no_grad():
+            out += model(ids, mask).argmax(-1).tolist()
+    return out
+
+
 def _accuracy(pred: list[int], gold: list[int]) -> float:
     return sum(p == g for p, g in zip(pred, gold)) / max(1, len(gold))
 
@@ -103,9 +119,16 @@ def score() -> None:
                     at = {t: _accuracy(_predict(model, tokenizer, [mark_low_confidence(x, c, t) for x, c in
                                                                      zip(texts, confidences)]), gold)
                           for t in THRESHOLDS}  # fmt: skip
+                    soft = {}
+                    if method == "dynamic":
+                        soft = {t: _accuracy(_predict_soft(model, tokenizer, texts, confidences, t), gold)
+                                for t in (0.0, *THRESHOLDS)}  # fmt: skip
                     if split == "valid":
                         row["valid_by_threshold"] = at
                         row["threshold"] = max(THRESHOLDS, key=lambda t: (at[t], -t))  # ties: the lower threshold
+                        if soft:
+                            row["valid_soft_by_threshold"] = soft
+                            row["soft_threshold"] = max(soft, key=lambda t: (soft[t], -t))
                         continue
                     clean_pred = _predict(model, tokenizer, [examples[i].text for i in ids])
                     raw_pred = _predict(model, tokenizer, texts)
@@ -117,6 +140,7 @@ def score() -> None:
                         raw=_accuracy(raw_pred, gold),
                         confidence=_accuracy(chosen_pred, gold),
                         test_by_threshold=at,
+                        **({"soft": soft[row["soft_threshold"]], "test_soft_by_threshold": soft} if soft else {}),
                         masked_share=sum(w == "[missing]" for x in chosen for w in x.split())
                         / max(1, sum(len(x.split()) for x in chosen)),
                     )
@@ -149,7 +173,11 @@ def summarise(cells: list[dict], levels: list[str], wer: dict) -> dict:
             row[f"dynamic_minus_{other}"] = mean_sd(diffs)
         diffs = [a - b for a, b in zip(get("dynamic", level, "confidence"), raw)]
         row["dynamic_minus_raw"] = mean_sd(diffs)
-        best = max(row[m][0] for m in METHODS)
+        row["soft"] = mean_sd(get("dynamic", level, "soft"))
+        row["soft_threshold"] = get("dynamic", level, "soft_threshold")
+        diffs = [a - b for a, b in zip(get("dynamic", level, "soft"), get("dynamic", level, "confidence"))]
+        row["soft_minus_dynamic"] = mean_sd(diffs)
+        best = max([row[m][0] for m in METHODS] + [row["soft"][0]])
         lost = row["clean"][0] - row["raw"][0]
         row["recovered_share"] = (best - row["raw"][0]) / lost if lost > 0 else None
         out[level] = row
@@ -159,18 +187,18 @@ def summarise(cells: list[dict], levels: list[str], wer: dict) -> dict:
 def table(summary: dict, levels: list[str], wer: dict) -> str:
     f = lambda ms: format_mean_sd(*ms, scale=100)
     lines = [
-        "| engine, level | test WER | clean | raw engine text | dynamic, masked below T | static [MISSING] "
-        "placeholder below T | delete below T | dynamic − static | dynamic − delete | dynamic − raw | "
-        "loss recovered |",
-        "| --- " * 11 + "|",
+        "| engine, level | test WER | clean | raw engine text | dynamic, masked below T | soft: log-confidence "
+        "prior | static [MISSING] placeholder below T | delete below T | dynamic − static | dynamic − delete | "
+        "dynamic − raw | soft − dynamic | loss recovered |",
+        "| --- " * 13 + "|",
     ]
     for level in levels:
         r = summary[level]
         rec = "—" if r["recovered_share"] is None else f"{100 * r['recovered_share']:.0f}%"
         lines.append(
             f"| {level} | {wer[f'test/{level}']['wer']:.2f} | {f(r['clean'])} | {f(r['raw'])} | {f(r['dynamic'])} | "
-            f"{f(r['static'])} | {f(r['delete'])} | {f(r['dynamic_minus_static'])} | "
-            f"{f(r['dynamic_minus_delete'])} | {f(r['dynamic_minus_raw'])} | {rec} |"
+            f"{f(r['soft'])} | {f(r['static'])} | {f(r['delete'])} | {f(r['dynamic_minus_static'])} | "
+            f"{f(r['dynamic_minus_delete'])} | {f(r['dynamic_minus_raw'])} | {f(r['soft_minus_dynamic'])} | {rec} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -182,7 +210,7 @@ def plot(summary: dict, levels: list[str], wer: dict) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for key, label in (("raw", "raw engine text"), ("dynamic", "dynamic, masked below T"),
+    for key, label in (("raw", "raw engine text"), ("dynamic", "dynamic, masked below T"), ("soft", "soft prior"),
                        ("static", "static placeholder below T"), ("delete", "delete below T"),
                        ("clean", "clean text (upper bound)")):  # fmt: skip
         for engine, marker in (("ocr", "o"), ("speech", "s")):
@@ -192,7 +220,8 @@ def plot(summary: dict, levels: list[str], wer: dict) -> None:
             xs = [wer[f"test/{lv}"]["wer"] for lv in ls]
             ys = [100 * summary[lv][key][0] for lv in ls]
             ax.plot(xs, ys, marker=marker, label=f"{label} ({engine})" if engine == "ocr" else None,
-                    color={"raw": "grey", "dynamic": "C0", "static": "C1", "delete": "C2", "clean": "k"}[key],
+                    color={"raw": "grey", "dynamic": "C0", "soft": "C3", "static": "C1", "delete": "C2",
+                           "clean": "k"}[key],
                     linestyle="-" if engine == "ocr" else ":")  # fmt: skip
     ax.set_xlabel("word error rate of the engine (test split)")
     ax.set_ylabel("accuracy (%), mean of 3 seeds")

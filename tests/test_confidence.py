@@ -189,3 +189,50 @@ def test_a_run_with_confidences_chooses_its_threshold_on_validation_and_keeps_it
     assert main(["predict", "--model", str(run), "--input", str(table), "--confidence-column", "conf"]) == 0
     text = json.loads(capsys.readouterr().out)["text"]
     assert text == ("a [missing] film" if record["threshold"] > 0 else "a charming film")
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_soft_confidence_keeps_the_guarantee_and_zero_is_exactly_masked(seed):
+    """Soft use: log(confidence) on each key's logit. A confidence of 0 (or below the threshold) is
+    missing exactly; the others change attention; dense and compact agree."""
+    g = torch.Generator().manual_seed(seed)
+    conf = torch.rand(3, 7, generator=g)
+    conf[0, 1] = 0.0
+    conf[1, 3] = float("nan")
+    conf[2] = 0.0  # nothing observed
+    mask = dm.Mask.from_confidence(conf, 0.1, soft=True)
+    assert not mask.observed[0, 1] and not mask.observed[1, 3] and not mask.observed[2].any()
+    assert torch.equal(mask.observed, (conf >= 0.1) & (conf > 0))
+    x = torch.randn(3, 7, 8, generator=g)
+    outs = {}
+    for backend in ("dense", "compact"):
+        torch.manual_seed(0)
+        enc = dm.Encoder(8, 2, 2, d_ff=16, dropout=0.0, backend=backend)
+        outs[backend] = check_guarantee(lambda xi: enc(xi, mask), list(enc.parameters()), x, mask)
+    assert torch.allclose(outs["dense"], outs["compact"], atol=1e-5)
+    torch.manual_seed(0)
+    enc = dm.Encoder(8, 2, 2, d_ff=16, dropout=0.0)
+    hard = dm.Mask(mask.observed, mask.valid)
+    if (mask.observed.sum(1) >= 2).any():  # with two keys or more, their confidences change the output
+        assert not torch.allclose(enc(x, mask)[mask.observed], enc(x, hard)[mask.observed])
+    ones = dm.Mask(mask.observed, mask.valid, confidence=torch.ones(3, 7))
+    assert torch.equal(enc(x, ones), enc(x, hard))  # confidence 1 everywhere = no prior
+
+
+def test_each_word_s_pieces_inherit_its_confidence():
+    from dynmask.data.confidence import soft_mask
+
+    corpus = ["the charming film", "a dull film", "a believable plot"] * 20 + ["unbelievably"]
+    tok = TextTokenizer.train(corpus, vocab_size=60, max_len=32)
+    text, conf = "the unbelievably ??? film", [0.9, 0.3, 0.8, 0.95]
+    (ids,), (piece_conf,) = tok.encode_with_confidences([text], [conf])
+    assert ids == tok.encode([text])[0]
+    n = len(tok.encode(["unbelievably"])[0])
+    assert piece_conf == [0.9] * len(tok.encode(["the"])[0]) + [0.3] * n + [0.0] + [0.95] * len(
+        tok.encode(["film"])[0]
+    )  # the marker ??? is missing whatever its number
+    ids_t = tok.pad([ids])
+    mask = soft_mask(tok.mask(ids_t), [piece_conf], threshold=0.5)
+    assert mask.observed[0].tolist() == [c >= 0.5 for c in piece_conf]
+    assert torch.allclose(mask.confidence[0][mask.observed[0]], torch.tensor([c for c in piece_conf if c >= 0.5]))

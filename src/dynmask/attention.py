@@ -73,19 +73,26 @@ def masked_attention(
     return out if has_key is None else torch.where(has_key, out, out.new_zeros(()))
 
 
-def sdpa_kernel(q: Tensor, k: Tensor, v: Tensor, allowed: Optional[Tensor], dropout_p: float):
+def sdpa_kernel(
+    q: Tensor, k: Tensor, v: Tensor, allowed: Optional[Tensor], dropout_p: float, bias: Optional[Tensor] = None
+):
     """The ``"sdpa"`` kernel: PyTorch's SDPA with rows that have no allowed key opened to every key;
     returns (out (B, H, Lq, hd), has_key bool[B, 1, Lq|1, 1] or None). The caller zeroes the rows
-    without a key."""
+    without a key. ``bias`` (float[B, 1, 1, Lk], finite) is added to the logits of allowed keys."""
     if allowed is None:
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p), None
+        if bias is None:
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p), None
+        allowed = torch.ones(bias.shape, dtype=torch.bool, device=bias.device)
     has_key = allowed.any(-1, keepdim=True)  # (B, 1, Lq|1, 1)
     safe = allowed | ~has_key  # no branch on values: the same graph whether or not a row is empty
+    if bias is not None:  # a float mask: the bias where allowed, -inf elsewhere
+        safe = torch.where(safe, bias.to(q.dtype), torch.tensor(float("-inf"), dtype=q.dtype, device=q.device))
     return F.scaled_dot_product_attention(q, k, v, attn_mask=safe, dropout_p=dropout_p), has_key
 
 
-# Attention kernels: name -> fn(q, k, v, allowed, dropout_p) -> (out, has_key), with q (B, H, Lq, hd),
-# k/v (B, H, Lk, hd), allowed bool[B, 1, Lq|1, Lk] (True = may attend) or None (everything). The execution
+# Attention kernels: name -> fn(q, k, v, allowed, dropout_p, bias) -> (out, has_key), with q (B, H, Lq, hd),
+# k/v (B, H, Lk, hd), allowed bool[B, 1, Lq|1, Lk] (True = may attend) or None (everything), bias None or
+# float[B, 1, 1, Lk] added to the logits of allowed keys (a Mask's confidence, log-prior). The execution
 # path (dense / compact, chosen by the stacks) is separate: a new kernel (FlexAttention, varlen) is one
 # function and one entry here, and every path runs on it.
 KERNELS = {"sdpa": sdpa_kernel}
@@ -223,6 +230,7 @@ class MaskedMultiheadAttention(nn.Module):
         causal: bool = False,
         query_pos: Optional[Tensor] = None,
         key_pos: Optional[Tensor] = None,
+        key_bias: Optional[Tensor] = None,
         **method_inputs: Tensor,
     ) -> Tensor:
         """Attend from ``query`` (B, Lq, D) to ``key``/``value`` (B, Lk, D); self-attention when key is None.
@@ -234,6 +242,7 @@ class MaskedMultiheadAttention(nn.Module):
         explicitly to let missing positions ask queries (their inputs must then be finite).
         Returns float[B, Lq, D]: zero at queries that are not kept; a kept query with no allowed key
         reads nothing (its attention output is zero, so it gets the output projection's bias).
+        ``key_bias`` float[B, Lk] (finite): added to each key's logit (``Mask.key_bias``: log-confidence).
         ``method_inputs``: what a method's attention takes besides the masks, handed to
         :meth:`gate_queries` (the ``seed_literal`` ablation's ``literal_gate``).
         """
@@ -247,6 +256,8 @@ class MaskedMultiheadAttention(nn.Module):
         for name, m, length in (("key_keep", key_keep, key_len), ("query_keep", query_keep, query.shape[1])):
             if m is not None and (m.dtype != torch.bool or tuple(m.shape) != (batch, length)):
                 raise ValueError(f"{name} must be bool[{batch}, {length}], got {m.dtype} {list(m.shape)}")
+        if key_bias is not None and (not key_bias.is_floating_point() or tuple(key_bias.shape) != (batch, key_len)):
+            raise ValueError(f"key_bias must be float[{batch}, {key_len}], got {key_bias.dtype} {list(key_bias.shape)}")
         for name, pos, length in (("key_pos", key_pos, key_len), ("query_pos", query_pos, query.shape[1])):
             if pos is not None and (
                 pos.is_floating_point() or pos.dtype == torch.bool or tuple(pos.shape) != (batch, length)
@@ -284,6 +295,7 @@ class MaskedMultiheadAttention(nn.Module):
             )
             allowed = allowed_keys(keep, causal=causal, query_pos=query_pos, key_pos=key_pos, query_len=query.shape[1])
         p = self.dropout if self.training else 0.0
-        out, has_key = self.kernel(q, k, v, allowed, p)  # (B, H, Lq, hd)
+        bias = None if key_bias is None else key_bias[:, None, None, :]  # (B, 1, 1, Lk)
+        out, has_key = self.kernel(q, k, v, allowed, p, bias)  # (B, H, Lq, hd)
         out = _project_out(self.out_proj, out, has_key, batch, query.shape[1])  # (B, Lq, D)
         return _keep_rows(out, query_keep)

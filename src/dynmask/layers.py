@@ -69,15 +69,17 @@ class _Run:
     key_len: Optional[int] = None  # keys are the first key_len slots (compact, queries="all")
     # what the method's attention takes besides the masks (Method.attention_inputs; nothing for dynamic)
     method_inputs: dict = field(default_factory=dict)
+    key_bias: Optional[Tensor] = None  # (B, L) log-confidence of each key (Mask.key_bias); None = 0
 
     def self_attend(self, attn: MaskedMultiheadAttention, h: Tensor, causal: bool) -> Tensor:
         common = dict(query_keep=self.query_keep, causal=causal, query_pos=self.positions, **self.method_inputs)
         if self.key_len is None:
-            return attn(h, key_keep=self.key_keep, key_pos=self.positions, **common)
+            return attn(h, key_keep=self.key_keep, key_pos=self.positions, key_bias=self.key_bias, **common)
         n = self.key_len
         keys = h[:, :n]  # (B, N, D): kept tokens sit in the first N slots
         key_pos = None if self.positions is None else self.positions[:, :n]
-        return attn(h, keys, keys, key_keep=self.key_keep[:, :n], key_pos=key_pos, **common)
+        bias = None if self.key_bias is None else self.key_bias[:, :n]
+        return attn(h, keys, keys, key_keep=self.key_keep[:, :n], key_pos=key_pos, key_bias=bias, **common)
 
 
 class _Block(nn.Module):
@@ -278,6 +280,7 @@ class _Stack(nn.Module):
 
         spec = self.method_spec
         inputs = spec.attention_inputs(mask)  # what the method's attention takes besides the masks
+        bias = mask.key_bias()  # (B, L) log-confidence of each key, or None
         keep = spec.keys(mask)  # (B, L) keys; the baselines: padding only, missing read as tokens
         asks_all = self.queries == "all" and not spec.reads_missing  # the baselines have nothing missing
         query_keep = mask.valid if asks_all else keep  # (B, L) queries whose output is kept
@@ -293,7 +296,7 @@ class _Stack(nn.Module):
 
         length = keep.shape[1]
         if tracing():  # one graph for every batch: decisions from arguments, sizes symbolic
-            return self._prepare_traced(x, keep, query_keep, inputs, backend, causal, asks_all)
+            return self._prepare_traced(x, keep, query_keep, inputs, bias, backend, causal, asks_all)
         # eager: every value this forward decides on, in one device sync
         if keep.numel():
             stats = torch.stack([keep.sum(1).max(), query_keep.sum(1).max(), keep.all() & query_keep.all()])
@@ -307,10 +310,10 @@ class _Stack(nn.Module):
             backend = "dense"  # nothing observed anywhere: no compact batch to run; dense returns zeros
         if backend == "dense":
             if everything:
-                return x, _Run(None, None, method_inputs=inputs), None  # nothing to mask
-            return x, _Run(keep, query_keep, method_inputs=inputs), None
+                return x, _Run(None, None, method_inputs=inputs, key_bias=bias), None  # nothing to mask
+            return x, _Run(keep, query_keep, method_inputs=inputs, key_bias=bias), None
         return self._compact(
-            x, keep, query_keep, inputs, causal, asks_all, max(width, 1), query_width if asks_all else width
+            x, keep, query_keep, inputs, bias, causal, asks_all, max(width, 1), query_width if asks_all else width
         )
 
     def _choose(self, x: Tensor, width: int, query_width: int, length: int, asks_all: bool) -> tuple[str, str]:
@@ -328,29 +331,32 @@ class _Stack(nn.Module):
             return "compact", f"padding trims the rows to {query_width} of {length}"
         return "dense", f"the longest kept row ({width}) is over {below:g} of the length ({length})"
 
-    def _compact(self, x, keep, query_keep, inputs: dict, causal: bool, asks_all: bool, key_width, width):
+    def _compact(self, x, keep, query_keep, inputs: dict, bias, causal: bool, asks_all: bool, key_width, width):
         if not asks_all:  # drop everything not kept
             plan = Compaction.plan(keep, width=width)
             inputs = {name: plan.gather(t) for name, t in inputs.items()}  # (B, N) each
-            run = _Run(plan.valid, plan.valid, positions=plan.positions if causal else None, method_inputs=inputs)
+            bias = None if bias is None else plan.gather(bias)  # (B, N)
+            positions = plan.positions if causal else None
+            run = _Run(plan.valid, plan.valid, positions=positions, method_inputs=inputs, key_bias=bias)
             return plan.gather(x), run, plan
         # kept tokens first, then the missing ones (which still ask queries); keys are the first `key_width` slots
         plan = Compaction.plan(keep, include_dropped=True, limit=query_keep, width=width)  # padding trimmed
-        run = _Run(plan.kept, plan.valid, positions=plan.positions, key_len=key_width)
+        bias = None if bias is None else plan.gather(bias)  # (B, N): kept keys first
+        run = _Run(plan.kept, plan.valid, positions=plan.positions, key_len=key_width, key_bias=bias)
         return plan.gather(x), run, plan
 
-    def _prepare_traced(self, x, keep, query_keep, inputs: dict, backend: str, causal: bool, asks_all: bool):
+    def _prepare_traced(self, x, keep, query_keep, inputs: dict, bias, backend: str, causal: bool, asks_all: bool):
         """Tracing: ``auto`` runs dense (the choice depends on values); ``compact`` takes its width as a
         symbolic size of at least 2 (filler slots are harmless: an all-missing batch returns zeros; at
         least 2 keeps kernels from specialising on a width of 1). Traced lengths must be >= 2."""
         length = keep.shape[1]
         if backend in ("auto", "dense"):
-            return x, _Run(keep, query_keep, method_inputs=inputs), None
+            return x, _Run(keep, query_keep, method_inputs=inputs, key_bias=bias), None
         if length < 2:
-            return x, _Run(keep, query_keep, method_inputs=inputs), None  # nothing to compact
+            return x, _Run(keep, query_keep, method_inputs=inputs, key_bias=bias), None  # nothing to compact
         key_width = max_count(keep.sum(1).clamp(min=2), length, lower=2)
         width = max_count(query_keep.sum(1).clamp(min=2), length, lower=2) if asks_all else key_width
-        return self._compact(x, keep, query_keep, inputs, causal, asks_all, key_width, width)
+        return self._compact(x, keep, query_keep, inputs, bias, causal, asks_all, key_width, width)
 
     def _finish(self, x: Tensor, run: _Run, plan: Optional[Compaction]) -> Tensor:
         if self.norm is not None:

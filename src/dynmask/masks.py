@@ -9,7 +9,11 @@ A :class:`Mask` holds, for a batch of B sequences of length L:
 * ``valid``: bool[B, L] -- the position lies inside the sequence (not padding). Missing positions
   are valid but not observed; padding is neither. ``observed`` implies ``valid``. The ``static``
   baseline attends to every valid position; the dynamic mask attends to observed positions only;
-* ``observed_values``: bool[B, L, F] or None -- per-feature mask for numeric data.
+* ``observed_values``: bool[B, L, F] or None -- per-feature mask for numeric data;
+* ``confidence``: float[B, L] or None -- how far each observed position is trusted, in (0, 1] (an OCR
+  or speech engine's word confidence, used softly): self-attention adds ``log(confidence)`` to each
+  observed key's logit, so 1 is an ordinary key and a doubted word is read less. Missing positions
+  stay excluded exactly (a confidence of 0 is missing); what this field holds there is never read.
 
 Renderers convert to the polarity each backend wants (see :meth:`Mask.to_sdpa`,
 :meth:`Mask.to_additive`, :meth:`Mask.to_key_padding_mask`, :meth:`Mask.to_hf_attention_mask`,
@@ -85,6 +89,7 @@ class Mask:
     observed: Tensor  # bool[B, L]
     valid: Tensor  # bool[B, L]
     observed_values: Optional[Tensor] = None  # bool[B, L, F]
+    confidence: Optional[Tensor] = None  # float[B, L] in (0, 1] at observed positions; None = all 1
 
     def __post_init__(self) -> None:
         _require_tensor("observed", self.observed, (2,), "[B, L]")
@@ -113,6 +118,17 @@ class Mask:
                 raise ValueError(f"observed_values is on {ov.device} but observed is on {self.observed.device}")
         if not tracing() and bool((self.observed & ~self.valid).any()):  # a data check: eager mode only
             raise ValueError("observed must imply valid: a padding position cannot be observed")
+        if self.confidence is not None:
+            c = _require_tensor("confidence", self.confidence, (2,), "[B, L]")
+            if not c.is_floating_point() or c.shape != self.observed.shape or c.device != self.observed.device:
+                raise ValueError(
+                    f"confidence must be a float tensor of shape {tuple(self.observed.shape)} on {self.device}, "
+                    f"got {c.dtype} {tuple(c.shape)} on {c.device}"
+                )
+            if not tracing():  # a data check: eager mode only
+                kept = torch.where(self.observed, c, torch.ones_like(c))
+                if not bool(((kept > 0) & (kept <= 1)).all()):
+                    raise ValueError("confidence must lie in (0, 1] at observed positions (0 means missing)")
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -176,7 +192,9 @@ class Mask:
         return cls(valid, valid.clone())
 
     @classmethod
-    def from_confidence(cls, confidence: Tensor, threshold: float, valid: Optional[Tensor] = None) -> "Mask":
+    def from_confidence(
+        cls, confidence: Tensor, threshold: float, valid: Optional[Tensor] = None, *, soft: bool = False
+    ) -> "Mask":
         """From an engine's confidence per position, float[B, L] in [0, 1] (OCR / speech recognition).
 
         A position is observed when its confidence is at least ``threshold``; a NaN confidence is
@@ -184,6 +202,9 @@ class Mask:
         Example, ``threshold=0.5``::
 
             confidence  0.9  0.2  nan  0.5        observed  ■ □ □ ■
+
+        ``soft=True`` also keeps the confidences (:attr:`confidence`): attention then adds
+        ``log(confidence)`` to each observed key's logit; a confidence of 0 is missing at any threshold.
         """
         _require_tensor("confidence", confidence, (2,), "[B, L]")
         if not confidence.is_floating_point():
@@ -201,7 +222,10 @@ class Mask:
             if valid.shape != confidence.shape:
                 raise ValueError(f"valid must have shape {tuple(confidence.shape)}, got {tuple(valid.shape)}")
         observed = (confidence >= threshold) & valid  # NaN compares False: missing
-        return cls(observed, valid)
+        if not soft:
+            return cls(observed, valid)
+        observed = observed & (confidence > 0)  # log(0) = -inf: a confidence of 0 is missing, exactly
+        return cls(observed, valid, confidence=torch.where(observed, confidence, torch.ones_like(confidence)))
 
     @classmethod
     def from_indicator(cls, indicator: Tensor, *, true_means: str, valid: Optional[Tensor] = None) -> "Mask":
@@ -254,11 +278,23 @@ class Mask:
         observed = self.observed & other.observed
         if ov is not None:
             observed = observed & ov.any(-1)
-        return Mask(observed, valid, ov)
+        confidence = None  # the product of both (None = 1 everywhere), read at positions observed in both
+        if self.confidence is not None or other.confidence is not None:
+            one = lambda m: m.confidence if m.confidence is not None else torch.ones_like(observed, dtype=torch.float)
+            confidence = torch.where(observed, one(self) * one(other), torch.ones_like(one(self)))
+        return Mask(observed, valid, ov, confidence)
 
     def to(self, device: torch.device | str) -> "Mask":
         ov = None if self.observed_values is None else self.observed_values.to(device)
-        return Mask(self.observed.to(device), self.valid.to(device), ov)
+        confidence = None if self.confidence is None else self.confidence.to(device)
+        return Mask(self.observed.to(device), self.valid.to(device), ov, confidence)
+
+    def key_bias(self) -> Optional[Tensor]:
+        """float[B, L]: ``log(confidence)`` at observed positions, 0 elsewhere (never read there); None
+        without confidences. Added to each key's attention logit by the stacks."""
+        if self.confidence is None:
+            return None
+        return torch.where(self.observed, self.confidence, torch.ones_like(self.confidence)).log()
 
     @property
     def shape(self) -> torch.Size:

@@ -25,7 +25,10 @@ import re
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, TextIO, Union
 
+import torch
+
 from ..errors import DataError
+from ..masks import Mask
 from .tables import read_table
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "read_confidence_table",
     "read_engine_output",
     "MISSING_MARKER",
+    "soft_mask",
 ]
 
 MISSING_MARKER = "[missing]"  # one of the tokenizers' default missing-word markers
@@ -217,3 +221,15 @@ def read_engine_output(
     if isinstance(first, dict) and "w" in first:
         return [(" ".join(w), c) for w, c in read_pocketsphinx_json(path)]
     return None
+
+
+def soft_mask(mask: Mask, piece_confidences: Sequence[Sequence[float]], threshold: float = 0.0):
+    """``mask`` (a :class:`dynmask.Mask` over token ids, True = observed) with the engine's confidence of
+    each piece used softly: pieces below ``threshold`` (and of confidence 0 or NaN) are missing, the
+    others keep their confidence as a log-prior on attention (:attr:`dynmask.Mask.confidence`)."""
+    batch, length = mask.shape
+    conf = torch.ones(batch, length)  # padding: never read
+    for row, values in enumerate(piece_confidences):
+        conf[row, : len(values)] = torch.tensor(values, dtype=torch.float)
+    conf = conf.to(mask.device)
+    return mask & Mask.from_confidence(torch.where(mask.valid, conf, torch.ones_like(conf)), threshold, soft=True)

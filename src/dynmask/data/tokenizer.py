@@ -190,6 +190,29 @@ class TextTokenizer:
         ]
         return [ids[: self.max_len] or [self.missing_id] for ids in encode_prefixes(texts, encode, self.max_len, start)]
 
+    def encode_with_confidences(
+        self, texts: Sequence[str], confidences: Sequence[Sequence[float]]
+    ) -> tuple[list[list[int]], list[list[float]]]:
+        """(ids, confidence per id) per text: each whitespace-separated word's pieces inherit its
+        confidence (an OCR / speech engine's, in [0, 1]; a missing-word marker's pieces are missing
+        whatever its number). The ids equal :meth:`encode`'s for single-spaced text."""
+        all_ids, all_conf = [], []
+        for text, conf in zip(texts, confidences):
+            words = text.split()
+            if len(words) != len(conf):
+                raise ValueError(f"{len(conf)} confidences for {len(words)} words; give one per word")
+            if not words:
+                all_ids.append([self.missing_id])
+                all_conf.append([0.0])
+                continue
+            enc = self.tokenizer.encode(
+                [self.mark_missing(w) for w in words], is_pretokenized=True, add_special_tokens=False
+            )
+            ids, owners = enc.ids[: self.max_len], enc.word_ids[: self.max_len]
+            all_ids.append(ids)
+            all_conf.append([0.0 if i == self.missing_id else float(conf[w]) for i, w in zip(ids, owners)])
+        return all_ids, all_conf
+
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
