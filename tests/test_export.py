@@ -253,3 +253,45 @@ def test_compile_compact_breaks_only_at_the_width_and_never_recompiles():
             assert (compiled(x, mask.observed, mask.valid) - enc(x, mask, backend="compact")).abs().max() <= 1e-5
             counts.append(counter.frame_count)
     assert counts[2:] == [counts[1]] * (len(counts) - 2), counts  # widths and lengths change, nothing recompiles
+
+
+@pytest.mark.parametrize("backend", ["dense", "compact"])
+def test_a_confidence_input_exports_and_matches_pytorch(text_run, tmp_path, backend):
+    """--confidence-input: the graph takes a confidence per token; 0 is missing, others a log-prior on
+    attention, equal to PyTorch with Mask.from_confidence(soft=True); ones equal the one-input graph."""
+    from dynmask.data.confidence import soft_mask
+    from dynmask.export import load_onnx
+
+    out = tmp_path / f"conf-{backend}.onnx"
+    assert main(["export", "--model", str(text_run), "--output", str(out), "--backend", backend,
+                 "--confidence-input"]) == 0  # fmt: skip
+    runner = load_onnx(out)
+    model, tok, labels = load_classifier(text_run)
+    texts = ["the movie was great fun", "a dull and boring plot", "witty"]
+    confidences = [[0.9, 0.05, 0.7, 0.3, 1.0], [1.0, 0.6, 0.2, 0.0, 0.8], [0.4]]
+    encoded, piece_conf = tok.encode_with_confidences(texts, confidences)
+    ids = tok.pad(encoded)
+    for threshold in (0.0, 0.25):
+        mask = soft_mask(tok.mask(ids), piece_conf, threshold)
+        conf = torch.ones(ids.shape)
+        for row, values in enumerate(piece_conf):
+            c = torch.tensor(values)
+            conf[row, : len(values)] = torch.where(c >= threshold, c, 0.0)
+        with torch.no_grad():
+            reference = model(ids, mask).numpy()
+        got = runner.logits(ids, conf)
+        assert np.isfinite(got).all() and np.abs(got - reference).max() <= 1e-5
+        rows = runner.predict(texts, confidences, threshold=threshold, soft=True)
+        assert [r["label"] for r in rows] == [labels[int(i)] for i in reference.argmax(-1)]
+    plain = load_onnx(tmp_path / "plain.onnx") if (tmp_path / "plain.onnx").exists() else None
+    assert (
+        main(["export", "--model", str(text_run), "--output", str(tmp_path / "plain.onnx"), "--backend", backend]) == 0
+    )
+    plain = load_onnx(tmp_path / "plain.onnx")
+    assert np.abs(runner.logits(ids) - plain.logits(ids)).max() <= 1e-5  # no confidences: the one-input graph
+    hard = runner.predict(texts, confidences, threshold=0.5)  # words below 0.5 missing, the rest read as usual
+    marked = [
+        " ".join(w if c >= 0.5 else "[missing]" for w, c in zip(t.split(), cs)) for t, cs in zip(texts, confidences)
+    ]
+    keys = lambda rows: [(r["label"], r["observed_tokens"], r.get("probabilities")) for r in rows]
+    assert keys(hard) == keys(plain.predict(marked))  # "witty" (0.4): nothing observed, no label

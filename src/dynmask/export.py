@@ -41,8 +41,11 @@ __all__ = [
 ASSETS_SUFFIX = ".assets"
 
 
-def export_run(run: Path, output: Path, backend: str = "dense", opset: Optional[int] = None) -> Path:
-    """Export a training run (its ``best/`` model) to ``output`` (.onnx) plus ``output.assets/``."""
+def export_run(
+    run: Path, output: Path, backend: str = "dense", opset: Optional[int] = None, confidences: bool = False
+) -> Path:
+    """Export a training run (its ``best/`` model) to ``output`` (.onnx) plus ``output.assets/``;
+    ``confidences``: a text classifier's graph takes a confidence per token as a second input."""
     from torch.export import Dim
 
     if backend not in ("dense", "compact"):
@@ -54,7 +57,10 @@ def export_run(run: Path, output: Path, backend: str = "dense", opset: Optional[
     if spec.export is None:
         exportable = ", ".join(name for name, t in TASKS.items() if t.export is not None)
         raise DataError(f"export covers {exportable} runs; {run} is a {spec.name!r} run")
-    graph, example, meta, copy_files = spec.export(run, backend)
+    if confidences and spec.name != "classify":
+        raise DataError(f"--confidence-input is for text classifiers; {run} is a {spec.name!r} run")
+    graph, example, meta, copy_files = spec.export(run, backend, **({"confidences": True} if confidences else {}))
+    inputs = example if isinstance(example, tuple) else (example,)
     assets = output.with_name(output.name + ASSETS_SUFFIX)
     output.parent.mkdir(parents=True, exist_ok=True)
     dims = {0: Dim("batch"), 1: Dim("length", min=2, max=65_536)}
@@ -62,11 +68,11 @@ def export_run(run: Path, output: Path, backend: str = "dense", opset: Optional[
     with torch.no_grad():
         program = torch.onnx.export(
             graph,
-            (example,),
+            inputs,
             str(output),
             dynamo=True,
-            dynamic_shapes=(dims,),
-            input_names=["input"],
+            dynamic_shapes=(dims,) * len(inputs),
+            input_names=["input", "confidence"][: len(inputs)],
             output_names=["output"],
             verbose=False,
             **kwargs,
@@ -104,8 +110,11 @@ class _Session:
             raise DataError(f"{assets / 'export.json'} is missing: export with `dynmask export` to get the assets")
         self.assets, self.meta = assets, json.loads((assets / "export.json").read_text())
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.name: x})[0]
+    def run(self, x: np.ndarray, confidence: Optional[np.ndarray] = None) -> np.ndarray:
+        feed = {self.name: x}
+        if confidence is not None:
+            feed["confidence"] = confidence
+        return self.session.run(None, feed)[0]
 
 
 class OnnxTextClassifier(_Session):
@@ -119,15 +128,43 @@ class OnnxTextClassifier(_Session):
             self.tokenizer = TextTokenizer.load(self.assets)
         self.labels = self.meta["labels"]
 
-    def logits(self, ids: Tensor) -> np.ndarray:
+    def logits(self, ids: Tensor, confidence: Optional[Tensor] = None) -> np.ndarray:
         if ids.shape[1] < 2:  # the graph takes lengths >= 2: one more padding position changes nothing
-            ids = torch.cat([ids, torch.full((ids.shape[0], 2 - ids.shape[1]), self.tokenizer.pad_id)], 1)
+            pad = 2 - ids.shape[1]
+            ids = torch.cat([ids, torch.full((ids.shape[0], pad), self.tokenizer.pad_id)], 1)
+            confidence = None if confidence is None else torch.cat([confidence, torch.ones(ids.shape[0], pad)], 1)
+        if self.meta.get("confidence_input"):
+            confidence = torch.ones(ids.shape) if confidence is None else confidence
+            return self.run(ids.numpy(), confidence.float().numpy())
+        if confidence is not None:
+            raise DataError("this exported model takes no confidences: export it with --confidence-input")
         return self.run(ids.numpy())
 
-    def predict(self, texts: Sequence[str]) -> list[dict]:
-        ids = self.tokenizer.pad(self.tokenizer.encode(texts))
+    def predict(
+        self,
+        texts: Sequence[str],
+        confidences: Optional[Sequence[Sequence[float]]] = None,
+        threshold: float = 0.0,
+        soft: bool = False,
+    ) -> list[dict]:
+        """Rows as ``dynmask predict`` prints them. ``confidences`` (one per word of each text, a graph
+        exported with ``--confidence-input``): pieces of words below ``threshold`` are missing; the
+        others are read as usual, or with ``soft`` their confidence is a log-prior on attention."""
+        confidence = None
+        if confidences is None:
+            ids = self.tokenizer.pad(self.tokenizer.encode(texts))
+        else:
+            encoded, piece_conf = self.tokenizer.encode_with_confidences(texts, confidences)
+            ids = self.tokenizer.pad(encoded)
+            confidence = torch.ones(ids.shape)
+            for row, values in enumerate(piece_conf):
+                c = torch.tensor(values, dtype=torch.float).nan_to_num(0.0)
+                kept = c >= threshold
+                confidence[row, : len(values)] = torch.where(kept, c if soft else torch.ones_like(c), 0.0)
         observed = self.tokenizer.observed_text_tokens(ids)
-        logits = torch.from_numpy(self.logits(ids))
+        if confidence is not None:
+            observed = (self.tokenizer.mask(ids).observed & (confidence > 0)).sum(1)
+        logits = torch.from_numpy(self.logits(ids, confidence))
         probs = torch.softmax(logits.float(), -1)
         if not bool(torch.isfinite(probs).all()):
             raise FloatingPointError("the exported model gave non-finite probabilities")

@@ -4,7 +4,7 @@ the token ids for text, from NaN / inf for series.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 from torch import Tensor, nn
 
@@ -12,14 +12,22 @@ from .masks import Mask
 
 
 class TextClassifierGraph(nn.Module):
-    """ids int64[B, L] -> logits float[B, C], the mask built from the ids (True = observed)."""
+    """ids int64[B, L] -> logits float[B, C], the mask built from the ids (True = observed).
 
-    def __init__(self, model: nn.Module, missing_ids: Sequence[int], pad_id: int) -> None:
+    ``confidence_input``: a second input, confidence float[B, L] in [0, 1] per token (an engine's word
+    confidence inherited by its pieces): 0 is missing, others a log-prior on attention
+    (:meth:`Mask.from_confidence` with ``soft=True``); all ones reads as the one-input graph."""
+
+    def __init__(self, model: nn.Module, missing_ids: Sequence[int], pad_id: int, confidence_input: bool = False):
         super().__init__()
         self.model, self.missing_ids, self.pad_id = model, [int(i) for i in missing_ids], int(pad_id)
+        self.confidence_input = confidence_input
 
-    def forward(self, ids: Tensor) -> Tensor:
-        return self.model(ids, Mask.from_tokens(ids, missing=self.missing_ids, pad=self.pad_id))
+    def forward(self, ids: Tensor, confidence: Optional[Tensor] = None) -> Tensor:
+        mask = Mask.from_tokens(ids, missing=self.missing_ids, pad=self.pad_id)
+        if self.confidence_input:
+            mask = mask & Mask.from_confidence(confidence, 0.0, soft=True)
+        return self.model(ids, mask)
 
 
 class SeriesGraph(nn.Module):

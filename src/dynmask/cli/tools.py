@@ -27,6 +27,12 @@ def register(sub) -> None:
         default="dense",
         help="compact drops missing positions inside the graph (default: %(default)s)",
     )
+    p.add_argument(
+        "--confidence-input",
+        action="store_true",
+        help="text classifiers: the graph also takes a confidence per token (float, 0 = missing, else a "
+        "log-prior on attention), for OCR / speech engine output",
+    )
 
     # embed --------------------------------------------------------------------------------------
     p = sub.add_parser("embed", help="sentence embeddings of a file's lines with a pretrained encoder (JSONL out)")
@@ -90,7 +96,7 @@ def run_data(args) -> None:
 
 
 def run_export(args) -> None:
-    path = export_run(args.model, args.output, backend=args.backend)
+    path = export_run(args.model, args.output, backend=args.backend, confidences=args.confidence_input)
     print(f"wrote {path} and {path}.assets/ ({args.backend} backend; batch and length dynamic)")
 
 

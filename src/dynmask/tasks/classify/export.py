@@ -5,17 +5,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from ...errors import DataError
 from ...layers import with_backend
 from ...methods import get_method
 from ...traced import TextClassifierGraph
+from ..common import stored_threshold
 from ..registry import run_config_folder
 from .task import load_classifier
 
 
-def export_graph(run: Path, backend: str):
-    """(graph, example input, export.json metadata, files to copy beside the graph) of a classify run."""
+def export_graph(run: Path, backend: str, confidences: bool = False):
+    """(graph, example inputs, export.json metadata, files to copy beside the graph) of a classify run;
+    ``confidences``: the graph takes a confidence per token as its second input."""
     model, tokenizer, labels = load_classifier(run)
+    if confidences and not hasattr(tokenizer, "encode_with_confidences"):
+        raise DataError("a confidence input is exported for dynmask's own tokenizer; this run uses a pretrained one")
     if model.__class__.__name__ == "TextClassifier" and model.config.arch != "transformer":
         raise DataError(f"export covers Transformer text classifiers; this run's arch is {model.config.arch!r}")
     if get_method(model.config.method).deletes:
@@ -25,8 +31,10 @@ def export_graph(run: Path, backend: str):
         )
     missing = [tokenizer.unk_id, tokenizer.missing_id] if hasattr(tokenizer, "missing_id") else []
     missing = sorted({i for i in missing if i is not None})
-    graph = TextClassifierGraph(with_backend(model, backend), missing, tokenizer.pad_id).eval()
+    graph = TextClassifierGraph(with_backend(model, backend), missing, tokenizer.pad_id, confidences).eval()
     example = tokenizer.pad(tokenizer.encode(["an example text with a ??? hole", "another one"]))
+    if confidences:
+        example = (example, torch.rand(example.shape))
     folder = run_config_folder(run)
     meta = {
         "task": "classify",
@@ -35,6 +43,8 @@ def export_graph(run: Path, backend: str):
         "missing_ids": missing,
         "pad_id": tokenizer.pad_id,
         "tokenizer": "pretrained" if model.__class__.__name__ == "PretrainedClassifier" else "dynmask",
+        "confidence_input": confidences,
+        "confidence_threshold": stored_threshold(run),
     }
     prefixes = ("tokenizer", "special_tokens", "vocab", "merges", "dynmask_tokenizer")
     copy_files = [p for p in folder.iterdir() if p.name.startswith(prefixes)]
