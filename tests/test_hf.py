@@ -420,3 +420,31 @@ def test_placeholder_probe_scores_the_mask_method_and_pools_over_observed_from_o
         expected = method.head(dm.masked_mean(hidden, mask.observed))  # (B, 3)
     assert torch.equal(probe.observed_logits[0], expected)
     assert not torch.allclose(probe.observed_logits[0], probe.all_logits[0])
+
+
+def test_embed_reads_engine_confidences(checkpoints, tmp_path):
+    """embed --input engine.jsonl: words below the threshold are embedded as missing (equal to marking them
+    by hand); the output keeps the engine's own text; without a threshold it stops with one line."""
+    folder = checkpoints["bert"]
+    (tmp_path / "ocr.jsonl").write_text(
+        json.dumps({"words": ["the", "movie", "was", "fun"], "confidences": [1, 0.2, 0.9, 1]}) + "\n"
+    )
+    (tmp_path / "hand.txt").write_text("the ??? was fun\n")
+    common = ["embed", "--pretrained", str(folder), "--output"]
+    assert (
+        main(
+            [
+                *common,
+                str(tmp_path / "a.jsonl"),
+                "--input",
+                str(tmp_path / "ocr.jsonl"),
+                "--confidence-threshold",
+                "0.5",
+            ]
+        )
+        == 0
+    )
+    assert main([*common, str(tmp_path / "b.jsonl"), "--input", str(tmp_path / "hand.txt")]) == 0
+    a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.jsonl", "b.jsonl"))
+    assert a["text"] == "the movie was fun" and a["embedding"] == b["embedding"]
+    assert main([*common, str(tmp_path / "c.jsonl"), "--input", str(tmp_path / "ocr.jsonl")]) == 2

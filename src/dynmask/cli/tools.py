@@ -7,7 +7,7 @@ from pathlib import Path
 from ..data.sources import SOURCES, cache_dir, fetch
 from ..demos.guarantee import guarantee_demo
 from ..export import export_run
-from ..tasks.arguments import NON_NEGATIVE, POSITIVE, SIZE, markers
+from ..tasks.arguments import FRACTION, NON_NEGATIVE, POSITIVE, SIZE, markers
 from ..tasks.pretrained import embed_file
 
 
@@ -38,7 +38,18 @@ def register(sub) -> None:
     p = sub.add_parser("embed", help="sentence embeddings of a file's lines with a pretrained encoder (JSONL out)")
     p.set_defaults(handler=run_embed)
     p.add_argument("--pretrained", required=True, help="minilm or a Hugging Face checkpoint folder")
-    p.add_argument("--input", type=Path, required=True, help="one text per line")
+    p.add_argument(
+        "--input",
+        type=Path,
+        required=True,
+        help="one text per line; or engine output with a confidence per word (a CSV / TSV with --text-column "
+        "and --confidence-column, words/confidences JSONL, tesseract TSV, pocketsphinx JSON)",
+    )
+    p.add_argument("--text-column", default="text", help="--input table: the text column (default: %(default)s)")
+    p.add_argument("--confidence-column", default=None, help="--input table: space-separated confidences per word")
+    p.add_argument(
+        "--confidence-threshold", type=FRACTION, default=None, help="words below this confidence are missing"
+    )
     p.add_argument(
         "--output",
         type=Path,
@@ -109,6 +120,9 @@ def run_embed(args) -> None:
         max_len=args.max_len,
         batch_size=args.batch_size,
         missing_markers=markers(args.missing_markers),
+        text_column=args.text_column,
+        confidence_column=args.confidence_column,
+        confidence_threshold=args.confidence_threshold,
     )
     print(f"wrote {n} embeddings to {args.output}")
 

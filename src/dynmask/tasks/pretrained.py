@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..data.confidence import mark_low_confidence, read_engine_output
 from ..data.sources import PRETRAINED, fetch_folder
 from ..data.tokenizer import DEFAULT_MISSING_MARKERS
 from ..devices import device_of
@@ -66,8 +67,13 @@ def embed_file(
     batch_size: int = 64,
     missing_markers: Optional[Sequence[str]] = None,
     backend: str = "auto",
+    text_column: str = "text",
+    confidence_column: Optional[str] = None,
+    confidence_threshold: Optional[float] = None,
 ) -> int:
-    """One JSON object per input line, ``{"text": ..., "embedding": [...]}``; returns the count."""
+    """One JSON object per input text, ``{"text": ..., "embedding": [...]}``; returns the count. An input
+    with engine confidences (a table's ``confidence_column``, words/confidences JSONL, tesseract TSV,
+    pocketsphinx JSON) is embedded with its words below ``confidence_threshold`` missing."""
     import os
 
     source = resolve_pretrained(pretrained)
@@ -76,12 +82,21 @@ def embed_file(
         raise DataError(f"--input {input_path} is not a file")
     if output_path.resolve() == input_path.resolve():
         raise DataError(f"--output {output_path} is the --input file")
-    texts = input_path.read_text(encoding="utf-8").splitlines()
+    engine = read_engine_output(input_path, text_column=text_column, confidence_column=confidence_column)
+    if engine is None:
+        texts = read = input_path.read_text(encoding="utf-8").splitlines()
+    else:
+        if confidence_threshold is None:
+            raise DataError(
+                f"--input {input_path} carries confidences: pass --confidence-threshold T (words below T are missing)"
+            )
+        texts = [text for text, _ in engine]
+        read = [mark_low_confidence(text, conf, confidence_threshold) for text, conf in engine]
     encoder = load_pretrained(source, backend=backend).eval()
     tokenizer = PretrainedTokenizer(
         source, max_len=max_len, missing_markers=DEFAULT_MISSING_MARKERS if missing_markers is None else missing_markers
     )
-    vectors = embed_texts(encoder, tokenizer, texts, normalize=normalize, batch_size=batch_size)
+    vectors = embed_texts(encoder, tokenizer, read, normalize=normalize, batch_size=batch_size)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(output_path.name + ".partial")
     with open(tmp, "w", encoding="utf-8") as f:
