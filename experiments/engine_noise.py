@@ -126,11 +126,11 @@ def tesseract_words(img) -> tuple[list[str], list[float]]:
     return words, confidences
 
 
-def run_ocr(name: str, split: str, limit: int | None) -> None:
+def run_ocr(name: str, split: str, limit: int | None, levels: tuple = tuple(OCR_LEVELS)) -> None:
     texts = _texts(name, split)[:limit]
     folder = OUT / name / split
     folder.mkdir(parents=True, exist_ok=True)
-    for level in OCR_LEVELS:
+    for level in levels:
         path = folder / f"ocr-{level}.jsonl"
         _trim_partial(path)
         done, t0 = _done(path), time.perf_counter()
@@ -192,7 +192,7 @@ def run_speech(name: str, split: str, limit: int | None) -> None:
 def run_wer(name: str) -> None:
     import jiwer
 
-    texts = {split: _texts(name, split) for split in ("valid", "test") if (OUT / name / split).is_dir()}
+    texts = {split: _texts(name, split) for split in ("train", "valid", "test") if (OUT / name / split).is_dir()}
     norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
     rows = {}
     for path in sorted((OUT / name).glob("*/*.jsonl")):
@@ -218,11 +218,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("step", choices=("ocr", "speech", "wer"))
     p.add_argument("--data", default="rotten_tomatoes", help="a text set, or libreoffice-en-de (translation sources)")
-    p.add_argument("--split", choices=("test", "valid"), default="test", help="(default: %(default)s)")
+    p.add_argument("--split", choices=("test", "valid", "train"), default="test", help="(default: %(default)s)")
+    p.add_argument("--levels", default=None, help="OCR levels, comma-separated (default: all)")
     p.add_argument("--limit", type=int, default=None, help="the first N texts only")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract: one core per process
-    {"ocr": lambda: run_ocr(args.data, args.split, args.limit),
+    levels = tuple(OCR_LEVELS) if args.levels is None else tuple(int(x) for x in args.levels.split(","))
+    {"ocr": lambda: run_ocr(args.data, args.split, args.limit, levels),
      "speech": lambda: run_speech(args.data, args.split, args.limit),
      "wer": lambda: run_wer(args.data)}[args.step]()  # fmt: skip
     return 0

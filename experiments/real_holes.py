@@ -98,10 +98,9 @@ def _accuracy(pred: list[int], gold: list[int]) -> float:
     return sum(p == g for p, g in zip(pred, gold)) / max(1, len(gold))
 
 
-def score() -> None:
+def score(levels: list[str]) -> None:
     splits = load_text_dataset(DATA, seed=0)
     wer = json.loads((ENGINE / "wer.json").read_text())
-    levels = sorted({key.split("/")[1] for key in wer})
     OUT.mkdir(parents=True, exist_ok=True)
     cells = []  # one per (method, seed, level)
     for method in METHODS:
@@ -235,9 +234,13 @@ def plot(summary: dict, levels: list[str], wer: dict) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("step", choices=("train", "score"))
+    p.add_argument("--levels", default="ocr-1,ocr-2,ocr-3,speech-140,speech-180", help="engine levels to score")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    {"train": train, "score": score}[args.step]()
+    if args.step == "train":
+        train()
+    else:
+        score(args.levels.split(","))
     return 0
 
 

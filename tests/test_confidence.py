@@ -236,3 +236,25 @@ def test_each_word_s_pieces_inherit_its_confidence():
     mask = soft_mask(tok.mask(ids_t), [piece_conf], threshold=0.5)
     assert mask.observed[0].tolist() == [c >= 0.5 for c in piece_conf]
     assert torch.allclose(mask.confidence[0][mask.observed[0]], torch.tensor([c for c in piece_conf if c >= 0.5]))
+
+
+def test_translation_with_ocr_sources_chooses_and_keeps_a_threshold(tmp_path, capsys):
+    words = [("open", "öffnen"), ("close", "schließen"), ("save", "speichern"), ("print", "drucken")]
+    things = [("the file", "die Datei"), ("the window", "das Fenster"), ("the page", "die Seite")]
+    rows = [(f"{v} {t}", f"{tt} {vv}") for v, vv in words for t, tt in things] * 3
+    lines = [f"{s}\t{t}\t{' '.join(['0.9', '0.1', '0.8'][: len(s.split())])}" for s, t in rows]
+    (tmp_path / "pairs.tsv").write_text("source\ttarget\tconf\n" + "\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    small = ["--d-model", "32", "--heads", "2", "--enc-layers", "1", "--dec-layers", "1", "--d-ff", "64",
+             "--vocab-size", "120", "--max-src-len", "16", "--max-tgt-len", "16", "--no-progress"]  # fmt: skip
+    args = ["train", "translate", "--data", str(tmp_path / "pairs.tsv"), "--output", str(run), "--epochs", "1",
+            "--beam", "1", "--test-missing", "0", "--confidence-column", "conf", *small]  # fmt: skip
+    assert main(args) == 0
+    record = json.loads((run / "best" / "confidence.json").read_text())
+    assert record["chosen_on"] == "valid" and len(record["valid_score"]) == 10
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(run), "--missing", "0", "--beam", "1"]) == 0  # the run's confidences
+    assert "bleu" in json.loads(capsys.readouterr().out)[0]
+    assert (
+        main(["evaluate", "--model", str(run), "--missing", "0", "--beam", "1", "--confidence-threshold", "0.5"]) == 0
+    )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import DataError
+from .confidence import parse_confidences
 from .sources import Source, fetch
 from .tables import read_table
 
@@ -57,6 +58,7 @@ ACLSUM = {
 class Pair:
     source: str
     target: str
+    confidences: Optional[tuple] = None  # an engine's confidence per whitespace-separated word of the source
 
 
 @dataclass
@@ -95,7 +97,9 @@ def _aclsum(cache) -> PairSplits:
     return PairSplits("aclsum", parts["train"], parts["valid"], parts["test"], {"source": "aclsum==0.1.2"})
 
 
-def _read_pairs(path: Path, source_column: str, target_column: str, encoding: str):
+def _read_pairs(
+    path: Path, source_column: str, target_column: str, encoding: str, confidence_column: Optional[str] = None
+):
     sources, _, frame = read_table(path, source_column, None, encoding)
     if target_column not in [str(c) for c in frame.columns]:
         raise DataError(
@@ -103,7 +107,19 @@ def _read_pairs(path: Path, source_column: str, target_column: str, encoding: st
             f"{[str(c) for c in frame.columns]}. Pass --target-column with one of them"
         )
     targets = ["" if v is None or v != v else str(v) for v in frame[target_column].tolist()]
-    return [Pair(s, t) for s, t in zip(sources, targets)], frame
+    confidences = [None] * len(sources)
+    if confidence_column is not None:
+        if confidence_column not in [str(c) for c in frame.columns]:
+            raise DataError(
+                f"column {confidence_column!r} is not in {path.name}; pass --confidence-column with one of "
+                f"{[str(c) for c in frame.columns]}"
+            )
+        cells = frame[confidence_column].tolist()
+        confidences = [
+            tuple(parse_confidences(s, c, f"{path.name} data row {n}"))
+            for n, (s, c) in enumerate(zip(sources, cells), 1)
+        ]
+    return [Pair(s, t, c) for s, t, c in zip(sources, targets, confidences)], frame
 
 
 def load_pairs(
@@ -117,8 +133,10 @@ def load_pairs(
     encoding: str = "utf-8",
     max_train: Optional[int] = None,
     cache: Optional[Path] = None,
+    confidence_column: Optional[str] = None,
 ) -> PairSplits:
-    """Load pairs; ``max_train`` keeps a seeded random subset of the training split (a CPU budget)."""
+    """Load pairs; ``max_train`` keeps a seeded random subset of the training split (a CPU budget);
+    ``confidence_column``: an engine's confidence per word of the source (OCR'd or transcribed sources)."""
     if data == "aclsum":
         splits = _aclsum(cache)
     elif "{split}" in data:
@@ -127,7 +145,7 @@ def load_pairs(
             path = Path(data.format(split=split))
             if not path.exists():
                 raise DataError(f"{path} does not exist (from the pattern --data {data!r})")
-            parts[split], _ = _read_pairs(path, source_column, target_column, encoding)
+            parts[split], _ = _read_pairs(path, source_column, target_column, encoding, confidence_column)
         splits = PairSplits(
             Path(data).name.replace(".{split}", ""),
             parts["train"],
@@ -139,7 +157,7 @@ def load_pairs(
         path = Path(data)
         if not path.exists():
             raise DataError(f"--data {data!r} is neither 'aclsum', a file, nor a pattern with {{split}}")
-        pairs, _ = _read_pairs(path, source_column, target_column, encoding)
+        pairs, _ = _read_pairs(path, source_column, target_column, encoding, confidence_column)
         order = list(range(len(pairs)))
         random.Random(seed).shuffle(order)
         n_test, n_valid = max(1, int(test_fraction * len(pairs))), max(1, int(valid_fraction * len(pairs)))
@@ -167,6 +185,7 @@ def load_pairs(
             "target_column": target_column,
             "encoding": encoding,
             "data_seed": seed,
+            **({"confidence_column": confidence_column} if confidence_column is not None else {}),
         }
     )
     return splits

@@ -132,9 +132,14 @@ def has_confidences(splits) -> bool:
 
 
 def mark_splits(splits, threshold: float):
-    """``splits`` with every word whose engine confidence is below ``threshold`` replaced by the missing
-    marker (texts without confidences unchanged); a word's pieces all become missing."""
-    mark = lambda e: (
-        e if e.confidences is None else replace(e, text=mark_low_confidence(e.text, e.confidences, threshold))
-    )
+    """``splits`` (text examples, or pairs: their source) with every word whose engine confidence is below
+    ``threshold`` replaced by the missing marker (those without confidences unchanged); a word's pieces
+    all become missing."""
+
+    def mark(e):
+        if e.confidences is None:
+            return e
+        key = "source" if hasattr(e, "source") else "text"
+        return replace(e, **{key: mark_low_confidence(getattr(e, key), e.confidences, threshold)})
+
     return replace(splits, **{name: [mark(e) for e in splits.split(name)] for name in ("train", "valid", "test")})

@@ -6,6 +6,7 @@ import functools
 import json
 
 from ...data.pairs import load_pairs
+from ...errors import DataError
 from ...methods import method_names
 from ...training.run_folders import read_json
 from ..arguments import (
@@ -13,6 +14,7 @@ from ..arguments import (
     LAYERS,
     POSITIVE,
     SIZE,
+    add_confidence_args,
     add_length_penalty,
     add_missing_args,
     add_optimisation_args,
@@ -24,7 +26,7 @@ from ..arguments import (
     run_data,
     train_config,
 )
-from ..common import MissingSpec
+from ..common import MissingSpec, has_confidences, mark_splits, stored_threshold
 from ..pretrained import resolve_pretrained
 from ..registry import run_config_folder
 from .fuzzy import fuzzy_match_texts, score_fuzzy_match
@@ -99,6 +101,7 @@ def add_arguments(q, source: str = "source", target: str = "target") -> None:
     q.set_defaults(lr=None)
     lr_help(q, "0.0005, or 0.0001 with --pretrained")
     add_pair_args(q, source, target)
+    add_confidence_args(q)
     add_missing_args(q)
     q.set_defaults(test_missing="0,0.2,0.4")
 
@@ -115,6 +118,7 @@ def train(args) -> dict:
         seed=args.data_seed,
         encoding=args.encoding,
         max_train=args.max_train,
+        confidence_column=args.confidence_column,
     )
     pretrained = None
     if args.pretrained is not None:
@@ -154,6 +158,7 @@ def train(args) -> dict:
         pretrained=pretrained,
         memory=args.memory,
         fuzzy_match=args.fuzzy_match,
+        confidence_threshold=args.confidence_threshold,
     )
     if rank() == 0:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
@@ -169,7 +174,14 @@ def evaluate(args) -> list[dict]:
     d = run_data(
         args,
         config,
-        {"data": None, "source_column": columns[0], "target_column": columns[1], "encoding": "utf-8", "data_seed": 0},
+        {
+            "data": None,
+            "source_column": columns[0],
+            "target_column": columns[1],
+            "encoding": "utf-8",
+            "data_seed": 0,
+            "confidence_column": None,
+        },
     )
     splits = load_pairs(
         d["data"],
@@ -177,7 +189,13 @@ def evaluate(args) -> list[dict]:
         target_column=d["target_column"],
         seed=d["data_seed"],
         encoding=d["encoding"],
+        confidence_column=d["confidence_column"],
     )
+    if has_confidences(splits):
+        threshold = args.confidence_threshold if args.confidence_threshold is not None else stored_threshold(args.model)
+        if threshold is None:
+            raise DataError(f"--data has confidences and {args.model} stores no threshold: pass --confidence-threshold")
+        splits = mark_splits(splits, threshold)
     task = Seq2SeqTask(
         splits,
         tokenizer,

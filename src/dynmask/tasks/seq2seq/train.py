@@ -18,8 +18,8 @@ from ...hf import PretrainedTokenizer
 from ...models.seq2seq import Seq2Seq, Seq2SeqConfig
 from ...models.warm_start import warm_start_seq2seq
 from ...training import Trainer, on_rank_zero_first, start_run_folder
-from ...training.run_folders import fingerprint
-from ..common import MissingSpec
+from ...training.run_folders import fingerprint, write_manifest
+from ..common import CONFIDENCE_FILE, THRESHOLD_GRID, MissingSpec, has_confidences, mark_splits
 from .fuzzy import fit_fuzzy_match, one_line_each, score_fuzzy_match
 from .task import Seq2SeqTask
 from .trained import load_seq2seq, load_tokenizer, weights_digest
@@ -45,6 +45,7 @@ def train_seq2seq(
     pretrained: Optional[Path] = None,
     memory: bool = False,
     fuzzy_match: bool = False,
+    confidence_threshold: Optional[float] = None,
 ) -> dict:
     """Tokenizer (BPE, shared by source and target), model, trainer; then BLEU/chrF or ROUGE at
     each test missing rate, with the trivial baselines (:mod:`dynmask.baselines`) fed the same gappy
@@ -60,6 +61,9 @@ def train_seq2seq(
     output = Path(output)
     start_run_folder(output, resume=resume, overwrite=overwrite)
     tokenizer_dir = output / "tokenizer"
+    confidences = has_confidences(splits)
+    if confidences and confidence_threshold is not None:
+        splits = mark_splits(splits, confidence_threshold)
 
     def make() -> None:
         if resume and (tokenizer_dir / "tokenizer.json").exists():
@@ -73,16 +77,8 @@ def train_seq2seq(
         )
 
     tokenizer = on_rank_zero_first(make, lambda: load_tokenizer(tokenizer_dir))
-    task = Seq2SeqTask(
-        splits,
-        tokenizer,
-        missing,
-        kind=kind,
-        seed=train_config.seed,
-        max_src_len=max_src_len,
-        max_tgt_len=max_tgt_len,
-        memory=memory,
-    )
+    task_options = dict(seed=train_config.seed, max_src_len=max_src_len, max_tgt_len=max_tgt_len, memory=memory)
+    task = Seq2SeqTask(splits, tokenizer, missing, kind=kind, **task_options)
     torch.manual_seed(train_config.seed)
     # positions: the source (and, with a memory, a separator, the nearest target and its end) or the target
     max_len = (max_src_len + max_tgt_len + 2) if memory else max(max_src_len, max_tgt_len) + 2
@@ -110,9 +106,13 @@ def train_seq2seq(
         "vocab_size": vocab_size,
         "warm_start": None if pretrained is None else str(pretrained),
         "memory": memory,
+        "confidence_threshold": confidence_threshold,  # None: chosen on validation (sources with confidences)
     }
     trainer = Trainer(model, task, train_config, output, run_config)
     summary = trainer.fit(resume=resume)
+    if confidences and trainer.main and (output / "best").exists():
+        threshold, task = choose_threshold(output, splits, tokenizer, kind, confidence_threshold, task_options)
+        summary["confidence_threshold"] = threshold
     if test_rates and trainer.main:
         best = load_seq2seq(output)[0] if (output / "best").exists() else model
         hyp_dir = output / "test_hypotheses"
@@ -168,3 +168,25 @@ def train_seq2seq(
         summary["test"] = results
         (output / "test_results.json").write_text(json.dumps(results, indent=2))
     return summary
+
+
+VALID_LIMIT = 300  # validation sources decoded per threshold (greedy) when the threshold is chosen
+
+
+def choose_threshold(output: Path, splits, tokenizer, kind: str, given: Optional[float], options: dict):
+    """(threshold, test task): ``given``, or the one of :data:`THRESHOLD_GRID` whose greedy outputs for the
+    first :data:`VALID_LIMIT` validation sources score best (BLEU / ROUGE-L); saved in
+    ``best/confidence.json`` (the manifest re-signed)."""
+    best = load_seq2seq(output)[0]
+    scores = {}
+    if given is None:
+        for t in THRESHOLD_GRID:
+            task = Seq2SeqTask(mark_splits(splits, t), tokenizer, MissingSpec(0.0), kind=kind, **options)
+            hyps, refs, _ = task.generate(best, "valid", MissingSpec(0.0), beam=1, limit=VALID_LIMIT)
+            result = task.score(hyps, refs)
+            scores[t] = result["bleu"] if kind == "translate" else result["rougeL"]
+    threshold = given if given is not None else max(THRESHOLD_GRID, key=lambda t: (scores[t], -t))
+    record = {"threshold": threshold, "chosen_on": "valid" if scores else "given", "valid_score": scores}
+    (output / "best" / CONFIDENCE_FILE).write_text(json.dumps(record, indent=2))
+    write_manifest(output / "best")
+    return threshold, Seq2SeqTask(mark_splits(splits, threshold), tokenizer, MissingSpec(0.0), kind=kind, **options)
