@@ -4,6 +4,7 @@ text set's test split, each word with the engine's own confidence.
     python experiments/engine_noise.py ocr [--split valid]   # 3 degradation levels, tesseract word confidences
     python experiments/engine_noise.py speech          # espeak-ng at 2 rates + noise, pocketsphinx posteriors
     python experiments/engine_noise.py wer             # word error rate per level -> wer.{json,md}
+    python experiments/engine_noise.py all             # everything the results use, in that order (resumable)
 
 Writes ``results/engine-noise/<set>/<split>/<engine>-<level>.jsonl``: one line per test text,
 ``{"id": i, "words": [...], "confidences": [...]}`` (confidences in [0, 1]; the JSONL format
@@ -28,6 +29,7 @@ import time
 import wave
 from pathlib import Path
 
+import jiwer
 import numpy as np
 
 from dynmask.data.pairs import load_pairs
@@ -40,6 +42,7 @@ FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf"
 OCR_LEVELS = {1: (0.56, 0.7, 18, 40), 2: (0.545, 0.75, 20, 35), 3: (0.52, 0.8, 22, 30)}
 # speech: espeak-ng words per minute, white noise at this signal-to-noise ratio (dB)
 SPEECH_LEVELS = {140: 30.0, 180: 15.0}
+SPEECH_LIMIT = {"test": 400, "valid": 200}  # speech recognition is slow here (about 2 s a text): the first N
 VOICE = "en-us"  # pocketsphinx's model is US English (espeak-ng's default British voice: WER about 0.9)
 SEED = 20261205
 
@@ -189,9 +192,32 @@ def run_speech(name: str, split: str, limit: int | None) -> None:
 
 
 # ---------------------------------------------------------------------------------------- scoring
-def run_wer(name: str) -> None:
-    import jiwer
+def _confidence_quality(records: list[dict], refs: list[str], norm) -> dict:
+    """How well the engine's confidence tells a right word from a wrong one: each recognised word is right
+    when the alignment to the reference (jiwer) marks it equal; ROC AUC of confidence for "right", and
+    the share of words that are right."""
+    from sklearn.metrics import roc_auc_score
 
+    right, scores = [], []
+    for record, ref in zip(records, refs):
+        kept = [(norm(w), c) for w, c in zip(record["words"], record["confidences"]) if norm(w)]
+        if not kept:
+            continue
+        hyp = " ".join(w for w, _ in kept)
+        flags = [False] * len(hyp.split())
+        for chunk in jiwer.process_words(ref, hyp).alignments[0]:
+            if chunk.type == "equal":
+                flags[chunk.hyp_start_idx : chunk.hyp_end_idx] = [True] * (chunk.hyp_end_idx - chunk.hyp_start_idx)
+        confidences = [c for _, c in kept]
+        if len(confidences) != len(flags):
+            continue  # a normalised word split in two: skipped rather than misaligned
+        right += flags
+        scores += [0.0 if c != c else c for c in confidences]
+    auc = roc_auc_score(right, scores) if 0 < sum(right) < len(right) else None
+    return {"confidence_auc": auc, "right_word_share": sum(right) / max(1, len(right)), "words": len(right)}
+
+
+def run_wer(name: str) -> None:
     texts = {split: _texts(name, split) for split in ("train", "valid", "test") if (OUT / name / split).is_dir()}
     norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
     rows = {}
@@ -205,18 +231,27 @@ def run_wer(name: str) -> None:
             "texts": len(records),
             "wer": jiwer.wer(refs, hyps),
             "mean_confidence": float(np.mean(confidences)) if confidences else None,
+            **_confidence_quality(records, refs, norm),
         }
     (OUT / name / "wer.json").write_text(json.dumps(rows, indent=2))
-    lines = ["| split / engine-level | texts | word error rate | mean confidence |", "| --- | --- | --- | --- |"]
+    lines = [
+        "| split / engine-level | texts | word error rate | mean confidence | right words | "
+        "AUC of confidence for a right word |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for key, r in rows.items():
-        lines.append(f"| {key} | {r['texts']} | {r['wer']:.3f} | {r['mean_confidence']:.3f} |")
+        auc = "—" if r["confidence_auc"] is None else f"{r['confidence_auc']:.3f}"
+        lines.append(
+            f"| {key} | {r['texts']} | {r['wer']:.3f} | {r['mean_confidence']:.3f} | "
+            f"{r['right_word_share']:.3f} | {auc} |"
+        )
     (OUT / name / "wer.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("step", choices=("ocr", "speech", "wer"))
+    p.add_argument("step", choices=("ocr", "speech", "wer", "all"))
     p.add_argument("--data", default="rotten_tomatoes", help="a text set, or libreoffice-en-de (translation sources)")
     p.add_argument("--split", choices=("test", "valid", "train"), default="test", help="(default: %(default)s)")
     p.add_argument("--levels", default=None, help="OCR levels, comma-separated (default: all)")
@@ -224,6 +259,16 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract: one core per process
     levels = tuple(OCR_LEVELS) if args.levels is None else tuple(int(x) for x in args.levels.split(","))
+    if args.step == "all":  # what results/real-holes-* read: test and valid (and train at level 3) of both sets
+        for split in ("test", "valid"):
+            run_ocr("rotten_tomatoes", split, None)
+            run_ocr("libreoffice-en-de", split, 600)
+        run_ocr("rotten_tomatoes", "train", None, (3,))
+        for split in ("test", "valid"):
+            run_speech("rotten_tomatoes", split, SPEECH_LIMIT[split])
+        for name in ("rotten_tomatoes", "libreoffice-en-de"):
+            run_wer(name)
+        return 0
     {"ocr": lambda: run_ocr(args.data, args.split, args.limit, levels),
      "speech": lambda: run_speech(args.data, args.split, args.limit),
      "wer": lambda: run_wer(args.data)}[args.step]()  # fmt: skip

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -40,11 +41,25 @@ SEEDS = (0, 1, 2)
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-def train() -> None:
+def engine_splits(level: str):
+    """The text set with every split replaced by the engine's output at ``level`` (words and confidences)."""
     splits = load_text_dataset(DATA, seed=0)
+    parts = {}
+    for split in ("train", "valid", "test"):
+        engine = _engine(split, level)
+        parts[split] = [replace(e, text=engine[i][0], confidences=tuple(engine[i][1])) for i, e in
+                        enumerate(splits.split(split))]  # fmt: skip
+    return replace(splits, **parts)
+
+
+def train(engine_level: str | None = None) -> None:
+    """From-scratch models on the clean text, or (``engine_level``) on the engine's output of the training
+    split, with its confidences: the threshold is then chosen on validation by train_text_classifier."""
+    splits = load_text_dataset(DATA, seed=0) if engine_level is None else engine_splits(engine_level)
+    runs = RUNS if engine_level is None else RUNS / f"engine-{engine_level}"
     for method in METHODS:
         for seed in SEEDS:
-            folder = RUNS / f"{method}-seed{seed}"
+            folder = runs / f"{method}-seed{seed}"
             if (folder / "test_results.json").exists():
                 print(f"{method} seed {seed}: done", flush=True)
                 continue
@@ -98,14 +113,17 @@ def _accuracy(pred: list[int], gold: list[int]) -> float:
     return sum(p == g for p, g in zip(pred, gold)) / max(1, len(gold))
 
 
-def score(levels: list[str]) -> None:
+def score(levels: list[str], engine_level: str | None = None) -> None:
     splits = load_text_dataset(DATA, seed=0)
     wer = json.loads((ENGINE / "wer.json").read_text())
-    OUT.mkdir(parents=True, exist_ok=True)
+    runs, out = RUNS, OUT
+    if engine_level is not None:  # models trained on the engine's output at this level
+        runs, out, levels = RUNS / f"engine-{engine_level}", OUT / f"trained-on-{engine_level}", [engine_level]
+    out.mkdir(parents=True, exist_ok=True)
     cells = []  # one per (method, seed, level)
     for method in METHODS:
         for seed in SEEDS:
-            model, tokenizer, labels = load_classifier(RUNS / f"{method}-seed{seed}")
+            model, tokenizer, labels = load_classifier(runs / f"{method}-seed{seed}")
             for level in levels:
                 row = {"method": method, "seed": seed, "level": level}
                 for split in ("valid", "test"):
@@ -145,15 +163,15 @@ def score(levels: list[str]) -> None:
                     )
                     predictions = {"ids": ids, "gold": gold, "clean": clean_pred, "raw": raw_pred,
                                    "confidence": chosen_pred, "threshold": row["threshold"]}  # fmt: skip
-                    (OUT / "predictions").mkdir(exist_ok=True)
-                    (OUT / "predictions" / f"{method}-seed{seed}-{level}.json").write_text(json.dumps(predictions))
+                    (out / "predictions").mkdir(exist_ok=True)
+                    (out / "predictions" / f"{method}-seed{seed}-{level}.json").write_text(json.dumps(predictions))
                 cells.append(row)
                 print(f"{method} seed {seed} {level}: clean {row['clean']:.3f} raw {row['raw']:.3f} "
                       f"T={row['threshold']} {row['confidence']:.3f}", flush=True)  # fmt: skip
     summary = summarise(cells, levels, wer)
-    (OUT / "results.json").write_text(json.dumps({"cells": cells, "summary": summary, "wer": wer}, indent=2))
-    (OUT / "results.md").write_text(table(summary, levels, wer))
-    plot(summary, levels, wer)
+    (out / "results.json").write_text(json.dumps({"cells": cells, "summary": summary, "wer": wer}, indent=2))
+    (out / "results.md").write_text(table(summary, levels, wer))
+    plot(summary, levels, wer, out)
     print(table(summary, levels, wer))
 
 
@@ -202,7 +220,7 @@ def table(summary: dict, levels: list[str], wer: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(summary: dict, levels: list[str], wer: dict) -> None:
+def plot(summary: dict, levels: list[str], wer: dict, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -227,7 +245,7 @@ def plot(summary: dict, levels: list[str], wer: dict) -> None:
     ax.set_title("Rotten Tomatoes read by OCR (—) and speech recognition (··)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(OUT / "accuracy_vs_wer.png", dpi=120)
+    fig.savefig(out / "accuracy_vs_wer.png", dpi=120)
     plt.close(fig)
 
 
@@ -235,12 +253,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("step", choices=("train", "score"))
     p.add_argument("--levels", default="ocr-1,ocr-2,ocr-3,speech-140,speech-180", help="engine levels to score")
+    p.add_argument("--engine-trained", default=None, help="train / score models trained on this engine level")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.step == "train":
-        train()
+        train(args.engine_trained)
     else:
-        score(args.levels.split(","))
+        score(args.levels.split(","), args.engine_trained)
     return 0
 
 

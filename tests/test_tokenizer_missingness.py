@@ -151,3 +151,35 @@ def test_bad_rates_and_names():
         make_process("value", 0.2)
     with pytest.raises(ValueError, match="schedule must be"):
         Schedule("weekly", 1, 0)
+
+
+@pytest.mark.parametrize("filler", [" ", "\t", "\u3000", "a"])
+def test_marker_search_is_linear_in_the_text(filler):
+    """A line of 40,000 leading spaces took ~40 s (the marker pattern began with \\s*, tried at every
+    space). Time per character must stay flat from 10 KB to 1 MB: a quadratic search is 100x slower per
+    character at the larger size, a linear one about the same."""
+    import time
+
+    tok = TextTokenizer.train(["the film ??? was fun", "a dull film"] * 20, vocab_size=60, max_len=32)
+
+    def per_char(n: int) -> float:
+        text = filler * n + " ??? x"
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            marked = tok.mark_missing(text)
+            best = min(best, time.perf_counter() - start)
+        assert marked.endswith("[MISSING] x")
+        return best / n
+
+    small, large = per_char(10_000), per_char(1_000_000)
+    assert large < 10 * small + 1e-7, (small, large)
+    if filler == " ":  # the whole path, as predict and training use it: linear too
+
+        def encode_per_char(n: int) -> float:
+            start = time.perf_counter()
+            (ids,) = tok.encode([filler * n + " the ??? film"])
+            assert len(ids) <= tok.max_len
+            return (time.perf_counter() - start) / n
+
+        assert encode_per_char(500_000) < 5 * encode_per_char(50_000) + 1e-7

@@ -84,7 +84,10 @@ class PretrainedTokenizer:
         self.missing_markers = tuple(missing_markers)
         markers = sorted(self.missing_markers, key=len, reverse=True)
         self._longest_marker = max((len(m) for m in markers), default=0)
-        patterns = [_LATIN_WORD + "*" + marker_pattern(m)[len(r"\s*") :] + _LATIN_WORD + "*" for m in markers]
+        # a marker glued to a word hides the whole word; the word is matched only from its start, so a
+        # long run of letters is scanned once, not once per letter
+        word = f"(?<!{_LATIN_WORD}){_LATIN_WORD}*"
+        patterns = [word + marker_pattern(m, leading_spaces=False) + _LATIN_WORD + "*" for m in markers]
         self._marker_re = re.compile("|".join(patterns), re.IGNORECASE) if markers else None
 
     adds_special_tokens = True  # encode() wraps each text in the model's [CLS] ... [SEP] (or <s> ... </s>)
