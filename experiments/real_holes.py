@@ -20,6 +20,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import jiwer
 import torch
 
 from dynmask.data.confidence import mark_low_confidence, soft_mask
@@ -109,6 +110,25 @@ def _predict_soft(model, tokenizer, texts: list[str], confidences: list[list[flo
     return out
 
 
+_NORM = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.Strip()])
+
+
+def oracle_marked(text: str, reference: str) -> str:
+    """``text`` (the engine's words) with exactly the words it got wrong marked missing: a word is right
+    when jiwer's alignment to the reference marks it equal. What no confidence can beat: the ceiling
+    of masking."""
+    words = text.split()
+    normed = [_NORM(w) for w in words]
+    kept = [i for i, w in enumerate(normed) if w and len(w.split()) == 1]
+    right = set()
+    if kept:
+        ref = " ".join(_NORM(w) for w in reference.split() if _NORM(w)) or "-"
+        for chunk in jiwer.process_words(ref, " ".join(normed[i] for i in kept)).alignments[0]:
+            if chunk.type == "equal":
+                right.update(kept[chunk.hyp_start_idx : chunk.hyp_end_idx])
+    return " ".join(w if i in right else "[missing]" for i, w in enumerate(words))
+
+
 def _accuracy(pred: list[int], gold: list[int]) -> float:
     return sum(p == g for p, g in zip(pred, gold)) / max(1, len(gold))
 
@@ -151,6 +171,8 @@ def score(levels: list[str], engine_level: str | None = None) -> None:
                     raw_pred = _predict(model, tokenizer, texts)
                     chosen = [mark_low_confidence(x, c, row["threshold"]) for x, c in zip(texts, confidences)]
                     chosen_pred = _predict(model, tokenizer, chosen)
+                    oracle = [oracle_marked(x, examples[i].text) for x, i in zip(texts, ids)]
+                    row["oracle"] = _accuracy(_predict(model, tokenizer, oracle), gold)
                     row.update(
                         texts=len(ids),
                         clean=_accuracy(clean_pred, gold),
@@ -191,6 +213,7 @@ def summarise(cells: list[dict], levels: list[str], wer: dict) -> dict:
         diffs = [a - b for a, b in zip(get("dynamic", level, "confidence"), raw)]
         row["dynamic_minus_raw"] = mean_sd(diffs)
         row["soft"] = mean_sd(get("dynamic", level, "soft"))
+        row["oracle"] = mean_sd(get("dynamic", level, "oracle"))
         row["soft_threshold"] = get("dynamic", level, "soft_threshold")
         diffs = [a - b for a, b in zip(get("dynamic", level, "soft"), get("dynamic", level, "confidence"))]
         row["soft_minus_dynamic"] = mean_sd(diffs)
@@ -206,8 +229,8 @@ def table(summary: dict, levels: list[str], wer: dict) -> str:
     lines = [
         "| engine, level | test WER | clean | raw engine text | dynamic, masked below T | soft: log-confidence "
         "prior | static [MISSING] placeholder below T | delete below T | dynamic − static | dynamic − delete | "
-        "dynamic − raw | soft − dynamic | loss recovered |",
-        "| --- " * 13 + "|",
+        "dynamic − raw | soft − dynamic | loss recovered | oracle: exactly the wrong words masked (dynamic) |",
+        "| --- " * 14 + "|",
     ]
     for level in levels:
         r = summary[level]
@@ -215,7 +238,8 @@ def table(summary: dict, levels: list[str], wer: dict) -> str:
         lines.append(
             f"| {level} | {wer[f'test/{level}']['wer']:.2f} | {f(r['clean'])} | {f(r['raw'])} | {f(r['dynamic'])} | "
             f"{f(r['soft'])} | {f(r['static'])} | {f(r['delete'])} | {f(r['dynamic_minus_static'])} | "
-            f"{f(r['dynamic_minus_delete'])} | {f(r['dynamic_minus_raw'])} | {f(r['soft_minus_dynamic'])} | {rec} |"
+            f"{f(r['dynamic_minus_delete'])} | {f(r['dynamic_minus_raw'])} | {f(r['soft_minus_dynamic'])} | {rec} | "
+            f"{f(r['oracle'])} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -147,3 +147,25 @@ def test_guarantee_grud(batch):
         check_rows=mask.valid,
         empty_is_zero=False,
     )
+
+
+@pytest.mark.parametrize("cls", [MaskedLSTM, MaskedGRU])
+def test_a_missing_value_inside_an_observed_step_is_never_read(cls):
+    """Mask.from_nan: one NaN feature in an otherwise observed step made 24 outputs NaN (issue 35, item 8).
+    Now the value is read as 0 whatever it holds, and gets no gradient."""
+    torch.manual_seed(0)
+    rnn = cls(3, 4, bidirectional=True)
+    x = torch.randn(2, 5, 3)
+    x[0, 2, 1] = float("nan")  # one feature of an observed step
+    x[1, 3] = float("nan")  # a whole step missing
+    mask = Mask.from_nan(x)
+    assert mask.observed[0, 2] and not mask.observed[1, 3]
+    outs = []
+    for fill in (0.0, 1e30, float("nan"), float("inf")):
+        xi = torch.where(torch.isnan(x), torch.tensor(fill), x).requires_grad_(True)
+        out = rnn(xi, mask)[0]
+        out.sum().backward()
+        assert torch.isfinite(out).all()
+        assert torch.equal(xi.grad[~mask.observed_values], torch.zeros_like(xi.grad[~mask.observed_values]))
+        outs.append(out.detach())
+    assert all(torch.equal(outs[0], o) for o in outs[1:])

@@ -12,9 +12,10 @@ direction of a bidirectional model. Outputs at missing steps (``missing_output=`
   at or before it, in the backward direction that of the next observed step at or after it (zero
   where there is none).
 
-Padding outputs are always zero. A sample with nothing observed gives zero outputs and a zero final
-state (``pack_padded_sequence`` refuses length 0; such samples run one zero step whose results are
-discarded).
+A missing value inside an observed step (a NaN feature of a :meth:`Mask.from_nan` mask) is read as 0,
+never as what it holds. Padding outputs are always zero. A sample with nothing observed gives zero
+outputs and a zero final state (``pack_padded_sequence`` refuses length 0; such samples run one zero
+step whose results are discarded).
 
 :class:`GRUD` is GRU-D (Che et al., 2018, "Recurrent Neural Networks for Multivariate Time Series with
 Missing Values"): per-feature input decay towards the training mean and hidden-state decay, both driven
@@ -94,7 +95,10 @@ class _MaskedRNN(nn.Module):
         observed = mask.observed  # (B, L)
         plan = Compaction.plan(observed)
         width = max(plan.width, 1)
-        compact = plan.gather(torch.where(observed.unsqueeze(-1), x, x.new_zeros(())))  # (B, N, F); NaN never read
+        keep = observed.unsqueeze(-1)  # (B, L, 1); with per-feature masks a missing value of an observed step is 0 too
+        if mask.observed_values is not None:
+            keep = keep & mask.observed_values  # (B, L, F)
+        compact = plan.gather(torch.where(keep, x, x.new_zeros(())))  # (B, N, F); NaN / missing values never read
         if compact.shape[1] < width:
             compact = torch.cat([compact, compact.new_zeros(x.shape[0], width - compact.shape[1], x.shape[2])], 1)
         empty = plan.num_kept == 0  # (B,)
