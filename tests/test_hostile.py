@@ -852,3 +852,34 @@ def test_impute_draws_observed_and_filled_values(imputer_run, tmp_path):
         )
         == 2
     )
+
+
+def test_library_calls_that_went_silently_wrong_now_say_so():
+    """Issue 35 (low): each of these gave a wrong result without a word; now each is a clear error or right."""
+    import dynmask as dm
+    from dynmask.compaction import Compaction
+
+    ids = torch.tensor([[5, 1, 7, 0]])
+    with pytest.raises(TypeError, match="missing ids must be whole numbers"):
+        dm.Mask.from_tokens(ids, missing=[1.5])
+    with pytest.raises(TypeError, match="pad ids must be whole numbers"):
+        dm.Mask.from_tokens(ids, pad=0.0)
+    assert dm.Mask.from_tokens(ids, missing=[np.int64(1)], pad=torch.tensor(0)).observed.tolist() == [
+        [True, False, True, False]
+    ]
+    with pytest.raises(ValueError, match="max_len must be a whole number"):
+        dm.Mask.from_lengths(torch.tensor([2]), max_len=2.5)
+    with pytest.raises(ValueError, match="positions must be >= 0"):
+        dm.SinusoidalPositions(8, 16)(torch.tensor([[-1, 0]]))
+    with pytest.raises(ValueError, match="longest row's 3 kept tokens"):
+        Compaction.plan(torch.tensor([[True, True, True, False]]), width=1)
+    attn = dm.MaskedMultiheadAttention(8, 2)
+    x = torch.randn(2, 3, 8)
+    with pytest.raises(ValueError, match="value needs key"):
+        attn(x, None, torch.randn(2, 3, 8))
+    with pytest.raises(ValueError, match="value must have the shape of key"):
+        attn(x, torch.randn(2, 4, 8), torch.randn(2, 3, 8))
+    big = torch.full((1, 70_000, 2), 1.0, dtype=torch.float16)  # a sum over 65,504 overflows fp16
+    assert torch.equal(
+        dm.masked_mean(big, torch.ones(1, 70_000, dtype=torch.bool)), torch.ones(1, 2, dtype=torch.float16)
+    )

@@ -253,6 +253,12 @@ class MaskedMultiheadAttention(nn.Module):
         if source.dim() != 3 or source.shape[0] != query.shape[0] or source.shape[-1] != self.embed_dim:
             raise ValueError(f"key must have shape [{query.shape[0]}, Lk, {self.embed_dim}], got {list(source.shape)}")
         batch, key_len = source.shape[:2]
+        if value is not None and (self_attention or tuple(value.shape) != tuple(source.shape)):
+            raise ValueError(
+                "value needs key (self-attention reads query for both)"
+                if self_attention
+                else f"value must have the shape of key {list(source.shape)}, got {list(value.shape)}"
+            )
         for name, m, length in (("key_keep", key_keep, key_len), ("query_keep", query_keep, query.shape[1])):
             if m is not None and (m.dtype != torch.bool or tuple(m.shape) != (batch, length)):
                 raise ValueError(f"{name} must be bool[{batch}, {length}], got {m.dtype} {list(m.shape)}")

@@ -26,7 +26,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .graph import max_count
+from .graph import max_count, tracing
 
 __all__ = ["Compaction"]
 
@@ -75,6 +75,14 @@ class Compaction:
         num_in = within.sum(1)  # (B,)
         if width is None:
             width = max_count(num_in, length)
+        elif not tracing():  # a width the caller gives must hold every row's kept tokens
+            if not isinstance(width, int) or isinstance(width, bool) or width < 0:
+                raise ValueError(f"width must be a whole number >= 0, got {width!r}")
+            if keep.device.type == "cpu":
+                if batch and int(num_in.max()) > width:
+                    raise ValueError(f"width={width} is less than the longest row's {int(num_in.max())} kept tokens")
+            else:  # no host sync on an accelerator: the check runs with the kernels
+                torch._assert_async(num_in.max() <= width, "width is less than the longest row's kept tokens")
         order = order[:, :width]  # (B, N)
         slots = torch.arange(width, device=keep.device)  # (N,)
         valid = slots.unsqueeze(0) < num_in.unsqueeze(1)  # (B, N)

@@ -17,6 +17,18 @@ from .masks import Mask, check_input_dtype
 __all__ = ["SinusoidalPositions", "LearnedPositions", "TokenEmbedding", "ValueEmbedding", "make_positions"]
 
 
+def _check_positions(positions: Tensor, max_len: int) -> None:
+    """Positions must lie in [0, max_len): a negative one would index the table from its end. Eager mode
+    only (one sync for both bounds)."""
+    if tracing() or not positions.numel():
+        return
+    low, high = torch.stack([positions.min(), positions.max()]).tolist()
+    if low < 0:
+        raise ValueError(f"positions must be >= 0, got {low}")
+    if high >= max_len:
+        raise ValueError(f"position {high} exceeds max_len={max_len}")
+
+
 class SinusoidalPositions(nn.Module):
     """Fixed sine/cosine encodings (Vaswani et al., 2017), indexed by position ids long[B, L]."""
 
@@ -31,8 +43,7 @@ class SinusoidalPositions(nn.Module):
         self.max_len = max_len
 
     def forward(self, positions: Tensor) -> Tensor:
-        if not tracing() and positions.numel() and int(positions.max()) >= self.max_len:  # eager check
-            raise ValueError(f"position {int(positions.max())} exceeds max_len={self.max_len}")
+        _check_positions(positions, self.max_len)
         return self.table[positions]  # (B, L, D)
 
 
@@ -46,8 +57,7 @@ class LearnedPositions(nn.Module):
         self.max_len = max_len
 
     def forward(self, positions: Tensor) -> Tensor:
-        if not tracing() and positions.numel() and int(positions.max()) >= self.max_len:  # eager check
-            raise ValueError(f"position {int(positions.max())} exceeds max_len={self.max_len}")
+        _check_positions(positions, self.max_len)
         return self.table(positions)  # (B, L, D)
 
 

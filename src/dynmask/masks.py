@@ -32,6 +32,7 @@ Example (B=1, L=4, position 1 missing, position 3 padding)::
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -165,6 +166,13 @@ class Mask:
         _require_tensor("ids", ids, (2,), "[B, L]")
         if ids.is_floating_point() or ids.dtype == torch.bool:
             raise TypeError(f"ids must be an integer tensor, got {ids.dtype}")
+        missing = list(missing)
+        for name, value in [("missing", m) for m in missing] + [("pad", pad)] * (pad is not None):
+            whole = isinstance(value, numbers.Integral) or (
+                isinstance(value, Tensor) and value.dim() == 0 and not value.is_floating_point()
+            )
+            if isinstance(value, bool) or not whole:
+                raise TypeError(f"{name} ids must be whole numbers, got {value!r}")
         valid = torch.ones_like(ids, dtype=torch.bool) if pad is None else ids != pad
         observed = valid
         for m in missing:  # a few ids: one comparison each (exports everywhere, unlike isin)
@@ -178,6 +186,10 @@ class Mask:
         _require_tensor("lengths", lengths, (1,), "[B]")
         if lengths.is_floating_point() or lengths.dtype == torch.bool:
             raise TypeError(f"lengths must be an integer tensor, got {lengths.dtype}")
+        if max_len is not None and (
+            isinstance(max_len, bool) or not isinstance(max_len, numbers.Integral) or max_len < 0
+        ):
+            raise ValueError(f"max_len must be a whole number >= 0, got {max_len!r}")
         if tracing():
             if max_len is None:
                 raise ValueError("Mask.from_lengths needs max_len while a model is traced (compile / export)")

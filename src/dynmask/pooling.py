@@ -29,9 +29,10 @@ def _keep(x: Tensor, mask: Union[Mask, Tensor]) -> Tensor:
 def masked_mean(x: Tensor, mask: Union[Mask, Tensor]) -> Tensor:
     """Mean of x [B, L, D] over observed positions -> [B, D]; zeros when nothing is observed."""
     keep = _keep(x, mask)
-    total = torch.where(keep, x, x.new_zeros(())).sum(1)  # (B, D)
-    count = keep.sum(1).clamp(min=1).to(x.dtype)  # (B, 1)
-    return total / count
+    wide = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype  # fp16 sums overflow at 65,504
+    total = torch.where(keep, x, x.new_zeros(())).sum(1, dtype=wide)  # (B, D)
+    count = keep.sum(1).clamp(min=1).to(wide)  # (B, 1)
+    return (total / count).to(x.dtype)
 
 
 def masked_max(x: Tensor, mask: Union[Mask, Tensor]) -> Tensor:
