@@ -190,6 +190,11 @@ def score(levels: list[str], engine_level: str | None = None) -> None:
                 cells.append(row)
                 print(f"{method} seed {seed} {level}: clean {row['clean']:.3f} raw {row['raw']:.3f} "
                       f"T={row['threshold']} {row['confidence']:.3f}", flush=True)  # fmt: skip
+    previous = out / "results.json"  # cells of other levels, scored by an earlier call, are kept
+    if previous.exists():
+        kept = [c for c in json.loads(previous.read_text())["cells"] if c["level"] not in levels]
+        cells = kept + cells
+        levels = sorted({c["level"] for c in cells}, key=lambda lv: (lv.split("-")[0] != "ocr", lv))
     summary = summarise(cells, levels, wer)
     (out / "results.json").write_text(json.dumps({"cells": cells, "summary": summary, "wer": wer}, indent=2))
     (out / "results.md").write_text(table(summary, levels, wer))
