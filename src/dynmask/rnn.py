@@ -95,9 +95,14 @@ class _MaskedRNN(nn.Module):
         observed = mask.observed  # (B, L)
         plan = Compaction.plan(observed)
         width = max(plan.width, 1)
-        keep = observed.unsqueeze(-1)  # (B, L, 1); with per-feature masks a missing value of an observed step is 0 too
-        if mask.observed_values is not None:
-            keep = keep & mask.observed_values  # (B, L, F)
+        keep = observed.unsqueeze(-1)  # (B, L, 1)
+        if mask.observed_values is not None:  # a per-feature mask describes x's own features (from_nan)
+            if mask.observed_values.shape[-1] != x.shape[-1]:
+                raise ValueError(
+                    f"mask.observed_values has {mask.observed_values.shape[-1]} features but x has {x.shape[-1]}: "
+                    "pass Mask(mask.observed, mask.valid) when x is an embedding of the masked values"
+                )
+            keep = keep & mask.observed_values  # (B, L, F): a missing value of an observed step is read as 0
         compact = plan.gather(torch.where(keep, x, x.new_zeros(())))  # (B, N, F); NaN / missing values never read
         if compact.shape[1] < width:
             compact = torch.cat([compact, compact.new_zeros(x.shape[0], width - compact.shape[1], x.shape[2])], 1)

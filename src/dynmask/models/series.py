@@ -151,7 +151,8 @@ class _Backbone(nn.Module):
         h = self.embed(x, mask, torch.cat(extras, dim=-1) if extras else None)  # (B, L, D)
         if self.config.arch == "transformer":
             return self.net(h, mask)
-        return self.net(h, self.method.transform_mask(mask))[0]
+        steps = self.method.transform_mask(mask)  # h embeds the values: its features are not the values'
+        return self.net(h, Mask(steps.observed, steps.valid))[0]
 
     def read_steps(self, mask: Mask) -> Tensor:
         """bool[B, L]: steps whose outputs carry information (GRU-D and static read every valid step)."""
