@@ -448,3 +448,18 @@ def test_embed_reads_engine_confidences(checkpoints, tmp_path):
     a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.jsonl", "b.jsonl"))
     assert a["text"] == "the movie was fun" and a["embedding"] == b["embedding"]
     assert main([*common, str(tmp_path / "c.jsonl"), "--input", str(tmp_path / "ocr.jsonl")]) == 2
+
+
+def test_the_text_length_follows_a_short_checkpoint_from_the_start(checkpoints, tmp_path, capsys):
+    """A checkpoint with 64 positions and the default --max-len 128: training used to finish, then refuse its
+    own best/ ("texts cut at 128 ... positions up to 64") (issue 35, item 9). Now texts are cut at 64 from
+    the start, and predict cuts a long text instead of failing."""
+    folder = checkpoints["bert"]
+    data = write_sentiment_csv(tmp_path / "d.csv", n=80)
+    out = tmp_path / "run"
+    args = ["train", "classify", "--pretrained", str(folder), "--data", str(data), "--output", str(out),
+            "--epochs", "1", "--no-progress", "--group-column", "doc", "--test-missing", "0"]  # fmt: skip
+    assert main(args) == 0
+    assert "texts cut at 64 word pieces" in capsys.readouterr().out
+    assert main(["predict", "--model", str(out), "--text", " ".join(["great fun"] * 200)]) == 0
+    assert json.loads(capsys.readouterr().out)["observed_tokens"] == 62  # [CLS] ... [SEP] within 64

@@ -24,6 +24,7 @@ from ...hf import (
     PretrainedTokenizer,
     build_pretrained_classifier,
     load_pretrained,
+    read_checkpoint_config,
 )
 from ...missingness import Schedule, apply_missingness
 from ...models.classifier import ClassifierConfig, TextClassifier
@@ -244,6 +245,13 @@ def train_text_classifier(
 
     if pretrained is not None:
         source = resolve_pretrained(pretrained)
+        checkpoint = read_checkpoint_config(source)
+        positions = checkpoint.max_position_embeddings - checkpoint.position_offset
+        if max_len > positions:  # texts are cut where the checkpoint's positions end, from the start
+            print(
+                f"texts cut at {positions} word pieces: the checkpoint has {positions} positions (--max-len {max_len})"
+            )
+            max_len = positions
         tokenizer = PretrainedTokenizer(source, max_len=max_len, missing_markers=markers)
         task = TextClassificationTask(splits, tokenizer, missing, seed=train_config.seed)
         allowed = {"method", "pooling", "backend", "attn_dropout"}
