@@ -5,6 +5,7 @@ its docstrings allow. Each test names the audit item it replays (A1 ... E17)."""
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -883,3 +884,29 @@ def test_library_calls_that_went_silently_wrong_now_say_so():
     assert torch.equal(
         dm.masked_mean(big, torch.ones(1, 70_000, dtype=torch.bool)), torch.ones(1, 2, dtype=torch.float16)
     )
+
+
+@pytest.mark.parametrize(
+    "link", ["metrics.jsonl", "test_results.json", "tokenizer", "checkpoint.tmp", "best/labels.json"]
+)
+def test_links_in_a_run_folder_are_refused_never_followed(classifier_run, data, tmp_path, capsys, link):
+    """--resume on someone else's run folder wrote through symbolic links: a linked metrics.jsonl truncated
+    the file it pointed to, a linked tokenizer/ or checkpoint.tmp received files (issue 35, item 1)."""
+    run = _copy_run(classifier_run, tmp_path / "run")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = outside / "precious.txt"
+    target.write_text("keep me")
+    path = run / link
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+    path.symlink_to(outside if link in ("tokenizer", "checkpoint.tmp") else target)
+    before = sorted(p.name for p in outside.iterdir())
+    assert _classify(data, run, "--resume") == 2
+    assert "symbolic link" in capsys.readouterr().err
+    assert target.read_text() == "keep me" and sorted(p.name for p in outside.iterdir()) == before
+    if link.startswith("best/"):  # loading refuses it too
+        with pytest.raises(RunFolderError, match="symbolic link"):
+            load_classifier(run)

@@ -34,6 +34,7 @@ __all__ = [
     "read_json",
     "check_finite_weights",
     "prepare_run_folder",
+    "refuse_links",
     "fingerprint",
     "compare_for_resume",
     "RUN_FILES",
@@ -112,6 +113,24 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
 
 
+def refuse_links(folder: Path) -> None:
+    """Raise :class:`RunFolderError` if ``folder`` is, or holds anywhere inside it, a symbolic link: a run
+    folder from someone else could point one outside, and dynmask would then read or write there."""
+    folder = Path(folder)
+    if folder.is_symlink():
+        raise RunFolderError(f"{folder} is a symbolic link; dynmask does not follow links in run folders")
+    if not folder.is_dir():
+        return
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for name in dirs + files:
+            path = Path(root) / name
+            if path.is_symlink():
+                raise RunFolderError(
+                    f"{path} is a symbolic link; dynmask does not follow links in run folders (replace it "
+                    "with the file itself, or start a new run)"
+                )
+
+
 def write_manifest(folder: Path) -> None:
     """Write ``folder/manifest.json``: the sha256 of every file in ``folder`` (recursively)."""
     folder = Path(folder)
@@ -126,6 +145,7 @@ def verify_manifest(folder: Path, required: bool = False) -> None:
     present with its recorded sha256. A folder without a manifest (written before dynmask recorded one)
     passes unless ``required``."""
     folder = Path(folder)
+    refuse_links(folder)
     manifest = folder / MANIFEST
     if not manifest.exists():
         if required:
@@ -256,6 +276,7 @@ def prepare_run_folder(output: Path, *, resume: bool, overwrite: bool, clear: bo
         raise RunFolderError("--resume and --overwrite contradict each other: pick one")
     if output.exists() and not output.is_dir():
         raise RunFolderError(f"--output {output} is a file; pass a folder")
+    refuse_links(output)  # before anything is read or written there
     if resume:
         if not output.is_dir():
             raise RunFolderError(f"--resume: {output} does not exist; drop --resume to start a new run there")
