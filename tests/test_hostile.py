@@ -910,3 +910,21 @@ def test_links_in_a_run_folder_are_refused_never_followed(classifier_run, data, 
     if link.startswith("best/"):  # loading refuses it too
         with pytest.raises(RunFolderError, match="symbolic link"):
             load_classifier(run)
+
+
+def test_a_run_folder_without_its_manifest_is_refused_unless_allowed(classifier_run, tmp_path, capsys):
+    """Deleting manifest.json switched integrity checking off: a flipped bit in the weights then gave other
+    probabilities without a word (issue 35, item 4). Now the folder is refused unless --allow-unsigned."""
+    run = _copy_run(classifier_run, tmp_path / "run")
+    (run / "best" / "manifest.json").unlink()
+    weights = run / "best" / "model.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-3] ^= 0x01  # a flipped bit in the last weight
+    weights.write_bytes(bytes(raw))
+    assert main(["predict", "--model", str(run), "--text", "a fine film"]) == 2
+    err = capsys.readouterr().err
+    assert "manifest.json is missing" in err and "--allow-unsigned" in err
+    try:  # the user's call: the folder then loads (its weights as they are)
+        assert main(["--allow-unsigned", "predict", "--model", str(run), "--text", "a fine film"]) == 0
+    finally:
+        os.environ.pop("DYNMASK_ALLOW_UNSIGNED", None)

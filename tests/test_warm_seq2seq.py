@@ -98,7 +98,7 @@ def test_incremental_decoding_equals_teacher_forcing_with_learned_positions(chec
     torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-5)
 
 
-def test_cli_summarize_warm_start_round_trip(checkpoints, tmp_path, capsys):
+def test_cli_summarize_warm_start_round_trip(checkpoints, tmp_path, capsys, monkeypatch):
     folder = checkpoints["bert"]
     docs = ["the movie was great fun and the actors were witty", "a dull plot with tedious scenes and a flat script"]
     sums = ["great fun", "dull plot"]
@@ -123,7 +123,10 @@ def test_cli_summarize_warm_start_round_trip(checkpoints, tmp_path, capsys):
     best = out / "best"
     saved["model"]["encoder"]["hidden_size"] = 64
     (best / "config.json").write_text(json.dumps(saved))
-    (best / "manifest.json").unlink()  # past the checksum: the config check itself must refuse
+    (best / "manifest.json").unlink()  # past the checksum (allowed unsigned): the config check itself must refuse
+    with pytest.raises(RunFolderError, match="manifest.json is missing"):
+        load_seq2seq(best)
+    monkeypatch.setenv("DYNMASK_ALLOW_UNSIGNED", "1")
     with pytest.raises(RunFolderError, match="hidden_size"):
         load_seq2seq(best)
 

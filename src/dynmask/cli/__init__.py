@@ -14,11 +14,13 @@ dynmask guarantee                show the guarantee per variant and the compacti
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Optional, Sequence
 
 from .. import __version__
 from ..errors import USER_ERRORS
+from ..training.run_folders import ALLOW_UNSIGNED
 from . import demo, evaluate, impute, tools, train
 
 
@@ -29,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dynmask {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="load run folders that have no manifest.json (written before dynmask signed its runs); "
+        "without it such a folder is refused, since its files cannot be checked",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for command in (demo, train, evaluate, impute, tools):
@@ -42,7 +50,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cleanly with 130; a training run then resumes from its last checkpoint with ``--resume``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]
+    if "--allow-unsigned" in argv:  # run folders without a manifest load (for this process)
+        os.environ[ALLOW_UNSIGNED] = "1"
+    argv = [a for a in argv if a not in ("--debug", "--allow-unsigned")]
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)

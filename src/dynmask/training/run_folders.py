@@ -140,16 +140,26 @@ def write_manifest(folder: Path) -> None:
     os.replace(tmp, folder / MANIFEST)
 
 
-def verify_manifest(folder: Path, required: bool = False) -> None:
+ALLOW_UNSIGNED = "DYNMASK_ALLOW_UNSIGNED"  # =1 (the CLI's --allow-unsigned): folders without a manifest load
+
+
+def verify_manifest(folder: Path, required: Optional[bool] = None) -> None:
     """Raise :class:`RunFolderError` naming the file unless every file listed in ``folder``'s manifest is
-    present with its recorded sha256. A folder without a manifest (written before dynmask recorded one)
-    passes unless ``required``."""
+    present with its recorded sha256. A folder without a manifest is refused (deleting the manifest must
+    not switch the check off), unless ``required=False`` or the user allows unsigned folders
+    (``DYNMASK_ALLOW_UNSIGNED=1``, the command line's ``--allow-unsigned``: runs written before dynmask
+    signed them)."""
     folder = Path(folder)
     refuse_links(folder)
     manifest = folder / MANIFEST
     if not manifest.exists():
+        if required is None:
+            required = os.environ.get(ALLOW_UNSIGNED) != "1"
         if required:
-            raise RunFolderError(f"{manifest} is missing: the folder was not completely written")
+            raise RunFolderError(
+                f"{manifest} is missing: the folder's files cannot be checked (a folder dynmask wrote has one). "
+                "If you trust it (a run from before dynmask signed its runs), pass --allow-unsigned"
+            )
         return
     listed = read_json(manifest).get("sha256")
     if not isinstance(listed, dict):
