@@ -928,3 +928,20 @@ def test_a_run_folder_without_its_manifest_is_refused_unless_allowed(classifier_
         assert main(["--allow-unsigned", "predict", "--model", str(run), "--text", "a fine film"]) == 0
     finally:
         os.environ.pop("DYNMASK_ALLOW_UNSIGNED", None)
+
+
+def test_overwrite_removes_only_what_dynmask_wrote(data, tmp_path, capsys):
+    """--overwrite decided "holds a run" by folder names: the user's own best/, epochs/ and tensorboard/
+    folders were deleted with their files (issue 35, item 5)."""
+    mine = tmp_path / "project"
+    for name in ("best", "epochs", "tensorboard"):
+        (mine / name).mkdir(parents=True)
+        (mine / name / "notes.txt").write_text("the user's own")
+    assert _classify(data, mine, "--overwrite") == 2
+    assert "removes only what it wrote" in capsys.readouterr().err
+    assert all((mine / n / "notes.txt").read_text() == "the user's own" for n in ("best", "epochs", "tensorboard"))
+    run = tmp_path / "run"
+    assert _classify(data, run) == 0 and (run / ".dynmask-run").is_file()
+    (run / "my-notes.txt").write_text("kept")
+    assert _classify(data, run, "--overwrite") == 0  # dynmask's own run: replaced; the user's file stays
+    assert (run / "my-notes.txt").read_text() == "kept"

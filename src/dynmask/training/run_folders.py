@@ -293,7 +293,13 @@ def prepare_run_folder(output: Path, *, resume: bool, overwrite: bool, clear: bo
         return
     present = [name for name in RUN_FILES if (output / name).exists()]
     if not present:
+        mark_run_folder(output, clear)
         return
+    if overwrite and not holds_dynmask_run(output):
+        raise RunFolderError(
+            f"--overwrite: {output} holds {', '.join(present)} but no run dynmask wrote (no {RUN_MARKER}, no "
+            "signed best/ or checkpoint/); dynmask removes only what it wrote: pick another --output"
+        )
     if not overwrite:
         raise RunFolderError(
             f"--output {output} already holds a run ({', '.join(present)}); pass --resume to "
@@ -302,6 +308,28 @@ def prepare_run_folder(output: Path, *, resume: bool, overwrite: bool, clear: bo
     for name in present if clear else ():
         path = output / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
+    mark_run_folder(output, clear)
+
+
+RUN_MARKER = ".dynmask-run"  # written into every run folder dynmask trains into: what --overwrite may remove
+
+
+def mark_run_folder(output: Path, write: bool = True) -> None:
+    """Create ``output`` and its :data:`RUN_MARKER` (rank 0 only under torchrun)."""
+    if write:
+        Path(output).mkdir(parents=True, exist_ok=True)
+        (Path(output) / RUN_MARKER).write_text("a dynmask run folder: --overwrite removes only dynmask's files\n")
+
+
+def holds_dynmask_run(output: Path) -> bool:
+    """True when ``output`` is a run folder dynmask wrote: its marker, or (runs from before the marker) a
+    signed ``best/`` or a ``checkpoint/`` with its state."""
+    output = Path(output)
+    return (
+        (output / RUN_MARKER).is_file()
+        or (output / "best" / MANIFEST).is_file()
+        or (output / "checkpoint" / "state.json").is_file()
+    )
 
 
 def _flatten(obj: Any, prefix: tuple = ()) -> dict:
