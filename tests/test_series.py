@@ -273,6 +273,17 @@ def test_cli_train_impute_and_fill_a_csv(tmp_path, capsys):
     out = pd.read_csv(tmp_path / "out.csv")
     assert list(out.columns) == ["day", "s1", "s2", "s3"] and out["day"].tolist() == frame["day"].tolist()
     assert not out[["s1", "s2", "s3"]].isna().any().any()
+    # an --output that would destroy something is refused, exit 2, nothing touched (issue 35, item 6)
+    (tmp_path / "data.csv.partial").write_bytes((tmp_path / "in.csv").read_bytes())
+    weights = (run / "best" / "model.safetensors").read_bytes()
+    for given, output in (
+        (tmp_path / "data.csv.partial", tmp_path / "data.csv"),  # the input is the output's temporary file
+        (tmp_path / "in.csv", run / "best" / "model.safetensors"),  # the run itself
+        (tmp_path / "in.csv", tmp_path),  # a folder
+    ):
+        assert main(["impute", "--model", str(run), "--input", str(given), "--output", str(output)]) == 2
+    assert (tmp_path / "data.csv.partial").read_bytes() == (tmp_path / "in.csv").read_bytes()
+    assert (run / "best" / "model.safetensors").read_bytes() == weights
 
 
 @pytest.mark.parametrize("pattern", ["values", "blocks", "variables"])

@@ -81,6 +81,7 @@ def _impute(args) -> None:
         use_model=args.use_model,
         calibrate=args.calibrate,
         calibration_pattern=args.calibration_pattern,
+        protected=[args.model, Path(str(args.model) + ".assets")],
     )
     note = (
         f"; {counts['left_in_unknown_columns']} left in variables the model was not trained on"

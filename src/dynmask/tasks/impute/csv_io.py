@@ -117,6 +117,26 @@ def _format_fill(value: float) -> str:
     return np.format_float_positional(np.float32(value), unique=True, trim="-")
 
 
+def check_output(output_path: Path, input_path: Path, protected: Sequence[Path] = ()) -> None:
+    """Refuse an ``--output`` that would destroy something: the input itself, the input under the name
+    of the temporary file the output is written through (``OUTPUT.partial``), a folder, or a file inside
+    ``protected`` (the model's run folder, an exported model and its assets)."""
+    out = output_path.resolve()
+    partial = output_path.with_name(output_path.name + ".partial").resolve()
+    if out == input_path.resolve() or (output_path.exists() and output_path.samefile(input_path)):
+        raise DataError(f"--output {output_path} is the --input file; write the filled copy elsewhere")
+    if partial == input_path.resolve():
+        raise DataError(
+            f"--input {input_path} is the temporary file --output {output_path} is written through; rename one"
+        )
+    if output_path.is_dir():
+        raise DataError(f"--output {output_path} is a folder; name a CSV file")
+    for place in protected:
+        kept = Path(place).resolve()
+        if out == kept or kept in out.parents:
+            raise DataError(f"--output {output_path} would overwrite the model ({place}); write it elsewhere")
+
+
 def impute_csv(
     trained: TrainedImputer,
     input_path: Path,
@@ -131,6 +151,7 @@ def impute_csv(
     use_model: bool = False,
     calibrate: str = "auto",
     calibration_pattern: str = "values",
+    protected: Sequence[Path] = (),
 ) -> dict:
     """Fill the holes of a wide CSV and write it to ``output_path``: every observed cell (and the time
     column, the header, every column the model does not know) is written back exactly as read, as
@@ -144,8 +165,7 @@ def impute_csv(
     Returns counts, and the calibration used."""
 
     input_path, output_path = Path(input_path), Path(output_path)
-    if output_path.resolve() == input_path.resolve() or (output_path.exists() and output_path.samefile(input_path)):
-        raise DataError(f"--output {output_path} is the --input file; write the filled copy elsewhere")
+    check_output(output_path, input_path, protected)
     values = read_wide_csv(input_path, time_column, encoding)
     text = read_wide_text(input_path, time_column, encoding)
     labels = match_columns(trained, values.columns, str(input_path))
