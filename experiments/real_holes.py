@@ -46,10 +46,10 @@ def engine_splits(level: str):
     """The text set with every split replaced by the engine's output at ``level`` (words and confidences)."""
     splits = load_text_dataset(DATA, seed=0)
     parts = {}
-    for split in ("train", "valid", "test"):
+    for split in ("train", "valid", "test"):  # the training split: the texts the engine has read (all, or a prefix)
         engine = _engine(split, level)
         parts[split] = [replace(e, text=engine[i][0], confidences=tuple(engine[i][1])) for i, e in
-                        enumerate(splits.split(split))]  # fmt: skip
+                        enumerate(splits.split(split)) if i in engine]  # fmt: skip
     return replace(splits, **parts)
 
 
@@ -139,6 +139,8 @@ def score(levels: list[str], engine_level: str | None = None) -> None:
     runs, out = RUNS, OUT
     if engine_level is not None:  # models trained on the engine's output at this level
         runs, out, levels = RUNS / f"engine-{engine_level}", OUT / f"trained-on-{engine_level}", [engine_level]
+        (out / "trained_on.json").parent.mkdir(parents=True, exist_ok=True)
+        (out / "trained_on.json").write_text(json.dumps({"train_texts": len(engine_splits(engine_level).train)}))
     out.mkdir(parents=True, exist_ok=True)
     cells = []  # one per (method, seed, level)
     for method in METHODS:

@@ -276,12 +276,12 @@ def test_cli_train_impute_and_fill_a_csv(tmp_path, capsys):
     # an --output that would destroy something is refused, exit 2, nothing touched (issue 35, item 6)
     (tmp_path / "data.csv.partial").write_bytes((tmp_path / "in.csv").read_bytes())
     weights = (run / "best" / "model.safetensors").read_bytes()
-    for given, output in (
+    for source, output in (
         (tmp_path / "data.csv.partial", tmp_path / "data.csv"),  # the input is the output's temporary file
         (tmp_path / "in.csv", run / "best" / "model.safetensors"),  # the run itself
         (tmp_path / "in.csv", tmp_path),  # a folder
     ):
-        assert main(["impute", "--model", str(run), "--input", str(given), "--output", str(output)]) == 2
+        assert main(["impute", "--model", str(run), "--input", str(source), "--output", str(output)]) == 2
     assert (tmp_path / "data.csv.partial").read_bytes() == (tmp_path / "in.csv").read_bytes()
     assert (run / "best" / "model.safetensors").read_bytes() == weights
 
