@@ -945,3 +945,18 @@ def test_overwrite_removes_only_what_dynmask_wrote(data, tmp_path, capsys):
     (run / "my-notes.txt").write_text("kept")
     assert _classify(data, run, "--overwrite") == 0  # dynmask's own run: replaced; the user's file stays
     assert (run / "my-notes.txt").read_text() == "kept"
+
+
+def test_the_parameter_budget_counts_heads_and_series_layers(classifier_run, tmp_path):
+    """The 2·10⁹-parameter budget left out the classification head and the series input / output layers:
+    a 2.5·10⁹-parameter classifier config was accepted and allocated (issue 35, item 3)."""
+    run = _copy_run(classifier_run, tmp_path / "run")
+    _tamper_config(
+        run,
+        lambda c: {**c, "model": {**c["model"], "vocab_size": 150_000, "num_classes": 100_000, "d_model": 8192,
+                                  "n_layers": 1, "d_ff": 8192}},
+    )  # fmt: skip
+    start = time.perf_counter()
+    with pytest.raises(RunFolderError, match="parameters"):
+        load_classifier(run)
+    assert time.perf_counter() - start < 2.0  # refused before anything is allocated

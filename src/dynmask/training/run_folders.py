@@ -210,7 +210,11 @@ def _parameter_estimate(c: dict) -> int:
     d_ff = c.get("d_ff") or 2 * d
     layers = sum(c.get(k, 0) for k in ("n_layers", "enc_layers", "dec_layers"))
     vocab = c.get("vocab_size", 0) + (c.get("tgt_vocab_size") or 0)
-    return vocab * d + layers * (4 * d * d + 2 * d * d_ff) + c.get("max_len", 0) * d + c.get("num_features", 0) * d
+    heads = (c.get("num_classes") or 0) * d  # the classification head
+    # series: the value embedding reads values, indicators and up to two extra channels per feature; the
+    # imputer's output layers give a value and two quantiles per feature (an upper bound, not a count)
+    series = 4 * c.get("num_features", 0) * d + 3 * c.get("num_features", 0) * d
+    return vocab * d + layers * (4 * d * d + 2 * d * d_ff) + c.get("max_len", 0) * d + heads + series
 
 
 def config_from_dict(cls, data: Any, source: str):
