@@ -960,3 +960,20 @@ def test_the_parameter_budget_counts_heads_and_series_layers(classifier_run, tmp
     with pytest.raises(RunFolderError, match="parameters"):
         load_classifier(run)
     assert time.perf_counter() - start < 2.0  # refused before anything is allocated
+
+
+def test_predict_runs_a_large_input_in_batches(classifier_run, tmp_path, capsys, monkeypatch):
+    """predict ran the whole input as one batch: 10⁵ lines of 70 words took 14.4 GB (issue 35, item 7).
+    Now the model sees at most 256 texts at a time, and the rows come out in input order."""
+    import dynmask.tasks.classify.cli as cli
+
+    seen = []
+    real = cli.predict_texts
+    monkeypatch.setattr(
+        cli, "predict_texts", lambda m, t, labels, texts: seen.append(len(texts)) or real(m, t, labels, texts)
+    )
+    lines = [f"a {'great' if i % 2 else 'dull'} film number {i}" for i in range(600)]
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    assert main(["predict", "--model", str(classifier_run), "--input", str(tmp_path / "in.txt")]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in rows] == lines and seen == [256, 256, 88]

@@ -17,6 +17,7 @@ from ..tasks.arguments import (
     PROCESS_CHOICES,
     SIZE,
     add_length_penalty,
+    batches,
     number,
     rates,
 )
@@ -165,9 +166,11 @@ def _predict(args) -> list:
                 f"error: --model {args.model} is an exported {runner.meta['task']!r} model; predict "
                 "labels texts with an exported 'classify' model"
             )
-        rows = runner.predict(texts)
-        for row in rows:
-            print(json.dumps(row, ensure_ascii=False, allow_nan=False))
+        rows = []
+        for chunk in batches(texts):  # memory bounded by a batch, not by the input
+            for row in runner.predict(chunk):
+                print(json.dumps(row, ensure_ascii=False, allow_nan=False))
+                rows.append(row)
         return rows
     spec = task_of(args.model)
     if spec.predict is None:

@@ -255,6 +255,13 @@ def train_config(args):
     )
 
 
+def batches(items, size: int = 256):
+    """``items`` in consecutive lists of at most ``size`` (predict runs one at a time: memory bounded)."""
+    items = list(items)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def rank() -> int:
     import os
 

@@ -18,6 +18,7 @@ from ..arguments import (
     add_missing_args,
     add_optimisation_args,
     add_run_args,
+    batches,
     load_splits,
     lr_help,
     markers,
@@ -184,9 +185,12 @@ def evaluate(args) -> list[dict]:
 def predict(args, texts: list) -> list[dict]:
     """``dynmask predict`` with a classify run: one row (label, probabilities) per text."""
     model, tokenizer, labels = load_classifier(args.model)
-    out = predict_texts(model, tokenizer, labels, texts)
-    for row in out:
-        print(json.dumps(row, ensure_ascii=False, allow_nan=False))
+    out = []
+    for chunk in batches(texts):  # memory bounded by a batch, not by the input
+        rows = predict_texts(model, tokenizer, labels, chunk)
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False, allow_nan=False))
+        out += rows
     empty = sum(1 for row in out if row["label"] is None)
     if empty:
         print(

@@ -20,6 +20,7 @@ from ..arguments import (
     add_optimisation_args,
     add_pair_args,
     add_run_args,
+    batches,
     lr_help,
     number,
     rank,
@@ -229,22 +230,26 @@ def predict(args, texts: list) -> list[dict]:
     """``dynmask predict`` with a translate / summarize run: one output per text (the fuzzy-match hybrid's
     choice where the run chose a threshold, unless ``--no-fuzzy-match``)."""
     model, tokenizer, config = load_seq2seq(args.model)
-    outputs = generate_texts(
-        model,
-        tokenizer,
-        texts,
-        beam=args.beam,
-        length_penalty=args.length_penalty,
-        max_len=args.max_len or config["max_tgt_len"],
-        max_src_len=config["max_src_len"],
-        memory=config["loaded_memory"],
-        memory_len=config["max_tgt_len"],
-    )
-    if config["loaded_fuzzy_match"] is not None and not args.no_fuzzy_match:
-        fuzzy = fuzzy_match_texts(tokenizer, texts, outputs, config["loaded_fuzzy_match"], config["max_src_len"])
-        rows = [{"text": t, **f} for t, f in zip(texts, fuzzy)]
-    else:
-        rows = [{"text": t, "output": o} for t, o in zip(texts, outputs)]
-    for row in rows:
-        print(json.dumps(row, ensure_ascii=False))
+    out = []
+    for chunk in batches(texts, 64):  # memory bounded by a batch, not by the input
+        outputs = generate_texts(
+            model,
+            tokenizer,
+            chunk,
+            beam=args.beam,
+            length_penalty=args.length_penalty,
+            max_len=args.max_len or config["max_tgt_len"],
+            max_src_len=config["max_src_len"],
+            memory=config["loaded_memory"],
+            memory_len=config["max_tgt_len"],
+        )
+        if config["loaded_fuzzy_match"] is not None and not args.no_fuzzy_match:
+            fuzzy = fuzzy_match_texts(tokenizer, chunk, outputs, config["loaded_fuzzy_match"], config["max_src_len"])
+            rows = [{"text": t, **f} for t, f in zip(chunk, fuzzy)]
+        else:
+            rows = [{"text": t, "output": o} for t, o in zip(chunk, outputs)]
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        out += rows
+    rows = out
     return rows
