@@ -977,3 +977,13 @@ def test_predict_runs_a_large_input_in_batches(classifier_run, tmp_path, capsys,
     assert main(["predict", "--model", str(classifier_run), "--input", str(tmp_path / "in.txt")]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["text"] for r in rows] == lines and seen == [256, 256, 88]
+
+
+@pytest.mark.parametrize("value", ["", "  ", "relative/cache"])
+def test_an_empty_or_relative_cache_setting_is_refused(monkeypatch, value):
+    """DYNMASK_CACHE="" cached into whatever folder the command ran from (issue 35, low)."""
+    from dynmask.data.sources import cache_dir
+
+    monkeypatch.setenv("DYNMASK_CACHE", value)
+    with pytest.raises(FetchError, match="not an absolute folder"):
+        cache_dir()

@@ -91,7 +91,14 @@ SOURCES: dict[str, dict[str, Source]] = {
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("DYNMASK_CACHE", Path.home() / ".cache" / "dynmask"))
+    """``DYNMASK_CACHE``, else ``~/.cache/dynmask``. An empty or relative ``DYNMASK_CACHE`` is refused: it
+    would cache in whatever folder the command runs from."""
+    value = os.environ.get("DYNMASK_CACHE")
+    if value is None:
+        return Path.home() / ".cache" / "dynmask"
+    if not value.strip() or not Path(value).expanduser().is_absolute():
+        raise FetchError(f"DYNMASK_CACHE={value!r} is not an absolute folder; set it to one, or unset it")
+    return Path(value).expanduser()
 
 
 def _sha256(data: bytes) -> str:
