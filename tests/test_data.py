@@ -139,3 +139,11 @@ def test_unreadable_encoding_says_how_to_fix(tmp_path):
 def test_unknown_data_name(tmp_path):
     with pytest.raises(DataError, match="neither a built-in set"):
         load_text_dataset("imdb_reviews")
+
+
+def test_labels_that_differ_only_in_case_are_refused(tmp_path):
+    """"Positive" and "positive" became two classes without a word (issue 35, low)."""
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\na,Positive\nb,positive\nc,negative\nd,negative\n")
+    with pytest.raises(DataError, match="'Positive' and 'positive' differ only in case"):
+        load_text_dataset(str(path))

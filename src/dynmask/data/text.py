@@ -72,6 +72,15 @@ def _label_ids(raw: list[str], path_name: str) -> tuple[list[str], list[int]]:
     names = sorted(set(raw))
     if len(names) < 2:
         raise DataError(f"{path_name} has only one class ({names[0]!r}); classification needs at least two")
+    seen: dict[str, str] = {}
+    for name in names:  # "Positive" and "positive" would silently become two classes
+        key = " ".join(name.casefold().replace("_", " ").replace("-", " ").split())
+        if key in seen:
+            raise DataError(
+                f"{path_name}: labels {seen[key]!r} and {name!r} differ only in case or spelling; write them "
+                "the same way if they are one class"
+            )
+        seen[key] = name
     index = {n: i for i, n in enumerate(names)}
     return names, [index[r] for r in raw]
 
