@@ -142,7 +142,7 @@ def test_unknown_data_name(tmp_path):
 
 
 def test_labels_that_differ_only_in_case_are_refused(tmp_path):
-    """"Positive" and "positive" became two classes without a word (issue 35, low)."""
+    """ "Positive" and "positive" became two classes without a word (issue 35, low)."""
     path = tmp_path / "d.csv"
     path.write_text("text,label\na,Positive\nb,positive\nc,negative\nd,negative\n")
     with pytest.raises(DataError, match="'Positive' and 'positive' differ only in case"):

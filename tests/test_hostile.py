@@ -987,3 +987,19 @@ def test_an_empty_or_relative_cache_setting_is_refused(monkeypatch, value):
     monkeypatch.setenv("DYNMASK_CACHE", value)
     with pytest.raises(FetchError, match="not an absolute folder"):
         cache_dir()
+
+
+@pytest.mark.parametrize(
+    "change", [{"global_step": -5}, {"step_in_epoch": 10**9}, {"best_score": float("nan")}, {"epoch": "2"}]
+)
+def test_a_tampered_training_state_is_refused(data, classifier_run, tmp_path, capsys, change):
+    """state.json accepted negative or huge steps and NaN scores: the resumed run "finished" untrained
+    (issue 35, low). Now the checkpoint is refused, naming the field."""
+    run = _copy_run(classifier_run, tmp_path / "run")
+    for name in ("checkpoint", "checkpoint.prev"):
+        if (run / name / "state.json").exists():
+            state = json.loads((run / name / "state.json").read_text())
+            (run / name / "state.json").write_text(json.dumps({**state, **change}))
+            write_manifest(run / name)
+    assert _classify(data, run, "--resume", "--epochs", "2") == 2
+    assert next(iter(change)) in capsys.readouterr().err

@@ -41,6 +41,22 @@ class TrainState:
     averaged_epochs: list = field(default_factory=list)  # the epoch ends last averaged (average_last)
 
 
+def check_state(state: dict, source: Path, max_steps: int) -> None:
+    """A saved training state read as untrusted input: counters whole numbers in range, scores finite
+    (a NaN best score or a negative / huge step made a resumed run "finish" untrained)."""
+    bounds = {"epoch": 10**6, "step_in_epoch": max_steps, "global_step": 10**12, "bad_epochs": 10**6,
+              "metrics_bytes": 1 << 50}  # fmt: skip
+    for name, high in bounds.items():
+        value = state.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+            raise RunFolderError(f"{source}: {name} = {value!r} is not a whole number in [0, {high}]")
+    score = state.get("best_score", -math.inf)
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or math.isnan(score) or score == math.inf:
+        raise RunFolderError(f"{source}: best_score = {score!r} is not a number (or -inf before any epoch)")
+    if not isinstance(state.get("finished", False), bool) or not isinstance(state.get("stopped", ""), str):
+        raise RunFolderError(f"{source}: finished must be true / false and stopped a text")
+
+
 def savable(model: nn.Module) -> nn.Module:
     """``model``, or a CPU copy of it when it lives on a GPU: cuDNN packs an RNN's weights into one
     buffer there, views of which safetensors refuses to save (tied weights stay tied in the copy)."""

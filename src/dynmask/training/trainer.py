@@ -32,7 +32,16 @@ from safetensors.torch import save_model
 from torch import nn
 
 from ..devices import to_device
-from .checkpoints import TrainState, average_weights, load_state, load_weights, parameter_checksum, savable, write_json
+from .checkpoints import (
+    TrainState,
+    average_weights,
+    check_state,
+    load_state,
+    load_weights,
+    parameter_checksum,
+    savable,
+    write_json,
+)
 from .config import TrainConfig
 from .distributed import distributed_context
 from .run_folders import (
@@ -170,6 +179,7 @@ class Trainer:
         known = {f for f in TrainState.__dataclass_fields__}
         if not isinstance(state, dict) or set(state) - known:
             raise RunFolderError(f"{folder / 'state.json'} is not a training state")
+        check_state(state, folder / "state.json", self.steps_per_epoch * max(self.config.epochs, 1))
         try:
             load_weights(self.model, folder / "model.safetensors", self.device)
         except (RuntimeError, OSError, ValueError) as e:
