@@ -218,11 +218,13 @@ def _confidence_quality(records: list[dict], refs: list[str], norm) -> dict:
 
 
 def run_wer(name: str) -> None:
-    texts = {split: _texts(name, split) for split in ("train", "valid", "test") if (OUT / name / split).is_dir()}
+    texts = {split: _texts(name, split) for split in ("valid", "test") if (OUT / name / split).is_dir()}
     norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
     rows = {}
     for path in sorted((OUT / name).glob("*/*.jsonl")):
         split = path.parent.name
+        if split not in texts:  # a training split's output (rebuilt on demand, not scored here)
+            continue
         records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
         refs = [norm(texts[split][r["id"]]) or "-" for r in records]
         hyps = [norm(" ".join(r["words"])) or "-" for r in records]
