@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from ..data.confidence import mark_low_confidence, read_engine_output
-from ..errors import DataError
 from ..export import is_onnx, load_onnx
 from ..tasks import TASKS, task_of
 from ..tasks.arguments import (
@@ -21,7 +20,7 @@ from ..tasks.arguments import (
     number,
     rates,
 )
-from ..tasks.common import stored_threshold
+from ..tasks.common import run_threshold
 
 
 def register(sub) -> None:
@@ -139,14 +138,7 @@ def _read_texts(args) -> list[str]:
             )
         )
         if engine is not None:
-            threshold = args.confidence_threshold
-            if threshold is None:
-                threshold = stored_threshold(args.model)
-            if threshold is None:
-                raise DataError(
-                    f"--input {args.input} carries confidences and {args.model} stores no threshold: pass "
-                    "--confidence-threshold T (words below T are read as missing; 0 keeps every word)"
-                )
+            threshold = run_threshold(args.confidence_threshold, args.model, f"--input {args.input}")
             texts.extend(mark_low_confidence(text, confidences, threshold) for text, confidences in engine)
         else:
             stream = sys.stdin if args.input == "-" else open(args.input, encoding=args.encoding)

@@ -143,3 +143,15 @@ def mark_splits(splits, threshold: float):
         return replace(e, **{key: mark_low_confidence(getattr(e, key), e.confidences, threshold)})
 
     return replace(splits, **{name: [mark(e) for e in splits.split(name)] for name in ("train", "valid", "test")})
+
+
+def run_threshold(given: Optional[float], run: Path, what: str) -> float:
+    """The confidence threshold a command uses: ``given`` (``--confidence-threshold``), else the one the run
+    stored; a :class:`DataError` when there is neither (``what`` names the input that has confidences)."""
+    threshold = given if given is not None else stored_threshold(run)
+    if threshold is None:
+        raise DataError(
+            f"{what} carries confidences and {run} stores no threshold: pass --confidence-threshold T (words "
+            "below T are read as missing; 0 keeps every word)"
+        )
+    return threshold

@@ -6,7 +6,6 @@ import json
 import sys
 
 from ...data.text import load_text_dataset
-from ...errors import DataError
 from ...methods import method_names
 from ...training.run_folders import read_json
 from ..arguments import (
@@ -27,7 +26,7 @@ from ..arguments import (
     run_data,
     train_config,
 )
-from ..common import has_confidences, mark_splits, stored_threshold
+from ..common import has_confidences, mark_splits, run_threshold
 from ..registry import run_config_folder
 from .task import MissingSpec, TextClassificationTask, load_classifier, predict_texts, train_text_classifier
 
@@ -167,10 +166,7 @@ def evaluate(args) -> list[dict]:
         confidence_column=d["confidence_column"],
     )
     if has_confidences(splits):
-        threshold = args.confidence_threshold if args.confidence_threshold is not None else stored_threshold(args.model)
-        if threshold is None:
-            raise DataError(f"--data has confidences and {args.model} stores no threshold: pass --confidence-threshold")
-        splits = mark_splits(splits, threshold)
+        splits = mark_splits(splits, run_threshold(args.confidence_threshold, args.model, "--data"))
     if splits.labels != labels:
         raise SystemExit(f"error: the model was trained on labels {labels} but --data has {splits.labels}")
     task = TextClassificationTask(splits, tokenizer, MissingSpec(0.0))

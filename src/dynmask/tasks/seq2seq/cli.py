@@ -6,7 +6,6 @@ import functools
 import json
 
 from ...data.pairs import load_pairs
-from ...errors import DataError
 from ...methods import method_names
 from ...training.run_folders import read_json
 from ..arguments import (
@@ -27,7 +26,7 @@ from ..arguments import (
     run_data,
     train_config,
 )
-from ..common import MissingSpec, has_confidences, mark_splits, stored_threshold
+from ..common import MissingSpec, has_confidences, mark_splits, run_threshold
 from ..pretrained import resolve_pretrained
 from ..registry import run_config_folder
 from .fuzzy import fuzzy_match_texts, score_fuzzy_match
@@ -193,10 +192,7 @@ def evaluate(args) -> list[dict]:
         confidence_column=d["confidence_column"],
     )
     if has_confidences(splits):
-        threshold = args.confidence_threshold if args.confidence_threshold is not None else stored_threshold(args.model)
-        if threshold is None:
-            raise DataError(f"--data has confidences and {args.model} stores no threshold: pass --confidence-threshold")
-        splits = mark_splits(splits, threshold)
+        splits = mark_splits(splits, run_threshold(args.confidence_threshold, args.model, "--data"))
     task = Seq2SeqTask(
         splits,
         tokenizer,
