@@ -295,3 +295,19 @@ def test_a_confidence_input_exports_and_matches_pytorch(text_run, tmp_path, back
     ]
     keys = lambda rows: [(r["label"], r["observed_tokens"], r.get("probabilities")) for r in rows]
     assert keys(hard) == keys(plain.predict(marked))  # "witty" (0.4): nothing observed, no label
+
+
+def test_exported_labels_must_match_the_logits(text_run, tmp_path):
+    """export.json naming another number of labels than the graph's logits dropped one silently (issue 35,
+    low); duplicate names collapsed two classes. Both are refused when the model is loaded."""
+    from dynmask.errors import DataError
+    from dynmask.export import load_onnx
+
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--model", str(text_run), "--output", str(out)]) == 0
+    meta_path = tmp_path / "m.onnx.assets" / "export.json"
+    meta = json.loads(meta_path.read_text())
+    for labels, message in ((meta["labels"] + ["extra"], "labels but the graph gives"), (["pos", "pos"], "distinct")):
+        meta_path.write_text(json.dumps({**meta, "labels": labels}))
+        with pytest.raises(DataError, match=message):
+            load_onnx(out)

@@ -1003,3 +1003,16 @@ def test_a_tampered_training_state_is_refused(data, classifier_run, tmp_path, ca
             write_manifest(run / name)
     assert _classify(data, run, "--resume", "--epochs", "2") == 2
     assert next(iter(change)) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["../outside.txt", "/etc/hostname", "sub/../../x"])
+def test_a_manifest_names_files_inside_its_folder_only(classifier_run, tmp_path, name):
+    """Manifest entries with ../ or an absolute path were hashed: whether an outside file exists leaked
+    through the error (issue 35, low). Now such an entry is refused as such."""
+    run = _copy_run(classifier_run, tmp_path / "run")
+    manifest = run / "best" / "manifest.json"
+    listed = json.loads(manifest.read_text())
+    listed["sha256"][name] = "0" * 64
+    manifest.write_text(json.dumps(listed))
+    with pytest.raises(RunFolderError, match="not a file inside"):
+        load_classifier(run)

@@ -127,6 +127,13 @@ class OnnxTextClassifier(_Session):
         else:
             self.tokenizer = TextTokenizer.load(self.assets)
         self.labels = self.meta["labels"]
+        if not isinstance(self.labels, list) or len(set(map(str, self.labels))) != len(self.labels):
+            raise DataError(f"{self.assets / 'export.json'}: labels must be a list of distinct names")
+        outputs = self.session.get_outputs()[0].shape[-1]
+        if isinstance(outputs, int) and outputs != len(self.labels):
+            raise DataError(
+                f"{self.assets / 'export.json'} names {len(self.labels)} labels but the graph gives {outputs} logits"
+            )
 
     def logits(self, ids: Tensor, confidence: Optional[Tensor] = None) -> np.ndarray:
         if ids.shape[1] < 2:  # the graph takes lengths >= 2: one more padding position changes nothing

@@ -165,6 +165,10 @@ def verify_manifest(folder: Path, required: Optional[bool] = None) -> None:
     if not isinstance(listed, dict):
         raise RunFolderError(f"{manifest} is damaged: expected {{'sha256': {{file: digest}}}}")
     for name, digest in listed.items():
+        parts = Path(name).parts if isinstance(name, str) else ("..",)
+        if not isinstance(name, str) or Path(name).is_absolute() or ".." in parts or not parts:
+            # a manifest names files inside its folder only: hashing ../x would tell whether x exists
+            raise RunFolderError(f"{manifest} lists {name!r}, which is not a file inside {folder}")
         path = folder / name
         if not path.is_file():
             raise RunFolderError(f"{path} is listed in {manifest} but missing")
