@@ -1016,3 +1016,16 @@ def test_a_manifest_names_files_inside_its_folder_only(classifier_run, tmp_path,
     manifest.write_text(json.dumps(listed))
     with pytest.raises(RunFolderError, match="not a file inside"):
         load_classifier(run)
+
+
+def test_no_duplicate_metrics_after_an_interrupt_before_the_first_checkpoint(data, tmp_path):
+    """A run interrupted before its first checkpoint left metrics.jsonl behind; --resume started from scratch
+    and appended, so the first steps were logged twice (issue 35, low)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(json.dumps({"kind": "train", "step": 1, "epoch": 0, "loss": 9.9}) + "\n")
+    assert _classify(data, run, "--resume") == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    keys = [(r["kind"], r.get("step")) for r in records]
+    assert records and len(keys) == len(set(keys))  # each record once
+    assert 9.9 not in [r.get("loss") for r in records]  # the interrupted run's record is gone

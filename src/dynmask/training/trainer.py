@@ -274,7 +274,7 @@ class Trainer:
         resumed = self.load_checkpoint() if resume else False
         if resume and not resumed and self.main and self.config.progress:
             print(f"no checkpoint in {self.checkpoint_dir}; starting from scratch")
-        if resumed:
+        if resume:  # records after the restored checkpoint (or all of them, with none) are written again
             self._cut_metrics()
         cfg, st = self.config, self.state
         if st.finished and st.stopped != "early stopping" and st.epoch < cfg.epochs:
