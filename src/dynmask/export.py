@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .data.confidence import pad_confidences
 from .data.tokenizer import TextTokenizer
 from .errors import DataError
 from .hf import PretrainedTokenizer
@@ -163,11 +164,8 @@ class OnnxTextClassifier(_Session):
         else:
             encoded, piece_conf = self.tokenizer.encode_with_confidences(texts, confidences)
             ids = self.tokenizer.pad(encoded)
-            confidence = torch.ones(ids.shape)
-            for row, values in enumerate(piece_conf):
-                c = torch.tensor(values, dtype=torch.float).nan_to_num(0.0)
-                kept = c >= threshold
-                confidence[row, : len(values)] = torch.where(kept, c if soft else torch.ones_like(c), 0.0)
+            c = pad_confidences(piece_conf, ids.shape[1]).nan_to_num(0.0)  # padding: 1
+            confidence = torch.where(c >= threshold, c if soft else torch.ones_like(c), 0.0)
         observed = self.tokenizer.observed_text_tokens(ids)
         if confidence is not None:
             observed = (self.tokenizer.mask(ids).observed & (confidence > 0)).sum(1)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence, TextIO, Union
 
 import torch
+from torch import Tensor
 
 from ..errors import DataError
 from ..masks import Mask
@@ -43,6 +44,8 @@ __all__ = [
     "read_engine_output",
     "MISSING_MARKER",
     "soft_mask",
+    "pad_confidences",
+    "column_confidences",
 ]
 
 MISSING_MARKER = "[missing]"  # one of the tokenizers' default missing-word markers
@@ -176,23 +179,26 @@ def read_pocketsphinx_json(source: Union[str, Path, TextIO]) -> list[tuple[list[
     return out
 
 
+def column_confidences(frame, texts: Sequence[str], column: str, file_name: str) -> list[list[float]]:
+    """The confidences of each text from a table's ``column`` of space-separated numbers (one per word),
+    or a :class:`DataError` naming the file, row or column."""
+    columns = [str(c) for c in frame.columns]
+    if column not in columns:
+        raise DataError(
+            f"column {column!r} is not in {file_name}; its columns are {columns}. Pass --confidence-column "
+            "with one of them"
+        )
+    cells = frame[column].tolist()
+    return [parse_confidences(t, c, f"{file_name} data row {n}") for n, (t, c) in enumerate(zip(texts, cells), 1)]
+
+
 def read_confidence_table(
     path: Union[str, Path], text_column: str, confidence_column: str, encoding: str = "utf-8"
 ) -> list[tuple[str, list[float]]]:
     """(text, confidences) per row of a CSV / TSV / JSONL / Parquet table: ``confidence_column`` holds
     space-separated numbers, one per whitespace-separated word of ``text_column``."""
     texts, _, frame = read_table(path, text_column, None, encoding)
-    columns = [str(c) for c in frame.columns]
-    if confidence_column not in columns:
-        raise DataError(
-            f"column {confidence_column!r} is not in {Path(path).name}; its columns are {columns}. "
-            "Pass --confidence-column with one of them"
-        )
-    cells = frame[confidence_column].tolist()
-    return [
-        (text, parse_confidences(text, cell, f"{Path(path).name} data row {n}"))
-        for n, (text, cell) in enumerate(zip(texts, cells), 1)
-    ]
+    return list(zip(texts, column_confidences(frame, texts, confidence_column, Path(path).name)))
 
 
 def read_engine_output(
@@ -223,13 +229,17 @@ def read_engine_output(
     return None
 
 
+def pad_confidences(piece_confidences: Sequence[Sequence[float]], length: int) -> Tensor:
+    """float[B, length]: each row's piece confidences, padded with 1 (padding is never read)."""
+    conf = torch.ones(len(piece_confidences), length)
+    for row, values in enumerate(piece_confidences):
+        conf[row, : len(values)] = torch.tensor(values, dtype=torch.float)
+    return conf
+
+
 def soft_mask(mask: Mask, piece_confidences: Sequence[Sequence[float]], threshold: float = 0.0):
     """``mask`` (a :class:`dynmask.Mask` over token ids, True = observed) with the engine's confidence of
     each piece used softly: pieces below ``threshold`` (and of confidence 0 or NaN) are missing, the
     others keep their confidence as a log-prior on attention (:attr:`dynmask.Mask.confidence`)."""
-    batch, length = mask.shape
-    conf = torch.ones(batch, length)  # padding: never read
-    for row, values in enumerate(piece_confidences):
-        conf[row, : len(values)] = torch.tensor(values, dtype=torch.float)
-    conf = conf.to(mask.device)
+    conf = pad_confidences(piece_confidences, mask.shape[1]).to(mask.device)
     return mask & Mask.from_confidence(torch.where(mask.valid, conf, torch.ones_like(conf)), threshold, soft=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import DataError
-from .confidence import parse_confidences
+from .confidence import column_confidences
 from .sources import Source, fetch
 from .tables import read_table
 
@@ -109,16 +109,7 @@ def _read_pairs(
     targets = ["" if v is None or v != v else str(v) for v in frame[target_column].tolist()]
     confidences = [None] * len(sources)
     if confidence_column is not None:
-        if confidence_column not in [str(c) for c in frame.columns]:
-            raise DataError(
-                f"column {confidence_column!r} is not in {path.name}; pass --confidence-column with one of "
-                f"{[str(c) for c in frame.columns]}"
-            )
-        cells = frame[confidence_column].tolist()
-        confidences = [
-            tuple(parse_confidences(s, c, f"{path.name} data row {n}"))
-            for n, (s, c) in enumerate(zip(sources, cells), 1)
-        ]
+        confidences = [tuple(c) for c in column_confidences(frame, sources, confidence_column, path.name)]
     return [Pair(s, t, c) for s, t, c in zip(sources, targets, confidences)], frame
 
 

@@ -17,7 +17,7 @@ from typing import Optional
 
 from ..errors import DataError
 from ..extras import require as _require
-from .confidence import parse_confidences
+from .confidence import column_confidences
 from .sources import SOURCES, fetch
 from .tables import read_table
 
@@ -166,15 +166,7 @@ def load_text_dataset(
         groups = [str(g) for g in frame[group_column].tolist()]
     confidences = [None] * len(texts)
     if confidence_column is not None:
-        if confidence_column not in frame.columns:
-            raise DataError(
-                f"column {confidence_column!r} is not in {path.name}; pass --confidence-column with one of "
-                f"{[str(c) for c in frame.columns]}"
-            )
-        cells = frame[confidence_column].tolist()
-        confidences = [
-            tuple(parse_confidences(t, c, f"{path.name} data row {n}")) for n, (t, c) in enumerate(zip(texts, cells), 1)
-        ]
+        confidences = [tuple(c) for c in column_confidences(frame, texts, confidence_column, path.name)]
     examples = [Example(t, y, g, c) for t, y, g, c in zip(texts, ids, groups, confidences)]
     if split_column is not None:
         if split_column not in frame.columns:

@@ -5,9 +5,10 @@ runs. Mask polarity: True = observed.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -16,7 +17,7 @@ from ..errors import DataError
 from ..layers import with_backend
 from ..missingness import PROCESSES, Schedule, make_process
 from ..traced import SeriesGraph
-from ..training.run_folders import read_json
+from ..training.run_folders import read_json, write_manifest
 
 __all__ = ["TEST_SEED", "SPLIT_OFFSET", "MissingSpec", "TokenHoles", "accuracy_and_macro_f1"]
 
@@ -117,7 +118,8 @@ def stored_threshold(run: Path) -> Optional[float]:
     for folder in (run, run / "best", run.with_name(run.name + ".assets")):
         path = folder / CONFIDENCE_FILE
         if path.is_file():
-            value = read_json(path).get("threshold") if isinstance(read_json(path), dict) else None
+            record = read_json(path)
+            value = record.get("threshold") if isinstance(record, dict) else None
             if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
                 return float(value)
             raise DataError(f'{path}: expected {{"threshold": a number in [0, 1]}}')
@@ -155,3 +157,19 @@ def run_threshold(given: Optional[float], run: Path, what: str) -> float:
             "below T are read as missing; 0 keeps every word)"
         )
     return threshold
+
+
+def choose_threshold(score_at: Callable[[float], float], given: Optional[float]) -> tuple[float, dict]:
+    """(threshold, validation score by threshold): ``given``, or the value of :data:`THRESHOLD_GRID` whose
+    ``score_at`` (higher is better) is best, ties going to the lower threshold (more words kept)."""
+    if given is not None:
+        return given, {}
+    scores = {t: score_at(t) for t in THRESHOLD_GRID}
+    return max(THRESHOLD_GRID, key=lambda t: (scores[t], -t)), scores
+
+
+def save_threshold(best: Path, threshold: float, scores: dict, score_name: str) -> None:
+    """Write ``best/confidence.json`` (the threshold, how it was chosen, the scores) and re-sign the folder."""
+    record = {"threshold": threshold, "chosen_on": "valid" if scores else "given", score_name: scores}
+    (best / CONFIDENCE_FILE).write_text(json.dumps(record, indent=2))
+    write_manifest(best)

@@ -29,18 +29,18 @@ from ...hf import (
 from ...missingness import Schedule, apply_missingness
 from ...models.classifier import ClassifierConfig, TextClassifier
 from ...training import Trainer, load_run_model, on_rank_zero_first, start_run_folder
-from ...training.run_folders import RunFolderError, config_from_dict, fingerprint, read_json, write_manifest
+from ...training.run_folders import RunFolderError, config_from_dict, fingerprint, read_json
 
 # shared by every task; re-exported here, where older code imports them from
-from ..common import (  # noqa: F401
-    CONFIDENCE_FILE,
+from ..common import (  # noqa: F401  (TEST_SEED, TokenHoles: re-exported for code that imported them here)
     TEST_SEED,
-    THRESHOLD_GRID,
     MissingSpec,
     TokenHoles,
     accuracy_and_macro_f1,
+    choose_threshold,
     has_confidences,
     mark_splits,
+    save_threshold,
 )
 from ..pretrained import resolve_pretrained
 
@@ -300,21 +300,13 @@ def train_text_classifier(
     best = None
     if trainer.main and confidences and (output / "best").exists():
         best = load_classifier(output / "best")[0]
-        threshold, by_threshold = confidence_threshold, {}
-        if threshold is None:  # chosen on validation, stored with the best weights
-            for t in THRESHOLD_GRID:
-                by_threshold[t] = TextClassificationTask(mark_splits(splits, t), tokenizer, MissingSpec(0.0)).evaluate(
-                    best, "valid", MissingSpec(0.0)
-                )["accuracy"]
-            threshold = max(THRESHOLD_GRID, key=lambda t: (by_threshold[t], -t))  # ties: keep more words
+        accuracy_at = lambda t: TextClassificationTask(mark_splits(splits, t), tokenizer, MissingSpec(0.0)).evaluate(
+            best, "valid", MissingSpec(0.0)
+        )["accuracy"]
+        threshold, by_threshold = choose_threshold(accuracy_at, confidence_threshold)  # stored with the best weights
+        if by_threshold:  # chosen now: the test split is read at it
             task = TextClassificationTask(mark_splits(splits, threshold), tokenizer, missing, seed=train_config.seed)
-        record = {
-            "threshold": threshold,
-            "chosen_on": "valid" if by_threshold else "given",
-            "valid_accuracy": by_threshold,
-        }
-        (output / "best" / CONFIDENCE_FILE).write_text(json.dumps(record, indent=2))
-        write_manifest(output / "best")
+        save_threshold(output / "best", threshold, by_threshold, "valid_accuracy")
         summary["confidence_threshold"] = threshold
     if test_rates and trainer.main:
         if best is None:

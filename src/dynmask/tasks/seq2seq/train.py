@@ -18,8 +18,8 @@ from ...hf import PretrainedTokenizer
 from ...models.seq2seq import Seq2Seq, Seq2SeqConfig
 from ...models.warm_start import warm_start_seq2seq
 from ...training import Trainer, on_rank_zero_first, start_run_folder
-from ...training.run_folders import fingerprint, write_manifest
-from ..common import CONFIDENCE_FILE, THRESHOLD_GRID, MissingSpec, has_confidences, mark_splits
+from ...training.run_folders import fingerprint
+from ..common import MissingSpec, choose_threshold, has_confidences, mark_splits, save_threshold
 from .fuzzy import fit_fuzzy_match, one_line_each, score_fuzzy_match
 from .task import Seq2SeqTask
 from .trained import load_seq2seq, load_tokenizer, weights_digest
@@ -111,7 +111,7 @@ def train_seq2seq(
     trainer = Trainer(model, task, train_config, output, run_config)
     summary = trainer.fit(resume=resume)
     if confidences and trainer.main and (output / "best").exists():
-        threshold, task = choose_threshold(output, splits, tokenizer, kind, confidence_threshold, task_options)
+        threshold, task = threshold_and_test_task(output, splits, tokenizer, kind, confidence_threshold, task_options)
         summary["confidence_threshold"] = threshold
     if test_rates and trainer.main:
         best = load_seq2seq(output)[0] if (output / "best").exists() else model
@@ -173,20 +173,18 @@ def train_seq2seq(
 VALID_LIMIT = 300  # validation sources decoded per threshold (greedy) when the threshold is chosen
 
 
-def choose_threshold(output: Path, splits, tokenizer, kind: str, given: Optional[float], options: dict):
+def threshold_and_test_task(output: Path, splits, tokenizer, kind: str, given: Optional[float], options: dict):
     """(threshold, test task): ``given``, or the one of :data:`THRESHOLD_GRID` whose greedy outputs for the
     first :data:`VALID_LIMIT` validation sources score best (BLEU / ROUGE-L); saved in
     ``best/confidence.json`` (the manifest re-signed)."""
     best = load_seq2seq(output)[0]
-    scores = {}
-    if given is None:
-        for t in THRESHOLD_GRID:
-            task = Seq2SeqTask(mark_splits(splits, t), tokenizer, MissingSpec(0.0), kind=kind, **options)
-            hyps, refs, _ = task.generate(best, "valid", MissingSpec(0.0), beam=1, limit=VALID_LIMIT)
-            result = task.score(hyps, refs)
-            scores[t] = result["bleu"] if kind == "translate" else result["rougeL"]
-    threshold = given if given is not None else max(THRESHOLD_GRID, key=lambda t: (scores[t], -t))
-    record = {"threshold": threshold, "chosen_on": "valid" if scores else "given", "valid_score": scores}
-    (output / "best" / CONFIDENCE_FILE).write_text(json.dumps(record, indent=2))
-    write_manifest(output / "best")
+
+    def score_at(t: float) -> float:
+        task = Seq2SeqTask(mark_splits(splits, t), tokenizer, MissingSpec(0.0), kind=kind, **options)
+        hyps, refs, _ = task.generate(best, "valid", MissingSpec(0.0), beam=1, limit=VALID_LIMIT)
+        result = task.score(hyps, refs)
+        return result["bleu"] if kind == "translate" else result["rougeL"]
+
+    threshold, scores = choose_threshold(score_at, given)
+    save_threshold(output / "best", threshold, scores, "valid_score")
     return threshold, Seq2SeqTask(mark_splits(splits, threshold), tokenizer, MissingSpec(0.0), kind=kind, **options)
