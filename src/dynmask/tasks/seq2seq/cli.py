@@ -7,7 +7,6 @@ import json
 
 from ...data.pairs import load_pairs
 from ...methods import method_names
-from ...training.run_folders import read_json
 from ..arguments import (
     DROPOUT,
     LAYERS,
@@ -28,7 +27,6 @@ from ..arguments import (
 )
 from ..common import MissingSpec, has_confidences, mark_splits, run_threshold
 from ..pretrained import resolve_pretrained
-from ..registry import run_config_folder
 from .fuzzy import fuzzy_match_texts, score_fuzzy_match
 from .task import Seq2SeqTask
 from .train import train_seq2seq
@@ -167,8 +165,6 @@ def train(args) -> dict:
 
 def evaluate(args) -> list[dict]:
     """``dynmask evaluate`` of a translate / summarize run: BLEU / chrF / ROUGE at each ``--missing`` rate."""
-    config = read_json(run_config_folder(args.model) / "config.json")
-
     model, tokenizer, config = load_seq2seq(args.model)
     columns = ("source", "target") if config["task"] == "translate" else ("document", "summary")
     d = run_data(
