@@ -311,3 +311,20 @@ def test_exported_labels_must_match_the_logits(text_run, tmp_path):
         meta_path.write_text(json.dumps({**meta, "labels": labels}))
         with pytest.raises(DataError, match=message):
             load_onnx(out)
+
+
+@pytest.mark.parametrize("backend", ["dense", "compact"])
+def test_ids_outside_the_vocabulary_are_missing_in_the_graph(text_run, tmp_path, backend):
+    """A negative id was taken by the graph's Gather as a real token counted from the end (issue 35,
+    low): the graph cannot raise, so an id outside [0, vocab) is missing, exactly like the missing id."""
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--model", str(text_run), "--output", str(out), "--backend", backend]) == 0
+    _, tok, _ = load_classifier(text_run)
+    runner = OnnxTextClassifier(out)
+    ids = _hostile_ids(tok)
+    holes = ids.clone()
+    holes[2, 4], holes[2, 7], holes[0, 1] = -1, -(10**9), tok.vocab_size + 7
+    marked = ids.clone()
+    marked[2, 4], marked[2, 7], marked[0, 1] = tok.missing_id, tok.missing_id, tok.missing_id
+    assert np.array_equal(runner.logits(holes), runner.logits(marked))
+    assert not np.array_equal(runner.logits(holes)[2], runner.logits(ids)[2])  # the holes do change the row

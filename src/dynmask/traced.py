@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from .masks import Mask
@@ -14,17 +15,31 @@ from .masks import Mask
 class TextClassifierGraph(nn.Module):
     """ids int64[B, L] -> logits float[B, C], the mask built from the ids (True = observed).
 
+    An id outside ``[0, vocab_size)`` (a negative id, one past the vocabulary) is missing: the graph has
+    no way to raise an error, and a Gather would otherwise wrap a negative id onto a real token.
+
     ``confidence_input``: a second input, confidence float[B, L] in [0, 1] per token (an engine's word
     confidence inherited by its pieces): 0 is missing, others a log-prior on attention
     (:meth:`Mask.from_confidence` with ``soft=True``); all ones reads as the one-input graph."""
 
-    def __init__(self, model: nn.Module, missing_ids: Sequence[int], pad_id: int, confidence_input: bool = False):
+    def __init__(
+        self,
+        model: nn.Module,
+        missing_ids: Sequence[int],
+        pad_id: int,
+        confidence_input: bool = False,
+        vocab_size: Optional[int] = None,
+    ):
         super().__init__()
         self.model, self.missing_ids, self.pad_id = model, [int(i) for i in missing_ids], int(pad_id)
-        self.confidence_input = confidence_input
+        self.confidence_input, self.vocab_size = confidence_input, vocab_size
 
     def forward(self, ids: Tensor, confidence: Optional[Tensor] = None) -> Tensor:
         mask = Mask.from_tokens(ids, missing=self.missing_ids, pad=self.pad_id)
+        if self.vocab_size is not None:
+            known = (ids >= 0) & (ids < self.vocab_size)  # bool[B, L]
+            mask = mask & Mask(known, torch.ones_like(known))
+            ids = ids.clamp(0, self.vocab_size - 1)  # the values at missing positions change nothing
         if self.confidence_input:
             mask = mask & Mask.from_confidence(confidence, 0.0, soft=True)
         return self.model(ids, mask)

@@ -31,7 +31,9 @@ def export_graph(run: Path, backend: str, confidences: bool = False):
         )
     missing = [tokenizer.unk_id, tokenizer.missing_id] if hasattr(tokenizer, "missing_id") else []
     missing = sorted({i for i in missing if i is not None})
-    graph = TextClassifierGraph(with_backend(model, backend), missing, tokenizer.pad_id, confidences).eval()
+    config = model.config
+    vocab = config.vocab_size if hasattr(config, "vocab_size") else config.encoder["vocab_size"]
+    graph = TextClassifierGraph(with_backend(model, backend), missing, tokenizer.pad_id, confidences, vocab).eval()
     example = tokenizer.pad(tokenizer.encode(["an example text with a ??? hole", "another one"]))
     if confidences:
         example = (example, torch.rand(example.shape))
@@ -42,6 +44,7 @@ def export_graph(run: Path, backend: str, confidences: bool = False):
         "input": "ids",
         "missing_ids": missing,
         "pad_id": tokenizer.pad_id,
+        "vocab_size": vocab,  # ids outside [0, vocab_size) are missing in the graph
         "tokenizer": "pretrained" if model.__class__.__name__ == "PretrainedClassifier" else "dynmask",
         "confidence_input": confidences,
         "confidence_threshold": stored_threshold(run),
