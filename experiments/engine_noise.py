@@ -100,7 +100,11 @@ def render(text: str):
     img = Image.new("L", (60 * 13 + 40, 34 * len(lines) + 30), 255)
     draw = ImageDraw.Draw(img)
     for i, line in enumerate(lines):
-        draw.text((20, 15 + 34 * i), line, font=font, fill=0)
+        try:
+            draw.text((20, 15 + 34 * i), line, font=font, fill=0)
+        except RuntimeError:  # raqm cannot lay out some rare sequences: lay this line out without it
+            basic = ImageFont.truetype(FONT, 22, layout_engine=ImageFont.Layout.BASIC)
+            draw.text((20, 15 + 34 * i), line, font=basic, fill=0)
     return img
 
 
