@@ -2,6 +2,7 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from hypothesis import settings
 
@@ -26,3 +27,22 @@ def small_impute_args(data, run, epochs: int) -> list:
     """``dynmask train impute`` on ``data`` into ``run``: windows of 20, a 16-wide one-layer model."""
     return ["train", "impute", "--data", str(data), "--output", str(run), "--window", "20", "--epochs", str(epochs),
             "--d-model", "16", "--heads", "2", "--layers", "1", "--no-progress"]  # fmt: skip
+
+
+# A small classifier run shared by the tests of one module (the hostile-input and reliability tests copy
+# it before changing anything).
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from textdata import write_sentiment_csv
+
+    return write_sentiment_csv(tmp_path_factory.mktemp("data") / "d.csv", n=160)
+
+
+@pytest.fixture(scope="module")
+def classifier_run(tmp_path_factory, data):
+    from dynmask.cli import main
+
+    out = tmp_path_factory.mktemp("runs") / "clf"
+    argv = ["train", "classify", "--data", str(data), "--output", str(out), "--epochs", "1"]
+    assert main([*argv, *small_classify_args(test_missing="0")]) == 0
+    return out

@@ -27,6 +27,7 @@ from torch import Tensor
 from .data.confidence import pad_confidences
 from .data.tokenizer import TextTokenizer
 from .errors import DataError
+from .files import read_json_object
 from .hf import PretrainedTokenizer
 from .masks import Mask
 from .tasks.registry import TASKS, task_of
@@ -109,7 +110,7 @@ class _Session:
         assets = Path(str(path) + ASSETS_SUFFIX)
         if not (assets / "export.json").is_file():
             raise DataError(f"{assets / 'export.json'} is missing: export with `dynmask export` to get the assets")
-        self.assets, self.meta = assets, json.loads((assets / "export.json").read_text())
+        self.assets, self.meta = assets, read_json_object(assets / "export.json")
 
     def run(self, x: np.ndarray, confidence: Optional[np.ndarray] = None) -> np.ndarray:
         feed = {self.name: x}
@@ -211,5 +212,5 @@ def load_onnx(path, threads: Optional[int] = None):
     meta_path = Path(str(path) + ASSETS_SUFFIX) / "export.json"
     if not meta_path.is_file():
         raise DataError(f"{meta_path} is missing: export with `dynmask export` to get the assets")
-    task = json.loads(meta_path.read_text())["task"]
+    task = read_json_object(meta_path).get("task")
     return OnnxTextClassifier(path, threads) if task == "classify" else OnnxSeriesModel(path, threads)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..demos.text import run_demo
+from ..errors import DataError
 from ..methods import method_names
 from ..tasks.arguments import POSITIVE, SIZE, add_data_args, add_missing_args, load_splits, number
 
@@ -62,7 +63,7 @@ def run(args) -> None:
     methods = list(METHODS) if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
-        raise SystemExit(f"error: --methods: unknown {unknown or methods}; choose from {', '.join(METHODS)}")
+        raise DataError(f"--methods: unknown {unknown or methods}; choose from {', '.join(METHODS)}")
     model = None
     if args.pretrained is None:  # the demo's own model, a wider one only when asked for
         model = {"arch": args.arch}

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..data.confidence import mark_low_confidence, read_engine_output
+from ..errors import DataError
 from ..export import is_onnx, load_onnx
 from ..tasks import TASKS, task_of
 from ..tasks.arguments import (
@@ -118,15 +119,25 @@ def _evaluate(args) -> list:
     spec = task_of(args.model)
     if spec.evaluate is None:
         why = spec.unsupported or f"evaluate does not cover {spec.name!r} runs"
-        raise SystemExit(f"error: --model {args.model} is a {spec.name} run: {why}")
+        raise DataError(f"--model {args.model} is a {spec.name} run: {why}")
     return spec.evaluate(args)
 
 
 def _read_texts(args) -> list[str]:
+    try:
+        return _read_texts_decoded(args)
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"--input {args.input} is not {args.encoding} text (byte {e.object[e.start : e.start + 1]!r} at offset "
+            f"{e.start}); pass its encoding with --encoding, e.g. --encoding latin-1"
+        ) from None
+
+
+def _read_texts_decoded(args) -> list[str]:
     texts = list(args.text or [])
     if args.input is not None:
         if args.input != "-" and not Path(args.input).is_file():
-            raise SystemExit(f"error: --input {args.input} is not a file")
+            raise DataError(f"--input {args.input} is not a file")
         engine = (
             None
             if args.input == "-"
@@ -145,7 +156,9 @@ def _read_texts(args) -> list[str]:
             with stream:
                 texts.extend(line.rstrip("\n") for line in stream)
     if not texts:
-        raise SystemExit("error: nothing to predict: pass --text TEXT or --input FILE (or - for standard input)")
+        if args.input is not None:
+            raise DataError(f"--input {args.input} holds no text to predict")
+        raise DataError("nothing to predict: pass --text TEXT or --input FILE (or - for standard input)")
     return texts
 
 
@@ -154,8 +167,8 @@ def _predict(args) -> list:
     if is_onnx(args.model):
         runner = load_onnx(args.model)
         if runner.meta["task"] != "classify":
-            raise SystemExit(
-                f"error: --model {args.model} is an exported {runner.meta['task']!r} model; predict "
+            raise DataError(
+                f"--model {args.model} is an exported {runner.meta['task']!r} model; predict "
                 "labels texts with an exported 'classify' model"
             )
         rows = []
@@ -167,8 +180,8 @@ def _predict(args) -> list:
     spec = task_of(args.model)
     if spec.predict is None:
         text_tasks = " / ".join(repr(name) for name, t in TASKS.items() if t.predict is not None)
-        raise SystemExit(
-            f"error: --model {args.model} is a {spec.name!r} run; predict labels, translates or summarises texts "
+        raise DataError(
+            f"--model {args.model} is a {spec.name!r} run; predict labels, translates or summarises texts "
             f"with a {text_tasks} run" + ("; fill a CSV with `dynmask impute`" if spec.name == "impute" else "")
         )
     return spec.predict(args, texts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import DataError
 from ..export import is_onnx, load_onnx
 from ..tasks.arguments import markers
 from ..tasks.impute.csv_io import impute_csv
@@ -111,5 +112,5 @@ def _onnx_imputer(path: Path):
     """A TrainedImputer whose model is an exported imputer run by onnxruntime."""
     runner = load_onnx(path)
     if runner.meta["task"] != "impute":
-        raise SystemExit(f"error: --model {path} is an exported {runner.meta['task']!r} model, not an imputer")
+        raise DataError(f"--model {path} is an exported {runner.meta['task']!r} model, not an imputer")
     return imputer_from_assets(runner, runner.assets)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..data.sources import SOURCES, cache_dir, fetch
 from ..demos.guarantee import guarantee_demo
+from ..errors import DataError
 from ..export import export_run
 from ..tasks.arguments import FRACTION, NON_NEGATIVE, POSITIVE, SIZE, markers
 from ..tasks.pretrained import embed_file
@@ -101,7 +102,7 @@ def run_data(args) -> None:
     names = list(SOURCES) if args.name == "all" else [args.name]
     for name in names:
         if name not in SOURCES:
-            raise SystemExit(f"error: unknown data set {name!r}; choose from {list(SOURCES)} or all")
+            raise DataError(f"unknown data set {name!r}; choose from {list(SOURCES)} or all")
         for part, src in SOURCES[name].items():
             print(f"{name} {part}: {fetch(src)}")
 

@@ -23,6 +23,7 @@ import torch
 from ..errors import DataError
 from ..extras import require as _require
 from ..masks import Mask
+from .csv_layout import csv_layout
 from .sources import SKTIME_WHEEL, Source, fetch
 
 __all__ = [
@@ -196,8 +197,9 @@ def _read_wide_frame(path: Path, time_column: Optional[str], encoding: str, **re
         raise DataError(f"data file {path} does not exist")
     if path.is_dir():
         raise DataError(f"{path} is a folder; pass a CSV file")
+    layout = csv_layout(path, encoding)  # a BOM, a duplicate name or a million columns: before pandas
     try:
-        frame = pd.read_csv(path, encoding=encoding, **read_kw)
+        frame = pd.read_csv(path, encoding=layout.encoding, **read_kw)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:

@@ -7,6 +7,7 @@ from typing import Optional
 
 from ..errors import DataError
 from ..extras import require as _require
+from .csv_layout import csv_layout
 
 # label cells that mean "no label" (pandas' missing-value spellings), refused rather than made a class
 _MISSING_LABELS = {"nan", "-nan", "na", "n/a", "#n/a", "null", "<na>", "-1.#ind", "1.#qnan"}
@@ -18,9 +19,9 @@ def _read_frame(path: Path, encoding: str):
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".tsv", ".txt"):
-            return pd.read_csv(
-                path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False, encoding=encoding
-            )
+            sep = "\t" if suffix == ".tsv" else ","
+            layout = csv_layout(path, encoding, sep)  # a BOM, a duplicate name or a million columns: before pandas
+            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding=layout.encoding)
         if suffix in (".jsonl", ".json"):
             return pd.read_json(path, lines=suffix == ".jsonl", dtype=False, encoding=encoding)
         if suffix == ".parquet":

@@ -24,6 +24,8 @@ from typing import Iterable, Sequence
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from ..errors import RunFolderError
+from ..files import read_json_object
 from ..masks import Mask
 
 __all__ = [
@@ -164,13 +166,20 @@ class TextTokenizer:
     @classmethod
     def load(cls, folder: Path) -> "TextTokenizer":
         folder = Path(folder)
-        config = json.loads((folder / "tokenizer_config.json").read_text())
-        return cls(
-            Tokenizer.from_str((folder / "tokenizer.json").read_text()),
-            config["missing_markers"],
-            config["max_len"],
-            config.get("kind", "uncased"),
-        )
+        path = folder / "tokenizer_config.json"
+        config = read_json_object(path)
+        markers, max_len, kind = config.get("missing_markers"), config.get("max_len"), config.get("kind", "uncased")
+        if not isinstance(markers, list) or not all(isinstance(m, str) for m in markers):
+            raise RunFolderError(f"{path}: missing_markers must be a list of strings, got {markers!r:.80}")
+        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
+            raise RunFolderError(f"{path}: max_len must be a positive whole number, got {max_len!r:.80}")
+        if kind not in KINDS:
+            raise RunFolderError(f"{path}: kind must be one of {KINDS}, got {kind!r:.80}")
+        try:
+            tokenizer = Tokenizer.from_str((folder / "tokenizer.json").read_text(encoding="utf-8"))
+        except Exception as e:  # OSError, UnicodeDecodeError, or tokenizers' bare Exception
+            raise RunFolderError(f"{folder / 'tokenizer.json'} is not a readable tokenizer ({e})") from None
+        return cls(tokenizer, markers, max_len, kind)
 
     # ------------------------------------------------------------------ use
     @property

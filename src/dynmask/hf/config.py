@@ -4,11 +4,11 @@ XLM-R, DistilBERT, BART).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import DataError
+from ..files import read_json_object
 
 FAMILIES = ("bert", "roberta", "distilbert")
 
@@ -149,4 +149,4 @@ def read_checkpoint_config(folder) -> PretrainedConfig:
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise DataError(f"{folder} has no config.json: pass a Hugging Face checkpoint folder (or --pretrained minilm)")
-    return read_pretrained_config(json.loads((folder / "config.json").read_text()), str(folder / "config.json"))
+    return read_pretrained_config(read_json_object(folder / "config.json"), str(folder / "config.json"))

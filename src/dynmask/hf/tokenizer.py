@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ..data.tokenizer import DEFAULT_MISSING_MARKERS, encode_prefixes, marker_pattern
 from ..errors import DataError
+from ..files import read_json_object
 from ..masks import Mask
 
 TOKENIZER_FILES = (
@@ -51,12 +52,10 @@ class PretrainedTokenizer:
         self.folder, self.max_len = folder, max_len
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         config = (
-            json.loads((folder / "tokenizer_config.json").read_text())
-            if (folder / "tokenizer_config.json").exists()
-            else {}
+            read_json_object(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").exists() else {}
         )
         special = (
-            json.loads((folder / "special_tokens_map.json").read_text())
+            read_json_object(folder / "special_tokens_map.json")
             if (folder / "special_tokens_map.json").exists()
             else {}
         )
@@ -181,5 +180,5 @@ class PretrainedTokenizer:
     @classmethod
     def load(cls, folder) -> "PretrainedTokenizer":
         folder = Path(folder)
-        extra = json.loads((folder / "dynmask_tokenizer.json").read_text())
+        extra = read_json_object(folder / "dynmask_tokenizer.json")
         return cls(folder, int(extra["max_len"]), extra["missing_markers"])

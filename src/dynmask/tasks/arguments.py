@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..data.text import load_text_dataset
+from ..errors import DataError
 from ..methods import method_names
 from ..training import TrainConfig
 
@@ -335,6 +336,6 @@ def run_data(args, config: dict, defaults: dict) -> dict:
         out[key] = given if given is not None else saved.get(key, fallback)
     if args.data is None:
         if "data" not in saved:
-            raise SystemExit("error: this run predates saved data locations: pass --data (and its columns)")
+            raise DataError("this run predates saved data locations: pass --data (and its columns)")
         out["data"] = saved["data"]
     return out

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import torch
 import torch.distributed as dist
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
@@ -70,7 +71,16 @@ def load_weights(model: nn.Module, path: Path, device="cpu") -> None:
 
     Like ``safetensors.torch.load_model`` but by ``load_state_dict``, which copies into cuDNN's flat
     RNN buffers; a name missing from the file must be a weight tied to one that is in it."""
-    load_state(model, load_file(str(path), device=str(device)), path)
+    load_state(model, read_weights(path, device), path)
+
+
+def read_weights(path: Path, device="cpu") -> dict:
+    """The tensors of the safetensors file ``path``; a damaged file is a :class:`RunFolderError` naming it
+    (safetensors' own error names neither the file nor the fix)."""
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError) as e:
+        raise RunFolderError(f"{path} is not a readable safetensors file ({e}); retrain or restore the run") from None
 
 
 def load_state(model: nn.Module, state: dict, path: Any) -> None:
@@ -92,7 +102,7 @@ def average_weights(paths: list[Path]) -> dict:
     same tensor names and shapes; a non-finite value is refused."""
     if len(paths) < 2:
         raise ValueError(f"averaging needs at least 2 weight files, got {len(paths)}")
-    states = [load_file(str(p)) for p in paths]
+    states = [read_weights(p) for p in paths]
     names = set(states[-1])
     for path, state in zip(paths, states):
         if set(state) != names or any(state[k].shape != states[-1][k].shape for k in names):
@@ -140,9 +150,16 @@ def load_run_model(
             raise RunFolderError(
                 f"--model {folder} is a {task!r} run; this command needs a {' or '.join(repr(e) for e in expected)} run"
             )
-    model = build(config["model"])
+    try:
+        model = build(config["model"])
+    except (ValueError, TypeError, KeyError) as e:  # e.g. a width the heads do not divide
+        raise RunFolderError(
+            f"{folder / 'config.json'}: its model cannot be built ({str(e).splitlines()[0]})"
+        ) from None
     try:
         load_weights(model, folder / "model.safetensors", device or "cpu")
+    except RunFolderError:
+        raise
     except (RuntimeError, OSError, ValueError) as e:  # safetensors' own errors for a damaged or alien file
         raise RunFolderError(
             f"{folder / 'model.safetensors'} does not fit the model its config.json describes: {str(e).splitlines()[0]}"

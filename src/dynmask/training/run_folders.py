@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import RunFolderError
+from ..files import read_json
 
 __all__ = [
     "RunFolderError",
@@ -177,17 +178,6 @@ def verify_manifest(folder: Path, required: Optional[bool] = None) -> None:
                 f"{path} does not match its sha256 in {manifest}: the file is damaged or was "
                 "changed after it was written"
             )
-
-
-def read_json(path: Path) -> Any:
-    """JSON from ``path``, or a :class:`RunFolderError` naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise RunFolderError(f"{path} does not exist")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RunFolderError(f"{path} is not valid JSON ({e})") from None
 
 
 def _type_ok(value: Any, annotation: Any) -> bool:

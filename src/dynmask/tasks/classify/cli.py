@@ -6,6 +6,7 @@ import json
 import sys
 
 from ...data.text import load_text_dataset
+from ...errors import DataError
 from ...methods import method_names
 from ...training.run_folders import read_json
 from ..arguments import (
@@ -90,16 +91,15 @@ def add_arguments(c) -> None:
 def train(args) -> dict:
     if args.pretrained is not None:
         if args.method not in method_names("pretrained") or args.pooling in ("max", "attention"):
-            raise SystemExit(
-                f"error: with --pretrained, --method is {', '.join(method_names('pretrained'))} and --pooling "
-                "mean or cls"
+            raise DataError(
+                f"with --pretrained, --method is {', '.join(method_names('pretrained'))} and --pooling mean or cls"
             )
         model = dict(method=args.method, pooling=args.pooling)
         args.lr = 5e-5 if args.lr is None else args.lr
     else:
         if args.method not in method_names("text") or args.pooling == "cls":
-            raise SystemExit(
-                f"error: --method {args.method} / --pooling {args.pooling} need --pretrained "
+            raise DataError(
+                f"--method {args.method} / --pooling {args.pooling} need --pretrained "
                 "(a model trained from scratch has no [UNK] / [MASK] / [CLS] to use)"
             )
         model = dict(
@@ -168,7 +168,7 @@ def evaluate(args) -> list[dict]:
     if has_confidences(splits):
         splits = mark_splits(splits, run_threshold(args.confidence_threshold, args.model, "--data"))
     if splits.labels != labels:
-        raise SystemExit(f"error: the model was trained on labels {labels} but --data has {splits.labels}")
+        raise DataError(f"the model was trained on labels {labels} but --data has {splits.labels}")
     task = TextClassificationTask(splits, tokenizer, MissingSpec(0.0))
     results = [
         task.evaluate(model, args.split, MissingSpec(r, args.missing_process, "static", args.mean_span))

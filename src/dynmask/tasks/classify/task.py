@@ -149,6 +149,8 @@ def load_classifier(folder: Path, device: Optional[torch.device] = None):
             tokenizer = PretrainedTokenizer.load(folder)
         else:
             tokenizer = TextTokenizer.load(folder)
+    except RunFolderError:
+        raise
     except Exception as e:  # tokenizers' own parse errors
         raise RunFolderError(f"the tokenizer in {folder} cannot be read ({type(e).__name__}: {e})") from None
     vocab, positions = (

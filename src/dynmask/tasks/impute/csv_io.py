@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ...baselines.series import impute_linear, impute_locf, impute_mean
+from ...data.csv_layout import csv_layout
 from ...data.series import (
     HOLDOUT_PATTERNS,
     Standardizer,
@@ -218,7 +219,8 @@ def impute_csv(
                 out.insert(position + 1, f"{label}{suffix}", cells)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(output_path.name + ".partial")
-    out.to_csv(tmp, encoding=encoding)
+    layout = csv_layout(input_path, encoding)  # written back with the input's BOM and line ending
+    out.to_csv(tmp, encoding=layout.encoding, lineterminator=layout.line_ending)
     os.replace(tmp, output_path)
     left = int(values.drop(columns=labels).isna().to_numpy().sum())
     counts_fallback = None if use_model else trained.fallback

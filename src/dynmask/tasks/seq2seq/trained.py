@@ -4,7 +4,6 @@ generation from raw texts (missing markers honoured).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -15,6 +14,7 @@ from ...baselines.memory import TranslationMemory
 from ...data.tokenizer import TextTokenizer
 from ...decoding import beam_search, greedy_decode
 from ...devices import device_of, to_device
+from ...files import read_json_object
 from ...hf import PretrainedTokenizer, check_encoder_config
 from ...models.seq2seq import Seq2Seq, Seq2SeqConfig
 from ...training import load_run_model
@@ -35,7 +35,7 @@ def weights_digest(output: Path) -> Optional[str]:
     manifest = output / "best" / "manifest.json"
     if not manifest.exists():
         return None
-    return json.loads(manifest.read_text()).get("sha256", {}).get("model.safetensors")
+    return read_json_object(manifest).get("sha256", {}).get("model.safetensors")
 
 
 def load_seq2seq(folder: Path, device: Optional[torch.device] = None):
@@ -56,7 +56,9 @@ def load_seq2seq(folder: Path, device: Optional[torch.device] = None):
             )
     try:
         tokenizer = load_tokenizer(folder)
-    except Exception as e:
+    except RunFolderError:
+        raise
+    except Exception as e:  # tokenizers' own parse errors
         raise RunFolderError(f"the tokenizer in {folder} cannot be read ({type(e).__name__}: {e})") from None
     if tokenizer.vocab_size > model.config.vocab_size:
         raise RunFolderError(

@@ -1,0 +1,61 @@
+"""What a user's CSV looks like before pandas reads it: its encoding (a UTF-8 byte-order mark), its
+line ending and its header, checked in time linear in the header's size.
+
+pandas reads a BOM into the first column's name, renames duplicate columns (``temp``, ``temp.1``) and
+writes LF whatever the input had; a file written back from it is then not the file read. Reading the
+layout first lets a reader refuse what it cannot round-trip (with the fix) and a writer reproduce the
+rest: the same BOM, the same line ending."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DataError
+
+__all__ = ["CsvLayout", "csv_layout", "MAX_COLUMNS", "MAX_HEADER_BYTES"]
+
+MAX_COLUMNS = 20_000  # a wider table is refused before it is parsed (10⁶ columns took minutes in pandas)
+MAX_HEADER_BYTES = 16 * 2**20  # a first line longer than this is not a header
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    encoding: str  # what to read and write with: "utf-8-sig" where the file starts with a BOM
+    line_ending: str  # "\r\n" or "\n", as the header line ends
+    header: tuple  # the column names, as written
+
+
+def csv_layout(path: Path, encoding: str = "utf-8", sep: str = ",") -> CsvLayout:
+    """The layout of the delimited file ``path``; a header with more than :data:`MAX_COLUMNS` columns, or
+    naming a column twice, is a :class:`DataError` that says so (a reader would rename or drop one)."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        first = f.readline(MAX_HEADER_BYTES + 1)
+    if len(first) > MAX_HEADER_BYTES:
+        raise DataError(f"the first line of {path} is over {MAX_HEADER_BYTES // 2**20} MB long: it is not a CSV header")
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8") and first.startswith(_BOM):
+        encoding = "utf-8-sig"
+    try:
+        line = first.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as e:
+        raise DataError(
+            f"the header of {path} is not readable as {encoding} ({e}); pass --encoding with the file's encoding"
+        ) from None
+    line_ending = "\r\n" if line.endswith("\r\n") else "\n"
+    if line.count(sep) + 1 > MAX_COLUMNS:  # a cheap bound first: no parse of a million-field line
+        raise DataError(
+            f"{path} has a header of {line.count(sep) + 1:,} columns; dynmask reads tables of at most "
+            f"{MAX_COLUMNS:,} columns (is --sep / the file type right?)"
+        )
+    header = tuple(next(csv.reader([line.rstrip("\r\n")], delimiter=sep), []))
+    twice = [name for name, n in Counter(header).items() if n > 1]
+    if twice:
+        raise DataError(
+            f"{path} names column(s) {twice[:5]} more than once; rename them so that each column has its own "
+            "name (a reader would rename or drop one)"
+        )
+    return CsvLayout(encoding, line_ending, header)
