@@ -185,3 +185,24 @@ def test_a_bom_does_not_hide_the_text_column(tmp_path):
     path.write_bytes(b"\xef\xbb\xbftext,label\r\ngood film,pos\r\nbad film,neg\r\n")
     texts, labels, _ = read_table(path, "text", "label")
     assert texts == ["good film", "bad film"] and labels == ["pos", "neg"]
+
+
+# ------------------------------------------------------------------------- resume
+def test_resume_takes_the_same_data_moved_elsewhere_and_names_changed_data(data, classifier_run, tmp_path, capsys):
+    from conftest import small_classify_args
+
+    run = tmp_path / "run"
+    shutil.copytree(classifier_run, run)
+    moved = tmp_path / "elsewhere" / "renamed.csv"
+    moved.parent.mkdir()
+    shutil.copy(data, moved)
+    argv = ["train", "classify", "--output", str(run), "--resume", "--epochs", "2", *small_classify_args(test_missing="0")]
+    assert main([*argv, "--data", str(moved)]) == 0  # was refused: data.data differed
+    capsys.readouterr()
+    lines = moved.read_text().splitlines()
+    changed = tmp_path / "changed.csv"
+    last = lines[-1].replace(",neg,", ",@,").replace(",pos,", ",neg,").replace(",@,", ",pos,")  # its label flipped
+    assert last != lines[-1]
+    changed.write_text("\n".join(lines[:-1] + [last]) + "\n")
+    assert main([*argv, "--epochs", "3", "--data", str(changed)]) == 2
+    _one_line_error(capsys, "cannot resume", "differ from those the run started on")

@@ -342,11 +342,21 @@ def _flatten(obj: Any, prefix: tuple = ()) -> dict:
 def compare_for_resume(saved: dict, new: dict, source: str) -> None:
     """Refuse to resume a run whose saved config differs from the new one in anything but
     :data:`RESUMABLE_CHANGES`, naming the setting and both values; a setting of :data:`ADDED_SETTINGS`
-    missing from the saved config counts as its old behaviour."""
+    missing from the saved config counts as its old behaviour. Where both name the same data content
+    (``data.fingerprint``), the data's location and spelling may differ: a moved file resumes."""
     a, b = _flatten(saved), _flatten(json.loads(json.dumps(new)))  # the new one as it would be saved
     a = {**{k: v for k, v in ADDED_SETTINGS.items() if k in b}, **a}  # saved before the setting existed
+    fingerprint = ("data", "fingerprint")
+    same_data = a.get(fingerprint) is not None and a.get(fingerprint) == b.get(fingerprint)
+    if a.get(fingerprint) is not None and b.get(fingerprint) is not None and not same_data:
+        raise RunFolderError(
+            f"cannot resume {source}: the data (its rows, labels or split) differ from those the run started on; "
+            "pass the run's data, or start a new run (another --output, or --overwrite)"
+        )
     for key in sorted(set(a) | set(b), key=str):
         if key in RESUMABLE_CHANGES or (key[:1] in {("epoch",), ("valid",), ("averaged_epochs",)}):
+            continue
+        if same_data and key[:1] == ("data",):  # the same rows read from a file moved or renamed
             continue
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
             name = ".".join(str(k) for k in key)
