@@ -134,7 +134,11 @@ def test_impute_writes_back_the_inputs_bom_and_line_endings(imputer, tmp_path):
     out = tmp_path / "out.csv"
     assert main(["impute", "--model", str(run), "--input", str(source), "--output", str(out)]) == 0
     written = out.read_bytes()
-    assert written.startswith(b"\xef\xbb\xbf") and written.count(b"\r\n") == 60 and b"\n" not in written.replace(b"\r\n", b"")
+    assert (
+        written.startswith(b"\xef\xbb\xbf")
+        and written.count(b"\r\n") == 60
+        and b"\n" not in written.replace(b"\r\n", b"")
+    )
     before = list(csv.reader(source.read_text(encoding="utf-8-sig").splitlines()))
     after = list(csv.reader(written.decode("utf-8-sig").splitlines()))
     assert after[0] == before[0] == ["time", "temp", "rain"]  # the BOM is not read into the first name
@@ -196,7 +200,16 @@ def test_resume_takes_the_same_data_moved_elsewhere_and_names_changed_data(data,
     moved = tmp_path / "elsewhere" / "renamed.csv"
     moved.parent.mkdir()
     shutil.copy(data, moved)
-    argv = ["train", "classify", "--output", str(run), "--resume", "--epochs", "2", *small_classify_args(test_missing="0")]
+    argv = [
+        "train",
+        "classify",
+        "--output",
+        str(run),
+        "--resume",
+        "--epochs",
+        "2",
+        *small_classify_args(test_missing="0"),
+    ]
     assert main([*argv, "--data", str(moved)]) == 0  # was refused: data.data differed
     capsys.readouterr()
     lines = moved.read_text().splitlines()
@@ -206,3 +219,23 @@ def test_resume_takes_the_same_data_moved_elsewhere_and_names_changed_data(data,
     changed.write_text("\n".join(lines[:-1] + [last]) + "\n")
     assert main([*argv, "--epochs", "3", "--data", str(changed)]) == 2
     _one_line_error(capsys, "cannot resume", "differ from those the run started on")
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_the_fix(data, tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    real_replace = os.replace
+
+    def full(src, dst, *args, **kwargs):
+        if "checkpoint" in str(dst):  # the first checkpoint's write
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", full)
+    from conftest import small_classify_args
+
+    out = tmp_path / "run"
+    argv = ["train", "classify", "--data", str(data), "--output", str(out), "--epochs", "1"]
+    assert main([*argv, *small_classify_args(test_missing="0")]) == 2
+    _one_line_error(capsys, "No space left on device", str(out / "checkpoint"), "free some space")

@@ -14,6 +14,7 @@ dynmask guarantee                show the guarantee per variant and the compacti
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from typing import Optional, Sequence
@@ -71,7 +72,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as e:  # one line for the user; the traceback with --debug
         if debug:
             raise
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        message = _message(e)
         known = _is_user_error(e)
         print(
             f"error: {message}" + ("" if known else f" ({type(e).__name__}; run with --debug for the traceback)"),
@@ -81,5 +82,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
+# what the machine refuses (not a bug of dynmask's): a full disk, no permission, a folder for a file
+_OS_FIXES = {
+    errno.ENOSPC: "free some space or write elsewhere",
+    errno.EDQUOT: "free some space or write elsewhere",
+    errno.EACCES: "check the permissions, or write elsewhere",
+    errno.EPERM: "check the permissions, or write elsewhere",
+    errno.EROFS: "the file system is read-only: write elsewhere",
+    errno.EISDIR: "pass a file, not a folder",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.ENAMETOOLONG: "use a shorter path",
+}
+
+
 def _is_user_error(e: Exception) -> bool:
-    return isinstance(e, USER_ERRORS)
+    return isinstance(e, USER_ERRORS) or (isinstance(e, OSError) and e.errno in _OS_FIXES)
+
+
+def _message(e: Exception) -> str:
+    """The first line of ``e``; an error from the machine says what it was about and the fix."""
+    if isinstance(e, OSError) and not isinstance(e, USER_ERRORS) and e.errno in _OS_FIXES:
+        where = f" ({e.filename})" if e.filename else ""
+        return f"{e.strerror or os.strerror(e.errno)}{where}: {_OS_FIXES[e.errno]}"
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
