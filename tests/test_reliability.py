@@ -109,7 +109,6 @@ def test_command_misuse_exits_2_not_1(classifier_run, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def imputer(tmp_path_factory):
     import numpy as np
-
     from conftest import small_impute_args
 
     folder = tmp_path_factory.mktemp("imp")
