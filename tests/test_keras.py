@@ -234,3 +234,14 @@ def test_the_same_tests_on_the_tensorflow_backend():
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = done.stdout.strip().splitlines()[-1]
     assert re.search(r"\b8 passed\b", summary) and " failed" not in summary, summary
+
+
+def test_float_masks_and_float_ids_are_refused():
+    """A float mask was cast to bool (0.3 -> observed) and float ids accepted (issue 35, low)."""
+    x = ops.convert_to_tensor(np.zeros((1, 3, 8), "float32"))
+    layer = MaskedMultiHeadAttention(8, 2)
+    with pytest.raises(TypeError, match="mask must be bool"):
+        layer(x, mask=ops.convert_to_tensor(np.array([[1.0, 0.3, 0.0]], "float32")))
+    assert layer(x, mask=ops.convert_to_tensor(np.array([[1, 1, 0]], "int32"))).shape == (1, 3, 8)
+    with pytest.raises(TypeError, match="ids must be integer"):
+        mask_from_tokens(ops.convert_to_tensor(np.array([[5.0, 1.0]], "float32")), missing_ids=[1])

@@ -59,7 +59,10 @@ def mask_from_nan(x):
 
 
 def mask_from_tokens(ids, missing_ids: Sequence[int] = (), pad_id: Optional[int] = None):
-    """(observed, valid) bool[B, L] from int ids [B, L]: ``missing_ids`` are missing, ``pad_id`` padding."""
+    """(observed, valid) bool[B, L] from int ids [B, L]: ``missing_ids`` are missing, ``pad_id`` padding.
+    Float ids are refused (an Embedding would truncate 3.7 to token 3)."""
+    if "int" not in _dtype(ids):
+        raise TypeError(f"ids must be integer token ids, got {_dtype(ids)}; cast them with ops.cast(ids, 'int32')")
     valid = ops.ones_like(ids, dtype="bool") if pad_id is None else ops.not_equal(ids, pad_id)
     observed = valid
     for m in missing_ids:
@@ -79,8 +82,20 @@ def _keep_rows(x, keep):
     return ops.where(ops.expand_dims(keep, -1), x, ops.zeros_like(x))
 
 
+def _dtype(x) -> str:
+    return keras.backend.standardize_dtype(getattr(x, "dtype", None) or ops.convert_to_tensor(x).dtype)
+
+
 def _as_bool(mask):
-    return None if mask is None else ops.cast(mask, "bool")
+    """``mask`` as bool (True = observed). A float mask is refused: 0.3 or 1e-9 would silently read as
+    observed; pass a comparison (``m > 0.5``) or Keras' own bool masks."""
+    if mask is None:
+        return None
+    if "float" in _dtype(mask):
+        raise TypeError(
+            f"mask must be bool (True = observed) or integer 0/1, got {_dtype(mask)}; pass e.g. `mask > 0.5`"
+        )
+    return ops.cast(mask, "bool")
 
 
 # ---------------------------------------------------------------------------------------- attention
