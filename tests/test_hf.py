@@ -463,3 +463,31 @@ def test_the_text_length_follows_a_short_checkpoint_from_the_start(checkpoints, 
     assert "texts cut at 64 word pieces" in capsys.readouterr().out
     assert main(["predict", "--model", str(out), "--text", " ".join(["great fun"] * 200)]) == 0
     assert json.loads(capsys.readouterr().out)["observed_tokens"] == 62  # [CLS] ... [SEP] within 64
+
+
+def test_embed_streams_its_input_in_chunks(checkpoints, tmp_path, monkeypatch):
+    """embed read the whole file and held every vector before writing (issue 35, item 7): now at most
+    EMBED_CHUNK texts are in memory, and the file is the same as one chunk would write."""
+    import dynmask.tasks.pretrained as pretrained
+
+    folder = checkpoints["bert"]
+    lines = [f"text number {i} was {'fun' if i % 3 else '??? dull'}" for i in range(23)]
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    common = ["embed", "--pretrained", str(folder), "--input", str(tmp_path / "in.txt"), "--output"]
+    assert main([*common, str(tmp_path / "whole.jsonl")]) == 0
+    seen = []
+    real = pretrained.embed_texts
+    monkeypatch.setattr(pretrained, "EMBED_CHUNK", 5)
+    monkeypatch.setattr(
+        pretrained, "embed_texts", lambda enc, tok, texts, **kw: seen.append(len(texts)) or real(enc, tok, texts, **kw)
+    )
+    assert main([*common, str(tmp_path / "chunks.jsonl")]) == 0
+    assert seen == [5, 5, 5, 5, 3]
+    whole, chunks = (
+        [json.loads(x) for x in (tmp_path / n).read_text().splitlines()] for n in ("whole.jsonl", "chunks.jsonl")
+    )
+    assert [r["text"] for r in chunks] == lines
+    for a, b in zip(whole, chunks):
+        assert a["text"] == b["text"] and torch.allclose(
+            torch.tensor(a["embedding"]), torch.tensor(b["embedding"]), atol=1e-5
+        )

@@ -4,6 +4,7 @@ dynamic artificial holes per batch. Masks: True = observed."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Optional, Sequence
@@ -84,26 +85,44 @@ def embed_file(
         raise DataError(f"--output {output_path} is the --input file")
     engine = read_engine_output(input_path, text_column=text_column, confidence_column=confidence_column)
     if engine is None:
-        texts = read = input_path.read_text(encoding="utf-8").splitlines()
+        pairs = _plain_lines(input_path)  # (text, text as read): streamed, never the whole file at once
     else:
         if confidence_threshold is None:
             raise DataError(
                 f"--input {input_path} carries confidences: pass --confidence-threshold T (words below T are missing)"
             )
-        texts = [text for text, _ in engine]
-        read = [mark_low_confidence(text, conf, confidence_threshold) for text, conf in engine]
+        pairs = ((text, mark_low_confidence(text, conf, confidence_threshold)) for text, conf in engine)
     encoder = load_pretrained(source, backend=backend).eval()
     tokenizer = PretrainedTokenizer(
         source, max_len=max_len, missing_markers=DEFAULT_MISSING_MARKERS if missing_markers is None else missing_markers
     )
-    vectors = embed_texts(encoder, tokenizer, read, normalize=normalize, batch_size=batch_size)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(output_path.name + ".partial")
+    count = 0
     with open(tmp, "w", encoding="utf-8") as f:
-        for text, vector in zip(texts, vectors.tolist()):
-            f.write(json.dumps({"text": text, "embedding": vector}, ensure_ascii=False, allow_nan=False) + "\n")
+        while chunk := list(itertools.islice(pairs, EMBED_CHUNK)):  # memory bounded by a chunk, not the file
+            vectors = embed_texts(encoder, tokenizer, [r for _, r in chunk], normalize=normalize, batch_size=batch_size)
+            for (text, _), vector in zip(chunk, vectors.tolist()):
+                f.write(json.dumps({"text": text, "embedding": vector}, ensure_ascii=False, allow_nan=False) + "\n")
+            count += len(chunk)
     os.replace(tmp, output_path)
-    return len(texts)
+    return count
+
+
+EMBED_CHUNK = 1024  # texts embedded (and written) at a time: sorted by length within, in order across
+
+
+def _plain_lines(path: Path):
+    """(line, line) for each line of the UTF-8 file ``path``, read lazily."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            for line in f:
+                line = line.rstrip("\n")
+                yield line, line
+        except UnicodeDecodeError as e:
+            raise DataError(
+                f"--input {path} is not UTF-8 text ({e.reason} at byte {e.start}); re-save it as UTF-8"
+            ) from None
 
 
 class DynamicHolesCollator:
