@@ -245,3 +245,18 @@ def test_float_masks_and_float_ids_are_refused():
     assert layer(x, mask=ops.convert_to_tensor(np.array([[1, 1, 0]], "int32"))).shape == (1, 3, 8)
     with pytest.raises(TypeError, match="ids must be integer"):
         mask_from_tokens(ops.convert_to_tensor(np.array([[5.0, 1.0]], "float32")), missing_ids=[1])
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="reads the gradient with torch.autograd")
+def test_an_encoder_layer_on_its_own_gives_zero_gradient_to_nan_inputs():
+    """MaskedEncoderLayer used without MaskedEncoder let NaN at missing rows reach its norms: the outputs
+    were right but the gradient into those rows was NaN (found by benchmarks/nan_conformance.py)."""
+    from dynmask.keras import MaskedEncoderLayer
+
+    layer = MaskedEncoderLayer(8, 2, 16, dropout=0.0)
+    x = torch.randn(2, 5, 8)
+    observed = torch.tensor([[True, False, True, True, False], [False] * 5])
+    x = torch.where(observed[..., None], x, torch.tensor(float("nan"))).requires_grad_(True)
+    out = layer(x, mask=observed)
+    (grad,) = torch.autograd.grad(torch.where(observed[..., None], out, 0.0).sum(), [x])
+    assert torch.isfinite(out).all() and (grad[~observed] == 0).all() and torch.isfinite(grad).all()

@@ -229,6 +229,7 @@ class MaskedEncoderLayer(keras.layers.Layer):
 
     def call(self, x, mask=None, training=None):
         mask = _as_bool(mask)
+        x = _keep_rows(x, mask)  # NaN at missing rows would reach the norms: their backward is NaN x 0 = NaN
         attend = lambda h: self.self_attn(h, key_mask=mask, training=training)
         if self.norm_first:
             x = x + self.dropout1(attend(self.norm1(x)), training=training)

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from ..errors import DataError
 from ..masks import Mask
+from .csv_layout import bom_encoding
 from .tables import read_table
 
 __all__ = [
@@ -214,10 +215,16 @@ def read_engine_output(
     path = Path(path)
     if confidence_column is not None:
         return read_confidence_table(path, text_column, confidence_column, encoding)
-    with open(path, encoding=encoding) as f:
-        head = f.readline()
+    encoding = bom_encoding(path, encoding)
+    try:
+        with open(path, encoding=encoding) as f:
+            head = f.readline()
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{path} is not {encoding} text ({e.reason} at byte {e.start}); pass its encoding with --encoding"
+        ) from None
     if head.startswith("level\tpage_num\t"):
-        return [(" ".join(w), c) for w, c in read_tesseract_tsv(path)]
+        return [(" ".join(w), c) for w, c in read_tesseract_tsv(open(path, encoding=encoding))]
     try:
         first = json.loads(head) if head.strip() else None
     except json.JSONDecodeError:
@@ -225,7 +232,7 @@ def read_engine_output(
     if isinstance(first, dict) and "words" in first:
         return read_words_jsonl(path, encoding)
     if isinstance(first, dict) and "w" in first:
-        return [(" ".join(w), c) for w, c in read_pocketsphinx_json(path)]
+        return [(" ".join(w), c) for w, c in read_pocketsphinx_json(open(path, encoding=encoding))]
     return None
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import DataError
 
-__all__ = ["CsvLayout", "csv_layout", "MAX_COLUMNS", "MAX_HEADER_BYTES"]
+__all__ = ["CsvLayout", "csv_layout", "bom_encoding", "MAX_COLUMNS", "MAX_HEADER_BYTES"]
 
 MAX_COLUMNS = 20_000  # a wider table is refused before it is parsed (10⁶ columns took minutes in pandas)
 MAX_HEADER_BYTES = 16 * 2**20  # a first line longer than this is not a header
@@ -33,18 +33,16 @@ def csv_layout(path: Path, encoding: str = "utf-8", sep: str = ",") -> CsvLayout
     """The layout of the delimited file ``path``; a header with more than :data:`MAX_COLUMNS` columns, or
     naming a column twice, is a :class:`DataError` that says so (a reader would rename or drop one)."""
     path = Path(path)
-    with open(path, "rb") as f:
-        first = f.readline(MAX_HEADER_BYTES + 1)
-    if len(first) > MAX_HEADER_BYTES:
-        raise DataError(f"the first line of {path} is over {MAX_HEADER_BYTES // 2**20} MB long: it is not a CSV header")
-    if encoding.lower().replace("_", "-") in ("utf-8", "utf8") and first.startswith(_BOM):
-        encoding = "utf-8-sig"
+    encoding = bom_encoding(path, encoding)
     try:
-        line = first.decode(encoding)
+        with open(path, encoding=encoding, newline="") as f:  # newline="": the line ending as written
+            line = f.readline(MAX_HEADER_BYTES + 1)
     except (UnicodeDecodeError, LookupError) as e:
         raise DataError(
             f"the header of {path} is not readable as {encoding} ({e}); pass --encoding with the file's encoding"
         ) from None
+    if len(line) > MAX_HEADER_BYTES:
+        raise DataError(f"the first line of {path} is over {MAX_HEADER_BYTES // 2**20} M characters long: not a header")
     line_ending = "\r\n" if line.endswith("\r\n") else "\n"
     if line.count(sep) + 1 > MAX_COLUMNS:  # a cheap bound first: no parse of a million-field line
         raise DataError(
@@ -59,3 +57,17 @@ def csv_layout(path: Path, encoding: str = "utf-8", sep: str = ",") -> CsvLayout
             "name (a reader would rename or drop one)"
         )
     return CsvLayout(encoding, line_ending, header)
+
+
+def _is_utf8(encoding: str) -> bool:
+    return encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+
+
+def bom_encoding(path: Path, encoding: str = "utf-8") -> str:
+    """``encoding``, or ``"utf-8-sig"`` when ``path`` is UTF-8 with a byte-order mark (so that the mark is
+    not read as the first character of the first word or column name)."""
+    if _is_utf8(encoding):
+        with open(path, "rb") as f:
+            if f.read(len(_BOM)) == _BOM:
+                return "utf-8-sig"
+    return encoding
