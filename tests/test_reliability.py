@@ -238,3 +238,30 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_fix(data, tmp_path, cap
     argv = ["train", "classify", "--data", str(data), "--output", str(out), "--epochs", "1"]
     assert main([*argv, *small_classify_args(test_missing="0")]) == 2
     _one_line_error(capsys, "No space left on device", str(out / "checkpoint"), "free some space")
+
+
+# ------------------------------------------------------------------------- impute streams its input
+@pytest.mark.parametrize("rows", [365, 381, 400, 17])
+def test_impute_streams_blocks_and_writes_what_the_whole_file_gives(imputer, tmp_path, monkeypatch, rows):
+    """impute read the whole CSV and filled it at once (issue 35, item 7): now blocks of whole windows,
+    the last one read with the rows before it when shorter than a window, so that the file written is
+    byte for byte the one the whole file gives (here the window is 20)."""
+    import dynmask.tasks.impute.csv_io as csv_io
+    from dynmask.tasks.impute.trained import load_imputer
+
+    run, lines = imputer
+    source = tmp_path / "in.csv"
+    body = [f"t{i:05d}," + line.split(",", 1)[1] for i, line in enumerate((lines[1:] * 2)[:rows])]
+    source.write_text("\n".join([lines[0], *body]) + "\n")
+    trained = load_imputer(run)
+    whole, streamed = tmp_path / "whole.csv", tmp_path / "streamed.csv"
+    csv_io.impute_csv(trained, source, whole, stream_rows=10**6)
+    sizes = []
+    real = csv_io.fill_windows
+    monkeypatch.setattr(
+        csv_io, "fill_windows", lambda m, s, w, values, *a: sizes.append(len(values)) or real(m, s, w, values, *a)
+    )
+    counts = csv_io.impute_csv(trained, source, streamed, stream_rows=45)  # blocks of 40 rows
+    assert streamed.read_bytes() == whole.read_bytes()
+    assert max(sizes) <= 40 and (rows <= 40 or len(sizes) > 1)
+    assert counts["holes"] == sum(line.count(",,") + line.endswith(",") for line in body)

@@ -37,10 +37,13 @@ def csv_layout(path: Path, encoding: str = "utf-8", sep: str = ",") -> CsvLayout
     try:
         with open(path, encoding=encoding, newline="") as f:  # newline="": the line ending as written
             line = f.readline(MAX_HEADER_BYTES + 1)
-    except (UnicodeDecodeError, LookupError) as e:
+    except UnicodeDecodeError as e:
         raise DataError(
-            f"the header of {path} is not readable as {encoding} ({e}); pass --encoding with the file's encoding"
+            f"{path} is not readable as {encoding} ({e.reason} at byte {e.start}); re-save it as UTF-8 or pass "
+            "--encoding with its real encoding (e.g. latin-1)"
         ) from None
+    except LookupError:
+        raise DataError(f"--encoding {encoding!r} is not an encoding Python knows (e.g. utf-8, latin-1)") from None
     if len(line) > MAX_HEADER_BYTES:
         raise DataError(f"the first line of {path} is over {MAX_HEADER_BYTES // 2**20} M characters long: not a header")
     line_ending = "\r\n" if line.endswith("\r\n") else "\n"

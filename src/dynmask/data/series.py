@@ -219,16 +219,27 @@ def read_wide_csv(path: Path, time_column: Optional[str] = None, encoding: str =
     Returns a float64 DataFrame indexed by time (the first column unless ``time_column`` is given).
     A file that is not in this layout is refused with the fix: a time axis that repeats values
     (a long file), a time-like column that is not the time axis, or a text column among the variables."""
-    pd = _require("pandas")
-
     path = Path(path)
     frame, time_column = _read_wide_frame(path, time_column, encoding)
+    frame = _checked_wide(frame, time_column, path)
+    if frame.shape[0] < 2:
+        raise DataError(f"{path.name} needs at least two rows and one variable column")
+    return frame
+
+
+def _checked_wide(frame, time_column: str, path: Path, previous_time=None):
+    """``frame`` (rows of a wide CSV, as pandas parsed them) checked and indexed by time, float64.
+    ``previous_time``: the time of the row before (a file read in chunks), which must not repeat."""
+    pd = _require("pandas")
+
     index = frame[time_column]
     repeated = index[index.duplicated()]
-    if len(repeated):
+    if len(repeated) or (previous_time is not None and len(index) and index.iloc[0] == previous_time):
+        value = repeated.iloc[0] if len(repeated) else previous_time
         raise DataError(
-            f"the time column {time_column!r} of {path.name} repeats values ({repeated.iloc[0]!r} appears "
-            f"{int((index == repeated.iloc[0]).sum())} times): a wide CSV has one row per time. " + _long_hint(path)
+            f"the time column {time_column!r} of {path.name} repeats values ({value!r} appears "
+            f"{max(2, int((index == value).sum()))} times or more): a wide CSV has one row per time. "
+            + _long_hint(path)
         )
     timeish = [c for c in frame.columns if c != time_column and str(c).strip().lower() in _TIME_NAMES]
     if timeish and str(time_column).strip().lower() not in _TIME_NAMES:
@@ -243,9 +254,42 @@ def read_wide_csv(path: Path, time_column: Optional[str] = None, encoding: str =
             f"columns {bad[:5]} of {path.name} are not numeric; a wide CSV holds one numeric column "
             "per variable (blank = missing). " + _long_hint(path)
         )
-    if frame.shape[1] == 0 or frame.shape[0] < 2:
+    if frame.shape[1] == 0:
         raise DataError(f"{path.name} needs at least two rows and one variable column")
     return frame.astype("float64")
+
+
+def read_wide_chunks(path: Path, rows: int, time_column: Optional[str] = None, encoding: str = "utf-8"):
+    """(values, text) for every ``rows`` rows of a wide CSV, in order, checked as :func:`read_wide_csv`
+    checks the whole file (a repeated time is caught within a chunk and across adjacent chunks): values
+    float64 and text exactly as written, both indexed by time. Memory is bounded by ``rows``."""
+    pd = _require("pandas")
+
+    path = Path(path)
+    layout = csv_layout(path, encoding)
+    time_column = time_column or (layout.header[0] if layout.header else None)
+    if time_column not in layout.header:
+        raise DataError(
+            f"column {time_column!r} is not in {path.name}; its columns start {list(layout.header[:5])}. "
+            "Pass --time-column"
+        )
+    try:
+        numbers = pd.read_csv(path, encoding=layout.encoding, chunksize=rows)
+        texts = pd.read_csv(path, encoding=layout.encoding, chunksize=rows, dtype=str, keep_default_na=False)
+        previous, total = None, 0
+        for values, text in zip(numbers, texts):  # the same rows, parsed twice
+            values = _checked_wide(values, time_column, path, previous)
+            previous = values.index[-1]
+            total += len(values)
+            yield values, text.set_index(time_column)
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"could not read {path} as CSV ({str(e).splitlines()[0]})") from None
+    if total < 2:
+        raise DataError(f"{path.name} needs at least two rows and one variable column")
 
 
 def read_wide_text(path: Path, time_column: Optional[str] = None, encoding: str = "utf-8"):

@@ -17,10 +17,11 @@ def _read_frame(path: Path, encoding: str):
     pd = _require("pandas")
 
     suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv", ".txt"):  # a BOM, a duplicate name or a million columns: before pandas
+        layout = csv_layout(path, encoding, "\t" if suffix == ".tsv" else ",")
     try:
         if suffix in (".csv", ".tsv", ".txt"):
             sep = "\t" if suffix == ".tsv" else ","
-            layout = csv_layout(path, encoding, sep)  # a BOM, a duplicate name or a million columns: before pandas
             return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding=layout.encoding)
         if suffix in (".jsonl", ".json"):
             return pd.read_json(path, lines=suffix == ".jsonl", dtype=False, encoding=encoding)

@@ -4,6 +4,7 @@ stitched, intervals written beside the values, observed cells returned unchanged
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Optional, Sequence
@@ -16,6 +17,7 @@ from ...data.csv_layout import csv_layout
 from ...data.series import (
     HOLDOUT_PATTERNS,
     Standardizer,
+    read_wide_chunks,
     read_wide_csv,
     read_wide_text,
     window_starts,
@@ -138,6 +140,9 @@ def check_output(output_path: Path, input_path: Path, protected: Sequence[Path] 
             raise DataError(f"--output {output_path} would overwrite the model ({place}); write it elsewhere")
 
 
+STREAM_ROWS = 4096  # rows of a CSV filled at a time (rounded down to whole windows)
+
+
 def impute_csv(
     trained: TrainedImputer,
     input_path: Path,
@@ -153,6 +158,7 @@ def impute_csv(
     calibrate: str = "auto",
     calibration_pattern: str = "values",
     protected: Sequence[Path] = (),
+    stream_rows: int = STREAM_ROWS,
 ) -> dict:
     """Fill the holes of a wide CSV and write it to ``output_path``: every observed cell (and the time
     column, the header, every column the model does not know) is written back exactly as read, as
@@ -163,46 +169,129 @@ def impute_csv(
     conformal prediction: ``calibrate="input"`` on the file itself (10% of its observed values hidden in
     ``calibration_pattern``: choose the pattern of the file's holes), ``"validation"`` with the run's saved
     factor, ``"auto"`` on the input when it yields at least :data:`MIN_INPUT_CALIBRATION` values.
+
+    The file is read, filled and written ``stream_rows`` rows at a time (memory bounded by that, not by
+    the file; the fills are the same as the whole file's), except where an option needs the whole file
+    at once: ``plot``, intervals calibrated on the input, and a locf / linear fallback.
     Returns counts, and the calibration used."""
 
     input_path, output_path = Path(input_path), Path(output_path)
     check_output(output_path, input_path, protected)
-    values = read_wide_csv(input_path, time_column, encoding)
-    text = read_wide_text(input_path, time_column, encoding)
-    labels = match_columns(trained, values.columns, str(input_path))
-    unknown = [v for v in plot_variables or () if v not in labels]
-    if plot is not None and unknown:  # checked before anything is written
-        raise DataError(f"--plot-variables {unknown} are not variables the model fills; they are {labels[:10]}")
+    if calibrate not in ("auto", "input", "validation"):
+        raise DataError(f"--calibrate must be 'auto', 'input' or 'validation', got {calibrate!r}")
+    if calibration_pattern not in HOLDOUT_PATTERNS:
+        raise DataError(f"--calibration-pattern must be one of {HOLDOUT_PATTERNS}, got {calibration_pattern!r}")
+    if intervals and getattr(trained.model, "interval_head", None) is None:
+        raise DataError("--intervals: this imputer was trained without intervals; train it with --intervals 0.9")
+    fallback = None if use_model else trained.fallback
+    if fallback is not None and intervals:
+        raise DataError(
+            f"--intervals: this run fills with its validation fallback ({trained.fallback}), which has no "
+            "intervals; add --use-model to fill (and bound) with the model anyway"
+        )
     clip = None
     if clip_to_train_range:
         if trained.train_min is None:
             raise DataError("--clip-to-train-range: this run predates saved training ranges; retrain it")
         clip = (trained.train_min, trained.train_max)
-    numbers = values[labels].to_numpy(dtype=np.float64)  # (T, F)
-    holes = ~np.isfinite(numbers)
-    if intervals and getattr(trained.model, "interval_head", None) is None:
-        raise DataError("--intervals: this imputer was trained without intervals; train it with --intervals 0.9")
-    if calibrate not in ("auto", "input", "validation"):
-        raise DataError(f"--calibrate must be 'auto', 'input' or 'validation', got {calibrate!r}")
-    if calibration_pattern not in HOLDOUT_PATTERNS:
-        raise DataError(f"--calibration-pattern must be one of {HOLDOUT_PATTERNS}, got {calibration_pattern!r}")
-    if trained.fallback is not None and not use_model:
-        if intervals:
-            raise DataError(
-                f"--intervals: this run fills with its validation fallback ({trained.fallback}), which has no "
-                "intervals; add --use-model to fill (and bound) with the model anyway"
-            )
-        fill = {"mean": impute_mean, "locf": impute_locf, "linear": impute_linear}[trained.fallback]
-        fills = fill(numbers[None], trained.scaler.mean.astype(np.float64))[0]  # the whole file as one window
+    layout = csv_layout(input_path, encoding)
+    whole = plot is not None or fallback in ("locf", "linear") or (intervals and calibrate != "validation")
+    if whole:
+        values = read_wide_csv(input_path, time_column, encoding)
+        chunks = [(values, read_wide_text(input_path, time_column, encoding))]
     else:
-        scale = trained.interval_scale
-        if intervals:
-            scale, calibration = interval_factor(trained, numbers, calibrate, calibration_pattern)
-        fills = fill_windows(trained.model, trained.scaler, trained.window, numbers, intervals, scale)
+        block = trained.window * max(1, stream_rows // trained.window)  # windows never straddle two blocks
+        chunks = read_wide_chunks(input_path, block, time_column, encoding)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output_path.with_name(output_path.name + ".partial")
+    counts = {"holes": 0, "left_in_unknown_columns": 0}
+    try:
+        calibration = _write_filled(
+            trained, chunks, tmp, layout, input_path, clip, fallback, intervals, calibrate, calibration_pattern,
+            plot, plot_variables, counts,
+        )  # fmt: skip
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a block that fails (or Ctrl-C) leaves no half-written file behind
+        raise
+    os.replace(tmp, output_path)
+    return {
+        "holes": counts["holes"],
+        "filled": counts["holes"],
+        "left_in_unknown_columns": counts["left_in_unknown_columns"],
+        "filled_by": fallback or "model",
+        **({"calibration": calibration} if intervals else {}),
+    }
+
+
+def _write_filled(
+    trained, chunks, tmp, layout, input_path, clip, fallback, intervals, calibrate, calibration_pattern,
+    plot, plot_variables, counts,
+):  # fmt: skip
+    """Fill ``chunks`` ((values, text) blocks in order) and write them to ``tmp``; returns the interval
+    calibration (None without intervals); adds to ``counts``."""
+    calibration = None
+    with open(tmp, "w", encoding=layout.encoding, newline="") as out:  # the input's BOM and line ending
+        labels, carry, pending = None, None, None
+        for values, text in itertools.chain(chunks, [(None, None)]):  # one block read ahead: is this the last?
+            if labels is None:
+                labels = match_columns(trained, values.columns, str(input_path))
+                unknown = [v for v in plot_variables or () if v not in labels]
+                if plot is not None and unknown:  # checked before anything is written
+                    raise DataError(
+                        f"--plot-variables {unknown} are not variables the model fills; they are {labels[:10]}"
+                    )
+            if pending is not None:
+                block_values, block_text = pending
+                numbers = block_values[labels].to_numpy(dtype=np.float64)  # (T, F)
+                if intervals and calibration is None:
+                    scale, calibration = interval_factor(trained, numbers, calibrate, calibration_pattern)
+                fills = _fill_block(trained, numbers, carry, values is None, fallback, intervals,
+                                    calibration["scale"] if intervals else 1.0)  # fmt: skip
+                if clip is not None:  # the fills, not the interval bounds
+                    clipped = np.clip(fills[0] if intervals else fills, clip[0], clip[1])
+                    fills = (clipped, *fills[1:]) if intervals else clipped
+                filled = _filled_text(block_text, labels, numbers, fills, intervals)
+                filled.to_csv(out, header=carry is None, lineterminator=layout.line_ending)
+                counts["holes"] += int((~np.isfinite(numbers)).sum())
+                counts["left_in_unknown_columns"] += int(block_values.drop(columns=labels).isna().to_numpy().sum())
+                carry = numbers[-trained.window :]
+                if plot is not None:
+                    plot_imputation(
+                        plot,
+                        list(block_values.index),
+                        labels,
+                        numbers,
+                        fills[0] if intervals else fills,
+                        lower=fills[1] if intervals else None,
+                        upper=fills[2] if intervals else None,
+                        variables=plot_variables,
+                        title=f"{input_path.name}: observed and filled" + (" (with intervals)" if intervals else ""),
+                    )
+            pending = (values, text)
+    return calibration
+
+
+def _fill_block(trained, numbers, carry, last: bool, fallback, intervals: bool, scale: float):
+    """Fills (T, F) for one block of rows (or (fills, lower, upper)), the same as the whole file's: a
+    block starts at a multiple of the window, and a last block shorter than a window is read with the
+    rows before it (``carry``), as the whole file's last window is."""
+    if fallback is not None:
+        fill = {"mean": impute_mean, "locf": impute_locf, "linear": impute_linear}[fallback]
+        return fill(numbers[None], trained.scaler.mean.astype(np.float64))[0]  # the block as one window
+    window, n = trained.window, numbers.shape[0]
+    if last and carry is not None and n < window:
+        context = np.concatenate([carry[-(window - n) :], numbers])  # (window, F)
+        out = fill_windows(trained.model, trained.scaler, window, context, intervals, scale)
+        return tuple(o[-n:] for o in out) if intervals else out[-n:]
+    return fill_windows(trained.model, trained.scaler, window, numbers, intervals, scale)
+
+
+def _filled_text(text, labels, numbers, fills, intervals: bool):
+    """``text`` (the block's cells as written) with its holes filled; with ``intervals``, each variable
+    followed by ``<name>_lower`` / ``<name>_upper`` (blank at observed cells)."""
+    holes = ~np.isfinite(numbers)
     if intervals:
         fills, lower, upper = fills
-    if clip is not None:
-        fills = np.clip(fills, clip[0], clip[1])
     if np.isnan(fills[holes]).any():
         raise RuntimeError("the imputer produced NaN for a hole; the model file may be damaged")
     out = text.copy()
@@ -217,32 +306,7 @@ def impute_csv(
                 cells = np.full(len(out), "", dtype=object)
                 cells[rows] = [_format_fill(v) for v in bound[rows, j]]
                 out.insert(position + 1, f"{label}{suffix}", cells)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output_path.with_name(output_path.name + ".partial")
-    layout = csv_layout(input_path, encoding)  # written back with the input's BOM and line ending
-    out.to_csv(tmp, encoding=layout.encoding, lineterminator=layout.line_ending)
-    os.replace(tmp, output_path)
-    left = int(values.drop(columns=labels).isna().to_numpy().sum())
-    counts_fallback = None if use_model else trained.fallback
-    if plot is not None:
-        plot_imputation(
-            plot,
-            list(values.index),
-            labels,
-            numbers,
-            fills,
-            lower=lower if intervals else None,
-            upper=upper if intervals else None,
-            variables=plot_variables,
-            title=f"{input_path.name}: observed and filled" + (" (with intervals)" if intervals else ""),
-        )
-    return {
-        "holes": int(holes.sum()),
-        "filled": int(holes.sum()),
-        "left_in_unknown_columns": left,
-        "filled_by": counts_fallback or "model",
-        **({"calibration": calibration} if intervals else {}),
-    }
+    return out
 
 
 MIN_INPUT_CALIBRATION = 100  # hidden values below which `--calibrate auto` keeps the validation factor
