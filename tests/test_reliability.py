@@ -265,3 +265,22 @@ def test_impute_streams_blocks_and_writes_what_the_whole_file_gives(imputer, tmp
     assert streamed.read_bytes() == whole.read_bytes()
     assert max(sizes) <= 40 and (rows <= 40 or len(sizes) > 1)
     assert counts["holes"] == sum(line.count(",,") + line.endswith(",") for line in body)
+
+
+def test_resume_of_another_tasks_run_names_the_task(imputer, data, tmp_path, capsys):
+    run, _ = imputer
+    assert main(["train", "classify", "--data", str(data), "--output", str(run), "--resume"]) == 2
+    _one_line_error(capsys, "holds a 'impute' run", "'classify'")
+
+
+def test_an_output_folder_that_is_a_file_and_a_semicolon_file_are_named(imputer, tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    assert main(["guarantee", "--quick", "--output", str(taken)]) == 2
+    _one_line_error(capsys, str(taken), "pass another --output")
+    assert taken.read_text() == "mine"
+    run, _ = imputer
+    semi = tmp_path / "semi.csv"
+    semi.write_text("time;temp;rain\nt1;1;2\nt2;;3\n")
+    assert main(["impute", "--model", str(run), "--input", str(semi), "--output", str(tmp_path / "o.csv")]) == 2
+    _one_line_error(capsys, "separated by ';'")

@@ -92,6 +92,7 @@ _OS_FIXES = {
     errno.EISDIR: "pass a file, not a folder",
     errno.ENOTDIR: "a part of the path is a file, not a folder",
     errno.ENAMETOOLONG: "use a shorter path",
+    errno.EEXIST: "a file stands where a folder is needed: pass another --output",
 }
 
 

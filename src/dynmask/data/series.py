@@ -255,7 +255,9 @@ def _checked_wide(frame, time_column: str, path: Path, previous_time=None):
             "per variable (blank = missing). " + _long_hint(path)
         )
     if frame.shape[1] == 0:
-        raise DataError(f"{path.name} needs at least two rows and one variable column")
+        sep = next((s for s in (";", "\t", "|") if s in str(frame.index.name)), None)
+        hint = f" (its header {frame.index.name!r:.60} looks separated by {sep!r}: save it with commas)" if sep else ""
+        raise DataError(f"{path.name} needs at least two rows and one variable column{hint}")
     return frame.astype("float64")
 
 

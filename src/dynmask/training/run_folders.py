@@ -345,6 +345,11 @@ def compare_for_resume(saved: dict, new: dict, source: str) -> None:
     missing from the saved config counts as its old behaviour. Where both name the same data content
     (``data.fingerprint``), the data's location and spelling may differ: a moved file resumes."""
     a, b = _flatten(saved), _flatten(json.loads(json.dumps(new)))  # the new one as it would be saved
+    if saved.get("task") is not None and saved.get("task") != new.get("task"):
+        raise RunFolderError(
+            f"cannot resume {source}: it holds a {saved.get('task')!r} run, and this command trains a "
+            f"{new.get('task')!r} model; pass that command's --output, or another --output"
+        )
     a = {**{k: v for k, v in ADDED_SETTINGS.items() if k in b}, **a}  # saved before the setting existed
     fingerprint = ("data", "fingerprint")
     same_data = a.get(fingerprint) is not None and a.get(fingerprint) == b.get(fingerprint)
