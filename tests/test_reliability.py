@@ -11,6 +11,19 @@ import pytest
 from dynmask.cli import main
 
 
+@pytest.fixture(autouse=True)
+def _forget_allow_unsigned():
+    """``--allow-unsigned`` sets DYNMASK_ALLOW_UNSIGNED for the process: not for the tests after this one."""
+    import os
+
+    before = os.environ.get("DYNMASK_ALLOW_UNSIGNED")
+    yield
+    if before is None:
+        os.environ.pop("DYNMASK_ALLOW_UNSIGNED", None)
+    else:
+        os.environ["DYNMASK_ALLOW_UNSIGNED"] = before
+
+
 def _unsigned_copy(run: Path, dst: Path) -> Path:
     """A copy of ``run`` whose ``best/`` has no manifest (so a damaged file reaches its reader)."""
     shutil.copytree(run, dst)
