@@ -5,6 +5,7 @@ dynmask train classify ...       train a text classifier (missing tokens handled
 dynmask train translate|summarize ...   train an encoder-decoder over sources with missing tokens
 dynmask train classify-series | impute ...   series with NaN: classification, imputation
 dynmask impute --model DIR --input A.csv --output B.csv   fill only the holes of a CSV
+dynmask forecast --model DIR --input A.csv --output B.csv   the next rows of a CSV from its gappy history
 dynmask evaluate --model DIR     score a trained model at test-time missing rates
 dynmask predict --model DIR      label texts (missing markers honoured)
 dynmask data list | fetch NAME   the built-in data sets
@@ -22,7 +23,7 @@ from typing import Optional, Sequence
 from .. import __version__
 from ..errors import USER_ERRORS
 from ..training.run_folders import ALLOW_UNSIGNED
-from . import demo, evaluate, impute, tools, train
+from . import demo, evaluate, forecast, impute, tools, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for command in (demo, train, evaluate, impute, tools):
+    for command in (demo, train, evaluate, impute, forecast, tools):
         command.register(sub)
     return parser
 

@@ -3,7 +3,7 @@
 Adding a task: a package that defines a :class:`~dynmask.tasks.registry.TaskSpec`, and one line below.
 """
 
-from . import classify, classify_series, impute, seq2seq
+from . import classify, classify_series, forecast, impute, seq2seq
 from .registry import TASKS, TaskSpec, get_task, register, task_names, task_of
 
 register(classify.TASK)
@@ -11,5 +11,6 @@ register(seq2seq.TRANSLATE)
 register(seq2seq.SUMMARIZE)
 register(classify_series.TASK)
 register(impute.TASK)
+register(forecast.TASK)
 
 __all__ = ["TASKS", "TaskSpec", "get_task", "register", "task_names", "task_of"]

@@ -1,0 +1,146 @@
+"""``dynmask train forecast``: arguments and the glue to the task (``dynmask forecast`` writes the next rows
+of a CSV with the trained run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ...data.series import chronological_split, read_long_csv, read_wide_csv
+from ...missingness import TRAINING_HOLES
+from ..arguments import (
+    HOLDOUT,
+    POSITIVE,
+    SHARE,
+    add_optimisation_args,
+    add_run_args,
+    add_series_model_args,
+    number,
+    series_model,
+    train_config,
+)
+from .data import default_context, prepare_forecast_data, season_of
+from .task import train_forecaster
+
+HORIZON = number(int, 1, 10_000)
+
+
+def add_arguments(q) -> None:
+    """The flags of ``dynmask train forecast``."""
+    add_run_args(q, "run folder")
+    q.add_argument("--data", required=True, help="a CSV: one row per time, one column per variable (blank = missing)")
+    q.add_argument("--horizon", type=HORIZON, required=True, help="steps to forecast after the last row")
+    q.add_argument("--format", choices=("wide", "long"), default="wide", help="(default: %(default)s)")
+    q.add_argument("--time-column", default=None, help="time column (default: the first column)")
+    q.add_argument("--variable-column", default="variable", help="long format: variable column (default: %(default)s)")
+    q.add_argument("--value-column", default="value", help="long format: value column (default: %(default)s)")
+    q.add_argument(
+        "--context",
+        type=number(int, 2, 65_536),
+        default=None,
+        help="history steps the model reads (default: four seasons or four horizons, at least 16)",
+    )
+    q.add_argument(
+        "--season",
+        type=POSITIVE,
+        default=None,
+        help="steps per cycle, for the seasonal baselines and MASE (default: from the time column: 7 for days, "
+        "24 for hours, 12 for months; 1 otherwise)",
+    )
+    q.add_argument("--stride", type=POSITIVE, default=1, help="stride of training windows (default: %(default)s)")
+    q.add_argument(
+        "--history-holes",
+        type=SHARE,
+        default=0.2,
+        help="share of observed history values hidden per training batch, so forecasts hold up on thinner "
+        "histories (default: %(default)s)",
+    )
+    q.add_argument(
+        "--missing-process",
+        choices=("values", "blocks", "variables", "mixed"),
+        default="mixed",
+        help="shape of those training holes (default: %(default)s)",
+    )
+    q.add_argument("--block-length", type=number(int, 1, 10_000), default=7, help="(default: %(default)s)")
+    q.add_argument(
+        "--residual",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="forecast a learned correction to the last observed value (default: %(default)s)",
+    )
+    q.add_argument(
+        "--normalize",
+        choices=("none", "window"),
+        default="window",
+        help="window: read each history relative to its observed mean and spread (default: %(default)s)",
+    )
+    q.add_argument(
+        "--intervals",
+        type=HOLDOUT,
+        default=0.9,
+        help="learn a prediction interval of this level, calibrated on validation (default: %(default)s)",
+    )
+    add_series_model_args(q, 64)
+    add_optimisation_args(q, epochs=30, lr=1e-3)
+    q.set_defaults(batch_size=32, patience=5)
+
+
+def train(args) -> dict:
+    if args.format == "wide":
+        frame = read_wide_csv(args.data, args.time_column)
+    else:
+        frame = read_long_csv(args.data, args.time_column or "time", args.variable_column, args.value_column)
+    season = args.season or season_of(list(frame.index))
+    (a, b) = chronological_split(len(frame))["train"]
+    context = args.context or default_context(args.horizon, season, b - a)
+    print(
+        f"{len(frame)} steps x {frame.shape[1]} variables, {float(frame.isna().to_numpy().mean()):.1%} missing; "
+        f"season {season}, context {context}, horizon {args.horizon}",
+        flush=True,
+    )
+    data = prepare_forecast_data(
+        frame.to_numpy(),
+        args.horizon,
+        context,
+        season=season,
+        names=[str(c) for c in frame.columns],
+        stride=args.stride,
+    )
+    if data["dropped_names"]:
+        print(f"left out, never observed in the training range: {data['dropped_names'][:10]}", flush=True)
+    model = series_model(args)
+    model.update(residual=args.residual, residual_gate=args.residual, normalize=args.normalize)
+    if args.intervals:
+        model["interval"] = args.intervals
+    summary = train_forecaster(
+        data,
+        args.output,
+        model,
+        train_config(args),
+        history_holes=args.history_holes,
+        missing_unit=TRAINING_HOLES[args.missing_process],
+        block_length=args.block_length,
+        resume=args.resume,
+        overwrite=args.overwrite,
+    )
+    print(_table(summary))
+    print(f"next: dynmask forecast --model {args.output} --input HISTORY.csv --output NEXT.csv")
+    return summary
+
+
+def _table(summary: dict) -> str:
+    """The test scores of the model and the baselines, one line each."""
+    if "test" not in summary:
+        return json.dumps(summary, indent=2)
+    rows = {"dynmask": summary["test"], **summary.get("baselines", {})}
+    lines = ["test forecasts     MAE      MASE"]
+    for name, m in rows.items():
+        lines.append(f"  {name:<15} {m['mae']:8.4g} {m['mase']:8.4g}")
+    if "coverage" in summary["test"]:
+        t = summary["test"]
+        lines.append(
+            f"  interval {t['interval']:.0%}: coverage {t['coverage']:.1%}, mean width {t['interval_width']:.4g}"
+        )
+    if summary.get("fallback"):
+        lines.append(f"  note: {summary['fallback']} beat the model on validation: forecasts use it")
+    return "\n".join(lines)

@@ -1,0 +1,296 @@
+"""Forecasting from gappy history: the forecaster is a series model that fills the future.
+
+A window is ``context`` steps of history (with their real gaps, NaN = missing) followed by ``horizon``
+steps that are entirely missing; the model (a :class:`~dynmask.models.series.SeriesImputer`: the dynamic
+mask, per-variable observed values) predicts them from the observed history only, so what a missing
+history value holds can never change a forecast. Training also hides a share of the observed history
+(re-drawn every batch: values, blocks or whole variables), so the model learns to forecast from thinner
+histories than the training data's. Scores: MAE, MASE and MAE per horizon step on the observed future
+values, the simple baselines on exactly the same values, and interval coverage.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ...baselines.forecast import FORECAST_BASELINES
+from ...data.series import Standardizer
+from ...devices import device_of
+from ...errors import TooFewToCalibrate
+from ...losses import masked_mae
+from ...masks import Mask
+from ...missingness import Schedule, hide_values
+from ...models.series import SeriesConfig, SeriesImputer
+from ...training import Trainer, start_run_folder
+from ...training.run_folders import fingerprint, write_manifest
+from ..impute.calibration import conformal_scale, interval_metrics, pinball_loss, widen_interval
+
+__all__ = ["ForecastTask", "train_forecaster", "forecast_metrics", "FALLBACK_FILE", "CALIBRATION_FILE"]
+
+FALLBACK_FILE = "fallback.json"
+CALIBRATION_FILE = "calibration.json"
+
+
+def forecast_metrics(pred: np.ndarray, truth: np.ndarray, scale: np.ndarray) -> dict:
+    """MAE, MASE (each error over its variable's ``scale``), RMSE and MAE per horizon step, on the observed
+    values of ``truth`` (N, H, F); ``pred`` (N, H, F) must be finite there."""
+    scored = np.isfinite(truth)
+    if not scored.any():
+        raise ValueError("no future value is observed: nothing to score")
+    err = np.where(scored, pred - truth, 0.0)
+    if np.isnan(err[scored]).any():
+        raise ValueError("a forecast at a scored value is NaN")
+    per_step = [float(np.abs(err[:, h][scored[:, h]]).mean()) if scored[:, h].any() else None
+                for h in range(truth.shape[1])]  # fmt: skip
+    return {
+        "mae": float(np.abs(err[scored]).mean()),
+        "mase": float((np.abs(err) / scale)[scored].mean()),
+        "rmse": float(np.sqrt((err[scored] ** 2).mean())),
+        "mae_per_step": per_step,
+        "n": int(scored.sum()),
+    }
+
+
+class ForecastTask:
+    """Windows of ``context + horizon`` steps in standardised units; see the module docstring. ``history_holes``
+    is the share of observed history values hidden per training batch (``missing_unit`` as for the imputer)."""
+
+    def __init__(
+        self,
+        data: dict,
+        history_holes: float = 0.2,
+        seed: int = 0,
+        missing_unit: str = "mixed",
+        block_length: int = 7,
+        eval_batch_size: int = 128,
+    ) -> None:
+        self.data, self.season, self.seed = data, data["season"], seed
+        self.history_holes, self.missing_unit, self.block_length = history_holes, missing_unit, block_length
+        self.context, self.horizon = data["context"], data["horizon"]
+        self.scaler: Standardizer = data["scaler"]
+        self.eval_batch_size = eval_batch_size
+        self.std = {k: torch.from_numpy(self.scaler.transform(data[k])).float() for k in ("train", "valid", "test")}
+        self.scale = np.asarray(data["mase_scale"], dtype=np.float64)  # float[F]: MASE's denominators
+        features = data["train"].shape[2]
+        self.schedule = Schedule("dynamic", features + 1, seed, self.context)
+
+    # -------------------------------------------------------------------------------------- training
+    def num_train(self) -> int:
+        return self.std["train"].shape[0]
+
+    def batch_size(self, batch) -> int:
+        return batch[0].shape[0]
+
+    def train_batch(self, indices: list[int], draw: int):
+        truth = self.std["train"][indices]  # (B, C + H, F)
+        history = truth[:, : self.context]
+        uniforms = self.schedule.uniforms(indices, self.context, draw)  # (F + 1, B, C)
+        history = hide_values(history, self.history_holes, uniforms, self.missing_unit, self.block_length)
+        future = torch.full_like(truth[:, self.context :], float("nan"))  # (B, H, F): to be forecast
+        inputs = torch.cat([history, future], dim=1)  # (B, C + H, F)
+        return inputs, Mask.from_nan(inputs), truth
+
+    def loss(self, model, batch) -> torch.Tensor:
+        inputs, mask, truth = batch
+        observed = ~torch.isnan(truth)  # (B, C + H, F)
+        future = torch.zeros_like(observed)
+        future[:, self.context :] = True
+        target = observed & future  # the observed future values: the forecast's target
+        hidden = observed & ~future & ~mask.observed_values  # history hidden this batch: learn to fill it too
+        net = getattr(model, "module", model)  # DDP wraps the model
+        if net.interval_head is None:
+            pred = model(inputs, mask).float()
+            return masked_mae(pred, truth, target) + 0.5 * masked_mae(pred, truth, hidden)
+        pred, lower, upper = (t.float() for t in net.forward_with_interval(inputs, mask))
+        low_q, high_q = net.quantiles
+        return (
+            masked_mae(pred, truth, target)
+            + 0.5 * masked_mae(pred, truth, hidden)
+            + pinball_loss(lower, truth, target, low_q)
+            + pinball_loss(upper, truth, target, high_q)
+        )
+
+    # -------------------------------------------------------------------------------------- scoring
+    def windows(self, split: str, windows: Optional[np.ndarray] = None) -> np.ndarray:
+        """The ``split``'s windows (original units) as the model reads them: the horizon blanked."""
+        windows = (self.data[split] if windows is None else windows).copy()
+        windows[:, self.context :] = np.nan
+        return windows
+
+    def forecast(self, model, windows: np.ndarray, intervals: bool = False):
+        """Forecasts float64[N, H, F] (original units) for ``windows`` (N, C + H, F) whose horizon is NaN;
+        with ``intervals``: (point, lower, upper), the model's raw quantiles."""
+        x_all = torch.from_numpy(self.scaler.transform(windows)).float()
+        was = model.training
+        model.eval()
+        parts = ([], [], []) if intervals else ([],)
+        device = device_of(model)
+        with torch.no_grad():
+            for start in range(0, x_all.shape[0], self.eval_batch_size):
+                x = x_all[start : start + self.eval_batch_size].to(device)  # (b, C + H, F)
+                mask = Mask.from_nan(x)
+                outs = model.forward_with_interval(x, mask) if intervals else (model(x, mask),)
+                for part, out in zip(parts, outs):
+                    part.append(out[:, self.context :].float().cpu())
+        model.train(was)
+        return (
+            tuple(self.scaler.inverse(torch.cat(p).numpy().astype(np.float64)) for p in parts)
+            if intervals
+            else (self.scaler.inverse(torch.cat(parts[0]).numpy().astype(np.float64)))
+        )
+
+    def truth(self, split: str) -> np.ndarray:
+        return self.data[split][:, self.context :]
+
+    def evaluate(self, model, split: str = "valid", interval_scale: float = 1.0, windows=None) -> dict:
+        """Forecast metrics on ``split``'s observed future values (``windows``: other history, e.g. with
+        extra holes); with an interval head, the coverage of the interval widened by ``interval_scale``."""
+        seen = self.windows(split, windows)
+        truth = self.truth(split)
+        if getattr(model, "interval_head", None) is not None:
+            point, lower, upper = self.forecast(model, seen, intervals=True)
+            metrics = forecast_metrics(point, truth, self.scale)
+            lo, hi = widen_interval(point, lower, upper, interval_scale)
+            metrics.update(interval_metrics(lo, hi, truth, np.isfinite(truth), model.config.interval))
+            metrics["interval_scale"] = interval_scale
+        else:
+            metrics = forecast_metrics(self.forecast(model, seen), truth, self.scale)
+        return {**metrics, "score": -metrics["mae"]}
+
+    def baseline_forecasts(self, split: str, windows=None) -> dict:
+        history = self.windows(split, windows)[:, : self.context]
+        fill = self.scaler.mean.astype(np.float64)
+        return {name: fn(history, self.horizon, self.season, fill) for name, fn in FORECAST_BASELINES.items()}
+
+    def baselines(self, split: str = "test", windows=None) -> dict:
+        """The simple forecasts, scored on exactly the same values."""
+        truth = self.truth(split)
+        return {
+            name: forecast_metrics(pred, truth, self.scale)
+            for name, pred in self.baseline_forecasts(split, windows).items()
+        }
+
+    def calibrate(self, model, split: str = "valid") -> float:
+        """The conformal factor of the interval on ``split``'s observed future values."""
+        point, lower, upper = self.forecast(model, self.windows(split), intervals=True)
+        truth = self.truth(split)
+        return conformal_scale(point, lower, upper, truth, np.isfinite(truth), model.config.interval)
+
+    def save_assets(self, folder: Path) -> None:
+        (Path(folder) / "forecast.json").write_text(
+            json.dumps(
+                {
+                    "scaler": self.scaler.to_dict(),
+                    "context": self.context,
+                    "horizon": self.horizon,
+                    "season": self.season,
+                    "column_names": self.data["column_names"],
+                    "dropped_names": self.data.get("dropped_names", []),
+                    "mase_scale": self.scale.tolist(),
+                }
+            )
+        )
+
+
+def train_forecaster(
+    data: dict,
+    output: Path,
+    model_config: dict,
+    train_config,
+    *,
+    history_holes: float = 0.2,
+    missing_unit: str = "mixed",
+    block_length: int = 7,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict:
+    """Train, choose a fallback on validation (a simple baseline that beats the model there forecasts
+    instead, and says so), calibrate the interval on validation, and score the model and the baselines on
+    the test forecasts (``test_results.json``; raw forecasts in ``test_forecasts.npz``)."""
+    start_run_folder(output, resume=resume, overwrite=overwrite)
+    task = ForecastTask(data, history_holes, seed=train_config.seed, missing_unit=missing_unit,
+                        block_length=block_length)  # fmt: skip
+    window = data["context"] + data["horizon"]
+    config = SeriesConfig(num_features=data["train"].shape[2], max_len=window, **model_config)
+    torch.manual_seed(train_config.seed)
+    model = SeriesImputer(config)
+    run_config = {
+        "task": "forecast",
+        "model": config.to_dict(),
+        "train": asdict(train_config),
+        "history_holes": history_holes,
+        "missing_unit": missing_unit,
+        "block_length": block_length,
+        "data": {
+            **{k: data[k] for k in ("ranges", "horizon", "context", "stride", "column_names", "dropped_names")},
+            "season": data["season"],
+            "fingerprint": fingerprint(*(data[k] for k in ("train", "valid", "test"))),
+        },
+    }
+    trainer = Trainer(model, task, train_config, output, run_config)
+    t0 = time.perf_counter()
+    summary = trainer.fit(resume=resume)
+    summary["train_seconds"] = time.perf_counter() - t0
+    if not trainer.main:
+        return summary
+    from .trained import load_forecaster  # the best weights, as a user loads them
+
+    best_dir = Path(output) / "best"
+    best = load_forecaster(output).model if (best_dir / "model.safetensors").exists() else model
+    valid_model, valid_baselines = task.evaluate(best, "valid"), task.baselines("valid")
+    name, top = min(valid_baselines.items(), key=lambda kv: kv[1]["mae"])
+    fallback = name if top["mae"] < valid_model["mae"] else None
+    summary["fallback"], summary["valid"] = fallback, {"dynmask": valid_model, **valid_baselines}
+    scale = 1.0
+    if best.interval_head is not None:
+        try:
+            scale = task.calibrate(best, "valid")
+        except TooFewToCalibrate as e:
+            print(f"note: intervals left uncalibrated (the model's raw quantiles): {e}", flush=True)
+    if best_dir.exists():
+        (best_dir / FALLBACK_FILE).write_text(json.dumps({"fallback": fallback, "valid": summary["valid"]}, indent=2))
+        if best.interval_head is not None:
+            (best_dir / CALIBRATION_FILE).write_text(
+                json.dumps(
+                    {
+                        "method": "split conformal, validation forecasts",
+                        "scale": scale,
+                        "interval": best.config.interval,
+                    },
+                    indent=2,
+                )  # fmt: skip
+            )
+        write_manifest(best_dir)
+    t1 = time.perf_counter()
+    summary["test"] = task.evaluate(best, "test", interval_scale=scale)
+    summary["forecast_seconds"] = time.perf_counter() - t1
+    summary["baselines"] = task.baselines("test")
+    chosen = summary["test"] if fallback is None else summary["baselines"][fallback]
+    results = {
+        "dynmask": summary["test"],
+        **summary["baselines"],
+        "dynmask_or_fallback": {**chosen, "fallback": fallback},
+    }
+    (Path(output) / "test_results.json").write_text(json.dumps(results, indent=2))
+    point = task.forecast(best, task.windows("test"))
+    np.savez_compressed(
+        Path(output) / "test_forecasts.npz",
+        origins=np.array(data["test_origins"]),
+        truth=task.truth("test"),
+        dynmask=point,
+        **task.baseline_forecasts("test"),
+    )
+    if fallback is not None:
+        print(
+            f"note: {fallback} beat the model on validation forecasts (MAE {top['mae']:.4g} vs "
+            f"{valid_model['mae']:.4g}): `dynmask forecast` will use {fallback} and say so",
+            flush=True,
+        )
+    return summary

@@ -1,0 +1,123 @@
+"""A trained forecaster as a user loads it: the model, its scaler and columns, context and horizon, the
+fallback chosen on validation and the interval calibration; :meth:`TrainedForecaster.forecast` turns a
+gappy history (a DataFrame or an array) into the next ``horizon`` steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ...baselines.forecast import FORECAST_BASELINES
+from ...data.series import Standardizer
+from ...errors import DataError
+from ...masks import Mask
+from ...models.series import SeriesConfig, SeriesImputer
+from ...training import load_run_model
+from ...training.run_folders import RunFolderError, config_from_dict, read_json
+from ..impute.calibration import widen_interval
+from .task import CALIBRATION_FILE, FALLBACK_FILE
+
+__all__ = ["TrainedForecaster", "load_forecaster", "forecaster_from_assets"]
+
+
+@dataclass
+class TrainedForecaster:
+    """A forecasting run, loaded. ``model`` is a :class:`SeriesImputer` (or an exported runner with the
+    same ``__call__(x, mask)``)."""
+
+    model: object
+    scaler: Standardizer
+    context: int
+    horizon: int
+    season: int
+    column_names: list
+    dropped_names: list = field(default_factory=list)  # never observed in training: not forecast (left blank)
+    fallback: Optional[str] = None  # a simple baseline that beat the model on validation: it forecasts instead
+    interval_scale: float = 1.0  # conformal factor of the interval, from validation
+
+    def forecast(self, history: np.ndarray, intervals: bool = False, use_model: bool = False):
+        """The next ``horizon`` steps float64[H, F] after ``history`` float[T, F] (original units, NaN =
+        missing, columns in :attr:`column_names` order). Only the last ``context`` steps are read; a
+        shorter history is read as it is (the steps before it missing). With ``intervals``: (point,
+        lower, upper). A variable never observed in the history is forecast from the others (the model)
+        or at its training mean (the baselines). Refused only when nothing at all is observed."""
+        history = np.asarray(history, dtype=np.float64)
+        if history.ndim != 2 or history.shape[1] != len(self.column_names):
+            raise DataError(f"history must be [time, {len(self.column_names)} variables], got {list(history.shape)}")
+        history = np.where(np.isfinite(history), history, np.nan)[-self.context :]
+        if not np.isfinite(history).any():
+            raise DataError("the history holds no observed value: nothing to forecast from")
+        fallback = None if use_model else self.fallback
+        if fallback is not None:
+            if intervals:
+                raise DataError(
+                    f"--interval: this run forecasts with its validation fallback ({fallback}), which has no "
+                    "interval; add --use-model to forecast (and bound) with the model"
+                )
+            fill = self.scaler.mean.astype(np.float64)
+            return FORECAST_BASELINES[fallback](history[None], self.horizon, self.season, fill)[0]
+        pad = self.context - history.shape[0]
+        window = np.concatenate(
+            [np.full((pad, history.shape[1]), np.nan), history, np.full((self.horizon, history.shape[1]), np.nan)]
+        )  # (C + H, F): the history, the horizon to fill
+        x = torch.from_numpy(self.scaler.transform(window[None])).float()  # (1, C + H, F)
+        mask = Mask.from_nan(x)
+        with torch.no_grad():
+            if intervals:
+                if getattr(self.model, "interval_head", None) is None:
+                    raise DataError(
+                        "--interval: this forecaster was trained without intervals (train with --intervals 0.9)"
+                    )
+                point, lower, upper = (
+                    self.scaler.inverse(t[0, self.context :].double().numpy())
+                    for t in self.model.forward_with_interval(x, mask)
+                )
+                return (point, *widen_interval(point, lower, upper, self.interval_scale))
+            out = self.model(x, mask)
+        return self.scaler.inverse(out[0, self.context :].double().numpy())
+
+
+def load_forecaster(folder: Path) -> TrainedForecaster:
+    """A forecasting run's folder (or its best/), checked as untrusted input."""
+    model, folder, _ = load_run_model(
+        folder, lambda c: SeriesImputer(config_from_dict(SeriesConfig, c, "config.json")), expect_task="forecast"
+    )
+    return forecaster_from_assets(model, folder, model.config.num_features, model.config.max_len)
+
+
+def forecaster_from_assets(model, folder: Path, features: int, max_len: int) -> TrainedForecaster:
+    folder = Path(folder)
+    assets = read_json(folder / "forecast.json")
+    try:
+        scaler = Standardizer(
+            np.array(assets["scaler"]["mean"], np.float64), np.array(assets["scaler"]["std"], np.float64)
+        )
+        context, horizon, season = int(assets["context"]), int(assets["horizon"]), int(assets["season"])
+        names = [str(n) for n in assets["column_names"]]
+        dropped = [str(n) for n in assets.get("dropped_names") or []]
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunFolderError(f"{folder / 'forecast.json'} is damaged ({type(e).__name__}: {e})") from None
+    if (
+        scaler.mean.shape != (features,)
+        or len(names) != features
+        or context < 1
+        or horizon < 1
+        or context + horizon > max_len
+    ):
+        raise RunFolderError(f"{folder / 'forecast.json'} does not match the model ({features} variables)")
+    fallback = None
+    if (folder / FALLBACK_FILE).exists():
+        fallback = read_json(folder / FALLBACK_FILE).get("fallback")
+        if fallback not in (None, *FORECAST_BASELINES):
+            raise RunFolderError(f"{folder / FALLBACK_FILE}: unknown fallback {fallback!r}")
+    scale = 1.0
+    if (folder / CALIBRATION_FILE).exists():
+        scale = read_json(folder / CALIBRATION_FILE).get("scale")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < float("inf"):
+            raise RunFolderError(f"{folder / CALIBRATION_FILE}: scale must be a positive finite number, got {scale!r}")
+    return TrainedForecaster(model, scaler, context, horizon, season, names, dropped, fallback, float(scale))
