@@ -1,0 +1,263 @@
+"""Forecasting from gappy history (issue 37): the baselines, the time axis, the guarantee (what a missing
+history value holds never changes a forecast), and both commands end to end: gaps, a variable missing
+from the whole history, a history shorter than the context, intervals, the fallback, ONNX, bad input."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dynmask import Mask
+from dynmask.baselines.forecast import last_value, linear_trend, season_mean, seasonal_naive
+from dynmask.cli import main
+from dynmask.models.series import SeriesConfig, SeriesImputer
+from dynmask.tasks.forecast.data import continue_time, default_context, history_holes, season_of
+from dynmask.tasks.forecast.trained import load_forecaster
+from dynmask.training.run_folders import write_manifest
+
+NAN = float("nan")
+
+
+# ------------------------------------------------------------------------------------------------ baselines
+def test_baselines_read_only_observed_history():
+    # one window, 8 steps, 2 variables; variable 1 never observed
+    h = np.array([[1, 2, NAN, 4, 5, NAN, 7, NAN]], dtype=float).T[None]  # (1, 8, 1)
+    h = np.concatenate([h, np.full_like(h, NAN)], axis=2)  # (1, 8, 2)
+    fill = np.array([0.0, 42.0])
+    assert last_value(h, 3, 1, fill)[0].tolist() == [[7, 42]] * 3  # the last *observed* value, then the mean
+    # season 3, last step t = 7: step 1 reads t-2 (missing, and t-5: missing -> the last value 7), step 2 reads
+    # t-1 (7), step 3 reads t (missing -> one season further back, t-3: 5)
+    assert seasonal_naive(h, 3, 3, fill)[0, :, 0].tolist() == [7, 7, 5]
+    assert season_mean(h, 2, 7, fill)[0, :, 0].tolist() == [pytest.approx((2 + 4 + 5 + 7) / 4)] * 2
+    line = linear_trend(h, 2, 1, fill)[0, :, 0]  # the observed points lie on y = t + 1: the line goes on
+    assert line == pytest.approx([9.0, 10.0]) and linear_trend(h, 2, 1, fill)[0, 0, 1] == 42
+
+
+def test_season_step_and_time_continuation():
+    days = [str(d.date()) for d in pd.date_range("2021-01-01", periods=20, freq="D")]
+    hours = [str(t) for t in pd.date_range("2021-01-01", periods=50, freq="h")]
+    months = [str(d.date()) for d in pd.date_range("2021-01-01", periods=24, freq="MS")]
+    assert (season_of(days), season_of(hours), season_of(months), season_of(list(range(10)))) == (7, 24, 12, 1)
+    assert continue_time(days, 2) == ["2021-01-21", "2021-01-22"]
+    assert continue_time(hours, 1) == ["2021-01-03 02:00:00"]
+    assert continue_time(months, 2) == ["2023-01-01", "2023-02-01"]
+    assert continue_time([10, 20, 30], 2) == ["40", "50"]
+    assert continue_time(["a", "b"], 2) == ["+1", "+2"]
+    assert default_context(7, 7, 3000) == 28 and default_context(7, 7, 40) == 10
+
+
+def test_history_holes_leave_the_horizon_alone():
+    w = np.arange(2 * 10 * 3, dtype=float).reshape(2, 10, 3)
+    for pattern in ("uniform", "blocks"):
+        out = history_holes(w, 7, 0.4, pattern, seed=0)
+        assert np.array_equal(out[:, 7:], w[:, 7:]) and np.isnan(out[:, :7]).mean() > 0.1
+
+
+# ------------------------------------------------------------------------------------------------ the guarantee
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), fill=st.sampled_from([0.0, 1e30, -1e30, NAN, float("inf")]))
+def test_missing_history_values_never_change_a_forecast(seed, fill):
+    g = torch.Generator().manual_seed(seed)
+    context, horizon, features = 12, 4, 3
+    torch.manual_seed(0)
+    model = SeriesImputer(SeriesConfig(features, d_model=16, n_heads=2, n_layers=2, d_ff=32, max_len=16,
+                                       residual=True, residual_gate=True, normalize="window", interval=0.8)).eval()  # fmt: skip
+    x = torch.randn(2, context + horizon, features, generator=g)
+    missing = torch.rand(x.shape, generator=g) < 0.4
+    missing[:, context:] = True  # the horizon is what the model fills
+    missing[1, :, 2] = True  # a variable missing from the whole history
+    pattern = torch.where(missing, torch.tensor(NAN), x)
+    mask = Mask.from_nan(pattern)
+    outs, grads = [], []
+    for values in (
+        torch.where(missing, torch.randn(x.shape, generator=g), x),
+        torch.where(missing, torch.tensor(fill), x),
+    ):
+        values = values.clone().requires_grad_(True)
+        point, lower, upper = model.forward_with_interval(values, mask)
+        forecast = torch.stack([point, lower, upper])[:, :, context:]
+        (forecast * torch.randn(forecast.shape, generator=torch.Generator().manual_seed(1))).sum().backward()
+        outs.append(forecast.detach())
+        grads.append(values.grad)
+    assert torch.isfinite(outs[1]).all() and torch.equal(outs[0], outs[1])
+    assert torch.equal(grads[1][missing], torch.zeros_like(grads[1][missing]))
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+def _seasonal_csv(path, n=420, missing=0.25, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    frame = pd.DataFrame({"date": [str(d.date()) for d in pd.date_range("2020-01-01", periods=n, freq="D")]})
+    for j, name in enumerate(("north", "south", "east")):
+        v = 20 + 5 * np.sin(2 * np.pi * t / 7 + j) + 0.02 * t + rng.normal(0, 0.5, n)
+        frame[name] = np.where(rng.random(n) < missing, np.nan, np.round(v, 3))
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def forecaster(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fc")
+    data = _seasonal_csv(folder / "train.csv")
+    run = folder / "run"
+    argv = ["train", "forecast", "--data", str(data), "--output", str(run), "--horizon", "5", "--epochs", "3",
+            "--d-model", "16", "--heads", "2", "--layers", "1", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    return run, data
+
+
+def test_training_scores_the_model_beside_every_baseline(forecaster):
+    run, _ = forecaster
+    results = json.loads((run / "test_results.json").read_text())
+    assert set(results) >= {
+        "dynmask",
+        "last_value",
+        "seasonal_naive",
+        "season_mean",
+        "linear_trend",
+        "dynmask_or_fallback",
+    }
+    for name in ("dynmask", "seasonal_naive"):
+        assert len(results[name]["mae_per_step"]) == 5 and results[name]["mase"] > 0
+    assert results["dynmask"]["n"] == results["last_value"]["n"]  # the same values scored
+    assert 0 <= results["dynmask"]["coverage"] <= 1 and results["dynmask"]["interval"] == 0.9
+    raw = np.load(run / "test_forecasts.npz")
+    assert raw["dynmask"].shape == raw["truth"].shape == raw["last_value"].shape
+    m = np.isfinite(raw["truth"])  # the committed raw forecasts re-score to the table
+    assert np.abs(raw["dynmask"] - raw["truth"])[m].mean() == pytest.approx(results["dynmask"]["mae"])
+    trained = load_forecaster(run)
+    assert (trained.context, trained.horizon, trained.season) == (28, 5, 7)
+
+
+def test_forecast_writes_the_next_rows_with_gaps_short_and_missing_histories(forecaster, tmp_path, capsys):
+    run, data = forecaster
+    frame = pd.read_csv(data)
+    history = frame.iloc[:60].copy()
+    history.loc[history.index[-30:], "east"] = np.nan  # east missing from the whole context (28 steps)
+    history.to_csv(tmp_path / "h.csv", index=False)
+    out = tmp_path / "next.csv"
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "forecast",
+                "--model",
+                str(run),
+                "--input",
+                str(tmp_path / "h.csv"),
+                "--output",
+                str(out),
+                "--interval",
+                "--use-model",
+            ]
+        )
+        == 0
+    )
+    said = capsys.readouterr().out
+    got = pd.read_csv(out)
+    assert list(got["date"]) == [str(d.date()) for d in pd.date_range(frame["date"][59], periods=6, freq="D")[1:]]
+    assert list(got.columns) == ["date"] + [f"{c}{s}" for c in ("north", "south", "east") for s in ("", "_lo", "_hi")]
+    assert np.isfinite(got.iloc[:, 1:].to_numpy()).all()
+    assert ((got["north_lo"] <= got["north"]) & (got["north"] <= got["north_hi"])).all()
+    assert "never observed in the history read: ['east']" in said
+    short = tmp_path / "short.csv"
+    frame.iloc[:6].to_csv(short, index=False)  # fewer rows than the context (28)
+    assert main(["forecast", "--model", str(run), "--input", str(short), "--output", str(tmp_path / "s.csv")]) == 0
+    assert len(pd.read_csv(tmp_path / "s.csv")) == 5
+    empty = frame.iloc[:10].copy()
+    empty[["north", "south", "east"]] = np.nan
+    empty.to_csv(tmp_path / "empty.csv", index=False)
+    assert (
+        main(
+            [
+                "forecast",
+                "--model",
+                str(run),
+                "--input",
+                str(tmp_path / "empty.csv"),
+                "--output",
+                str(tmp_path / "e.csv"),
+            ]
+        )
+        == 2
+    )
+    assert "no observed value" in capsys.readouterr().err and not (tmp_path / "e.csv").exists()
+    frame.iloc[:30].rename(columns={"east": "west"}).to_csv(tmp_path / "other.csv", index=False)
+    assert (
+        main(
+            [
+                "forecast",
+                "--model",
+                str(run),
+                "--input",
+                str(tmp_path / "other.csv"),
+                "--output",
+                str(tmp_path / "o.csv"),
+            ]
+        )
+        == 2
+    )
+    assert "east" in capsys.readouterr().err
+
+
+def test_the_fallback_forecasts_and_says_so(forecaster, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(forecaster[0], run)
+    (run / "best" / "fallback.json").write_text(json.dumps({"fallback": "seasonal_naive"}))
+    write_manifest(run / "best")
+    frame = pd.read_csv(forecaster[1]).iloc[:40]
+    frame.to_csv(tmp_path / "h.csv", index=False)
+    capsys.readouterr()
+    assert (
+        main(["forecast", "--model", str(run), "--input", str(tmp_path / "h.csv"), "--output", str(tmp_path / "n.csv")])
+        == 0
+    )
+    assert "by seasonal_naive" in capsys.readouterr().out
+    got = pd.read_csv(tmp_path / "n.csv")
+    expected = seasonal_naive(frame[["north", "south", "east"]].to_numpy()[None], 5, 7, np.zeros(3))[0]
+    assert np.allclose(got[["north", "south", "east"]].to_numpy(), expected)
+    assert (
+        main(
+            [
+                "forecast",
+                "--model",
+                str(run),
+                "--input",
+                str(tmp_path / "h.csv"),
+                "--output",
+                str(tmp_path / "i.csv"),
+                "--interval",
+            ]
+        )
+        == 2
+    )
+    assert "--use-model" in capsys.readouterr().err
+
+
+def test_exported_forecaster_agrees_with_the_run(forecaster, tmp_path):
+    pytest.importorskip("onnxruntime")
+    run, data = forecaster
+    onnx = tmp_path / "f.onnx"
+    assert main(["export", "--model", str(run), "--output", str(onnx)]) == 0
+    history = pd.read_csv(data).iloc[:50]
+    history.to_csv(tmp_path / "h.csv", index=False)
+    for model, out in ((run, "a.csv"), (onnx, "b.csv")):
+        assert (
+            main(
+                ["forecast", "--model", str(model), "--input", str(tmp_path / "h.csv"), "--output", str(tmp_path / out)]
+            )
+            == 0
+        )
+    a, b = (pd.read_csv(tmp_path / n) for n in ("a.csv", "b.csv"))
+    assert np.abs(a.iloc[:, 1:].to_numpy() - b.iloc[:, 1:].to_numpy()).max() < 1e-3
+
+
+def test_evaluate_names_where_forecast_scores_are(forecaster, capsys):
+    assert main(["evaluate", "--model", str(forecaster[0])]) == 2
+    assert "test_results.json" in capsys.readouterr().err
