@@ -297,3 +297,11 @@ def test_an_output_folder_that_is_a_file_and_a_semicolon_file_are_named(imputer,
     semi.write_text("time;temp;rain\nt1;1;2\nt2;;3\n")
     assert main(["impute", "--model", str(run), "--input", str(semi), "--output", str(tmp_path / "o.csv")]) == 2
     _one_line_error(capsys, "separated by ';'")
+
+
+def test_a_bad_flag_is_one_line_not_a_usage_block(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--model", "x", "--missing", "2"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--missing" in err and "must lie in [0, 1]" in err and "--help" in err

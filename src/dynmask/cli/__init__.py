@@ -26,8 +26,16 @@ from ..training.run_folders import ALLOW_UNSIGNED
 from . import demo, evaluate, forecast, impute, tools, train
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, with a bad flag answered in one line (the error and where the help is), exit 2: the usage
+    block of a command with 40 flags buried the one useful line. ``--help`` still prints everything."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="dynmask",
         description="Transformers over sequences with missing values, with dynamic masks (True = observed).",
     )

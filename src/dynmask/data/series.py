@@ -43,6 +43,19 @@ __all__ = [
 ]
 
 
+# fpp2's uschange (Hyndman & Athanasopoulos), as sktime ships it: quarterly % changes of US consumption,
+# income, production, savings and unemployment, 1970 Q1 - 2016 Q3 (forecasting benchmark)
+USCHANGE = Source(
+    "sktime",
+    "1.2.0",
+    "sktime/datasets/data/Uschange/Uschange.csv",
+    "ab70b9bf82f99c962041bfd38dc9644f7a17930df71f24345bb71180f68809fe",
+    "BSD-3-Clause (sktime); data from the fpp2 R package",
+    "US consumption, income, production, savings, unemployment: quarterly changes 1970-2016",
+    SKTIME_WHEEL,
+)
+
+
 def _sk(name: str, split: str, sha: str) -> Source:
     return Source(
         "sktime",
