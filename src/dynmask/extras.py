@@ -1,6 +1,7 @@
 """Optional dependencies: ``pip install dynmask`` needs only torch, numpy, safetensors, tokenizers and
 tqdm; the task layer's readers, metrics and plots come with ``dynmask[tasks]`` (installed by the
-README's commands), Hugging Face with ``[hf]``, ONNX with ``[onnx]``, Keras with ``[keras]``."""
+README's commands), Hugging Face with ``[hf]``, ONNX with ``[onnx]``, Keras with ``[keras]``, the HTTP
+server with ``[serve]``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ _EXTRA = {
     "transformers": "hf",
     "onnxruntime": "onnx",
     "keras": "keras",
+    "fastapi": "serve",
+    "uvicorn": "serve",
 }
 
 

@@ -10,6 +10,7 @@ dynmask evaluate --model DIR     score a trained model at test-time missing rate
 dynmask predict --model DIR      label texts (missing markers honoured)
 dynmask data list | fetch NAME   the built-in data sets
 dynmask guarantee                show the guarantee per variant and the compaction speed-up
+dynmask serve --model DIR        a run behind HTTP: /predict, /impute, /forecast (micro-batched)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Optional, Sequence
 from .. import __version__
 from ..errors import USER_ERRORS
 from ..training.run_folders import ALLOW_UNSIGNED
-from . import demo, evaluate, forecast, impute, tools, train
+from . import demo, evaluate, forecast, impute, serve, tools, train
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for command in (demo, train, evaluate, impute, forecast, tools):
+    for command in (demo, train, evaluate, impute, forecast, tools, serve):
         command.register(sub)
     return parser
 

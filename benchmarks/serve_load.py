@@ -1,0 +1,182 @@
+"""Load on ``dynmask serve`` over loopback: 1 / 4 / 16 / 64 concurrent clients, throughput and p50 / p99
+latency, for the PyTorch run and its ONNX export, at 0% and 50% of the words missing, against a plain
+one-request-at-a-time loop (the same model called in-process, one text per call). One request in ten is a
+bad one (malformed JSON, an empty list): it must get its 4xx; an error is any 5xx, a refused connection or
+a wrong answer code. Runs one after another in this process (the server in a subprocess), bounded in
+count and time.
+
+    python benchmarks/serve_load.py            # benchmarks/results/serve-load.{json,md}
+    python benchmarks/serve_load.py --quick    # fewer requests (a smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results"
+RUN = ROOT / "runs" / "serve-load"
+
+
+def _model() -> tuple[Path, Path]:
+    """A Rotten Tomatoes classifier of the demo's size (a short training: speed does not depend on it) and
+    its ONNX export."""
+    from dynmask.cli import main
+
+    if not (RUN / "best" / "model.safetensors").exists():
+        argv = ["train", "classify", "--data", "rotten_tomatoes", "--output", str(RUN), "--epochs", "1",
+                "--max-steps", "30", "--no-progress", "--overwrite", "--test-missing", "0"]  # fmt: skip
+        assert main(argv) == 0
+    onnx = RUN.parent / "serve-load.onnx"
+    if not onnx.exists():
+        assert main(["export", "--model", str(RUN), "--output", str(onnx), "--backend", "compact"]) == 0
+    return RUN, onnx
+
+
+def _texts(missing: float, n: int) -> list[str]:
+    import random
+
+    from dynmask.data.text import load_text_dataset
+
+    rng = random.Random(0)
+    texts = [e.text for e in load_text_dataset("rotten_tomatoes", seed=0).test]
+    out = []
+    for i in range(n):
+        words = texts[i % len(texts)].split()
+        out.append(" ".join("???" if rng.random() < missing else w for w in words))
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(model: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dynmask", "serve", "--model", str(model), "--port", str(port), "--wait-ms", "5"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    import httpx
+
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"the server did not start: {proc.stderr.read().decode()[-2000:]}")
+
+
+async def _load(port: int, texts: list[str], clients: int, requests: int) -> dict:
+    import httpx
+
+    latencies, errors, bad_ok = [], 0, 0
+    queue = list(range(requests))
+
+    async def worker(client):
+        nonlocal errors, bad_ok
+        while queue:
+            i = queue.pop()
+            bad = i % 10 == 9
+            body = (
+                (b"{oops" if i % 20 == 19 else b'{"texts": []}')
+                if bad
+                else json.dumps({"texts": [texts[i % len(texts)]]}).encode()
+            )
+            t0 = time.perf_counter()
+            try:
+                r = await client.post("/predict", content=body, headers={"content-type": "application/json"})
+            except httpx.HTTPError:
+                errors += 1
+                continue
+            if bad:
+                bad_ok += r.status_code == 422
+                errors += r.status_code != 422
+            else:
+                latencies.append(time.perf_counter() - t0)
+                errors += r.status_code != 200
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(clients)))
+        wall = time.perf_counter() - t0
+    lat = sorted(latencies)
+    return {
+        "clients": clients,
+        "requests": requests,
+        "good_per_s": len(lat) / wall,
+        "p50_ms": 1000 * statistics.median(lat),
+        "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+        "bad_requests_answered_422": bad_ok,
+        "errors": errors,
+    }
+
+
+def _loop(model: Path, texts: list[str], requests: int) -> float:
+    """Requests per second of a plain loop: the same model, in-process, one text per call."""
+    from dynmask.serve.models import ServedModel
+
+    served = ServedModel(model)
+    t0 = time.perf_counter()
+    for i in range(requests):
+        served.predict([(texts[i % len(texts)], texts[i % len(texts)])])
+    return requests / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args()
+    import torch
+
+    torch.set_num_threads(2)
+    run, onnx = _model()
+    per_level = 200 if args.quick else 2000
+    results = []
+    for name, model in (("pytorch", run), ("onnxruntime", onnx)):
+        for missing in (0.0, 0.5):
+            texts = _texts(missing, 2000)
+            loop = _loop(model, texts, 100 if args.quick else 500)
+            port = _free_port()
+            proc = _serve(model, port)
+            try:
+                for clients in (1, 4, 16, 64):
+                    row = asyncio.run(_load(port, texts, clients, per_level))
+                    row.update(model=name, missing=missing, loop_per_s=loop, vs_loop=row["good_per_s"] / loop)
+                    results.append(row)
+                    print(json.dumps(row), flush=True)
+            finally:
+                proc.terminate()
+                proc.wait(30)
+    OUT.mkdir(parents=True, exist_ok=True)
+    meta = {"torch": torch.__version__, "threads": 2, "requests_per_level": per_level, "bad_share": 0.1}
+    (OUT / "serve-load.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    lines = ["| model | missing | clients | good req/s | vs one-at-a-time loop | p50 ms | p99 ms | errors |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in results:
+        lines.append(
+            f"| {r['model']} | {r['missing']:.0%} | {r['clients']} | {r['good_per_s']:.0f} | {r['vs_loop']:.1f}x "
+            f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |"
+        )
+    total = sum(r["requests"] for r in results)
+    md = "\n".join(lines) + f"\n\n{total:,} requests, {sum(r['errors'] for r in results)} errors.\n"
+    (OUT / "serve-load.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""``dynmask serve`` (issue 40): the endpoints give what the commands give, concurrent requests are batched
+together, and every bad request gets a 4xx with one line (never a 5xx or a hang); a full queue is a 503
+with Retry-After; shutting down answers the accepted requests first."""
+
+import asyncio
+import json
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+
+from dynmask.cli import main  # noqa: E402
+from dynmask.serve import MicroBatcher, QueueFull, create_app  # noqa: E402
+
+
+def _client(app):
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+async def _with_lifespan(app, body):
+    async with app.router.lifespan_context(app):
+        async with _client(app) as client:
+            return await body(client)
+
+
+def test_predict_answers_what_dynmask_predict_prints(classifier_run, capsys):
+    texts = ["the movie was ??? fun", "???", "a dull and boring plot with actors", ""]
+    capsys.readouterr()
+    assert main(["predict", "--model", str(classifier_run), *sum((["--text", t] for t in texts), [])]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    app = create_app(classifier_run)
+
+    async def body(client):
+        r = await client.post("/predict", json={"texts": texts})
+        assert r.status_code == 200
+        return r.json()["predictions"]
+
+    assert asyncio.run(_with_lifespan(app, body)) == printed
+
+
+def test_concurrent_requests_are_batched_together(classifier_run):
+    app = create_app(classifier_run, max_batch=64, wait_ms=50)
+
+    async def body(client):
+        replies = await asyncio.gather(
+            *(client.post("/predict", json={"texts": [f"film {i} was good"]}) for i in range(40))
+        )
+        assert all(r.status_code == 200 for r in replies)
+        assert [r.json()["predictions"][0]["text"] for r in replies] == [f"film {i} was good" for i in range(40)]
+        return (await client.get("/health")).json()["texts"]
+
+    stats = asyncio.run(_with_lifespan(app, body))
+    assert stats["largest_batch"] > 1 and stats["batches"] < 40
+
+
+@pytest.mark.parametrize(
+    "payload, status, needle",
+    [
+        (b"{not json", 422, "json"),
+        (json.dumps({"texts": []}).encode(), 422, "at least 1"),
+        (json.dumps({"texts": [1, 2]}).encode(), 422, "string"),
+        (json.dumps({"text": ["a"]}).encode(), 422, "texts"),
+        (json.dumps({"texts": ["a b"], "confidences": [[0.5]]}).encode(), 422, "confidence"),
+        (json.dumps({"texts": ["a", "b"], "confidences": [None]}).encode(), 422, "one per text"),
+        (json.dumps({"texts": ["x" * 3000]}).encode(), 413, "over 2000 bytes"),
+    ],
+)
+def test_bad_requests_get_a_4xx_with_one_line(classifier_run, payload, status, needle):
+    app = create_app(classifier_run, max_body=2000)
+
+    async def body(client):
+        return await client.post("/predict", content=payload, headers={"content-type": "application/json"})
+
+    r = asyncio.run(_with_lifespan(app, body))
+    assert r.status_code == status, r.text
+    assert needle in r.text.lower()
+
+
+def test_a_text_longer_than_the_model_is_cut_as_predict_cuts_it(classifier_run):
+    app = create_app(classifier_run)
+    long = " ".join(["good"] * 5000)
+
+    async def body(client):
+        return (await client.post("/predict", json={"texts": [long]})).json()["predictions"][0]
+
+    row = asyncio.run(_with_lifespan(app, body))
+    assert row["label"] in ("neg", "pos") and row["observed_tokens"] <= 16
+
+
+def test_a_full_queue_is_a_503_with_retry_after_and_shutdown_answers_accepted_requests():
+    release = threading.Event()
+
+    def slow(items):
+        release.wait(5)
+        return [i * 2 for i in items]
+
+    async def scenario():
+        batcher = MicroBatcher(slow, max_batch=4, wait_ms=0, max_queue=3)
+        accepted = asyncio.ensure_future(batcher.submit([1, 2, 3]))
+        await asyncio.sleep(0.05)
+        with pytest.raises(QueueFull):
+            await batcher.submit([4])
+        closing = asyncio.ensure_future(batcher.close())
+        await asyncio.sleep(0.05)
+        with pytest.raises(QueueFull, match="shutting down"):
+            await batcher.submit([5])
+        release.set()
+        await closing
+        return await accepted
+
+    assert asyncio.run(scenario()) == [2, 4, 6]
+
+
+def test_the_http_answer_to_a_full_queue(classifier_run):
+    app = create_app(classifier_run, max_queue=2)
+
+    async def body(client):
+        return await client.post("/predict", json={"texts": ["a", "b", "c"]})
+
+    r = asyncio.run(_with_lifespan(app, body))
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+
+
+# ------------------------------------------------------------------------------------------------ series
+@pytest.fixture(scope="module")
+def series_runs(tmp_path_factory):
+    from conftest import small_impute_args
+
+    folder = tmp_path_factory.mktemp("serve-series")
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame({"date": [str(d.date()) for d in pd.date_range("2020-01-01", periods=n, freq="D")]})
+    for j, name in enumerate(("a", "b")):
+        v = 10 + 3 * np.sin(np.arange(n) / 3 + j) + rng.normal(0, 0.2, n)
+        frame[name] = np.where(rng.random(n) < 0.2, np.nan, np.round(v, 3))
+    data = folder / "d.csv"
+    frame.to_csv(data, index=False)
+    assert main(small_impute_args(data, folder / "imp", epochs=1)) == 0
+    forecast = ["train", "forecast", "--data", str(data), "--output", str(folder / "fc"), "--horizon", "3",
+                "--epochs", "1", "--d-model", "16", "--heads", "2", "--layers", "1", "--no-progress"]  # fmt: skip
+    assert main(forecast) == 0
+    return folder, frame
+
+
+def _rows(frame):
+    return [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
+
+
+def test_impute_and_forecast_endpoints_match_the_commands(series_runs, tmp_path):
+    folder, frame = series_runs
+    part = frame.iloc[:60]
+    rows = _rows(part)
+    rows[3]["a"] = float("nan")  # NaN and inf read as missing, as the CSV readers do
+    rows[4]["b"] = float("inf")
+    part.iloc[:, :].to_csv(tmp_path / "in.csv", index=False)
+
+    async def impute(client):
+        r = await client.post(
+            "/impute", content=json.dumps({"rows": rows}), headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 200, r.text
+        return r.json()["rows"]
+
+    served = asyncio.run(_with_lifespan(create_app(folder / "imp"), impute))
+    assert (
+        main(
+            [
+                "impute",
+                "--model",
+                str(folder / "imp"),
+                "--input",
+                str(tmp_path / "in.csv"),
+                "--output",
+                str(tmp_path / "o.csv"),
+            ]
+        )
+        == 0
+    )
+    filled = pd.read_csv(tmp_path / "o.csv")
+    for t, (row, got) in enumerate(zip(rows, served)):
+        for name in ("a", "b"):
+            if row[name] is not None and np.isfinite(row[name]):
+                assert got[name] == row[name]  # observed values returned as sent
+            elif t not in (3, 4):
+                assert got[name] == pytest.approx(filled[name][t], rel=1e-6)  # the CSV writes 7 digits
+            assert np.isfinite(got[name])
+
+    async def forecast(client):
+        r = await client.post("/forecast", json={"rows": _rows(part), "interval": True})
+        assert r.status_code == 200, r.text
+        return r.json()["rows"]
+
+    ahead = asyncio.run(_with_lifespan(create_app(folder / "fc"), forecast))
+    assert [r["date"] for r in ahead] == [
+        str(d.date()) for d in pd.date_range(part["date"].iloc[-1], periods=4, freq="D")[1:]
+    ]
+    assert all(r["a_lo"] <= r["a"] <= r["a_hi"] for r in ahead)
+
+
+def test_series_endpoints_refuse_bad_rows(series_runs):
+    folder, frame = series_runs
+    app = create_app(folder / "imp")
+
+    async def body(client):
+        out = []
+        for payload in ({"rows": []}, {"rows": [{"date": "x", "a": "high", "b": 1}]}, {"rows": [{"date": "x", "zz": 1}]},
+                        {"rows": [{"date": "x", "a": 1, "b": 2}, {"date": "y", "a": 1}]}):  # fmt: skip
+            out.append(await client.post("/impute", json=payload))
+        out.append(
+            await client.post("/forecast", json={"rows": _rows(frame.iloc[:5])})
+        )  # an imputer serves no forecast
+        return out
+
+    replies = asyncio.run(_with_lifespan(app, body))
+    assert [r.status_code for r in replies] == [422] * 5
+    assert "number or null" in replies[1].text and "zz" in replies[2].text and "same variables" in replies[3].text
