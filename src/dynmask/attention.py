@@ -85,8 +85,13 @@ def sdpa_kernel(
         allowed = torch.ones(bias.shape, dtype=torch.bool, device=bias.device)
     has_key = allowed.any(-1, keepdim=True)  # (B, 1, Lq|1, 1)
     safe = allowed | ~has_key  # no branch on values: the same graph whether or not a row is empty
-    if bias is not None:  # a float mask: the bias where allowed, -inf elsewhere
-        safe = torch.where(safe, bias.to(q.dtype), torch.tensor(float("-inf"), dtype=q.dtype, device=q.device))
+    if bias is not None or torch.onnx.is_in_onnx_export():
+        # a float mask: the bias (or 0) where allowed, -inf elsewhere. For ONNX always: a boolean mask is
+        # exported as Where over [B, H, Lq, Lk] plus a NaN-safe softmax (IsNaN, Where), which onnxruntime
+        # runs several times slower than this Add over the small [B, 1, 1|Lq, Lk] mask (every row keeps a
+        # key, so the softmax never sees a row of -inf)
+        add = q.new_zeros(()) if bias is None else bias.to(q.dtype)
+        safe = torch.where(safe, add, torch.tensor(float("-inf"), dtype=q.dtype, device=q.device))
     return F.scaled_dot_product_attention(q, k, v, attn_mask=safe, dropout_p=dropout_p), has_key
 
 
