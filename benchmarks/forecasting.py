@@ -301,16 +301,17 @@ def _statsforecast(w, fill) -> None:
         for model, values in out.items():
             full = np.full((n_windows, HORIZON, history.shape[2]), np.nan)
             full[every] = values
-            _save(f"{model}{star}", name, full, {"seconds": np.array(seconds), "subset": every})
+            _save(f"{model}{star}", name, full, {"seconds": np.array(seconds), **({"subset": every} if star else {})})
         print(f"statsforecast {name}: {seconds:.0f} s", flush=True)
     name = "real gaps"  # AutoARIMA (~1 s a series here): every tenth forecast, the real gaps only
-    every = np.arange(0, n_windows, 2 * step)
-    if not _exists("AutoARIMA*", name):
+    every = np.arange(0, n_windows, 2 * step if step > 1 else 1)
+    arima = f"AutoARIMA{star}"
+    if not _exists(arima, name):
         history = _interpolated(_setting_windows(w, name)[every, :LONG], fill)
         out, seconds = run([AutoARIMA(season_length=SEASON)], history)
         full = np.full((n_windows, HORIZON, history.shape[2]), np.nan)
         full[every] = out["AutoARIMA"]
-        _save("AutoARIMA*", name, full, {"seconds": np.array(seconds), "subset": every})
+        _save(arima, name, full, {"seconds": np.array(seconds), **({"subset": every} if star else {})})
         print(f"AutoARIMA {name}: {seconds:.0f} s", flush=True)
 
 
