@@ -64,8 +64,9 @@ def test_missing_history_values_never_change_a_forecast(seed, fill):
     g = torch.Generator().manual_seed(seed)
     context, horizon, features = 12, 4, 3
     torch.manual_seed(0)
-    model = SeriesImputer(SeriesConfig(features, d_model=16, n_heads=2, n_layers=2, d_ff=32, max_len=16,
-                                       residual=True, residual_gate=True, normalize="window", interval=0.8)).eval()  # fmt: skip
+    config = SeriesConfig(features, d_model=16, n_heads=2, n_layers=2, d_ff=32, max_len=16, residual=True,
+                          residual_gate=True, normalize="window", interval=0.8)  # fmt: skip
+    model = SeriesImputer(config).eval()
     x = torch.randn(2, context + horizon, features, generator=g)
     missing = torch.rand(x.shape, generator=g) < 0.4
     missing[:, context:] = True  # the horizon is what the model fills

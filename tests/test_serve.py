@@ -210,8 +210,13 @@ def test_series_endpoints_refuse_bad_rows(series_runs):
 
     async def body(client):
         out = []
-        for payload in ({"rows": []}, {"rows": [{"date": "x", "a": "high", "b": 1}]}, {"rows": [{"date": "x", "zz": 1}]},
-                        {"rows": [{"date": "x", "a": 1, "b": 2}, {"date": "y", "a": 1}]}):  # fmt: skip
+        payloads = [
+            {"rows": []},
+            {"rows": [{"date": "x", "a": "high", "b": 1}]},
+            {"rows": [{"date": "x", "zz": 1}]},
+            {"rows": [{"date": "x", "a": 1, "b": 2}, {"date": "y", "a": 1}]},
+        ]
+        for payload in payloads:
             out.append(await client.post("/impute", json=payload))
         out.append(
             await client.post("/forecast", json={"rows": _rows(frame.iloc[:5])})
