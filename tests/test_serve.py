@@ -226,3 +226,21 @@ def test_series_endpoints_refuse_bad_rows(series_runs):
     replies = asyncio.run(_with_lifespan(app, body))
     assert [r.status_code for r in replies] == [422] * 5
     assert "number or null" in replies[1].text and "zz" in replies[2].text and "same variables" in replies[3].text
+
+
+def test_the_server_on_an_onnx_export_answers_what_predict_prints_with_it(classifier_run, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    onnx = tmp_path / "m.onnx"
+    assert main(["export", "--model", str(classifier_run), "--output", str(onnx)]) == 0
+    texts = ["the movie was ??? fun", "a dull and boring plot with actors"]
+    capsys.readouterr()
+    assert main(["predict", "--model", str(onnx), *sum((["--text", t] for t in texts), [])]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    async def body(client):
+        return (await client.post("/predict", json={"texts": texts})).json()["predictions"]
+
+    served = asyncio.run(_with_lifespan(create_app(onnx), body))
+    assert served == printed
+    eager = asyncio.run(_with_lifespan(create_app(classifier_run), body))
+    assert [r["label"] for r in eager] == [r["label"] for r in served]  # PyTorch and ONNX agree

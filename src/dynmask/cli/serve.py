@@ -12,7 +12,11 @@ def register(sub) -> None:
     p = sub.add_parser("serve", help="serve a run over HTTP: /predict, /impute or /forecast, /health, /docs")
     p.set_defaults(handler=_serve)
     p.add_argument("--model", type=Path, required=True, help="a run folder (classify, impute, forecast) or its .onnx")
-    p.add_argument("--host", default="127.0.0.1", help="(default: %(default)s: this machine only)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on: this machine only unless changed (default: %(default)s)",
+    )
     p.add_argument("--port", type=number(int, 0, 65_535), default=8000, help="(default: %(default)s)")
     p.add_argument("--max-batch", type=POSITIVE, default=64, help="texts run together at most (default: %(default)s)")
     p.add_argument(
