@@ -328,3 +328,20 @@ def test_ids_outside_the_vocabulary_are_missing_in_the_graph(text_run, tmp_path,
     marked[2, 4], marked[2, 7], marked[0, 1] = tok.missing_id, tok.missing_id, tok.missing_id
     assert np.array_equal(runner.logits(holes), runner.logits(marked))
     assert not np.array_equal(runner.logits(holes)[2], runner.logits(ids)[2])  # the holes do change the row
+
+
+def test_a_successful_export_prints_one_line_naming_every_file(text_run, tmp_path):
+    """export printed eight lines of its dependencies' warnings and never named X.onnx.data (issue 38, item 6)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "m.onnx"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run([sys.executable, "-m", "dynmask", "export", "--model", str(text_run), "--output", str(out)],
+                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "" and len(done.stdout.strip().splitlines()) == 1, (done.stdout, done.stderr)
+    if Path(str(out) + ".data").exists():
+        assert "m.onnx.data" in done.stdout

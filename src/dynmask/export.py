@@ -15,8 +15,11 @@ Needs ``onnx``, ``onnxscript`` and ``onnxruntime`` (``pip install dynmask[onnx]`
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import shutil
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -43,6 +46,24 @@ __all__ = [
 ASSETS_SUFFIX = ".assets"
 
 
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The exporter's own chatter (torchvision ops it skips, deprecation warnings of its dependencies)
+    silenced while it runs: a successful export prints one line; its errors still raise."""
+    names = ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def export_run(
     run: Path, output: Path, backend: str = "dense", opset: Optional[int] = None, confidences: bool = False
 ) -> Path:
@@ -67,7 +88,7 @@ def export_run(
     output.parent.mkdir(parents=True, exist_ok=True)
     dims = {0: Dim("batch"), 1: Dim("length", min=2, max=65_536)}
     kwargs = {} if opset is None else {"opset_version": opset}
-    with torch.no_grad():
+    with torch.no_grad(), _quiet_exporter():
         program = torch.onnx.export(
             graph,
             inputs,

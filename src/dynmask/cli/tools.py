@@ -109,7 +109,9 @@ def run_data(args) -> None:
 
 def run_export(args) -> None:
     path = export_run(args.model, args.output, backend=args.backend, confidences=args.confidence_input)
-    print(f"wrote {path} and {path}.assets/ ({args.backend} backend; batch and length dynamic)")
+    data = Path(str(path) + ".data")
+    weights = f", {data.name} (the weights: keep it beside the graph)" if data.exists() else ""
+    print(f"wrote {path}{weights} and {path}.assets/ ({args.backend} backend; batch and length dynamic)")
 
 
 def run_embed(args) -> None:
