@@ -305,3 +305,47 @@ def test_a_bad_flag_is_one_line_not_a_usage_block(capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--missing" in err and "must lie in [0, 1]" in err and "--help" in err
+
+
+# ------------------------------------------------------------------------- imputation respects the data (issue 38)
+def test_fills_stay_in_the_range_the_data_allows_unless_opted_out(imputer, tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    import dynmask.tasks.impute.csv_io as csv_io
+
+    run, rows = imputer
+    source = tmp_path / "in.csv"
+    source.write_text("\n".join(rows[:80]) + "\n")
+    monkeypatch.setattr(csv_io, "fill_windows", lambda m, s, w, values, *a: np.full(values.shape, -5.0))
+    for extra, expected in (([], 0.0), (["--no-bounds"], -5.0)):
+        out = tmp_path / f"out{len(extra)}.csv"
+        argv = ["impute", "--model", str(run), "--input", str(source), "--output", str(out), "--use-model", *extra]
+        assert main(argv) == 0
+        filled = [line.split(",") for line in out.read_text().splitlines()[1:]]
+        given = [line.split(",") for line in rows[1:80]]
+        holes = [float(f[j]) for f, g in zip(filled, given) for j in (1, 2) if g[j] == ""]
+        assert holes and all(v == expected for v in holes)  # rain and temp were never negative in training
+
+
+def test_capped_variables_are_found_in_training():
+    import numpy as np
+
+    from dynmask.tasks.impute.task import prepare_imputation_data
+
+    rng = np.random.default_rng(0)
+    humidity = np.minimum(100.0, rng.normal(90, 8, 600))  # a sensor that saturates at 100
+    temp = rng.normal(10, 5, 600)
+    data = prepare_imputation_data(np.stack([humidity, temp], axis=1), 20, 5, names=["humidity", "temp"])
+    assert data["train_capped"] == [True, False]
+
+
+def test_a_mostly_missing_variable_is_named(imputer, tmp_path, capsys):
+    run, rows = imputer
+    thin = [rows[0]] + [
+        ",".join([r.split(",")[0], r.split(",")[1], "" if i % 4 else r.split(",")[2]]) for i, r in enumerate(rows[1:81])
+    ]
+    source = tmp_path / "thin.csv"
+    source.write_text("\n".join(thin) + "\n")
+    assert main(["impute", "--model", str(run), "--input", str(source), "--output", str(tmp_path / "o.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: ['rain'] are missing in more than half of the rows" in err

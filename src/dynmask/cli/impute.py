@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..errors import DataError
@@ -62,6 +63,12 @@ def register(sub) -> None:
         action="store_true",
         help="clip each fill to the range of its variable in the training data (e.g. never negative rain or counts)",
     )
+    p.add_argument(
+        "--no-bounds",
+        action="store_true",
+        help="let fills leave the range the training data allows (by default a variable never negative in "
+        "training is never filled negative, and one with a cap many values sit at is never filled above it)",
+    )
     p.add_argument("--encoding", default="utf-8", help="text encoding of the files (default: %(default)s)")
     p.set_defaults(handler=_impute)
 
@@ -75,6 +82,7 @@ def _impute(args) -> None:
         args.output,
         time_column=args.time_column,
         clip_to_train_range=args.clip_to_train_range,
+        bounds=not args.no_bounds,
         encoding=args.encoding,
         plot=args.plot,
         plot_variables=plot_variables,
@@ -98,6 +106,12 @@ def _impute(args) -> None:
         f"filled {counts['filled']} of {counts['holes']} missing values{by} in {args.input} -> {args.output}{note}; "
         "observed cells written back as read"
     )
+    if counts.get("mostly_missing"):
+        print(
+            f"warning: {counts['mostly_missing'][:10]} are missing in more than half of the rows: their fills are "
+            "mostly the model's guesses; if a variable is recorded only under some conditions, leave it out",
+            file=sys.stderr,
+        )
     if "calibration" in counts:
         c = counts["calibration"]
         how = (

@@ -150,6 +150,7 @@ def impute_csv(
     *,
     time_column: Optional[str] = None,
     clip_to_train_range: bool = False,
+    bounds: bool = True,
     encoding: str = "utf-8",
     plot: Optional[Path] = None,
     plot_variables: Optional[Sequence[str]] = None,
@@ -170,6 +171,10 @@ def impute_csv(
     ``calibration_pattern``: choose the pattern of the file's holes), ``"validation"`` with the run's saved
     factor, ``"auto"`` on the input when it yields at least :data:`MIN_INPUT_CALIBRATION` values.
 
+    ``bounds`` (default): fills stay in the range the training data allows: a variable never negative in
+    training is never filled negative, one whose maximum is a cap (many values at it) never above it.
+    ``clip_to_train_range``: fills stay inside each variable's observed training range.
+
     The file is read, filled and written ``stream_rows`` rows at a time (memory bounded by that, not by
     the file; the fills are the same as the whole file's), except where an option needs the whole file
     at once: ``plot``, intervals calibrated on the input, and a locf / linear fallback.
@@ -189,7 +194,7 @@ def impute_csv(
             f"--intervals: this run fills with its validation fallback ({trained.fallback}), which has no "
             "intervals; add --use-model to fill (and bound) with the model anyway"
         )
-    clip = None
+    clip = data_bounds(trained) if bounds else None
     if clip_to_train_range:
         if trained.train_min is None:
             raise DataError("--clip-to-train-range: this run predates saved training ranges; retrain it")
@@ -204,7 +209,7 @@ def impute_csv(
         chunks = read_wide_chunks(input_path, block, time_column, encoding)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(output_path.name + ".partial")
-    counts = {"holes": 0, "left_in_unknown_columns": 0}
+    counts = {"holes": 0, "left_in_unknown_columns": 0, "rows": 0, "holes_per_variable": None}
     try:
         calibration = _write_filled(
             trained, chunks, tmp, layout, input_path, clip, fallback, intervals, calibrate, calibration_pattern,
@@ -214,7 +219,10 @@ def impute_csv(
         tmp.unlink(missing_ok=True)  # a block that fails (or Ctrl-C) leaves no half-written file behind
         raise
     os.replace(tmp, output_path)
+    per = counts["holes_per_variable"]
+    mostly = [label for label, n in zip(counts["labels"], per) if n > 0.5 * counts["rows"]] if per is not None else []
     return {
+        "mostly_missing": mostly,
         "holes": counts["holes"],
         "filled": counts["holes"],
         "left_in_unknown_columns": counts["left_in_unknown_columns"],
@@ -234,7 +242,7 @@ def _write_filled(
         labels, carry, pending = None, None, None
         for values, text in itertools.chain(chunks, [(None, None)]):  # one block read ahead: is this the last?
             if labels is None:
-                labels = match_columns(trained, values.columns, str(input_path))
+                labels = counts["labels"] = match_columns(trained, values.columns, str(input_path))
                 unknown = [v for v in plot_variables or () if v not in labels]
                 if plot is not None and unknown:  # checked before anything is written
                     raise DataError(
@@ -247,12 +255,16 @@ def _write_filled(
                     scale, calibration = interval_factor(trained, numbers, calibrate, calibration_pattern)
                 fills = _fill_block(trained, numbers, carry, values is None, fallback, intervals,
                                     calibration["scale"] if intervals else 1.0)  # fmt: skip
-                if clip is not None:  # the fills, not the interval bounds
-                    clipped = np.clip(fills[0] if intervals else fills, clip[0], clip[1])
-                    fills = (clipped, *fills[1:]) if intervals else clipped
+                if clip is not None:  # fills (and interval bounds) inside what the data allows
+                    fills = tuple(np.clip(f, clip[0], clip[1]) for f in fills) if intervals else np.clip(fills, *clip)
                 filled = _filled_text(block_text, labels, numbers, fills, intervals)
                 filled.to_csv(out, header=carry is None, lineterminator=layout.line_ending)
                 counts["holes"] += int((~np.isfinite(numbers)).sum())
+                per = (~np.isfinite(numbers)).sum(axis=0)
+                counts["holes_per_variable"] = (
+                    per if counts["holes_per_variable"] is None else counts["holes_per_variable"] + per
+                )
+                counts["rows"] += len(numbers)
                 counts["left_in_unknown_columns"] += int(block_values.drop(columns=labels).isna().to_numpy().sum())
                 carry = numbers[-trained.window :]
                 if plot is not None:
@@ -269,6 +281,17 @@ def _write_filled(
                     )
             pending = (values, text)
     return calibration
+
+
+def data_bounds(trained: TrainedImputer):
+    """(lower, upper) per variable that the training data allows: 0 below a variable never negative in
+    training, its maximum above one that is capped there; None when the run saved no training range."""
+    if trained.train_min is None:
+        return None
+    lower = np.where(np.nan_to_num(trained.train_min, nan=-np.inf) >= 0, 0.0, -np.inf)
+    capped = trained.train_capped if trained.train_capped is not None else np.zeros(len(lower), dtype=bool)
+    upper = np.where(capped, trained.train_max, np.inf)
+    return lower, upper
 
 
 def _fill_block(trained, numbers, carry, last: bool, fallback, intervals: bool, scale: float):

@@ -98,11 +98,14 @@ def prepare_imputation_data(
     scaler = Standardizer.fit(train)
     with np.errstate(invalid="ignore"):
         train_min, train_max = np.nanmin(train, axis=0), np.nanmax(train, axis=0)
+        at_max = (train == train_max).sum(axis=0)  # a cap: the maximum reached by many values (100% humidity)
+        capped = (at_max >= 3) & (at_max >= 0.005 * np.isfinite(train).sum(axis=0))
     out = {
         "scaler": scaler,
         "ranges": ranges,
         "train_min": train_min.tolist(),
         "train_max": train_max.tolist(),
+        "train_capped": capped.tolist(),
         "column_names": [names[i] for i in kept] if drop_unobserved else names,
         "dropped_names": [names[i] for i in np.flatnonzero(empty)] if drop_unobserved else [],
         "window": window,
@@ -282,6 +285,7 @@ class ImputationTask:
                     "dropped_names": self.data.get("dropped_names", []),
                     "train_min": self.data.get("train_min"),
                     "train_max": self.data.get("train_max"),
+                    "train_capped": self.data.get("train_capped"),
                 }
             )
         )

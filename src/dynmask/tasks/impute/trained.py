@@ -31,6 +31,7 @@ class TrainedImputer:
     dropped_names: list = field(default_factory=list)  # variables dropped as never observed in training
     train_min: Optional[np.ndarray] = None  # observed range of each trained variable in the training split
     train_max: Optional[np.ndarray] = None
+    train_capped: Optional[np.ndarray] = None  # bool per variable: its maximum is a cap many values sit at
     fallback: Optional[str] = None  # a simple baseline that beat the model on validation: it fills instead
     interval_scale: float = 1.0  # conformal factor of the prediction interval, from validation (calibration.json)
 
@@ -90,6 +91,7 @@ def imputer_from_assets(model, folder: Path, features: Optional[int] = None, max
         window, columns = int(assets["window"]), list(assets["columns"])
         names = assets.get("column_names")
         lo, hi = assets.get("train_min"), assets.get("train_max")
+        capped = assets.get("train_capped")
     except (KeyError, TypeError, ValueError) as e:
         raise RunFolderError(f"{folder / 'series.json'} is damaged ({type(e).__name__}: {e})") from None
     features = len(columns) if features is None else features
@@ -126,6 +128,7 @@ def imputer_from_assets(model, folder: Path, features: Optional[int] = None, max
         list(assets.get("dropped_names") or []),
         as_array(lo),
         as_array(hi),
+        None if capped is None or len(capped) != features else np.array(capped, dtype=bool),
         fallback,
         float(scale),
     )
