@@ -349,3 +349,18 @@ def test_a_mostly_missing_variable_is_named(imputer, tmp_path, capsys):
     assert main(["impute", "--model", str(run), "--input", str(source), "--output", str(tmp_path / "o.csv")]) == 0
     err = capsys.readouterr().err
     assert "warning: ['rain'] are missing in more than half of the rows" in err
+
+
+def test_training_says_what_it_read_and_ends_with_a_table_and_the_next_command(data, tmp_path, capsys):
+    """train printed nothing about the data and ended in a raw JSON dump (issue 38, item 1)."""
+    from conftest import small_classify_args
+
+    out = tmp_path / "run"
+    argv = ["train", "classify", "--data", str(data), "--output", str(out), "--epochs", "1"]
+    assert main([*argv, *small_classify_args(test_missing="0,0.3")]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("data d: 128 train / 16 valid / 16 test texts; labels")
+    assert "majority class" in said and "30% missing" in said and f"next: dynmask predict --model {out}" in said
+    assert '"global_step"' not in said  # the JSON is in the run folder, not on the terminal
+    assert json.loads((out / "summary.json").read_text())["global_step"] > 0
+    assert main([*argv, *small_classify_args(test_missing="0"), "--overwrite"]) == 0  # summary.json is a run file

@@ -61,6 +61,8 @@ RUN_FILES = (
     "metrics.jsonl",
     "test_results.json",
     "test_holdout_mask.npy",
+    "test_forecasts.npz",
+    "summary.json",
     "tensorboard",
 )
 

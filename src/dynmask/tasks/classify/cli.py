@@ -6,6 +6,7 @@ import json
 import sys
 
 from ...data.text import load_text_dataset
+from ...data.tokenizer import DEFAULT_MISSING_MARKERS
 from ...errors import DataError
 from ...methods import method_names
 from ...training.run_folders import read_json
@@ -29,6 +30,7 @@ from ..arguments import (
 )
 from ..common import has_confidences, mark_splits, run_threshold
 from ..registry import run_config_folder
+from ..report import classify_report, save_summary, text_data_summary
 from .task import MissingSpec, TextClassificationTask, load_classifier, predict_texts, train_text_classifier
 
 
@@ -114,6 +116,8 @@ def train(args) -> dict:
         )
         args.lr = 1e-3 if args.lr is None else args.lr
     splits = load_splits(args, args.data_seed)
+    if rank() == 0:
+        print(text_data_summary(splits, markers(args.missing_markers) or DEFAULT_MISSING_MARKERS), flush=True)
     config = train_config(args)
     missing = MissingSpec(args.train_missing, args.missing_process, args.schedule, args.mean_span)
     summary = train_text_classifier(
@@ -132,7 +136,8 @@ def train(args) -> dict:
         confidence_threshold=args.confidence_threshold,
     )
     if summary.get("world_size", 1) == 1 or rank() == 0:
-        print(json.dumps(summary, indent=2))
+        save_summary(args.output, summary)
+        print(classify_report(summary, splits, args.output))
     return summary
 
 

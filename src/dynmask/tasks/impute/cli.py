@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from ...data.series import read_long_csv, read_wide_csv
 from ...missingness import TRAINING_HOLES
@@ -20,6 +19,7 @@ from ..arguments import (
     series_model,
     train_config,
 )
+from ..report import impute_report, save_summary
 from .task import prepare_imputation_data, train_imputer, window_and_stride
 
 
@@ -135,6 +135,13 @@ def train(args) -> dict:
         frame = read_wide_csv(args.data, args.time_column)
     else:
         frame = read_long_csv(args.data, args.time_column or "time", args.variable_column, args.value_column)
+    print(
+        f"data {args.data}: {len(frame):,} time steps x {frame.shape[1]} variables, "
+        f"{float(frame.isna().to_numpy().mean()):.1%} missing (most: "
+        + ", ".join(f"{c} {v:.0%}" for c, v in frame.isna().mean().sort_values(ascending=False).head(3).items())
+        + ")",
+        flush=True,
+    )
     window, stride = window_and_stride(len(frame), args.window, args.stride)
     if args.window is None:
         print(f"window {window} steps, stride {stride} (from {len(frame)} time steps; --window to choose)")
@@ -163,5 +170,6 @@ def train(args) -> dict:
         missing_unit=TRAINING_HOLES[args.missing_process],
         block_length=args.block_length,
     )
-    print(json.dumps(summary, indent=2))
+    save_summary(args.output, summary)
+    print(impute_report(summary, args.output))
     return summary

@@ -1,0 +1,81 @@
+"""What ``dynmask train`` says to a person: the data it read before training, and after it a short table of
+the model beside its trivial baselines, a warning when a baseline wins, and the next command to run (the
+full summary goes to ``summary.json`` in the run folder instead of the terminal)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["text_data_summary", "classify_report", "impute_report", "save_summary"]
+
+
+def save_summary(output: Path, summary: dict) -> Path:
+    """The run's summary as JSON in ``output/summary.json`` (what the terminal used to get)."""
+    path = Path(output) / "summary.json"
+    if path.parent.exists():
+        path.write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+    return path
+
+
+def _share(counter: Counter, total: int, top: int = 6) -> str:
+    parts = [f"{name} {n / max(total, 1):.0%}" for name, n in counter.most_common(top)]
+    return ", ".join(parts) + (f", ... ({len(counter)} labels)" if len(counter) > top else "")
+
+
+def text_data_summary(splits, markers: Sequence[str]) -> str:
+    """One line: sizes of the splits, the training labels' shares, the share of words marked missing."""
+    train = splits.split("train")
+    labels = Counter(splits.labels[e.label] for e in train)
+    marks = {m.lower() for m in markers}
+    words = [w for e in train for w in e.text.split()]
+    marked = sum(w.lower() in marks for w in words)
+    return (
+        f"data {splits.name}: {len(train):,} train / {len(splits.valid):,} valid / {len(splits.test):,} test texts; "
+        f"labels {_share(labels, len(train))}; {marked / max(len(words), 1):.1%} of training words marked missing"
+    )
+
+
+def classify_report(summary: dict, splits, output: Path) -> str:
+    """The test accuracy at each missing rate beside the majority class (its share of the test texts)."""
+    train_major = Counter(e.label for e in splits.train).most_common(1)[0][0]
+    majority = sum(e.label == train_major for e in splits.test) / max(len(splits.test), 1)
+    lines = []
+    results = summary.get("test") or []
+    if results:
+        lines.append("test accuracy    model   majority class (" + splits.labels[train_major] + ")")
+        for r in results:
+            lines.append(f"  {r['missing_rate']:>4.0%} missing  {r['accuracy']:6.1%}   {majority:6.1%}")
+        if results[0]["accuracy"] <= majority:
+            lines.append(
+                "warning: the model is no better than always answering the majority class: train longer "
+                "(--epochs), on more data, or check the labels"
+            )
+    if summary.get("best_score") not in (None, float("-inf")):
+        lines.append(f"best validation accuracy {summary['best_score']:.1%}")
+    lines.append(f"saved: {Path(output) / 'best'} (the model), test_results.json, summary.json, metrics.jsonl")
+    lines.append(f'next: dynmask predict --model {output} --text "a ??? film"   |   dynmask evaluate --model {output}')
+    return "\n".join(lines)
+
+
+def impute_report(summary: dict, output: Path) -> str:
+    """Test MAE of the model beside mean / LOCF / linear, on the same held-out values."""
+    test, baselines = summary.get("test"), summary.get("baselines") or {}
+    lines = []
+    if test:
+        lines.append("held-out test values   MAE       (the same values for each)")
+        lines.append(f"  dynmask               {test['mae']:.4g}")
+        for name, m in baselines.items():
+            lines.append(f"  {name:<20}  {m['mae']:.4g}")
+        if "coverage" in test:
+            lines.append(f"  interval {test['interval']:.0%}: coverage {test['coverage']:.1%}")
+        best = min(baselines.items(), key=lambda kv: kv[1]["mae"]) if baselines else None
+        if best and best[1]["mae"] < test["mae"]:
+            lines.append(f"warning: {best[0]} beats the model on the test values")
+    if summary.get("fallback"):
+        lines.append(f"note: {summary['fallback']} beat the model on validation: `dynmask impute` fills with it")
+    lines.append(f"saved: {Path(output) / 'best'} (the model), test_results.json, summary.json")
+    lines.append(f"next: dynmask impute --model {output} --input YOUR.csv --output FILLED.csv")
+    return "\n".join(lines)
