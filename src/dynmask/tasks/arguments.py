@@ -280,6 +280,25 @@ def add_length_penalty(p) -> None:
     )
 
 
+def add_series_data_args(q) -> None:
+    """The flags that name a series table (``train impute`` / ``train forecast``): a wide CSV, or a long one."""
+    add_run_args(q, "run folder")
+    q.add_argument("--data", required=True, help="a CSV: one row per time, one column per variable (blank = missing)")
+    q.add_argument("--format", choices=("wide", "long"), default="wide", help="(default: %(default)s)")
+    q.add_argument("--time-column", default=None, help="time column (default: the first column)")
+    q.add_argument("--variable-column", default="variable", help="long format: variable column (default: %(default)s)")
+    q.add_argument("--value-column", default="value", help="long format: value column (default: %(default)s)")
+
+
+def read_series_table(args):
+    """The table the flags of :func:`add_series_data_args` name, wide (time x variables, float64)."""
+    from ..data.series import read_long_csv, read_wide_csv
+
+    if args.format == "wide":
+        return read_wide_csv(args.data, args.time_column)
+    return read_long_csv(args.data, args.time_column or "time", args.variable_column, args.value_column)
+
+
 def add_series_model_args(q, d_model: int) -> None:
     m = q.add_argument_group("model")
     m.add_argument(

@@ -6,16 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 
-from ...data.series import chronological_split, read_long_csv, read_wide_csv
+from ...data.series import chronological_split
 from ...missingness import TRAINING_HOLES
 from ..arguments import (
     HOLDOUT,
     POSITIVE,
     SHARE,
     add_optimisation_args,
-    add_run_args,
+    add_series_data_args,
     add_series_model_args,
     number,
+    read_series_table,
     series_model,
     train_config,
 )
@@ -27,13 +28,8 @@ HORIZON = number(int, 1, 10_000)
 
 def add_arguments(q) -> None:
     """The flags of ``dynmask train forecast``."""
-    add_run_args(q, "run folder")
-    q.add_argument("--data", required=True, help="a CSV: one row per time, one column per variable (blank = missing)")
+    add_series_data_args(q)
     q.add_argument("--horizon", type=HORIZON, required=True, help="steps to forecast after the last row")
-    q.add_argument("--format", choices=("wide", "long"), default="wide", help="(default: %(default)s)")
-    q.add_argument("--time-column", default=None, help="time column (default: the first column)")
-    q.add_argument("--variable-column", default="variable", help="long format: variable column (default: %(default)s)")
-    q.add_argument("--value-column", default="value", help="long format: value column (default: %(default)s)")
     q.add_argument(
         "--context",
         type=number(int, 2, 65_536),
@@ -86,10 +82,7 @@ def add_arguments(q) -> None:
 
 
 def train(args) -> dict:
-    if args.format == "wide":
-        frame = read_wide_csv(args.data, args.time_column)
-    else:
-        frame = read_long_csv(args.data, args.time_column or "time", args.variable_column, args.value_column)
+    frame = read_series_table(args)
     season = args.season or season_of(list(frame.index))
     (a, b) = chronological_split(len(frame))["train"]
     context = args.context or default_context(args.horizon, season, b - a)

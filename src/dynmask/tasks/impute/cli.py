@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ...data.series import read_long_csv, read_wide_csv
 from ...missingness import TRAINING_HOLES
 from ..arguments import (
     HOLDOUT,
@@ -12,10 +11,11 @@ from ..arguments import (
     POSITIVE,
     SHARE,
     add_optimisation_args,
-    add_run_args,
+    add_series_data_args,
     add_series_model_args,
     markers,
     number,
+    read_series_table,
     series_model,
     train_config,
 )
@@ -25,12 +25,7 @@ from .task import prepare_imputation_data, train_imputer, window_and_stride
 
 def add_arguments(q) -> None:
     """The flags of ``dynmask train impute``."""
-    add_run_args(q, "run folder")
-    q.add_argument("--data", required=True, help="a CSV: one row per time, one column per variable (blank = missing)")
-    q.add_argument("--format", choices=("wide", "long"), default="wide", help="(default: %(default)s)")
-    q.add_argument("--time-column", default=None, help="time column (default: the first column)")
-    q.add_argument("--variable-column", default="variable", help="long format: variable column (default: %(default)s)")
-    q.add_argument("--value-column", default="value", help="long format: value column (default: %(default)s)")
+    add_series_data_args(q)
     q.add_argument(
         "--window",
         type=number(int, 2, 65_536),
@@ -131,10 +126,7 @@ def add_arguments(q) -> None:
 
 
 def train(args) -> dict:
-    if args.format == "wide":
-        frame = read_wide_csv(args.data, args.time_column)
-    else:
-        frame = read_long_csv(args.data, args.time_column or "time", args.variable_column, args.value_column)
+    frame = read_series_table(args)
     print(
         f"data {args.data}: {len(frame):,} time steps x {frame.shape[1]} variables, "
         f"{float(frame.isna().to_numpy().mean()):.1%} missing (most: "
