@@ -164,3 +164,17 @@ def test_wide_series_tables_keep_every_observed_cell_or_are_refused(
                 assert not np.isfinite(numbers[i, j])  # every NA spelling is a hole, never a number
             else:
                 assert numbers[i, j] == float(cell)
+
+
+@FUZZ
+@given(
+    rows=st.lists(st.tuples(CELL_TEXT, st.sampled_from(["pos", "neg"])), min_size=1, max_size=6),
+    sep=st.sampled_from([",", ";", "\t", "|"]),
+)
+def test_the_delimiter_of_a_csv_is_read_from_its_header(tmp_path_factory, rows, sep):
+    raw = _write_delimited(rows, ["text", "label"], sep=sep, quoting=csv.QUOTE_MINIMAL, line_ending="\n",
+                           encoding="utf-8", bom=False)  # fmt: skip
+    path = tmp_path_factory.mktemp("fuzz") / "d.csv"
+    path.write_bytes(raw)
+    texts, labels, _ = read_table(path, "text", "label")
+    assert texts == [r[0] for r in rows] and labels == [r[1] for r in rows]

@@ -286,17 +286,18 @@ def test_resume_of_another_tasks_run_names_the_task(imputer, data, tmp_path, cap
     _one_line_error(capsys, "holds a 'impute' run", "'classify'")
 
 
-def test_an_output_folder_that_is_a_file_and_a_semicolon_file_are_named(imputer, tmp_path, capsys):
+def test_an_output_folder_that_is_a_file_is_named_and_a_semicolon_file_reads(imputer, tmp_path, capsys):
     taken = tmp_path / "taken"
     taken.write_text("mine")
     assert main(["guarantee", "--quick", "--output", str(taken)]) == 2
     _one_line_error(capsys, str(taken), "pass another --output")
     assert taken.read_text() == "mine"
-    run, _ = imputer
-    semi = tmp_path / "semi.csv"
-    semi.write_text("time;temp;rain\nt1;1;2\nt2;;3\n")
-    assert main(["impute", "--model", str(run), "--input", str(semi), "--output", str(tmp_path / "o.csv")]) == 2
-    _one_line_error(capsys, "separated by ';'")
+    run, rows = imputer
+    semi = tmp_path / "semi.csv"  # as a spreadsheet in a comma-decimal locale saves it: read, and written back so
+    semi.write_text("\n".join(r.replace(",", ";") for r in rows[:50]) + "\n")
+    assert main(["impute", "--model", str(run), "--input", str(semi), "--output", str(tmp_path / "o.csv")]) == 0
+    written = (tmp_path / "o.csv").read_text().splitlines()
+    assert written[0] == "time;temp;rain" and all(line.count(";") == 2 and ";;" not in line for line in written)
 
 
 def test_a_bad_flag_is_one_line_not_a_usage_block(capsys):

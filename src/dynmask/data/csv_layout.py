@@ -12,6 +12,7 @@ import csv
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from ..errors import DataError
 
@@ -27,11 +28,17 @@ class CsvLayout:
     encoding: str  # what to read and write with: "utf-8-sig" where the file starts with a BOM
     line_ending: str  # "\r\n" or "\n", as the header line ends
     header: tuple  # the column names, as written
+    sep: str = ","  # the delimiter: the one given, or the one the header shows (",", ";", tab, "|")
 
 
-def csv_layout(path: Path, encoding: str = "utf-8", sep: str = ",") -> CsvLayout:
+SEPARATORS = (",", ";", "\t", "|")
+
+
+def csv_layout(path: Path, encoding: str = "utf-8", sep: Optional[str] = None) -> CsvLayout:
     """The layout of the delimited file ``path``; a header with more than :data:`MAX_COLUMNS` columns, or
-    naming a column twice, is a :class:`DataError` that says so (a reader would rename or drop one)."""
+    naming a column twice, is a :class:`DataError` that says so (a reader would rename or drop one).
+    ``sep`` None: the delimiter is the one of :data:`SEPARATORS` the header holds most often (a comma when
+    it holds none: one column), so a semicolon file saved by a spreadsheet reads."""
     path = Path(path)
     encoding = bom_encoding(path, encoding)
     try:
@@ -47,6 +54,8 @@ def csv_layout(path: Path, encoding: str = "utf-8", sep: str = ",") -> CsvLayout
     if len(line) > MAX_HEADER_BYTES:
         raise DataError(f"the first line of {path} is over {MAX_HEADER_BYTES // 2**20} M characters long: not a header")
     line_ending = "\r\n" if line.endswith("\r\n") else "\n"
+    if sep is None:  # by counting (a parse of a 10-MB line per candidate would be slow and hit csv's field limit)
+        sep = max(SEPARATORS, key=lambda s: (line.count(s), s == ","))  # ties (one column): the comma
     if line.count(sep) + 1 > MAX_COLUMNS:  # a cheap bound first: no parse of a million-field line
         raise DataError(
             f"{path} has a header of {line.count(sep) + 1:,} columns; dynmask reads tables of at most "
@@ -59,7 +68,7 @@ def csv_layout(path: Path, encoding: str = "utf-8", sep: str = ",") -> CsvLayout
             f"{path} names column(s) {twice[:5]} more than once; rename them so that each column has its own "
             "name (a reader would rename or drop one)"
         )
-    return CsvLayout(encoding, line_ending, header)
+    return CsvLayout(encoding, line_ending, header, sep)
 
 
 def _is_utf8(encoding: str) -> bool:

@@ -212,7 +212,7 @@ def _read_wide_frame(path: Path, time_column: Optional[str], encoding: str, **re
         raise DataError(f"{path} is a folder; pass a CSV file")
     layout = csv_layout(path, encoding)  # a BOM, a duplicate name or a million columns: before pandas
     try:
-        frame = pd.read_csv(path, encoding=layout.encoding, **read_kw)
+        frame = pd.read_csv(path, encoding=layout.encoding, sep=layout.sep, **read_kw)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
@@ -289,8 +289,10 @@ def read_wide_chunks(path: Path, rows: int, time_column: Optional[str] = None, e
             "Pass --time-column"
         )
     try:
-        numbers = pd.read_csv(path, encoding=layout.encoding, chunksize=rows)
-        texts = pd.read_csv(path, encoding=layout.encoding, chunksize=rows, dtype=str, keep_default_na=False)
+        numbers = pd.read_csv(path, encoding=layout.encoding, sep=layout.sep, chunksize=rows)
+        texts = pd.read_csv(
+            path, encoding=layout.encoding, sep=layout.sep, chunksize=rows, dtype=str, keep_default_na=False
+        )
         previous, total = None, 0
         for values, text in zip(numbers, texts):  # the same rows, parsed twice
             values = _checked_wide(values, time_column, path, previous)

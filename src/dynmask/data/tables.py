@@ -18,11 +18,10 @@ def _read_frame(path: Path, encoding: str):
 
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv", ".txt"):  # a BOM, a duplicate name or a million columns: before pandas
-        layout = csv_layout(path, encoding, "\t" if suffix == ".tsv" else ",")
+        layout = csv_layout(path, encoding, "\t" if suffix == ".tsv" else None)  # .csv: "," or ";" ...
     try:
         if suffix in (".csv", ".tsv", ".txt"):
-            sep = "\t" if suffix == ".tsv" else ","
-            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding=layout.encoding)
+            return pd.read_csv(path, sep=layout.sep, dtype=str, keep_default_na=False, encoding=layout.encoding)
         if suffix in (".jsonl", ".json"):
             return pd.read_json(path, lines=suffix == ".jsonl", dtype=False, encoding=encoding)
         if suffix == ".parquet":

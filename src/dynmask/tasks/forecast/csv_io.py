@@ -57,7 +57,7 @@ def forecast_csv(
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(output_path.name + ".partial")
     try:
-        out.to_csv(tmp, index=False, encoding=layout.encoding, lineterminator=layout.line_ending)
+        out.to_csv(tmp, index=False, encoding=layout.encoding, lineterminator=layout.line_ending, sep=layout.sep)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -258,7 +258,7 @@ def _write_filled(
                 if clip is not None:  # fills (and interval bounds) inside what the data allows
                     fills = tuple(np.clip(f, clip[0], clip[1]) for f in fills) if intervals else np.clip(fills, *clip)
                 filled = _filled_text(block_text, labels, numbers, fills, intervals)
-                filled.to_csv(out, header=carry is None, lineterminator=layout.line_ending)
+                filled.to_csv(out, header=carry is None, lineterminator=layout.line_ending, sep=layout.sep)
                 counts["holes"] += int((~np.isfinite(numbers)).sum())
                 per = (~np.isfinite(numbers)).sum(axis=0)
                 counts["holes_per_variable"] = (
