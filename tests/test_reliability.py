@@ -365,3 +365,12 @@ def test_training_says_what_it_read_and_ends_with_a_table_and_the_next_command(d
     assert '"global_step"' not in said  # the JSON is in the run folder, not on the terminal
     assert json.loads((out / "summary.json").read_text())["global_step"] > 0
     assert main([*argv, *small_classify_args(test_missing="0"), "--overwrite"]) == 0  # summary.json is a run file
+
+
+def test_the_weights_get_the_permissions_of_the_other_run_files(classifier_run):
+    """safetensors wrote the weights 0600 while every other file of a run had the umask's mode (issue 38, item 7)."""
+    import stat
+
+    best = classifier_run / "best"
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(best / "model.safetensors") == mode(best / "config.json")

@@ -5,6 +5,7 @@ weights_only torch file).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -166,9 +167,16 @@ def save_pretrained(encoder: PretrainedEncoder, folder, tokenizer_from: Optional
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_file(_to_hf(encoder), str(folder / "model.safetensors"), metadata={"format": "pt"})
+    os.chmod(folder / "model.safetensors", 0o666 & ~_umask())  # safetensors writes 0600
     (folder / "config.json").write_text(json.dumps(encoder.config.hf, indent=2))
     if tokenizer_from is not None:
         for name in TOKENIZER_FILES:
             if (Path(tokenizer_from) / name).exists():
                 shutil.copy(Path(tokenizer_from) / name, folder / name)
     return folder
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask

@@ -34,6 +34,7 @@ from torch import nn
 from ..devices import to_device
 from .checkpoints import (
     TrainState,
+    as_created,
     average_weights,
     check_state,
     load_state,
@@ -127,6 +128,7 @@ class Trainer:
     def _save_model_folder(self, folder: Path, extra: dict, model: Optional[nn.Module] = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         save_model(savable(model if model is not None else self.model), str(folder / "model.safetensors"))
+        as_created(folder / "model.safetensors")
         write_json(folder / "config.json", {**self.run_config, **extra})
         self.task.save_assets(folder)
 
@@ -386,6 +388,7 @@ class Trainer:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f"epoch{epoch:04d}.safetensors.tmp"
         save_model(savable(self.model), str(tmp))
+        as_created(tmp)
         os.replace(tmp, folder / f"epoch{epoch:04d}.safetensors")
         kept = set(self._epochs_to_average()[0])
         for old in folder.glob("epoch*.safetensors"):
