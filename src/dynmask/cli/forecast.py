@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import DataError
-from ..export import is_onnx, load_onnx
+from ..export import is_onnx
 from ..tasks.forecast.csv_io import forecast_csv
-from ..tasks.forecast.trained import forecaster_from_assets, load_forecaster
+from ..tasks.forecast.trained import load_forecaster, load_onnx_forecaster
 
 
 def register(sub) -> None:
@@ -43,7 +42,7 @@ def register(sub) -> None:
 
 
 def _forecast(args) -> None:
-    trained = _onnx_forecaster(args.model) if is_onnx(args.model) else load_forecaster(args.model)
+    trained = load_onnx_forecaster(args.model) if is_onnx(args.model) else load_forecaster(args.model)
     done = forecast_csv(
         trained,
         args.input,
@@ -66,24 +65,3 @@ def _forecast(args) -> None:
         print(
             f"note: never observed in the history read: {done['unobserved_in_history'][:10]} (forecast from the others)"
         )
-
-
-def _onnx_forecaster(path: Path):
-    runner = load_onnx(path)
-    if runner.meta["task"] != "forecast":
-        raise DataError(f"--model {path} is an exported {runner.meta['task']!r} model, not a forecaster")
-    features = len(runner.meta["column_names"])
-    return forecaster_from_assets(_OnnxModel(runner), runner.assets, features, 1 << 30)
-
-
-class _OnnxModel:
-    """An exported forecaster's graph called as the model is: ``model(x, mask)`` fills the NaN of ``x``
-    (the mask is rebuilt from the NaN inside the graph)."""
-
-    interval_head = None
-
-    def __init__(self, runner) -> None:
-        self.runner = runner
-
-    def __call__(self, x, mask):
-        return self.runner(x, mask)

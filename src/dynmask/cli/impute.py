@@ -5,11 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import DataError
-from ..export import is_onnx, load_onnx
+from ..export import is_onnx
 from ..tasks.arguments import markers
 from ..tasks.impute.csv_io import impute_csv
-from ..tasks.impute.trained import imputer_from_assets, load_imputer
+from ..tasks.impute.trained import load_imputer, load_onnx_imputer
 
 
 def register(sub) -> None:
@@ -74,7 +73,7 @@ def register(sub) -> None:
 
 
 def _impute(args) -> None:
-    trained = _onnx_imputer(args.model) if is_onnx(args.model) else load_imputer(args.model)
+    trained = load_onnx_imputer(args.model) if is_onnx(args.model) else load_imputer(args.model)
     plot_variables = markers(args.plot_variables)
     counts = impute_csv(
         trained,
@@ -120,11 +119,3 @@ def _impute(args) -> None:
             else "on the run's validation values" + (f" ({c['why']})" if "why" in c else "")
         )
         print(f"intervals calibrated {how}: factor {c['scale']:.3f}")
-
-
-def _onnx_imputer(path: Path):
-    """A TrainedImputer whose model is an exported imputer run by onnxruntime."""
-    runner = load_onnx(path)
-    if runner.meta["task"] != "impute":
-        raise DataError(f"--model {path} is an exported {runner.meta['task']!r} model, not an imputer")
-    return imputer_from_assets(runner, runner.assets)

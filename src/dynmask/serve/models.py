@@ -38,15 +38,13 @@ class ServedModel:
         if self.task == "classify":
             self._load_classifier(runner)
         elif self.task == "impute":
-            from ..cli.impute import _onnx_imputer
-            from ..tasks.impute.trained import load_imputer
+            from ..tasks.impute.trained import load_imputer, load_onnx_imputer
 
-            self.imputer = _onnx_imputer(self.path) if runner is not None else load_imputer(self.path)
+            self.imputer = load_onnx_imputer(self.path) if runner is not None else load_imputer(self.path)
         else:
-            from ..cli.forecast import _onnx_forecaster
-            from ..tasks.forecast.trained import load_forecaster
+            from ..tasks.forecast.trained import load_forecaster, load_onnx_forecaster
 
-            self.forecaster = _onnx_forecaster(self.path) if runner is not None else load_forecaster(self.path)
+            self.forecaster = load_onnx_forecaster(self.path) if runner is not None else load_forecaster(self.path)
 
     # ------------------------------------------------------------------------------------------ text
     def _load_classifier(self, runner) -> None:
