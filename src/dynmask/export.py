@@ -235,3 +235,36 @@ def load_onnx(path, threads: Optional[int] = None):
         raise DataError(f"{meta_path} is missing: export with `dynmask export` to get the assets")
     task = read_json_object(meta_path).get("task")
     return OnnxTextClassifier(path, threads) if task == "classify" else OnnxSeriesModel(path, threads)
+
+
+def load_onnx_imputer(path: Path):
+    """A :class:`TrainedImputer` whose model is an exported imputer run by onnxruntime."""
+    from .tasks.impute.trained import imputer_from_assets
+
+    runner = load_onnx(path)
+    if runner.meta["task"] != "impute":
+        raise DataError(f"--model {path} is an exported {runner.meta['task']!r} model, not an imputer")
+    return imputer_from_assets(runner, runner.assets)
+
+
+def load_onnx_forecaster(path: Path):
+    """A :class:`TrainedForecaster` whose model is an exported forecaster run by onnxruntime."""
+    from .tasks.forecast.trained import forecaster_from_assets
+
+    runner = load_onnx(path)
+    if runner.meta["task"] != "forecast":
+        raise DataError(f"--model {path} is an exported {runner.meta['task']!r} model, not a forecaster")
+    return forecaster_from_assets(_OnnxModel(runner), runner.assets, len(runner.meta["column_names"]), 1 << 30)
+
+
+class _OnnxModel:
+    """An exported forecaster's graph called as the model is: ``model(x, mask)`` fills the NaN of ``x``
+    (the graph rebuilds the mask from the NaN)."""
+
+    interval_head = None
+
+    def __init__(self, runner) -> None:
+        self.runner = runner
+
+    def __call__(self, x, mask):
+        return self.runner(x, mask)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..export import is_onnx
+from ..export import is_onnx, load_onnx_forecaster
 from ..tasks.forecast.csv_io import forecast_csv
-from ..tasks.forecast.trained import load_forecaster, load_onnx_forecaster
+from ..tasks.forecast.trained import load_forecaster
 
 
 def register(sub) -> None:

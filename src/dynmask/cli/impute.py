@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..export import is_onnx
+from ..export import is_onnx, load_onnx_imputer
 from ..tasks.arguments import markers
 from ..tasks.impute.csv_io import impute_csv
-from ..tasks.impute.trained import load_imputer, load_onnx_imputer
+from ..tasks.impute.trained import load_imputer
 
 
 def register(sub) -> None:

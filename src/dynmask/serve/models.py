@@ -38,11 +38,13 @@ class ServedModel:
         if self.task == "classify":
             self._load_classifier(runner)
         elif self.task == "impute":
-            from ..tasks.impute.trained import load_imputer, load_onnx_imputer
+            from ..export import load_onnx_imputer
+            from ..tasks.impute.trained import load_imputer
 
             self.imputer = load_onnx_imputer(self.path) if runner is not None else load_imputer(self.path)
         else:
-            from ..tasks.forecast.trained import load_forecaster, load_onnx_forecaster
+            from ..export import load_onnx_forecaster
+            from ..tasks.forecast.trained import load_forecaster
 
             self.forecaster = load_onnx_forecaster(self.path) if runner is not None else load_forecaster(self.path)
 

@@ -31,11 +31,9 @@ from ...models.series import SeriesConfig, SeriesImputer
 from ...training import Trainer, start_run_folder
 from ...training.run_folders import fingerprint, write_manifest
 from ..impute.calibration import conformal_scale, interval_metrics, pinball_loss, widen_interval
+from .trained import CALIBRATION_FILE, FALLBACK_FILE, load_forecaster
 
 __all__ = ["ForecastTask", "train_forecaster", "forecast_metrics", "FALLBACK_FILE", "CALIBRATION_FILE"]
-
-FALLBACK_FILE = "fallback.json"
-CALIBRATION_FILE = "calibration.json"
 
 
 def forecast_metrics(pred: np.ndarray, truth: np.ndarray, scale: np.ndarray) -> dict:
@@ -240,8 +238,6 @@ def train_forecaster(
     summary["train_seconds"] = time.perf_counter() - t0
     if not trainer.main:
         return summary
-    from .trained import load_forecaster  # the best weights, as a user loads them
-
     best_dir = Path(output) / "best"
     best = load_forecaster(output).model if (best_dir / "model.safetensors").exists() else model
     valid_model, valid_baselines = task.evaluate(best, "valid"), task.baselines("valid")

@@ -20,9 +20,11 @@ from ...models.series import SeriesConfig, SeriesImputer
 from ...training import load_run_model
 from ...training.run_folders import RunFolderError, config_from_dict, read_json
 from ..impute.calibration import widen_interval
-from .task import CALIBRATION_FILE, FALLBACK_FILE
 
-__all__ = ["TrainedForecaster", "load_forecaster", "load_onnx_forecaster", "forecaster_from_assets"]
+__all__ = ["TrainedForecaster", "load_forecaster", "forecaster_from_assets"]
+
+FALLBACK_FILE = "fallback.json"  # in a run's best/: the baseline that beat the model on validation, or null
+CALIBRATION_FILE = "calibration.json"  # in a run's best/: the interval's conformal factor
 
 
 @dataclass
@@ -121,26 +123,3 @@ def forecaster_from_assets(model, folder: Path, features: int, max_len: int) -> 
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < float("inf"):
             raise RunFolderError(f"{folder / CALIBRATION_FILE}: scale must be a positive finite number, got {scale!r}")
     return TrainedForecaster(model, scaler, context, horizon, season, names, dropped, fallback, float(scale))
-
-
-def load_onnx_forecaster(path: Path) -> TrainedForecaster:
-    """A :class:`TrainedForecaster` whose model is an exported forecaster run by onnxruntime."""
-    from ...export import load_onnx  # here: the export module imports the task registry
-
-    runner = load_onnx(path)
-    if runner.meta["task"] != "forecast":
-        raise DataError(f"--model {path} is an exported {runner.meta['task']!r} model, not a forecaster")
-    return forecaster_from_assets(_OnnxModel(runner), runner.assets, len(runner.meta["column_names"]), 1 << 30)
-
-
-class _OnnxModel:
-    """An exported forecaster's graph called as the model is: ``model(x, mask)`` fills the NaN of ``x``
-    (the graph rebuilds the mask from the NaN)."""
-
-    interval_head = None
-
-    def __init__(self, runner) -> None:
-        self.runner = runner
-
-    def __call__(self, x, mask):
-        return self.runner(x, mask)

@@ -132,14 +132,3 @@ def imputer_from_assets(model, folder: Path, features: Optional[int] = None, max
         fallback,
         float(scale),
     )
-
-
-def load_onnx_imputer(path: Path) -> TrainedImputer:
-    """A :class:`TrainedImputer` whose model is an exported imputer run by onnxruntime."""
-    from ...errors import DataError
-    from ...export import load_onnx  # here: the export module imports the task registry
-
-    runner = load_onnx(path)
-    if runner.meta["task"] != "impute":
-        raise DataError(f"--model {path} is an exported {runner.meta['task']!r} model, not an imputer")
-    return imputer_from_assets(runner, runner.assets)
