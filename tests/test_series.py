@@ -823,3 +823,26 @@ def test_window_statistics_read_observed_values_only_and_floor_the_scale():
     assert torch.equal(scale, torch.ones(1, 1, 2)) and torch.allclose(loc, torch.tensor([[[1.0, 5.0]]]))
     with pytest.raises(ValueError, match="normalize must be one of"):
         SeriesImputer(SeriesConfig(2, normalize="global"))
+
+
+def test_the_imputation_plot_zooms_on_the_longest_gap_and_reads_dates(tmp_path):
+    """A year drawn in one panel hid a 24-step outage and its x axis was raw ISO strings (issue 38, item 8):
+    each variable now gets a zoom on its longest gap beside the whole series, on a date axis."""
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    from dynmask.plots import longest_run, plot_imputation
+
+    assert longest_run(np.array([0, 1, 1, 0, 1, 1, 1, 0], dtype=bool)) == (4, 7)
+    assert longest_run(np.zeros(5, dtype=bool)) == (0, 0)
+    rng = np.random.default_rng(0)
+    hours = [str(t) for t in pd.date_range("2024-01-01", periods=24 * 365, freq="h")]
+    observed = rng.normal(size=(len(hours), 1))
+    observed[5000:5024, 0] = np.nan  # a day-long outage in a year
+    filled = np.nan_to_num(observed, nan=5.0)
+    path = plot_imputation(tmp_path / "p.png", hours, ["a"], observed, filled)
+    image = np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+    orange = np.abs(image - np.array([255, 127, 14])).sum(-1) < 60  # the filled crosses
+    right = orange[:, image.shape[1] * 3 // 5 :]
+    left = orange[:, : image.shape[1] * 3 // 5]
+    assert right.any(0).sum() > 3 * left.any(0).sum()  # the zoom spreads the 24 fills; the year squeezes them
