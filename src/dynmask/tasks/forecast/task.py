@@ -31,9 +31,10 @@ from ...models.series import SeriesConfig, SeriesImputer
 from ...training import Trainer, start_run_folder
 from ...training.run_folders import fingerprint, write_manifest
 from ..impute.calibration import conformal_scale, interval_metrics, pinball_loss, widen_interval
-from .trained import CALIBRATION_FILE, FALLBACK_FILE, load_forecaster
+from ..impute.trained import CALIBRATION_FILE, FALLBACK_FILE, choose_fallback
+from .trained import load_forecaster
 
-__all__ = ["ForecastTask", "train_forecaster", "forecast_metrics", "FALLBACK_FILE", "CALIBRATION_FILE"]
+__all__ = ["ForecastTask", "train_forecaster", "forecast_metrics"]
 
 
 def forecast_metrics(pred: np.ndarray, truth: np.ndarray, scale: np.ndarray) -> dict:
@@ -138,11 +139,8 @@ class ForecastTask:
                 for part, out in zip(parts, outs):
                     part.append(out[:, self.context :].float().cpu())
         model.train(was)
-        return (
-            tuple(self.scaler.inverse(torch.cat(p).numpy().astype(np.float64)) for p in parts)
-            if intervals
-            else (self.scaler.inverse(torch.cat(parts[0]).numpy().astype(np.float64)))
-        )
+        out = tuple(self.scaler.inverse(torch.cat(p).numpy().astype(np.float64)) for p in parts)
+        return out if intervals else out[0]
 
     def truth(self, split: str) -> np.ndarray:
         return self.data[split][:, self.context :]
@@ -241,8 +239,7 @@ def train_forecaster(
     best_dir = Path(output) / "best"
     best = load_forecaster(output).model if (best_dir / "model.safetensors").exists() else model
     valid_model, valid_baselines = task.evaluate(best, "valid"), task.baselines("valid")
-    name, top = min(valid_baselines.items(), key=lambda kv: kv[1]["mae"])
-    fallback = name if top["mae"] < valid_model["mae"] else None
+    fallback = choose_fallback(valid_model, valid_baselines)
     summary["fallback"], summary["valid"] = fallback, {"dynmask": valid_model, **valid_baselines}
     scale = 1.0
     if best.interval_head is not None:
@@ -285,7 +282,7 @@ def train_forecaster(
     )
     if fallback is not None:
         print(
-            f"note: {fallback} beat the model on validation forecasts (MAE {top['mae']:.4g} vs "
+            f"note: {fallback} beat the model on validation forecasts (MAE {valid_baselines[fallback]['mae']:.4g} vs "
             f"{valid_model['mae']:.4g}): `dynmask forecast` will use {fallback} and say so",
             flush=True,
         )

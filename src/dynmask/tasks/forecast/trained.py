@@ -20,11 +20,9 @@ from ...models.series import SeriesConfig, SeriesImputer
 from ...training import load_run_model
 from ...training.run_folders import RunFolderError, config_from_dict, read_json
 from ..impute.calibration import widen_interval
+from ..impute.trained import read_calibration_scale, read_fallback
 
 __all__ = ["TrainedForecaster", "load_forecaster", "forecaster_from_assets"]
-
-FALLBACK_FILE = "fallback.json"  # in a run's best/: the baseline that beat the model on validation, or null
-CALIBRATION_FILE = "calibration.json"  # in a run's best/: the interval's conformal factor
 
 
 @dataclass
@@ -112,14 +110,5 @@ def forecaster_from_assets(model, folder: Path, features: int, max_len: int) -> 
         or context + horizon > max_len
     ):
         raise RunFolderError(f"{folder / 'forecast.json'} does not match the model ({features} variables)")
-    fallback = None
-    if (folder / FALLBACK_FILE).exists():
-        fallback = read_json(folder / FALLBACK_FILE).get("fallback")
-        if fallback not in (None, *FORECAST_BASELINES):
-            raise RunFolderError(f"{folder / FALLBACK_FILE}: unknown fallback {fallback!r}")
-    scale = 1.0
-    if (folder / CALIBRATION_FILE).exists():
-        scale = read_json(folder / CALIBRATION_FILE).get("scale")
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < float("inf"):
-            raise RunFolderError(f"{folder / CALIBRATION_FILE}: scale must be a positive finite number, got {scale!r}")
-    return TrainedForecaster(model, scaler, context, horizon, season, names, dropped, fallback, float(scale))
+    fallback, scale = read_fallback(folder, tuple(FORECAST_BASELINES)), read_calibration_scale(folder)
+    return TrainedForecaster(model, scaler, context, horizon, season, names, dropped, fallback, scale)

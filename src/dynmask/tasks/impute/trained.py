@@ -55,6 +55,30 @@ def write_calibration(folder: Path, scale: float, interval: float, valid_metrics
     (Path(folder) / CALIBRATION_FILE).write_text(json.dumps(record, indent=2))
 
 
+def read_fallback(folder: Path, baselines: tuple) -> Optional[str]:
+    """The baseline a series run's ``best/fallback.json`` names (one of ``baselines``), or None."""
+    if not (Path(folder) / FALLBACK_FILE).exists():
+        return None
+    fallback = read_json(Path(folder) / FALLBACK_FILE).get("fallback")
+    if fallback not in (None, *baselines):
+        raise RunFolderError(
+            f"{Path(folder) / FALLBACK_FILE}: unknown fallback {fallback!r}; expected one of {baselines}"
+        )
+    return fallback
+
+
+def read_calibration_scale(folder: Path) -> float:
+    """The conformal factor a series run's ``best/calibration.json`` holds (1.0 without the file)."""
+    if not (Path(folder) / CALIBRATION_FILE).exists():
+        return 1.0
+    scale = read_json(Path(folder) / CALIBRATION_FILE).get("scale")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (0 < scale < float("inf")):
+        raise RunFolderError(
+            f"{Path(folder) / CALIBRATION_FILE}: scale must be a positive finite number, got {scale!r}"
+        )
+    return float(scale)
+
+
 def choose_fallback(model_metrics: dict, baseline_metrics: dict) -> Optional[str]:
     """The simple baseline to use instead of the model when one has a lower validation MAE, else None."""
     name, best = min(baseline_metrics.items(), key=lambda kv: kv[1]["mae"])
@@ -107,18 +131,7 @@ def imputer_from_assets(model, folder: Path, features: Optional[int] = None, max
             f"{folder / 'series.json'} does not match the model ({features} variables, windows up to {max_len} steps)"
         )
     as_array = lambda v: None if v is None else np.array([np.nan if x is None else x for x in v], dtype=np.float64)
-    fallback = None
-    if (folder / FALLBACK_FILE).exists():
-        fallback = read_json(folder / FALLBACK_FILE).get("fallback")
-        if fallback not in (None, *BASELINES):
-            raise RunFolderError(
-                f"{folder / FALLBACK_FILE}: unknown fallback {fallback!r}; expected one of {BASELINES}"
-            )
-    scale = 1.0
-    if (folder / CALIBRATION_FILE).exists():
-        scale = read_json(folder / CALIBRATION_FILE).get("scale")
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (0 < scale < float("inf")):
-            raise RunFolderError(f"{folder / CALIBRATION_FILE}: scale must be a positive finite number, got {scale!r}")
+    fallback, scale = read_fallback(folder, BASELINES), read_calibration_scale(folder)
     return TrainedImputer(
         model,
         scaler,
@@ -130,5 +143,5 @@ def imputer_from_assets(model, folder: Path, features: Optional[int] = None, max
         as_array(hi),
         None if capped is None or len(capped) != features else np.array(capped, dtype=bool),
         fallback,
-        float(scale),
+        scale,
     )
