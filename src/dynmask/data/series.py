@@ -267,10 +267,8 @@ def _checked_wide(frame, time_column: str, path: Path, previous_time=None):
             f"columns {bad[:5]} of {path.name} are not numeric; a wide CSV holds one numeric column "
             "per variable (blank = missing). " + _long_hint(path)
         )
-    if frame.shape[1] == 0:
-        sep = next((s for s in (";", "\t", "|") if s in str(frame.index.name)), None)
-        hint = f" (its header {frame.index.name!r:.60} looks separated by {sep!r}: save it with commas)" if sep else ""
-        raise DataError(f"{path.name} needs at least two rows and one variable column{hint}")
+    if frame.shape[1] == 0:  # (a header of one column: its delimiter was read from it, csv_layout)
+        raise DataError(f"{path.name} needs at least two rows and one variable column")
     return frame.astype("float64")
 
 

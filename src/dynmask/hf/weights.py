@@ -5,7 +5,6 @@ weights_only torch file).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -13,6 +12,7 @@ from typing import Optional
 import torch
 
 from ..errors import DataError
+from ..files import as_created
 from .config import PretrainedConfig, read_checkpoint_config
 from .encoder import PretrainedEncoder
 from .tokenizer import TOKENIZER_FILES
@@ -167,16 +167,10 @@ def save_pretrained(encoder: PretrainedEncoder, folder, tokenizer_from: Optional
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_file(_to_hf(encoder), str(folder / "model.safetensors"), metadata={"format": "pt"})
-    os.chmod(folder / "model.safetensors", 0o666 & ~_umask())  # safetensors writes 0600
+    as_created(folder / "model.safetensors")
     (folder / "config.json").write_text(json.dumps(encoder.config.hf, indent=2))
     if tokenizer_from is not None:
         for name in TOKENIZER_FILES:
             if (Path(tokenizer_from) / name).exists():
                 shutil.copy(Path(tokenizer_from) / name, folder / name)
     return folder
-
-
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask

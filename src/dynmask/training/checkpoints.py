@@ -66,14 +66,6 @@ def savable(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).cpu()
 
 
-def as_created(path: Path) -> None:
-    """Give ``path`` the permissions a new file gets from ``open`` (0666 less the umask): safetensors writes
-    its files 0600, so the weights alone were unreadable to the group where every other file of a run is."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def load_weights(model: nn.Module, path: Path, device="cpu") -> None:
     """Load a safetensors file written from :func:`savable` into ``model`` (on any device).
 

@@ -32,9 +32,9 @@ from safetensors.torch import save_model
 from torch import nn
 
 from ..devices import to_device
+from ..files import as_created
 from .checkpoints import (
     TrainState,
-    as_created,
     average_weights,
     check_state,
     load_state,
