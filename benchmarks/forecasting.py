@@ -17,7 +17,9 @@ every method. The extra history holes are drawn once per setting (seeded) and sh
 Peers that need a complete history read it linearly interpolated (the last value before a gap, then a
 line; a station with no observation in the history: its training mean). Every raw forecast is written to
 ``results/forecast-{dataset}/forecasts/`` (npz: one array [N, H, F] per method and setting, rounded to
-0.1 µg/m³ (US change: 0.001), NaN where nothing was observed afterwards) so anyone can re-score them.
+0.1 µg/m³ (US change: 0.001), NaN where nothing was observed afterwards) so anyone can re-score them; the
+test windows they are scored against (``windows.npz``, third-party data) are not committed: ``windows``
+rebuilds them identically.
 """
 
 from __future__ import annotations
