@@ -75,14 +75,14 @@ class ServedModel:
     def impute(self, rows: list[dict], time_column: Optional[str]) -> list[dict]:
         """``rows`` with every missing value (null, NaN, inf) of a trained variable filled; every other
         value returned as sent."""
-        from ..tasks.impute.csv_io import _fill_block, match_columns
+        from ..tasks.impute.csv_io import fill_block, match_columns
 
         time_column, names, numbers = _table(rows, time_column)
         labels = match_columns(self.imputer, names, "the rows")
         index = [names.index(label) for label in labels]
         values = numbers[:, index]  # (T, F) in the model's order
         fallback = self.imputer.fallback
-        fills = _fill_block(self.imputer, values, None, True, fallback, False, 1.0)
+        fills = fill_block(self.imputer, values, None, True, fallback, False, 1.0)
         out = []
         for t, row in enumerate(rows):
             filled = dict(row)
@@ -94,12 +94,11 @@ class ServedModel:
 
     def forecast(self, rows: list[dict], time_column: Optional[str], interval: bool) -> list[dict]:
         """The next ``horizon`` rows after ``rows`` (the time continued at their step)."""
-        from ..tasks.forecast.csv_io import _as_imputer_like
         from ..tasks.forecast.data import continue_time
         from ..tasks.impute.csv_io import match_columns
 
         time_column, names, numbers = _table(rows, time_column)
-        labels = match_columns(_as_imputer_like(self.forecaster), names, "the rows")
+        labels = match_columns(self.forecaster, names, "the rows")
         history = numbers[:, [names.index(label) for label in labels]]
         result = self.forecaster.forecast(history, intervals=interval)
         point, lower, upper = result if interval else (result, None, None)

@@ -37,7 +37,7 @@ def forecast_csv(
     input_path, output_path = Path(input_path), Path(output_path)
     check_output(output_path, input_path, protected)
     frame = read_wide_csv(input_path, time_column, encoding)
-    labels = match_columns(_as_imputer_like(trained), frame.columns, str(input_path))
+    labels = match_columns(trained, frame.columns, str(input_path))  # a forecaster has the names it reads
     history = frame[labels].to_numpy(dtype=np.float64)  # (T, F)
     result = trained.forecast(history, intervals=intervals, use_model=use_model)
     point, lower, upper = result if intervals else (result, None, None)
@@ -75,11 +75,3 @@ def forecast_csv(
 
 def _format(value: float) -> str:
     return repr(float(value))
-
-
-class _as_imputer_like:
-    """What :func:`match_columns` reads of a run: its trained variables by name."""
-
-    def __init__(self, trained: TrainedForecaster) -> None:
-        self.column_names, self.columns = trained.column_names, trained.column_names
-        self.dropped_names = trained.dropped_names

@@ -31,9 +31,10 @@ from .calibration import CALIBRATION_SEED, calibration_cells, conformal_scale, w
 from .trained import TrainedImputer
 
 
-def match_columns(trained: TrainedImputer, file_columns: Sequence[str], source: str = "the file") -> list:
-    """The file's column for each trained variable, matched by name (refusing missing and unknown
-    columns); by position, when the run predates saved names, if the count matches."""
+def match_columns(trained, file_columns: Sequence[str], source: str = "the file") -> list:
+    """The file's column for each variable of ``trained`` (a :class:`TrainedImputer` or a forecaster: its
+    ``column_names`` and ``dropped_names``), matched by name (refusing missing and unknown columns); by
+    position, when an imputation run predates saved names, if the count matches."""
     file_columns = [str(c) for c in file_columns]
     if trained.column_names is None:
         if len(file_columns) != len(trained.columns):
@@ -253,7 +254,7 @@ def _write_filled(
                 numbers = block_values[labels].to_numpy(dtype=np.float64)  # (T, F)
                 if intervals and calibration is None:
                     scale, calibration = interval_factor(trained, numbers, calibrate, calibration_pattern)
-                fills = _fill_block(trained, numbers, carry, values is None, fallback, intervals,
+                fills = fill_block(trained, numbers, carry, values is None, fallback, intervals,
                                     calibration["scale"] if intervals else 1.0)  # fmt: skip
                 if clip is not None:  # fills (and interval bounds) inside what the data allows
                     fills = tuple(np.clip(f, clip[0], clip[1]) for f in fills) if intervals else np.clip(fills, *clip)
@@ -294,7 +295,7 @@ def data_bounds(trained: TrainedImputer):
     return lower, upper
 
 
-def _fill_block(trained, numbers, carry, last: bool, fallback, intervals: bool, scale: float):
+def fill_block(trained, numbers, carry, last: bool, fallback, intervals: bool, scale: float):
     """Fills (T, F) for one block of rows (or (fills, lower, upper)), the same as the whole file's: a
     block starts at a multiple of the window, and a last block shorter than a window is read with the
     rows before it (``carry``), as the whole file's last window is."""
