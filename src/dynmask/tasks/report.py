@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["text_data_summary", "classify_report", "impute_report", "save_summary"]
+__all__ = ["text_data_summary", "classify_report", "impute_report", "forecast_report", "save_summary"]
 
 
 def save_summary(output: Path, summary: dict) -> Path:
@@ -78,4 +78,25 @@ def impute_report(summary: dict, output: Path) -> str:
         lines.append(f"note: {summary['fallback']} beat the model on validation: `dynmask impute` fills with it")
     lines.append(f"saved: {Path(output) / 'best'} (the model), test_results.json, summary.json")
     lines.append(f"next: dynmask impute --model {output} --input YOUR.csv --output FILLED.csv")
+    return "\n".join(lines)
+
+
+def forecast_report(summary: dict, output: Path) -> str:
+    """The test MAE and MASE of the model and the baselines on the same forecasts, the interval's
+    coverage, the fallback, and the next command."""
+    if "test" not in summary:
+        lines = [json.dumps(summary, indent=2)]
+    else:
+        rows = {"dynmask": summary["test"], **summary.get("baselines", {})}
+        lines = ["test forecasts     MAE      MASE"]
+        for name, m in rows.items():
+            lines.append(f"  {name:<15} {m['mae']:8.4g} {m['mase']:8.4g}")
+        if "coverage" in summary["test"]:
+            t = summary["test"]
+            lines.append(
+                f"  interval {t['interval']:.0%}: coverage {t['coverage']:.1%}, mean width {t['interval_width']:.4g}"
+            )
+        if summary.get("fallback"):
+            lines.append(f"  note: {summary['fallback']} beat the model on validation: forecasts use it")
+    lines.append(f"next: dynmask forecast --model {output} --input HISTORY.csv --output NEXT.csv")
     return "\n".join(lines)

@@ -4,7 +4,6 @@ of a CSV with the trained run)."""
 from __future__ import annotations
 
 import argparse
-import json
 
 from ...data.series import chronological_split
 from ...missingness import TRAINING_HOLES
@@ -20,6 +19,7 @@ from ..arguments import (
     series_model,
     train_config,
 )
+from ..report import forecast_report
 from .data import default_context, prepare_forecast_data, season_of
 from .task import train_forecaster
 
@@ -116,24 +116,5 @@ def train(args) -> dict:
         resume=args.resume,
         overwrite=args.overwrite,
     )
-    print(_table(summary))
-    print(f"next: dynmask forecast --model {args.output} --input HISTORY.csv --output NEXT.csv")
+    print(forecast_report(summary, args.output))
     return summary
-
-
-def _table(summary: dict) -> str:
-    """The test scores of the model and the baselines, one line each."""
-    if "test" not in summary:
-        return json.dumps(summary, indent=2)
-    rows = {"dynmask": summary["test"], **summary.get("baselines", {})}
-    lines = ["test forecasts     MAE      MASE"]
-    for name, m in rows.items():
-        lines.append(f"  {name:<15} {m['mae']:8.4g} {m['mase']:8.4g}")
-    if "coverage" in summary["test"]:
-        t = summary["test"]
-        lines.append(
-            f"  interval {t['interval']:.0%}: coverage {t['coverage']:.1%}, mean width {t['interval_width']:.4g}"
-        )
-    if summary.get("fallback"):
-        lines.append(f"  note: {summary['fallback']} beat the model on validation: forecasts use it")
-    return "\n".join(lines)
