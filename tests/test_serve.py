@@ -244,3 +244,19 @@ def test_the_server_on_an_onnx_export_answers_what_predict_prints_with_it(classi
     assert served == printed
     eager = asyncio.run(_with_lifespan(create_app(classifier_run), body))
     assert [r["label"] for r in eager] == [r["label"] for r in served]  # PyTorch and ONNX agree
+
+
+def test_impute_endpoint_keeps_fills_inside_the_datas_bounds(series_runs):
+    """As ``dynmask impute`` by default: a variable capped in training is never filled above its cap."""
+    from dynmask.serve.models import ServedModel
+
+    folder, frame = series_runs
+    served = ServedModel(folder / "imp")
+    cap = 9.0  # below most values: unclipped fills would exceed it
+    served.imputer.train_capped = np.array([True, False])
+    served.imputer.train_max = np.array([cap, np.inf])
+    rows = _rows(frame.iloc[:60])
+    holes = [t for t, row in enumerate(rows) if row["a"] is None]
+    out = served.impute(rows, "date")
+    assert holes and all(out[t]["a"] <= cap for t in holes)
+    assert all(out[t]["a"] == rows[t]["a"] for t in range(60) if t not in holes)  # observed cells as sent

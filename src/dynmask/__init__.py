@@ -14,6 +14,18 @@ from .pooling import AttentionPooling, masked_max, masked_mean
 
 __version__ = "0.1.0"
 
+
+def from_pretrained(name_or_path, **hub):
+    """A trained model (a run folder, its ``best/``, a ``save_pretrained`` folder or a hub repo id) as its
+    task's :class:`dynmask.hub.DynmaskModel`; needs ``dynmask[hub]``. See :func:`dynmask.hub.from_pretrained`."""
+    from .extras import require
+
+    require("huggingface_hub")
+    from .hub import from_pretrained as load
+
+    return load(name_or_path, **hub)
+
+
 __all__ = [
     "Mask",
     "causal_mask",
@@ -36,4 +48,5 @@ __all__ = [
     "masked_mae",
     "masked_mse",
     "compile",
+    "from_pretrained",
 ]

@@ -1,7 +1,7 @@
 """Optional dependencies: ``pip install dynmask`` needs only torch, numpy, safetensors, tokenizers and
 tqdm; the task layer's readers, metrics and plots come with ``dynmask[tasks]`` (installed by the
 README's commands), Hugging Face with ``[hf]``, ONNX with ``[onnx]``, Keras with ``[keras]``, the HTTP
-server with ``[serve]``."""
+server with ``[serve]``, hub-style save / load with ``[hub]``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ _EXTRA = {
     "keras": "keras",
     "fastapi": "serve",
     "uvicorn": "serve",
+    "huggingface_hub": "hub",
 }
 
 
