@@ -374,15 +374,18 @@ class ImputerModel(DynmaskModel):
         self.imputer = load_imputer(folder)
         self.model = self.imputer.model
         self.column_names = self.imputer.column_names
+        self.fallback = self.imputer.fallback  # a baseline that beat the model on validation, or None
 
-    def impute(self, values: Any, bounds: bool = True) -> np.ndarray:
+    def impute(self, values: Any, bounds: bool = True, use_model: bool = False) -> np.ndarray:
         """``values`` float[T, F] (columns in :attr:`column_names` order; NaN / inf = missing) with every hole
         filled and every observed value returned unchanged; ``bounds`` keeps fills in the range the
-        training data allows (as ``dynmask impute`` does by default)."""
+        training data allows (as ``dynmask impute`` does by default); ``use_model``: the model fills even
+        where the run chose a baseline on validation (:attr:`fallback`)."""
         from .tasks.impute.csv_io import data_bounds, fill_block
 
         numbers = _series(values, "values")
-        fills = fill_block(self.imputer, numbers, None, True, self.imputer.fallback, False, 1.0)
+        fallback = None if use_model else self.imputer.fallback
+        fills = fill_block(self.imputer, numbers, None, True, fallback, False, 1.0)
         clip = data_bounds(self.imputer) if bounds else None
         if clip is not None:
             fills = np.clip(fills, *clip)
@@ -400,8 +403,11 @@ class ForecasterModel(DynmaskModel):
         self.forecaster = load_forecaster(folder)
         self.model = self.forecaster.model
         self.column_names = self.forecaster.column_names
+        self.horizon = self.forecaster.horizon
+        self.fallback = self.forecaster.fallback  # a baseline that beat the model on validation, or None
 
-    def forecast(self, history: Any, intervals: bool = False):
+    def forecast(self, history: Any, intervals: bool = False, use_model: bool = False):
         """The next ``horizon`` steps float[H, F] after ``history`` float[T, F] (NaN / inf = missing), or
-        (point, lower, upper) with ``intervals``."""
-        return self.forecaster.forecast(_series(history, "history"), intervals=intervals)
+        (point, lower, upper) with ``intervals``; ``use_model``: the model forecasts even where the run chose
+        a baseline on validation (:attr:`fallback`; a baseline has no interval)."""
+        return self.forecaster.forecast(_series(history, "history"), intervals=intervals, use_model=use_model)
