@@ -110,6 +110,45 @@ def test_missing_target_tokens_have_zero_loss_weight(tmp_path):
     assert torch.equal(loss, task.loss(model, (src, src_mask, other_in, tgt_mask, other_out, counted)))
 
 
+def test_decoding_shows_a_bar_over_the_texts_when_asked(tmp_path, capsys):
+    task, tok = _tiny_pairs_task([("a red house", "ein rotes Haus"), ("a cat", "eine Katze")], tmp_path)
+    model = Seq2Seq(Seq2SeqConfig(tok.vocab_size, d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32))
+    task.generate(model, "test", MissingSpec(0.2), beam=1, max_len=4, progress=True)
+    err = capsys.readouterr().err
+    assert "decoding test, 0.2 missing" in err and "0/2" in err
+    task.generate(model, "test", beam=1, max_len=4)  # the default: quiet
+    assert "decoding" not in capsys.readouterr().err
+
+
+def test_the_repetition_guard_bans_exactly_the_tokens_that_repeat_an_ngram():
+    from dynmask.decoding import ban_repeated_ngrams
+
+    logp = torch.zeros(2, 10)
+    prefix = torch.tensor([[1, 5, 6, 5], [1, 7, 7, 7]])
+    banned = ban_repeated_ngrams(logp, prefix, 2)
+    assert torch.isinf(banned[0]).nonzero().flatten().tolist() == [6]  # "5 6" exists: after 5, not 6 again
+    assert torch.isinf(banned[1]).nonzero().flatten().tolist() == [7]
+    assert torch.isinf(ban_repeated_ngrams(logp, prefix, 1)[0]).nonzero().flatten().tolist() == [1, 5, 6]
+    assert torch.equal(ban_repeated_ngrams(logp, prefix, 0), logp) and torch.equal(
+        ban_repeated_ngrams(logp, prefix, 5), logp
+    )
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_decoding_with_the_guard_never_repeats_an_ngram(beam):
+    torch.manual_seed(3)
+    model = Seq2Seq(Seq2SeqConfig(30, d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32, dropout=0.0))
+    src = torch.randint(4, 30, (4, 7))
+    mask = Mask.from_tokens(src, pad=0)
+    decode = (lambda **kw: greedy_decode(model, src, mask, **kw)) if beam == 1 else (
+        lambda **kw: beam_search(model, src, mask, beam=beam, **kw))  # fmt: skip
+    loose = decode(bos=1, eos=2, max_len=20)
+    assert any(len(set(zip(h.tokens, h.tokens[1:]))) < len(h.tokens) - 1 for h in loose)  # a random model loops
+    for h in decode(bos=1, eos=2, max_len=20, no_repeat_ngram=2):
+        bigrams = list(zip([1, *h.tokens], h.tokens))
+        assert len(bigrams) == len(set(bigrams)), h.tokens
+
+
 def test_small_model_overfits_a_handful_of_pairs(tmp_path):
     pairs = [
         ("open the file", "die Datei öffnen"),

@@ -74,7 +74,7 @@ def test_resume_after_interruption_gives_the_same_weights(setup, tmp_path):
 
 
 def test_checkpoint_is_complete_and_atomic(setup, tmp_path):
-    trainer, _ = _trainer(setup, tmp_path / "run", _model(setup[1]), epochs=1)
+    trainer, _ = _trainer(setup, tmp_path / "run", _model(setup[1]), epochs=1, keep_checkpoints=True)
     trainer.fit()
     ckpt = tmp_path / "run" / "checkpoint"
     assert {p.name for p in ckpt.iterdir()} >= {
@@ -86,6 +86,21 @@ def test_checkpoint_is_complete_and_atomic(setup, tmp_path):
         "labels.json",
     }
     assert not list((tmp_path / "run").glob("*.tmp")) and not list((tmp_path / "run").glob("*.old"))
+
+
+def test_a_finished_run_drops_its_optimizer_state_and_trains_on_with_a_fresh_one(setup, tmp_path):
+    out = tmp_path / "run"
+    first, _ = _trainer(setup, out, _model(setup[1]), epochs=2)
+    done = first.fit()
+    assert not (out / "checkpoint" / "training_state.pt").exists() and not (out / "checkpoint.prev").exists()
+    assert (out / "checkpoint" / "model.safetensors").exists() and (out / "best" / "model.safetensors").exists()
+    again, _ = _trainer(setup, out, _model(setup[1], seed=9), epochs=2)
+    assert again.fit(resume=True)["stopped"].startswith("already finished")
+    for a, b in zip(first.model.parameters(), again.model.parameters()):  # the last weights came back
+        assert torch.equal(a, b)
+    on, _ = _trainer(setup, out, _model(setup[1], seed=9), epochs=3)  # --resume --epochs 3: trains on
+    summary = on.fit(resume=True)
+    assert summary["global_step"] == done["global_step"] + on.steps_per_epoch and on.state.epoch == 3
 
 
 def test_torchrun_two_processes_keep_identical_weights(tmp_path):
@@ -208,7 +223,10 @@ def test_demo_quick_on_a_user_file(tmp_path, capsys):
     assert set(result["summary"]) == {"dynamic", "static", "seed_literal", "delete"}
     assert set(result["summary"]["dynamic"]) == {"0", "0.2", "0.4", "0.6"}
     assert (out / "accuracy_vs_missing.png").stat().st_size > 10_000
-    assert "| dynamic |" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "| dynamic |" in out_text
+    # each run says which of how many it is (the demo's 4 methods x 1 seed), before its epoch bars
+    assert [f"[{k}/4]" in out_text for k in range(1, 5)] == [True] * 4 and "[1/4] dynamic, seed 0: training" in out_text
     # a second run resumes: nothing is trained again
     assert main(["demo", "--quick", "--data", str(data), "--group-column", "doc", "--output", str(out)]) == 0
     assert capsys.readouterr().out.count("already done") == 4

@@ -54,11 +54,40 @@ class _Stepper:
             self.cache = self.cache.reorder(index)
 
 
+def ban_repeated_ngrams(logp: Tensor, prefix: Tensor, n: int) -> Tensor:
+    """``logp`` (rows, V) with -inf at every token that would repeat an n-gram already in its row's
+    ``prefix`` (rows, T; the start token included), as ``no_repeat_ngram_size`` does in Hugging Face's
+    generation: the guard against the loops ("Fenster Fenster Fenster ...") a weak model decodes into."""
+    if n < 1 or prefix.shape[1] < n:
+        return logp
+    banned_rows, banned_tokens = [], []
+    for row, seq in enumerate(prefix.tolist()):
+        context = tuple(seq[len(seq) - n + 1 :]) if n > 1 else ()
+        for i in range(len(seq) - n + 1):
+            if tuple(seq[i : i + n - 1]) == context:
+                banned_rows.append(row)
+                banned_tokens.append(seq[i + n - 1])
+    if not banned_rows:
+        return logp
+    out = logp.clone()
+    out[torch.tensor(banned_rows, device=logp.device), torch.tensor(banned_tokens, device=logp.device)] = float("-inf")
+    return out
+
+
 @torch.no_grad()
 def greedy_decode(
-    model, src: Tensor, src_mask: Mask, *, bos: int, eos: int, max_len: int = 128, use_cache: bool = True
+    model,
+    src: Tensor,
+    src_mask: Mask,
+    *,
+    bos: int,
+    eos: int,
+    max_len: int = 128,
+    use_cache: bool = True,
+    no_repeat_ngram: int = 0,
 ) -> list[Hypothesis]:
-    """The most probable next token, step by step, for each source in the batch."""
+    """The most probable next token, step by step, for each source in the batch; ``no_repeat_ngram``
+    (n > 0): never the token that would repeat an n-gram of the output so far (:func:`ban_repeated_ngrams`)."""
     model.eval()
     memory = model.encode(src, src_mask)
     step = _Stepper(model, memory, src_mask, use_cache, src)
@@ -67,7 +96,7 @@ def greedy_decode(
     scores = torch.zeros(batch, dtype=torch.float64)
     done = torch.zeros(batch, dtype=torch.bool)
     for _ in range(max_len):
-        logp = step(prefix)  # (B, V)
+        logp = ban_repeated_ngrams(step(prefix), prefix, no_repeat_ngram)  # (B, V)
         best = logp.argmax(-1)  # (B,)
         scores += torch.where(done, 0.0, logp.gather(1, best[:, None])[:, 0].double().cpu())
         best = torch.where(done.to(best.device), torch.full_like(best, eos), best)
@@ -95,8 +124,10 @@ def beam_search(
     max_len: int = 128,
     length_penalty: float = 1.0,
     use_cache: bool = True,
+    no_repeat_ngram: int = 0,
 ) -> list[Hypothesis]:
-    """Batched beam search; the best hypothesis per source by ``score / length ** length_penalty``."""
+    """Batched beam search; the best hypothesis per source by ``score / length ** length_penalty``;
+    ``no_repeat_ngram`` as in :func:`greedy_decode`."""
     if beam < 1:
         raise ValueError(f"beam must be >= 1, got {beam}")
     model.eval()
@@ -112,7 +143,7 @@ def beam_search(
     norm = lambda score, length: score / (max(length, 1) ** length_penalty)
     active = [True] * batch
     for t in range(max_len):
-        logp = step(prefix).double()  # (B*K, V), on the model's device
+        logp = ban_repeated_ngrams(step(prefix), prefix, no_repeat_ngram).double()  # (B*K, V), on the model's device
         vocab = logp.shape[-1]
         cand = (alive.view(-1, 1) + logp).view(batch, beam * vocab)  # (B, K*V)
         top_scores, top_idx = cand.topk(min(2 * beam, beam * vocab), dim=1)  # (B, 2K)

@@ -312,7 +312,7 @@ class Seq2SeqModel(DynmaskModel):
         outputs = generate_texts(
             self.model, self.tokenizer, list(texts), beam=beam, length_penalty=length_penalty,
             max_len=run["max_tgt_len"], max_src_len=run["max_src_len"], memory=run["loaded_memory"],
-            memory_len=run["max_tgt_len"],
+            memory_len=run["max_tgt_len"], no_repeat_ngram=run["no_repeat_ngram"],
         )  # fmt: skip
         if run["loaded_fuzzy_match"] is None:
             return outputs

@@ -17,6 +17,7 @@ from ..tasks.arguments import (
     PROCESS_CHOICES,
     SIZE,
     add_length_penalty,
+    add_no_repeat_ngram,
     batches,
     number,
     rates,
@@ -47,6 +48,7 @@ def register(sub) -> None:
     )
     p.add_argument("--limit", type=POSITIVE, default=None, help="translation / summarization: first N examples only")
     add_length_penalty(p)
+    add_no_repeat_ngram(p, None)
     g = p.add_argument_group("data (default: the data, columns and split the run was trained with)")
     g.add_argument("--data", default=None, help="a built-in set or a file")
     for flag in (
@@ -107,6 +109,7 @@ def register(sub) -> None:
     )
     p.add_argument("--max-len", type=SIZE, default=None, help="translation / summarization: longest output")
     add_length_penalty(p)
+    add_no_repeat_ngram(p, None)
     p.add_argument(
         "--no-fuzzy-match",
         action="store_true",

@@ -190,14 +190,18 @@ def run_demo(
         flush=True,
     )
     runs = []
+    total = len(seeds) * len(methods)
     for seed in seeds:
         for method in methods:
+            count = f"[{len(runs) + 1}/{total}]"  # which run of how many: each has its own epoch bars
             folder = output / "runs" / f"{method}-seed{seed}"
             done = folder / "test_results.json"
             if done.exists():
                 test = json.loads(done.read_text())
-                print(f"  {method:<12} seed {seed}: already done", flush=True)
+                print(f"  {count} {method:<12} seed {seed}: already done", flush=True)
             else:
+                if progress:
+                    print(f"  {count} {method}, seed {seed}: training", flush=True)
                 start = time.perf_counter()
                 summary = train_text_classifier(
                     splits,
@@ -214,7 +218,7 @@ def run_demo(
                 test = summary["test"]
                 accs = " ".join(f"{r['accuracy']:.3f}" for r in test)
                 print(
-                    f"  {method:<12} seed {seed}: test accuracy at {list(test_rates)} = {accs} "
+                    f"  {count} {method:<12} seed {seed}: test accuracy at {list(test_rates)} = {accs} "
                     f"({time.perf_counter() - start:.0f} s, {summary['train_samples_per_s']:.0f} samples/s)",
                     flush=True,
                 )

@@ -180,6 +180,13 @@ def add_optimisation_args(p: argparse.ArgumentParser, epochs: int = 5, lr: float
         help="when training ends, average the weights of the last N epoch ends (N >= 2) and keep the average "
         "if it scores better on validation than the best epoch (default: %(default)s, off)",
     )
+    o.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep the optimizer state and checkpoint.prev when the run finishes (by default they are "
+        "removed: a finished run keeps best/ and its last weights; --resume --epochs N then trains on with a "
+        "fresh optimizer)",
+    )
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -253,6 +260,7 @@ def train_config(args):
         max_steps=args.max_steps,
         progress=not args.no_progress,
         average_last=args.average_last,
+        keep_checkpoints=getattr(args, "keep_checkpoints", False),
     )
 
 
@@ -277,6 +285,19 @@ def add_length_penalty(p) -> None:
         default=1.0,
         help="translation / summarization: beam search ranks a hypothesis by log-probability / length ** this; "
         "above 1 favours longer outputs (default: %(default)s)",
+    )
+
+
+def add_no_repeat_ngram(p, default) -> None:
+    """``--no-repeat-ngram``: the decoding guard against loops; ``train`` stores its value with the run,
+    ``evaluate`` / ``predict`` use the run's unless given."""
+    p.add_argument(
+        "--no-repeat-ngram",
+        type=number(int, 0, 16),
+        default=default,
+        help="translation / summarization: never decode a token that repeats an n-gram of the output so far "
+        "(0: off; the guard against outputs looping on one phrase) "
+        + ("(default: %(default)s, stored with the run)" if default is not None else "(default: the run's)"),
     )
 
 

@@ -25,6 +25,9 @@ class TrainConfig:
     # When training ends, average the weights of the last N epoch ends (N >= 2) and keep the average as
     # best/ if it scores better on validation than the best single epoch (0: off).
     average_last: int = 0
+    # Keep the optimizer state and checkpoint.prev once the run has finished (by default they go: a
+    # finished run keeps best/ and its last weights; training it on starts a fresh optimizer).
+    keep_checkpoints: bool = False
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "patience", "checkpoint_every", "log_every"):

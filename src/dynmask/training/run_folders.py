@@ -75,6 +75,8 @@ RESUMABLE_CHANGES = {
     ("train", "checkpoint_every"),
     ("train", "log_every"),
     ("train", "average_last"),  # what happens after the last epoch, not to the weights trained so far
+    ("train", "keep_checkpoints"),  # what is kept once it has finished
+    ("no_repeat_ngram",),  # seq2seq decoding, not training
 }
 
 # Settings added to run configs after runs were saved without them, with the value that reproduces what
@@ -84,6 +86,8 @@ ADDED_SETTINGS = {
     ("warm_start",): None,  # seq2seq: trained from scratch
     ("model", "encoder"): None,  # seq2seq: dynmask's own encoder shape, not a pretrained checkpoint's
     ("confidence_threshold",): None,  # classify: no engine confidences, or a threshold chosen on validation
+    ("train", "keep_checkpoints"): True,  # runs before it kept their optimizer state and checkpoint.prev
+    ("no_repeat_ngram",): 0,  # seq2seq: decoding without the repetition guard
 }
 
 # Upper bounds for sizes read from an untrusted config: far above any model dynmask trains, far below

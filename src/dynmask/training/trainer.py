@@ -148,14 +148,21 @@ class Trainer:
         os.replace(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
 
-    def save_checkpoint(self) -> None:
+    def save_checkpoint(self, final: bool = False) -> None:
+        """Write ``checkpoint/`` (the previous one kept as ``checkpoint.prev``). ``final``: the run has
+        finished; unless ``keep_checkpoints``, the optimizer state is left out and ``checkpoint.prev``
+        removed (a finished MiniLM run kept two 260 MB optimizer states that only a resume reads)."""
         if not self.main:
             return
         metrics = self.output / "metrics.jsonl"
         self.state.metrics_bytes = metrics.stat().st_size if metrics.exists() else 0
+        slim = final and not self.config.keep_checkpoints
 
         def fill(folder: Path) -> None:
             self._save_model_folder(folder, {})
+            write_json(folder / "state.json", asdict(self.state))
+            if slim:
+                return
             torch.save(
                 {
                     "optimizer": self.optimizer.state_dict(),
@@ -164,9 +171,10 @@ class Trainer:
                 },
                 folder / "training_state.pt",
             )
-            write_json(folder / "state.json", asdict(self.state))
 
-        self._atomic_folder(self.checkpoint_dir, fill, keep_previous=True)
+        self._atomic_folder(self.checkpoint_dir, fill, keep_previous=not slim)
+        if slim:
+            shutil.rmtree(self.output / "checkpoint.prev", ignore_errors=True)
 
     def _checkpoint_candidates(self) -> list[Path]:
         names = ("checkpoint", "checkpoint.prev", "checkpoint.old")  # .old: interrupted between two renames
@@ -188,6 +196,12 @@ class Trainer:
             raise RunFolderError(
                 f"{folder / 'model.safetensors'} cannot be loaded into this model: {str(e).splitlines()[0]}"
             ) from None
+        if not (folder / "training_state.pt").exists() and state.get("finished"):
+            # a finished run without --keep-checkpoints: training it on starts a fresh optimizer
+            if self.main and self.config.progress:
+                print(f"note: {folder} holds no optimizer state (the run had finished): a fresh optimizer trains on")
+            self.state = TrainState(**state)
+            return
         try:
             # weights_only: tensors, numbers and containers only -- a tampered file cannot run code
             training = torch.load(folder / "training_state.pt", map_location=self.device, weights_only=True)
@@ -284,7 +298,7 @@ class Trainer:
         if st.finished:
             if self.config.average_last and st.averaged_epochs != self._epochs_to_average()[1]:
                 self._average_last_epochs()  # --resume --average-last N on a finished run
-                self.save_checkpoint()
+                self.save_checkpoint(final=True)
             return self._summary(f"already finished ({st.stopped or 'epochs'})")
         from tqdm import tqdm
 
@@ -353,7 +367,7 @@ class Trainer:
         if stopped != "max_steps":
             self._average_last_epochs()
             st.finished, st.stopped = True, stopped
-            self.save_checkpoint()
+            self.save_checkpoint(final=True)
         return self._summary(stopped, seen / max(1e-9, time.perf_counter() - t_start))
 
     def _end_epoch(self) -> None:

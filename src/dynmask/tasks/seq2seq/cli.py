@@ -15,6 +15,7 @@ from ..arguments import (
     add_confidence_args,
     add_length_penalty,
     add_missing_args,
+    add_no_repeat_ngram,
     add_optimisation_args,
     add_pair_args,
     add_run_args,
@@ -94,6 +95,7 @@ def add_arguments(q, source: str = "source", target: str = "target") -> None:
         help="beam size for the test scores (1 = greedy) (default: %(default)s)",
     )
     add_length_penalty(m)
+    add_no_repeat_ngram(m, 3)
     m.add_argument("--test-limit", type=POSITIVE, default=None, help="score only the first N test pairs")
     add_optimisation_args(q, epochs=10, lr=5e-4)
     q.set_defaults(lr=None)
@@ -157,6 +159,7 @@ def train(args) -> dict:
         memory=args.memory,
         fuzzy_match=args.fuzzy_match,
         confidence_threshold=args.confidence_threshold,
+        no_repeat_ngram=args.no_repeat_ngram,
     )
     if rank() == 0:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
@@ -197,6 +200,7 @@ def evaluate(args) -> list[dict]:
         max_src_len=config["max_src_len"],
         max_tgt_len=config["max_tgt_len"],
         memory=config["loaded_memory"] is not None,  # rebuilt from the run's own training pairs
+        no_repeat_ngram=_no_repeat_ngram(args, config),
     )
     results = []
     for rate in args.missing:
@@ -208,6 +212,7 @@ def evaluate(args) -> list[dict]:
             beam=args.beam,
             length_penalty=args.length_penalty,
             limit=args.limit,
+            progress=None,  # a bar on a terminal only
         )
         result = {"missing_rate": rate, **task.score(hyps, refs), **timing}
         if config["loaded_fuzzy_match"] is not None:  # the run's fuzzy-match hybrid, beside the model
@@ -234,6 +239,7 @@ def predict(args, texts: list) -> list[dict]:
             max_src_len=config["max_src_len"],
             memory=config["loaded_memory"],
             memory_len=config["max_tgt_len"],
+            no_repeat_ngram=_no_repeat_ngram(args, config),
         )
         if config["loaded_fuzzy_match"] is not None and not args.no_fuzzy_match:
             fuzzy = fuzzy_match_texts(tokenizer, chunk, outputs, config["loaded_fuzzy_match"], config["max_src_len"])
@@ -245,3 +251,9 @@ def predict(args, texts: list) -> list[dict]:
         out += rows
     rows = out
     return rows
+
+
+def _no_repeat_ngram(args, config: dict) -> int:
+    """``--no-repeat-ngram`` when given, else the run's own (0 for runs trained before the guard)."""
+    given = getattr(args, "no_repeat_ngram", None)
+    return config["no_repeat_ngram"] if given is None else given

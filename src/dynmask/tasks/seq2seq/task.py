@@ -45,12 +45,14 @@ class Seq2SeqTask:
         eval_batch_size: int = 64,
         label_smoothing: float = 0.1,
         memory: bool = False,
+        no_repeat_ngram: int = 0,
     ) -> None:
         if kind not in SEQ2SEQ_TASKS:
             raise ValueError(f"kind must be one of {SEQ2SEQ_TASKS}, got {kind!r}")
         self.splits, self.tokenizer, self.kind, self.seed = splits, tokenizer, kind, seed
         self.max_src_len, self.max_tgt_len = max_src_len, max_tgt_len
         self.eval_batch_size, self.label_smoothing = eval_batch_size, label_smoothing
+        self.no_repeat_ngram = no_repeat_ngram  # decoding's guard against loops (0: off)
         cut = lambda ids: cut_source(tokenizer, ids, max_src_len)
         self.src = {
             s: [cut(ids) for ids in tokenizer.encode([p.source for p in splits.split(s)])]
@@ -150,18 +152,34 @@ class Seq2SeqTask:
         length_penalty: float = 1.0,
         limit: Optional[int] = None,
         batch_size: int = 32,
+        progress: Optional[bool] = False,
     ) -> tuple[list[str], list[str], dict]:
-        """Decode ``split`` with seeded test-time holes; returns (hypotheses, references, timing)."""
+        """Decode ``split`` with seeded test-time holes; returns (hypotheses, references, timing).
+        ``progress``: a bar over the texts (``None``: only on a terminal)."""
+        from tqdm import tqdm
+
         missing = missing or MissingSpec(0.0)
         process = self.holes.process(missing)
         schedule = self.holes.test_schedule(process, split)
         tok = self.tokenizer
         n = len(self.src[split]) if limit is None else min(limit, len(self.src[split]))
         hyps, tokens, t0, device = [], 0, time.perf_counter(), device_of(model)
+        bar = tqdm(
+            total=n,
+            desc=f"decoding {split}, {missing.rate:g} missing",
+            unit="text",
+            leave=False,
+            disable=None if progress is None else not progress,
+        )
         for start in range(0, n, batch_size):
             idx = list(range(start, min(n, start + batch_size)))
             src, src_mask = to_device(self.model_source_batch(split, idx, process, schedule, 0), device)
-            kw = dict(bos=tok.bos_id, eos=tok.eos_id, max_len=max_len or self.max_tgt_len)
+            kw = dict(
+                bos=tok.bos_id,
+                eos=tok.eos_id,
+                max_len=max_len or self.max_tgt_len,
+                no_repeat_ngram=self.no_repeat_ngram,
+            )
             out = (
                 greedy_decode(model, src, src_mask, **kw)
                 if beam == 1
@@ -170,6 +188,8 @@ class Seq2SeqTask:
             for h in out:
                 tokens += len(h.tokens) + int(h.finished)
                 hyps.append(tok.decode(h.tokens, skip_special_tokens=True))
+            bar.update(len(idx))
+        bar.close()
         refs = [p.target for p in self.splits.split(split)[:n]]
         seconds = time.perf_counter() - t0
         return hyps, refs, {"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / max(seconds, 1e-9)}

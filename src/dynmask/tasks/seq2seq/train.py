@@ -46,6 +46,7 @@ def train_seq2seq(
     memory: bool = False,
     fuzzy_match: bool = False,
     confidence_threshold: Optional[float] = None,
+    no_repeat_ngram: int = 0,
 ) -> dict:
     """Tokenizer (BPE, shared by source and target), model, trainer; then BLEU/chrF or ROUGE at
     each test missing rate, with the trivial baselines (:mod:`dynmask.baselines`) fed the same gappy
@@ -56,7 +57,9 @@ def train_seq2seq(
     ``method``, ``dec_layers``, ``copy`` and ``backend`` apply). ``memory``: the model also reads the target
     of the training pair nearest to each source (:func:`append_memory`); the pairs are saved
     with the run (``memory.json``) for ``predict``. ``fuzzy_match``: also choose a fuzzy-match threshold on
-    the validation pairs (:func:`fit_fuzzy_match`) and score the hybrid beside every test score."""
+    the validation pairs (:func:`fit_fuzzy_match`) and score the hybrid beside every test score.
+    ``no_repeat_ngram``: decoding never repeats an n-gram of its output (0: off); kept with the run, so
+    ``evaluate`` and ``predict`` decode the same way."""
 
     output = Path(output)
     start_run_folder(output, resume=resume, overwrite=overwrite)
@@ -77,7 +80,10 @@ def train_seq2seq(
         )
 
     tokenizer = on_rank_zero_first(make, lambda: load_tokenizer(tokenizer_dir))
-    task_options = dict(seed=train_config.seed, max_src_len=max_src_len, max_tgt_len=max_tgt_len, memory=memory)
+    task_options = dict(
+        seed=train_config.seed, max_src_len=max_src_len, max_tgt_len=max_tgt_len, memory=memory,
+        no_repeat_ngram=no_repeat_ngram,
+    )  # fmt: skip
     task = Seq2SeqTask(splits, tokenizer, missing, kind=kind, **task_options)
     torch.manual_seed(train_config.seed)
     # positions: the source (and, with a memory, a separator, the nearest target and its end) or the target
@@ -107,6 +113,7 @@ def train_seq2seq(
         "warm_start": None if pretrained is None else str(pretrained),
         "memory": memory,
         "confidence_threshold": confidence_threshold,  # None: chosen on validation (sources with confidences)
+        "no_repeat_ngram": no_repeat_ngram,
     }
     trainer = Trainer(model, task, train_config, output, run_config)
     summary = trainer.fit(resume=resume)
@@ -118,6 +125,8 @@ def train_seq2seq(
         hyp_dir = output / "test_hypotheses"
         hyp_dir.mkdir(exist_ok=True)
         decoded_with = {"model": weights_digest(output), "beam": beam, "test_limit": test_limit}
+        if no_repeat_ngram:  # (absent when off: test decodings saved before the guard existed still count)
+            decoded_with["no_repeat_ngram"] = no_repeat_ngram
         if length_penalty != 1.0:  # (absent at the default, so rates decoded before it existed still count)
             decoded_with["length_penalty"] = length_penalty
 
@@ -138,8 +147,9 @@ def train_seq2seq(
                 continue
             spec = holes_at(rate)
             hyps, refs, timing = task.generate(
-                best, "test", spec, beam=beam, limit=test_limit, length_penalty=length_penalty
-            )
+                best, "test", spec, beam=beam, limit=test_limit, length_penalty=length_penalty,
+                progress=train_config.progress,
+            )  # fmt: skip
             baselines = score_baselines(task, "test", spec, limit=test_limit)  # the same gappy sources
             result = {
                 "missing_rate": rate,

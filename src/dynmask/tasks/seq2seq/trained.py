@@ -64,6 +64,9 @@ def load_seq2seq(folder: Path, device: Optional[torch.device] = None):
         raise RunFolderError(
             f"the tokenizer in {folder} has {tokenizer.vocab_size} tokens but the model only {model.config.vocab_size}"
         )
+    repeat = config.setdefault("no_repeat_ngram", 0)  # runs before the guard decoded without it
+    if not isinstance(repeat, int) or isinstance(repeat, bool) or not 0 <= repeat <= 16:
+        raise RunFolderError(f"{folder / 'config.json'}: no_repeat_ngram must be an integer in [0, 16], got {repeat!r}")
     if config.get("memory", False) not in (True, False):
         raise RunFolderError(f"{folder / 'config.json'}: memory must be true or false, got {config['memory']!r}")
     # the model reads the nearest pair of its memory after each source: loaded here, for generate_texts
@@ -87,6 +90,7 @@ def generate_texts(
     length_penalty: float = 1.0,
     memory: Optional[TranslationMemory] = None,
     memory_len: int = 64,
+    no_repeat_ngram: int = 0,
 ) -> list[str]:
     """Translate or summarise raw texts (missing markers honoured); ``memory``: a run trained with one
     (``load_seq2seq``'s ``config["loaded_memory"]``) reads each text's nearest pair after it, cut as in
@@ -96,7 +100,7 @@ def generate_texts(
     if memory is not None:
         src, mask = append_memory(tokenizer, memory, src, mask, memory_len)
     src, mask = to_device((src, mask), device_of(model))
-    kw = dict(bos=tokenizer.bos_id, eos=tokenizer.eos_id, max_len=max_len)
+    kw = dict(bos=tokenizer.bos_id, eos=tokenizer.eos_id, max_len=max_len, no_repeat_ngram=no_repeat_ngram)
     out = (
         greedy_decode(model, src, mask, **kw)
         if beam == 1
