@@ -60,7 +60,7 @@ class _WritesAFile:
 # ---------------------------------------------------------------------------------------- A. security, durability
 def test_a1_resume_refuses_a_state_file_that_would_run_code(data, tmp_path):
     out = tmp_path / "run"
-    assert _classify(data, out, "--max-steps", "3", "--checkpoint-every", "1") == 0
+    assert _classify(data, out, "--max-steps", "3", "--checkpoint-every", "1", "--keep-checkpoints") == 0
     victim = tmp_path / MARKER
     for ckpt in (out / "checkpoint", out / "checkpoint.prev"):
         state = torch.load(ckpt / "training_state.pt", weights_only=True)
@@ -74,7 +74,7 @@ def test_a1_resume_refuses_a_state_file_that_would_run_code(data, tmp_path):
 
 def test_a2_a_damaged_checkpoint_falls_back_to_the_previous_one_then_fails_naming_the_file(data, tmp_path, capsys):
     out = tmp_path / "run"
-    assert _classify(data, out, "--max-steps", "3", "--checkpoint-every", "1") == 0
+    assert _classify(data, out, "--max-steps", "3", "--checkpoint-every", "1", "--keep-checkpoints") == 0
     weights = out / "checkpoint" / "model.safetensors"
     raw = bytearray(weights.read_bytes())
     raw[-5] ^= 0x01  # one flipped bit inside a tensor
@@ -95,6 +95,7 @@ def test_a2_a_damaged_checkpoint_falls_back_to_the_previous_one_then_fails_namin
                 "--resume",
                 "--max-steps",
                 "4",
+                "--keep-checkpoints",
             ]
         )
         == 0

@@ -458,7 +458,8 @@ def test_interrupted_test_decoding_resumes_at_the_first_rate_not_done(tmp_path, 
     real_generate = Seq2SeqTask.generate
 
     def counting_generate(self, model, split, spec, **kw):
-        decoded.append(spec.rate)
+        if split == "test":  # (validation is decoded too: the fallback's comparison with the baselines)
+            decoded.append(spec.rate)
         return real_generate(self, model, split, spec, **kw)
 
     monkeypatch.setattr(Seq2SeqTask, "generate", counting_generate)
@@ -486,3 +487,39 @@ def test_interrupted_test_decoding_resumes_at_the_first_rate_not_done(tmp_path, 
     assert new_best != best and decoded == [0.0, 0.4, 0.4, 0.0, 0.4]
     train(3, resume=True, length_penalty=1.5)  # another decoding setting: decoded again
     assert decoded == [0.0, 0.4, 0.4, 0.0, 0.4, 0.0, 0.4]
+
+
+def test_a_run_beaten_by_a_baseline_on_validation_answers_with_it_and_says_so(tmp_path, capsys, monkeypatch):
+    """Issue 38: a short budget left the model below copying the source and nothing said so. Now training
+    compares on validation, prints a table beside the baselines, and predict falls back per text."""
+    import io
+    import json
+
+    from dynmask.cli import main
+
+    verbs = [("open", "öffnen"), ("close", "schließen"), ("save", "speichern"), ("print", "drucken")]
+    things = [("the file", "die Datei"), ("the window", "das Fenster"), ("the page", "die Seite")]
+    rows = [f"{v} {t} now\t{tt} jetzt {vv}" for v, vv in verbs for t, tt in things] * 4
+    (tmp_path / "pairs.tsv").write_text("source\ttarget\n" + "\n".join(rows) + "\n")
+    run = tmp_path / "run"
+    small = ["--d-model", "16", "--heads", "2", "--enc-layers", "1", "--dec-layers", "1", "--d-ff", "32",
+             "--vocab-size", "80", "--max-src-len", "12", "--max-tgt-len", "12", "--no-progress",
+             "--beam", "1"]  # fmt: skip
+    argv = ["train", "translate", "--data", str(tmp_path / "pairs.tsv"), "--output", str(run), "--epochs", "1"]
+    assert main([*argv, "--test-missing", "0", *small]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("data pairs: ") and "test pairs;" in out.splitlines()[0]
+    assert "translation memory" in out and "validation bleu: model" in out
+    assert "note: translation memory beat the model on validation" in out
+    record = json.loads((run / "best" / "seq2seq_fallback.json").read_text())
+    assert record["baseline"] == "translation memory" and record["valid"]["translation memory"] == pytest.approx(100)
+    assert json.loads((run / "summary.json").read_text())["validation"]["fallback"] == "translation memory"
+    monkeypatch.setattr("sys.stdin", io.StringIO("print the window now\n"))
+    assert main(["predict", "--model", str(run), "--input", "-"]) == 0
+    captured = capsys.readouterr()
+    row = json.loads(captured.out)
+    assert row == {"text": "print the window now", "output": "das Fenster jetzt drucken", "from": "translation memory"}
+    assert "note: translation memory beat this model" in captured.err
+    monkeypatch.setattr("sys.stdin", io.StringIO("print the window now\n"))
+    assert main(["predict", "--model", str(run), "--input", "-", "--use-model"]) == 0
+    assert "from" not in json.loads(capsys.readouterr().out)

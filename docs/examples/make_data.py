@@ -3,7 +3,7 @@ example on them). Deterministic: ``python docs/examples/make_data.py`` rewrites 
 
 - ``reviews.csv``: 400 short labelled reviews (text, label, doc), a few words missing (``[MISSING]``, ``???``);
 - ``reviews_ocr.csv``: 400 reviews as an OCR engine returns them: some words misread, one confidence per word;
-- ``pairs.tsv``: 270 English-German command phrases (source, target);
+- ``pairs.tsv``: 320 English-German command phrases (source, target), each once;
 - ``sensors.csv``: 1000 days of three sensors with a weekly cycle, 15% of values missing and two outages;
 - ``motions_TRAIN.ts`` / ``motions_TEST.ts``: two-variable series of two classes, lengths 12-24, in sktime's format.
 """
@@ -61,12 +61,17 @@ def reviews_ocr(path: Path, n: int = 400) -> None:
 
 
 def pairs(path: Path) -> None:
+    """Every phrase once: a new combination of known words is what the model must translate (the memory
+    can only offer the nearest phrase it holds)."""
     verbs = [("open", "öffnen"), ("close", "schließen"), ("save", "speichern"), ("print", "drucken"),
-             ("delete", "löschen"), ("copy", "kopieren")]  # fmt: skip
+             ("delete", "löschen"), ("copy", "kopieren"), ("move", "verschieben"), ("show", "anzeigen")]  # fmt: skip
     things = [("the file", "die Datei"), ("the window", "das Fenster"), ("the page", "die Seite"),
-              ("the table", "die Tabelle"), ("the folder", "den Ordner")]  # fmt: skip
-    places = [("in the editor", "im Editor"), ("on the server", "auf dem Server"), ("with the menu", "mit dem Menü")]
-    rows = [(f"{v} {t} {p}", f"{tt} {pp} {vv}") for v, vv in verbs for t, tt in things for p, pp in places] * 3
+              ("the table", "die Tabelle"), ("the folder", "den Ordner"), ("the image", "das Bild"),
+              ("the list", "die Liste"), ("the chart", "das Diagramm")]  # fmt: skip
+    places = [("in the editor", "im Editor"), ("on the server", "auf dem Server"), ("with the menu", "mit dem Menü"),
+              ("in the browser", "im Browser"), ("on the desktop", "auf dem Desktop")]  # fmt: skip
+    rows = [(f"{v} {t} {p}", f"{tt} {pp} {vv}") for v, vv in verbs for t, tt in things for p, pp in places]
+    random.Random(5).shuffle(rows)
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
         w.writerow(["source", "target"])

@@ -116,6 +116,12 @@ def register(sub) -> None:
         help="translation / summarization: the model's output only, even where the run chose a fuzzy-match "
         "threshold (train --fuzzy-match)",
     )
+    p.add_argument(
+        "--use-model",
+        action="store_true",
+        help="translation / summarization: decode with the model even where a trivial baseline beat it on "
+        "validation (the run then answers with that baseline and says so)",
+    )
 
 
 def _evaluate(args) -> list:

@@ -9,7 +9,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["text_data_summary", "classify_report", "impute_report", "forecast_report", "save_summary"]
+__all__ = [
+    "text_data_summary",
+    "classify_report",
+    "seq2seq_report",
+    "pair_data_summary",
+    "impute_report",
+    "forecast_report",
+    "save_summary",
+]
 
 
 def save_summary(output: Path, summary: dict) -> Path:
@@ -38,6 +46,21 @@ def text_data_summary(splits, markers: Sequence[str]) -> str:
     )
 
 
+def pair_data_summary(splits, markers: Sequence[str]) -> str:
+    """One line: sizes of the splits, the mean source and target length in words, the share of source
+    words marked missing."""
+    train = splits.split("train")
+    marks = {m.lower() for m in markers}
+    src = [w for p in train for w in p.source.split()]
+    marked = sum(w.lower() in marks for w in src)
+    return (
+        f"data {splits.name}: {len(train):,} train / {len(splits.valid):,} valid / {len(splits.test):,} test pairs; "
+        f"{len(src) / max(len(train), 1):.1f} source and "
+        f"{sum(len(p.target.split()) for p in train) / max(len(train), 1):.1f} target words on average; "
+        f"{marked / max(len(src), 1):.1%} of training source words marked missing"
+    )
+
+
 def classify_report(summary: dict, splits, output: Path) -> str:
     """The test accuracy at each missing rate beside the majority class (its share of the test texts)."""
     train_major = Counter(e.label for e in splits.train).most_common(1)[0][0]
@@ -57,6 +80,36 @@ def classify_report(summary: dict, splits, output: Path) -> str:
         lines.append(f"best validation accuracy {summary['best_score']:.1%}")
     lines.append(f"saved: {Path(output) / 'best'} (the model), test_results.json, summary.json, metrics.jsonl")
     lines.append(f'next: dynmask predict --model {output} --text "a ??? film"   |   dynmask evaluate --model {output}')
+    return "\n".join(lines)
+
+
+def seq2seq_report(summary: dict, output: Path) -> str:
+    """Test BLEU / chrF (or ROUGE) at each missing rate beside the baselines fed the same gappy sources,
+    the validation comparison and the fallback it chose, and the next command."""
+    results = summary.get("test") or []
+    lines = []
+    if results:
+        keys = ("bleu", "chrf") if "bleu" in results[0] else ("rouge1", "rougeL")
+        names = ["model", *results[0].get("baselines", {})] + (["fuzzy match"] if "fuzzy_match" in results[0] else [])
+        lines.append(f"test {' / '.join(keys)}".ljust(22) + "".join(f"{n:>22}" for n in names))
+        for r in results:
+            cells = [r, *r.get("baselines", {}).values()] + ([r["fuzzy_match"]] if "fuzzy_match" in r else [])
+            scores = [f"{c.get(keys[0], float('nan')):.1f} / {c.get(keys[1], float('nan')):.1f}" for c in cells]
+            lines.append(f"  {r['missing_rate']:>4.0%} missing".ljust(22) + "".join(f"{x:>22}" for x in scores))
+        base = results[0].get("baselines", {})
+        if base and max(b.get(keys[0], 0.0) for b in base.values()) >= results[0].get(keys[0], 0.0):
+            lines.append("warning: a trivial baseline scores at least as well as the model with nothing missing")
+    valid = summary.get("validation")
+    if valid:
+        shown = ", ".join(f"{name} {score:.1f}" for name, score in valid["valid"].items())
+        lines.append(f"validation {valid['metric']}: {shown}")
+        if valid.get("fallback"):
+            lines.append(
+                f"note: {valid['fallback']} beat the model on validation: `dynmask predict` answers with it and "
+                "says so (--use-model for the model); train longer (--epochs) or warm-start (--pretrained minilm)"
+            )
+    lines.append(f"saved: {Path(output) / 'best'} (the model), test_results.json, test_hypotheses/, summary.json")
+    lines.append(f'next: echo "a source ??? text" | dynmask predict --model {output} --input -')
     return "\n".join(lines)
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 
 from ...data.pairs import load_pairs
+from ...data.tokenizer import DEFAULT_MISSING_MARKERS
 from ...methods import method_names
 from ..arguments import (
     DROPOUT,
@@ -28,6 +30,9 @@ from ..arguments import (
 )
 from ..common import MissingSpec, has_confidences, mark_splits, run_threshold
 from ..pretrained import resolve_pretrained
+from ..registry import run_config_folder
+from ..report import pair_data_summary, save_summary, seq2seq_report
+from .fallback import fallback_outputs, read_fallback
 from .fuzzy import fuzzy_match_texts, score_fuzzy_match
 from .task import Seq2SeqTask
 from .train import train_seq2seq
@@ -120,6 +125,8 @@ def train(args) -> dict:
         max_train=args.max_train,
         confidence_column=args.confidence_column,
     )
+    if rank() == 0:
+        print(pair_data_summary(splits, DEFAULT_MISSING_MARKERS), flush=True)
     pretrained = None
     if args.pretrained is not None:
         pretrained = resolve_pretrained(args.pretrained)
@@ -162,7 +169,8 @@ def train(args) -> dict:
         no_repeat_ngram=args.no_repeat_ngram,
     )
     if rank() == 0:
-        print(json.dumps(summary, indent=2, ensure_ascii=False))
+        save_summary(args.output, summary)
+        print(seq2seq_report(summary, args.output))
     return summary
 
 
@@ -227,8 +235,23 @@ def predict(args, texts: list) -> list[dict]:
     """``dynmask predict`` with a translate / summarize run: one output per text (the fuzzy-match hybrid's
     choice where the run chose a threshold, unless ``--no-fuzzy-match``)."""
     model, tokenizer, config = load_seq2seq(args.model)
+    folder = run_config_folder(args.model)
+    baseline = None if getattr(args, "use_model", False) else read_fallback(folder)
+    if baseline is not None:
+        print(
+            f"note: {baseline} beat this model on the validation pairs: each output is {baseline}'s "
+            "(--use-model decodes with the model anyway)",
+            file=sys.stderr,
+        )
     out = []
     for chunk in batches(texts, 64):  # memory bounded by a batch, not by the input
+        if baseline is not None:
+            outputs = fallback_outputs(baseline, folder, tokenizer, chunk, config["max_src_len"])
+            rows = [{"text": t, "output": o, "from": baseline} for t, o in zip(chunk, outputs)]
+            for row in rows:
+                print(json.dumps(row, ensure_ascii=False))
+            out += rows
+            continue
         outputs = generate_texts(
             model,
             tokenizer,

@@ -20,6 +20,7 @@ from ...models.warm_start import warm_start_seq2seq
 from ...training import Trainer, on_rank_zero_first, start_run_folder
 from ...training.run_folders import fingerprint
 from ..common import MissingSpec, choose_threshold, has_confidences, mark_splits, save_threshold
+from .fallback import fit_fallback
 from .fuzzy import fit_fuzzy_match, one_line_each, score_fuzzy_match
 from .task import Seq2SeqTask
 from .trained import load_seq2seq, load_tokenizer, weights_digest
@@ -177,6 +178,11 @@ def train_seq2seq(
                 save_rate(result)
         summary["test"] = results
         (output / "test_results.json").write_text(json.dumps(results, indent=2))
+    if trainer.main and (output / "best" / "model.safetensors").exists() and train_config.max_steps is None:
+        best = load_seq2seq(output)[0]
+        summary["validation"] = fit_fallback(
+            output, task, best, beam=beam, length_penalty=length_penalty, progress=train_config.progress
+        )
     return summary
 
 
