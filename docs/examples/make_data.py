@@ -5,6 +5,7 @@ example on them). Deterministic: ``python docs/examples/make_data.py`` rewrites 
 - ``reviews_ocr.csv``: 400 reviews as an OCR engine returns them: some words misread, one confidence per word;
 - ``pairs.tsv``: 320 English-German command phrases (source, target), each once;
 - ``sensors.csv``: 1000 days of three sensors with a weekly cycle, 15% of values missing and two outages;
+- ``stations.csv``: a panel file, one row per (station, hour) for three stations, 15% of values missing;
 - ``motions_TRAIN.ts`` / ``motions_TEST.ts``: two-variable series of two classes, lengths 12-24, in sktime's format.
 """
 
@@ -97,6 +98,21 @@ def _date(t: int) -> str:
     return (datetime.date(2022, 1, 1) + datetime.timedelta(days=t)).isoformat()
 
 
+def stations(path: Path, hours: int = 400) -> None:
+    """A panel file: one row per (station, hour), a column per variable, 15% of values missing."""
+    rng = random.Random(6)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["station", "hour", "temp", "wind"])
+        for j, station in enumerate(("north", "south", "east")):
+            for t in range(hours):
+                when = datetime.datetime(2023, 1, 1) + datetime.timedelta(hours=t)
+                temp = 10 + j + 5 * math.sin(2 * math.pi * t / 24) + rng.gauss(0, 0.3)
+                wind = abs(3 + math.sin(2 * math.pi * t / 24 + 1) + rng.gauss(0, 0.3))
+                cells = ["" if rng.random() < 0.15 else f"{v:.2f}" for v in (temp, wind)]
+                w.writerow([station, when.strftime("%Y-%m-%d %H:%M"), *cells])
+
+
 def motions(folder: Path, n: int = 80) -> None:
     for split, seed in (("TRAIN", 3), ("TEST", 4)):
         rng = random.Random(seed)
@@ -116,5 +132,6 @@ if __name__ == "__main__":
     reviews_ocr(HERE / "reviews_ocr.csv")
     pairs(HERE / "pairs.tsv")
     sensors(HERE / "sensors.csv")
+    stations(HERE / "stations.csv")
     motions(HERE)
     print(f"wrote the example files in {HERE}")

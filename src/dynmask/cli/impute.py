@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..errors import DataError
 from ..export import is_onnx, load_onnx_imputer
 from ..tasks.arguments import markers
 from ..tasks.impute.csv_io import impute_csv
+from ..tasks.impute.panel_io import impute_panel_csv
 from ..tasks.impute.trained import load_imputer
 
 
@@ -30,6 +32,12 @@ def register(sub) -> None:
         "written back exactly as read (not the --input file)",
     )
     p.add_argument("--time-column", default=None, help="time column (default: the first column)")
+    p.add_argument(
+        "--id-column",
+        default=None,
+        help="a panel file (one row per entity and time, a column per variable), as the run was trained with "
+        "`train impute --id-column`: written back in its own shape",
+    )
     p.add_argument(
         "--use-model",
         action="store_true",
@@ -75,22 +83,32 @@ def register(sub) -> None:
 def _impute(args) -> None:
     trained = load_onnx_imputer(args.model) if is_onnx(args.model) else load_imputer(args.model)
     plot_variables = markers(args.plot_variables)
-    counts = impute_csv(
-        trained,
-        args.input,
-        args.output,
-        time_column=args.time_column,
-        clip_to_train_range=args.clip_to_train_range,
-        bounds=not args.no_bounds,
-        encoding=args.encoding,
-        plot=args.plot,
-        plot_variables=plot_variables,
-        intervals=args.intervals,
-        use_model=args.use_model,
-        calibrate=args.calibrate,
-        calibration_pattern=args.calibration_pattern,
-        protected=[args.model, Path(str(args.model) + ".assets")],
-    )
+    if args.id_column is not None:
+        if args.intervals:
+            raise DataError("--intervals are not written into panel files (--id-column) yet; leave one out")
+        counts = impute_panel_csv(
+            trained, args.input, args.output, id_column=args.id_column, time_column=args.time_column,
+            bounds=not args.no_bounds, clip_to_train_range=args.clip_to_train_range, encoding=args.encoding,
+            use_model=args.use_model, plot=args.plot, plot_variables=plot_variables,
+            protected=[args.model, Path(str(args.model) + ".assets")],
+        )  # fmt: skip
+    else:
+        counts = impute_csv(
+            trained,
+            args.input,
+            args.output,
+            time_column=args.time_column,
+            clip_to_train_range=args.clip_to_train_range,
+            bounds=not args.no_bounds,
+            encoding=args.encoding,
+            plot=args.plot,
+            plot_variables=plot_variables,
+            intervals=args.intervals,
+            use_model=args.use_model,
+            calibrate=args.calibrate,
+            calibration_pattern=args.calibration_pattern,
+            protected=[args.model, Path(str(args.model) + ".assets")],
+        )
     note = (
         f"; {counts['left_in_unknown_columns']} left in variables the model was not trained on"
         if counts["left_in_unknown_columns"]

@@ -13,6 +13,7 @@ True = observed.
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -198,7 +199,8 @@ _TIME_NAMES = ("time", "date", "datetime", "timestamp", "day", "month", "year", 
 def _long_hint(path: Path) -> str:
     return (
         f"If {path.name} is long (one row per time and variable), pass --format long --time-column T "
-        "--variable-column V --value-column X; if its time axis is another column, pass --time-column"
+        "--variable-column V --value-column X; if it has one row per entity and time with a column per variable, "
+        "pass --id-column ENTITY --time-column T; if its time axis is another column, pass --time-column"
     )
 
 
@@ -335,6 +337,13 @@ def read_long_csv(path: Path, time_column: str, variable_column: str, value_colu
         )
     if frame.duplicated([time_column, variable_column]).any():
         raise DataError(f"{Path(path).name} has several values for one (time, variable) pair")
+    ignored = [c for c in frame.columns if c not in (time_column, variable_column, value_column)]
+    if ignored:
+        print(
+            f"note: --format long reads {time_column!r}, {variable_column!r} and {value_column!r} only; ignored "
+            f"columns {ignored[:10]} (one row per entity and time with a column per variable: --id-column)",
+            file=sys.stderr,
+        )
     return frame.pivot(index=time_column, columns=variable_column, values=value_column).astype("float64")
 
 

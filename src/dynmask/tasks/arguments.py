@@ -309,12 +309,23 @@ def add_series_data_args(q) -> None:
     q.add_argument("--time-column", default=None, help="time column (default: the first column)")
     q.add_argument("--variable-column", default="variable", help="long format: variable column (default: %(default)s)")
     q.add_argument("--value-column", default="value", help="long format: value column (default: %(default)s)")
+    q.add_argument(
+        "--id-column",
+        default=None,
+        help="a panel file: one row per (entity, time), one column per variable (one row per station and hour); "
+        "this column names the entity. The model learns every entity's variables at once ('ENTITY | VARIABLE')",
+    )
 
 
 def read_series_table(args):
     """The table the flags of :func:`add_series_data_args` name, wide (time x variables, float64)."""
+    from ..data.panel import read_panel
     from ..data.series import read_long_csv, read_wide_csv
 
+    if getattr(args, "id_column", None) is not None:
+        if args.format == "long":
+            raise DataError("--id-column reads a panel file (a column per variable); --format long is another layout")
+        return read_panel(args.data, args.id_column, args.time_column)
     if args.format == "wide":
         return read_wide_csv(args.data, args.time_column)
     return read_long_csv(args.data, args.time_column or "time", args.variable_column, args.value_column)

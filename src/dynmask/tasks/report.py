@@ -113,7 +113,7 @@ def seq2seq_report(summary: dict, output: Path) -> str:
     return "\n".join(lines)
 
 
-def impute_report(summary: dict, output: Path) -> str:
+def impute_report(summary: dict, output: Path, input_flags: str = "") -> str:
     """Test MAE of the model beside mean / LOCF / linear, on the same held-out values."""
     test, baselines = summary.get("test"), summary.get("baselines") or {}
     lines = []
@@ -130,7 +130,7 @@ def impute_report(summary: dict, output: Path) -> str:
     if summary.get("fallback"):
         lines.append(f"note: {summary['fallback']} beat the model on validation: `dynmask impute` fills with it")
     lines.append(f"saved: {Path(output) / 'best'} (the model), test_results.json, summary.json")
-    lines.append(f"next: dynmask impute --model {output} --input YOUR.csv --output FILLED.csv")
+    lines.append(f"next: dynmask impute --model {output} --input YOUR.csv --output FILLED.csv{input_flags}")
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ...data.series import chronological_split
+from ...errors import DataError
 from ...missingness import TRAINING_HOLES
 from ..arguments import (
     HOLDOUT,
@@ -82,6 +83,11 @@ def add_arguments(q) -> None:
 
 
 def train(args) -> dict:
+    if getattr(args, "id_column", None) is not None:
+        raise DataError(
+            "--id-column: forecasting reads a wide file (one row per time); pivot the panel to one column per "
+            "entity and variable, or impute it with `dynmask train impute --id-column`"
+        )
     frame = read_series_table(args)
     season = args.season or season_of(list(frame.index))
     (a, b) = chronological_split(len(frame))["train"]

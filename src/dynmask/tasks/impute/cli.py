@@ -163,5 +163,6 @@ def train(args) -> dict:
         block_length=args.block_length,
     )
     save_summary(args.output, summary)
-    print(impute_report(summary, args.output))
+    panel = f" --id-column {args.id_column}" + (f" --time-column {args.time_column}" if args.time_column else "")
+    print(impute_report(summary, args.output, panel if args.id_column else ""))
     return summary
