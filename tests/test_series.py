@@ -260,7 +260,15 @@ def test_cli_train_impute_and_fill_a_csv(tmp_path, capsys):
         == 0
     )
     results = json.loads((run / "test_results.json").read_text())
-    assert set(results) == {"dynmask", "mean", "locf", "linear", "dynmask_or_fallback"}
+    assert set(results) == {"dynmask", "mean", "locf", "linear", "dynmask_or_fallback", "per_variable"}
+    per = results.pop("per_variable")  # each variable in its units and in training standard deviations
+    assert set(per) == {"s1", "s2", "s3"} and sum(m["n"] for m in per.values()) == results["dynmask"]["n"]
+    weighted = sum(m["mae"] * m["n"] for m in per.values()) / results["dynmask"]["n"]
+    assert weighted == pytest.approx(results["dynmask"]["mae"], rel=1e-5)
+    linear = sum(m["linear_mae"] * m["n"] for m in per.values()) / results["linear"]["n"]
+    assert linear == pytest.approx(results["linear"]["mae"], rel=1e-5)
+    assert all(m["mae_std"] > 0 for m in per.values())
+    assert "per variable (held-out test values)" in capsys.readouterr().out
     config = json.loads((run / "best" / "config.json").read_text())
     assert config["model"]["d_ff"] == 32 and config["artificial"] == 0.3  # d_ff follows --d-model
     assert results["dynmask"]["n"] == results["linear"]["n"] == int(np.load(run / "test_holdout_mask.npy").sum())

@@ -127,6 +127,16 @@ def impute_report(summary: dict, output: Path, input_flags: str = "") -> str:
         best = min(baselines.items(), key=lambda kv: kv[1]["mae"]) if baselines else None
         if best and best[1]["mae"] < test["mae"]:
             lines.append(f"warning: {best[0]} beats the model on the test values")
+    per = summary.get("per_variable") or {}
+    if per:
+        shown = sorted(per.items(), key=lambda kv: -kv[1]["mae_std"])[:8]  # the hardest variables first
+        lines.append("per variable (held-out test values)   n      MAE   MAE / sd   linear MAE")
+        for name, m in shown:
+            lines.append(
+                f"  {str(name)[:32]:<32} {m['n']:>6} {m['mae']:>8.4g} {m['mae_std']:>10.3f} {m['linear_mae']:>12.4g}"
+            )
+        if len(per) > len(shown):
+            lines.append(f"  ... {len(per) - len(shown)} more in test_results.json (per_variable)")
     if summary.get("fallback"):
         lines.append(f"note: {summary['fallback']} beat the model on validation: `dynmask impute` fills with it")
     lines.append(f"saved: {Path(output) / 'best'} (the model), test_results.json, summary.json")
