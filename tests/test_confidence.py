@@ -181,7 +181,9 @@ def test_a_run_with_confidences_chooses_its_threshold_on_validation_and_keeps_it
     assert valid[record["threshold"]] == max(valid.values())
     assert json.loads((run / "best" / "config.json").read_text())["confidence_threshold"] is None
     capsys.readouterr()
-    assert main(["evaluate", "--model", str(run), "--missing", "0"]) == 0  # the run's data, confidences, threshold
+    assert (
+        main(["evaluate", "--model", str(run), "--missing", "0", "--json"]) == 0
+    )  # the run's data, confidences, threshold
     assert 0.0 <= json.loads(capsys.readouterr().out)[0]["accuracy"] <= 1.0
     # predict takes the stored threshold: the doubted words of the input become [missing]
     table = tmp_path / "in.csv"
@@ -253,7 +255,9 @@ def test_translation_with_ocr_sources_chooses_and_keeps_a_threshold(tmp_path, ca
     record = json.loads((run / "best" / "confidence.json").read_text())
     assert record["chosen_on"] == "valid" and len(record["valid_score"]) == 10
     capsys.readouterr()
-    assert main(["evaluate", "--model", str(run), "--missing", "0", "--beam", "1"]) == 0  # the run's confidences
+    assert (
+        main(["evaluate", "--model", str(run), "--missing", "0", "--beam", "1", "--json"]) == 0
+    )  # the run's confidences
     assert "bleu" in json.loads(capsys.readouterr().out)[0]
     assert (
         main(["evaluate", "--model", str(run), "--missing", "0", "--beam", "1", "--confidence-threshold", "0.5"]) == 0

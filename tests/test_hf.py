@@ -255,7 +255,7 @@ def test_cli_fine_tunes_predicts_evaluates_and_embeds(checkpoints, tmp_path, cap
     assert main(["predict", "--model", str(out), "--text", "the movie was ??? fun", "--text", "???"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert rows[0]["label"] in ("neg", "pos") and rows[1]["label"] is None
-    assert main(["evaluate", "--model", str(out), "--missing", "0"]) == 0
+    assert main(["evaluate", "--model", str(out), "--missing", "0", "--json"]) == 0
     saved = json.loads((out / "test_results.json").read_text())
     assert json.loads(capsys.readouterr().out)[0]["accuracy"] == saved[0]["accuracy"]
     # embeddings: a text with nothing missing gives exactly Hugging Face's mean-pooled embedding

@@ -796,7 +796,7 @@ def test_cli_choices_are_the_librarys():
 
 def test_e17_evaluate_remembers_the_data_of_the_run(classifier_run, capsys):
     capsys.readouterr()
-    assert main(["evaluate", "--model", str(classifier_run), "--missing", "0"]) == 0
+    assert main(["evaluate", "--model", str(classifier_run), "--missing", "0", "--json"]) == 0
     scores = json.loads(capsys.readouterr().out)
     saved = json.loads((classifier_run / "test_results.json").read_text())
     assert scores[0]["accuracy"] == saved[0]["accuracy"]

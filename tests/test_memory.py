@@ -135,7 +135,7 @@ def test_cli_translate_with_a_memory_saves_it_and_predict_uses_it(tmp_path, caps
     capsys.readouterr()
     assert main(["predict", "--model", str(out), "--text", "Open the ??? menu and choose Seite.", "--beam", "1"]) == 0
     assert isinstance(json.loads(capsys.readouterr().out.splitlines()[0])["output"], str)
-    assert main(["evaluate", "--model", str(out), "--data", str(tmp_path / "pairs.tsv"), "--beam", "1"]) == 0
+    assert main(["evaluate", "--model", str(out), "--data", str(tmp_path / "pairs.tsv"), "--beam", "1", "--json"]) == 0
     assert "bleu" in json.loads(capsys.readouterr().out)[0]
     (out / "best" / "memory.json").write_text(json.dumps({"sources": ["a"], "targets": ["b", "c"]}))
     assert main(["predict", "--model", str(out), "--text", "Open the menu."]) == 2  # tampered: refused

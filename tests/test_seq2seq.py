@@ -282,6 +282,7 @@ def test_cli_translate_train_evaluate_predict(tmp_path, capsys, copy):
                 "2",
                 "--length-penalty",
                 "1.5",
+                "--json",
             ]
         )
         == 0
@@ -523,3 +524,7 @@ def test_a_run_beaten_by_a_baseline_on_validation_answers_with_it_and_says_so(tm
     monkeypatch.setattr("sys.stdin", io.StringIO("print the window now\n"))
     assert main(["predict", "--model", str(run), "--input", "-", "--use-model"]) == 0
     assert "from" not in json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "--model", str(run), "--missing", "0", "--beam", "1"]) == 0  # a table, baselines beside
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("data pairs: ") and "translation memory" in lines[2] and "copy-source" in lines[2]
+    assert lines[3].split()[:2] == ["0%", "missing"]

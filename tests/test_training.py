@@ -170,10 +170,31 @@ def test_cli_train_then_predict_honours_missing_markers(tmp_path, capsys):
     assert abs(sum(lines[0]["probabilities"].values()) - 1) < 1e-4
     assert lines[1]["label"] is None and "no observed token" in lines[1]["error"]  # nothing to read: no label
     assert (
-        main(["evaluate", "--model", str(out), "--data", str(data), "--group-column", "doc", "--missing", "0,0.3"]) == 0
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(out),
+                "--data",
+                str(data),
+                "--group-column",
+                "doc",
+                "--missing",
+                "0,0.3",
+                "--json",
+            ]
+        )
+        == 0
     )
     scores = json.loads(capsys.readouterr().out)
     assert [s["missing_rate"] for s in scores] == [0.0, 0.3]
+    # for people: what it read, then a table beside the majority class (issue 38)
+    argv = ["evaluate", "--model", str(out), "--data", str(data), "--group-column", "doc", "--missing", "0,0.3"]
+    assert main(argv) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("data d: ") and "majority class (" in table[2]
+    assert table[3].split()[:2] == ["0%", "missing"] and f"{scores[0]['accuracy']:.1%}" in table[3]
+    assert table[4].split()[:2] == ["30%", "missing"]
 
 
 @pytest.mark.parametrize(

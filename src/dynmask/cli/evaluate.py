@@ -31,6 +31,9 @@ def register(sub) -> None:
     p.add_argument("--model", type=Path, required=True, help="a training run's --output folder (or its best/)")
     p.add_argument("--split", choices=("train", "valid", "test"), default="test", help="(default: %(default)s)")
     p.add_argument(
+        "--json", action="store_true", help="print the scores as JSON, for scripts (without it: a table, for people)"
+    )
+    p.add_argument(
         "--missing",
         type=rates,
         default="0,0.2,0.4,0.6",

@@ -13,6 +13,8 @@ __all__ = [
     "text_data_summary",
     "classify_report",
     "seq2seq_report",
+    "seq2seq_table",
+    "classify_table",
     "pair_data_summary",
     "impute_report",
     "forecast_report",
@@ -83,22 +85,28 @@ def classify_report(summary: dict, splits, output: Path) -> str:
     return "\n".join(lines)
 
 
+def seq2seq_table(results: list) -> list[str]:
+    """Lines: BLEU / chrF (or ROUGE-1 / ROUGE-L) at each missing rate, the model beside its baselines."""
+    if not results:
+        return []
+    keys = ("bleu", "chrf") if "bleu" in results[0] else ("rouge1", "rougeL")
+    names = ["model", *results[0].get("baselines", {})] + (["fuzzy match"] if "fuzzy_match" in results[0] else [])
+    lines = [f"{' / '.join(keys)}".ljust(22) + "".join(f"{n:>22}" for n in names)]
+    for r in results:
+        cells = [r, *r.get("baselines", {}).values()] + ([r["fuzzy_match"]] if "fuzzy_match" in r else [])
+        scores = [f"{c.get(keys[0], float('nan')):.1f} / {c.get(keys[1], float('nan')):.1f}" for c in cells]
+        lines.append(f"  {r['missing_rate']:>4.0%} missing".ljust(22) + "".join(f"{x:>22}" for x in scores))
+    base = results[0].get("baselines", {})
+    if base and max(b.get(keys[0], 0.0) for b in base.values()) >= results[0].get(keys[0], 0.0):
+        lines.append("warning: a trivial baseline scores at least as well as the model with nothing missing")
+    return lines
+
+
 def seq2seq_report(summary: dict, output: Path) -> str:
     """Test BLEU / chrF (or ROUGE) at each missing rate beside the baselines fed the same gappy sources,
     the validation comparison and the fallback it chose, and the next command."""
-    results = summary.get("test") or []
-    lines = []
-    if results:
-        keys = ("bleu", "chrf") if "bleu" in results[0] else ("rouge1", "rougeL")
-        names = ["model", *results[0].get("baselines", {})] + (["fuzzy match"] if "fuzzy_match" in results[0] else [])
-        lines.append(f"test {' / '.join(keys)}".ljust(22) + "".join(f"{n:>22}" for n in names))
-        for r in results:
-            cells = [r, *r.get("baselines", {}).values()] + ([r["fuzzy_match"]] if "fuzzy_match" in r else [])
-            scores = [f"{c.get(keys[0], float('nan')):.1f} / {c.get(keys[1], float('nan')):.1f}" for c in cells]
-            lines.append(f"  {r['missing_rate']:>4.0%} missing".ljust(22) + "".join(f"{x:>22}" for x in scores))
-        base = results[0].get("baselines", {})
-        if base and max(b.get(keys[0], 0.0) for b in base.values()) >= results[0].get(keys[0], 0.0):
-            lines.append("warning: a trivial baseline scores at least as well as the model with nothing missing")
+    table = seq2seq_table(summary.get("test") or [])
+    lines = ["test " + table[0], *table[1:]] if table else []
     valid = summary.get("validation")
     if valid:
         shown = ", ".join(f"{name} {score:.1f}" for name, score in valid["valid"].items())
@@ -111,6 +119,18 @@ def seq2seq_report(summary: dict, output: Path) -> str:
     lines.append(f"saved: {Path(output) / 'best'} (the model), test_results.json, test_hypotheses/, summary.json")
     lines.append(f'next: echo "a source ??? text" | dynmask predict --model {output} --input -')
     return "\n".join(lines)
+
+
+def classify_table(results: list, majority: float, majority_label: str) -> list[str]:
+    """Lines: accuracy and macro-F1 at each missing rate beside the majority class."""
+    lines = [f"{'':<14}accuracy  macro-F1   majority class ({majority_label})"]
+    for r in results:
+        lines.append(
+            f"  {r['missing_rate']:>4.0%} missing  {r['accuracy']:7.1%}  {r['macro_f1']:8.1%}   {majority:7.1%}"
+        )
+    if results and results[0]["accuracy"] <= majority:
+        lines.append("warning: the model is no better than always answering the majority class")
+    return lines
 
 
 def impute_report(summary: dict, output: Path, input_flags: str = "") -> str:

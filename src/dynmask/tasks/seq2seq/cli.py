@@ -6,6 +6,7 @@ import functools
 import json
 import sys
 
+from ...baselines.seq2seq import score_baselines
 from ...data.pairs import load_pairs
 from ...data.tokenizer import DEFAULT_MISSING_MARKERS
 from ...methods import method_names
@@ -31,7 +32,7 @@ from ..arguments import (
 from ..common import MissingSpec, has_confidences, mark_splits, run_threshold
 from ..pretrained import resolve_pretrained
 from ..registry import run_config_folder
-from ..report import pair_data_summary, save_summary, seq2seq_report
+from ..report import pair_data_summary, save_summary, seq2seq_report, seq2seq_table
 from .fallback import fallback_outputs, read_fallback
 from .fuzzy import fuzzy_match_texts, score_fuzzy_match
 from .task import Seq2SeqTask
@@ -223,11 +224,17 @@ def evaluate(args) -> list[dict]:
             progress=None,  # a bar on a terminal only
         )
         result = {"missing_rate": rate, **task.score(hyps, refs), **timing}
+        result["baselines"] = score_baselines(task, args.split, spec, limit=args.limit)  # the same gappy sources
         if config["loaded_fuzzy_match"] is not None:  # the run's fuzzy-match hybrid, beside the model
             choice, memory = config["loaded_fuzzy_match"]
             result["fuzzy_match"] = score_fuzzy_match(task, args.split, spec, hyps, choice, memory, args.limit)[1]
         results.append(result)
-    print(json.dumps(results, indent=2))
+    if getattr(args, "json", True):
+        print(json.dumps(results, indent=2))
+        return results
+    print(pair_data_summary(splits, DEFAULT_MISSING_MARKERS))
+    print(f"{args.split} split, the same seeded holes for every model at each rate:")
+    print("\n".join(seq2seq_table(results)))
     return results
 
 
