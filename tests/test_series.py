@@ -217,6 +217,9 @@ def test_cli_classify_series(tmp_path, capsys, arch):
     results = json.loads((out / "test_results.json").read_text())
     assert [r["missing_rate"] for r in results] == [0.0, 0.5]
     assert results[0]["accuracy"] >= 0.8
+    said = capsys.readouterr().out.splitlines()  # what it read, then a table, not a JSON dump (issue 38)
+    assert said[0].startswith("data toy") and "2 variables" in said[0] and "majority class (" in said[1]
+    assert f"{results[0]['accuracy']:.1%}" in said[2] and (out / "summary.json").exists()
     assert main(["evaluate", "--model", str(out)]) == 2
     assert "is a classify-series run: its test scores are in" in capsys.readouterr().err
 

@@ -15,6 +15,8 @@ __all__ = [
     "seq2seq_report",
     "seq2seq_table",
     "classify_table",
+    "series_data_summary",
+    "series_classify_report",
     "pair_data_summary",
     "impute_report",
     "forecast_report",
@@ -82,6 +84,36 @@ def classify_report(summary: dict, splits, output: Path) -> str:
         lines.append(f"best validation accuracy {summary['best_score']:.1%}")
     lines.append(f"saved: {Path(output) / 'best'} (the model), test_results.json, summary.json, metrics.jsonl")
     lines.append(f'next: dynmask predict --model {output} --text "a ??? film"   |   dynmask evaluate --model {output}')
+    return "\n".join(lines)
+
+
+def series_data_summary(splits) -> str:
+    """One line: sizes of the splits, variables, lengths, labels and the share of missing values."""
+    import numpy as np
+
+    train = splits.split("train")
+    values = np.concatenate([x.reshape(-1) for x, _ in train]) if train else np.zeros(0)
+    lengths = [len(x) for x, _ in train]
+    labels = Counter(splits.labels[y] for _, y in train)
+    return (
+        f"data {splits.name}: {len(train):,} train / {len(splits.valid):,} valid / {len(splits.test):,} test series, "
+        f"{splits.num_features} variables, {min(lengths, default=0)}-{max(lengths, default=0)} steps; labels "
+        f"{_share(labels, len(train))}; {np.isnan(values).mean() if values.size else 0:.1%} of values missing"
+    )
+
+
+def series_classify_report(summary: dict, splits, output: Path) -> str:
+    """The test accuracy at each missing rate beside the majority class, and the next command."""
+    train_major = Counter(y for _, y in splits.train).most_common(1)[0][0]
+    majority = sum(y == train_major for _, y in splits.test) / max(len(splits.test), 1)
+    results = summary.get("test") or []
+    lines = classify_table(results, majority, splits.labels[train_major]) if results else []
+    if lines:
+        lines[0] = "test" + lines[0][4:]
+    if summary.get("best_score") not in (None, float("-inf")):
+        lines.append(f"best validation accuracy {summary['best_score']:.1%}")
+    lines.append(f"saved: {Path(output) / 'best'} (the model), test_results.json, summary.json, metrics.jsonl")
+    lines.append(f"next: python -c \"import dynmask; print(dynmask.from_pretrained('{output}').labels)\"")
     return "\n".join(lines)
 
 

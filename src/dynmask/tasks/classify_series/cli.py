@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from ...data.series import load_series_classification
 from ..arguments import (
     SHARE,
@@ -14,6 +12,7 @@ from ..arguments import (
     series_model,
     train_config,
 )
+from ..report import save_summary, series_classify_report, series_data_summary
 from .task import train_series_classifier
 
 
@@ -57,6 +56,7 @@ def add_arguments(q) -> None:
 
 def train(args) -> dict:
     splits = load_series_classification(args.data, seed=args.seed)
+    print(series_data_summary(splits), flush=True)
     summary = train_series_classifier(
         splits,
         args.output,
@@ -69,5 +69,6 @@ def train(args) -> dict:
         missing_unit=args.missing_unit,
         overwrite=args.overwrite,
     )
-    print(json.dumps(summary, indent=2))
+    save_summary(args.output, summary)
+    print(series_classify_report(summary, splits, args.output))
     return summary
