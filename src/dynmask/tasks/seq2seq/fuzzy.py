@@ -21,7 +21,9 @@ def one_line_each(texts: Sequence[str]) -> str:
     return "".join(t.replace("\n", " ") + "\n" for t in texts)
 
 
-def fit_fuzzy_match(output: Path, task: "Seq2SeqTask", model, *, beam: int = 4, length_penalty: float = 1.0):
+def fit_fuzzy_match(
+    output: Path, task: "Seq2SeqTask", model, *, beam: int = 4, length_penalty: float = 1.0, progress: bool = False
+):
     """(:class:`~dynmask.fuzzy_match.FuzzyMatch`, memory) for a run's best weights: decode the validation
     pairs (nothing missing), choose the threshold on them, save it and the memory (the training pairs)
     in ``output/best/`` (its manifest rewritten), so ``predict`` and ``evaluate`` use it. A choice already
@@ -39,7 +41,7 @@ def fit_fuzzy_match(output: Path, task: "Seq2SeqTask", model, *, beam: int = 4, 
         [p.source for p in task.splits.train], [p.target for p in task.splits.train]
     )
     spec = MissingSpec(0.0)
-    hyps, refs, _ = task.generate(model, "valid", spec, beam=beam, length_penalty=length_penalty)
+    hyps, refs, _ = task.generate(model, "valid", spec, beam=beam, length_penalty=length_penalty, progress=progress)
     targets, similarity = memory_outputs(memory, gappy_sources(task, "valid", spec))
     choice = choose_threshold(hyps, targets, similarity, refs, task.score, METRIC[task.kind])
     choice.beam, choice.length_penalty = beam, length_penalty

@@ -164,7 +164,9 @@ def train_seq2seq(
             (hyp_dir / f"missing{rate:.1f}.txt").write_text(one_line_each(hyps))
             save_rate(result)
         if fuzzy_match:
-            choice, fuzzy_memory = fit_fuzzy_match(output, task, best, beam=beam, length_penalty=length_penalty)
+            choice, fuzzy_memory = fit_fuzzy_match(
+                output, task, best, beam=beam, length_penalty=length_penalty, progress=train_config.progress
+            )
             for result in results:
                 rate = result["missing_rate"]
                 if result.get("fuzzy_match", {}).get("threshold") == choice.threshold:
