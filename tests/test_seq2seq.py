@@ -524,6 +524,10 @@ def test_a_run_beaten_by_a_baseline_on_validation_answers_with_it_and_says_so(tm
     monkeypatch.setattr("sys.stdin", io.StringIO("print the window now\n"))
     assert main(["predict", "--model", str(run), "--input", "-", "--use-model"]) == 0
     assert "from" not in json.loads(capsys.readouterr().out)
+    import dynmask  # the hub-style model answers as predict does
+
+    loaded = dynmask.from_pretrained(run)
+    assert loaded.fallback == "translation memory" and loaded.generate(["print the window now"]) == [row["output"]]
     assert main(["evaluate", "--model", str(run), "--missing", "0", "--beam", "1"]) == 0  # a table, baselines beside
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("data pairs: ") and "translation memory" in lines[2] and "copy-source" in lines[2]

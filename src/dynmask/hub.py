@@ -298,17 +298,26 @@ class Seq2SeqModel(DynmaskModel):
     tasks = ("translate", "summarize")
 
     def _load(self, folder: Path) -> None:
+        from .tasks.seq2seq.fallback import read_fallback
         from .tasks.seq2seq.trained import load_seq2seq
 
         self.model, self.tokenizer, self._run = load_seq2seq(folder)
+        self._folder = folder
+        self.fallback = read_fallback(folder)  # a baseline that beat the model on validation, or None
 
-    def generate(self, texts: Sequence[str], beam: int = 4, length_penalty: float = 1.0) -> list[str]:
+    def generate(
+        self, texts: Sequence[str], beam: int = 4, length_penalty: float = 1.0, use_model: bool = False
+    ) -> list[str]:
         """The output text for each input (words marked ``[MISSING]`` are missing), with the run's
-        fuzzy-match hybrid where it chose one."""
+        fuzzy-match hybrid where it chose one; where a baseline beat the model on validation
+        (:attr:`fallback`), that baseline's output, as ``dynmask predict`` gives (``use_model``: the model's)."""
+        from .tasks.seq2seq.fallback import fallback_outputs
         from .tasks.seq2seq.fuzzy import fuzzy_match_texts
         from .tasks.seq2seq.trained import generate_texts
 
         run = self._run
+        if self.fallback is not None and not use_model:
+            return fallback_outputs(self.fallback, self._folder, self.tokenizer, list(texts), run["max_src_len"])
         outputs = generate_texts(
             self.model, self.tokenizer, list(texts), beam=beam, length_penalty=length_penalty,
             max_len=run["max_tgt_len"], max_src_len=run["max_src_len"], memory=run["loaded_memory"],
