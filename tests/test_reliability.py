@@ -374,3 +374,23 @@ def test_the_weights_get_the_permissions_of_the_other_run_files(classifier_run):
     best = classifier_run / "best"
     mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
     assert mode(best / "model.safetensors") == mode(best / "config.json")
+
+
+def test_a_reader_that_stops_early_ends_predict_quietly(classifier_run, tmp_path):
+    """`dynmask predict ... | head -1` printed 'error: [Errno 32] Broken pipe'; now it stops as `yes | head`
+    does: no message, the status of a process whose pipe closed (141)."""
+    import subprocess
+    import sys
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a great film\n" * 5000)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dynmask", "predict", "--model", str(classifier_run), "--input", str(texts)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away, as head does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and b'"label"' in first
+    assert "Broken pipe" not in err and "error" not in err

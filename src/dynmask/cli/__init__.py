@@ -79,6 +79,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     except SystemExit:
         raise
+    except BrokenPipeError:  # `dynmask predict ... | head`: the reader has what it wanted; stop as `yes | head` does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second broken pipe when Python flushes at exit
+        return 141  # 128 + SIGPIPE, the shell's status of a process its pipe closed, without a message
     except Exception as e:  # one line for the user; the traceback with --debug
         if debug:
             raise
