@@ -345,3 +345,25 @@ def test_a_successful_export_prints_one_line_naming_every_file(text_run, tmp_pat
     assert done.stderr.strip() == "" and len(done.stdout.strip().splitlines()) == 1, (done.stdout, done.stderr)
     if Path(str(out) + ".data").exists():
         assert "m.onnx.data" in done.stdout
+
+
+def test_an_int8_export_is_one_quantized_file_that_answers_like_float32(text_run, tmp_path, capsys):
+    """Issue 40: `export --quantize int8` stores the matrix weights as int8 (onnxruntime's dynamic
+    quantization) in the graph file itself; its labels match the float32 export's on these texts."""
+    import json
+
+    import onnx
+
+    fp32, int8 = tmp_path / "f.onnx", tmp_path / "q.onnx"
+    assert main(["export", "--model", str(text_run), "--output", str(fp32)]) == 0
+    assert main(["export", "--model", str(text_run), "--output", str(int8), "--quantize", "int8"]) == 0
+    assert "int8 weights" in capsys.readouterr().out and not (tmp_path / "q.onnx.data").exists()
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} & ops, ops
+    texts = ["a great film", "dull ??? boring", "the plot was [missing] and superb", "???"]
+    rows = {}
+    for name, path in (("fp32", fp32), ("int8", int8)):
+        assert main(["predict", "--model", str(path), *[a for t in texts for a in ("--text", t)]]) == 0
+        rows[name] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["label"] for r in rows["int8"]] == [r["label"] for r in rows["fp32"]]
+    assert rows["int8"][3]["label"] is None  # nothing observed: no label, as float32

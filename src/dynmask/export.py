@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -65,10 +66,17 @@ def _quiet_exporter():
 
 
 def export_run(
-    run: Path, output: Path, backend: str = "dense", opset: Optional[int] = None, confidences: bool = False
+    run: Path,
+    output: Path,
+    backend: str = "dense",
+    opset: Optional[int] = None,
+    confidences: bool = False,
+    quantize: Optional[str] = None,
 ) -> Path:
     """Export a training run (its ``best/`` model) to ``output`` (.onnx) plus ``output.assets/``;
-    ``confidences``: a text classifier's graph takes a confidence per token as a second input."""
+    ``confidences``: a text classifier's graph takes a confidence per token as a second input;
+    ``quantize="int8"``: the weights of the matrix products stored as int8 (onnxruntime's dynamic
+    quantization: activations quantized at run time), in the graph file itself."""
     from torch.export import Dim
 
     if backend not in ("dense", "compact"):
@@ -82,6 +90,8 @@ def export_run(
         raise DataError(f"export covers {exportable} runs; {run} is a {spec.name!r} run")
     if confidences and spec.name != "classify":
         raise DataError(f"--confidence-input is for text classifiers; {run} is a {spec.name!r} run")
+    if quantize not in (None, "int8"):
+        raise DataError(f"--quantize must be int8, got {quantize!r}")
     graph, example, meta, copy_files = spec.export(run, backend, **({"confidences": True} if confidences else {}))
     inputs = example if isinstance(example, tuple) else (example,)
     assets = output.with_name(output.name + ASSETS_SUFFIX)
@@ -101,6 +111,8 @@ def export_run(
             **kwargs,
         )
     del program
+    if quantize == "int8":
+        quantize_int8(output)
     shutil.rmtree(assets, ignore_errors=True)
     assets.mkdir(parents=True)
     for path in copy_files:
@@ -109,6 +121,24 @@ def export_run(
         json.dumps({**meta, "backend": backend, "source_run": str(run.resolve())}, indent=2)
     )
     return output
+
+
+def quantize_int8(path: Path) -> None:
+    """Replace the graph ``path`` (and its ``.data`` weights file) by its dynamically quantized form: the
+    MatMul / Gemm weights as int8, one file (onnxruntime.quantization)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".int8.tmp.onnx")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))  # quantize_dynamic logs pre-processing advice to the root logger
+    try:
+        quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+    Path(str(path) + ".data").unlink(missing_ok=True)
+    os.replace(tmp, path)
 
 
 def is_onnx(path) -> bool:

@@ -29,6 +29,13 @@ def register(sub) -> None:
         help="compact drops missing positions inside the graph (default: %(default)s)",
     )
     p.add_argument(
+        "--quantize",
+        choices=("int8",),
+        default=None,
+        help="store the matrix weights as int8 (onnxruntime dynamic quantization; a quarter of the size; "
+        "its accuracy cost and speed are measured in benchmarks/onnx_int8.py)",
+    )
+    p.add_argument(
         "--confidence-input",
         action="store_true",
         help="text classifiers: the graph also takes a confidence per token (float, 0 = missing, else a "
@@ -108,10 +115,13 @@ def run_data(args) -> None:
 
 
 def run_export(args) -> None:
-    path = export_run(args.model, args.output, backend=args.backend, confidences=args.confidence_input)
+    path = export_run(
+        args.model, args.output, backend=args.backend, confidences=args.confidence_input, quantize=args.quantize
+    )
     data = Path(str(path) + ".data")
     weights = f", {data.name} (the weights: keep it beside the graph)" if data.exists() else ""
-    print(f"wrote {path}{weights} and {path}.assets/ ({args.backend} backend; batch and length dynamic)")
+    int8 = ", int8 weights" if args.quantize else ""
+    print(f"wrote {path}{weights} and {path}.assets/ ({args.backend} backend{int8}; batch and length dynamic)")
 
 
 def run_embed(args) -> None:
