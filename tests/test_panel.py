@@ -109,3 +109,22 @@ def test_long_format_names_the_columns_it_ignores(tmp_path, capsys):
     main(argv)
     err = capsys.readouterr().err
     assert "ignored columns ['unit', 'site']" in err and "--id-column" in err
+
+
+def test_entities_and_times_keep_the_text_they_are_written_with(tmp_path):
+    """Ids '01' / '02' and times '0044' were read as the numbers 1, 2 and 44 for the model but kept as text
+    for the file written back: impute failed on a KeyError. Both are now keyed by the text as written."""
+    rng = np.random.default_rng(3)
+    rows = ["site,t,x"] + [f"{s},{t:04d},{'' if rng.random() < 0.1 else round(float(rng.random()), 3)}"
+                           for s in ("01", "02") for t in range(300)]  # fmt: skip
+    (tmp_path / "p.csv").write_text("\n".join(rows) + "\n")
+    assert list(read_panel(tmp_path / "p.csv", "site", "t").columns) == ["01 | x", "02 | x"]
+    run = tmp_path / "run"
+    assert main(["train", "impute", "--data", str(tmp_path / "p.csv"), "--id-column", "site", "--time-column", "t",
+                 "--output", str(run), "--window", "20", "--epochs", "1", "--d-model", "16", "--heads", "2",
+                 "--layers", "1", "--no-progress"]) == 0  # fmt: skip
+    out = tmp_path / "filled.csv"
+    assert main(["impute", "--model", str(run), "--input", str(tmp_path / "p.csv"), "--output", str(out),
+                 "--id-column", "site", "--time-column", "t"]) == 0  # fmt: skip
+    filled = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert filled["t"].tolist()[:2] == ["0000", "0001"] and (filled["x"] != "").all()

@@ -10,13 +10,14 @@ observed cell and every other column as read, only the holes of the variables fi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from ..errors import DataError
-from .csv_layout import csv_layout
+from .series import read_csv_frame
 
-__all__ = ["SEP", "panel_column", "read_panel", "read_panel_text"]
+__all__ = ["SEP", "PanelFile", "panel_column", "read_panel", "read_panel_file"]
 
 SEP = " | "
 
@@ -24,21 +25,6 @@ SEP = " | "
 def panel_column(entity: str, variable: str) -> str:
     """The wide table's name of ``entity``'s ``variable``."""
     return f"{entity}{SEP}{variable}"
-
-
-def _frame(path: Path, encoding: str, **read_kw):
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"data file {path} does not exist" if not path.exists() else f"{path} is a folder; pass a CSV")
-    layout = csv_layout(path, encoding)
-    try:
-        return pd.read_csv(path, encoding=layout.encoding, sep=layout.sep, **read_kw), layout
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
-        raise DataError(f"could not read {path} as CSV ({str(e).splitlines()[0]})") from None
 
 
 def _columns(frame, path: Path, id_column: str, time_column: Optional[str]) -> tuple[str, list[str]]:
@@ -57,43 +43,53 @@ def _columns(frame, path: Path, id_column: str, time_column: Optional[str]) -> t
     return time_column, variables
 
 
-def read_panel(path: Path, id_column: str, time_column: Optional[str] = None, encoding: str = "utf-8"):
-    """The panel file ``path`` as a float64 wide table: one row per time (in time order), one column per
-    (entity, variable) named by :func:`panel_column`; NaN where a value is missing or a row is absent.
-    Refused with one line: a repeated (entity, time) pair, a variable column holding text."""
+@dataclass
+class PanelFile:
+    """A panel file, read once: ``wide`` (float64, one row per time in time order, one column per
+    (entity, variable) named by :func:`panel_column`; NaN where a value is missing or a row is absent),
+    ``text`` (the cells exactly as written, in file order), its ``time_column``, ``variables`` and ``layout``."""
+
+    wide: object
+    text: object
+    time_column: str
+    variables: list
+    layout: object
+
+
+def read_panel_file(path: Path, id_column: str, time_column: Optional[str] = None, encoding: str = "utf-8"):
+    """:class:`PanelFile` of ``path``. Entities and times are keyed by their text as written (``"007"``
+    stays ``"007"``, not the number 7), so the wide table and the file's rows name them alike. Refused with
+    one line: a repeated (entity, time) pair, a variable column holding text."""
     import pandas as pd
 
     path = Path(path)
-    frame, _ = _frame(path, encoding)
-    time_column, variables = _columns(frame, path, id_column, time_column)
-    text = [v for v in variables if not pd.api.types.is_numeric_dtype(frame[v])]
-    if text:
+    text, layout = read_csv_frame(path, encoding, dtype=str, keep_default_na=False)
+    time_column, variables = _columns(text, path, id_column, time_column)
+    frame, _ = read_csv_frame(path, encoding)
+    words = [v for v in variables if not pd.api.types.is_numeric_dtype(frame[v])]
+    if words:
         raise DataError(
-            f"{path.name}: the variable column(s) {text[:5]} hold text; a panel file holds the id, the time and "
+            f"{path.name}: the variable column(s) {words[:5]} hold text; a panel file holds the id, the time and "
             "numeric variables only (remove or encode the others)"
         )
+    frame[id_column], frame[time_column] = text[id_column], text[time_column]  # the keys as written
     if frame.duplicated([id_column, time_column]).any():
         first = frame[frame.duplicated([id_column, time_column])].iloc[0]
         raise DataError(
             f"{path.name} has several rows for {id_column} {first[id_column]!r} at {first[time_column]!r}: one row "
             "per (entity, time) is expected"
         )
-    frame[id_column] = frame[id_column].astype(str)
-    frame[time_column] = frame[time_column].astype(str)
     wide = frame.pivot(index=time_column, columns=id_column, values=variables)  # columns: (variable, entity)
     wide.columns = [panel_column(entity, variable) for variable, entity in wide.columns]
     entities = list(dict.fromkeys(frame[id_column]))
     ordered = [panel_column(e, v) for e in entities for v in variables]  # entity by entity, as in the file
-    return wide[ordered].loc[_time_order(wide.index)].astype("float64")
+    wide = wide[ordered].loc[_time_order(wide.index)].astype("float64")
+    return PanelFile(wide, text, time_column, variables, layout)
 
 
-def read_panel_text(path: Path, id_column: str, time_column: Optional[str] = None, encoding: str = "utf-8"):
-    """(the file's cells exactly as written, str DataFrame in file order; its time column; its variable
-    columns; its layout) for writing it back filled."""
-    path = Path(path)
-    frame, layout = _frame(path, encoding, dtype=str, keep_default_na=False)
-    time_column, variables = _columns(frame, path, id_column, time_column)
-    return frame, time_column, variables, layout
+def read_panel(path: Path, id_column: str, time_column: Optional[str] = None, encoding: str = "utf-8"):
+    """The wide table of the panel file ``path`` (:attr:`PanelFile.wide`)."""
+    return read_panel_file(path, id_column, time_column, encoding).wide
 
 
 def _time_order(times):

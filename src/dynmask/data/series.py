@@ -204,7 +204,10 @@ def _long_hint(path: Path) -> str:
     )
 
 
-def _read_wide_frame(path: Path, time_column: Optional[str], encoding: str, **read_kw):
+def read_csv_frame(path: Path, encoding: str, **read_kw):
+    """(pandas DataFrame, :class:`CsvLayout`) of the delimited file ``path`` (``read_kw`` go to
+    ``pandas.read_csv``); a missing file, a folder, an empty or unparsable file is a one-line
+    :class:`DataError`."""
     pd = _require("pandas")
 
     path = Path(path)
@@ -214,11 +217,16 @@ def _read_wide_frame(path: Path, time_column: Optional[str], encoding: str, **re
         raise DataError(f"{path} is a folder; pass a CSV file")
     layout = csv_layout(path, encoding)  # a BOM, a duplicate name or a million columns: before pandas
     try:
-        frame = pd.read_csv(path, encoding=layout.encoding, sep=layout.sep, **read_kw)
+        return pd.read_csv(path, encoding=layout.encoding, sep=layout.sep, **read_kw), layout
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
         raise DataError(f"could not read {path} as CSV ({str(e).splitlines()[0]})") from None
+
+
+def _read_wide_frame(path: Path, time_column: Optional[str], encoding: str, **read_kw):
+    path = Path(path)
+    frame, _ = read_csv_frame(path, encoding, **read_kw)
     time_column = time_column or frame.columns[0]
     if time_column not in frame.columns:
         raise DataError(

@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ...data.panel import panel_column, read_panel, read_panel_text
+from ...data.panel import panel_column, read_panel_file
 from ...errors import DataError
 from .csv_io import _format_fill, check_output, data_bounds, fill_block, match_columns
 from .trained import TrainedImputer
@@ -38,8 +38,8 @@ def impute_panel_csv(
     the counts ``dynmask impute`` reports."""
     input_path, output_path = Path(input_path), Path(output_path)
     check_output(output_path, input_path, protected)
-    wide = read_panel(input_path, id_column, time_column, encoding)  # (T, entities x variables), float64
-    text, time_column, variables, layout = read_panel_text(input_path, id_column, time_column, encoding)
+    panel = read_panel_file(input_path, id_column, time_column, encoding)
+    wide, text = panel.wide, panel.text  # (T, entities x variables) float64; the cells as written
     absent = [name for name in trained.column_names or [] if name not in wide.columns]
     for name in absent:  # an entity (or variable) without rows in this file: read as missing throughout
         wide[name] = np.nan
@@ -61,18 +61,19 @@ def impute_panel_csv(
     column_of = {label: j for j, label in enumerate(labels)}
     filled = 0
     out = text.copy()
-    for variable in variables:  # (match_columns refused entities and variables the model does not know)
+    for variable in panel.variables:  # (match_columns refused entities and variables the model does not know)
         cells = out[variable].to_numpy(dtype=object)
-        for r, (entity, when, cell) in enumerate(zip(text[id_column], text[time_column], cells)):
-            if not _observed(cell):
-                cells[r] = _format_fill(fills[row_of[when], column_of[panel_column(entity, variable)]])
+        for r, (entity, when) in enumerate(zip(text[id_column], text[panel.time_column])):
+            t, j = row_of[when], column_of[panel_column(entity, variable)]
+            if holes[t, j]:  # the cell as the wide table read it: blank, a NaN spelling or not finite
+                cells[r] = _format_fill(fills[t, j])
                 filled += 1
         out[variable] = cells
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(output_path.name + ".partial")
     try:
-        with open(tmp, "w", encoding=layout.encoding, newline="") as f:  # the input's BOM and line ending
-            out.to_csv(f, index=False, lineterminator=layout.line_ending, sep=layout.sep)
+        with open(tmp, "w", encoding=panel.layout.encoding, newline="") as f:  # the input's BOM and line ending
+            out.to_csv(f, index=False, lineterminator=panel.layout.line_ending, sep=panel.layout.sep)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -90,11 +91,3 @@ def impute_panel_csv(
         "left_in_unknown_columns": 0,
         "filled_by": fallback or "model",
     }
-
-
-def _observed(cell: str) -> bool:
-    """A cell holds a finite number (blank, NaN-like spellings and non-finite values are holes)."""
-    try:
-        return bool(np.isfinite(float(cell)))
-    except ValueError:
-        return False
