@@ -390,15 +390,9 @@ class ImputerModel(DynmaskModel):
         filled and every observed value returned unchanged; ``bounds`` keeps fills in the range the
         training data allows (as ``dynmask impute`` does by default); ``use_model``: the model fills even
         where the run chose a baseline on validation (:attr:`fallback`)."""
-        from .tasks.impute.csv_io import data_bounds, fill_block
+        from .tasks.impute.csv_io import fill_values
 
-        numbers = _series(values, "values")
-        fallback = None if use_model else self.imputer.fallback
-        fills = fill_block(self.imputer, numbers, None, True, fallback, False, 1.0)
-        clip = data_bounds(self.imputer) if bounds else None
-        if clip is not None:
-            fills = np.clip(fills, *clip)
-        return np.where(np.isfinite(numbers), numbers, fills)
+        return fill_values(self.imputer, _series(values, "values"), use_model=use_model, bounds=bounds)
 
 
 class ForecasterModel(DynmaskModel):

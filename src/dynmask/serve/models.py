@@ -75,17 +75,13 @@ class ServedModel:
     def impute(self, rows: list[dict], time_column: Optional[str]) -> list[dict]:
         """``rows`` with every missing value (null, NaN, inf) of a trained variable filled; every other
         value returned as sent."""
-        from ..tasks.impute.csv_io import data_bounds, fill_block, match_columns
+        from ..tasks.impute.csv_io import fill_values, match_columns
 
         time_column, names, numbers = _table(rows, time_column)
         labels = match_columns(self.imputer, names, "the rows")
         index = [names.index(label) for label in labels]
         values = numbers[:, index]  # (T, F) in the model's order
-        fallback = self.imputer.fallback
-        fills = fill_block(self.imputer, values, None, True, fallback, False, 1.0)
-        clip = data_bounds(self.imputer)  # as dynmask impute: fills stay in the range the training data allows
-        if clip is not None:
-            fills = np.clip(fills, *clip)
+        fills = fill_values(self.imputer, values)  # as dynmask impute: fallback, the data's bounds
         out = []
         for t, row in enumerate(rows):
             filled = dict(row)

@@ -195,11 +195,7 @@ def impute_csv(
             f"--intervals: this run fills with its validation fallback ({trained.fallback}), which has no "
             "intervals; add --use-model to fill (and bound) with the model anyway"
         )
-    clip = data_bounds(trained) if bounds else None
-    if clip_to_train_range:
-        if trained.train_min is None:
-            raise DataError("--clip-to-train-range: this run predates saved training ranges; retrain it")
-        clip = (trained.train_min, trained.train_max)
+    clip = fill_bounds(trained, bounds, clip_to_train_range)
     layout = csv_layout(input_path, encoding)
     whole = plot is not None or fallback in ("locf", "linear") or (intervals and calibrate != "validation")
     if whole:
@@ -282,6 +278,34 @@ def _write_filled(
                     )
             pending = (values, text)
     return calibration
+
+
+def fill_bounds(trained: TrainedImputer, bounds: bool = True, clip_to_train_range: bool = False):
+    """(lower, upper) per variable that fills are clipped to, or None: the range the data allows
+    (:func:`data_bounds`) with ``bounds``, each variable's training range with ``clip_to_train_range``."""
+    if clip_to_train_range:
+        if trained.train_min is None:
+            raise DataError("--clip-to-train-range: this run predates saved training ranges; retrain it")
+        return trained.train_min, trained.train_max
+    return data_bounds(trained) if bounds else None
+
+
+def fill_values(
+    trained: TrainedImputer, numbers: np.ndarray, *, use_model: bool = False, bounds: bool = True,
+    clip_to_train_range: bool = False,
+) -> np.ndarray:  # fmt: skip
+    """``numbers`` float[T, F] (the model's variables in its order; NaN = missing) with every hole filled
+    (by the run's validation fallback unless ``use_model``; clipped as :func:`fill_bounds` says) and every
+    observed value unchanged: what ``impute`` does to a whole table in memory."""
+    fallback = None if use_model else trained.fallback
+    fills = fill_block(trained, numbers, None, True, fallback, False, 1.0)
+    clip = fill_bounds(trained, bounds, clip_to_train_range)
+    if clip is not None:
+        fills = np.clip(fills, *clip)
+    holes = ~np.isfinite(numbers)
+    if np.isnan(fills[holes]).any():
+        raise RuntimeError("the imputer produced NaN for a hole; the model file may be damaged")
+    return np.where(holes, fills, numbers)
 
 
 def data_bounds(trained: TrainedImputer):

@@ -11,8 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ...data.panel import panel_column, read_panel_file
-from ...errors import DataError
-from .csv_io import _format_fill, check_output, data_bounds, fill_block, match_columns
+from .csv_io import _format_fill, check_output, fill_values, match_columns
 from .trained import TrainedImputer
 
 __all__ = ["impute_panel_csv"]
@@ -45,18 +44,9 @@ def impute_panel_csv(
         wide[name] = np.nan
     labels = match_columns(trained, list(wide.columns), str(input_path))
     numbers = wide[labels].to_numpy(dtype=np.float64)  # (T, F) in the model's order
-    fallback = None if use_model else trained.fallback
-    fills = fill_block(trained, numbers, None, True, fallback, False, 1.0)
-    clip = data_bounds(trained) if bounds else None
-    if clip_to_train_range:
-        if trained.train_min is None:
-            raise DataError("--clip-to-train-range: this run predates saved training ranges; retrain it")
-        clip = (trained.train_min, trained.train_max)
-    if clip is not None:
-        fills = np.clip(fills, *clip)
+    filled_values = fill_values(trained, numbers, use_model=use_model, bounds=bounds,
+                                clip_to_train_range=clip_to_train_range)  # fmt: skip
     holes = ~np.isfinite(numbers)
-    if np.isnan(fills[holes]).any():
-        raise RuntimeError("the imputer produced NaN for a hole; the model file may be damaged")
     row_of = {t: i for i, t in enumerate(wide.index)}
     column_of = {label: j for j, label in enumerate(labels)}
     filled = 0
@@ -66,7 +56,7 @@ def impute_panel_csv(
         for r, (entity, when) in enumerate(zip(text[id_column], text[panel.time_column])):
             t, j = row_of[when], column_of[panel_column(entity, variable)]
             if holes[t, j]:  # the cell as the wide table read it: blank, a NaN spelling or not finite
-                cells[r] = _format_fill(fills[t, j])
+                cells[r] = _format_fill(filled_values[t, j])
                 filled += 1
         out[variable] = cells
     output_path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +71,7 @@ def impute_panel_csv(
     if plot is not None:
         from ...plots import plot_imputation
 
-        plot_imputation(plot, list(wide.index), labels, numbers, np.where(holes, fills, numbers),
+        plot_imputation(plot, list(wide.index), labels, numbers, filled_values,
                         variables=plot_variables, title=f"{input_path.name}: observed and filled")  # fmt: skip
     per = holes.sum(axis=0)
     return {
@@ -89,5 +79,5 @@ def impute_panel_csv(
         "holes": filled,
         "filled": filled,
         "left_in_unknown_columns": 0,
-        "filled_by": fallback or "model",
+        "filled_by": (None if use_model else trained.fallback) or "model",
     }
