@@ -311,22 +311,15 @@ class Seq2SeqModel(DynmaskModel):
         """The output text for each input (words marked ``[MISSING]`` are missing), with the run's
         fuzzy-match hybrid where it chose one; where a baseline beat the model on validation
         (:attr:`fallback`), that baseline's output, as ``dynmask predict`` gives (``use_model``: the model's)."""
-        from .tasks.seq2seq.fallback import fallback_outputs
-        from .tasks.seq2seq.fuzzy import fuzzy_match_texts
-        from .tasks.seq2seq.trained import generate_texts
+        from .tasks.seq2seq.fallback import answer_texts
 
         run = self._run
-        if self.fallback is not None and not use_model:
-            return fallback_outputs(self.fallback, self._folder, self.tokenizer, list(texts), run["max_src_len"])
-        outputs = generate_texts(
-            self.model, self.tokenizer, list(texts), beam=beam, length_penalty=length_penalty,
-            max_len=run["max_tgt_len"], max_src_len=run["max_src_len"], memory=run["loaded_memory"],
-            memory_len=run["max_tgt_len"], no_repeat_ngram=run["no_repeat_ngram"],
+        rows = answer_texts(
+            self.model, self.tokenizer, run, self._folder, texts, baseline=None if use_model else self.fallback,
+            beam=beam, length_penalty=length_penalty, max_len=run["max_tgt_len"],
+            no_repeat_ngram=run["no_repeat_ngram"],
         )  # fmt: skip
-        if run["loaded_fuzzy_match"] is None:
-            return outputs
-        fuzzy = fuzzy_match_texts(self.tokenizer, list(texts), outputs, run["loaded_fuzzy_match"], run["max_src_len"])
-        return [f["output"] for f in fuzzy]
+        return [row["output"] for row in rows]
 
 
 class SeriesClassifierModel(DynmaskModel):

@@ -33,11 +33,11 @@ from ..common import MissingSpec, has_confidences, mark_splits, run_threshold
 from ..pretrained import resolve_pretrained
 from ..registry import run_config_folder
 from ..report import pair_data_summary, save_summary, seq2seq_report, seq2seq_table
-from .fallback import fallback_outputs, read_fallback
-from .fuzzy import fuzzy_match_texts, score_fuzzy_match
+from .fallback import answer_texts, read_fallback
+from .fuzzy import score_fuzzy_match
 from .task import Seq2SeqTask
 from .train import train_seq2seq
-from .trained import generate_texts, load_seq2seq
+from .trained import load_seq2seq
 
 
 def add_arguments(q, source: str = "source", target: str = "target") -> None:
@@ -252,35 +252,15 @@ def predict(args, texts: list) -> list[dict]:
         )
     out = []
     for chunk in batches(texts, 64):  # memory bounded by a batch, not by the input
-        if baseline is not None:
-            outputs = fallback_outputs(baseline, folder, tokenizer, chunk, config["max_src_len"])
-            rows = [{"text": t, "output": o, "from": baseline} for t, o in zip(chunk, outputs)]
-            for row in rows:
-                print(json.dumps(row, ensure_ascii=False))
-            out += rows
-            continue
-        outputs = generate_texts(
-            model,
-            tokenizer,
-            chunk,
-            beam=args.beam,
-            length_penalty=args.length_penalty,
-            max_len=args.max_len or config["max_tgt_len"],
-            max_src_len=config["max_src_len"],
-            memory=config["loaded_memory"],
-            memory_len=config["max_tgt_len"],
-            no_repeat_ngram=_no_repeat_ngram(args, config),
-        )
-        if config["loaded_fuzzy_match"] is not None and not args.no_fuzzy_match:
-            fuzzy = fuzzy_match_texts(tokenizer, chunk, outputs, config["loaded_fuzzy_match"], config["max_src_len"])
-            rows = [{"text": t, **f} for t, f in zip(chunk, fuzzy)]
-        else:
-            rows = [{"text": t, "output": o} for t, o in zip(chunk, outputs)]
+        rows = answer_texts(
+            model, tokenizer, config, folder, chunk, baseline=baseline, beam=args.beam,
+            length_penalty=args.length_penalty, max_len=args.max_len or config["max_tgt_len"],
+            no_repeat_ngram=_no_repeat_ngram(args, config), fuzzy=not args.no_fuzzy_match,
+        )  # fmt: skip
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
         out += rows
-    rows = out
-    return rows
+    return out
 
 
 def _no_repeat_ngram(args, config: dict) -> int:

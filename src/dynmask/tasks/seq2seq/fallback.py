@@ -21,7 +21,7 @@ from ...training.run_folders import write_manifest
 from ..common import MissingSpec
 from .sources import cut_source, observed_texts
 
-__all__ = ["FALLBACK_FILE", "fit_fallback", "read_fallback", "fallback_outputs"]
+__all__ = ["FALLBACK_FILE", "fit_fallback", "read_fallback", "fallback_outputs", "answer_texts"]
 
 FALLBACK_FILE = "seq2seq_fallback.json"
 VALID_LIMIT = 500  # validation pairs decoded to compare (the first ones, as the baselines read them)
@@ -71,3 +71,27 @@ def fallback_outputs(name: str, folder: Path, tokenizer, texts: Sequence[str], m
     if name == "lead-1":
         return [lead_sentences(s) for s in sources]
     return TranslationMemory.load(folder).nearest_targets(sources)
+
+def answer_texts(
+    model, tokenizer, config: dict, folder: Path, texts: Sequence[str], *, baseline: Optional[str], beam: int,
+    length_penalty: float, max_len: int, no_repeat_ngram: int, fuzzy: bool = True,
+) -> list[dict]:  # fmt: skip
+    """One row per raw text, as ``dynmask predict`` prints it: ``{"text", "output"}``, with ``"from"`` where
+    ``baseline`` (the run's :func:`read_fallback`, None to decode) answers, or the fuzzy-match fields where
+    the run chose a threshold and ``fuzzy``. ``config``: :func:`~.trained.load_seq2seq`'s run config."""
+    from .fuzzy import fuzzy_match_texts
+    from .trained import generate_texts
+
+    texts = list(texts)
+    if baseline is not None:
+        outputs = fallback_outputs(baseline, folder, tokenizer, texts, config["max_src_len"])
+        return [{"text": t, "output": o, "from": baseline} for t, o in zip(texts, outputs)]
+    outputs = generate_texts(
+        model, tokenizer, texts, beam=beam, length_penalty=length_penalty, max_len=max_len,
+        max_src_len=config["max_src_len"], memory=config["loaded_memory"], memory_len=config["max_tgt_len"],
+        no_repeat_ngram=no_repeat_ngram,
+    )  # fmt: skip
+    if config["loaded_fuzzy_match"] is None or not fuzzy:
+        return [{"text": t, "output": o} for t, o in zip(texts, outputs)]
+    matched = fuzzy_match_texts(tokenizer, texts, outputs, config["loaded_fuzzy_match"], config["max_src_len"])
+    return [{"text": t, **f} for t, f in zip(texts, matched)]
