@@ -28,13 +28,22 @@ VALID_LIMIT = 500  # validation pairs decoded to compare (the first ones, as the
 BASELINES = {"translate": ("copy-source", "translation memory"), "summarize": ("lead-1", "nearest training summary")}
 
 
-def fit_fallback(output: Path, task, model, *, beam: int, length_penalty: float, progress: bool = False) -> dict:
+def fit_fallback(
+    output: Path, task, model, *, beam: int, length_penalty: float, progress: bool = False,
+    hypotheses: Optional[Sequence[str]] = None,
+) -> dict:  # fmt: skip
     """Score the model and the baselines on the validation pairs (nothing hidden): {"valid": scores,
-    "metric", "fallback": the baseline that beats the model (recorded in ``best/``) or None}."""
+    "metric", "fallback": the baseline that beats the model (recorded in ``best/``) or None}.
+    ``hypotheses``: the model's validation outputs at the same beam and length penalty, already decoded
+    (the fuzzy-match fit's), so they are not decoded again."""
     best = Path(output) / "best"
     metric = METRIC[task.kind]
-    hyps, refs, _ = task.generate(model, "valid", MissingSpec(0.0), beam=beam, length_penalty=length_penalty,
-                                  limit=VALID_LIMIT, progress=progress)  # fmt: skip
+    if hypotheses is None:
+        hyps, refs, _ = task.generate(model, "valid", MissingSpec(0.0), beam=beam, length_penalty=length_penalty,
+                                      limit=VALID_LIMIT, progress=progress)  # fmt: skip
+    else:
+        hyps = list(hypotheses)[:VALID_LIMIT]
+        refs = [p.target for p in task.splits.valid][: len(hyps)]
     scores = {"model": task.score(hyps, refs)[metric]}
     for name, outputs in baseline_outputs(task, "valid", MissingSpec(0.0), limit=VALID_LIMIT).items():
         scores[name] = task.score(outputs, refs)[metric]
@@ -71,6 +80,7 @@ def fallback_outputs(name: str, folder: Path, tokenizer, texts: Sequence[str], m
     if name == "lead-1":
         return [lead_sentences(s) for s in sources]
     return TranslationMemory.load(folder).nearest_targets(sources)
+
 
 def answer_texts(
     model, tokenizer, config: dict, folder: Path, texts: Sequence[str], *, baseline: Optional[str], beam: int,

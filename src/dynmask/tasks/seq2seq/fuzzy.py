@@ -24,11 +24,11 @@ def one_line_each(texts: Sequence[str]) -> str:
 def fit_fuzzy_match(
     output: Path, task: "Seq2SeqTask", model, *, beam: int = 4, length_penalty: float = 1.0, progress: bool = False
 ):
-    """(:class:`~dynmask.fuzzy_match.FuzzyMatch`, memory) for a run's best weights: decode the validation
-    pairs (nothing missing), choose the threshold on them, save it and the memory (the training pairs)
-    in ``output/best/`` (its manifest rewritten), so ``predict`` and ``evaluate`` use it. A choice already
-    saved there from the same beam and length penalty is read back: ``best/`` is replaced whenever the
-    best weights change."""
+    """(:class:`~dynmask.fuzzy_match.FuzzyMatch`, memory, validation hypotheses) for a run's best weights:
+    decode the validation pairs (nothing missing), choose the threshold on them, save it and the memory
+    (the training pairs) in ``output/best/`` (its manifest rewritten), so ``predict`` and ``evaluate`` use it.
+    A choice already saved there from the same beam and length penalty is read back (hypotheses None):
+    ``best/`` is replaced whenever the best weights change."""
 
     best_dir = Path(output) / "best"
     if not (best_dir / "model.safetensors").exists():
@@ -36,7 +36,7 @@ def fit_fuzzy_match(
     if (best_dir / FUZZY_FILE).exists() and (best_dir / MEMORY_FILE).exists():
         saved = FuzzyMatch.load(best_dir)
         if (saved.beam, saved.length_penalty) == (beam, length_penalty):  # chosen from the same decoding
-            return saved, TranslationMemory.load(best_dir)
+            return saved, TranslationMemory.load(best_dir), None
     memory = task.memory or TranslationMemory(
         [p.source for p in task.splits.train], [p.target for p in task.splits.train]
     )
@@ -49,7 +49,7 @@ def fit_fuzzy_match(
     if not (best_dir / MEMORY_FILE).exists():
         memory.save(best_dir)
     write_manifest(best_dir)
-    return choice, memory
+    return choice, memory, hyps
 
 
 def score_fuzzy_match(task, split: str, missing: MissingSpec, hypotheses: Sequence[str], choice, memory, limit=None):

@@ -121,8 +121,11 @@ def train_seq2seq(
     if confidences and trainer.main and (output / "best").exists():
         threshold, task = threshold_and_test_task(output, splits, tokenizer, kind, confidence_threshold, task_options)
         summary["confidence_threshold"] = threshold
+    best = model  # the best weights, loaded once for the test scores and the validation fallback
+    if trainer.main and (output / "best" / "model.safetensors").exists() and (test_rates or not train_config.max_steps):
+        best = load_seq2seq(output)[0]
+    valid_hyps = None  # the fuzzy-match fit's validation outputs, reused by the fallback's comparison
     if test_rates and trainer.main:
-        best = load_seq2seq(output)[0] if (output / "best").exists() else model
         hyp_dir = output / "test_hypotheses"
         hyp_dir.mkdir(exist_ok=True)
         decoded_with = {"model": weights_digest(output), "beam": beam, "test_limit": test_limit}
@@ -164,7 +167,7 @@ def train_seq2seq(
             (hyp_dir / f"missing{rate:.1f}.txt").write_text(one_line_each(hyps))
             save_rate(result)
         if fuzzy_match:
-            choice, fuzzy_memory = fit_fuzzy_match(
+            choice, fuzzy_memory, valid_hyps = fit_fuzzy_match(
                 output, task, best, beam=beam, length_penalty=length_penalty, progress=train_config.progress
             )
             for result in results:
@@ -181,10 +184,10 @@ def train_seq2seq(
         summary["test"] = results
         (output / "test_results.json").write_text(json.dumps(results, indent=2))
     if trainer.main and (output / "best" / "model.safetensors").exists() and train_config.max_steps is None:
-        best = load_seq2seq(output)[0]
         summary["validation"] = fit_fallback(
-            output, task, best, beam=beam, length_penalty=length_penalty, progress=train_config.progress
-        )
+            output, task, best, beam=beam, length_penalty=length_penalty, progress=train_config.progress,
+            hypotheses=valid_hyps,
+        )  # fmt: skip
     return summary
 
 
