@@ -15,6 +15,7 @@ __all__ = [
     "seq2seq_report",
     "seq2seq_table",
     "classify_table",
+    "majority_class",
     "series_data_summary",
     "series_classify_report",
     "pair_data_summary",
@@ -35,6 +36,12 @@ def save_summary(output: Path, summary: dict) -> Path:
 def _share(counter: Counter, total: int, top: int = 6) -> str:
     parts = [f"{name} {n / max(total, 1):.0%}" for name, n in counter.most_common(top)]
     return ", ".join(parts) + (f", ... ({len(counter)} labels)" if len(counter) > top else "")
+
+
+def majority_class(train_labels: Sequence[int], scored_labels: Sequence[int]) -> tuple[int, float]:
+    """(the most frequent training label, its share of ``scored_labels``): the trivial classifier's accuracy."""
+    label = Counter(train_labels).most_common(1)[0][0]
+    return label, sum(y == label for y in scored_labels) / max(len(scored_labels), 1)
 
 
 def text_data_summary(splits, markers: Sequence[str]) -> str:
@@ -67,8 +74,7 @@ def pair_data_summary(splits, markers: Sequence[str]) -> str:
 
 def classify_report(summary: dict, splits, output: Path) -> str:
     """The test accuracy at each missing rate beside the majority class (its share of the test texts)."""
-    train_major = Counter(e.label for e in splits.train).most_common(1)[0][0]
-    majority = sum(e.label == train_major for e in splits.test) / max(len(splits.test), 1)
+    train_major, majority = majority_class([e.label for e in splits.train], [e.label for e in splits.test])
     lines = []
     results = summary.get("test") or []
     if results:
@@ -104,8 +110,7 @@ def series_data_summary(splits) -> str:
 
 def series_classify_report(summary: dict, splits, output: Path) -> str:
     """The test accuracy at each missing rate beside the majority class, and the next command."""
-    train_major = Counter(y for _, y in splits.train).most_common(1)[0][0]
-    majority = sum(y == train_major for _, y in splits.test) / max(len(splits.test), 1)
+    train_major, majority = majority_class([y for _, y in splits.train], [y for _, y in splits.test])
     results = summary.get("test") or []
     lines = classify_table(results, majority, splits.labels[train_major]) if results else []
     if lines:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 
 from ...data.text import load_text_dataset
 from ...data.tokenizer import DEFAULT_MISSING_MARKERS
@@ -31,7 +30,7 @@ from ..arguments import (
 )
 from ..common import has_confidences, mark_splits, run_threshold
 from ..registry import run_config_folder
-from ..report import classify_report, classify_table, save_summary, text_data_summary
+from ..report import classify_report, classify_table, majority_class, save_summary, text_data_summary
 from .task import MissingSpec, TextClassificationTask, load_classifier, predict_texts, train_text_classifier
 
 
@@ -183,9 +182,8 @@ def evaluate(args) -> list[dict]:
     if getattr(args, "json", True):
         print(json.dumps(results, indent=2))
         return results
-    train_major = Counter(e.label for e in splits.train).most_common(1)[0][0]
     scored = splits.split(args.split)
-    majority = sum(e.label == train_major for e in scored) / max(len(scored), 1)
+    train_major, majority = majority_class([e.label for e in splits.train], [e.label for e in scored])
     print(text_data_summary(splits, DEFAULT_MISSING_MARKERS))
     print(f"{args.split} split, {len(scored):,} texts, the same seeded holes for every model at each rate:")
     print("\n".join(classify_table(results, majority, splits.labels[train_major])))
