@@ -1,9 +1,13 @@
 """Deployment speed: the same trained-size encoder classifier run by PyTorch eager, by onnxruntime
-(exported dense and compact, the mask built inside the graph), and by torch.compile (inductor),
-at 0 / 50 / 75% of positions missing. Runs are interleaved in one process; medians of repeated
-calls; ratios against eager PyTorch (dense) side by side.
+(exported by ``dynmask export``'s route: the mask built inside the graph, attention as onnxruntime's fused
+MultiHeadAttention; sessions flush denormals), and by torch.compile (inductor),
+at 0 / 50 / 75% of positions missing. Runs are interleaved in one process, each call after a short
+pause (``SETTLE_S``); medians of repeated calls; ratios against eager PyTorch (dense) side by side.
 
-    python benchmarks/export_compile.py          # benchmarks/results/export-compile.{json,md}
+    python benchmarks/export_compile.py --with-plain    # benchmarks/results/export-compile.{json,md}
+
+``--with-plain`` adds the same graphs exported by a plain ``torch.onnx.export`` and run in a default
+onnxruntime session (what dynmask exported before it fused attention and flushed denormals).
 """
 
 from __future__ import annotations
@@ -18,12 +22,20 @@ from pathlib import Path
 
 import torch
 
+from dynmask.export import export_graph, session_options
 from dynmask.graph import compile as dm_compile
 from dynmask.layers import with_backend
 from dynmask.models import ClassifierConfig, TextClassifier
 from dynmask.traced import TextClassifierGraph
 
 OUT = Path(__file__).resolve().parent / "results"
+# A pause before each timed call: the runtime that ran last leaves its worker threads spinning for a while
+# (onnxruntime's pool, PyTorch's OpenMP), and on 2 cores they would take the next runtime's cores.
+SETTLE_S = 0.05
+
+
+def _runner(session):
+    return lambda ids: session.run(None, {session.get_inputs()[0].name: ids.numpy()})[0]
 
 
 def main() -> None:
@@ -31,7 +43,12 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--length", type=int, default=256)
     p.add_argument("--d-model", type=int, default=64)
-    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--repeats", type=int, default=31)
+    p.add_argument(
+        "--with-plain",
+        action="store_true",
+        help="also time a plain torch.onnx.export of the same graphs in a default onnxruntime session",
+    )
     args = p.parse_args()
     warnings.filterwarnings("ignore")
     import onnxruntime as ort
@@ -48,23 +65,23 @@ def main() -> None:
     example[0, 3] = 1
     runners = {"eager dense": lambda ids: graphs["dense"](ids), "eager compact": lambda ids: graphs["compact"](ids)}
     tmp = Path(tempfile.mkdtemp())
+    dims = ({0: Dim("batch"), 1: Dim("length", min=2, max=65_536)},)
+    threads = torch.get_num_threads()
     for backend, graph in graphs.items():
         path = tmp / f"{backend}.onnx"
-        with torch.no_grad():
-            torch.onnx.export(
-                graph,
-                (example,),
-                str(path),
-                dynamo=True,
-                verbose=False,
-                dynamic_shapes=({0: Dim("batch"), 1: Dim("length", min=2, max=65_536)},),
-            )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        runners[f"onnxruntime {backend}"] = (
-            lambda s: lambda ids: s.run(None, {s.get_inputs()[0].name: ids.numpy()})[0]
-        )(session)
+        export_graph(graph, (example,), path, dims)
+        session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+        runners[f"onnxruntime {backend}"] = _runner(session)
+        if (
+            args.with_plain
+        ):  # the exporter's own decomposition, onnxruntime's default session (how dynmask exported before)
+            plain = tmp / f"{backend}-plain.onnx"
+            with torch.no_grad():
+                torch.onnx.export(graph, (example,), str(plain), dynamo=True, verbose=False, dynamic_shapes=dims)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            session = ort.InferenceSession(str(plain), options, providers=["CPUExecutionProvider"])
+            runners[f"plain export {backend}"] = _runner(session)
     for backend in ("dense", "compact"):
         runners[f"torch.compile {backend}"] = dm_compile(graphs[backend], dynamic=True)
     rows = []
@@ -81,13 +98,21 @@ def main() -> None:
             for r in range(args.repeats):
                 order = list(runners) if r % 2 == 0 else list(reversed(runners))
                 for name in order:
+                    time.sleep(SETTLE_S)
                     start = time.perf_counter()
                     runners[name](ids)
                     times[name].append(time.perf_counter() - start)
         medians = {name: statistics.median(t) * 1000 for name, t in times.items()}
         base = medians["eager dense"]
+        same_path = {b: medians[f"eager {b}"] / medians[f"onnxruntime {b}"] for b in ("dense", "compact")}
         rows.append(
-            {"missing": missing, "ms": medians, "speedup_vs_eager_dense": {k: base / v for k, v in medians.items()}}
+            {
+                "missing": missing,
+                "ms": medians,
+                "speedup_vs_eager_dense": {k: base / v for k, v in medians.items()},
+                "onnxruntime_vs_eager_same_path": same_path,
+                "onnxruntime_compact_vs_dense": medians["onnxruntime dense"] / medians["onnxruntime compact"],
+            }
         )
         print(json.dumps(rows[-1]), flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -114,6 +139,20 @@ def main() -> None:
             f"| {row['missing']:.0%} | "
             + " | ".join(f"{row['ms'][n]:.1f} ({row['speedup_vs_eager_dense'][n]:.2f}×)" for n in names)
             + " |"
+        )
+    lines += [
+        "",
+        "onnxruntime against PyTorch eager on the same path, and compact against dense within onnxruntime "
+        "(speed-ups: > 1 is faster)",
+        "",
+        "| missing | onnxruntime / eager, dense | onnxruntime / eager, compact | onnxruntime compact / dense |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        same = row["onnxruntime_vs_eager_same_path"]
+        lines.append(
+            f"| {row['missing']:.0%} | {same['dense']:.2f}× | {same['compact']:.2f}× | "
+            f"{row['onnxruntime_compact_vs_dense']:.2f}× |"
         )
     (OUT / "export-compile.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -179,6 +179,8 @@ def _dynmask_onnx():
     def run(m, x, observed, causal):
         import onnxruntime as ort
 
+        from dynmask.export import export_graph, session_options
+
         if x.dtype != torch.float32:
             return None  # the export is float32
         key = (id(m), causal)
@@ -187,8 +189,8 @@ def _dynmask_onnx():
             example = torch.randn(B, L, D)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                torch.onnx.export(_EncoderGraph(m, causal).eval(), (example,), str(path), dynamo=True, verbose=False)
-            sessions[key] = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+                export_graph(_EncoderGraph(m, causal).eval(), (example,), path, None)  # dynmask export's route
+            sessions[key] = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
         # the graph reads missing from NaN: missing positions hold NaN, whatever the case filled in
         x = torch.where(observed[..., None], x, torch.full_like(x, float("nan")))
         out = sessions[key].run(None, {sessions[key].get_inputs()[0].name: x.detach().numpy()})[0]

@@ -84,11 +84,15 @@ def _series_run(tmp_path, kind):
     return model.eval()
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["dynmask-export", "plain-torch-onnx-export"])
 @pytest.mark.parametrize("kind", ["impute", "classify-series"])
 @pytest.mark.parametrize("backend", ["dense", "compact"])
-def test_series_models_export_with_the_nan_mask_inside(tmp_path, kind, backend):
+def test_series_models_export_with_the_nan_mask_inside(tmp_path, kind, backend, fused):
+    """Both routes keep the guarantee: dynmask's (fused attention, rows zeroed by multiplying) and a user's
+    own ``torch.onnx.export`` of the same graph (the exporter's decomposition, ``where`` everywhere)."""
     from torch.export import Dim
 
+    from dynmask.export import export_graph, session_options
     from dynmask.layers import with_backend
     from dynmask.traced import SeriesGraph
 
@@ -97,18 +101,18 @@ def test_series_models_export_with_the_nan_mask_inside(tmp_path, kind, backend):
     example = torch.randn(2, 8, 3)
     example[0, 1] = float("nan")
     path = tmp_path / "series.onnx"
-    with torch.no_grad():
-        torch.onnx.export(
-            graph,
-            (example,),
-            str(path),
-            dynamo=True,
-            verbose=False,
-            dynamic_shapes=({0: Dim("batch"), 1: Dim("length", min=2, max=4096)},),
-        )
+    dims = ({0: Dim("batch"), 1: Dim("length", min=2, max=4096)},)
+    if fused:
+        export_graph(graph, (example,), path, dims)
+    else:
+        with torch.no_grad():
+            torch.onnx.export(graph, (example,), str(path), dynamo=True, verbose=False, dynamic_shapes=dims)
+    import onnx
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert ("MultiHeadAttention" in ops) == fused and ("Softmax" in ops) != fused
+    session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
     g = torch.Generator().manual_seed(1)
     x = torch.randn(4, 19, 3, generator=g)
     x[0, ::2] = float("nan")  # whole steps missing

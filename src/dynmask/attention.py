@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from .graph import tracing
 from .masks import check_input_dtype
+from .onnx_fusion import exporting_fused, key_masked_attention, zero_rows
 
 __all__ = ["MaskedMultiheadAttention", "masked_attention", "allowed_keys", "KERNELS", "sdpa_kernel"]
 
@@ -197,6 +198,33 @@ class MaskedMultiheadAttention(nn.Module):
             return q, k, v
         return q, self._heads(F.linear(key, wk, bk)), self._heads(F.linear(value, wv, bv))
 
+    def _fusable(self) -> bool:
+        """Whether an ONNX export may write this layer as onnxruntime's fused attention node."""
+        plain = type(self).gate_queries is MaskedMultiheadAttention.gate_queries and self.kernel is sdpa_kernel
+        return plain and exporting_fused() and not (self.training and self.dropout > 0)
+
+    def _fused(self, query: Tensor, key: Optional[Tensor], value: Optional[Tensor], key_keep, self_attention: bool):
+        """Attention as one :func:`~dynmask.onnx_fusion.key_masked_attention` node (an ONNX export's fused
+        attention): ``query`` (B, Lq, D), ``key``/``value`` (B, Lk, D) or None in self-attention, all with
+        their not-kept rows already zero; ``key_keep`` bool[B, Lk], True = may be attended. Returns (B, Lq, D).
+        In self-attention a row without a key is a query that is not kept either (one mask for both), so
+        the caller's zeroing covers it; otherwise such a query reads nothing: out_proj(0), its bias."""
+        w, b, width = self.in_proj_weight, self.in_proj_bias, self.embed_dim
+        if self_attention:
+            q, k, v = F.linear(query, w, b).split(width, -1)  # (B, L, D) each
+        else:
+            bq, bk, bv = (None, None, None) if b is None else b.split(width)
+            wq, wk, wv = w.split(width)
+            q, k, v = F.linear(query, wq, bq), F.linear(key, wk, bk), F.linear(value, wv, bv)  # (B, Lq|Lk, D)
+        batch, key_len = k.shape[:2]
+        keep = key_keep if key_keep is not None else torch.ones(batch, key_len, dtype=torch.bool, device=k.device)
+        has_key = keep.any(-1, keepdim=True)  # (B, 1)
+        y = self.out_proj(key_masked_attention(q, k, v, keep | ~has_key, self.num_heads))  # (B, Lq, D)
+        if self_attention or key_keep is None:
+            return y
+        empty_value = self.out_proj.bias if self.out_proj.bias is not None else y.new_zeros(())
+        return torch.where(has_key[:, :, None], y, empty_value)
+
     def gate_queries(self, q: Tensor) -> Tensor:
         """Projected queries (B, H, Lq, hd) as attention reads them: unchanged here; a baseline's
         attention (:class:`dynmask.ablation.LiteralGateAttention`) overrides this."""
@@ -289,12 +317,13 @@ class MaskedMultiheadAttention(nn.Module):
         if self_attention and not _same_mask(key_keep, query_keep):
             # queries and keys differ (e.g. missing positions still ask): keys get their own cleaning
             self_attention, key = False, raw_query
-        if self_attention:
-            q, k, v = self._project(query, None, None)
-        else:
+        if not self_attention:
             key = _keep_rows(key, key_keep)
             value = key if value is None else _keep_rows(value, key_keep)
-            q, k, v = self._project(query, key, value)
+        if not causal and key_bias is None and not method_inputs and self._fusable():
+            out = self._fused(query, key, value, key_keep, self_attention)  # (B, Lq, D)
+            return out if query_keep is None else zero_rows(out, query_keep)
+        q, k, v = self._project(query, key, value)  # key None: self-attention
 
         q = self.gate_queries(q, **method_inputs)  # (B, H, Lq, hd)
 

@@ -37,6 +37,7 @@ from .embeddings import make_positions
 from .graph import max_count, tracing
 from .masks import Mask, check_input_dtype
 from .methods import get_method
+from .onnx_fusion import zero_rows
 
 __all__ = ["with_backend", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "DecoderCache", "BACKENDS", "QUERIES"]
 
@@ -133,7 +134,7 @@ class EncoderLayer(_Block):
             x = self.norm1(x + self.dropout1(run.self_attend(self.self_attn, x, causal)))
             x = self.norm2(x + self._ff(x))
         if run.query_keep is not None:
-            x = torch.where(run.query_keep.unsqueeze(-1), x, x.new_zeros(()))
+            x = zero_rows(x, run.query_keep)
         return x
 
 
@@ -180,7 +181,7 @@ class DecoderLayer(_Block):
             x = self.norm2(x + self.dropout2(self._cross(x, memory, memory_keep, run)))
             x = self.norm3(x + self._ff(x))
         if run.query_keep is not None:
-            x = torch.where(run.query_keep.unsqueeze(-1), x, x.new_zeros(()))
+            x = zero_rows(x, run.query_keep)
         return x
 
 
@@ -292,7 +293,7 @@ class _Stack(nn.Module):
         if self.positions is not None:
             batch, length = keep.shape
             pe = self.positions(torch.arange(length, device=x.device).expand(batch, length))  # (B, L, D)
-            x = x + torch.where(query_keep.unsqueeze(-1), pe.to(x.dtype), zero)
+            x = x + zero_rows(pe.to(x.dtype), query_keep)
 
         length = keep.shape[1]
         if tracing():  # one graph for every batch: decisions from arguments, sizes symbolic
@@ -362,7 +363,7 @@ class _Stack(nn.Module):
         if self.norm is not None:
             x = self.norm(x)
         if run.query_keep is not None:
-            x = torch.where(run.query_keep.unsqueeze(-1), x, x.new_zeros(()))
+            x = zero_rows(x, run.query_keep)
         return x if plan is None else plan.scatter(x)
 
 
