@@ -371,3 +371,18 @@ def test_an_int8_export_is_one_quantized_file_that_answers_like_float32(text_run
         rows[name] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["label"] for r in rows["int8"]] == [r["label"] for r in rows["fp32"]]
     assert rows["int8"][3]["label"] is None  # nothing observed: no label, as float32
+
+
+def test_sessions_flush_denormals_and_a_servers_threads_sleep_between_calls(text_run, tmp_path):
+    """Every session dynmask opens flushes denormals (a masked key's weight underflows, and onnxruntime's
+    exponential is ~15x slower on denormal results); a server's lets its threads sleep between calls."""
+    from dynmask.serve.models import ServedModel
+
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--model", str(text_run), "--output", str(out)]) == 0
+    entry = lambda session, key: session.get_session_options().get_session_config_entry(key)
+    runner = OnnxTextClassifier(out)
+    assert entry(runner.session, "session.set_denormal_as_zero") == "1"
+    served = ServedModel(out)._predict.__self__  # the runner behind /predict
+    assert entry(served.session, "session.set_denormal_as_zero") == "1"
+    assert entry(served.session, "session.intra_op.allow_spinning") == "0"

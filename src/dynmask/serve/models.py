@@ -27,7 +27,7 @@ class ServedModel:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         if is_onnx(self.path):
-            runner = load_onnx(self.path)
+            runner = load_onnx(self.path, spinning=False)  # the event loop needs the cores between calls
             self.task = runner.meta["task"]
         else:
             self.task = task_of(self.path).name
@@ -41,12 +41,16 @@ class ServedModel:
             from ..export import load_onnx_imputer
             from ..tasks.impute.trained import load_imputer
 
-            self.imputer = load_onnx_imputer(self.path) if runner is not None else load_imputer(self.path)
+            self.imputer = (
+                load_onnx_imputer(self.path, spinning=False) if runner is not None else load_imputer(self.path)
+            )
         else:
             from ..export import load_onnx_forecaster
             from ..tasks.forecast.trained import load_forecaster
 
-            self.forecaster = load_onnx_forecaster(self.path) if runner is not None else load_forecaster(self.path)
+            self.forecaster = (
+                load_onnx_forecaster(self.path, spinning=False) if runner is not None else load_forecaster(self.path)
+            )
 
     # ------------------------------------------------------------------------------------------ text
     def _load_classifier(self, runner) -> None:
