@@ -2,6 +2,7 @@
 history value holds never changes a forecast), and both commands end to end: gaps, a variable missing
 from the whole history, a history shorter than the context, intervals, the fallback, ONNX, bad input."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -17,7 +18,7 @@ from dynmask.cli import main
 from dynmask.models.series import SeriesConfig, SeriesImputer
 from dynmask.tasks.forecast.data import continue_time, default_context, history_holes, season_of
 from dynmask.tasks.forecast.trained import load_forecaster
-from dynmask.training.run_folders import write_manifest
+from dynmask.training.run_folders import RunFolderError, write_manifest
 
 NAN = float("nan")
 
@@ -262,3 +263,71 @@ def test_exported_forecaster_agrees_with_the_run(forecaster, tmp_path):
 def test_evaluate_names_where_forecast_scores_are(forecaster, capsys):
     assert main(["evaluate", "--model", str(forecaster[0])]) == 2
     assert "test_results.json" in capsys.readouterr().err
+
+
+def test_a_run_validates_at_three_levels_of_history_missingness(forecaster):
+    """fallback.json records, per level (the validation history as it is, then 20% / 40% more hidden), its
+    missing share, the fallback chosen there and the conformal factor measured there; the loaded
+    forecaster reads them, and test_results.json scores the per-window choice."""
+    from dynmask.tasks.forecast.regimes import EXTRA_HOLES
+
+    run, _ = forecaster
+    saved = json.loads((run / "best" / "fallback.json").read_text())
+    levels = saved["by_history_missing"]
+    assert [lv["extra_holes"] for lv in levels] == list(EXTRA_HOLES)
+    shares = [lv["missing"] for lv in levels]
+    assert shares == sorted(shares) and shares[2] - shares[0] > 0.25  # more holes, a larger missing share
+    for lv in levels:
+        valid = lv["valid"]
+        best = min(valid, key=lambda k: valid[k]["mae"])
+        assert lv["fallback"] == (None if best == "dynmask" else best)  # the level's own winner
+        assert lv["interval_scale"] > 0
+    trained = load_forecaster(run)
+    assert [(r.missing, r.fallback, r.interval_scale) for r in trained.regimes] == [
+        (lv["missing"], lv["fallback"], lv["interval_scale"]) for lv in levels
+    ]
+    results = json.loads((run / "test_results.json").read_text())
+    assert [lv["missing"] for lv in results["dynmask_or_fallback"]["fallback_by_history_missing"]] == shares
+
+
+def test_a_gappier_history_takes_the_choices_of_its_level(forecaster, tmp_path, capsys):
+    """A history as gappy as a level's validation histories gets that level's fallback and interval factor."""
+    import shutil
+
+    from dynmask.tasks.forecast.regimes import Regime
+
+    run = tmp_path / "run"
+    shutil.copytree(forecaster[0], run)
+    levels = [
+        {"missing": 0.1, "fallback": None, "interval_scale": 1.0},
+        {"missing": 0.6, "fallback": "season_mean", "interval_scale": 3.0},
+    ]
+    (run / "best" / "fallback.json").write_text(json.dumps({"fallback": None, "by_history_missing": levels}))
+    write_manifest(run / "best")
+    trained = load_forecaster(run)
+    assert trained.regimes == [Regime(0.1, None, 1.0), Regime(0.6, "season_mean", 3.0)]
+    frame = pd.read_csv(forecaster[1]).iloc[:60]
+    values = frame[["north", "south", "east"]].to_numpy()
+    history = values[-trained.context :].copy()
+    history[~np.isfinite(history)] = 1.0  # complete: nearest the first level
+    gappy = history.copy()
+    gappy[np.random.default_rng(0).random(gappy.shape) < 0.6] = np.nan  # ~60% missing: the second level
+    assert trained.choices(history) == (None, 1.0) and trained.choices(gappy) == ("season_mean", 3.0)
+    fill = trained.scaler.mean.astype(np.float64)
+    assert np.allclose(trained.forecast(gappy), season_mean(gappy[None], 5, 7, fill)[0])
+    point, lo, hi = trained.forecast(gappy, intervals=True, use_model=True)
+    base = dataclasses.replace(trained, regimes=[], interval_scale=1.0)
+    p1, lo1, hi1 = base.forecast(gappy, intervals=True, use_model=True)
+    assert np.allclose(point, p1) and np.allclose(hi - point, 3.0 * (hi1 - p1))  # the level's factor
+    assert np.allclose(trained.forecast(history), base.forecast(history))  # the model, at the first level
+    pd.DataFrame(gappy, columns=["north", "south", "east"]).assign(date=frame["date"].iloc[-trained.context :].values)[
+        ["date", "north", "south", "east"]
+    ].to_csv(tmp_path / "g.csv", index=False)
+    capsys.readouterr()
+    out = tmp_path / "n.csv"
+    assert main(["forecast", "--model", str(run), "--input", str(tmp_path / "g.csv"), "--output", str(out)]) == 0
+    assert "by season_mean" in capsys.readouterr().out
+    (run / "best" / "fallback.json").write_text(json.dumps({"by_history_missing": [{"missing": 2.0}]}))
+    write_manifest(run / "best")
+    with pytest.raises(RunFolderError, match="by_history_missing"):
+        load_forecaster(run)

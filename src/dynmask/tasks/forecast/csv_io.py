@@ -66,7 +66,7 @@ def forecast_csv(
     return {
         "horizon": trained.horizon,
         "rows_read": int(min(len(history), trained.context)),
-        "forecast_by": (None if use_model else trained.fallback) or "model",
+        "forecast_by": (None if use_model else trained.choices(history)[0]) or "model",
         "time": "continued" if not times[0].startswith("+") else "unknown step: rows named +1 ... +H",
         "unobserved_in_history": unobserved,
         "not_forecast": [n for n in trained.dropped_names if n in frame.columns],

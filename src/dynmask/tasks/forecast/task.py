@@ -23,15 +23,15 @@ import torch
 from ...baselines.forecast import FORECAST_BASELINES
 from ...data.series import Standardizer
 from ...devices import device_of
-from ...errors import TooFewToCalibrate
 from ...losses import masked_mae
 from ...masks import Mask
 from ...missingness import Schedule, hide_values
 from ...models.series import SeriesConfig, SeriesImputer
 from ...training import Trainer, start_run_folder
 from ...training.run_folders import fingerprint, write_manifest
-from ..impute.calibration import conformal_scale, interval_metrics, pinball_loss, widen_interval
-from ..impute.trained import CALIBRATION_FILE, FALLBACK_FILE, choose_fallback
+from ..impute.calibration import interval_metrics, pinball_loss, widen_interval
+from ..impute.trained import CALIBRATION_FILE, FALLBACK_FILE
+from .regimes import Regime, history_missing, nearest_regime, validate_regimes
 from .trained import load_forecaster
 
 __all__ = ["ForecastTask", "train_forecaster", "forecast_metrics"]
@@ -145,9 +145,10 @@ class ForecastTask:
     def truth(self, split: str) -> np.ndarray:
         return self.data[split][:, self.context :]
 
-    def evaluate(self, model, split: str = "valid", interval_scale: float = 1.0, windows=None) -> dict:
+    def evaluate(self, model, split: str = "valid", interval_scale=1.0, windows=None) -> dict:
         """Forecast metrics on ``split``'s observed future values (``windows``: other history, e.g. with
-        extra holes); with an interval head, the coverage of the interval widened by ``interval_scale``."""
+        extra holes); with an interval head, the coverage of the interval widened by ``interval_scale`` (a
+        number, or float[N, 1, 1]: one per window)."""
         seen = self.windows(split, windows)
         truth = self.truth(split)
         if getattr(model, "interval_head", None) is not None:
@@ -155,7 +156,7 @@ class ForecastTask:
             metrics = forecast_metrics(point, truth, self.scale)
             lo, hi = widen_interval(point, lower, upper, interval_scale)
             metrics.update(interval_metrics(lo, hi, truth, np.isfinite(truth), model.config.interval))
-            metrics["interval_scale"] = interval_scale
+            metrics["interval_scale"] = float(np.mean(interval_scale))
         else:
             metrics = forecast_metrics(self.forecast(model, seen), truth, self.scale)
         return {**metrics, "score": -metrics["mae"]}
@@ -173,11 +174,20 @@ class ForecastTask:
             for name, pred in self.baseline_forecasts(split, windows).items()
         }
 
-    def calibrate(self, model, split: str = "valid") -> float:
-        """The conformal factor of the interval on ``split``'s observed future values."""
-        point, lower, upper = self.forecast(model, self.windows(split), intervals=True)
-        truth = self.truth(split)
-        return conformal_scale(point, lower, upper, truth, np.isfinite(truth), model.config.interval)
+    def regimes_of(self, regimes: list[Regime], split: str, windows=None) -> list[Regime]:
+        """The level each of ``split``'s windows takes: the one nearest its history's missing share."""
+        history = self.windows(split, windows)[:, : self.context]
+        return [nearest_regime(regimes, history_missing(h)) for h in history]
+
+    def chosen_forecasts(self, model, regimes: list[Regime], split: str, windows=None) -> np.ndarray:
+        """What ``dynmask forecast`` gives for each window (N, H, F): the model's forecast, or the fallback
+        baseline of the window's level."""
+        point = self.forecast(model, self.windows(split, windows))
+        baselines = self.baseline_forecasts(split, windows)
+        for i, regime in enumerate(self.regimes_of(regimes, split, windows)):
+            if regime.fallback is not None:
+                point[i] = baselines[regime.fallback][i]
+        return point
 
     def save_assets(self, folder: Path) -> None:
         (Path(folder) / "forecast.json").write_text(
@@ -238,22 +248,21 @@ def train_forecaster(
         return summary
     best_dir = Path(output) / "best"
     best = load_forecaster(output).model if (best_dir / "model.safetensors").exists() else model
-    valid_model, valid_baselines = task.evaluate(best, "valid"), task.baselines("valid")
-    fallback = choose_fallback(valid_model, valid_baselines)
-    summary["fallback"], summary["valid"] = fallback, {"dynmask": valid_model, **valid_baselines}
-    scale = 1.0
-    if best.interval_head is not None:
-        try:
-            scale = task.calibrate(best, "valid")
-        except TooFewToCalibrate as e:
-            print(f"note: intervals left uncalibrated (the model's raw quantiles): {e}", flush=True)
+    levels = validate_regimes(task, best)  # the validation history as it is, then with more holes
+    regimes = [Regime(r["missing"], r["fallback"], r["interval_scale"]) for r in levels]
+    fallback, scale = regimes[0].fallback, regimes[0].interval_scale
+    summary["fallback"], summary["valid"] = fallback, levels[0]["valid"]
+    summary["by_history_missing"] = levels
     if best_dir.exists():
-        (best_dir / FALLBACK_FILE).write_text(json.dumps({"fallback": fallback, "valid": summary["valid"]}, indent=2))
+        (best_dir / FALLBACK_FILE).write_text(
+            json.dumps({"fallback": fallback, "valid": summary["valid"], "by_history_missing": levels}, indent=2)
+        )
         if best.interval_head is not None:
             (best_dir / CALIBRATION_FILE).write_text(
                 json.dumps(
                     {
-                        "method": "split conformal, validation forecasts",
+                        "method": "split conformal, validation forecasts; per level of history missingness "
+                        "in fallback.json",
                         "scale": scale,
                         "interval": best.config.interval,
                     },
@@ -262,15 +271,17 @@ def train_forecaster(
             )
         write_manifest(best_dir)
     t1 = time.perf_counter()
-    summary["test"] = task.evaluate(best, "test", interval_scale=scale)
+    scales = np.array([r.interval_scale for r in task.regimes_of(regimes, "test")])[:, None, None]  # (N, 1, 1)
+    summary["test"] = task.evaluate(best, "test", interval_scale=scales)
     summary["forecast_seconds"] = time.perf_counter() - t1
     summary["baselines"] = task.baselines("test")
-    chosen = summary["test"] if fallback is None else summary["baselines"][fallback]
+    chosen = forecast_metrics(task.chosen_forecasts(best, regimes, "test"), task.truth("test"), task.scale)
     results = {
         "dynmask": summary["test"],
         **summary["baselines"],
-        "dynmask_or_fallback": {**chosen, "fallback": fallback},
-    }
+        "dynmask_or_fallback": {**chosen, "fallback": fallback, "fallback_by_history_missing": [
+            {"missing": r.missing, "fallback": r.fallback} for r in regimes]},
+    }  # fmt: skip
     (Path(output) / "test_results.json").write_text(json.dumps(results, indent=2))
     point = task.forecast(best, task.windows("test"))
     np.savez_compressed(
@@ -280,10 +291,13 @@ def train_forecaster(
         dynmask=point,
         **task.baseline_forecasts("test"),
     )
-    if fallback is not None:
-        print(
-            f"note: {fallback} beat the model on validation forecasts (MAE {valid_baselines[fallback]['mae']:.4g} vs "
-            f"{valid_model['mae']:.4g}): `dynmask forecast` will use {fallback} and say so",
-            flush=True,
-        )
+    for level in levels:
+        if level["fallback"] is not None:
+            name, valid = level["fallback"], level["valid"]
+            print(
+                f"note: on validation histories {level['missing']:.0%} missing, {name} beat the model (MAE "
+                f"{valid[name]['mae']:.4g} vs {valid['dynmask']['mae']:.4g}): `dynmask forecast` uses {name} for "
+                "histories that gappy, and says so",
+                flush=True,
+            )
     return summary

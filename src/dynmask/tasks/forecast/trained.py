@@ -21,6 +21,7 @@ from ...training import load_run_model
 from ...training.run_folders import RunFolderError, config_from_dict, read_json
 from ..impute.calibration import widen_interval
 from ..impute.trained import read_calibration_scale, read_fallback
+from .regimes import history_missing, nearest_regime, read_regimes
 
 __all__ = ["TrainedForecaster", "load_forecaster", "forecaster_from_assets"]
 
@@ -39,6 +40,18 @@ class TrainedForecaster:
     dropped_names: list = field(default_factory=list)  # never observed in training: not forecast (left blank)
     fallback: Optional[str] = None  # a simple baseline that beat the model on validation: it forecasts instead
     interval_scale: float = 1.0  # conformal factor of the interval, from validation
+    # the fallback and factor per level of history missingness (regimes.py); empty: the two above for all
+    regimes: list = field(default_factory=list)
+
+    def choices(self, history: np.ndarray) -> tuple[Optional[str], float]:
+        """(fallback or None, conformal factor) for ``history`` float[T, F] (at most ``context`` steps; fewer
+        count the steps before them as missing): those of the validation level nearest its missing share."""
+        if not self.regimes:
+            return self.fallback, self.interval_scale
+        history = np.where(np.isfinite(history), history, np.nan)[-self.context :]
+        padded = np.concatenate([np.full((self.context - history.shape[0], history.shape[1]), np.nan), history])
+        regime = nearest_regime(self.regimes, history_missing(padded))
+        return regime.fallback, regime.interval_scale
 
     def forecast(self, history: np.ndarray, intervals: bool = False, use_model: bool = False):
         """The next ``horizon`` steps float64[H, F] after ``history`` float[T, F] (original units, NaN =
@@ -52,7 +65,8 @@ class TrainedForecaster:
         history = np.where(np.isfinite(history), history, np.nan)[-self.context :]
         if not np.isfinite(history).any():
             raise DataError("the history holds no observed value: nothing to forecast from")
-        fallback = None if use_model else self.fallback
+        fallback, scale = self.choices(history)
+        fallback = None if use_model else fallback
         if fallback is not None:
             if intervals:
                 raise DataError(
@@ -77,7 +91,7 @@ class TrainedForecaster:
                     self.scaler.inverse(t[0, self.context :].double().numpy())
                     for t in self.model.forward_with_interval(x, mask)
                 )
-                return (point, *widen_interval(point, lower, upper, self.interval_scale))
+                return (point, *widen_interval(point, lower, upper, scale))
             out = self.model(x, mask)
         return self.scaler.inverse(out[0, self.context :].double().numpy())
 
@@ -111,4 +125,5 @@ def forecaster_from_assets(model, folder: Path, features: int, max_len: int) -> 
     ):
         raise RunFolderError(f"{folder / 'forecast.json'} does not match the model ({features} variables)")
     fallback, scale = read_fallback(folder, tuple(FORECAST_BASELINES)), read_calibration_scale(folder)
-    return TrainedForecaster(model, scaler, context, horizon, season, names, dropped, fallback, scale)
+    regimes = read_regimes(folder, tuple(FORECAST_BASELINES))
+    return TrainedForecaster(model, scaler, context, horizon, season, names, dropped, fallback, scale, regimes)

@@ -1,0 +1,111 @@
+"""Choices that follow how gappy a history is: the validation fallback and the interval's conformal factor.
+
+A model that beats the simple baselines on complete histories may lose to them on thin ones (and the
+reverse), and its interval, calibrated on the validation histories as they come, is too narrow for a
+history with more holes. So a run validates at several levels of history missingness: the validation
+windows as they are, and with ``EXTRA_HOLES`` more of their observed history hidden the way training hides
+it (values, blocks or whole variables, seeded). Each level records its mean missing share, the baseline
+that beats the model there (or None) and the conformal factor measured there. A new history takes the
+choices of the level whose missing share is nearest its own. Stored in ``best/fallback.json`` under
+``"by_history_missing"``; runs without it use their single fallback and factor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from ...errors import TooFewToCalibrate
+from ...missingness import hide_values
+from ...training.run_folders import RunFolderError, read_json
+from ..impute.calibration import conformal_scale
+from ..impute.trained import FALLBACK_FILE, choose_fallback
+
+__all__ = ["Regime", "EXTRA_HOLES", "history_missing", "validate_regimes", "nearest_regime", "read_regimes"]
+
+EXTRA_HOLES = (0.0, 0.2, 0.4)  # shares of the observed validation history hidden, one level each
+
+
+@dataclass(frozen=True)
+class Regime:
+    missing: float  # mean share of missing history values (context steps x variables) at this level
+    fallback: Optional[str]  # the baseline that beat the model on validation at this level, or None
+    interval_scale: float = 1.0  # the conformal factor measured at this level
+
+
+def history_missing(history: np.ndarray) -> float:
+    """Share of missing values (NaN) in ``history`` float[T, F] or float[N, T, F] (the mean over windows)."""
+    return float(np.isnan(history).mean()) if history.size else 1.0
+
+
+def thinned_windows(task, split: str, rate: float, seed: int = 0) -> np.ndarray:
+    """``split``'s windows (original units, N x (C + H) x F) with ``rate`` of their observed history hidden
+    as training hides it (``task.missing_unit``, ``task.block_length``), from a seeded generator."""
+    windows = task.data[split].copy()
+    if rate == 0:
+        return windows
+    history = torch.from_numpy(windows[:, : task.context])  # (N, C, F)
+    n, context, features = history.shape
+    g = torch.Generator().manual_seed(seed)
+    uniforms = torch.rand(features + 1, n, context, generator=g, dtype=history.dtype)  # (F + 1, N, C)
+    windows[:, : task.context] = hide_values(history, rate, uniforms, task.missing_unit, task.block_length).numpy()
+    return windows
+
+
+def validate_regimes(task, model, split: str = "valid") -> list[dict]:
+    """One row per level of :data:`EXTRA_HOLES`: its missing share, the model's and the baselines' metrics,
+    the fallback chosen there and the conformal factor (1.0 without an interval head or too few values)."""
+    rows = []
+    for rate in EXTRA_HOLES:
+        windows = thinned_windows(task, split, rate, seed=1000 + int(rate * 100))
+        metrics = task.evaluate(model, split, windows=windows)
+        baselines = task.baselines(split, windows=windows)
+        scale = 1.0
+        if getattr(model, "interval_head", None) is not None:
+            point, lower, upper = task.forecast(model, task.windows(split, windows), intervals=True)
+            truth = task.truth(split)
+            try:
+                scale = conformal_scale(point, lower, upper, truth, np.isfinite(truth), model.config.interval)
+            except TooFewToCalibrate:
+                scale = 1.0
+        regime = Regime(history_missing(windows[:, : task.context]), choose_fallback(metrics, baselines), scale)
+        rows.append({**asdict(regime), "extra_holes": rate, "valid": {"dynmask": metrics, **baselines}})
+    return rows
+
+
+def nearest_regime(regimes: Sequence[Regime], missing: float) -> Regime:
+    """The level whose missing share is nearest ``missing`` (the least gappy on a tie)."""
+    return min(regimes, key=lambda r: (abs(r.missing - missing), r.missing))
+
+
+def read_regimes(folder: Path, baselines: tuple) -> list[Regime]:
+    """The levels a forecasting run's ``fallback.json`` records (empty for runs that predate them)."""
+    path = Path(folder) / FALLBACK_FILE
+    if not path.exists():
+        return []
+    rows = read_json(path).get("by_history_missing") or []
+    regimes = []
+    try:
+        for row in rows:
+            missing, fallback, scale = row["missing"], row["fallback"], row["interval_scale"]
+            numbers = [v for v in (missing, scale) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if (
+                len(numbers) != 2
+                or not (0 <= missing <= 1)
+                or not (0 < scale < math.inf)
+                or fallback
+                not in (
+                    None,
+                    *baselines,
+                )
+            ):
+                raise ValueError(f"a level reads {row!r}")
+            regimes.append(Regime(float(missing), fallback, float(scale)))
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunFolderError(f"{path}: by_history_missing is damaged ({type(e).__name__}: {e})") from None
+    return regimes
