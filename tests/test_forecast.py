@@ -282,6 +282,8 @@ def test_a_run_validates_at_three_levels_of_history_missingness(forecaster):
         best = min(valid, key=lambda k: valid[k]["mae"])
         assert lv["fallback"] == (None if best == "dynmask" else best)  # the level's own winner
         assert lv["interval_scale"] > 0
+    scales = [lv["interval_scale"] for lv in levels]
+    assert scales == sorted(scales)  # a gappier history never gets a narrower interval
     trained = load_forecaster(run)
     assert [(r.missing, r.fallback, r.interval_scale) for r in trained.regimes] == [
         (lv["missing"], lv["fallback"], lv["interval_scale"]) for lv in levels

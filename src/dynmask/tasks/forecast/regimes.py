@@ -59,8 +59,12 @@ def thinned_windows(task, split: str, rate: float, seed: int = 0) -> np.ndarray:
 
 def validate_regimes(task, model, split: str = "valid") -> list[dict]:
     """One row per level of :data:`EXTRA_HOLES`: its missing share, the model's and the baselines' metrics,
-    the fallback chosen there and the conformal factor (1.0 without an interval head or too few values)."""
-    rows = []
+    the fallback chosen there and the conformal factor (1.0 without an interval head or too few values).
+    A level's factor is never below a less gappy level's (a running maximum): on a small validation set the
+    factor measured on thinned histories is noisy, and a gappier history never earns a narrower interval
+    (US change, 3 validation forecasts: 0.98 / 0.86 / 0.72 measured, coverage at 40% more holes 67% with
+    them, 72% with the running maximum)."""
+    rows, floor = [], 0.0
     for rate in EXTRA_HOLES:
         windows = thinned_windows(task, split, rate, seed=1000 + int(rate * 100))
         metrics = task.evaluate(model, split, windows=windows)
@@ -73,6 +77,7 @@ def validate_regimes(task, model, split: str = "valid") -> list[dict]:
                 scale = conformal_scale(point, lower, upper, truth, np.isfinite(truth), model.config.interval)
             except TooFewToCalibrate:
                 scale = 1.0
+        scale = floor = max(scale, floor)
         regime = Regime(history_missing(windows[:, : task.context]), choose_fallback(metrics, baselines), scale)
         rows.append({**asdict(regime), "extra_holes": rate, "valid": {"dynmask": metrics, **baselines}})
     return rows

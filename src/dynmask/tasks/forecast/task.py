@@ -291,13 +291,13 @@ def train_forecaster(
         dynmask=point,
         **task.baseline_forecasts("test"),
     )
-    for level in levels:
-        if level["fallback"] is not None:
-            name, valid = level["fallback"], level["valid"]
-            print(
-                f"note: on validation histories {level['missing']:.0%} missing, {name} beat the model (MAE "
-                f"{valid[name]['mae']:.4g} vs {valid['dynmask']['mae']:.4g}): `dynmask forecast` uses {name} for "
-                "histories that gappy, and says so",
-                flush=True,
-            )
+    for name in dict.fromkeys(lv["fallback"] for lv in levels if lv["fallback"] is not None):
+        won = [lv for lv in levels if lv["fallback"] == name]
+        shares = " / ".join(f"{lv['missing']:.0%}" for lv in won)
+        maes = " / ".join(f"{lv['valid'][name]['mae']:.4g} vs {lv['valid']['dynmask']['mae']:.4g}" for lv in won)
+        print(
+            f"note: {name} beat the model on validation histories {shares} missing (MAE {maes}): `dynmask "
+            "forecast` uses it for histories that gappy, and says so",
+            flush=True,
+        )
     return summary
