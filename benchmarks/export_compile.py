@@ -2,7 +2,8 @@
 (exported by ``dynmask export``'s route: the mask built inside the graph, attention as onnxruntime's fused
 MultiHeadAttention; sessions flush denormals), and by torch.compile (inductor),
 at 0 / 50 / 75% of positions missing. Runs are interleaved in one process, each call after a short
-pause (``SETTLE_S``); medians of repeated calls; ratios against eager PyTorch (dense) side by side.
+untimed call (its threads wake, the previous runtime's stop spinning), then ``TIMED`` timed calls in a
+row; medians of all timed calls; ratios against eager PyTorch (dense) side by side.
 
     python benchmarks/export_compile.py --with-plain    # benchmarks/results/export-compile.{json,md}
 
@@ -22,16 +23,17 @@ from pathlib import Path
 
 import torch
 
-from dynmask.export import export_graph, session_options
+from dynmask.export import OnnxSession, export_graph
 from dynmask.graph import compile as dm_compile
 from dynmask.layers import with_backend
 from dynmask.models import ClassifierConfig, TextClassifier
 from dynmask.traced import TextClassifierGraph
 
 OUT = Path(__file__).resolve().parent / "results"
-# A pause before each timed call: the runtime that ran last leaves its worker threads spinning for a while
-# (onnxruntime's pool, PyTorch's OpenMP), and on 2 cores they would take the next runtime's cores.
-SETTLE_S = 0.05
+# Each runner's turn starts with an untimed call: the runtime that ran before leaves its worker threads
+# spinning for a while (onnxruntime's pool, PyTorch's OpenMP), and on 2 cores they would take this one's
+# cores; its own threads may be parked. Then TIMED calls in a row are timed (a runtime under steady load).
+TIMED = 3
 
 
 def _runner(session):
@@ -70,8 +72,8 @@ def main() -> None:
     for backend, graph in graphs.items():
         path = tmp / f"{backend}.onnx"
         export_graph(graph, (example,), path, dims)
-        session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
-        runners[f"onnxruntime {backend}"] = _runner(session)
+        onnx = OnnxSession(path, threads, spinning=False)  # its own thread (flush-to-zero stays there)
+        runners[f"onnxruntime {backend}"] = lambda ids, s=onnx: s.run({s.get_inputs()[0].name: ids.numpy()})[0]
         if (
             args.with_plain
         ):  # the exporter's own decomposition, onnxruntime's default session (how dynmask exported before)
@@ -98,10 +100,11 @@ def main() -> None:
             for r in range(args.repeats):
                 order = list(runners) if r % 2 == 0 else list(reversed(runners))
                 for name in order:
-                    time.sleep(SETTLE_S)
-                    start = time.perf_counter()
                     runners[name](ids)
-                    times[name].append(time.perf_counter() - start)
+                    for _ in range(TIMED):
+                        start = time.perf_counter()
+                        runners[name](ids)
+                        times[name].append(time.perf_counter() - start)
         medians = {name: statistics.median(t) * 1000 for name, t in times.items()}
         base = medians["eager dense"]
         same_path = {b: medians[f"eager {b}"] / medians[f"onnxruntime {b}"] for b in ("dense", "compact")}

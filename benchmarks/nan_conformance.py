@@ -177,9 +177,7 @@ def _dynmask_onnx():
     sessions = {}
 
     def run(m, x, observed, causal):
-        import onnxruntime as ort
-
-        from dynmask.export import export_graph, session_options
+        from dynmask.export import OnnxSession, export_graph
 
         if x.dtype != torch.float32:
             return None  # the export is float32
@@ -190,10 +188,10 @@ def _dynmask_onnx():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 export_graph(_EncoderGraph(m, causal).eval(), (example,), path, None)  # dynmask export's route
-            sessions[key] = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+            sessions[key] = OnnxSession(path)
         # the graph reads missing from NaN: missing positions hold NaN, whatever the case filled in
         x = torch.where(observed[..., None], x, torch.full_like(x, float("nan")))
-        out = sessions[key].run(None, {sessions[key].get_inputs()[0].name: x.detach().numpy()})[0]
+        out = sessions[key].run({sessions[key].get_inputs()[0].name: x.detach().numpy()})[0]
         return torch.from_numpy(out)
 
     return build, run

@@ -92,7 +92,7 @@ def test_series_models_export_with_the_nan_mask_inside(tmp_path, kind, backend, 
     own ``torch.onnx.export`` of the same graph (the exporter's decomposition, ``where`` everywhere)."""
     from torch.export import Dim
 
-    from dynmask.export import export_graph, session_options
+    from dynmask.export import OnnxSession, export_graph
     from dynmask.layers import with_backend
     from dynmask.traced import SeriesGraph
 
@@ -108,17 +108,16 @@ def test_series_models_export_with_the_nan_mask_inside(tmp_path, kind, backend, 
         with torch.no_grad():
             torch.onnx.export(graph, (example,), str(path), dynamo=True, verbose=False, dynamic_shapes=dims)
     import onnx
-    import onnxruntime as ort
 
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}
     assert ("MultiHeadAttention" in ops) == fused and ("Softmax" in ops) != fused
-    session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+    session = OnnxSession(path)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(4, 19, 3, generator=g)
     x[0, ::2] = float("nan")  # whole steps missing
     x[1] = float("nan")  # nothing observed
     x[2, 3:7, 1] = float("inf")  # single values missing
-    run = lambda v: session.run(None, {session.get_inputs()[0].name: v.numpy()})[0]
+    run = lambda v: session.run({session.get_inputs()[0].name: v.numpy()})[0]
     with torch.no_grad():
         reference = graph(x).numpy()
     got = run(x)
@@ -386,3 +385,14 @@ def test_sessions_flush_denormals_and_a_servers_threads_sleep_between_calls(text
     served = ServedModel(out)._predict.__self__  # the runner behind /predict
     assert entry(served.session, "session.set_denormal_as_zero") == "1"
     assert entry(served.session, "session.intra_op.allow_spinning") == "0"
+
+
+def test_a_session_leaves_the_callers_subnormal_numbers_alone(text_run, tmp_path):
+    """onnxruntime flushes denormals on the thread that creates a session with set_denormal_as_zero, for
+    good; dynmask's sessions live on a thread of their own, so the caller's arithmetic is untouched."""
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--model", str(text_run), "--output", str(out)]) == 0
+    tiny = np.float64(5e-324)  # the smallest subnormal double
+    runner = OnnxTextClassifier(out)
+    runner.predict(["a fine film", "???"])
+    assert tiny * 1.0 > 0 and np.float32(1e-45) * np.float32(1) > 0

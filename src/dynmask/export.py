@@ -41,6 +41,7 @@ __all__ = [
     "export_run",
     "export_graph",
     "session_options",
+    "OnnxSession",
     "OnnxTextClassifier",
     "OnnxSeriesModel",
     "load_onnx",
@@ -139,7 +140,9 @@ def session_options(threads: Optional[int] = None, spinning: bool = True):
     """onnxruntime session options for dynmask graphs: denormals flushed to zero. A masked key's
     softmax weight underflows to 0, and onnxruntime's exponential runs ~15x slower on results in the
     denormal range than on normal ones (measured: a softmax over [16, 4, 256, 256] with half the keys
-    masked, 9.4 ms vs 0.6 ms); flushing changes no result above 1e-38.
+    masked, 9.4 ms vs 0.6 ms); flushing changes no result above 1e-38. onnxruntime sets flush-to-zero on
+    the thread that *creates* the session, for good, and runs are fast only on that thread: use
+    :class:`OnnxSession`, which keeps both on a thread of its own, away from the caller's arithmetic.
 
     ``spinning=False``: worker threads sleep between calls instead of spinning, for a process that has
     other work for the cores between calls (a server's event loop: 283 -> 401 requests/s at 16 clients
@@ -153,6 +156,33 @@ def session_options(threads: Optional[int] = None, spinning: bool = True):
     if threads:
         options.intra_op_num_threads = threads
     return options
+
+
+class OnnxSession:
+    """An onnxruntime session created and run on a thread of its own (see :func:`session_options`): the
+    caller's thread keeps its floating-point state (subnormal numbers), the session's runs get the flushed
+    thread they need. ``run(feed)`` returns the outputs; ``session`` is the InferenceSession itself."""
+
+    def __init__(self, model, threads: Optional[int] = None, spinning: bool = True) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        import onnxruntime as ort
+
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="dynmask-onnxruntime")
+        model = str(model) if isinstance(model, Path) else model  # a path, or the serialized graph
+        options = session_options(threads, spinning)
+        self.session = self._thread.submit(
+            ort.InferenceSession, model, options, providers=["CPUExecutionProvider"]
+        ).result()
+
+    def run(self, feed: dict) -> list:
+        return self._thread.submit(self.session.run, None, feed).result()
+
+    def get_inputs(self):
+        return self.session.get_inputs()
+
+    def get_outputs(self):
+        return self.session.get_outputs()
 
 
 def quantize_int8(path: Path) -> None:
@@ -180,14 +210,13 @@ def is_onnx(path) -> bool:
 class _Session:
     def __init__(self, path: Path, threads: Optional[int] = None, spinning: bool = True) -> None:
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401
         except ImportError:
             raise DataError("running an .onnx model needs onnxruntime: pip install dynmask[onnx]") from None
         if not Path(path).is_file():
             raise DataError(f"--model {path} does not exist")
-        self.session = ort.InferenceSession(
-            str(path), session_options(threads, spinning), providers=["CPUExecutionProvider"]
-        )
+        self.onnx = OnnxSession(Path(path), threads, spinning)
+        self.session = self.onnx.session
         self.name = self.session.get_inputs()[0].name
         assets = Path(str(path) + ASSETS_SUFFIX)
         if not (assets / "export.json").is_file():
@@ -198,7 +227,7 @@ class _Session:
         feed = {self.name: x}
         if confidence is not None:
             feed["confidence"] = confidence
-        return self.session.run(None, feed)[0]
+        return self.onnx.run(feed)[0]
 
 
 class OnnxTextClassifier(_Session):
