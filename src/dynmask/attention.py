@@ -115,10 +115,14 @@ def _project_out(proj: nn.Linear, out: Tensor, has_key: Optional[Tensor], batch:
     bias, as if its attention output were zero. The ``where`` comes after the projection, so the
     projection reads the kernel's own output (no extra copy kept for backward)."""
     y = proj(out.transpose(1, 2).reshape(batch, q_len, proj.in_features))  # (B, Lq, D)
-    if has_key is None:
-        return y
+    return y if has_key is None else _read_nothing(proj, y, has_key[:, 0])
+
+
+def _read_nothing(proj: nn.Linear, y: Tensor, has_key: Tensor) -> Tensor:
+    """y (B, Lq, D) with the rows whose query had no key (``has_key`` bool[B, Lq|1, 1] False) set to
+    out_proj(0), its bias: the output of an attention that read nothing."""
     empty_value = proj.bias if proj.bias is not None else y.new_zeros(())
-    return torch.where(has_key[:, 0], y, empty_value)  # has_key (B, Lq|1, 1)
+    return torch.where(has_key, y, empty_value)
 
 
 def _keep_rows(x: Tensor, keep: Optional[Tensor]) -> Tensor:
@@ -222,8 +226,7 @@ class MaskedMultiheadAttention(nn.Module):
         y = self.out_proj(key_masked_attention(q, k, v, keep | ~has_key, self.num_heads))  # (B, Lq, D)
         if self_attention or key_keep is None:
             return y
-        empty_value = self.out_proj.bias if self.out_proj.bias is not None else y.new_zeros(())
-        return torch.where(has_key[:, :, None], y, empty_value)
+        return _read_nothing(self.out_proj, y, has_key[:, :, None])  # has_key (B, 1, 1)
 
     def gate_queries(self, q: Tensor) -> Tensor:
         """Projected queries (B, H, Lq, hd) as attention reads them: unchanged here; a baseline's

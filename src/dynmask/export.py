@@ -216,12 +216,16 @@ class _Session:
         if not Path(path).is_file():
             raise DataError(f"--model {path} does not exist")
         self.onnx = OnnxSession(Path(path), threads, spinning)
-        self.session = self.onnx.session
         self.name = self.session.get_inputs()[0].name
         assets = Path(str(path) + ASSETS_SUFFIX)
         if not (assets / "export.json").is_file():
             raise DataError(f"{assets / 'export.json'} is missing: export with `dynmask export` to get the assets")
         self.assets, self.meta = assets, read_json_object(assets / "export.json")
+
+    @property
+    def session(self):
+        """The onnxruntime InferenceSession (created, and run by :meth:`run`, on its own thread)."""
+        return self.onnx.session
 
     def run(self, x: np.ndarray, confidence: Optional[np.ndarray] = None) -> np.ndarray:
         feed = {self.name: x}

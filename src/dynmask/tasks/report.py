@@ -48,27 +48,29 @@ def text_data_summary(splits, markers: Sequence[str]) -> str:
     """One line: sizes of the splits, the training labels' shares, the share of words marked missing."""
     train = splits.split("train")
     labels = Counter(splits.labels[e.label] for e in train)
-    marks = {m.lower() for m in markers}
     words = [w for e in train for w in e.text.split()]
-    marked = sum(w.lower() in marks for w in words)
     return (
         f"data {splits.name}: {len(train):,} train / {len(splits.valid):,} valid / {len(splits.test):,} test texts; "
-        f"labels {_share(labels, len(train))}; {marked / max(len(words), 1):.1%} of training words marked missing"
+        f"labels {_share(labels, len(train))}; {_marked_share(words, markers):.1%} of training words marked missing"
     )
+
+
+def _marked_share(words: Sequence[str], markers: Sequence[str]) -> float:
+    """The share of ``words`` that are one of the ``markers`` (case-insensitive); 0 for no words."""
+    marks = {m.lower() for m in markers}
+    return sum(w.lower() in marks for w in words) / max(len(words), 1)
 
 
 def pair_data_summary(splits, markers: Sequence[str]) -> str:
     """One line: sizes of the splits, the mean source and target length in words, the share of source
     words marked missing."""
     train = splits.split("train")
-    marks = {m.lower() for m in markers}
     src = [w for p in train for w in p.source.split()]
-    marked = sum(w.lower() in marks for w in src)
     return (
         f"data {splits.name}: {len(train):,} train / {len(splits.valid):,} valid / {len(splits.test):,} test pairs; "
         f"{len(src) / max(len(train), 1):.1f} source and "
         f"{sum(len(p.target.split()) for p in train) / max(len(train), 1):.1f} target words on average; "
-        f"{marked / max(len(src), 1):.1%} of training source words marked missing"
+        f"{_marked_share(src, markers):.1%} of training source words marked missing"
     )
 
 

@@ -149,16 +149,19 @@ class ForecastTask:
         """Forecast metrics on ``split``'s observed future values (``windows``: other history, e.g. with
         extra holes); with an interval head, the coverage of the interval widened by ``interval_scale`` (a
         number, or float[N, 1, 1]: one per window)."""
-        seen = self.windows(split, windows)
+        intervals = getattr(model, "interval_head", None) is not None
+        out = self.forecast(model, self.windows(split, windows), intervals=intervals)
+        return self.score(split, out if intervals else (out,), model.config.interval, interval_scale)
+
+    def score(self, split: str, forecasts: tuple, interval: Optional[float] = None, interval_scale=1.0) -> dict:
+        """Metrics of ``forecasts`` ((point,) or (point, lower, upper), each float[N, H, F], the raw
+        quantiles) on ``split``'s observed future values; the interval widened by ``interval_scale``."""
         truth = self.truth(split)
-        if getattr(model, "interval_head", None) is not None:
-            point, lower, upper = self.forecast(model, seen, intervals=True)
-            metrics = forecast_metrics(point, truth, self.scale)
-            lo, hi = widen_interval(point, lower, upper, interval_scale)
-            metrics.update(interval_metrics(lo, hi, truth, np.isfinite(truth), model.config.interval))
+        metrics = forecast_metrics(forecasts[0], truth, self.scale)
+        if len(forecasts) == 3:
+            lo, hi = widen_interval(*forecasts, interval_scale)
+            metrics.update(interval_metrics(lo, hi, truth, np.isfinite(truth), interval))
             metrics["interval_scale"] = float(np.mean(interval_scale))
-        else:
-            metrics = forecast_metrics(self.forecast(model, seen), truth, self.scale)
         return {**metrics, "score": -metrics["mae"]}
 
     def baseline_forecasts(self, split: str, windows=None) -> dict:
@@ -179,15 +182,14 @@ class ForecastTask:
         history = self.windows(split, windows)[:, : self.context]
         return [nearest_regime(regimes, history_missing(h)) for h in history]
 
-    def chosen_forecasts(self, model, regimes: list[Regime], split: str, windows=None) -> np.ndarray:
-        """What ``dynmask forecast`` gives for each window (N, H, F): the model's forecast, or the fallback
-        baseline of the window's level."""
-        point = self.forecast(model, self.windows(split, windows))
-        baselines = self.baseline_forecasts(split, windows)
-        for i, regime in enumerate(self.regimes_of(regimes, split, windows)):
+    def chosen_forecasts(self, point: np.ndarray, baselines: dict, regimes: list[Regime], split: str) -> np.ndarray:
+        """What ``dynmask forecast`` gives for each of ``split``'s windows (N, H, F): the model's forecast
+        (``point``), or the forecast in ``baselines`` of the fallback of the window's level."""
+        chosen = point.copy()
+        for i, regime in enumerate(self.regimes_of(regimes, split)):
             if regime.fallback is not None:
-                point[i] = baselines[regime.fallback][i]
-        return point
+                chosen[i] = baselines[regime.fallback][i]
+        return chosen
 
     def save_assets(self, folder: Path) -> None:
         (Path(folder) / "forecast.json").write_text(
@@ -275,7 +277,9 @@ def train_forecaster(
     summary["test"] = task.evaluate(best, "test", interval_scale=scales)
     summary["forecast_seconds"] = time.perf_counter() - t1
     summary["baselines"] = task.baselines("test")
-    chosen = forecast_metrics(task.chosen_forecasts(best, regimes, "test"), task.truth("test"), task.scale)
+    point, baseline_points = task.forecast(best, task.windows("test")), task.baseline_forecasts("test")
+    chosen = task.chosen_forecasts(point, baseline_points, regimes, "test")
+    chosen = forecast_metrics(chosen, task.truth("test"), task.scale)
     results = {
         "dynmask": summary["test"],
         **summary["baselines"],
@@ -283,13 +287,12 @@ def train_forecaster(
             {"missing": r.missing, "fallback": r.fallback} for r in regimes]},
     }  # fmt: skip
     (Path(output) / "test_results.json").write_text(json.dumps(results, indent=2))
-    point = task.forecast(best, task.windows("test"))
     np.savez_compressed(
         Path(output) / "test_forecasts.npz",
         origins=np.array(data["test_origins"]),
         truth=task.truth("test"),
         dynmask=point,
-        **task.baseline_forecasts("test"),
+        **baseline_points,
     )
     for name in dict.fromkeys(lv["fallback"] for lv in levels if lv["fallback"] is not None):
         won = [lv for lv in levels if lv["fallback"] == name]
