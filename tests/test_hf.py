@@ -185,6 +185,33 @@ def test_markers_become_masked_positions_never_unk_pieces(checkpoints):
     assert tok.encode([huge])[0] == tok.encode([huge[:400]])[0]  # cut before tokenizing, same ids
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_word_s_pieces_inherit_its_confidence_in_the_checkpoint_s_tokenizer(checkpoints, family):
+    from dynmask.data.confidence import soft_mask
+
+    folder = checkpoints[family]
+    tok, enc = PretrainedTokenizer(folder, max_len=12), load_pretrained(folder).eval()
+    texts = ["the movie was unbelievably ??? fun", "", "a dull plot with boring actors and a long movie"]
+    confs = [[0.9, 0.2, 0.8, 0.3, 0.7, 1.0], [], [0.5] * 10]
+    ids, piece_conf = tok.encode_with_confidences(texts, confs)
+    assert ids == tok.encode(texts)  # the same ids, cut at max_len keeping the closing special token
+    pieces = lambda word: len(tok.tokenizer.encode(word, add_special_tokens=False).ids)
+    expect = [1.0] + sum(([c] * pieces(w) for w, c in zip(texts[0].split(), confs[0]) if w != "???"), [])
+    expect.insert(1 + pieces("the") + pieces("movie") + pieces("was") + pieces("unbelievably"), 0.0)  # ??? missing
+    assert piece_conf[0] == (expect + [1.0])[: len(ids[0]) - 1] + [1.0]
+    assert piece_conf[1] == [1.0, 0.0, 1.0] and len(piece_conf[2]) == 12 and piece_conf[2][-1] == 1.0
+    with pytest.raises(ValueError, match="2 confidences for 6 words"):
+        tok.encode_with_confidences(texts[:1], [[0.5, 0.5]])
+    batch = tok.pad(ids)
+    mask = soft_mask(tok.mask(batch), piece_conf, threshold=0.25)
+    observed = [c >= 0.25 and i != tok.unk_id for i, c in zip(ids[0], piece_conf[0])]  # [UNK] pieces: missing
+    assert mask.observed[0].tolist() == observed + [False] * (12 - len(ids[0]))
+    poisoned = torch.where(mask.observed, batch, torch.randint(0, tok.vocab_size, batch.shape))
+    with torch.no_grad():  # the guarantee under the soft prior: pieces below the threshold never count
+        a, b = enc(batch, mask), enc(poisoned, mask)
+    assert torch.equal(a[mask.observed], b[mask.observed])
+
+
 def test_trainer_collator_runs_two_transformers_trainer_steps(checkpoints, tmp_path):
     folder = checkpoints["bert"]
     tok = PretrainedTokenizer(folder, max_len=16)

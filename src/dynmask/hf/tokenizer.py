@@ -131,7 +131,29 @@ class PretrainedTokenizer:
         start = 8 * (self.max_len + 2) * (self._longest_marker + 2)
         return [self._truncate(ids) for ids in encode_prefixes(texts, encode, self.max_len, start)]
 
-    def _truncate(self, ids: list[int]) -> list[int]:
+    def encode_with_confidences(
+        self, texts: Sequence[str], confidences: Sequence[Sequence[float]]
+    ) -> tuple[list[list[int]], list[list[float]]]:
+        """(ids, confidence per id) per text, the ids as :meth:`encode` gives them for single-spaced text:
+        each whitespace-separated word's pieces inherit its confidence (an OCR / speech engine's, in
+        [0, 1]); the special tokens get 1 and a missing-word marker's pieces 0 (missing whatever its
+        number). Feed them to :func:`dynmask.data.confidence.soft_mask` for the soft prior."""
+        all_ids, all_conf = [], []
+        for text, conf in zip(texts, confidences):
+            words = text.split()
+            if len(words) != len(conf):
+                raise ValueError(f"{len(conf)} confidences for {len(words)} words; give one per word")
+            words = words[: 8 * self.max_len]  # every word is at least one piece, unless it normalises away
+            pieces = [self.mark_missing(w) for w in words] or [self.mask_token]  # empty: one missing piece
+            enc = self.tokenizer.encode(pieces, is_pretokenized=True)
+            ids, owners = self._truncate(enc.ids), self._truncate(enc.word_ids)
+            piece_conf = [1.0 if w is None else 0.0 if i == self.mask_id or not words else float(conf[w])
+                          for i, w in zip(ids, owners)]  # fmt: skip
+            all_ids.append(ids)
+            all_conf.append(piece_conf)
+        return all_ids, all_conf
+
+    def _truncate(self, ids: list) -> list:
         if len(ids) <= self.max_len:
             return ids
         return ids[: self.max_len - 1] + [ids[-1]]  # keep the closing special token ([SEP] / </s>)

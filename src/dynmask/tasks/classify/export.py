@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from ...data.tokenizer import TextTokenizer
 from ...errors import DataError
 from ...layers import with_backend
 from ...methods import get_method
@@ -20,7 +21,7 @@ def export_graph(run: Path, backend: str, confidences: bool = False):
     """(graph, example inputs, export.json metadata, files to copy beside the graph) of a classify run;
     ``confidences``: the graph takes a confidence per token as its second input."""
     model, tokenizer, labels = load_classifier(run)
-    if confidences and not hasattr(tokenizer, "encode_with_confidences"):
+    if confidences and not isinstance(tokenizer, TextTokenizer):  # the graph's confidence input: TextClassifierGraph
         raise DataError("a confidence input is exported for dynmask's own tokenizer; this run uses a pretrained one")
     if model.__class__.__name__ == "TextClassifier" and model.config.arch != "transformer":
         raise DataError(f"export covers Transformer text classifiers; this run's arch is {model.config.arch!r}")
