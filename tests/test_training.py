@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -494,3 +495,42 @@ def test_epoch_files_are_found_by_their_exact_names_only(setup, tmp_path):
         (folder / name).write_bytes(b"")
     files, epochs = trainer._epochs_to_average()
     assert epochs == [3, 12] and [f.name for f in files] == ["epoch0003.safetensors", "epoch0012.safetensors"]
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max", "attention"])
+@pytest.mark.parametrize("positional", ["sinusoidal", "learned"])
+def test_a_compact_classifier_embeds_and_pools_the_observed_tokens_only(setup, pooling, positional):
+    from dynmask import Mask
+    from dynmask.layers import with_backend
+
+    tok = setup[1]
+    torch.manual_seed(0)
+    config = ClassifierConfig(tok.vocab_size, 2, d_model=16, n_heads=2, n_layers=2, d_ff=32, max_len=16)
+    model = TextClassifier(replace(config, pooling=pooling, positional=positional)).eval()
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, tok.vocab_size, (5, 12), generator=g)
+    ids[torch.rand(ids.shape, generator=g) < 0.5] = 2  # about half missing
+    ids[1, 7:] = 0  # padding
+    ids[2] = 2  # nothing observed
+    base = tok.mask(ids)
+    confidence = torch.where(base.observed, torch.rand(ids.shape, generator=g).clamp(min=0.05), torch.zeros(()))
+    mask = Mask(base.observed, base.valid, confidence=confidence)  # the soft prior rides along
+    compact, dense = with_backend(model, "compact"), with_backend(model, "dense")
+    seen = []
+    compact.embed.register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    out = compact(ids, mask)
+    assert seen == [(5, int(base.observed.sum(1).max()), 16)]  # the embedding ran on the observed tokens
+    assert torch.allclose(out, dense(ids, mask), atol=1e-5)
+    compact._compact_first = lambda mask: None  # the stack's own compaction, after a full-length embedding
+    assert torch.allclose(out, compact(ids, mask), atol=1e-5)
+    del compact._compact_first
+    other = torch.where(base.missing, torch.randint(-5, 10**6, ids.shape, generator=g), ids)  # any id where missing
+    assert torch.equal(compact(other, mask), out)
+    compact.train()  # gradients reach only the rows of observed tokens
+    compact.zero_grad()
+    compact(ids, mask).sum().backward()
+    used = ids[base.observed].unique()
+    unused = torch.ones(tok.vocab_size, dtype=torch.bool)
+    unused[used] = False
+    assert compact.embed.table.weight.grad[unused].abs().max() == 0
+    assert compact.embed.table.weight.grad[used].abs().sum(1).min() > 0

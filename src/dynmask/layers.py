@@ -267,8 +267,9 @@ class _Stack(nn.Module):
         self.compact_below = compact_below
         self.auto_reason = ""  # why backend="auto" chose as it did in the last eager forward
 
-    def _prepare(self, x: Tensor, mask: Mask, backend: Optional[str], causal: bool):
-        """Clean the input, add positions, choose the backend; returns (x, run, plan or None)."""
+    def _prepare(self, x: Tensor, mask: Mask, backend: Optional[str], causal: bool, positions: Optional[Tensor] = None):
+        """Clean the input, add positions (``positions``: long[B, L], each slot's own, or 0..L-1), choose
+        the backend; returns (x, run, plan or None)."""
         if not isinstance(mask, Mask):
             raise TypeError(f"mask must be a dynmask.Mask, got {type(mask).__name__}")
         mask.check_matches("x", x)
@@ -292,7 +293,9 @@ class _Stack(nn.Module):
         x = torch.where(keep.unsqueeze(-1), x, torch.where(query_keep.unsqueeze(-1), fill, zero))
         if self.positions is not None:
             batch, length = keep.shape
-            pe = self.positions(torch.arange(length, device=x.device).expand(batch, length))  # (B, L, D)
+            if positions is None:
+                positions = torch.arange(length, device=x.device).expand(batch, length)  # (B, L)
+            pe = self.positions(positions)  # (B, L, D)
             x = x + zero_rows(pe.to(x.dtype), query_keep)
 
         length = keep.shape[1]
@@ -387,8 +390,21 @@ class Encoder(_Stack):
     ) -> None:
         super().__init__(EncoderLayer, d_model, n_heads, n_layers, backend=backend, queries=queries, **options)
 
-    def forward(self, x: Tensor, mask: Mask, *, causal: bool = False, backend: Optional[str] = None) -> Tensor:
-        x, run, plan = self._prepare(x, mask, backend, causal)
+    def forward(
+        self,
+        x: Tensor,
+        mask: Mask,
+        *,
+        causal: bool = False,
+        backend: Optional[str] = None,
+        positions: Optional[Tensor] = None,
+    ) -> Tensor:
+        """``positions`` (long[B, L]): each slot's position for the positional encoding, when ``x`` holds
+        tokens gathered from a longer sequence (:meth:`Compaction.gather`, kept tokens in order);
+        default 0..L-1."""
+        if positions is not None and positions.shape != x.shape[:2]:
+            raise ValueError(f"positions must have shape {list(x.shape[:2])}, got {list(positions.shape)}")
+        x, run, plan = self._prepare(x, mask, backend, causal, positions)
         for layer in self.layers:
             x = layer(x, run, causal=causal)
         return self._finish(x, run, plan)

@@ -22,10 +22,13 @@ its outputs at every valid step (missing ones included: they depend on observed 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 from torch import Tensor, nn
 
+from ..compaction import Compaction
 from ..embeddings import TokenEmbedding
+from ..graph import max_count, tracing
 from ..layers import Encoder
 from ..masks import Mask
 from ..methods import get_method
@@ -98,6 +101,13 @@ class TextClassifier(nn.Module):
     def forward(self, ids: Tensor, mask: Mask) -> Tensor:
         """``ids`` long[B, L], ``mask`` (True = observed) -> logits float[B, C]."""
         ids, mask = self.method.prepare_ids(ids, mask)  # delete: observed ids only, renumbered
+        plan = self._compact_first(mask)
+        if plan is not None:  # the observed tokens only, from the embedding to the pooling
+            ids = ids.gather(1, plan.order)  # (B, N)
+            confidence = None if mask.confidence is None else plan.gather(mask.confidence)  # (B, N)
+            mask = Mask(plan.kept, plan.valid, confidence=confidence)  # kept slots are a prefix of each row
+            h = self.encoder(self.embed(ids, mask), mask, backend="dense", positions=plan.positions)  # (B, N, D)
+            return self.head(self.dropout(self._pool(h, mask.observed)))  # (B, C)
         x = self.embed(ids, mask)  # (B, L, D)
         if self.config.arch == "transformer":
             h = self.encoder(x, mask)  # (B, L, D)
@@ -107,10 +117,25 @@ class TextClassifier(nn.Module):
             h = self.encoder(x, self.method.transform_mask(mask))[0]
         reads_observed = not self.method.reads_missing and self.config.arch != "grud"
         pool_over = mask.observed if reads_observed else mask.valid  # (B, L)
+        return self.head(self.dropout(self._pool(h, pool_over)))  # (B, C)
+
+    def _pool(self, h: Tensor, over: Tensor) -> Tensor:
+        """float[B, L, D] -> float[B, D] over the positions ``over`` (bool[B, L]) marks."""
         if self.attn_pool is not None:
-            pooled = self.attn_pool(h, pool_over)
-        elif self.config.pooling == "max":
-            pooled = masked_max(h, pool_over)
-        else:
-            pooled = masked_mean(h, pool_over)
-        return self.head(self.dropout(pooled))  # (B, C)
+            return self.attn_pool(h, over)
+        if self.config.pooling == "max":
+            return masked_max(h, over)
+        return masked_mean(h, over)
+
+    def _compact_first(self, mask: Mask) -> Optional[Compaction]:
+        """With the encoder's backend ``"compact"`` (as ``dynmask export --backend compact`` sets it) and the
+        dynamic method: the plan that gathers each row's observed tokens (True = observed) before the
+        embedding, so the embedding, the positions and the pooling run on the compact batch too, not
+        only the layers. None otherwise, and when nothing at all is observed (eager)."""
+        if self.config.arch != "transformer" or self.encoder.backend != "compact" or self.method.name != "dynamic":
+            return None
+        keep, length = mask.observed, mask.shape[1]  # (B, L)
+        if tracing():  # a symbolic width of at least 2, as the stack's own compaction traces it
+            return None if length < 2 else Compaction.plan(keep, width=max_count(keep.sum(1).clamp(min=2), length, 2))
+        width = int(keep.sum(1).max()) if keep.numel() else 0
+        return Compaction.plan(keep, width=width) if width else None
