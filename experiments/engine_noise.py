@@ -2,6 +2,7 @@
 text set's test split, each word with the engine's own confidence.
 
     python experiments/engine_noise.py ocr [--split valid]   # 3 degradation levels, tesseract word confidences
+    python experiments/engine_noise.py ocr --data 20newsgroups [--split valid]  # a sample of posts (SAMPLE)
     python experiments/engine_noise.py speech          # espeak-ng at 2 rates + noise, pocketsphinx posteriors
     python experiments/engine_noise.py wer             # word error rate per level -> wer.{json,md}
     python experiments/engine_noise.py all             # everything the results use, in that order (resumable)
@@ -50,11 +51,30 @@ SEED = 20261205
 TRANSLATION = ROOT.parent / "shared" / "datasets" / "translation" / "libreoffice-help.en-de.{split}.tsv"
 
 
+# 20 Newsgroups posts are long (median 159 words; OCR about 2 s for 120 words here) and the classifiers read
+# their first 64 word pieces: the engine reads the first MAX_WORDS words of a seeded sample of SAMPLE posts
+MAX_WORDS = {"20newsgroups": 120}
+SAMPLE = {"20newsgroups": {"test": 1000, "valid": 400}}
+
+
 def _texts(name: str, split: str) -> list[str]:
-    """The texts an engine reads: a text set's split, or the English sources of the translation pairs."""
+    """The texts an engine reads: a text set's split (each cut to its first MAX_WORDS words, where the set
+    has a limit), or the English sources of the translation pairs."""
     if name == "libreoffice-en-de":
         return [p.source for p in getattr(load_pairs(str(TRANSLATION)), split)]
-    return [ex.text for ex in getattr(load_text_dataset(name, seed=0), split)]
+    texts = [ex.text for ex in getattr(load_text_dataset(name, seed=0), split)]
+    if name in MAX_WORDS:
+        texts = [" ".join(t.split()[: MAX_WORDS[name]]) for t in texts]
+    return texts
+
+
+def _chosen(name: str, split: str, n_texts: int, limit: int | None) -> list[int]:
+    """The ids (positions in the split) an engine reads: the first ``limit``, or a seeded sample of
+    SAMPLE[name][split] in id order, the same on every machine."""
+    size = SAMPLE.get(name, {}).get(split)
+    if limit is not None or size is None or size >= n_texts:
+        return list(range(n_texts))[:limit]
+    return sorted(np.random.default_rng([SEED, n_texts]).choice(n_texts, size, replace=False).tolist())
 
 
 def _done(path: Path) -> set[int]:
@@ -134,21 +154,22 @@ def tesseract_words(img) -> tuple[list[str], list[float]]:
 
 
 def run_ocr(name: str, split: str, limit: int | None, levels: tuple = tuple(OCR_LEVELS)) -> None:
-    texts = _texts(name, split)[:limit]
+    texts = _texts(name, split)
+    ids = _chosen(name, split, len(texts), limit)
     folder = OUT / name / split
     folder.mkdir(parents=True, exist_ok=True)
     for level in levels:
         path = folder / f"ocr-{level}.jsonl"
         _trim_partial(path)
         done, t0 = _done(path), time.perf_counter()
-        for i, text in enumerate(texts):
+        for n, i in enumerate(ids):
             if i in done:
                 continue
             rng = np.random.default_rng([SEED, level, i])
-            words, confidences = tesseract_words(degrade(render(text), level, rng))
+            words, confidences = tesseract_words(degrade(render(texts[i]), level, rng))
             _append(path, {"id": i, "words": words, "confidences": confidences})
-            if i % 100 == 0:
-                print(f"ocr level {level}: {i + 1}/{len(texts)} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            if n % 100 == 0:
+                print(f"ocr level {level}: {n + 1}/{len(ids)} ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
 # ---------------------------------------------------------------------------------------- speech
@@ -271,8 +292,10 @@ def main(argv=None) -> int:
             run_ocr("libreoffice-en-de", split, 600)
         run_ocr("rotten_tomatoes", "train", None, (3,))
         for split in ("test", "valid"):
+            run_ocr("20newsgroups", split, None, (3,))
+        for split in ("test", "valid"):
             run_speech("rotten_tomatoes", split, SPEECH_LIMIT[split])
-        for name in ("rotten_tomatoes", "libreoffice-en-de"):
+        for name in ("rotten_tomatoes", "libreoffice-en-de", "20newsgroups"):
             run_wer(name)
         return 0
     {"ocr": lambda: run_ocr(args.data, args.split, args.limit, levels),

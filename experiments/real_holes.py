@@ -4,6 +4,10 @@ and does the dynamic mask beat a placeholder or deletion there?
 
     python experiments/real_holes.py train       # from-scratch models: dynamic / static / delete x 3 seeds
     python experiments/real_holes.py score       # every model on clean, raw and thresholded engine text
+    python experiments/real_holes.py train --model minilm      # the MiniLM bridge, 3 seeds
+    python experiments/real_holes.py score --model minilm --levels ocr-3,speech-140,speech-180
+    python experiments/real_holes.py train --data 20newsgroups   # 20 Newsgroups, from scratch
+    python experiments/real_holes.py score --data 20newsgroups --levels ocr-1,ocr-2,ocr-3
 
 Models are trained as the demo trains them (Rotten Tomatoes, 30% uniform training holes, 4 epochs);
 none sees engine output. For each engine level and method the confidence threshold is chosen on the
@@ -33,13 +37,25 @@ from dynmask.tasks.common import MissingSpec
 from dynmask.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = "rotten_tomatoes"
+DATA = "rotten_tomatoes"  # the text set: select() sets it and the folders below from --data
 ENGINE = ROOT / "results" / "engine-noise" / DATA
 OUT = ROOT / "results" / f"real-holes-{DATA}"
 RUNS = ROOT / "runs" / "real-holes"
+TITLE = {"rotten_tomatoes": "Rotten Tomatoes", "20newsgroups": "20 Newsgroups"}
+SCRATCH_MAX_LEN = {"rotten_tomatoes": 64, "20newsgroups": 128}  # word pieces, as the published demo runs read them
+
+
+def select(data: str) -> None:
+    """Point the script at one text set (Rotten Tomatoes keeps its original folders)."""
+    global DATA, ENGINE, OUT, RUNS
+    DATA, ENGINE, OUT = data, ROOT / "results" / "engine-noise" / data, ROOT / "results" / f"real-holes-{data}"
+    RUNS = ROOT / "runs" / ("real-holes" if data == "rotten_tomatoes" else f"real-holes-{data}")
+
+
 METHODS = ("dynamic", "static", "delete")  # static: missing words read as the learned [MISSING] placeholder
 SEEDS = (0, 1, 2)
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+MINILM_THRESHOLDS = THRESHOLDS[::2]  # MiniLM: every other threshold (a forward pass per text and threshold is slow)
 
 
 def engine_splits(level: str):
@@ -71,11 +87,39 @@ def train(engine_level: str | None = None) -> None:
                 TrainConfig(epochs=4, batch_size=64, lr=2e-3, seed=seed, progress=False),
                 MissingSpec(0.3),
                 vocab_size=8000,
-                max_len=64,
+                max_len=SCRATCH_MAX_LEN[DATA],
                 resume=folder.exists(),
                 test_rates=(0.0,),
             )
             print(f"{method} seed {seed}: clean test accuracy {summary['test'][0]['accuracy']:.3f}", flush=True)
+
+
+def train_minilm() -> None:
+    """The MiniLM bridge fine-tuned as experiments/pretrained.py does (1 epoch, batch 32, lr 5e-5, 64 pieces),
+    without training holes: trained so, the dynamic, [UNK] and delete bridges read the same inputs and
+    learn the same weights bit for bit (tests/test_hf.py), so one model per seed serves all three and
+    their paired differences come from the handling of the doubted words alone."""
+    from types import SimpleNamespace
+
+    from pretrained import MAX_LEN, _model, _train  # experiments/pretrained.py, beside this script
+
+    from dynmask.hf import PretrainedTokenizer
+    from dynmask.tasks.classify.task import TextClassificationTask
+    from dynmask.tasks.pretrained import resolve_pretrained
+
+    folder = resolve_pretrained("minilm")
+    splits = load_text_dataset(DATA, seed=0)
+    tok = PretrainedTokenizer(folder, max_len=MAX_LEN[DATA])
+    for seed in SEEDS:
+        out = RUNS / "minilm" / f"seed{seed}"
+        if (out / "best" / "model.safetensors").exists() and (out / "done").exists():
+            print(f"minilm seed {seed}: done", flush=True)
+            continue
+        task = TextClassificationTask(splits, tok, MissingSpec(0.0), seed=seed)
+        model = _model("dynamic", folder, tok, len(splits.labels), seed)
+        _, how = _train(task, model, SimpleNamespace(epochs=1), seed, "dynamic", 0.0, MAX_LEN[DATA], out)
+        (out / "done").write_text(json.dumps(how))
+        print(f"minilm seed {seed}: {how}", flush=True)
 
 
 def _engine(split: str, name: str) -> dict[int, tuple[str, list[float]]]:
@@ -129,14 +173,37 @@ def oracle_marked(text: str, reference: str) -> str:
     return " ".join(w if i in right else "[missing]" for i, w in enumerate(words))
 
 
+def _clean(text: str) -> str:
+    """The clean text as the engine read it (20 Newsgroups: its first MAX_WORDS words; engine_noise.py)."""
+    from engine_noise import MAX_WORDS  # experiments/engine_noise.py, beside this script
+
+    return " ".join(text.split()[: MAX_WORDS[DATA]]) if DATA in MAX_WORDS else text
+
+
 def _accuracy(pred: list[int], gold: list[int]) -> float:
     return sum(p == g for p, g in zip(pred, gold)) / max(1, len(gold))
 
 
-def score(levels: list[str], engine_level: str | None = None) -> None:
+def _minilm(method: str, seed: int):
+    """(model, tokenizer, labels) of the seed's fine-tuned MiniLM (train_minilm) handling missing pieces as
+    ``method`` says: dynamic, static (the [UNK] placeholder, read) or delete; the same weights for all."""
+    from pretrained import MAX_LEN, _model
+
+    from dynmask.hf import PretrainedTokenizer
+    from dynmask.tasks.pretrained import resolve_pretrained
+    from dynmask.training import load_weights
+
+    folder, labels = resolve_pretrained("minilm"), load_text_dataset(DATA, seed=0).labels
+    tok = PretrainedTokenizer(folder, max_len=MAX_LEN[DATA])
+    model = _model({"static": "unk"}.get(method, method), folder, tok, len(labels), seed)
+    load_weights(model, RUNS / "minilm" / f"seed{seed}" / "best" / "model.safetensors")
+    return model.eval(), tok, labels
+
+
+def score(levels: list[str], engine_level: str | None = None, minilm: bool = False) -> None:
     splits = load_text_dataset(DATA, seed=0)
     wer = json.loads((ENGINE / "wer.json").read_text())
-    runs, out = RUNS, OUT
+    runs, out = RUNS, OUT / "minilm" if minilm else OUT
     if engine_level is not None:  # models trained on the engine's output at this level
         runs, out, levels = RUNS / f"engine-{engine_level}", OUT / f"trained-on-{engine_level}", [engine_level]
         (out / "trained_on.json").parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +212,9 @@ def score(levels: list[str], engine_level: str | None = None) -> None:
     cells = []  # one per (method, seed, level)
     for method in METHODS:
         for seed in SEEDS:
-            model, tokenizer, labels = load_classifier(runs / f"{method}-seed{seed}")
+            model, tokenizer, labels = (
+                _minilm(method, seed) if minilm else load_classifier(runs / f"{method}-seed{seed}")
+            )
             for level in levels:
                 row = {"method": method, "seed": seed, "level": level}
                 for split in ("valid", "test"):
@@ -155,25 +224,30 @@ def score(levels: list[str], engine_level: str | None = None) -> None:
                     gold = [examples[i].label for i in ids]
                     texts = [engine[i][0] for i in ids]
                     confidences = [engine[i][1] for i in ids]
+                    # every threshold on validation; on test the whole curve for the small models, and
+                    # only the chosen thresholds for MiniLM (a forward pass per text and threshold is slow here)
+                    thresholds = MINILM_THRESHOLDS if minilm else THRESHOLDS
+                    grid = thresholds if split == "valid" or not minilm else (row["threshold"],)
                     at = {t: _accuracy(_predict(model, tokenizer, [mark_low_confidence(x, c, t) for x, c in
                                                                      zip(texts, confidences)]), gold)
-                          for t in THRESHOLDS}  # fmt: skip
+                          for t in grid}  # fmt: skip
                     soft = {}
                     if method == "dynamic":
+                        grid = (0.0, *thresholds) if split == "valid" or not minilm else (row["soft_threshold"],)
                         soft = {t: _accuracy(_predict_soft(model, tokenizer, texts, confidences, t), gold)
-                                for t in (0.0, *THRESHOLDS)}  # fmt: skip
+                                for t in grid}  # fmt: skip
                     if split == "valid":
                         row["valid_by_threshold"] = at
-                        row["threshold"] = max(THRESHOLDS, key=lambda t: (at[t], -t))  # ties: the lower threshold
+                        row["threshold"] = max(at, key=lambda t: (at[t], -t))  # ties: the lower threshold
                         if soft:
                             row["valid_soft_by_threshold"] = soft
                             row["soft_threshold"] = max(soft, key=lambda t: (soft[t], -t))
                         continue
-                    clean_pred = _predict(model, tokenizer, [examples[i].text for i in ids])
+                    clean_pred = _predict(model, tokenizer, [_clean(examples[i].text) for i in ids])
                     raw_pred = _predict(model, tokenizer, texts)
                     chosen = [mark_low_confidence(x, c, row["threshold"]) for x, c in zip(texts, confidences)]
                     chosen_pred = _predict(model, tokenizer, chosen)
-                    oracle = [oracle_marked(x, examples[i].text) for x, i in zip(texts, ids)]
+                    oracle = [oracle_marked(x, _clean(examples[i].text)) for x, i in zip(texts, ids)]
                     row["oracle"] = _accuracy(_predict(model, tokenizer, oracle), gold)
                     row.update(
                         texts=len(ids),
@@ -199,9 +273,10 @@ def score(levels: list[str], engine_level: str | None = None) -> None:
         levels = sorted({c["level"] for c in cells}, key=lambda lv: (lv.split("-")[0] != "ocr", lv))
     summary = summarise(cells, levels, wer)
     (out / "results.json").write_text(json.dumps({"cells": cells, "summary": summary, "wer": wer}, indent=2))
-    (out / "results.md").write_text(table(summary, levels, wer))
+    placeholder = "[UNK]" if minilm else "[MISSING]"
+    (out / "results.md").write_text(table(summary, levels, wer, placeholder))
     plot(summary, levels, wer, out)
-    print(table(summary, levels, wer))
+    print(table(summary, levels, wer, placeholder))
 
 
 def summarise(cells: list[dict], levels: list[str], wer: dict) -> dict:
@@ -231,11 +306,11 @@ def summarise(cells: list[dict], levels: list[str], wer: dict) -> dict:
     return out
 
 
-def table(summary: dict, levels: list[str], wer: dict) -> str:
+def table(summary: dict, levels: list[str], wer: dict, placeholder: str = "[MISSING]") -> str:
     f = lambda ms: format_mean_sd(*ms, scale=100)
     lines = [
         "| engine, level | test WER | clean | raw engine text | dynamic, masked below T | soft: log-confidence "
-        "prior | static [MISSING] placeholder below T | delete below T | dynamic − static | dynamic − delete | "
+        f"prior | static {placeholder} placeholder below T | delete below T | dynamic − static | dynamic − delete | "
         "dynamic − raw | soft − dynamic | loss recovered | oracle: exactly the wrong words masked (dynamic) |",
         "| --- " * 14 + "|",
     ]
@@ -273,7 +348,7 @@ def plot(summary: dict, levels: list[str], wer: dict, out: Path) -> None:
                     linestyle="-" if engine == "ocr" else ":")  # fmt: skip
     ax.set_xlabel("word error rate of the engine (test split)")
     ax.set_ylabel("accuracy (%), mean of 3 seeds")
-    ax.set_title("Rotten Tomatoes read by OCR (—) and speech recognition (··)")
+    ax.set_title(f"{TITLE[DATA]} read by OCR (—) and speech recognition (··)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "accuracy_vs_wer.png", dpi=120)
@@ -284,13 +359,23 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("step", choices=("train", "score"))
     p.add_argument("--levels", default="ocr-1,ocr-2,ocr-3,speech-140,speech-180", help="engine levels to score")
+    p.add_argument(
+        "--model", choices=("scratch", "minilm"), default="scratch", help="from scratch, or the MiniLM bridge"
+    )
     p.add_argument("--engine-trained", default=None, help="train / score models trained on this engine level")
+    p.add_argument(
+        "--data", choices=tuple(TITLE), default="rotten_tomatoes", help="the text set (default: %(default)s)"
+    )
     args = p.parse_args(argv)
-    torch.set_num_threads(1)
-    if args.step == "train":
+    select(args.data)
+    torch.set_num_threads(2 if args.model == "minilm" else 1)
+    if args.step == "train" and args.model == "minilm":
+        torch.set_num_threads(2)
+        train_minilm()
+    elif args.step == "train":
         train(args.engine_trained)
     else:
-        score(args.levels.split(","), args.engine_trained)
+        score(args.levels.split(","), args.engine_trained, minilm=args.model == "minilm")
     return 0
 
 
