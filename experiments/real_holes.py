@@ -348,7 +348,8 @@ def plot(summary: dict, levels: list[str], wer: dict, out: Path) -> None:
                     linestyle="-" if engine == "ocr" else ":")  # fmt: skip
     ax.set_xlabel("word error rate of the engine (test split)")
     ax.set_ylabel("accuracy (%), mean of 3 seeds")
-    ax.set_title(f"{TITLE[DATA]} read by OCR (—) and speech recognition (··)")
+    speech = " and speech recognition (··)" if any(lv.startswith("speech") for lv in levels) else ""
+    ax.set_title(f"{TITLE[DATA]} read by OCR (—){speech}")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "accuracy_vs_wer.png", dpi=120)
