@@ -184,7 +184,7 @@ def _accuracy(pred: list[int], gold: list[int]) -> float:
     return sum(p == g for p, g in zip(pred, gold)) / max(1, len(gold))
 
 
-def _minilm(method: str, seed: int):
+def _minilm(method: str, seed: int, labels: list[str]):
     """(model, tokenizer, labels) of the seed's fine-tuned MiniLM (train_minilm) handling missing pieces as
     ``method`` says: dynamic, static (the [UNK] placeholder, read) or delete; the same weights for all."""
     from pretrained import MAX_LEN, _model
@@ -193,7 +193,7 @@ def _minilm(method: str, seed: int):
     from dynmask.tasks.pretrained import resolve_pretrained
     from dynmask.training import load_weights
 
-    folder, labels = resolve_pretrained("minilm"), load_text_dataset(DATA, seed=0).labels
+    folder = resolve_pretrained("minilm")
     tok = PretrainedTokenizer(folder, max_len=MAX_LEN[DATA])
     model = _model({"static": "unk"}.get(method, method), folder, tok, len(labels), seed)
     load_weights(model, RUNS / "minilm" / f"seed{seed}" / "best" / "model.safetensors")
@@ -213,7 +213,7 @@ def score(levels: list[str], engine_level: str | None = None, minilm: bool = Fal
     for method in METHODS:
         for seed in SEEDS:
             model, tokenizer, labels = (
-                _minilm(method, seed) if minilm else load_classifier(runs / f"{method}-seed{seed}")
+                _minilm(method, seed, splits.labels) if minilm else load_classifier(runs / f"{method}-seed{seed}")
             )
             for level in levels:
                 row = {"method": method, "seed": seed, "level": level}
@@ -228,9 +228,9 @@ def score(levels: list[str], engine_level: str | None = None, minilm: bool = Fal
                     # only the chosen thresholds for MiniLM (a forward pass per text and threshold is slow here)
                     thresholds = MINILM_THRESHOLDS if minilm else THRESHOLDS
                     grid = thresholds if split == "valid" or not minilm else (row["threshold"],)
-                    at = {t: _accuracy(_predict(model, tokenizer, [mark_low_confidence(x, c, t) for x, c in
-                                                                     zip(texts, confidences)]), gold)
-                          for t in grid}  # fmt: skip
+                    marked = {t: [mark_low_confidence(x, c, t) for x, c in zip(texts, confidences)] for t in grid}
+                    preds = {t: _predict(model, tokenizer, marked[t]) for t in grid}
+                    at = {t: _accuracy(preds[t], gold) for t in grid}
                     soft = {}
                     if method == "dynamic":
                         grid = (0.0, *thresholds) if split == "valid" or not minilm else (row["soft_threshold"],)
@@ -243,11 +243,11 @@ def score(levels: list[str], engine_level: str | None = None, minilm: bool = Fal
                             row["valid_soft_by_threshold"] = soft
                             row["soft_threshold"] = max(soft, key=lambda t: (soft[t], -t))
                         continue
-                    clean_pred = _predict(model, tokenizer, [_clean(examples[i].text) for i in ids])
+                    references = [_clean(examples[i].text) for i in ids]
+                    clean_pred = _predict(model, tokenizer, references)
                     raw_pred = _predict(model, tokenizer, texts)
-                    chosen = [mark_low_confidence(x, c, row["threshold"]) for x, c in zip(texts, confidences)]
-                    chosen_pred = _predict(model, tokenizer, chosen)
-                    oracle = [oracle_marked(x, _clean(examples[i].text)) for x, i in zip(texts, ids)]
+                    chosen, chosen_pred = marked[row["threshold"]], preds[row["threshold"]]  # on test's grid
+                    oracle = [oracle_marked(x, ref) for x, ref in zip(texts, references)]
                     row["oracle"] = _accuracy(_predict(model, tokenizer, oracle), gold)
                     row.update(
                         texts=len(ids),

@@ -54,3 +54,10 @@ def max_count(counts: Tensor, bound: int, lower: int = 0) -> int:
         torch._check(width <= bound)
         return width
     return int(counts.max()) if counts.numel() else 0
+
+
+def traced_width(keep: Tensor) -> int:
+    """The compact width of ``keep`` (bool[B, L], True = kept) under tracing: a symbolic size, the longest
+    row's kept count but at least 2 (filler slots are harmless; at least 2 keeps kernels from
+    specialising on a width of 1). Traced lengths must be >= 2."""
+    return max_count(keep.sum(1).clamp(min=2), keep.shape[1], lower=2)

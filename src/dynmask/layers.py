@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from .attention import MaskedMultiheadAttention
 from .compaction import Compaction
 from .embeddings import make_positions
-from .graph import max_count, tracing
+from .graph import traced_width, tracing
 from .masks import Mask, check_input_dtype
 from .methods import get_method
 from .onnx_fusion import zero_rows
@@ -358,8 +358,8 @@ class _Stack(nn.Module):
             return x, _Run(keep, query_keep, method_inputs=inputs, key_bias=bias), None
         if length < 2:
             return x, _Run(keep, query_keep, method_inputs=inputs, key_bias=bias), None  # nothing to compact
-        key_width = max_count(keep.sum(1).clamp(min=2), length, lower=2)
-        width = max_count(query_keep.sum(1).clamp(min=2), length, lower=2) if asks_all else key_width
+        key_width = traced_width(keep)
+        width = traced_width(query_keep) if asks_all else key_width
         return self._compact(x, keep, query_keep, inputs, bias, causal, asks_all, key_width, width)
 
     def _finish(self, x: Tensor, run: _Run, plan: Optional[Compaction]) -> Tensor:

@@ -19,7 +19,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
@@ -88,6 +88,22 @@ def encode_prefixes(texts: Sequence[str], encode_batch, max_len: int, start_char
                 again.append(i)
         todo, chars = again, 2 * chars
     return out
+
+
+def checked_words(text: str, confidences: Sequence[float]) -> list[str]:
+    """``text``'s whitespace-separated words, which ``confidences`` must match one for one."""
+    words = text.split()
+    if len(words) != len(confidences):
+        raise ValueError(f"{len(confidences)} confidences for {len(words)} words; give one per word")
+    return words
+
+
+def inherited_confidences(
+    ids: Sequence[int], owners: Sequence[Optional[int]], confidences: Sequence[float], missing_id: int
+) -> list[float]:
+    """Each piece's confidence: its word's (``owners[i]``, the word it came from; None for a special token,
+    which gets 1), and 0 for a missing piece (a marker's) whatever its word's number."""
+    return [1.0 if w is None else 0.0 if i == missing_id else float(confidences[w]) for i, w in zip(ids, owners)]
 
 
 def _prefix(text: str, chars: int) -> str:
@@ -211,9 +227,7 @@ class TextTokenizer:
         whatever its number). The ids equal :meth:`encode`'s for single-spaced text."""
         all_ids, all_conf = [], []
         for text, conf in zip(texts, confidences):
-            words = text.split()
-            if len(words) != len(conf):
-                raise ValueError(f"{len(conf)} confidences for {len(words)} words; give one per word")
+            words = checked_words(text, conf)
             if not words:
                 all_ids.append([self.missing_id])
                 all_conf.append([0.0])
@@ -223,7 +237,7 @@ class TextTokenizer:
             )
             ids, owners = enc.ids[: self.max_len], enc.word_ids[: self.max_len]
             all_ids.append(ids)
-            all_conf.append([0.0 if i == self.missing_id else float(conf[w]) for i, w in zip(ids, owners)])
+            all_conf.append(inherited_confidences(ids, owners, conf, self.missing_id))
         return all_ids, all_conf
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:

@@ -13,7 +13,13 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from ..data.tokenizer import DEFAULT_MISSING_MARKERS, encode_prefixes, marker_pattern
+from ..data.tokenizer import (
+    DEFAULT_MISSING_MARKERS,
+    checked_words,
+    encode_prefixes,
+    inherited_confidences,
+    marker_pattern,
+)
 from ..errors import DataError
 from ..files import read_json_object
 from ..masks import Mask
@@ -140,17 +146,12 @@ class PretrainedTokenizer:
         number). Feed them to :func:`dynmask.data.confidence.soft_mask` for the soft prior."""
         all_ids, all_conf = [], []
         for text, conf in zip(texts, confidences):
-            words = text.split()
-            if len(words) != len(conf):
-                raise ValueError(f"{len(conf)} confidences for {len(words)} words; give one per word")
-            words = words[: 8 * self.max_len]  # every word is at least one piece, unless it normalises away
+            words = checked_words(text, conf)[: 8 * self.max_len]  # a word is a piece at least, unless it vanishes
             pieces = [self.mark_missing(w) for w in words] or [self.mask_token]  # empty: one missing piece
             enc = self.tokenizer.encode(pieces, is_pretokenized=True)
             ids, owners = self._truncate(enc.ids), self._truncate(enc.word_ids)
-            piece_conf = [1.0 if w is None else 0.0 if i == self.mask_id or not words else float(conf[w])
-                          for i, w in zip(ids, owners)]  # fmt: skip
             all_ids.append(ids)
-            all_conf.append(piece_conf)
+            all_conf.append(inherited_confidences(ids, owners, conf, self.mask_id))
         return all_ids, all_conf
 
     def _truncate(self, ids: list) -> list:

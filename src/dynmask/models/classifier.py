@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from ..compaction import Compaction
 from ..embeddings import TokenEmbedding
-from ..graph import max_count, tracing
+from ..graph import traced_width, tracing
 from ..layers import Encoder
 from ..masks import Mask
 from ..methods import get_method
@@ -134,8 +134,8 @@ class TextClassifier(nn.Module):
         only the layers. None otherwise, and when nothing at all is observed (eager)."""
         if self.config.arch != "transformer" or self.encoder.backend != "compact" or self.method.name != "dynamic":
             return None
-        keep, length = mask.observed, mask.shape[1]  # (B, L)
-        if tracing():  # a symbolic width of at least 2, as the stack's own compaction traces it
-            return None if length < 2 else Compaction.plan(keep, width=max_count(keep.sum(1).clamp(min=2), length, 2))
-        width = int(keep.sum(1).max()) if keep.numel() else 0
-        return Compaction.plan(keep, width=width) if width else None
+        keep = mask.observed  # (B, L)
+        if tracing():  # a symbolic width, as the stack's own compaction traces it
+            return None if keep.shape[1] < 2 else Compaction.plan(keep, width=traced_width(keep))
+        plan = Compaction.plan(keep)  # its width: one device sync
+        return plan if plan.width else None
