@@ -815,10 +815,13 @@ def test_window_normalised_imputer_is_shift_and_scale_equivariant(seed, residual
         filled, moved = model.impute(x, mask), model.impute(a * x + b, mask)
     from dynmask.models.series import MIN_WINDOW_SCALE, window_statistics
 
-    # (B, 1, F): fewer than 2 values (loc = the value, scale 1) or a floored scale is not scale-equivariant
+    # (B, 1, F): a variable with fewer than 2 values (loc = the value, scale 1) is not scale-equivariant itself,
+    # though its normalised input (0) is; a floored scale changes the variable's normalised inputs, which every
+    # variable of the window attends to, so the whole window is left out
     _, scale = window_statistics(x, mask.observed_values)
-    few = (mask.observed_values.sum(1, keepdim=True) < 2) | (scale < 2 * MIN_WINDOW_SCALE)
-    check = ~few.expand_as(x)
+    few = mask.observed_values.sum(1, keepdim=True) < 2
+    floored = ((scale < 2 * MIN_WINDOW_SCALE) & ~few).any(-1, keepdim=True)  # (B, 1, 1)
+    check = ~(few | floored).expand_as(x)
     torch.testing.assert_close(moved[check], (a * filled + b)[check], rtol=1e-7, atol=1e-6 * float(b.abs().max()))
 
 
