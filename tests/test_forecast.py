@@ -16,7 +16,14 @@ from dynmask import Mask
 from dynmask.baselines.forecast import last_value, linear_trend, season_mean, seasonal_naive
 from dynmask.cli import main
 from dynmask.models.series import SeriesConfig, SeriesImputer
-from dynmask.tasks.forecast.data import continue_time, default_context, history_holes, season_of
+from dynmask.tasks.forecast.data import (
+    MIN_VALID_FORECASTS,
+    continue_time,
+    default_context,
+    history_holes,
+    prepare_forecast_data,
+    season_of,
+)
 from dynmask.tasks.forecast.trained import load_forecaster
 from dynmask.training.run_folders import RunFolderError, write_manifest
 
@@ -56,6 +63,24 @@ def test_history_holes_leave_the_horizon_alone():
     for pattern in ("uniform", "blocks"):
         out = history_holes(w, 7, 0.4, pattern, seed=0)
         assert np.array_equal(out[:, 7:], w[:, 7:]) and np.isnan(out[:, :7]).mean() > 0.1
+
+
+def test_a_short_validation_range_validates_from_a_rolling_origin():
+    # 190 quarters, horizon 4, context 16: 19 validation steps hold 4 non-overlapping forecasts, too few to
+    # choose a fallback or calibrate an interval on, so validation forecasts start every quarter
+    values = np.arange(190 * 2, dtype=float).reshape(190, 2)
+    short = prepare_forecast_data(values, 4, 16, season=4)
+    (start, end), origins = short["ranges"]["valid"], short["valid_origins"]
+    assert short["valid_step"] == 1 and origins == list(range(start, end - 4 + 1))
+    assert short["valid"].shape == (len(origins), 20, 2)
+    for window, t in zip(short["valid"], origins):  # each window: its context, then its horizon
+        assert np.array_equal(window, values[t - 16 : t + 4])
+    assert np.diff(short["test_origins"]).tolist() == [4] * (len(short["test_origins"]) - 1)  # test: unchanged
+    # a long range keeps non-overlapping validation forecasts; a middling one the largest step giving enough
+    long = prepare_forecast_data(np.zeros((3000, 1)), 7, 28, season=7)
+    assert long["valid_step"] == 7 and set(np.diff(long["valid_origins"])) == {7} and len(long["valid_origins"]) == 42
+    middle = prepare_forecast_data(np.zeros((1500, 1)), 7, 28, season=7)
+    assert middle["valid_step"] == 4 and len(middle["valid_origins"]) >= MIN_VALID_FORECASTS
 
 
 # ------------------------------------------------------------------------------------------------ the guarantee

@@ -22,6 +22,8 @@ __all__ = [
     "prepare_forecast_data",
     "mase_scale",
     "history_holes",
+    "valid_step",
+    "MIN_VALID_FORECASTS",
 ]
 
 # steps per cycle for a regular datetime step (the dominant cycle: a week of days, a day of hours, ...)
@@ -130,11 +132,26 @@ def continue_time(index: Sequence, horizon: int) -> list[str]:
     return [f"+{k + 1}" for k in range(horizon)]
 
 
-def _origins(start: int, end: int, horizon: int, context: int) -> list[int]:
-    """Forecast origins in [start, end): the first step of each horizon block, every ``horizon`` steps,
-    each with a full context before it (the first may read history from the split before)."""
+# a validation range with fewer non-overlapping forecasts than this is validated from a rolling origin
+MIN_VALID_FORECASTS = 30
+
+
+def _origins(start: int, end: int, horizon: int, context: int, step: Optional[int] = None) -> list[int]:
+    """Forecast origins in [start, end): every ``step`` steps (default ``horizon``: non-overlapping horizon
+    blocks), each with a full context before it (the first may read history from the split before)."""
     first = max(start, context)
-    return list(range(first, end - horizon + 1, horizon))
+    return list(range(first, end - horizon + 1, step or horizon))
+
+
+def valid_step(start: int, end: int, horizon: int, context: int) -> int:
+    """Steps between validation origins: the horizon when that gives at least :data:`MIN_VALID_FORECASTS`
+    forecasts, else the largest step that does, down to 1 (a rolling origin). A short series (US change:
+    18 validation quarters, 4 non-overlapping 4-quarter forecasts) then stops early, chooses its fallback
+    and calibrates its interval on 15 overlapping forecasts instead of 4; the test forecasts stay non-overlapping."""
+    for step in range(horizon, 0, -1):
+        if len(_origins(start, end, horizon, context, step)) >= MIN_VALID_FORECASTS:
+            return step
+    return 1
 
 
 def prepare_forecast_data(
@@ -151,7 +168,8 @@ def prepare_forecast_data(
     """Chronological split, standardisation (training statistics), and windows of ``context + horizon``
     steps: overlapping ones (``stride``) inside the training range; in valid and test one window per
     origin, every ``horizon`` steps, whose history may reach back before the split (it is the past) and
-    whose horizon lies inside it. Arrays in original units, NaN = missing. ``season``: steps per cycle
+    whose horizon lies inside it (validation origins closer together on a short range: :func:`valid_step`).
+    Arrays in original units, NaN = missing. ``season``: steps per cycle
     (the seasonal naive baseline's lag and MASE's)."""
     values = np.asarray(values, dtype=np.float64)
     names = [str(n) for n in names] if names is not None else [str(i) for i in range(values.shape[1])]
@@ -183,7 +201,8 @@ def prepare_forecast_data(
     }
     for split in ("valid", "test"):
         start, end = ranges[split]
-        origins = _origins(start, end, horizon, context)
+        step = valid_step(start, end, horizon, context) if split == "valid" else horizon
+        origins = _origins(start, end, horizon, context, step)
         if not origins:
             raise DataError(
                 f"the {split} range ({end - start} steps) holds no forecast of --horizon {horizon}: more data or "
@@ -191,6 +210,7 @@ def prepare_forecast_data(
             )
         out[split] = np.stack([values[t - context : t + horizon] for t in origins])  # (N, C + H, F)
         out[f"{split}_origins"] = origins
+    out["valid_step"] = valid_step(*ranges["valid"], horizon, context)
     return out
 
 

@@ -62,7 +62,7 @@ def validate_regimes(task, model, split: str = "valid") -> list[dict]:
     the fallback chosen there and the conformal factor (1.0 without an interval head or too few values).
     A level's factor is never below a less gappy level's (a running maximum): on a small validation set the
     factor measured on thinned histories is noisy, and a gappier history never earns a narrower interval
-    (US change, 3 validation forecasts: 0.98 / 0.86 / 0.72 measured, coverage at 40% more holes 67% with
+    (US change, 4 non-overlapping validation forecasts: 0.98 / 0.86 / 0.72 measured, coverage at 40% more holes 67% with
     them, 72% with the running maximum)."""
     rows, floor = [], 0.0
     intervals = getattr(model, "interval_head", None) is not None

@@ -239,6 +239,7 @@ def train_forecaster(
         "data": {
             **{k: data[k] for k in ("ranges", "horizon", "context", "stride", "column_names", "dropped_names")},
             "season": data["season"],
+            "valid_step": data.get("valid_step", data["horizon"]),
             "fingerprint": fingerprint(*(data[k] for k in ("train", "valid", "test"))),
         },
     }
