@@ -1,6 +1,7 @@
 """Deployment speed: the same trained-size encoder classifier run by PyTorch eager, by onnxruntime
 (exported by ``dynmask export``'s route: the mask built inside the graph, attention as onnxruntime's fused
-MultiHeadAttention; sessions flush denormals), and by torch.compile (inductor),
+MultiHeadAttention; sessions flush denormals; worker threads spin between calls, onnxruntime's default and
+what PyTorch's OpenMP threads do too), and by torch.compile (inductor),
 at 0 / 50 / 75% of positions missing. Runs are interleaved in one process, each call after a short
 untimed call (its threads wake, the previous runtime's stop spinning), then ``TIMED`` timed calls in a
 row; medians of all timed calls; ratios against eager PyTorch (dense) side by side.
@@ -30,10 +31,12 @@ from dynmask.models import ClassifierConfig, TextClassifier
 from dynmask.traced import TextClassifierGraph
 
 OUT = Path(__file__).resolve().parent / "results"
-# Each runner's turn starts with an untimed call: the runtime that ran before leaves its worker threads
-# spinning for a while (onnxruntime's pool, PyTorch's OpenMP), and on 2 cores they would take this one's
-# cores; its own threads may be parked. Then TIMED calls in a row are timed (a runtime under steady load).
+# Each runner's turn starts with a pause and an untimed call: the runtime that ran before leaves its worker
+# threads spinning for a while (onnxruntime's pools, PyTorch's OpenMP), and on 2 cores they would take this
+# one's cores; its own threads may be parked. Then TIMED calls in a row are timed (a runtime under steady
+# load, as in a batch job: one runtime per process).
 TIMED = 3
+PAUSE_S = 0.05  # longer than any runtime's spin after its last call
 
 
 def _runner(session):
@@ -72,7 +75,7 @@ def main() -> None:
     for backend, graph in graphs.items():
         path = tmp / f"{backend}.onnx"
         export_graph(graph, (example,), path, dims)
-        onnx = OnnxSession(path, threads, spinning=False)  # its own thread (flush-to-zero stays there)
+        onnx = OnnxSession(path, threads)  # its own thread (flush-to-zero stays there); threads spin, as eager's
         runners[f"onnxruntime {backend}"] = lambda ids, s=onnx: s.run({s.get_inputs()[0].name: ids.numpy()})[0]
         if (
             args.with_plain
@@ -100,6 +103,7 @@ def main() -> None:
             for r in range(args.repeats):
                 order = list(runners) if r % 2 == 0 else list(reversed(runners))
                 for name in order:
+                    time.sleep(PAUSE_S)
                     runners[name](ids)
                     for _ in range(TIMED):
                         start = time.perf_counter()
