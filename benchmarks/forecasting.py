@@ -194,8 +194,10 @@ def dynmask_runs(epochs: int) -> None:
             full = lambda a: _scatter(np.stack(a), keep, len(columns))  # noqa: E731
             # "dynmask seed": the model; "dynmask default": what `dynmask forecast` gives (the model, or the
             # simple baseline that beat it on validation)
-            default = [trained.forecast(h) for h in test]  # the model, or the baseline it chose on validation
-            _save(f"dynmask default seed{seed}", name, full(default), {"fallback": np.array(str(trained.fallback))})
+            # the model, or the baseline it chose on validation, with the interval `--interval` gives
+            default, d_lower, d_upper = zip(*(trained.forecast(h, intervals=True) for h in test))
+            _save(f"dynmask default seed{seed}", name, full(default), {"lower": full(d_lower), "upper": full(d_upper),
+                  "fallback": np.array(str(trained.fallback))})  # fmt: skip
             wall = json.loads((run / "wall_seconds.json").read_text())["train_and_score"]
             _save(f"dynmask seed{seed}", name, full(point), {"lower": full(lower), "upper": full(upper),
                   "seconds": np.array(seconds), "train_seconds": np.array(wall),

@@ -152,6 +152,7 @@ def test_training_scores_the_model_beside_every_baseline(forecaster):
         assert len(results[name]["mae_per_step"]) == 5 and results[name]["mase"] > 0
     assert results["dynmask"]["n"] == results["last_value"]["n"]  # the same values scored
     assert 0 <= results["dynmask"]["coverage"] <= 1 and results["dynmask"]["interval"] == 0.9
+    assert 0 <= results["dynmask_or_fallback"]["coverage"] <= 1  # the interval `dynmask forecast` gives
     raw = np.load(run / "test_forecasts.npz")
     assert raw["dynmask"].shape == raw["truth"].shape == raw["last_value"].shape
     m = np.isfinite(raw["truth"])  # the committed raw forecasts re-score to the table
@@ -307,11 +308,13 @@ def test_a_run_validates_at_three_levels_of_history_missingness(forecaster):
         best = min(valid, key=lambda k: valid[k]["mae"])
         assert lv["fallback"] == (None if best == "dynmask" else best)  # the level's own winner
         assert lv["interval_scale"] > 0
+        # a fallback gets its own factor (its interval: the model's, moved onto its forecast); the model none
+        assert (lv["fallback_interval_scale"] is None) == (lv["fallback"] is None)
     scales = [lv["interval_scale"] for lv in levels]
     assert scales == sorted(scales)  # a gappier history never gets a narrower interval
     trained = load_forecaster(run)
-    assert [(r.missing, r.fallback, r.interval_scale) for r in trained.regimes] == [
-        (lv["missing"], lv["fallback"], lv["interval_scale"]) for lv in levels
+    assert [(r.missing, r.fallback, r.interval_scale, r.fallback_interval_scale) for r in trained.regimes] == [
+        (lv["missing"], lv["fallback"], lv["interval_scale"], lv["fallback_interval_scale"]) for lv in levels
     ]
     results = json.loads((run / "test_results.json").read_text())
     assert [lv["missing"] for lv in results["dynmask_or_fallback"]["fallback_by_history_missing"]] == shares
@@ -327,12 +330,12 @@ def test_a_gappier_history_takes_the_choices_of_its_level(forecaster, tmp_path, 
     shutil.copytree(forecaster[0], run)
     levels = [
         {"missing": 0.1, "fallback": None, "interval_scale": 1.0},
-        {"missing": 0.6, "fallback": "season_mean", "interval_scale": 3.0},
+        {"missing": 0.6, "fallback": "season_mean", "interval_scale": 3.0, "fallback_interval_scale": 2.0},
     ]
     (run / "best" / "fallback.json").write_text(json.dumps({"fallback": None, "by_history_missing": levels}))
     write_manifest(run / "best")
     trained = load_forecaster(run)
-    assert trained.regimes == [Regime(0.1, None, 1.0), Regime(0.6, "season_mean", 3.0)]
+    assert trained.regimes == [Regime(0.1, None, 1.0), Regime(0.6, "season_mean", 3.0, 2.0)]
     frame = pd.read_csv(forecaster[1]).iloc[:60]
     values = frame[["north", "south", "east"]].to_numpy()
     history = values[-trained.context :].copy()
@@ -347,6 +350,18 @@ def test_a_gappier_history_takes_the_choices_of_its_level(forecaster, tmp_path, 
     p1, lo1, hi1 = base.forecast(gappy, intervals=True, use_model=True)
     assert np.allclose(point, p1) and np.allclose(hi - point, 3.0 * (hi1 - p1))  # the level's factor
     assert np.allclose(trained.forecast(history), base.forecast(history))  # the model, at the first level
+    # the fallback's interval: the model's raw interval moved onto the fallback's forecast, widened by its factor
+    centre, c_lo, c_hi = trained.forecast(gappy, intervals=True)
+    assert np.allclose(centre, season_mean(gappy[None], 5, 7, fill)[0])
+    assert np.allclose(c_hi - centre, 2.0 * (hi1 - p1)) and np.allclose(centre - c_lo, 2.0 * (p1 - lo1))
+    for bad in (-1.0, "wide", True):
+        damaged = [levels[0], {**levels[1], "fallback_interval_scale": bad}]
+        (run / "best" / "fallback.json").write_text(json.dumps({"fallback": None, "by_history_missing": damaged}))
+        write_manifest(run / "best")
+        with pytest.raises(RunFolderError, match="by_history_missing"):
+            load_forecaster(run)
+    (run / "best" / "fallback.json").write_text(json.dumps({"fallback": None, "by_history_missing": levels}))
+    write_manifest(run / "best")
     pd.DataFrame(gappy, columns=["north", "south", "east"]).assign(date=frame["date"].iloc[-trained.context :].values)[
         ["date", "north", "south", "east"]
     ].to_csv(tmp_path / "g.csv", index=False)

@@ -5,7 +5,9 @@ reverse), and its interval, calibrated on the validation histories as they come,
 history with more holes. So a run validates at several levels of history missingness: the validation
 windows as they are, and with ``EXTRA_HOLES`` more of their observed history hidden the way training hides
 it (values, blocks or whole variables, seeded). Each level records its mean missing share, the baseline
-that beats the model there (or None) and the conformal factor measured there. A new history takes the
+that beats the model there (or None), the conformal factor measured there, and for a fallback the factor
+of its own interval: the model's interval moved onto the fallback's forecast, calibrated the same way on
+the same values, so a run that forecasts with a baseline still gives a calibrated interval. A new history takes the
 choices of the level whose missing share is nearest its own. Stored in ``best/fallback.json`` under
 ``"by_history_missing"``; runs without it use their single fallback and factor.
 """
@@ -26,7 +28,15 @@ from ...training.run_folders import RunFolderError, read_json
 from ..impute.calibration import conformal_scale
 from ..impute.trained import FALLBACK_FILE, choose_fallback
 
-__all__ = ["Regime", "EXTRA_HOLES", "history_missing", "validate_regimes", "nearest_regime", "read_regimes"]
+__all__ = [
+    "Regime",
+    "EXTRA_HOLES",
+    "history_missing",
+    "moved_interval",
+    "validate_regimes",
+    "nearest_regime",
+    "read_regimes",
+]
 
 EXTRA_HOLES = (0.0, 0.2, 0.4)  # shares of the observed validation history hidden, one level each
 
@@ -36,6 +46,8 @@ class Regime:
     missing: float  # mean share of missing history values (context steps x variables) at this level
     fallback: Optional[str]  # the baseline that beat the model on validation at this level, or None
     interval_scale: float = 1.0  # the conformal factor measured at this level
+    # the factor of the model's interval moved onto the fallback's forecast (None: no fallback, or no interval)
+    fallback_interval_scale: Optional[float] = None
 
 
 def history_missing(history: np.ndarray) -> float:
@@ -57,9 +69,23 @@ def thinned_windows(task, split: str, rate: float, seed: int = 0) -> np.ndarray:
     return windows
 
 
+def moved_interval(point: np.ndarray, lower: np.ndarray, upper: np.ndarray, centre: np.ndarray):
+    """(lower, upper): the interval ``lower``..``upper`` around ``point`` moved to ``centre`` (each bound
+    keeps its distance to the point); arrays of one shape."""
+    return centre - (point - lower), centre + (upper - point)
+
+
+def _calibrated(point, lower, upper, truth, interval: float) -> float:
+    try:
+        return conformal_scale(point, lower, upper, truth, np.isfinite(truth), interval)
+    except TooFewToCalibrate:
+        return 1.0
+
+
 def validate_regimes(task, model, split: str = "valid") -> list[dict]:
     """One row per level of :data:`EXTRA_HOLES`: its missing share, the model's and the baselines' metrics,
-    the fallback chosen there and the conformal factor (1.0 without an interval head or too few values).
+    the fallback chosen there, the conformal factor (1.0 without an interval head or too few values) and
+    the fallback's own factor (:func:`moved_interval`).
     A level's factor is never below a less gappy level's (a running maximum): on a small validation set the
     factor measured on thinned histories is noisy, and a gappier history never earns a narrower interval
     (US change, 4 non-overlapping validation forecasts: 0.98 / 0.86 / 0.72 measured, coverage at 40% more holes 67% with
@@ -71,16 +97,18 @@ def validate_regimes(task, model, split: str = "valid") -> list[dict]:
         out = task.forecast(model, task.windows(split, windows), intervals=intervals)
         forecasts = out if intervals else (out,)  # one forecast serves the scores and the calibration
         metrics = task.score(split, forecasts, model.config.interval)
-        baselines = task.baselines(split, windows=windows)
-        scale = 1.0
+        baseline_points = task.baseline_forecasts(split, windows=windows)
+        baselines = task.baselines(split, points=baseline_points)
+        fallback, scale, fallback_scale = choose_fallback(metrics, baselines), 1.0, None
         if intervals:
             truth = task.truth(split)
-            try:
-                scale = conformal_scale(*forecasts, truth, np.isfinite(truth), model.config.interval)
-            except TooFewToCalibrate:
-                scale = 1.0
+            scale = _calibrated(*forecasts, truth, model.config.interval)
+            if fallback is not None:
+                centre = baseline_points[fallback]
+                moved = moved_interval(*forecasts, centre)
+                fallback_scale = _calibrated(centre, *moved, truth, model.config.interval)
         scale = floor = max(scale, floor)
-        regime = Regime(history_missing(windows[:, : task.context]), choose_fallback(metrics, baselines), scale)
+        regime = Regime(history_missing(windows[:, : task.context]), fallback, scale, fallback_scale)
         rows.append({**asdict(regime), "extra_holes": rate, "valid": {"dynmask": metrics, **baselines}})
     return rows
 
@@ -112,7 +140,12 @@ def read_regimes(folder: Path, baselines: tuple) -> list[Regime]:
                 )
             ):
                 raise ValueError(f"a level reads {row!r}")
-            regimes.append(Regime(float(missing), fallback, float(scale)))
+            moved = row.get("fallback_interval_scale")
+            if moved is not None and (
+                isinstance(moved, bool) or not isinstance(moved, (int, float)) or not (0 < moved < math.inf)
+            ):
+                raise ValueError(f"a level reads {row!r}")
+            regimes.append(Regime(float(missing), fallback, float(scale), None if moved is None else float(moved)))
     except (KeyError, TypeError, ValueError) as e:
         raise RunFolderError(f"{path}: by_history_missing is damaged ({type(e).__name__}: {e})") from None
     return regimes

@@ -31,7 +31,7 @@ from ...training import Trainer, start_run_folder
 from ...training.run_folders import fingerprint, write_manifest
 from ..impute.calibration import interval_metrics, pinball_loss, widen_interval
 from ..impute.trained import CALIBRATION_FILE, FALLBACK_FILE
-from .regimes import Regime, history_missing, nearest_regime, validate_regimes
+from .regimes import Regime, history_missing, moved_interval, nearest_regime, validate_regimes
 from .trained import load_forecaster
 
 __all__ = ["ForecastTask", "train_forecaster", "forecast_metrics"]
@@ -169,13 +169,12 @@ class ForecastTask:
         fill = self.scaler.mean.astype(np.float64)
         return {name: fn(history, self.horizon, self.season, fill) for name, fn in FORECAST_BASELINES.items()}
 
-    def baselines(self, split: str = "test", windows=None) -> dict:
-        """The simple forecasts, scored on exactly the same values."""
+    def baselines(self, split: str = "test", windows=None, points: Optional[dict] = None) -> dict:
+        """The simple forecasts (``points``: already made, from :meth:`baseline_forecasts`), scored on
+        exactly the same values."""
         truth = self.truth(split)
-        return {
-            name: forecast_metrics(pred, truth, self.scale)
-            for name, pred in self.baseline_forecasts(split, windows).items()
-        }
+        points = self.baseline_forecasts(split, windows) if points is None else points
+        return {name: forecast_metrics(pred, truth, self.scale) for name, pred in points.items()}
 
     def regimes_of(self, regimes: list[Regime], split: str, windows=None) -> list[Regime]:
         """The level each of ``split``'s windows takes: the one nearest its history's missing share."""
@@ -190,6 +189,23 @@ class ForecastTask:
             if regime.fallback is not None:
                 chosen[i] = baselines[regime.fallback][i]
         return chosen
+
+    def chosen_intervals(self, forecasts: tuple, chosen: np.ndarray, regimes: list[Regime], split: str):
+        """(lower, upper) float[N, H, F] that ``dynmask forecast --interval`` gives around ``chosen``: the
+        model's raw interval (``forecasts`` = (point, lower, upper)) widened by its level's factor, or,
+        where a fallback forecasts, moved onto it and widened by the fallback's factor (NaN where the
+        level has none)."""
+        lower, upper = np.empty_like(chosen), np.empty_like(chosen)
+        for i, regime in enumerate(self.regimes_of(regimes, split)):
+            point, lo, hi = (f[i] for f in forecasts)
+            if regime.fallback is None:
+                lower[i], upper[i] = widen_interval(point, lo, hi, regime.interval_scale)
+            elif regime.fallback_interval_scale is None:
+                lower[i] = upper[i] = np.nan
+            else:
+                moved = moved_interval(point, lo, hi, chosen[i])
+                lower[i], upper[i] = widen_interval(chosen[i], *moved, regime.fallback_interval_scale)
+        return lower, upper
 
     def save_assets(self, folder: Path) -> None:
         (Path(folder) / "forecast.json").write_text(
@@ -252,7 +268,7 @@ def train_forecaster(
     best_dir = Path(output) / "best"
     best = load_forecaster(output).model if (best_dir / "model.safetensors").exists() else model
     levels = validate_regimes(task, best)  # the validation history as it is, then with more holes
-    regimes = [Regime(r["missing"], r["fallback"], r["interval_scale"]) for r in levels]
+    regimes = [Regime(r["missing"], r["fallback"], r["interval_scale"], r["fallback_interval_scale"]) for r in levels]
     fallback, scale = regimes[0].fallback, regimes[0].interval_scale
     summary["fallback"], summary["valid"] = fallback, levels[0]["valid"]
     summary["by_history_missing"] = levels
@@ -278,9 +294,18 @@ def train_forecaster(
     summary["test"] = task.evaluate(best, "test", interval_scale=scales)
     summary["forecast_seconds"] = time.perf_counter() - t1
     summary["baselines"] = task.baselines("test")
-    point, baseline_points = task.forecast(best, task.windows("test")), task.baseline_forecasts("test")
-    chosen = task.chosen_forecasts(point, baseline_points, regimes, "test")
-    chosen = forecast_metrics(chosen, task.truth("test"), task.scale)
+    intervals = best.interval_head is not None
+    forecasts = task.forecast(best, task.windows("test"), intervals=intervals)
+    point = forecasts[0] if intervals else forecasts
+    baseline_points = task.baseline_forecasts("test")
+    chosen_points = task.chosen_forecasts(point, baseline_points, regimes, "test")
+    chosen = forecast_metrics(chosen_points, task.truth("test"), task.scale)
+    if intervals:  # the interval `dynmask forecast --interval` gives, the fallback's included
+        lower, upper = task.chosen_intervals(forecasts, chosen_points, regimes, "test")
+        truth = task.truth("test")
+        scored = np.isfinite(truth) & np.isfinite(lower).all(axis=(1, 2), keepdims=True)
+        if scored.any():
+            chosen.update(interval_metrics(lower, upper, truth, scored, best.config.interval))
     results = {
         "dynmask": summary["test"],
         **summary["baselines"],

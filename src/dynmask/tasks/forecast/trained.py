@@ -21,7 +21,7 @@ from ...training import load_run_model
 from ...training.run_folders import RunFolderError, config_from_dict, read_json
 from ..impute.calibration import widen_interval
 from ..impute.trained import read_calibration_scale, read_fallback
-from .regimes import history_missing, nearest_regime, read_regimes
+from .regimes import Regime, history_missing, moved_interval, nearest_regime, read_regimes
 
 __all__ = ["TrainedForecaster", "load_forecaster", "forecaster_from_assets"]
 
@@ -43,14 +43,19 @@ class TrainedForecaster:
     # the fallback and factor per level of history missingness (regimes.py); empty: the two above for all
     regimes: list = field(default_factory=list)
 
-    def choices(self, history: np.ndarray) -> tuple[Optional[str], float]:
-        """(fallback or None, conformal factor) for ``history`` float[T, F] (at most ``context`` steps; fewer
-        count the steps before them as missing): those of the validation level nearest its missing share."""
+    def regime(self, history: np.ndarray) -> Regime:
+        """The choices for ``history`` float[T, F] (at most ``context`` steps; fewer count the steps before
+        them as missing): those of the validation level nearest its missing share (fallback or None, the
+        model's conformal factor, the fallback's)."""
         if not self.regimes:
-            return self.fallback, self.interval_scale
+            return Regime(0.0, self.fallback, self.interval_scale)
         history = np.where(np.isfinite(history), history, np.nan)[-self.context :]
         padded = np.concatenate([np.full((self.context - history.shape[0], history.shape[1]), np.nan), history])
-        regime = nearest_regime(self.regimes, history_missing(padded))
+        return nearest_regime(self.regimes, history_missing(padded))
+
+    def choices(self, history: np.ndarray) -> tuple[Optional[str], float]:
+        """(fallback or None, the model's conformal factor) for ``history``: see :meth:`regime`."""
+        regime = self.regime(history)
         return regime.fallback, regime.interval_scale
 
     def forecast(self, history: np.ndarray, intervals: bool = False, use_model: bool = False):
@@ -65,16 +70,29 @@ class TrainedForecaster:
         history = np.where(np.isfinite(history), history, np.nan)[-self.context :]
         if not np.isfinite(history).any():
             raise DataError("the history holds no observed value: nothing to forecast from")
-        fallback, scale = self.choices(history)
-        fallback = None if use_model else fallback
+        regime = self.regime(history)
+        fallback, scale = (None if use_model else regime.fallback), regime.interval_scale
         if fallback is not None:
-            if intervals:
-                raise DataError(
-                    f"--interval: this run forecasts with its validation fallback ({fallback}), which has no "
-                    "interval; add --use-model to forecast (and bound) with the model"
-                )
             fill = self.scaler.mean.astype(np.float64)
-            return FORECAST_BASELINES[fallback](history[None], self.horizon, self.season, fill)[0]
+            centre = FORECAST_BASELINES[fallback](history[None], self.horizon, self.season, fill)[0]
+            if not intervals:
+                return centre
+            if regime.fallback_interval_scale is None or getattr(self.model, "interval_head", None) is None:
+                raise DataError(
+                    f"--interval: this run forecasts with its validation fallback ({fallback}) and holds no "
+                    "interval for it (trained without --intervals, or before fallbacks had one); add "
+                    "--use-model to forecast (and bound) with the model"
+                )
+            moved = moved_interval(*self._model_forecast(history, True), centre)  # the model's raw interval
+            return (centre, *widen_interval(centre, *moved, regime.fallback_interval_scale))
+        if not intervals:
+            return self._model_forecast(history, False)[0]
+        point, lower, upper = self._model_forecast(history, True)
+        return (point, *widen_interval(point, lower, upper, scale))
+
+    def _model_forecast(self, history: np.ndarray, intervals: bool) -> tuple:
+        """The model's (point,) or (point, raw lower, raw upper), each float64[H, F], after ``history``
+        (finite or NaN, at most ``context`` steps)."""
         pad = self.context - history.shape[0]
         window = np.concatenate(
             [np.full((pad, history.shape[1]), np.nan), history, np.full((self.horizon, history.shape[1]), np.nan)]
@@ -87,13 +105,10 @@ class TrainedForecaster:
                     raise DataError(
                         "--interval: this forecaster was trained without intervals (train with --intervals 0.9)"
                     )
-                point, lower, upper = (
-                    self.scaler.inverse(t[0, self.context :].double().numpy())
-                    for t in self.model.forward_with_interval(x, mask)
-                )
-                return (point, *widen_interval(point, lower, upper, scale))
-            out = self.model(x, mask)
-        return self.scaler.inverse(out[0, self.context :].double().numpy())
+                outs = self.model.forward_with_interval(x, mask)
+            else:
+                outs = (self.model(x, mask),)
+        return tuple(self.scaler.inverse(t[0, self.context :].double().numpy()) for t in outs)
 
 
 def load_forecaster(folder: Path) -> TrainedForecaster:
