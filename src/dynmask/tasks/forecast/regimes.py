@@ -25,7 +25,7 @@ import torch
 from ...errors import TooFewToCalibrate
 from ...missingness import hide_values
 from ...training.run_folders import RunFolderError, read_json
-from ..impute.calibration import conformal_scale
+from ..impute.calibration import conformal_scale, widen_interval
 from ..impute.trained import FALLBACK_FILE, choose_fallback
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "EXTRA_HOLES",
     "history_missing",
     "moved_interval",
+    "level_interval",
     "validate_regimes",
     "nearest_regime",
     "read_regimes",
@@ -73,6 +74,18 @@ def moved_interval(point: np.ndarray, lower: np.ndarray, upper: np.ndarray, cent
     """(lower, upper): the interval ``lower``..``upper`` around ``point`` moved to ``centre`` (each bound
     keeps its distance to the point); arrays of one shape."""
     return centre - (point - lower), centre + (upper - point)
+
+
+def level_interval(regime: Regime, point, lower, upper, centre):
+    """(lower, upper) that ``dynmask forecast --interval`` gives at ``regime``'s level around ``centre``
+    (what it forecasts): the model's raw interval (``point``, ``lower``, ``upper``) widened by the level's
+    factor where the model forecasts, moved onto the fallback's forecast and widened by the fallback's
+    factor where a fallback does; None where the level's fallback has no factor (runs from before)."""
+    if regime.fallback is None:
+        return widen_interval(point, lower, upper, regime.interval_scale)
+    if regime.fallback_interval_scale is None:
+        return None
+    return widen_interval(centre, *moved_interval(point, lower, upper, centre), regime.fallback_interval_scale)
 
 
 def _calibrated(point, lower, upper, truth, interval: float) -> float:

@@ -31,7 +31,7 @@ from ...training import Trainer, start_run_folder
 from ...training.run_folders import fingerprint, write_manifest
 from ..impute.calibration import interval_metrics, pinball_loss, widen_interval
 from ..impute.trained import CALIBRATION_FILE, FALLBACK_FILE
-from .regimes import Regime, history_missing, moved_interval, nearest_regime, validate_regimes
+from .regimes import Regime, history_missing, level_interval, nearest_regime, validate_regimes
 from .trained import load_forecaster
 
 __all__ = ["ForecastTask", "train_forecaster", "forecast_metrics"]
@@ -181,30 +181,25 @@ class ForecastTask:
         history = self.windows(split, windows)[:, : self.context]
         return [nearest_regime(regimes, history_missing(h)) for h in history]
 
-    def chosen_forecasts(self, point: np.ndarray, baselines: dict, regimes: list[Regime], split: str) -> np.ndarray:
-        """What ``dynmask forecast`` gives for each of ``split``'s windows (N, H, F): the model's forecast
-        (``point``), or the forecast in ``baselines`` of the fallback of the window's level."""
+    def chosen_forecasts(self, point: np.ndarray, baselines: dict, levels: list[Regime]) -> np.ndarray:
+        """What ``dynmask forecast`` gives for each window (N, H, F): the model's forecast (``point``), or
+        the forecast in ``baselines`` of the fallback of the window's level (``levels``: one per window,
+        from :meth:`regimes_of`)."""
         chosen = point.copy()
-        for i, regime in enumerate(self.regimes_of(regimes, split)):
+        for i, regime in enumerate(levels):
             if regime.fallback is not None:
                 chosen[i] = baselines[regime.fallback][i]
         return chosen
 
-    def chosen_intervals(self, forecasts: tuple, chosen: np.ndarray, regimes: list[Regime], split: str):
-        """(lower, upper) float[N, H, F] that ``dynmask forecast --interval`` gives around ``chosen``: the
-        model's raw interval (``forecasts`` = (point, lower, upper)) widened by its level's factor, or,
-        where a fallback forecasts, moved onto it and widened by the fallback's factor (NaN where the
-        level has none)."""
-        lower, upper = np.empty_like(chosen), np.empty_like(chosen)
-        for i, regime in enumerate(self.regimes_of(regimes, split)):
-            point, lo, hi = (f[i] for f in forecasts)
-            if regime.fallback is None:
-                lower[i], upper[i] = widen_interval(point, lo, hi, regime.interval_scale)
-            elif regime.fallback_interval_scale is None:
-                lower[i] = upper[i] = np.nan
-            else:
-                moved = moved_interval(point, lo, hi, chosen[i])
-                lower[i], upper[i] = widen_interval(chosen[i], *moved, regime.fallback_interval_scale)
+    def chosen_intervals(self, forecasts: tuple, chosen: np.ndarray, levels: list[Regime]):
+        """(lower, upper) float[N, H, F] that ``dynmask forecast --interval`` gives around ``chosen``, from
+        the model's raw interval (``forecasts`` = (point, lower, upper)) by :func:`level_interval` at each
+        window's level (NaN where the level's fallback has no factor)."""
+        lower, upper = np.full_like(chosen, np.nan), np.full_like(chosen, np.nan)
+        for i, regime in enumerate(levels):
+            bounds = level_interval(regime, *(f[i] for f in forecasts), chosen[i])
+            if bounds is not None:
+                lower[i], upper[i] = bounds
         return lower, upper
 
     def save_assets(self, folder: Path) -> None:
@@ -290,18 +285,19 @@ def train_forecaster(
             )
         write_manifest(best_dir)
     t1 = time.perf_counter()
-    scales = np.array([r.interval_scale for r in task.regimes_of(regimes, "test")])[:, None, None]  # (N, 1, 1)
-    summary["test"] = task.evaluate(best, "test", interval_scale=scales)
-    summary["forecast_seconds"] = time.perf_counter() - t1
-    summary["baselines"] = task.baselines("test")
     intervals = best.interval_head is not None
-    forecasts = task.forecast(best, task.windows("test"), intervals=intervals)
-    point = forecasts[0] if intervals else forecasts
-    baseline_points = task.baseline_forecasts("test")
-    chosen_points = task.chosen_forecasts(point, baseline_points, regimes, "test")
+    out = task.forecast(best, task.windows("test"), intervals=intervals)
+    forecasts = out if intervals else (out,)  # one forecast serves every score below
+    levels_of_test = task.regimes_of(regimes, "test")  # one per test window
+    scales = np.array([r.interval_scale for r in levels_of_test])[:, None, None]  # (N, 1, 1)
+    summary["test"] = task.score("test", forecasts, best.config.interval, scales)
+    summary["forecast_seconds"] = time.perf_counter() - t1
+    point, baseline_points = forecasts[0], task.baseline_forecasts("test")
+    summary["baselines"] = task.baselines("test", points=baseline_points)
+    chosen_points = task.chosen_forecasts(point, baseline_points, levels_of_test)
     chosen = forecast_metrics(chosen_points, task.truth("test"), task.scale)
     if intervals:  # the interval `dynmask forecast --interval` gives, the fallback's included
-        lower, upper = task.chosen_intervals(forecasts, chosen_points, regimes, "test")
+        lower, upper = task.chosen_intervals(forecasts, chosen_points, levels_of_test)
         truth = task.truth("test")
         scored = np.isfinite(truth) & np.isfinite(lower).all(axis=(1, 2), keepdims=True)
         if scored.any():

@@ -5,6 +5,7 @@ gappy history (a DataFrame or an array) into the next ``horizon`` steps.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -19,9 +20,8 @@ from ...masks import Mask
 from ...models.series import SeriesConfig, SeriesImputer
 from ...training import load_run_model
 from ...training.run_folders import RunFolderError, config_from_dict, read_json
-from ..impute.calibration import widen_interval
 from ..impute.trained import read_calibration_scale, read_fallback
-from .regimes import Regime, history_missing, moved_interval, nearest_regime, read_regimes
+from .regimes import Regime, history_missing, level_interval, nearest_regime, read_regimes
 
 __all__ = ["TrainedForecaster", "load_forecaster", "forecaster_from_assets"]
 
@@ -71,7 +71,11 @@ class TrainedForecaster:
         if not np.isfinite(history).any():
             raise DataError("the history holds no observed value: nothing to forecast from")
         regime = self.regime(history)
-        fallback, scale = (None if use_model else regime.fallback), regime.interval_scale
+        if use_model:
+            regime = dataclasses.replace(regime, fallback=None)
+        fallback = regime.fallback
+        if fallback is None and not intervals:
+            return self._model_forecast(history, False)[0]
         if fallback is not None:
             fill = self.scaler.mean.astype(np.float64)
             centre = FORECAST_BASELINES[fallback](history[None], self.horizon, self.season, fill)[0]
@@ -83,12 +87,9 @@ class TrainedForecaster:
                     "interval for it (trained without --intervals, or before fallbacks had one); add "
                     "--use-model to forecast (and bound) with the model"
                 )
-            moved = moved_interval(*self._model_forecast(history, True), centre)  # the model's raw interval
-            return (centre, *widen_interval(centre, *moved, regime.fallback_interval_scale))
-        if not intervals:
-            return self._model_forecast(history, False)[0]
-        point, lower, upper = self._model_forecast(history, True)
-        return (point, *widen_interval(point, lower, upper, scale))
+        raw = self._model_forecast(history, True)  # (point, lower, upper): the model's raw interval
+        centre = raw[0] if fallback is None else centre
+        return (centre, *level_interval(regime, *raw, centre))
 
     def _model_forecast(self, history: np.ndarray, intervals: bool) -> tuple:
         """The model's (point,) or (point, raw lower, raw upper), each float64[H, F], after ``history``
