@@ -131,6 +131,10 @@ def nearest_regime(regimes: Sequence[Regime], missing: float) -> Regime:
     return min(regimes, key=lambda r: (abs(r.missing - missing), r.missing))
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def read_regimes(folder: Path, baselines: tuple) -> list[Regime]:
     """The levels a forecasting run's ``fallback.json`` records (empty for runs that predate them)."""
     path = Path(folder) / FALLBACK_FILE
@@ -141,21 +145,14 @@ def read_regimes(folder: Path, baselines: tuple) -> list[Regime]:
     try:
         for row in rows:
             missing, fallback, scale = row["missing"], row["fallback"], row["interval_scale"]
-            numbers = [v for v in (missing, scale) if isinstance(v, (int, float)) and not isinstance(v, bool)]
-            if (
-                len(numbers) != 2
-                or not (0 <= missing <= 1)
-                or not (0 < scale < math.inf)
-                or fallback
-                not in (
-                    None,
-                    *baselines,
-                )
-            ):
-                raise ValueError(f"a level reads {row!r}")
             moved = row.get("fallback_interval_scale")
-            if moved is not None and (
-                isinstance(moved, bool) or not isinstance(moved, (int, float)) or not (0 < moved < math.inf)
+            if not (
+                _number(missing)
+                and 0 <= missing <= 1
+                and _number(scale)
+                and 0 < scale < math.inf
+                and fallback in (None, *baselines)
+                and (moved is None or (_number(moved) and 0 < moved < math.inf))
             ):
                 raise ValueError(f"a level reads {row!r}")
             regimes.append(Regime(float(missing), fallback, float(scale), None if moved is None else float(moved)))
