@@ -2,9 +2,10 @@
 (exported by ``dynmask export``'s route: the mask built inside the graph, attention as onnxruntime's fused
 MultiHeadAttention; sessions flush denormals; worker threads spin between calls, onnxruntime's default and
 what PyTorch's OpenMP threads do too), and by torch.compile (inductor),
-at 0 / 50 / 75% of positions missing. Runs are interleaved in one process, each call after a short
-untimed call (its threads wake, the previous runtime's stop spinning), then ``TIMED`` timed calls in a
-row; medians of all timed calls; ratios against eager PyTorch (dense) side by side.
+at 0 / 50 / 75% of positions missing. Runs are interleaved in one process; each runner's turn is a
+pause (the previous runtime's threads stop spinning), an untimed call (its own threads wake), then
+``TIMED`` timed calls in a row; medians of all timed calls; ratios against eager PyTorch (dense) side by
+side.
 
     python benchmarks/export_compile.py --with-plain    # benchmarks/results/export-compile.{json,md}
 
@@ -77,9 +78,7 @@ def main() -> None:
         export_graph(graph, (example,), path, dims)
         onnx = OnnxSession(path, threads)  # its own thread (flush-to-zero stays there); threads spin, as eager's
         runners[f"onnxruntime {backend}"] = lambda ids, s=onnx: s.run({s.get_inputs()[0].name: ids.numpy()})[0]
-        if (
-            args.with_plain
-        ):  # the exporter's own decomposition, onnxruntime's default session (how dynmask exported before)
+        if args.with_plain:  # the exporter's own decomposition, a default session (how dynmask exported before)
             plain = tmp / f"{backend}-plain.onnx"
             with torch.no_grad():
                 torch.onnx.export(graph, (example,), str(plain), dynamo=True, verbose=False, dynamic_shapes=dims)
