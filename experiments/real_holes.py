@@ -371,7 +371,6 @@ def main(argv=None) -> int:
     select(args.data)
     torch.set_num_threads(2 if args.model == "minilm" else 1)
     if args.step == "train" and args.model == "minilm":
-        torch.set_num_threads(2)
         train_minilm()
     elif args.step == "train":
         train(args.engine_trained)
