@@ -10,7 +10,9 @@ text set's test split, each word with the engine's own confidence.
 Writes ``results/engine-noise/<set>/<split>/<engine>-<level>.jsonl``: one line per test text,
 ``{"id": i, "words": [...], "confidences": [...]}`` (confidences in [0, 1]; the JSONL format
 ``dynmask`` reads with ``--confidence-column``-free input), so scoring needs no engine. Each line is
-appended as soon as it is recognised; a rerun resumes after the last id written.
+appended as soon as it is recognised; a rerun resumes after the last id written. These files hold the
+data sets' text as the engine read it (third-party): a local cache, not committed (``.gitignore``);
+``wer.{json,md}`` are.
 
 Engines (installed from the registries): Debian ``tesseract-ocr tesseract-ocr-eng espeak-ng
 fonts-dejavu-core``; PyPI ``pytesseract pocketsphinx pillow jiwer`` (``pip install 'dynmask[engines]'``).
