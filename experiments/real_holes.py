@@ -28,6 +28,7 @@ import jiwer
 import torch
 
 from dynmask.data.confidence import mark_low_confidence, soft_mask
+from dynmask.data.lexicon import Lexicon
 from dynmask.data.text import load_text_dataset
 from dynmask.demos.text import MODEL
 from dynmask.devices import device_of, to_device
@@ -55,6 +56,7 @@ def select(data: str) -> None:
 METHODS = ("dynamic", "static", "delete")  # static: missing words read as the learned [MISSING] placeholder
 SEEDS = (0, 1, 2)
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+LEXICON: Lexicon | None = None  # score --lexicon: words no training text holds get confidence 0
 MINILM_THRESHOLDS = THRESHOLDS[::2]  # MiniLM: every other threshold (a forward pass per text and threshold is slow)
 
 
@@ -125,7 +127,8 @@ def train_minilm() -> None:
 def _engine(split: str, name: str) -> dict[int, tuple[str, list[float]]]:
     path = ENGINE / split / f"{name}.jsonl"
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    return {r["id"]: (" ".join(r["words"]), r["confidences"]) for r in records}
+    cap = (lambda words, c: c) if LEXICON is None else LEXICON.cap
+    return {r["id"]: (" ".join(r["words"]), cap(" ".join(r["words"]), r["confidences"])) for r in records}
 
 
 def _predict(model, tokenizer, texts: list[str]) -> list[int]:
@@ -200,7 +203,8 @@ def _minilm(method: str, seed: int, labels: list[str]):
     return model.eval(), tok, labels
 
 
-def score(levels: list[str], engine_level: str | None = None, minilm: bool = False) -> None:
+def score(levels: list[str], engine_level: str | None = None, minilm: bool = False, lexicon: bool = False) -> None:
+    global LEXICON
     splits = load_text_dataset(DATA, seed=0)
     wer = json.loads((ENGINE / "wer.json").read_text())
     runs, out = RUNS, OUT / "minilm" if minilm else OUT
@@ -208,6 +212,8 @@ def score(levels: list[str], engine_level: str | None = None, minilm: bool = Fal
         runs, out, levels = RUNS / f"engine-{engine_level}", OUT / f"trained-on-{engine_level}", [engine_level]
         (out / "trained_on.json").parent.mkdir(parents=True, exist_ok=True)
         (out / "trained_on.json").write_text(json.dumps({"train_texts": len(engine_splits(engine_level).train)}))
+    if lexicon:  # the engine's confidences capped by the training split's words (dynmask.data.lexicon)
+        LEXICON, out = Lexicon.from_texts(e.text for e in splits.train), out / "lexicon"
     out.mkdir(parents=True, exist_ok=True)
     cells = []  # one per (method, seed, level)
     for method in METHODS:
@@ -365,6 +371,11 @@ def main(argv=None) -> int:
     )
     p.add_argument("--engine-trained", default=None, help="train / score models trained on this engine level")
     p.add_argument(
+        "--lexicon",
+        action="store_true",
+        help="score: unknown words get confidence 0",
+    )
+    p.add_argument(
         "--data", choices=tuple(TITLE), default="rotten_tomatoes", help="the text set (default: %(default)s)"
     )
     args = p.parse_args(argv)
@@ -375,7 +386,7 @@ def main(argv=None) -> int:
     elif args.step == "train":
         train(args.engine_trained)
     else:
-        score(args.levels.split(","), args.engine_trained, minilm=args.model == "minilm")
+        score(args.levels.split(","), args.engine_trained, minilm=args.model == "minilm", lexicon=args.lexicon)
     return 0
 
 

@@ -5,6 +5,8 @@ degradation levels (experiments/engine_noise.py --data libreoffice-en-de), each 
         --output runs/real-holes-translate-lr1e-3 --epochs 2 --copy --lr 0.001 --max-src-len 96 \\
         --max-tgt-len 96 --train-missing 0.3 --test-missing 0 --test-limit 100 --seed 0
     python experiments/real_holes_translate.py        # results/real-holes-translate/
+    python experiments/real_holes_translate.py --lexicon   # words no training source holds count as
+                                                           # confidence 0: results/real-holes-translate/lexicon/
 
 The model (dynamic mask + copy, 2 epochs at lr 1e-3 as in experiments/seq2seq.py, never trained on
 engine output) translates the clean source, the raw engine text, and the engine text with the words
@@ -23,6 +25,7 @@ from pathlib import Path
 import torch
 
 from dynmask.data.confidence import mark_low_confidence
+from dynmask.data.lexicon import Lexicon
 from dynmask.data.pairs import load_pairs
 from dynmask.metrics import bleu_chrf
 from dynmask.tasks.seq2seq.trained import generate_texts, load_seq2seq
@@ -35,14 +38,16 @@ PAIRS = ROOT.parent / "shared" / "datasets" / "translation" / "libreoffice-help.
 THRESHOLDS = (0.2, 0.4, 0.5, 0.6, 0.8)
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     model, tokenizer, config = load_seq2seq(RUN)
     pairs = load_pairs(str(PAIRS))
+    lexicon = Lexicon.from_texts(p.source for p in pairs.train) if "--lexicon" in argv else None
+    out = OUT / "lexicon" if lexicon is not None else OUT
     translate = lambda texts: generate_texts(
         model, tokenizer, texts, beam=1, max_len=config["max_tgt_len"], max_src_len=config["max_src_len"]
     )
-    (OUT / "hypotheses").mkdir(parents=True, exist_ok=True)
+    (out / "hypotheses").mkdir(parents=True, exist_ok=True)
     rows = {}
     for level in (1, 2, 3):
         row = {}
@@ -51,7 +56,9 @@ def main() -> int:
             ids = [r["id"] for r in records]
             refs = [getattr(pairs, split)[i].target for i in ids]
             raw = [" ".join(r["words"]) for r in records]
-            marked = lambda t: [mark_low_confidence(x, r["confidences"], t) for x, r in zip(raw, records)]
+            marked = lambda t: [
+                mark_low_confidence(x, r["confidences"], t, lexicon=lexicon) for x, r in zip(raw, records)
+            ]
             if split == "valid":
                 by_t = {t: bleu_chrf(translate(marked(t)), refs)["bleu"] for t in (0.0, *THRESHOLDS)}
                 row["valid_bleu_by_threshold"] = by_t
@@ -65,12 +72,13 @@ def main() -> int:
             }
             for name, hyps in outputs.items():
                 row[name] = bleu_chrf(hyps, refs)
-                (OUT / "hypotheses" / f"ocr-{level}.{name}.txt").write_text("\n".join(hyps) + "\n")
+                (out / "hypotheses" / f"ocr-{level}.{name}.txt").write_text("\n".join(hyps) + "\n")
             row["texts"] = len(ids)
         rows[f"ocr-{level}"] = row
         print(level, {k: (v["bleu"] if isinstance(v, dict) and "bleu" in v else v) for k, v in row.items()}, flush=True)
     wer = json.loads((ENGINE / "wer.json").read_text())
-    (OUT / "results.json").write_text(json.dumps({"levels": rows, "wer": wer}, indent=2))
+    record = {"levels": rows, "wer": wer, "lexicon": None if lexicon is None else len(lexicon)}
+    (out / "results.json").write_text(json.dumps(record, indent=2))
     head = "| OCR level | test WER | clean source | raw engine text | dynamic, masked below T (T) | copy raw source |"
     lines = [head + " masked − raw |", "| --- " * 7 + "|"]
     for level, r in rows.items():
@@ -78,10 +86,10 @@ def main() -> int:
         gain = r["masked"]["bleu"] - r["raw"]["bleu"]
         lines.append(f"| {level} | {wer[f'test/{level}']['wer']:.2f} | {f('clean')} | {f('raw')} | {f('masked')} "
                      f"({r['threshold']:g}) | {f('copy-raw-source')} | {gain:+.1f} |")  # fmt: skip
-    (OUT / "results.md").write_text("\n".join(lines) + "\n")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

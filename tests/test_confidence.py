@@ -23,6 +23,7 @@ from dynmask.data.confidence import (
     read_tesseract_tsv,
     read_words_jsonl,
 )
+from dynmask.data.lexicon import Lexicon
 from dynmask.data.tokenizer import TextTokenizer
 from dynmask.errors import DataError
 
@@ -176,9 +177,13 @@ def test_a_run_with_confidences_chooses_its_threshold_on_validation_and_keeps_it
             "--confidence-column", "conf", *small_classify_args(test_missing="0")]  # fmt: skip
     assert main(args) == 0
     record = json.loads((run / "best" / "confidence.json").read_text())
-    valid = {float(t): a for t, a in record["valid_accuracy"].items()}
-    assert record["chosen_on"] == "valid" and len(valid) == 10 and 0.0 in valid
-    assert valid[record["threshold"]] == max(valid.values())
+    scores = record["valid_accuracy"]  # by reading: the engine's confidences alone, or capped by the lexicon
+    assert record["chosen_on"] == "valid" and sorted(scores) == ["engine", "engine+lexicon"]
+    valid = {(name, float(t)): a for name, by_t in scores.items() for t, a in by_t.items()}
+    assert len(valid) == 20 and ("engine", 0.0) in valid
+    reading = "engine+lexicon" if record["lexicon"] else "engine"
+    assert valid[reading, record["threshold"]] == max(valid.values())
+    assert (run / "best" / "lexicon.txt").exists() == record["lexicon"]
     assert json.loads((run / "best" / "config.json").read_text())["confidence_threshold"] is None
     capsys.readouterr()
     assert (
@@ -190,7 +195,11 @@ def test_a_run_with_confidences_chooses_its_threshold_on_validation_and_keeps_it
     table.write_text('text,conf\n"a charming film",' + f'"{record["threshold"] + 0.01:.2f} 0 1"\n')
     assert main(["predict", "--model", str(run), "--input", str(table), "--confidence-column", "conf"]) == 0
     text = json.loads(capsys.readouterr().out)["text"]
-    assert text == ("a [missing] film" if record["threshold"] > 0 else "a charming film")
+    lexicon = Lexicon.load(run / "best" / "lexicon.txt") if record["lexicon"] else None
+    known = lambda w: lexicon is None or w in lexicon
+    words = [w if (record["threshold"] == 0 or (c >= record["threshold"] and known(w))) else "[missing]"
+             for w, c in zip(["a", "charming", "film"], [record["threshold"] + 0.01, 0, 1])]  # fmt: skip
+    assert text == " ".join(words)
 
 
 @settings(max_examples=25, deadline=None)
@@ -253,7 +262,7 @@ def test_translation_with_ocr_sources_chooses_and_keeps_a_threshold(tmp_path, ca
             "--beam", "1", "--test-missing", "0", "--confidence-column", "conf", *small]  # fmt: skip
     assert main(args) == 0
     record = json.loads((run / "best" / "confidence.json").read_text())
-    assert record["chosen_on"] == "valid" and len(record["valid_score"]) == 10
+    assert record["chosen_on"] == "valid" and [len(v) for v in record["valid_score"].values()] == [10, 10]
     capsys.readouterr()
     assert (
         main(["evaluate", "--model", str(run), "--missing", "0", "--beam", "1", "--json"]) == 0

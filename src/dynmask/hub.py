@@ -272,10 +272,10 @@ class TextClassifierModel(DynmaskModel):
 
     def _load(self, folder: Path) -> None:
         from .tasks.classify.task import load_classifier
-        from .tasks.common import stored_threshold
+        from .tasks.common import stored_lexicon, stored_threshold
 
         self.model, self.tokenizer, self.labels = load_classifier(folder)
-        self.threshold = stored_threshold(folder)
+        self.threshold, self.lexicon = stored_threshold(folder), stored_lexicon(folder)
 
     def predict(self, texts: Sequence[str], confidences: Optional[Sequence[Sequence[float]]] = None) -> list[dict]:
         """One row per text, as ``dynmask predict`` prints it: ``label``, ``probabilities``. ``confidences``:
@@ -287,7 +287,8 @@ class TextClassifierModel(DynmaskModel):
         if confidences is not None:
             if self.threshold is None:
                 raise DataError("confidences: this model stores no confidence threshold; pass texts alone")
-            read = [mark_low_confidence(t, c, self.threshold) for t, c in zip(read, confidences, strict=True)]
+            pairs = zip(read, confidences, strict=True)
+            read = [mark_low_confidence(t, c, self.threshold, lexicon=self.lexicon) for t, c in pairs]
         rows = predict_texts(self.model, self.tokenizer, self.labels, read)
         return [{**row, "text": text} for text, row in zip(texts, rows)]
 

@@ -84,14 +84,19 @@ def parse_confidences(text: str, cell: Optional[str], where: str) -> list[float]
     return check_confidences(values, len(words), where)
 
 
-def mark_low_confidence(text: str, confidences: Sequence[float], threshold: float, marker: str = MISSING_MARKER) -> str:
+def mark_low_confidence(
+    text: str, confidences: Sequence[float], threshold: float, marker: str = MISSING_MARKER, *, lexicon=None
+) -> str:
     """``text`` with every word whose confidence is below ``threshold`` (or NaN) replaced by ``marker``.
-    A threshold of 0 keeps every word (the raw engine text)."""
+    A threshold of 0 keeps every word (the raw engine text). ``lexicon`` (:class:`dynmask.data.lexicon.Lexicon`):
+    a word it does not hold counts as confidence 0, missing at any threshold above 0."""
     if not 0.0 <= threshold <= 1.0:
         raise DataError(f"--confidence-threshold {threshold} is outside [0, 1]")
     words = text.split()
     if len(words) != len(confidences):
         raise DataError(f"{len(confidences)} confidences for {len(words)} words; give one per word")
+    if lexicon is not None:
+        confidences = lexicon.cap(text, confidences)
     keep = lambda c: not math.isnan(c) and c >= threshold
     return " ".join(w if keep(c) else marker for w, c in zip(words, confidences))
 

@@ -13,7 +13,7 @@ import numpy as np
 from ..data.confidence import mark_low_confidence
 from ..errors import DataError
 from ..export import is_onnx, load_onnx
-from ..tasks.common import stored_threshold
+from ..tasks.common import stored_lexicon, stored_threshold
 from ..tasks.registry import task_of
 
 __all__ = ["ServedModel", "load_served"]
@@ -35,6 +35,7 @@ class ServedModel:
         if self.task not in SERVED_TASKS:
             raise DataError(f"--model {path} is a {self.task!r} run; serve covers {', '.join(SERVED_TASKS)} runs")
         self.threshold = stored_threshold(self.path)
+        self.lexicon = stored_lexicon(self.path)
         if self.task == "classify":
             self._load_classifier(runner)
         elif self.task == "impute":
@@ -68,7 +69,8 @@ class ServedModel:
             return text
         if self.threshold is None:
             raise DataError("this run stores no confidence threshold: send texts without confidences")
-        return mark_low_confidence(text, [float("nan") if c is None else float(c) for c in confidences], self.threshold)
+        confidences = [float("nan") if c is None else float(c) for c in confidences]
+        return mark_low_confidence(text, confidences, self.threshold, lexicon=self.lexicon)
 
     def predict(self, items: list) -> list[dict]:
         """Rows for ``items`` (text, text as read): the text as sent, the label and probabilities."""

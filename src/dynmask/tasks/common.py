@@ -13,6 +13,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from ..data.confidence import mark_low_confidence
+from ..data.lexicon import LEXICON_FILE, Lexicon
 from ..errors import DataError
 from ..layers import with_backend
 from ..missingness import PROCESSES, Schedule, make_process
@@ -108,22 +109,53 @@ def series_export(model: torch.nn.Module, backend: str, impute: bool, folder: Pa
     return graph, example, {**meta, "input": "values (standard units, NaN = missing)"}, copy_files
 
 
-CONFIDENCE_FILE = "confidence.json"  # in a run's best/: {"threshold": T} chosen on validation
+CONFIDENCE_FILE = "confidence.json"  # in a run's best/: {"threshold": T, "lexicon": bool} chosen on validation
 
 
-def stored_threshold(run: Path) -> Optional[float]:
-    """The confidence threshold a run chose on validation (``best/confidence.json``), or None (a run
-    trained without confidences, or an exported ``.onnx`` model whose assets hold none)."""
+def _confidence_record(run: Path) -> tuple[Optional[Path], Optional[dict]]:
+    """(folder, record) of the run's ``confidence.json`` (the run, its best/, an export's assets), or (None, None)."""
     run = Path(run)
     for folder in (run, run / "best", run.with_name(run.name + ".assets")):
         path = folder / CONFIDENCE_FILE
         if path.is_file():
             record = read_json(path)
-            value = record.get("threshold") if isinstance(record, dict) else None
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
-                return float(value)
-            raise DataError(f'{path}: expected {{"threshold": a number in [0, 1]}}')
-    return None
+            if not isinstance(record, dict):
+                raise DataError(f'{path}: expected {{"threshold": a number in [0, 1]}}')
+            return folder, record
+    return None, None
+
+
+def stored_threshold(run: Path) -> Optional[float]:
+    """The confidence threshold a run chose on validation (``best/confidence.json``), or None (a run
+    trained without confidences, or an exported ``.onnx`` model whose assets hold none)."""
+    folder, record = _confidence_record(run)
+    if record is None:
+        return None
+    value = record.get("threshold")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
+        return float(value)
+    raise DataError(f'{folder / CONFIDENCE_FILE}: expected {{"threshold": a number in [0, 1]}}')
+
+
+def stored_lexicon(run: Path) -> Optional[Lexicon]:
+    """The lexicon a run reads engine confidences with (``"lexicon": true`` in its ``confidence.json``,
+    the words in ``lexicon.txt`` beside it: words outside it count as confidence 0), or None."""
+    folder, record = _confidence_record(run)
+    use = False if record is None else record.get("lexicon", False)
+    if not isinstance(use, bool):
+        raise DataError(f'{folder / CONFIDENCE_FILE}: "lexicon" must be true or false, got {use!r}')
+    if not use:
+        return None
+    if not (folder / LEXICON_FILE).is_file():
+        raise DataError(f"{folder / CONFIDENCE_FILE} says the run reads confidences with a lexicon; "
+                        f"{folder / LEXICON_FILE} is missing")  # fmt: skip
+    return Lexicon.load(folder / LEXICON_FILE)
+
+
+def confidence_files(run: Path) -> list[Path]:
+    """The files that say how a run reads confidences (``confidence.json``, ``lexicon.txt``): an export copies them."""
+    folder, _ = _confidence_record(run)
+    return [] if folder is None else [p for p in (folder / CONFIDENCE_FILE, folder / LEXICON_FILE) if p.is_file()]
 
 
 THRESHOLD_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # 0.0: every word kept (the raw engine text)
@@ -133,16 +165,16 @@ def has_confidences(splits) -> bool:
     return any(e.confidences is not None for name in ("train", "valid", "test") for e in splits.split(name))
 
 
-def mark_splits(splits, threshold: float):
+def mark_splits(splits, threshold: float, lexicon: Optional[Lexicon] = None):
     """``splits`` (text examples, or pairs: their source) with every word whose engine confidence is below
     ``threshold`` replaced by the missing marker (those without confidences unchanged); a word's pieces
-    all become missing."""
+    all become missing. ``lexicon``: words it does not hold count as confidence 0 (:meth:`Lexicon.cap`)."""
 
     def mark(e):
         if e.confidences is None:
             return e
         key = "source" if hasattr(e, "source") else "text"
-        return replace(e, **{key: mark_low_confidence(getattr(e, key), e.confidences, threshold)})
+        return replace(e, **{key: mark_low_confidence(getattr(e, key), e.confidences, threshold, lexicon=lexicon)})
 
     return replace(splits, **{name: [mark(e) for e in splits.split(name)] for name in ("train", "valid", "test")})
 
@@ -159,17 +191,35 @@ def run_threshold(given: Optional[float], run: Path, what: str) -> float:
     return threshold
 
 
-def choose_threshold(score_at: Callable[[float], float], given: Optional[float]) -> tuple[float, dict]:
-    """(threshold, validation score by threshold): ``given``, or the value of :data:`THRESHOLD_GRID` whose
-    ``score_at`` (higher is better) is best, ties going to the lower threshold (more words kept)."""
+def training_lexicon(texts) -> Lexicon:
+    """The words of a run's training texts that a confidence is checked against (dynmask.data.lexicon)."""
+    return Lexicon.from_texts(texts)
+
+
+def choose_threshold(
+    score_at: Callable[[float, Optional[Lexicon]], float], given: Optional[float], lexicon: Optional[Lexicon] = None
+) -> tuple[float, Optional[Lexicon], dict]:
+    """(threshold, lexicon or None, validation scores): ``given`` with the engine's confidences alone (no
+    scores), or the threshold of :data:`THRESHOLD_GRID` and the reading, the confidences alone or capped
+    by ``lexicon``, whose ``score_at(threshold, lexicon)`` (higher is better) is best. Ties go to the
+    confidences alone, then to the lower threshold (more words kept). Scores: ``{"engine": {T: score},
+    "engine+lexicon": {T: score}}``."""
     if given is not None:
-        return given, {}
-    scores = {t: score_at(t) for t in THRESHOLD_GRID}
-    return max(THRESHOLD_GRID, key=lambda t: (scores[t], -t)), scores
+        return given, None, {}
+    readings = {"engine": None} if lexicon is None else {"engine": None, "engine+lexicon": lexicon}
+    scores = {name: {t: score_at(t, lex) for t in THRESHOLD_GRID} for name, lex in readings.items()}
+    order = list(readings)
+    pairs = [(n, t) for n in order for t in THRESHOLD_GRID]
+    name, threshold = max(pairs, key=lambda nt: (scores[nt[0]][nt[1]], -order.index(nt[0]), -nt[1]))
+    return threshold, readings[name], scores
 
 
-def save_threshold(best: Path, threshold: float, scores: dict, score_name: str) -> None:
-    """Write ``best/confidence.json`` (the threshold, how it was chosen, the scores) and re-sign the folder."""
-    record = {"threshold": threshold, "chosen_on": "valid" if scores else "given", score_name: scores}
+def save_threshold(best: Path, threshold: float, lexicon: Optional[Lexicon], scores: dict, score_name: str) -> None:
+    """Write ``best/confidence.json`` (the threshold, whether the lexicon caps confidences, how they were
+    chosen, the scores), ``best/lexicon.txt`` when it does, and re-sign the folder."""
+    record = {"threshold": threshold, "lexicon": lexicon is not None, "chosen_on": "valid" if scores else "given",
+              score_name: scores}  # fmt: skip
+    if lexicon is not None:
+        lexicon.save(best / LEXICON_FILE)
     (best / CONFIDENCE_FILE).write_text(json.dumps(record, indent=2))
     write_manifest(best)

@@ -12,7 +12,7 @@ from ...errors import DataError
 from ...layers import with_backend
 from ...methods import get_method
 from ...traced import TextClassifierGraph
-from ..common import stored_threshold
+from ..common import confidence_files, stored_threshold
 from ..registry import run_config_folder
 from .task import load_classifier
 
@@ -51,5 +51,5 @@ def export_graph(run: Path, backend: str, confidences: bool = False):
         "confidence_threshold": stored_threshold(run),
     }
     prefixes = ("tokenizer", "special_tokens", "vocab", "merges", "dynmask_tokenizer")
-    copy_files = [p for p in folder.iterdir() if p.name.startswith(prefixes)]
+    copy_files = [p for p in folder.iterdir() if p.name.startswith(prefixes)] + confidence_files(run)
     return graph, example, meta, copy_files

@@ -41,6 +41,7 @@ from ..common import (  # noqa: F401  (TEST_SEED, TokenHoles: re-exported for co
     has_confidences,
     mark_splits,
     save_threshold,
+    training_lexicon,
 )
 from ..pretrained import resolve_pretrained
 
@@ -234,8 +235,9 @@ def train_text_classifier(
 
     Examples with engine confidences (``Example.confidences``): words below ``confidence_threshold`` are
     missing in every split; without a threshold the model trains on the engine's words as they are, the
-    threshold is chosen on the validation split (:data:`THRESHOLD_GRID`, the best accuracy) and saved in
-    ``best/confidence.json``, and the test scores use it."""
+    threshold is chosen on the validation split (:data:`THRESHOLD_GRID`, the best accuracy), together
+    with whether words the training texts never hold count as confidence 0 (``dynmask.data.lexicon``),
+    saved in ``best/confidence.json`` (and ``best/lexicon.txt``), and the test scores use them."""
 
     output = Path(output)
     start_run_folder(output, resume=resume, overwrite=overwrite)
@@ -302,14 +304,17 @@ def train_text_classifier(
     best = None
     if trainer.main and confidences and (output / "best").exists():
         best = load_classifier(output / "best")[0]
-        accuracy_at = lambda t: TextClassificationTask(mark_splits(splits, t), tokenizer, MissingSpec(0.0)).evaluate(
-            best, "valid", MissingSpec(0.0)
-        )["accuracy"]
-        threshold, by_threshold = choose_threshold(accuracy_at, confidence_threshold)  # stored with the best weights
+        accuracy_at = lambda t, lex: TextClassificationTask(
+            mark_splits(splits, t, lex), tokenizer, MissingSpec(0.0)
+        ).evaluate(best, "valid", MissingSpec(0.0))["accuracy"]
+        lexicon = training_lexicon(e.text for e in splits.train)
+        threshold, lexicon, by_threshold = choose_threshold(accuracy_at, confidence_threshold, lexicon)
         if by_threshold:  # chosen now: the test split is read at it
-            task = TextClassificationTask(mark_splits(splits, threshold), tokenizer, missing, seed=train_config.seed)
-        save_threshold(output / "best", threshold, by_threshold, "valid_accuracy")
+            marked = mark_splits(splits, threshold, lexicon)
+            task = TextClassificationTask(marked, tokenizer, missing, seed=train_config.seed)
+        save_threshold(output / "best", threshold, lexicon, by_threshold, "valid_accuracy")  # with the best weights
         summary["confidence_threshold"] = threshold
+        summary["confidence_lexicon"] = lexicon is not None
     if test_rates and trainer.main:
         if best is None:
             best = load_classifier(output / "best")[0] if (output / "best").exists() else model

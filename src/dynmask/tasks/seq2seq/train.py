@@ -19,7 +19,7 @@ from ...models.seq2seq import Seq2Seq, Seq2SeqConfig
 from ...models.warm_start import warm_start_seq2seq
 from ...training import Trainer, on_rank_zero_first, start_run_folder
 from ...training.run_folders import fingerprint
-from ..common import MissingSpec, choose_threshold, has_confidences, mark_splits, save_threshold
+from ..common import MissingSpec, choose_threshold, has_confidences, mark_splits, save_threshold, training_lexicon
 from .fallback import fit_fallback
 from .fuzzy import fit_fuzzy_match, one_line_each, score_fuzzy_match
 from .task import Seq2SeqTask
@@ -195,17 +195,20 @@ VALID_LIMIT = 300  # validation sources decoded per threshold (greedy) when the 
 
 
 def threshold_and_test_task(output: Path, splits, tokenizer, kind: str, given: Optional[float], options: dict):
-    """(threshold, test task): ``given``, or the one of :data:`THRESHOLD_GRID` whose greedy outputs for the
+    """(threshold, test task): ``given``, or the one of :data:`THRESHOLD_GRID` (and the reading: the
+    engine's confidences alone, or capped by the training sources' lexicon) whose greedy outputs for the
     first :data:`VALID_LIMIT` validation sources score best (BLEU / ROUGE-L); saved in
     ``best/confidence.json`` (the manifest re-signed)."""
     best = load_seq2seq(output)[0]
 
-    def score_at(t: float) -> float:
-        task = Seq2SeqTask(mark_splits(splits, t), tokenizer, MissingSpec(0.0), kind=kind, **options)
+    def score_at(t: float, lexicon) -> float:
+        task = Seq2SeqTask(mark_splits(splits, t, lexicon), tokenizer, MissingSpec(0.0), kind=kind, **options)
         hyps, refs, _ = task.generate(best, "valid", MissingSpec(0.0), beam=1, limit=VALID_LIMIT)
         result = task.score(hyps, refs)
         return result["bleu"] if kind == "translate" else result["rougeL"]
 
-    threshold, scores = choose_threshold(score_at, given)
-    save_threshold(output / "best", threshold, scores, "valid_score")
-    return threshold, Seq2SeqTask(mark_splits(splits, threshold), tokenizer, MissingSpec(0.0), kind=kind, **options)
+    lexicon = training_lexicon(p.source for p in splits.train)
+    threshold, lexicon, scores = choose_threshold(score_at, given, lexicon)
+    save_threshold(output / "best", threshold, lexicon, scores, "valid_score")
+    marked = mark_splits(splits, threshold, lexicon)
+    return threshold, Seq2SeqTask(marked, tokenizer, MissingSpec(0.0), kind=kind, **options)
