@@ -35,6 +35,7 @@ from pathlib import Path
 import jiwer
 import numpy as np
 
+from dynmask.data.lexicon import Lexicon
 from dynmask.data.pairs import load_pairs
 from dynmask.data.text import load_text_dataset
 
@@ -219,35 +220,50 @@ def run_speech(name: str, split: str, limit: int | None) -> None:
 
 
 # ---------------------------------------------------------------------------------------- scoring
-def _confidence_quality(records: list[dict], refs: list[str], norm) -> dict:
+def _training_lexicon(name: str) -> Lexicon:
+    """The words of the training texts (whole, as the classifiers train on them; the translation pairs'
+    English sources), as dynmask reads a confidence with a lexicon (dynmask.data.lexicon)."""
+    if name == "libreoffice-en-de":
+        return Lexicon.from_texts(p.source for p in load_pairs(str(TRANSLATION)).train)
+    return Lexicon.from_texts(ex.text for ex in load_text_dataset(name, seed=0).train)
+
+
+def _confidence_quality(records: list[dict], refs: list[str], norm, lexicon: Lexicon) -> dict:
     """How well the engine's confidence tells a right word from a wrong one: each recognised word is right
-    when the alignment to the reference (jiwer) marks it equal; ROC AUC of confidence for "right", and
-    the share of words that are right."""
+    when the alignment to the reference (jiwer) marks it equal; ROC AUC of confidence for "right", the same
+    with the confidence capped by the training lexicon (a word it lacks: 0), and the share of words that
+    are right."""
     from sklearn.metrics import roc_auc_score
 
-    right, scores = [], []
+    right, scores, capped_scores = [], [], []
     for record, ref in zip(records, refs):
-        kept = [(norm(w), c) for w, c in zip(record["words"], record["confidences"]) if norm(w)]
+        capped = lexicon.cap(" ".join(record["words"]), record["confidences"])
+        kept = [(norm(w), c, k) for w, c, k in zip(record["words"], record["confidences"], capped) if norm(w)]
         if not kept:
             continue
-        hyp = " ".join(w for w, _ in kept)
+        hyp = " ".join(w for w, _, _ in kept)
         flags = [False] * len(hyp.split())
         for chunk in jiwer.process_words(ref, hyp).alignments[0]:
             if chunk.type == "equal":
                 flags[chunk.hyp_start_idx : chunk.hyp_end_idx] = [True] * (chunk.hyp_end_idx - chunk.hyp_start_idx)
-        confidences = [c for _, c in kept]
-        if len(confidences) != len(flags):
+        if len(kept) != len(flags):
             continue  # a normalised word split in two: skipped rather than misaligned
         right += flags
-        scores += [0.0 if c != c else c for c in confidences]
-    auc = roc_auc_score(right, scores) if 0 < sum(right) < len(right) else None
-    return {"confidence_auc": auc, "right_word_share": sum(right) / max(1, len(right)), "words": len(right)}
+        scores += [0.0 if c != c else c for _, c, _ in kept]
+        capped_scores += [0.0 if k != k else k for _, _, k in kept]
+    both = 0 < sum(right) < len(right)
+    return {
+        "confidence_auc": roc_auc_score(right, scores) if both else None,
+        "lexicon_capped_auc": roc_auc_score(right, capped_scores) if both else None,
+        "right_word_share": sum(right) / max(1, len(right)),
+        "words": len(right),
+    }
 
 
 def run_wer(name: str) -> None:
     texts = {split: _texts(name, split) for split in ("valid", "test") if (OUT / name / split).is_dir()}
     norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
-    rows = {}
+    rows, lexicon = {}, _training_lexicon(name)
     for path in sorted((OUT / name).glob("*/*.jsonl")):
         split = path.parent.name
         if split not in texts:  # a training split's output (rebuilt on demand, not scored here)
@@ -260,19 +276,19 @@ def run_wer(name: str) -> None:
             "texts": len(records),
             "wer": jiwer.wer(refs, hyps),
             "mean_confidence": float(np.mean(confidences)) if confidences else None,
-            **_confidence_quality(records, refs, norm),
+            **_confidence_quality(records, refs, norm, lexicon),
         }
     (OUT / name / "wer.json").write_text(json.dumps(rows, indent=2))
     lines = [
         "| split / engine-level | texts | word error rate | mean confidence | right words | "
-        "AUC of confidence for a right word |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "AUC of confidence for a right word | AUC, confidence capped by the training lexicon |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
+    f = lambda auc: "—" if auc is None else f"{auc:.3f}"
     for key, r in rows.items():
-        auc = "—" if r["confidence_auc"] is None else f"{r['confidence_auc']:.3f}"
         lines.append(
             f"| {key} | {r['texts']} | {r['wer']:.3f} | {r['mean_confidence']:.3f} | "
-            f"{r['right_word_share']:.3f} | {auc} |"
+            f"{r['right_word_share']:.3f} | {f(r['confidence_auc'])} | {f(r['lexicon_capped_auc'])} |"
         )
     (OUT / name / "wer.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
