@@ -107,8 +107,13 @@ def test_predict_the_api_the_server_and_the_export_read_with_the_run_s_lexicon(t
     assert ServedModel(run).read_text("a wrivag film", [0.9, 1.0, 0.8]) == "a [missing] film"
 
     onnx = tmp_path / "model.onnx"
-    assert main(["export", "--model", str(run), "--output", str(onnx)]) == 0
+    assert main(["export", "--model", str(run), "--output", str(onnx), "--confidence-input"]) == 0
     assert stored_threshold(onnx) == 0.5 and stored_lexicon(onnx).words == {"a", "film"}  # the assets carry both
     assert ServedModel(onnx).read_text("a wrivag film", [0.9, 1.0, 0.8]) == "a [missing] film"
     (exported,) = load_onnx(onnx).predict(["a [missing] film"])
     assert exported["probabilities"] == pytest.approx(by_hand, abs=1e-4)
+    # on the graph's confidence input, the word the lexicon lacks reads as if the engine had given it 0
+    runner = load_onnx(onnx)
+    (capped,) = runner.predict(["a wrivag film"], confidences=[[0.9, 1.0, 0.8]], threshold=0.5)
+    (zero,) = runner.predict(["a wrivag film"], confidences=[[0.9, 0.0, 0.8]], threshold=0.5)
+    assert capped == zero and capped["observed_tokens"] == 2

@@ -244,6 +244,9 @@ class OnnxTextClassifier(_Session):
             self.tokenizer = PretrainedTokenizer.load(self.assets)
         else:
             self.tokenizer = TextTokenizer.load(self.assets)
+        from .tasks.common import stored_lexicon
+
+        self.lexicon = stored_lexicon(path)  # the run's, when it reads confidences capped by its lexicon
         self.labels = self.meta["labels"]
         if not isinstance(self.labels, list) or len(set(map(str, self.labels))) != len(self.labels):
             raise DataError(f"{self.assets / 'export.json'}: labels must be a list of distinct names")
@@ -274,11 +277,14 @@ class OnnxTextClassifier(_Session):
     ) -> list[dict]:
         """Rows as ``dynmask predict`` prints them. ``confidences`` (one per word of each text, a graph
         exported with ``--confidence-input``): pieces of words below ``threshold`` are missing; the
-        others are read as usual, or with ``soft`` their confidence is a log-prior on attention."""
+        others are read as usual, or with ``soft`` their confidence is a log-prior on attention. A run that
+        reads confidences with its lexicon (its assets' ``lexicon.txt``): a word it lacks counts as 0."""
         confidence = None
         if confidences is None:
             ids = self.tokenizer.pad(self.tokenizer.encode(texts))
         else:
+            if self.lexicon is not None:
+                confidences = [self.lexicon.cap(t, c) for t, c in zip(texts, confidences, strict=True)]
             encoded, piece_conf = self.tokenizer.encode_with_confidences(texts, confidences)
             ids = self.tokenizer.pad(encoded)
             c = pad_confidences(piece_conf, ids.shape[1]).nan_to_num(0.0)  # padding: 1
