@@ -191,11 +191,6 @@ def run_threshold(given: Optional[float], run: Path, what: str) -> float:
     return threshold
 
 
-def training_lexicon(texts) -> Lexicon:
-    """The words of a run's training texts that a confidence is checked against (dynmask.data.lexicon)."""
-    return Lexicon.from_texts(texts)
-
-
 def choose_threshold(
     score_at: Callable[[float, Optional[Lexicon]], float], given: Optional[float], lexicon: Optional[Lexicon] = None
 ) -> tuple[float, Optional[Lexicon], dict]:

@@ -8,13 +8,14 @@ artificial ones drawn by a missingness process); the mask is built from the ids 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from ...data.lexicon import Lexicon
 from ...data.text import TextSplits
 from ...data.tokenizer import DEFAULT_MISSING_MARKERS, TextTokenizer
 from ...devices import device_of, to_device
@@ -41,7 +42,6 @@ from ..common import (  # noqa: F401  (TEST_SEED, TokenHoles: re-exported for co
     has_confidences,
     mark_splits,
     save_threshold,
-    training_lexicon,
 )
 from ..pretrained import resolve_pretrained
 
@@ -304,10 +304,11 @@ def train_text_classifier(
     best = None
     if trainer.main and confidences and (output / "best").exists():
         best = load_classifier(output / "best")[0]
+        valid_only = replace(splits, train=[], test=[])  # a reading's score needs the validation texts alone
         accuracy_at = lambda t, lex: TextClassificationTask(
-            mark_splits(splits, t, lex), tokenizer, MissingSpec(0.0)
+            mark_splits(valid_only, t, lex), tokenizer, MissingSpec(0.0)
         ).evaluate(best, "valid", MissingSpec(0.0))["accuracy"]
-        lexicon = training_lexicon(e.text for e in splits.train)
+        lexicon = Lexicon.from_texts(e.text for e in splits.train) if confidence_threshold is None else None
         threshold, lexicon, by_threshold = choose_threshold(accuracy_at, confidence_threshold, lexicon)
         if by_threshold:  # chosen now: the test split is read at it
             marked = mark_splits(splits, threshold, lexicon)

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 import torch
 
 from ...baselines.seq2seq import score_baselines
+from ...data.lexicon import Lexicon
 from ...data.pairs import PairSplits
 from ...data.tokenizer import TextTokenizer
 from ...hf import PretrainedTokenizer
@@ -19,7 +20,7 @@ from ...models.seq2seq import Seq2Seq, Seq2SeqConfig
 from ...models.warm_start import warm_start_seq2seq
 from ...training import Trainer, on_rank_zero_first, start_run_folder
 from ...training.run_folders import fingerprint
-from ..common import MissingSpec, choose_threshold, has_confidences, mark_splits, save_threshold, training_lexicon
+from ..common import MissingSpec, choose_threshold, has_confidences, mark_splits, save_threshold
 from .fallback import fit_fallback
 from .fuzzy import fit_fuzzy_match, one_line_each, score_fuzzy_match
 from .task import Seq2SeqTask
@@ -207,7 +208,7 @@ def threshold_and_test_task(output: Path, splits, tokenizer, kind: str, given: O
         result = task.score(hyps, refs)
         return result["bleu"] if kind == "translate" else result["rougeL"]
 
-    lexicon = training_lexicon(p.source for p in splits.train)
+    lexicon = Lexicon.from_texts(p.source for p in splits.train) if given is None else None
     threshold, lexicon, scores = choose_threshold(score_at, given, lexicon)
     save_threshold(output / "best", threshold, lexicon, scores, "valid_score")
     marked = mark_splits(splits, threshold, lexicon)
