@@ -96,11 +96,17 @@ def train(engine_level: str | None = None) -> None:
             print(f"{method} seed {seed}: clean test accuracy {summary['test'][0]['accuracy']:.3f}", flush=True)
 
 
-def train_minilm() -> None:
+def minilm_runs(engine_level: str | None = None) -> Path:
+    """The MiniLM runs' folder: trained on the clean text, or on the engine's output at ``engine_level``."""
+    return RUNS / "minilm" if engine_level is None else RUNS / f"minilm-engine-{engine_level}"
+
+
+def train_minilm(engine_level: str | None = None) -> None:
     """The MiniLM bridge fine-tuned as experiments/pretrained.py does (1 epoch, batch 32, lr 5e-5, 64 pieces),
     without training holes: trained so, the dynamic, [UNK] and delete bridges read the same inputs and
     learn the same weights bit for bit (tests/test_hf.py), so one model per seed serves all three and
-    their paired differences come from the handling of the doubted words alone."""
+    their paired differences come from the handling of the doubted words alone. ``engine_level``: trained
+    on the engine's reading of the training (and validation) texts, every word read as the engine wrote it."""
     from types import SimpleNamespace
 
     from pretrained import MAX_LEN, _model, _train  # experiments/pretrained.py, beside this script
@@ -110,10 +116,10 @@ def train_minilm() -> None:
     from dynmask.tasks.pretrained import resolve_pretrained
 
     folder = resolve_pretrained("minilm")
-    splits = load_text_dataset(DATA, seed=0)
+    splits = load_text_dataset(DATA, seed=0) if engine_level is None else engine_splits(engine_level)
     tok = PretrainedTokenizer(folder, max_len=MAX_LEN[DATA])
     for seed in SEEDS:
-        out = RUNS / "minilm" / f"seed{seed}"
+        out = minilm_runs(engine_level) / f"seed{seed}"
         if (out / "best" / "model.safetensors").exists() and (out / "done").exists():
             print(f"minilm seed {seed}: done", flush=True)
             continue
@@ -187,7 +193,7 @@ def _accuracy(pred: list[int], gold: list[int]) -> float:
     return sum(p == g for p, g in zip(pred, gold)) / max(1, len(gold))
 
 
-def _minilm(method: str, seed: int, labels: list[str]):
+def _minilm(method: str, seed: int, labels: list[str], runs: Path):
     """(model, tokenizer, labels) of the seed's fine-tuned MiniLM (train_minilm) handling missing pieces as
     ``method`` says: dynamic, static (the [UNK] placeholder, read) or delete; the same weights for all."""
     from pretrained import MAX_LEN, _model
@@ -199,7 +205,7 @@ def _minilm(method: str, seed: int, labels: list[str]):
     folder = resolve_pretrained("minilm")
     tok = PretrainedTokenizer(folder, max_len=MAX_LEN[DATA])
     model = _model({"static": "unk"}.get(method, method), folder, tok, len(labels), seed)
-    load_weights(model, RUNS / "minilm" / f"seed{seed}" / "best" / "model.safetensors")
+    load_weights(model, runs / f"seed{seed}" / "best" / "model.safetensors")
     return model.eval(), tok, labels
 
 
@@ -207,19 +213,22 @@ def score(levels: list[str], engine_level: str | None = None, minilm: bool = Fal
     global LEXICON
     splits = load_text_dataset(DATA, seed=0)
     wer = json.loads((ENGINE / "wer.json").read_text())
-    runs, out = RUNS, OUT / "minilm" if minilm else OUT
+    runs, out = (minilm_runs(), OUT / "minilm") if minilm else (RUNS, OUT)
+    train_texts = splits.train
     if engine_level is not None:  # models trained on the engine's output at this level
-        runs, out, levels = RUNS / f"engine-{engine_level}", OUT / f"trained-on-{engine_level}", [engine_level]
+        runs = minilm_runs(engine_level) if minilm else RUNS / f"engine-{engine_level}"
+        out, levels = out / f"trained-on-{engine_level}", [engine_level]
+        train_texts = engine_splits(engine_level).train
         (out / "trained_on.json").parent.mkdir(parents=True, exist_ok=True)
-        (out / "trained_on.json").write_text(json.dumps({"train_texts": len(engine_splits(engine_level).train)}))
-    if lexicon:  # the engine's confidences capped by the training split's words (dynmask.data.lexicon)
-        LEXICON, out = Lexicon.from_texts(e.text for e in splits.train), out / "lexicon"
+        (out / "trained_on.json").write_text(json.dumps({"train_texts": len(train_texts)}))
+    if lexicon:  # the engine's confidences capped by the words of the texts the models trained on (as training does)
+        LEXICON, out = Lexicon.from_texts(e.text for e in train_texts), out / "lexicon"
     out.mkdir(parents=True, exist_ok=True)
     cells = []  # one per (method, seed, level)
     for method in METHODS:
         for seed in SEEDS:
             model, tokenizer, labels = (
-                _minilm(method, seed, splits.labels) if minilm else load_classifier(runs / f"{method}-seed{seed}")
+                _minilm(method, seed, splits.labels, runs) if minilm else load_classifier(runs / f"{method}-seed{seed}")
             )
             for level in levels:
                 row = {"method": method, "seed": seed, "level": level}
@@ -382,7 +391,7 @@ def main(argv=None) -> int:
     select(args.data)
     torch.set_num_threads(2 if args.model == "minilm" else 1)
     if args.step == "train" and args.model == "minilm":
-        train_minilm()
+        train_minilm(args.engine_trained)
     elif args.step == "train":
         train(args.engine_trained)
     else:
