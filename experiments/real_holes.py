@@ -11,7 +11,8 @@ and does the dynamic mask beat a placeholder or deletion there?
 
 Models are trained as the demo trains them (Rotten Tomatoes, 30% uniform training holes, 4 epochs);
 none sees engine output. For each engine level and method the confidence threshold is chosen on the
-validation split's engine output (never on test), then the test split is scored at it. Writes
+validation split's engine output (never on test), from the grid training uses (``THRESHOLD_GRID``: 0,
+which keeps every word, i.e. reads the raw engine text, then 0.1 ... 0.9), and the test split is scored at it. Writes
 ``results/real-holes-rotten_tomatoes/{results.json,results.md,accuracy_vs_wer.png}`` and one JSON per
 (model, level) with every test prediction, so others can re-score.
 """
@@ -34,7 +35,7 @@ from dynmask.demos.text import MODEL
 from dynmask.devices import device_of, to_device
 from dynmask.seed_stats import format_mean_sd, mean_sd
 from dynmask.tasks.classify.task import load_classifier, train_text_classifier
-from dynmask.tasks.common import MissingSpec
+from dynmask.tasks.common import THRESHOLD_GRID, MissingSpec
 from dynmask.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,9 +56,9 @@ def select(data: str) -> None:
 
 METHODS = ("dynamic", "static", "delete")  # static: missing words read as the learned [MISSING] placeholder
 SEEDS = (0, 1, 2)
-THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+THRESHOLDS = THRESHOLD_GRID  # as training chooses it: 0.0 keeps every word (masking declined), then 0.1 ... 0.9
 LEXICON: Lexicon | None = None  # score --lexicon: words no training text holds get confidence 0
-MINILM_THRESHOLDS = THRESHOLDS[::2]  # MiniLM: every other threshold (a forward pass per text and threshold is slow)
+MINILM_THRESHOLDS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)  # MiniLM: every other one (a forward pass per text and T is slow)
 
 
 def engine_splits(level: str):
@@ -248,7 +249,7 @@ def score(levels: list[str], engine_level: str | None = None, minilm: bool = Fal
                     at = {t: _accuracy(preds[t], gold) for t in grid}
                     soft = {}
                     if method == "dynamic":
-                        grid = (0.0, *thresholds) if split == "valid" or not minilm else (row["soft_threshold"],)
+                        grid = thresholds if split == "valid" or not minilm else (row["soft_threshold"],)
                         soft = {t: _accuracy(_predict_soft(model, tokenizer, texts, confidences, t), gold)
                                 for t in grid}  # fmt: skip
                     if split == "valid":
