@@ -32,23 +32,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from dynmask.masks import Mask  # noqa: E402
 from dynmask.tasks.forecast.trained import load_forecaster  # noqa: E402
-from dynmask.tasks.impute.calibration import interval_metrics, widen_interval  # noqa: E402
+from dynmask.tasks.impute.calibration import conformal_scale, interval_metrics, widen_interval  # noqa: E402
 
 INTERVAL, SETTINGS, SEEDS, FOLDS = 0.9, ("real gaps", "+40% values"), (0, 1, 2), 4
-
-
-def needed_factors(point, lower, upper, truth) -> np.ndarray:
-    """float[n]: the factor each observed value of ``truth`` needs for the interval to cover it."""
-    ok = np.isfinite(truth)
-    p, lo, hi, y = point[ok], lower[ok], upper[ok], truth[ok]
-    tiny = np.finfo(np.float64).tiny
-    return np.maximum(np.maximum((p - y) / np.maximum(p - lo, tiny), (y - p) / np.maximum(hi - p, tiny)), 0.0)
-
-
-def conformal_rank(scores: np.ndarray) -> float:
-    """The split-conformal quantile of ``scores`` (inf when they are too few)."""
-    rank = int(np.ceil((scores.size + 1) * INTERVAL))
-    return np.inf if rank > scores.size else float(np.partition(scores, rank - 1)[rank - 1])
 
 
 def raw_forecasts(trained, histories: np.ndarray) -> list[np.ndarray]:
@@ -69,8 +55,14 @@ def own_history_factors(trained, long: np.ndarray) -> np.ndarray:
     for history in long:
         backtests = np.stack([history[o - context : o] for o in origins])  # (K, C, F)
         truth = np.stack([history[o : o + horizon] for o in origins])  # (K, H, F)
-        out.append(conformal_rank(needed_factors(*raw_forecasts(trained, backtests), truth)))
+        out.append(_factor([(*raw_forecasts(trained, backtests), truth)]))
     return np.array(out)
+
+
+def _factor(parts: list) -> float:
+    """The split-conformal factor of the pooled ``parts`` ((point, lower, upper, truth), each (N, H, F))."""
+    point, lower, upper, truth = (np.concatenate(a) for a in zip(*parts))
+    return conformal_scale(point, lower, upper, truth, np.isfinite(truth), INTERVAL)
 
 
 def blocked_cv_factor(dataset: str, seed: int, run: Path) -> float:
@@ -79,7 +71,7 @@ def blocked_cv_factor(dataset: str, seed: int, run: Path) -> float:
     from dynmask.training import TrainConfig
 
     config = json.loads((run / "best" / "config.json").read_text())
-    rebuilt = _rebuild_data(dataset, config)
+    rebuilt = _uschange_data(config)
     train_config = TrainConfig(**{**config["train"], "progress": False})
     model_config = {k: v for k, v in config["model"].items() if k not in ("num_features", "max_len")}
     kwargs = {k: config[k] for k in ("history_holes", "missing_unit", "block_length")}
@@ -98,10 +90,11 @@ def blocked_cv_factor(dataset: str, seed: int, run: Path) -> float:
         train_forecaster(fold, folder, model_config, train_config, overwrite=True, **kwargs)
         model = load_forecaster(folder)
         parts.append((*raw_forecasts(model, fold["test"][:, : model.context]), fold["test"][:, model.context :]))
-    return conformal_rank(np.concatenate([needed_factors(*p) for p in parts]))
+    return _factor(parts)
 
 
-def _rebuild_data(dataset: str, config: dict) -> dict:
+def _uschange_data(config: dict) -> dict:
+    """US change's windows as the run ``config`` prepared them (the benchmark's copy of the data)."""
     import pandas as pd
 
     from dynmask.tasks.forecast.data import prepare_forecast_data
