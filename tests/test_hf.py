@@ -477,6 +477,32 @@ def test_embed_reads_engine_confidences(checkpoints, tmp_path):
     assert main([*common, str(tmp_path / "c.jsonl"), "--input", str(tmp_path / "ocr.jsonl")]) == 2
 
 
+def test_embed_caps_confidences_with_a_lexicon(checkpoints, tmp_path):
+    """embed --lexicon FILE: an engine word the word list lacks counts as confidence 0, so it is embedded
+    as missing even at full confidence (equal to marking it by hand); the list is matched lowercased,
+    punctuation stripped. A lexicon without confidences to cap, or one that cannot be read: exit 2."""
+    folder = checkpoints["bert"]
+    (tmp_path / "ocr.jsonl").write_text(
+        json.dumps({"words": ["The", "movie", "was", "fun!"], "confidences": [1, 1, 0.9, 1]}) + "\n"
+    )
+    (tmp_path / "words.txt").write_text("the\nwas\nfun\n")
+    (tmp_path / "hand.txt").write_text("The ??? was fun!\n")
+    (tmp_path / "plain.txt").write_text("The movie was fun!\n")
+    common = ["embed", "--pretrained", str(folder), "--confidence-threshold", "0.5", "--output"]
+    words = str(tmp_path / "words.txt")
+    capped = [str(tmp_path / "a.jsonl"), "--input", str(tmp_path / "ocr.jsonl"), "--lexicon", words]
+    assert main([*common, *capped]) == 0
+    assert main([*common, str(tmp_path / "b.jsonl"), "--input", str(tmp_path / "hand.txt")]) == 0
+    assert main([*common, str(tmp_path / "c.jsonl"), "--input", str(tmp_path / "ocr.jsonl")]) == 0
+    a, b, c = (json.loads((tmp_path / n).read_text()) for n in ("a.jsonl", "b.jsonl", "c.jsonl"))
+    assert a["text"] == "The movie was fun!" and a["embedding"] == b["embedding"]
+    assert c["embedding"] != a["embedding"]  # without the lexicon the word is read
+    plain = [str(tmp_path / "d.jsonl"), "--input", str(tmp_path / "plain.txt"), "--lexicon", words]
+    assert main([*common, *plain]) == 2
+    assert main([*common, *capped[:-1], str(tmp_path / "no-such-list.txt")]) == 2
+    assert not (tmp_path / "d.jsonl").exists()
+
+
 def test_the_text_length_follows_a_short_checkpoint_from_the_start(checkpoints, tmp_path, capsys):
     """A checkpoint with 64 positions and the default --max-len 128: training used to finish, then refuse its
     own best/ ("texts cut at 128 ... positions up to 64") (issue 35, item 9). Now texts are cut at 64 from

@@ -59,6 +59,14 @@ def register(sub) -> None:
         "--confidence-threshold", type=FRACTION, default=None, help="words below this confidence are missing"
     )
     p.add_argument(
+        "--lexicon",
+        type=Path,
+        default=None,
+        help="a word list, one word per line (e.g. a run's lexicon.txt, or your domain's vocabulary): an engine's "
+        "word it does not hold (lowercased, punctuation around it stripped) counts as confidence 0, so any "
+        "--confidence-threshold above 0 reads it as missing",
+    )
+    p.add_argument(
         "--output",
         type=Path,
         required=True,
@@ -136,6 +144,7 @@ def run_embed(args) -> None:
         text_column=args.text_column,
         confidence_column=args.confidence_column,
         confidence_threshold=args.confidence_threshold,
+        lexicon=args.lexicon,
     )
     print(f"wrote {n} embeddings to {args.output}")
 

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.confidence import mark_low_confidence, read_engine_output
+from ..data.lexicon import Lexicon
 from ..data.sources import PRETRAINED, fetch_folder
 from ..data.tokenizer import DEFAULT_MISSING_MARKERS
 from ..devices import device_of
@@ -71,10 +72,13 @@ def embed_file(
     text_column: str = "text",
     confidence_column: Optional[str] = None,
     confidence_threshold: Optional[float] = None,
+    lexicon: Optional[Path] = None,
 ) -> int:
     """One JSON object per input text, ``{"text": ..., "embedding": [...]}``; returns the count. An input
     with engine confidences (a table's ``confidence_column``, words/confidences JSONL, tesseract TSV,
-    pocketsphinx JSON) is embedded with its words below ``confidence_threshold`` missing."""
+    pocketsphinx JSON) is embedded with its words below ``confidence_threshold`` missing; ``lexicon``
+    (a word-list file, one word per line) first sets the confidence of every word it lacks to 0
+    (:meth:`~dynmask.data.lexicon.Lexicon.cap`)."""
     import os
 
     source = resolve_pretrained(pretrained)
@@ -85,13 +89,16 @@ def embed_file(
         raise DataError(f"--output {output_path} is the --input file")
     engine = read_engine_output(input_path, text_column=text_column, confidence_column=confidence_column)
     if engine is None:
+        if lexicon is not None:
+            raise DataError(f"--lexicon caps engine confidences; --input {input_path} carries none")
         pairs = _plain_lines(input_path)  # (text, text as read): streamed, never the whole file at once
     else:
         if confidence_threshold is None:
             raise DataError(
                 f"--input {input_path} carries confidences: pass --confidence-threshold T (words below T are missing)"
             )
-        pairs = ((text, mark_low_confidence(text, conf, confidence_threshold)) for text, conf in engine)
+        words = None if lexicon is None else Lexicon.load(lexicon)
+        pairs = ((text, mark_low_confidence(text, conf, confidence_threshold, lexicon=words)) for text, conf in engine)
     encoder = load_pretrained(source, backend=backend).eval()
     tokenizer = PretrainedTokenizer(
         source, max_len=max_len, missing_markers=DEFAULT_MISSING_MARKERS if missing_markers is None else missing_markers
