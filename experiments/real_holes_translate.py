@@ -8,6 +8,11 @@ degradation levels (experiments/engine_noise.py --data libreoffice-en-de), each 
     python experiments/real_holes_translate.py --lexicon   # words no training source holds count as
                                                            # confidence 0: results/real-holes-translate/lexicon/
 
+A longer-trained model, the same recipe for 6 epochs (``--epochs 6 --output runs/real-holes-translate-6ep``)::
+
+    python experiments/real_holes_translate.py --run runs/real-holes-translate-6ep [--lexicon]
+                                                           # results/real-holes-translate/6ep/[lexicon/]
+
 The model (dynamic mask + copy, 2 epochs at lr 1e-3 as in experiments/seq2seq.py, never trained on
 engine output) translates the clean source, the raw engine text, and the engine text with the words
 below a confidence threshold marked missing
@@ -18,6 +23,7 @@ output is written to ``hypotheses/`` so others can re-score.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -39,11 +45,16 @@ THRESHOLDS = (0.2, 0.4, 0.5, 0.6, 0.8)
 
 
 def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--run", type=Path, default=RUN, help="the translate run (default: the 2-epoch model)")
+    p.add_argument("--lexicon", action="store_true", help="words no training source holds count as confidence 0")
+    args = p.parse_args(argv)
     torch.set_num_threads(1)
-    model, tokenizer, config = load_seq2seq(RUN)
+    model, tokenizer, config = load_seq2seq(args.run)
     pairs = load_pairs(str(PAIRS))
-    lexicon = Lexicon.from_texts(p.source for p in pairs.train) if "--lexicon" in argv else None
-    out = OUT / "lexicon" if lexicon is not None else OUT
+    lexicon = Lexicon.from_texts(p.source for p in pairs.train) if args.lexicon else None
+    base = OUT if args.run.resolve() == RUN.resolve() else OUT / args.run.name.removeprefix("real-holes-translate-")
+    out = base / "lexicon" if lexicon is not None else base
     translate = lambda texts: generate_texts(
         model, tokenizer, texts, beam=1, max_len=config["max_tgt_len"], max_src_len=config["max_src_len"]
     )
@@ -70,6 +81,8 @@ def main(argv: list[str]) -> int:
                 "masked": translate(marked(row["threshold"])),
                 "copy-raw-source": raw,
             }
+            # every threshold on test too (never used for the choice): the curve validation chose from
+            row["test_bleu_by_threshold"] = {t: bleu_chrf(translate(marked(t)), refs)["bleu"] for t in THRESHOLDS}
             for name, hyps in outputs.items():
                 row[name] = bleu_chrf(hyps, refs)
                 (out / "hypotheses" / f"ocr-{level}.{name}.txt").write_text("\n".join(hyps) + "\n")
