@@ -272,10 +272,10 @@ class TextClassifierModel(DynmaskModel):
 
     def _load(self, folder: Path) -> None:
         from .tasks.classify.task import load_classifier
-        from .tasks.common import stored_lexicon, stored_threshold
+        from .tasks.common import stored_reading
 
         self.model, self.tokenizer, self.labels = load_classifier(folder)
-        self.threshold, self.lexicon = stored_threshold(folder), stored_lexicon(folder)
+        self.threshold, self.lexicon = stored_reading(folder)
 
     def predict(self, texts: Sequence[str], confidences: Optional[Sequence[Sequence[float]]] = None) -> list[dict]:
         """One row per text, as ``dynmask predict`` prints it: ``label``, ``probabilities``. ``confidences``:

@@ -22,7 +22,7 @@ from ..tasks.arguments import (
     number,
     rates,
 )
-from ..tasks.common import run_threshold, stored_lexicon
+from ..tasks.common import run_reading
 
 
 def register(sub) -> None:
@@ -161,8 +161,8 @@ def _read_texts_decoded(args) -> list[str]:
             )
         )
         if engine is not None:
-            threshold = run_threshold(args.confidence_threshold, args.model, f"--input {args.input}")
-            lexicon = stored_lexicon(args.model)  # words outside the run's lexicon read as confidence 0, if it chose so
+            # words outside the run's lexicon read as confidence 0, if it chose so
+            threshold, lexicon = run_reading(args.confidence_threshold, args.model, f"--input {args.input}")
             texts.extend(mark_low_confidence(text, c, threshold, lexicon=lexicon) for text, c in engine)
         else:
             stream = sys.stdin if args.input == "-" else open(args.input, encoding=args.encoding)

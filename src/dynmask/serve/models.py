@@ -13,7 +13,7 @@ import numpy as np
 from ..data.confidence import mark_low_confidence
 from ..errors import DataError
 from ..export import is_onnx, load_onnx
-from ..tasks.common import stored_lexicon, stored_threshold
+from ..tasks.common import stored_reading
 from ..tasks.registry import task_of
 
 __all__ = ["ServedModel", "load_served"]
@@ -34,8 +34,7 @@ class ServedModel:
             runner = None
         if self.task not in SERVED_TASKS:
             raise DataError(f"--model {path} is a {self.task!r} run; serve covers {', '.join(SERVED_TASKS)} runs")
-        self.threshold = stored_threshold(self.path)
-        self.lexicon = stored_lexicon(self.path)
+        self.threshold, self.lexicon = stored_reading(self.path)
         if self.task == "classify":
             self._load_classifier(runner)
         elif self.task == "impute":

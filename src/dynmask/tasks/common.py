@@ -125,10 +125,7 @@ def _confidence_record(run: Path) -> tuple[Optional[Path], Optional[dict]]:
     return None, None
 
 
-def stored_threshold(run: Path) -> Optional[float]:
-    """The confidence threshold a run chose on validation (``best/confidence.json``), or None (a run
-    trained without confidences, or an exported ``.onnx`` model whose assets hold none)."""
-    folder, record = _confidence_record(run)
+def _threshold_in(folder: Optional[Path], record: Optional[dict]) -> Optional[float]:
     if record is None:
         return None
     value = record.get("threshold")
@@ -137,10 +134,7 @@ def stored_threshold(run: Path) -> Optional[float]:
     raise DataError(f'{folder / CONFIDENCE_FILE}: expected {{"threshold": a number in [0, 1]}}')
 
 
-def stored_lexicon(run: Path) -> Optional[Lexicon]:
-    """The lexicon a run reads engine confidences with (``"lexicon": true`` in its ``confidence.json``,
-    the words in ``lexicon.txt`` beside it: words outside it count as confidence 0), or None."""
-    folder, record = _confidence_record(run)
+def _lexicon_in(folder: Optional[Path], record: Optional[dict]) -> Optional[Lexicon]:
     use = False if record is None else record.get("lexicon", False)
     if not isinstance(use, bool):
         raise DataError(f'{folder / CONFIDENCE_FILE}: "lexicon" must be true or false, got {use!r}')
@@ -150,6 +144,24 @@ def stored_lexicon(run: Path) -> Optional[Lexicon]:
         raise DataError(f"{folder / CONFIDENCE_FILE} says the run reads confidences with a lexicon; "
                         f"{folder / LEXICON_FILE} is missing")  # fmt: skip
     return Lexicon.load(folder / LEXICON_FILE)
+
+
+def stored_threshold(run: Path) -> Optional[float]:
+    """The confidence threshold a run chose on validation (``best/confidence.json``), or None (a run
+    trained without confidences, or an exported ``.onnx`` model whose assets hold none)."""
+    return _threshold_in(*_confidence_record(run))
+
+
+def stored_lexicon(run: Path) -> Optional[Lexicon]:
+    """The lexicon a run reads engine confidences with (``"lexicon": true`` in its ``confidence.json``,
+    the words in ``lexicon.txt`` beside it: words outside it count as confidence 0), or None."""
+    return _lexicon_in(*_confidence_record(run))
+
+
+def stored_reading(run: Path) -> tuple[Optional[float], Optional[Lexicon]]:
+    """(:func:`stored_threshold`, :func:`stored_lexicon`) from one read of the run's ``confidence.json``."""
+    folder, record = _confidence_record(run)
+    return _threshold_in(folder, record), _lexicon_in(folder, record)
 
 
 def confidence_files(run: Path) -> list[Path]:
@@ -179,16 +191,19 @@ def mark_splits(splits, threshold: float, lexicon: Optional[Lexicon] = None):
     return replace(splits, **{name: [mark(e) for e in splits.split(name)] for name in ("train", "valid", "test")})
 
 
-def run_threshold(given: Optional[float], run: Path, what: str) -> float:
-    """The confidence threshold a command uses: ``given`` (``--confidence-threshold``), else the one the run
-    stored; a :class:`DataError` when there is neither (``what`` names the input that has confidences)."""
-    threshold = given if given is not None else stored_threshold(run)
+def run_reading(given: Optional[float], run: Path, what: str) -> tuple[float, Optional[Lexicon]]:
+    """(threshold, lexicon or None) a command reads confidences with: ``given`` (``--confidence-threshold``),
+    else the threshold the run stored, and the run's lexicon if it chose one (:func:`stored_lexicon`), from
+    one read of its ``confidence.json``; a :class:`DataError` when there is no threshold (``what`` names the
+    input that has confidences)."""
+    folder, record = _confidence_record(run)
+    threshold = given if given is not None else _threshold_in(folder, record)
     if threshold is None:
         raise DataError(
             f"{what} carries confidences and {run} stores no threshold: pass --confidence-threshold T (words "
             "below T are read as missing; 0 keeps every word)"
         )
-    return threshold
+    return threshold, _lexicon_in(folder, record)
 
 
 def choose_threshold(

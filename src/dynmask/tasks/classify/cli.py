@@ -28,7 +28,7 @@ from ..arguments import (
     run_data,
     train_config,
 )
-from ..common import has_confidences, mark_splits, run_threshold, stored_lexicon
+from ..common import has_confidences, mark_splits, run_reading
 from ..registry import run_config_folder
 from ..report import classify_report, classify_table, majority_class, save_summary, text_data_summary
 from .task import MissingSpec, TextClassificationTask, load_classifier, predict_texts, train_text_classifier
@@ -171,8 +171,7 @@ def evaluate(args) -> list[dict]:
         confidence_column=d["confidence_column"],
     )
     if has_confidences(splits):
-        threshold = run_threshold(args.confidence_threshold, args.model, "--data")
-        splits = mark_splits(splits, threshold, stored_lexicon(args.model))
+        splits = mark_splits(splits, *run_reading(args.confidence_threshold, args.model, "--data"))
     if splits.labels != labels:
         raise DataError(f"the model was trained on labels {labels} but --data has {splits.labels}")
     task = TextClassificationTask(splits, tokenizer, MissingSpec(0.0))

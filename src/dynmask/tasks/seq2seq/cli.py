@@ -29,7 +29,7 @@ from ..arguments import (
     run_data,
     train_config,
 )
-from ..common import MissingSpec, has_confidences, mark_splits, run_threshold, stored_lexicon
+from ..common import MissingSpec, has_confidences, mark_splits, run_reading
 from ..pretrained import resolve_pretrained
 from ..registry import run_config_folder
 from ..report import pair_data_summary, save_summary, seq2seq_report, seq2seq_table
@@ -200,8 +200,7 @@ def evaluate(args) -> list[dict]:
         confidence_column=d["confidence_column"],
     )
     if has_confidences(splits):
-        threshold = run_threshold(args.confidence_threshold, args.model, "--data")
-        splits = mark_splits(splits, threshold, stored_lexicon(args.model))
+        splits = mark_splits(splits, *run_reading(args.confidence_threshold, args.model, "--data"))
     task = Seq2SeqTask(
         splits,
         tokenizer,
