@@ -144,7 +144,7 @@ def run_embed(args) -> None:
         text_column=args.text_column,
         confidence_column=args.confidence_column,
         confidence_threshold=args.confidence_threshold,
-        lexicon=args.lexicon,
+        lexicon_file=args.lexicon,
     )
     print(f"wrote {n} embeddings to {args.output}")
 

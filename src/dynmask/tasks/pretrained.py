@@ -72,12 +72,12 @@ def embed_file(
     text_column: str = "text",
     confidence_column: Optional[str] = None,
     confidence_threshold: Optional[float] = None,
-    lexicon: Optional[Path] = None,
+    lexicon_file: Optional[Path] = None,
 ) -> int:
     """One JSON object per input text, ``{"text": ..., "embedding": [...]}``; returns the count. An input
     with engine confidences (a table's ``confidence_column``, words/confidences JSONL, tesseract TSV,
-    pocketsphinx JSON) is embedded with its words below ``confidence_threshold`` missing; ``lexicon``
-    (a word-list file, one word per line) first sets the confidence of every word it lacks to 0
+    pocketsphinx JSON) is embedded with its words below ``confidence_threshold`` missing; ``lexicon_file``
+    (a word list, one word per line) first sets the confidence of every word it lacks to 0
     (:meth:`~dynmask.data.lexicon.Lexicon.cap`)."""
     import os
 
@@ -89,7 +89,7 @@ def embed_file(
         raise DataError(f"--output {output_path} is the --input file")
     engine = read_engine_output(input_path, text_column=text_column, confidence_column=confidence_column)
     if engine is None:
-        if lexicon is not None:
+        if lexicon_file is not None:
             raise DataError(f"--lexicon caps engine confidences; --input {input_path} carries none")
         pairs = _plain_lines(input_path)  # (text, text as read): streamed, never the whole file at once
     else:
@@ -97,8 +97,9 @@ def embed_file(
             raise DataError(
                 f"--input {input_path} carries confidences: pass --confidence-threshold T (words below T are missing)"
             )
-        words = None if lexicon is None else Lexicon.load(lexicon)
-        pairs = ((text, mark_low_confidence(text, conf, confidence_threshold, lexicon=words)) for text, conf in engine)
+        lexicon = None if lexicon_file is None else Lexicon.load(lexicon_file)
+        mark = lambda text, conf: mark_low_confidence(text, conf, confidence_threshold, lexicon=lexicon)
+        pairs = ((text, mark(text, conf)) for text, conf in engine)
     encoder = load_pretrained(source, backend=backend).eval()
     tokenizer = PretrainedTokenizer(
         source, max_len=max_len, missing_markers=DEFAULT_MISSING_MARKERS if missing_markers is None else missing_markers
