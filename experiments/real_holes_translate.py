@@ -59,7 +59,7 @@ def main(argv: list[str]) -> int:
         model, tokenizer, texts, beam=1, max_len=config["max_tgt_len"], max_src_len=config["max_src_len"]
     )
     (out / "hypotheses").mkdir(parents=True, exist_ok=True)
-    rows = {}
+    rows, clean = {}, {}  # clean: translations of the clean test sources, by their ids
     for level in (1, 2, 3):
         row = {}
         for split in ("valid", "test"):
@@ -75,14 +75,18 @@ def main(argv: list[str]) -> int:
                 row["valid_bleu_by_threshold"] = by_t
                 row["threshold"] = max(by_t, key=lambda t: (by_t[t], -t))
                 continue
+            # every threshold on test too (never used for the choice): the curve validation chose from
+            hyps_at = {t: translate(marked(t)) for t in THRESHOLDS}
+            row["test_bleu_by_threshold"] = {t: bleu_chrf(hyps, refs)["bleu"] for t, hyps in hyps_at.items()}
+            chosen = row["threshold"]
+            if tuple(ids) not in clean:  # the levels read the same sources: translate them once
+                clean[tuple(ids)] = translate([getattr(pairs, split)[i].source for i in ids])
             outputs = {
-                "clean": translate([getattr(pairs, split)[i].source for i in ids]),
+                "clean": clean[tuple(ids)],
                 "raw": translate(raw),
-                "masked": translate(marked(row["threshold"])),
+                "masked": hyps_at[chosen] if chosen in hyps_at else translate(marked(chosen)),
                 "copy-raw-source": raw,
             }
-            # every threshold on test too (never used for the choice): the curve validation chose from
-            row["test_bleu_by_threshold"] = {t: bleu_chrf(translate(marked(t)), refs)["bleu"] for t in THRESHOLDS}
             for name, hyps in outputs.items():
                 row[name] = bleu_chrf(hyps, refs)
                 (out / "hypotheses" / f"ocr-{level}.{name}.txt").write_text("\n".join(hyps) + "\n")
