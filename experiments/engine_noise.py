@@ -5,7 +5,8 @@ text set's test split, each word with the engine's own confidence.
     python experiments/engine_noise.py ocr --data 20newsgroups [--split valid]  # a sample of posts (SAMPLE)
     python experiments/engine_noise.py speech          # espeak-ng at 2 rates + noise, pocketsphinx posteriors
     python experiments/engine_noise.py wer             # word error rate per level -> wer.{json,md}
-    python experiments/engine_noise.py all             # everything the results use, in that order (resumable)
+    python experiments/engine_noise.py all [--workers 2]   # everything the results use, in order (resumable)
+    python experiments/engine_noise.py ocr --data 20newsgroups --split train --levels 3 --workers 2  # 20 min
 
 Writes ``results/engine-noise/<set>/<split>/<engine>-<level>.jsonl``: one line per test text,
 ``{"id": i, "words": [...], "confidences": [...]}`` (confidences in [0, 1]; the JSONL format
@@ -30,6 +31,7 @@ import tempfile
 import textwrap
 import time
 import wave
+from contextlib import nullcontext
 from pathlib import Path
 
 import jiwer
@@ -156,23 +158,35 @@ def tesseract_words(img) -> tuple[list[str], list[float]]:
     return words, confidences
 
 
-def run_ocr(name: str, split: str, limit: int | None, levels: tuple = tuple(OCR_LEVELS)) -> None:
+def _ocr_one(job: tuple[int, int, str]) -> dict:
+    """One text at one level: rendered, degraded by its own seeded draw, read. The same record whichever
+    process reads it."""
+    level, i, text = job
+    words, confidences = tesseract_words(degrade(render(text), level, np.random.default_rng([SEED, level, i])))
+    return {"id": i, "words": words, "confidences": confidences}
+
+
+def run_ocr(name: str, split: str, limit: int | None, levels: tuple = tuple(OCR_LEVELS), workers: int = 1) -> None:
+    """Each level's records appended in id order as they are read (``workers`` tesseract processes, one
+    core each; the records do not depend on their number)."""
+    from multiprocessing import Pool
+
     texts = _texts(name, split)
     ids = _chosen(name, split, len(texts), limit)
     folder = OUT / name / split
     folder.mkdir(parents=True, exist_ok=True)
-    for level in levels:
-        path = folder / f"ocr-{level}.jsonl"
-        _trim_partial(path)
-        done, t0 = _done(path), time.perf_counter()
-        for n, i in enumerate(ids):
-            if i in done:
-                continue
-            rng = np.random.default_rng([SEED, level, i])
-            words, confidences = tesseract_words(degrade(render(texts[i]), level, rng))
-            _append(path, {"id": i, "words": words, "confidences": confidences})
-            if n % 100 == 0:
-                print(f"ocr level {level}: {n + 1}/{len(ids)} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    with Pool(workers) if workers > 1 else nullcontext() as pool:
+        for level in levels:
+            path = folder / f"ocr-{level}.jsonl"
+            _trim_partial(path)
+            done, t0 = _done(path), time.perf_counter()
+            jobs = [(level, i, texts[i]) for i in ids if i not in done]
+            records = map(_ocr_one, jobs) if pool is None else pool.imap(_ocr_one, jobs, chunksize=4)
+            for n, record in enumerate(records):  # imap keeps the jobs' order: a rerun resumes after the last id
+                _append(path, record)
+                if n % 100 == 0:
+                    seconds = time.perf_counter() - t0
+                    print(f"ocr level {level}: {len(done) + n + 1}/{len(ids)} ({seconds:.0f} s)", flush=True)
 
 
 # ---------------------------------------------------------------------------------------- speech
@@ -301,22 +315,24 @@ def main(argv=None) -> int:
     p.add_argument("--split", choices=("test", "valid", "train"), default="test", help="(default: %(default)s)")
     p.add_argument("--levels", default=None, help="OCR levels, comma-separated (default: all)")
     p.add_argument("--limit", type=int, default=None, help="the first N texts only")
+    p.add_argument("--workers", type=int, default=1, help="OCR processes, one core each (default: %(default)s)")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract: one core per process
     levels = tuple(OCR_LEVELS) if args.levels is None else tuple(int(x) for x in args.levels.split(","))
     if args.step == "all":  # what results/real-holes-* read: test and valid (and train at level 3) of both sets
         for split in ("test", "valid"):
-            run_ocr("rotten_tomatoes", split, None)
-            run_ocr("libreoffice-en-de", split, 600)
-        run_ocr("rotten_tomatoes", "train", None, (3,))
+            run_ocr("rotten_tomatoes", split, None, workers=args.workers)
+            run_ocr("libreoffice-en-de", split, 600, workers=args.workers)
+        run_ocr("rotten_tomatoes", "train", None, (3,), args.workers)
         for split in ("test", "valid"):
-            run_ocr("20newsgroups", split, None, (3,))
+            run_ocr("20newsgroups", split, None, workers=args.workers)
+        run_ocr("20newsgroups", "train", None, (3,), args.workers)
         for split in ("test", "valid"):
             run_speech("rotten_tomatoes", split, SPEECH_LIMIT[split])
         for name in ("rotten_tomatoes", "libreoffice-en-de", "20newsgroups"):
             run_wer(name)
         return 0
-    {"ocr": lambda: run_ocr(args.data, args.split, args.limit, levels),
+    {"ocr": lambda: run_ocr(args.data, args.split, args.limit, levels, args.workers),
      "speech": lambda: run_speech(args.data, args.split, args.limit),
      "wer": lambda: run_wer(args.data)}[args.step]()  # fmt: skip
     return 0
