@@ -44,6 +44,34 @@ def _runner(session):
     return lambda ids: session.run(None, {session.get_inputs()[0].name: ids.numpy()})[0]
 
 
+def classifier_graphs(d_model: int = 64, length: int = 256) -> dict[str, TextClassifierGraph]:
+    """The benchmark's 2-layer text classifier (weights seeded), as its dense and compact graphs."""
+    torch.manual_seed(0)
+    config = ClassifierConfig(8000, 2, d_model=d_model, n_heads=4, n_layers=2, d_ff=2 * d_model, max_len=length)
+    model = TextClassifier(config).eval()
+    return {b: TextClassifierGraph(with_backend(model, b), [1, 2], 0).eval() for b in ("dense", "compact")}
+
+
+def export_inputs():
+    """(example args, dynamic shapes) every graph here is exported with: a [2, 16] batch with one missing id,
+    batch and length dynamic. Draws the example from the global generator: call it once, after
+    :func:`classifier_graphs`."""
+    from torch.export import Dim
+
+    example = torch.randint(5, 8000, (2, 16))
+    example[0, 3] = 1
+    return (example,), ({0: Dim("batch"), 1: Dim("length", min=2, max=65_536)},)
+
+
+def batch_at(missing: float, batch: int = 16, length: int = 256) -> torch.Tensor:
+    """The timed batch at this missing rate: [batch, length] ids, each position missing (id 1) with
+    probability ``missing``; seeded by the rate."""
+    g = torch.Generator().manual_seed(int(missing * 100))
+    ids = torch.randint(5, 8000, (batch, length), generator=g)
+    ids[torch.rand(ids.shape, generator=g) < missing] = 1
+    return ids
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--batch", type=int, default=16)
@@ -58,30 +86,21 @@ def main() -> None:
     args = p.parse_args()
     warnings.filterwarnings("ignore")
     import onnxruntime as ort
-    from torch.export import Dim
 
-    torch.manual_seed(0)
-    model = TextClassifier(
-        ClassifierConfig(
-            8000, 2, d_model=args.d_model, n_heads=4, n_layers=2, d_ff=2 * args.d_model, max_len=args.length
-        )
-    ).eval()
-    graphs = {b: TextClassifierGraph(with_backend(model, b), [1, 2], 0).eval() for b in ("dense", "compact")}
-    example = torch.randint(5, 8000, (2, 16))
-    example[0, 3] = 1
+    graphs = classifier_graphs(args.d_model, args.length)
+    example, dims = export_inputs()
     runners = {"eager dense": lambda ids: graphs["dense"](ids), "eager compact": lambda ids: graphs["compact"](ids)}
     tmp = Path(tempfile.mkdtemp())
-    dims = ({0: Dim("batch"), 1: Dim("length", min=2, max=65_536)},)
     threads = torch.get_num_threads()
     for backend, graph in graphs.items():
         path = tmp / f"{backend}.onnx"
-        export_graph(graph, (example,), path, dims)
+        export_graph(graph, example, path, dims)
         onnx = OnnxSession(path, threads)  # its own thread (flush-to-zero stays there); threads spin, as eager's
         runners[f"onnxruntime {backend}"] = lambda ids, s=onnx: s.run({s.get_inputs()[0].name: ids.numpy()})[0]
         if args.with_plain:  # the exporter's own decomposition, a default session (how dynmask exported before)
             plain = tmp / f"{backend}-plain.onnx"
             with torch.no_grad():
-                torch.onnx.export(graph, (example,), str(plain), dynamo=True, verbose=False, dynamic_shapes=dims)
+                torch.onnx.export(graph, example, str(plain), dynamo=True, verbose=False, dynamic_shapes=dims)
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             session = ort.InferenceSession(str(plain), options, providers=["CPUExecutionProvider"])
@@ -90,9 +109,7 @@ def main() -> None:
         runners[f"torch.compile {backend}"] = dm_compile(graphs[backend], dynamic=True)
     rows = []
     for missing in (0.0, 0.5, 0.75):
-        g = torch.Generator().manual_seed(int(missing * 100))
-        ids = torch.randint(5, 8000, (args.batch, args.length), generator=g)
-        ids[torch.rand(ids.shape, generator=g) < missing] = 1
+        ids = batch_at(missing, args.batch, args.length)
         with torch.no_grad():
             reference = graphs["dense"](ids)
             for name, fn in runners.items():  # warm-up (and compilation), and a parity check

@@ -18,12 +18,9 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import torch
+from export_compile import batch_at, classifier_graphs, export_inputs  # benchmarks/export_compile.py, beside this
 
 from dynmask.export import export_graph, session_options
-from dynmask.layers import with_backend
-from dynmask.models import ClassifierConfig, TextClassifier
-from dynmask.traced import TextClassifierGraph
 
 OUT = Path(__file__).resolve().parent / "results"
 CALLS = 60
@@ -31,23 +28,16 @@ CALLS = 60
 
 def main() -> None:
     import onnxruntime as ort
-    from torch.export import Dim
 
     warnings.filterwarnings("ignore")
-    torch.manual_seed(0)  # the export benchmark's model, batch and seeds
-    model = TextClassifier(ClassifierConfig(8000, 2, d_model=64, n_heads=4, n_layers=2, d_ff=128, max_len=256)).eval()
-    example = torch.randint(5, 8000, (2, 16))
-    example[0, 3] = 1
+    graphs = classifier_graphs()  # the export benchmark's model, export inputs and batch at 50% missing
+    example, dims = export_inputs()
+    ids = batch_at(0.5)
     tmp = Path(tempfile.mkdtemp())
-    dims = ({0: Dim("batch"), 1: Dim("length", min=2, max=65_536)},)
-    g = torch.Generator().manual_seed(50)
-    ids = torch.randint(5, 8000, (16, 256), generator=g)
-    ids[torch.rand(ids.shape, generator=g) < 0.5] = 1
     rows = {"width": int((ids != 1).sum(1).max())}  # the compact batch: its fullest row
-    for backend in ("dense", "compact"):
-        graph = TextClassifierGraph(with_backend(model, backend), [1, 2], 0).eval()
+    for backend, graph in graphs.items():
         path = tmp / f"{backend}.onnx"
-        export_graph(graph, (example,), path, dims)
+        export_graph(graph, example, path, dims)
         options = session_options(2, True)
         options.enable_profiling, options.profile_file_prefix = True, str(tmp / backend)
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
