@@ -91,5 +91,13 @@ def test_the_readme_tables_are_the_committed_results_files(results):
     assert table in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize(
+    "results, start", [("export-compile.md", "| missing | onnxruntime / eager"), ("serve-load.md", "")]
+)
+def test_the_readme_deploy_tables_are_the_committed_benchmark_files(results, start):
+    text = (ROOT / "benchmarks" / "results" / results).read_text(encoding="utf-8")
+    assert text[text.index(start) :].strip() in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
 def test_the_readme_stays_a_front_page():
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 300

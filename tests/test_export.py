@@ -396,3 +396,18 @@ def test_a_session_leaves_the_callers_subnormal_numbers_alone(text_run, tmp_path
     runner = OnnxTextClassifier(out)
     runner.predict(["a fine film", "???"])
     assert tiny * 1.0 > 0 and np.float32(1e-45) * np.float32(1) > 0
+
+
+@pytest.mark.parametrize("backend", ["dense", "compact"])
+def test_the_fused_export_selects_no_activation_rows_with_where(text_run, tmp_path, backend):
+    """onnxruntime's ``Where`` over [B, L, D] with a [B, L, 1] condition runs ~5x slower than a ``Mul``
+    (0.21 vs 0.04 ms at [16, 256, 64], 2 threads): dynmask's export writes none. The ``Where``s left
+    select ids and masks, rank 2 at most; the embedding's missing vector is the folded table's last row."""
+    import onnx
+
+    out = tmp_path / f"m-{backend}.onnx"
+    assert main(["export", "--model", str(text_run), "--output", str(out), "--backend", backend]) == 0
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(out))).graph
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in [*graph.value_info, *graph.output]}
+    wheres = [n for n in graph.node if n.op_type == "Where"]
+    assert wheres and all(ranks[n.output[0]] <= 2 for n in wheres), [(n.name, ranks[n.output[0]]) for n in wheres]

@@ -126,10 +126,11 @@ def _read_nothing(proj: nn.Linear, y: Tensor, has_key: Tensor) -> Tensor:
 
 
 def _keep_rows(x: Tensor, keep: Optional[Tensor]) -> Tensor:
-    """Replace rows of x (B, L, D) where keep (B, L) is False by zero; None keeps everything."""
+    """Replace rows of x (B, L, D) where keep (B, L) is False by zero; None keeps everything. (A multiply in
+    fused exports, whose layers read what the model computed from cleaned inputs: see :func:`zero_rows`.)"""
     if keep is None:
         return x
-    return torch.where(keep.unsqueeze(-1), x, x.new_zeros(()))
+    return zero_rows(x, keep)
 
 
 def _same_mask(a: Optional[Tensor], b: Optional[Tensor]) -> bool:

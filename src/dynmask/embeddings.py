@@ -9,10 +9,12 @@ import math
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .graph import tracing
 from .masks import Mask, check_input_dtype
+from .onnx_fusion import exporting_fused
 
 __all__ = ["SinusoidalPositions", "LearnedPositions", "TokenEmbedding", "ValueEmbedding", "make_positions"]
 
@@ -98,6 +100,11 @@ class TokenEmbedding(nn.Module):
                 raise ValueError(f"observed token ids must be >= 0, got {low}")
             if high >= self.table.num_embeddings:
                 raise ValueError(f"token id {high} >= vocab_size {self.table.num_embeddings}")
+        if exporting_fused():  # one lookup in the table with the missing vector as its last row (a constant
+            # onnxruntime folds at load) instead of a [B, L, D] Where; the same values
+            table = torch.cat([self.table.weight, self.missing_vector[None]])  # (V + 1, D)
+            rows = torch.where(mask.observed, safe, torch.full_like(safe, self.table.num_embeddings))  # (B, L)
+            return F.embedding(rows, table) * self.scale  # (B, L, D)
         emb = self.table(safe) * self.scale  # (B, L, D)
         missing = (self.missing_vector * self.scale).expand_as(emb)
         return torch.where(mask.observed.unsqueeze(-1), emb, missing)

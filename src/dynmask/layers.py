@@ -290,7 +290,10 @@ class _Stack(nn.Module):
         # Replace what must not be read *before* any arithmetic: NaN/inf cannot leak.
         zero = x.new_zeros(())
         fill = self.missing_query.to(x.dtype) if asks_all else zero
-        x = torch.where(keep.unsqueeze(-1), x, torch.where(query_keep.unsqueeze(-1), fill, zero))
+        if asks_all:
+            x = torch.where(keep.unsqueeze(-1), x, torch.where(query_keep.unsqueeze(-1), fill, zero))
+        else:  # a multiply in fused exports, which feed the stack what the model computed (zero_rows)
+            x = zero_rows(x, keep)
         if self.positions is not None:
             batch, length = keep.shape
             if positions is None:

@@ -14,7 +14,10 @@ opens rows without one to every key; their queries are not kept, so their output
 **Zeroing computed rows.** onnxruntime's ``Where`` with a broadcast [B, L, 1] condition runs ~5x slower
 than a ``Mul`` (0.23 vs 0.045 ms on [16, 256, 64], 2 threads). :func:`zero_rows` zeroes the rows a stack
 computed itself (never user input: inputs are cleaned with ``where`` before any arithmetic, so what it
-zeroes is finite) with a multiply in these exports and with ``where`` everywhere else.
+zeroes is finite) with a multiply in these exports and with ``where`` everywhere else: the stack's input,
+each attention's queries and output, each layer's output and the pooled rows. The token embedding, likewise,
+reads the missing vector as one more row of its table (folded to a constant at load) instead of a
+``Where``. The ``Where``s left in an export select ids and masks, rank 2 at most.
 """
 
 from __future__ import annotations
