@@ -8,6 +8,8 @@ and does the dynamic mask beat a placeholder or deletion there?
     python experiments/real_holes.py score --model minilm --levels ocr-3,speech-140,speech-180
     python experiments/real_holes.py train --data 20newsgroups   # 20 Newsgroups, from scratch
     python experiments/real_holes.py score --data 20newsgroups --levels ocr-1,ocr-2,ocr-3
+    python experiments/real_holes.py train --data 20newsgroups --engine-trained ocr-3 [--clean-share 0.5]
+                                  # trained on tesseract's output (half of the training posts kept clean)
 
 Models are trained as the demo trains them (Rotten Tomatoes, 30% uniform training holes, 4 epochs);
 none sees engine output. For each engine level and method the confidence threshold is chosen on the
@@ -61,22 +63,33 @@ LEXICON: Lexicon | None = None  # score --lexicon: words no training text holds 
 MINILM_THRESHOLDS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)  # MiniLM: every other one (a forward pass per text and T is slow)
 
 
-def engine_splits(level: str):
-    """The text set with every split replaced by the engine's output at ``level`` (words and confidences)."""
+def engine_splits(level: str, clean_share: float = 0.0):
+    """The text set with every split replaced by the engine's output at ``level`` (words and confidences);
+    ``clean_share``: that share of the training texts (drawn with seed 0) stays clean, without confidences."""
+    import random
+
     splits = load_text_dataset(DATA, seed=0)
     parts = {}
     for split in ("train", "valid", "test"):  # the training split: the texts the engine has read (all, or a prefix)
         engine = _engine(split, level)
-        parts[split] = [replace(e, text=engine[i][0], confidences=tuple(engine[i][1])) for i, e in
-                        enumerate(splits.split(split)) if i in engine]  # fmt: skip
+        draw = random.Random(0)
+        clean = [split == "train" and draw.random() < clean_share for _ in splits.split(split)]
+        parts[split] = [e if clean[i] else replace(e, text=engine[i][0], confidences=tuple(engine[i][1]))
+                        for i, e in enumerate(splits.split(split)) if i in engine]  # fmt: skip
     return replace(splits, **parts)
 
 
-def train(engine_level: str | None = None) -> None:
+def engine_tag(level: str, clean_share: float = 0.0) -> str:
+    """The name of models trained on ``level``'s output: ``ocr-3``, or ``ocr-3-clean50`` with half kept clean."""
+    return level if not clean_share else f"{level}-clean{round(clean_share * 100)}"
+
+
+def train(engine_level: str | None = None, clean_share: float = 0.0) -> None:
     """From-scratch models on the clean text, or (``engine_level``) on the engine's output of the training
-    split, with its confidences: the threshold is then chosen on validation by train_text_classifier."""
-    splits = load_text_dataset(DATA, seed=0) if engine_level is None else engine_splits(engine_level)
-    runs = RUNS if engine_level is None else RUNS / f"engine-{engine_level}"
+    split, with its confidences (``clean_share`` of the texts kept clean): the threshold is then chosen on
+    validation by train_text_classifier."""
+    splits = load_text_dataset(DATA, seed=0) if engine_level is None else engine_splits(engine_level, clean_share)
+    runs = RUNS if engine_level is None else RUNS / f"engine-{engine_tag(engine_level, clean_share)}"
     for method in METHODS:
         for seed in SEEDS:
             folder = runs / f"{method}-seed{seed}"
@@ -210,18 +223,21 @@ def _minilm(method: str, seed: int, labels: list[str], runs: Path):
     return model.eval(), tok, labels
 
 
-def score(levels: list[str], engine_level: str | None = None, minilm: bool = False, lexicon: bool = False) -> None:
+def score(levels: list[str], engine_level: str | None = None, minilm: bool = False, lexicon: bool = False,
+          clean_share: float = 0.0) -> None:  # fmt: skip
     global LEXICON
     splits = load_text_dataset(DATA, seed=0)
     wer = json.loads((ENGINE / "wer.json").read_text())
     runs, out = (minilm_runs(), OUT / "minilm") if minilm else (RUNS, OUT)
     train_texts = splits.train
     if engine_level is not None:  # models trained on the engine's output at this level
-        runs = minilm_runs(engine_level) if minilm else RUNS / f"engine-{engine_level}"
-        out, levels = out / f"trained-on-{engine_level}", [engine_level]
-        train_texts = engine_splits(engine_level).train
+        tag = engine_tag(engine_level, clean_share)
+        runs = minilm_runs(engine_level) if minilm else RUNS / f"engine-{tag}"
+        out, levels = out / f"trained-on-{tag}", [engine_level]
+        train_texts = engine_splits(engine_level, clean_share).train
         (out / "trained_on.json").parent.mkdir(parents=True, exist_ok=True)
-        (out / "trained_on.json").write_text(json.dumps({"train_texts": len(train_texts)}))
+        clean = sum(e.confidences is None for e in train_texts)
+        (out / "trained_on.json").write_text(json.dumps({"train_texts": len(train_texts), "clean_texts": clean}))
     if lexicon:  # the engine's confidences capped by the words of the texts the models trained on (as training does)
         LEXICON, out = Lexicon.from_texts(e.text for e in train_texts), out / "lexicon"
     out.mkdir(parents=True, exist_ok=True)
@@ -381,6 +397,9 @@ def main(argv=None) -> int:
     )
     p.add_argument("--engine-trained", default=None, help="train / score models trained on this engine level")
     p.add_argument(
+        "--clean-share", type=float, default=0.0, help="with --engine-trained: this share of training texts stays clean"
+    )
+    p.add_argument(
         "--lexicon",
         action="store_true",
         help="score: unknown words get confidence 0",
@@ -394,9 +413,10 @@ def main(argv=None) -> int:
     if args.step == "train" and args.model == "minilm":
         train_minilm(args.engine_trained)
     elif args.step == "train":
-        train(args.engine_trained)
+        train(args.engine_trained, args.clean_share)
     else:
-        score(args.levels.split(","), args.engine_trained, minilm=args.model == "minilm", lexicon=args.lexicon)
+        score(args.levels.split(","), args.engine_trained, minilm=args.model == "minilm", lexicon=args.lexicon,
+              clean_share=args.clean_share)  # fmt: skip
     return 0
 
 
