@@ -103,7 +103,7 @@ class TokenEmbedding(nn.Module):
         if exporting_fused():  # one lookup in the table with the missing vector as its last row (a constant
             # onnxruntime folds at load) instead of a [B, L, D] Where; the same values
             table = torch.cat([self.table.weight, self.missing_vector[None]])  # (V + 1, D)
-            rows = torch.where(mask.observed, safe, torch.full_like(safe, self.table.num_embeddings))  # (B, L)
+            rows = torch.where(mask.observed, ids, torch.full_like(ids, self.table.num_embeddings))  # (B, L)
             return F.embedding(rows, table) * self.scale  # (B, L, D)
         emb = self.table(safe) * self.scale  # (B, L, D)
         missing = (self.missing_vector * self.scale).expand_as(emb)

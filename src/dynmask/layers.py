@@ -288,10 +288,9 @@ class _Stack(nn.Module):
         query_keep = mask.valid if asks_all else keep  # (B, L) queries whose output is kept
 
         # Replace what must not be read *before* any arithmetic: NaN/inf cannot leak.
-        zero = x.new_zeros(())
-        fill = self.missing_query.to(x.dtype) if asks_all else zero
-        if asks_all:
-            x = torch.where(keep.unsqueeze(-1), x, torch.where(query_keep.unsqueeze(-1), fill, zero))
+        if asks_all:  # missing positions still ask: they read the learned query, padding reads zero
+            fill = self.missing_query.to(x.dtype)
+            x = torch.where(keep.unsqueeze(-1), x, torch.where(query_keep.unsqueeze(-1), fill, x.new_zeros(())))
         else:  # a multiply in fused exports, which feed the stack what the model computed (zero_rows)
             x = zero_rows(x, keep)
         if self.positions is not None:
