@@ -7,6 +7,7 @@ text set's test split, each word with the engine's own confidence.
     python experiments/engine_noise.py wer             # word error rate per level -> wer.{json,md}
     python experiments/engine_noise.py all [--workers 2]   # everything the results use, in order (resumable)
     python experiments/engine_noise.py ocr --data 20newsgroups --split train --levels 3 --workers 2  # 20 min
+    python experiments/engine_noise.py speech --split train --rates 140 --limit 3000 --workers 2  # ~1.5 h
 
 Writes ``results/engine-noise/<set>/<split>/<engine>-<level>.jsonl``: one line per test text,
 ``{"id": i, "words": [...], "confidences": [...]}`` (confidences in [0, 1]; the JSONL format
@@ -206,31 +207,52 @@ def add_noise(signal: np.ndarray, snr_db: float, rng: np.random.Generator) -> np
     return np.clip(noisy, -32768, 32767).astype(np.int16)
 
 
-def run_speech(name: str, split: str, limit: int | None) -> None:
+_DECODER = None  # one pocketsphinx decoder per process, made on its first text
+
+
+def _speech_one(job: tuple[int, int, str]) -> dict:
+    """One text at one rate: synthesised, noised by its own seeded draw, recognised. The same record
+    whichever process reads it: the decoder's running cepstral mean is reset to its initial value before
+    each text (as a fresh decoder's; the test and validation files, read before this, let it carry over
+    from the previous text: the same words on the texts checked, confidences up to 0.14 apart)."""
+    global _DECODER
     from pocketsphinx import Decoder
 
     from dynmask.data.confidence import pocketsphinx_words
 
+    rate, i, text = job
+    if _DECODER is None:
+        _DECODER = Decoder(samprate=16000, loglevel="FATAL", bestpath=True)
+    _DECODER.reinit_feat()  # a fresh feature computation: the initial cepstral mean
+    audio = add_noise(synthesise(text, rate), SPEECH_LEVELS[rate], np.random.default_rng([SEED, rate, i]))
+    _DECODER.start_utt()
+    _DECODER.process_raw(audio.tobytes(), full_utt=True)
+    _DECODER.end_utt()
+    segments = [{"t": s.word, "p": float(s.prob)} for s in _DECODER.seg()]  # pocketsphinx's JSON form
+    words, confidences = pocketsphinx_words(segments)
+    return {"id": i, "words": words, "confidences": confidences}
+
+
+def run_speech(name: str, split: str, limit: int | None, rates: tuple = tuple(SPEECH_LEVELS), workers: int = 1) -> None:
+    """Each rate's records appended in id order as they are recognised (``workers`` processes, one core
+    each; the records do not depend on their number)."""
+    from multiprocessing import Pool
+
     texts = _texts(name, split)[:limit]
     folder = OUT / name / split
     folder.mkdir(parents=True, exist_ok=True)
-    decoder = Decoder(samprate=16000, loglevel="FATAL", bestpath=True)
-    for rate, snr in SPEECH_LEVELS.items():
-        path = folder / f"speech-{rate}.jsonl"
-        _trim_partial(path)
-        done, t0 = _done(path), time.perf_counter()
-        for i, text in enumerate(texts):
-            if i in done:
-                continue
-            audio = add_noise(synthesise(text, rate), snr, np.random.default_rng([SEED, rate, i]))
-            decoder.start_utt()
-            decoder.process_raw(audio.tobytes(), full_utt=True)
-            decoder.end_utt()
-            segments = [{"t": s.word, "p": float(s.prob)} for s in decoder.seg()]  # pocketsphinx's JSON form
-            words, confidences = pocketsphinx_words(segments)
-            _append(path, {"id": i, "words": words, "confidences": confidences})
-            if i % 100 == 0:
-                print(f"speech {rate} wpm: {i + 1}/{len(texts)} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    with Pool(workers) if workers > 1 else nullcontext() as pool:
+        for rate in rates:
+            path = folder / f"speech-{rate}.jsonl"
+            _trim_partial(path)
+            done, t0 = _done(path), time.perf_counter()
+            jobs = [(rate, i, text) for i, text in enumerate(texts) if i not in done]
+            records = map(_speech_one, jobs) if pool is None else pool.imap(_speech_one, jobs, chunksize=4)
+            for n, record in enumerate(records):  # in id order: a rerun resumes after the last id written
+                _append(path, record)
+                if n % 100 == 0:
+                    seconds = time.perf_counter() - t0
+                    print(f"speech {rate} wpm: {len(done) + n + 1}/{len(texts)} ({seconds:.0f} s)", flush=True)
 
 
 # ---------------------------------------------------------------------------------------- scoring
@@ -315,10 +337,12 @@ def main(argv=None) -> int:
     p.add_argument("--split", choices=("test", "valid", "train"), default="test", help="(default: %(default)s)")
     p.add_argument("--levels", default=None, help="OCR levels, comma-separated (default: all)")
     p.add_argument("--limit", type=int, default=None, help="the first N texts only")
-    p.add_argument("--workers", type=int, default=1, help="OCR processes, one core each (default: %(default)s)")
+    p.add_argument("--rates", default=None, help="speech rates (words/min), comma-separated (default: all)")
+    p.add_argument("--workers", type=int, default=1, help="engine processes, one core each (default: %(default)s)")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract: one core per process
     levels = tuple(OCR_LEVELS) if args.levels is None else tuple(int(x) for x in args.levels.split(","))
+    rates = tuple(SPEECH_LEVELS) if args.rates is None else tuple(int(x) for x in args.rates.split(","))
     if args.step == "all":  # what results/real-holes-* read: test and valid (and train at level 3) of both sets
         for split in ("test", "valid"):
             run_ocr("rotten_tomatoes", split, None, workers=args.workers)
@@ -328,12 +352,12 @@ def main(argv=None) -> int:
             run_ocr("20newsgroups", split, None, workers=args.workers)
         run_ocr("20newsgroups", "train", None, (3,), args.workers)
         for split in ("test", "valid"):
-            run_speech("rotten_tomatoes", split, SPEECH_LIMIT[split])
+            run_speech("rotten_tomatoes", split, SPEECH_LIMIT[split], workers=args.workers)
         for name in ("rotten_tomatoes", "libreoffice-en-de", "20newsgroups"):
             run_wer(name)
         return 0
     {"ocr": lambda: run_ocr(args.data, args.split, args.limit, levels, args.workers),
-     "speech": lambda: run_speech(args.data, args.split, args.limit),
+     "speech": lambda: run_speech(args.data, args.split, args.limit, rates, args.workers),
      "wer": lambda: run_wer(args.data)}[args.step]()  # fmt: skip
     return 0
 

@@ -10,6 +10,7 @@ and does the dynamic mask beat a placeholder or deletion there?
     python experiments/real_holes.py score --data 20newsgroups --levels ocr-1,ocr-2,ocr-3
     python experiments/real_holes.py train --data 20newsgroups --engine-trained ocr-3 [--clean-share 0.5]
                                   # trained on tesseract's output (half of the training posts kept clean)
+    python experiments/real_holes.py train --engine-trained speech-140 --unread-clean  # speech on a prefix, rest clean
 
 Models are trained as the demo trains them (Rotten Tomatoes, 30% uniform training holes, 4 epochs);
 none sees engine output. For each engine level and method the confidence threshold is chosen on the
@@ -63,9 +64,11 @@ LEXICON: Lexicon | None = None  # score --lexicon: words no training text holds 
 MINILM_THRESHOLDS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)  # MiniLM: every other one (a forward pass per text and T is slow)
 
 
-def engine_splits(level: str, clean_share: float = 0.0):
+def engine_splits(level: str, clean_share: float = 0.0, unread_clean: bool = False):
     """The text set with every split replaced by the engine's output at ``level`` (words and confidences);
-    ``clean_share``: that share of the training texts (drawn with seed 0) stays clean, without confidences."""
+    ``clean_share``: that share of the training texts (drawn with seed 0) stays clean, without confidences;
+    ``unread_clean``: the training texts the engine has not read (beyond the prefix it read) stay clean
+    instead of being left out."""
     import random
 
     splits = load_text_dataset(DATA, seed=0)
@@ -74,22 +77,27 @@ def engine_splits(level: str, clean_share: float = 0.0):
         engine = _engine(split, level)
         draw = random.Random(0)
         clean = [split == "train" and draw.random() < clean_share for _ in splits.split(split)]
-        parts[split] = [e if clean[i] else replace(e, text=engine[i][0], confidences=tuple(engine[i][1]))
-                        for i, e in enumerate(splits.split(split)) if i in engine]  # fmt: skip
+        keep_unread = split == "train" and unread_clean
+        read = lambda i, e: replace(e, text=engine[i][0], confidences=tuple(engine[i][1]))
+        parts[split] = [e if clean[i] or i not in engine else read(i, e)
+                        for i, e in enumerate(splits.split(split)) if i in engine or keep_unread]  # fmt: skip
     return replace(splits, **parts)
 
 
-def engine_tag(level: str, clean_share: float = 0.0) -> str:
-    """The name of models trained on ``level``'s output: ``ocr-3``, or ``ocr-3-clean50`` with half kept clean."""
-    return level if not clean_share else f"{level}-clean{round(clean_share * 100)}"
+def engine_tag(level: str, clean_share: float = 0.0, unread_clean: bool = False) -> str:
+    """The name of models trained on ``level``'s output: ``ocr-3``, ``ocr-3-clean50`` with half kept clean,
+    ``speech-140-rest-clean`` with the texts the engine has not read kept clean."""
+    tag = level if not clean_share else f"{level}-clean{round(clean_share * 100)}"
+    return f"{tag}-rest-clean" if unread_clean else tag
 
 
-def train(engine_level: str | None = None, clean_share: float = 0.0) -> None:
+def train(engine_level: str | None = None, clean_share: float = 0.0, unread_clean: bool = False) -> None:
     """From-scratch models on the clean text, or (``engine_level``) on the engine's output of the training
     split, with its confidences (``clean_share`` of the texts kept clean): the threshold is then chosen on
     validation by train_text_classifier."""
-    splits = load_text_dataset(DATA, seed=0) if engine_level is None else engine_splits(engine_level, clean_share)
-    runs = RUNS if engine_level is None else RUNS / f"engine-{engine_tag(engine_level, clean_share)}"
+    splits = (load_text_dataset(DATA, seed=0) if engine_level is None
+              else engine_splits(engine_level, clean_share, unread_clean))  # fmt: skip
+    runs = RUNS if engine_level is None else RUNS / f"engine-{engine_tag(engine_level, clean_share, unread_clean)}"
     for method in METHODS:
         for seed in SEEDS:
             folder = runs / f"{method}-seed{seed}"
@@ -224,17 +232,17 @@ def _minilm(method: str, seed: int, labels: list[str], runs: Path):
 
 
 def score(levels: list[str], engine_level: str | None = None, minilm: bool = False, lexicon: bool = False,
-          clean_share: float = 0.0) -> None:  # fmt: skip
+          clean_share: float = 0.0, unread_clean: bool = False) -> None:  # fmt: skip
     global LEXICON
     splits = load_text_dataset(DATA, seed=0)
     wer = json.loads((ENGINE / "wer.json").read_text())
     runs, out = (minilm_runs(), OUT / "minilm") if minilm else (RUNS, OUT)
     train_texts = splits.train
     if engine_level is not None:  # models trained on the engine's output at this level
-        tag = engine_tag(engine_level, clean_share)
+        tag = engine_tag(engine_level, clean_share, unread_clean)
         runs = minilm_runs(engine_level) if minilm else RUNS / f"engine-{tag}"
         out, levels = out / f"trained-on-{tag}", [engine_level]
-        train_texts = engine_splits(engine_level, clean_share).train
+        train_texts = engine_splits(engine_level, clean_share, unread_clean).train
         (out / "trained_on.json").parent.mkdir(parents=True, exist_ok=True)
         clean = sum(e.confidences is None for e in train_texts)
         (out / "trained_on.json").write_text(json.dumps({"train_texts": len(train_texts), "clean_texts": clean}))
@@ -400,6 +408,11 @@ def main(argv=None) -> int:
         "--clean-share", type=float, default=0.0, help="with --engine-trained: this share of training texts stays clean"
     )
     p.add_argument(
+        "--unread-clean",
+        action="store_true",
+        help="with --engine-trained: training texts the engine has not read stay clean (instead of left out)",
+    )
+    p.add_argument(
         "--lexicon",
         action="store_true",
         help="score: unknown words get confidence 0",
@@ -413,10 +426,10 @@ def main(argv=None) -> int:
     if args.step == "train" and args.model == "minilm":
         train_minilm(args.engine_trained)
     elif args.step == "train":
-        train(args.engine_trained, args.clean_share)
+        train(args.engine_trained, args.clean_share, args.unread_clean)
     else:
         score(args.levels.split(","), args.engine_trained, minilm=args.model == "minilm", lexicon=args.lexicon,
-              clean_share=args.clean_share)  # fmt: skip
+              clean_share=args.clean_share, unread_clean=args.unread_clean)  # fmt: skip
     return 0
 
 

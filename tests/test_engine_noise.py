@@ -1,7 +1,7 @@
-"""experiments/engine_noise.py's OCR runner: the records do not depend on how many processes read them,
-and a run cut mid-line resumes without losing or repeating a text. Needs tesseract (Debian
-``tesseract-ocr tesseract-ocr-eng fonts-dejavu-core``) and ``pip install 'dynmask[engines]'``:
-``pytest -m engines``."""
+"""experiments/engine_noise.py's OCR and speech runners: the records do not depend on how many processes
+read them (nor, for speech, on the texts a decoder read before), and a run cut mid-line resumes without
+losing or repeating a text. Needs tesseract (Debian ``tesseract-ocr tesseract-ocr-eng fonts-dejavu-core``,
+and ``espeak-ng`` for speech) and ``pip install 'dynmask[engines]'``: ``pytest -m engines``."""
 
 import json
 import shutil
@@ -50,3 +50,22 @@ def test_a_run_cut_mid_line_resumes_after_the_last_whole_record(tmp_path, monkey
     text = "".join(json.dumps(r) + "\n" for r in full[:2]) + json.dumps(full[2])[:15]  # an interrupt mid-write
     path.write_text(text, encoding="utf-8")
     assert _run(monkeypatch, tmp_path / "cut", 2) == full
+
+
+def _run_speech(monkeypatch, out: Path, workers: int) -> list[dict]:
+    monkeypatch.setattr(engine_noise, "OUT", out)
+    monkeypatch.setattr(engine_noise, "_texts", lambda name, split: TEXTS)
+    monkeypatch.setattr(engine_noise, "_DECODER", None)
+    engine_noise.run_speech("toy", "test", None, (140,), workers)
+    return _records(out / "toy" / "test" / "speech-140.jsonl")
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_speech_records_do_not_depend_on_the_workers_or_the_texts_read_before(tmp_path, monkeypatch):
+    pytest.importorskip("pocketsphinx")
+    one = _run_speech(monkeypatch, tmp_path / "one", 1)  # one decoder reads texts 0-4 in turn
+    two = _run_speech(monkeypatch, tmp_path / "two", 2)  # chunks of 4: text 4 is a fresh process's first
+    assert [r["id"] for r in one] == list(range(len(TEXTS)))
+    assert one == two
+    assert all(len(r["words"]) == len(r["confidences"]) for r in one)
+    assert all(0.0 <= c <= 1.0 for r in one for c in r["confidences"])
