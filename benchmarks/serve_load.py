@@ -7,6 +7,7 @@ count and time.
 
     python benchmarks/serve_load.py            # benchmarks/results/serve-load.{json,md}
     python benchmarks/serve_load.py --quick    # fewer requests (a smoke test)
+    python benchmarks/serve_load.py --wait-ms 0   # batch only what is queued: serve-load-wait0.{json,md}
 """
 
 from __future__ import annotations
@@ -62,10 +63,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(model: Path, port: int) -> subprocess.Popen:
+def _serve(model: Path, port: int, wait_ms: float) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dynmask", "serve", "--model", str(model), "--port", str(port), "--wait-ms", "5"],
+        [sys.executable, "-m", "dynmask", "serve", "--model", str(model), "--port", str(port),
+         "--wait-ms", str(wait_ms)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     import httpx
@@ -80,13 +82,25 @@ def _serve(model: Path, port: int) -> subprocess.Popen:
     raise RuntimeError(f"the server did not start: {proc.stderr.read().decode()[-2000:]}")
 
 
-async def _load(port: int, texts: list[str], clients: int, requests: int) -> dict:
-    import httpx
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+async def _load(port: int, texts: list[str], clients: int, requests: int, server_pid: int | None = None) -> dict:
+    """``clients`` concurrent keep-alive connections (aiohttp: httpx's async client spends several times
+    more CPU a request at this concurrency, encode/httpx#3215, and the clients share the server's 2 cores),
+    ``requests`` in all, one text each; every tenth a bad one."""
+    import aiohttp
 
     latencies, errors, bad_ok = [], 0, 0
     queue = list(range(requests))
 
-    async def worker(client):
+    async def worker(session):
         nonlocal errors, bad_ok
         while queue:
             i = queue.pop()
@@ -98,22 +112,27 @@ async def _load(port: int, texts: list[str], clients: int, requests: int) -> dic
             )
             t0 = time.perf_counter()
             try:
-                r = await client.post("/predict", content=body, headers={"content-type": "application/json"})
-            except httpx.HTTPError:
+                async with session.post("/predict", data=body, headers={"content-type": "application/json"}) as r:
+                    await r.read()
+                    status = r.status
+            except (aiohttp.ClientError, asyncio.TimeoutError):
                 errors += 1
                 continue
             if bad:
-                bad_ok += r.status_code == 422
-                errors += r.status_code != 422
+                bad_ok += status == 422
+                errors += status != 422
             else:
                 latencies.append(time.perf_counter() - t0)
-                errors += r.status_code != 200
+                errors += status != 200
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60) as client:
+    connector = aiohttp.TCPConnector(limit=clients)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", connector=connector, timeout=timeout) as session:
+        cpu0 = None if server_pid is None else _cpu_seconds(server_pid)
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(clients)))
+        await asyncio.gather(*(worker(session) for _ in range(clients)))
         wall = time.perf_counter() - t0
+        cpu1 = None if server_pid is None else _cpu_seconds(server_pid)
     lat = sorted(latencies)
     return {
         "clients": clients,
@@ -123,6 +142,8 @@ async def _load(port: int, texts: list[str], clients: int, requests: int) -> dic
         "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
         "bad_requests_answered_422": bad_ok,
         "errors": errors,
+        # the server's CPU seconds per second of load (2.0 = both cores), None where /proc is not there
+        "server_cores": None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / wall,
     }
 
 
@@ -140,10 +161,12 @@ def _loop(model: Path, texts: list[str], requests: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--table", action="store_true", help="only rewrite serve-load.md from serve-load.json")
+    p.add_argument("--table", action="store_true", help="only rewrite the .md from the .json")
+    p.add_argument("--wait-ms", type=float, default=5.0, help="the server's batching window (default: %(default)s)")
     args = p.parse_args()
+    name = "serve-load" if args.wait_ms == 5.0 else f"serve-load-wait{args.wait_ms:g}"
     if args.table:
-        return write_table()
+        return write_table(name)
     import torch
 
     torch.set_num_threads(2)
@@ -155,10 +178,10 @@ def main() -> None:
             texts = _texts(missing, 2000)
             loop = _loop(model, texts, 100 if args.quick else 500)
             port = _free_port()
-            proc = _serve(model, port)
+            proc = _serve(model, port, args.wait_ms)
             try:
                 for clients in (1, 4, 16, 64):
-                    row = asyncio.run(_load(port, texts, clients, per_level))
+                    row = asyncio.run(_load(port, texts, clients, per_level, proc.pid))
                     row.update(model=name, missing=missing, loop_per_s=loop, vs_loop=row["good_per_s"] / loop)
                     results.append(row)
                     print(json.dumps(row), flush=True)
@@ -166,23 +189,38 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(30)
     OUT.mkdir(parents=True, exist_ok=True)
-    meta = {"torch": torch.__version__, "threads": 2, "requests_per_level": per_level, "bad_share": 0.1}
-    (OUT / "serve-load.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    write_table()
+    import aiohttp
+    import uvicorn
+
+    meta = {"torch": torch.__version__, "threads": 2, "requests_per_level": per_level, "bad_share": 0.1,
+            "wait_ms": args.wait_ms,
+            "client": f"aiohttp {aiohttp.__version__}", "uvicorn": uvicorn.__version__,
+            "uvicorn_fast_paths": _fast_paths()}  # fmt: skip
+    (OUT / f"{name}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    write_table(name)
 
 
-def write_table() -> None:
-    """serve-load.md from serve-load.json: throughput against one client on the same server (what
+def _fast_paths() -> list[str]:
+    """uvicorn's optional C paths installed here (``uvicorn[standard]``): it uses them when present."""
+    import importlib.util
+
+    return [m for m in ("uvloop", "httptools") if importlib.util.find_spec(m) is not None]
+
+
+def write_table(name: str = "serve-load") -> None:
+    """``name``.md from ``name``.json: throughput against one client on the same server (what
     micro-batching adds) and against the in-process loop (what HTTP costs)."""
-    results = json.loads((OUT / "serve-load.json").read_text())["results"]
+    results = json.loads((OUT / f"{name}.json").read_text())["results"]
     one = {(r["model"], r["missing"]): r["good_per_s"] for r in results if r["clients"] == 1}
-    lines = ["| model | missing | clients | good req/s | vs 1 client | vs in-process loop | p50 ms | p99 ms | errors |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| model | missing | clients | good req/s | vs 1 client | vs in-process loop | p50 ms | p99 ms | errors "
+             "| server cores |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in results:
+        cores = "" if r.get("server_cores") is None else f"{r['server_cores']:.2f}"
         lines.append(
             f"| {r['model']} | {r['missing']:.0%} | {r['clients']} | {r['good_per_s']:.0f} "
             f"| {r['good_per_s'] / one[(r['model'], r['missing'])]:.1f}x | {r['vs_loop']:.2f}x "
-            f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |"
+            f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} "
+            f"| {cores} |"
         )
     total = sum(r["requests"] for r in results)
     loops = ", ".join(f"{m} {miss:.0%}: {r:.0f}/s" for (m, miss), r in
@@ -192,7 +230,7 @@ def write_table() -> None:
         + f"\n\n{total:,} requests (10% malformed or empty), {sum(r['errors'] for r in results)} errors. "
     )
     md += f"In-process loop, one text per call: {loops}.\n"
-    (OUT / "serve-load.md").write_text(md)
+    (OUT / f"{name}.md").write_text(md)
     print(md)
 
 

@@ -115,6 +115,29 @@ def test_a_full_queue_is_a_503_with_retry_after_and_shutdown_answers_accepted_re
     assert asyncio.run(scenario()) == [2, 4, 6]
 
 
+def test_without_a_wait_window_the_requests_already_queued_still_run_as_one_batch():
+    sizes, release = [], threading.Event()
+
+    def fn(items):
+        sizes.append(len(items))
+        release.wait(5)  # the first batch holds the worker while the others queue up
+        return list(items)
+
+    async def scenario():
+        batcher = MicroBatcher(fn, max_batch=64, wait_ms=0)
+        first = asyncio.ensure_future(batcher.submit([0]))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(batcher.submit([i])) for i in range(1, 6)]
+        await asyncio.sleep(0.05)
+        release.set()
+        answers = [await first] + [await r for r in rest]
+        await batcher.close()
+        return answers
+
+    assert asyncio.run(scenario()) == [[i] for i in range(6)]
+    assert sizes == [1, 5]  # the five queued while the first ran: one batch, not five
+
+
 def test_the_http_answer_to_a_full_queue(classifier_run):
     app = create_app(classifier_run, max_queue=2)
 

@@ -23,7 +23,7 @@ def register(sub) -> None:
         "--wait-ms",
         type=number(float, 0, 1000),
         default=5.0,
-        help="how long a batch waits to fill (default: %(default)s)",
+        help="how long a batch waits to fill; 0: run what is queued at once (default: %(default)s)",
     )
     p.add_argument(
         "--max-queue", type=POSITIVE, default=4096, help="texts waiting at most; then 503 (default: %(default)s)"

@@ -17,8 +17,9 @@ class QueueFull(RuntimeError):
 
 class MicroBatcher:
     """Runs ``fn(items) -> results`` (one result per item, same order) on batches gathered from concurrent
-    :meth:`submit` calls: a batch closes when it holds ``max_batch`` items or ``wait_ms`` after its first
-    request. ``fn`` runs in one worker thread, so the event loop keeps accepting requests meanwhile.
+    :meth:`submit` calls: a batch takes every request already queued, then waits for more until it holds
+    ``max_batch`` items or ``wait_ms`` after its first request (``wait_ms=0``: what is queued, no wait).
+    ``fn`` runs in one worker thread, so the event loop keeps accepting requests meanwhile.
     At most ``max_queue`` items wait; :meth:`close` finishes what was accepted, then stops."""
 
     def __init__(self, fn: Callable[[list], Sequence], max_batch: int = 64, wait_ms: float = 5.0,
@@ -64,13 +65,16 @@ class MicroBatcher:
             deadline = time.monotonic() + self.wait
             stop = False
             while size < self.max_batch:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    nxt = await asyncio.wait_for(self._queue.get(), left)
-                except asyncio.TimeoutError:
-                    break
+                try:  # what is queued already joins without a timer; only an empty queue is waited on
+                    nxt = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    try:
+                        nxt = await asyncio.wait_for(self._queue.get(), left)
+                    except asyncio.TimeoutError:
+                        break
                 if nxt is None:
                     stop = True
                     break
