@@ -7,7 +7,7 @@ count and time.
 
     python benchmarks/serve_load.py            # benchmarks/results/serve-load.{json,md}
     python benchmarks/serve_load.py --quick    # fewer requests (a smoke test)
-    python benchmarks/serve_load.py --wait-ms 0   # batch only what is queued: serve-load-wait0.{json,md}
+    python benchmarks/serve_load.py --wait-ms 5   # a 5 ms batching window: serve-load-wait5.{json,md}
 """
 
 from __future__ import annotations
@@ -162,11 +162,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--table", action="store_true", help="only rewrite the .md from the .json")
-    p.add_argument("--wait-ms", type=float, default=5.0, help="the server's batching window (default: %(default)s)")
+    p.add_argument("--wait-ms", type=float, default=0.0, help="the server's batching window (default: %(default)s)")
     args = p.parse_args()
-    name = "serve-load" if args.wait_ms == 5.0 else f"serve-load-wait{args.wait_ms:g}"
+    stem = "serve-load" if args.wait_ms == 0.0 else f"serve-load-wait{args.wait_ms:g}"
     if args.table:
-        return write_table(name)
+        return write_table(stem)
     import torch
 
     torch.set_num_threads(2)
@@ -196,8 +196,8 @@ def main() -> None:
             "wait_ms": args.wait_ms,
             "client": f"aiohttp {aiohttp.__version__}", "uvicorn": uvicorn.__version__,
             "uvicorn_fast_paths": _fast_paths()}  # fmt: skip
-    (OUT / f"{name}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    write_table(name)
+    (OUT / f"{stem}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    write_table(stem)
 
 
 def _fast_paths() -> list[str]:

@@ -22,8 +22,9 @@ def register(sub) -> None:
     p.add_argument(
         "--wait-ms",
         type=number(float, 0, 1000),
-        default=5.0,
-        help="how long a batch waits to fill; 0: run what is queued at once (default: %(default)s)",
+        default=0.0,
+        help="how long a batch waits to fill after its first request; 0: run what is queued at once, and "
+        "batches form from what queues while the model runs (default: %(default)s)",
     )
     p.add_argument(
         "--max-queue", type=POSITIVE, default=4096, help="texts waiting at most; then 503 (default: %(default)s)"

@@ -30,7 +30,7 @@ def create_app(
     model: "Path | ServedModel",
     *,
     max_batch: int = 64,
-    wait_ms: float = 5.0,
+    wait_ms: float = 0.0,
     max_queue: int = 4096,
     max_body: int = 2**20,
     timeout_s: float = 30.0,

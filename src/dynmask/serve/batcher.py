@@ -22,7 +22,7 @@ class MicroBatcher:
     ``fn`` runs in one worker thread, so the event loop keeps accepting requests meanwhile.
     At most ``max_queue`` items wait; :meth:`close` finishes what was accepted, then stops."""
 
-    def __init__(self, fn: Callable[[list], Sequence], max_batch: int = 64, wait_ms: float = 5.0,
+    def __init__(self, fn: Callable[[list], Sequence], max_batch: int = 64, wait_ms: float = 0.0,
                  max_queue: int = 1024) -> None:  # fmt: skip
         if max_batch < 1 or max_queue < 1 or wait_ms < 0:
             raise ValueError("max_batch and max_queue must be >= 1 and wait_ms >= 0")
