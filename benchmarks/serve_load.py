@@ -92,9 +92,9 @@ def _cpu_seconds(pid: int) -> float | None:
 
 
 async def _load(port: int, texts: list[str], clients: int, requests: int, server_pid: int | None = None) -> dict:
-    """``clients`` concurrent keep-alive connections (aiohttp: httpx's async client spends several times
-    more CPU a request at this concurrency, encode/httpx#3215, and the clients share the server's 2 cores),
-    ``requests`` in all, one text each; every tenth a bad one."""
+    """``clients`` concurrent keep-alive connections (aiohttp: httpx's async client is much slower under
+    concurrency, encode/httpx#3215, and the clients share the server's 2 cores), ``requests`` in all, one
+    text each; every tenth a bad one."""
     import aiohttp
 
     latencies, errors, bad_ok = [], 0, 0
