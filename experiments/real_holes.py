@@ -10,7 +10,7 @@ and does the dynamic mask beat a placeholder or deletion there?
     python experiments/real_holes.py score --data 20newsgroups --levels ocr-1,ocr-2,ocr-3
     python experiments/real_holes.py train --data 20newsgroups --engine-trained ocr-3 [--clean-share 0.5]
                                   # trained on tesseract's output (half of the training posts kept clean)
-    python experiments/real_holes.py train --engine-trained speech-140 --unread-clean  # speech on a prefix, rest clean
+    python experiments/real_holes.py train --engine-trained speech-140 --read-limit 4000  # 4,000 read, the rest clean
 
 Models are trained as the demo trains them (Rotten Tomatoes, 30% uniform training holes, 4 epochs);
 none sees engine output. For each engine level and method the confidence threshold is chosen on the
@@ -64,11 +64,11 @@ LEXICON: Lexicon | None = None  # score --lexicon: words no training text holds 
 MINILM_THRESHOLDS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)  # MiniLM: every other one (a forward pass per text and T is slow)
 
 
-def engine_splits(level: str, clean_share: float = 0.0, unread_clean: bool = False):
+def engine_splits(level: str, clean_share: float = 0.0, read_limit: int | None = None):
     """The text set with every split replaced by the engine's output at ``level`` (words and confidences);
     ``clean_share``: that share of the training texts (drawn with seed 0) stays clean, without confidences;
-    ``unread_clean``: the training texts the engine has not read (beyond the prefix it read) stay clean
-    instead of being left out."""
+    ``read_limit``: only the engine's readings of the first N training texts are used, and every other
+    training text stays clean (instead of being left out), whatever more the engine has read since."""
     import random
 
     splits = load_text_dataset(DATA, seed=0)
@@ -77,27 +77,31 @@ def engine_splits(level: str, clean_share: float = 0.0, unread_clean: bool = Fal
         engine = _engine(split, level)
         draw = random.Random(0)
         clean = [split == "train" and draw.random() < clean_share for _ in splits.split(split)]
-        keep_unread = split == "train" and unread_clean
+        limited = split == "train" and read_limit is not None
+        if limited:
+            if sum(i < read_limit for i in engine) < read_limit:
+                raise SystemExit(f"--read-limit {read_limit}: the engine has read fewer training texts at {level}")
+            engine = {i: r for i, r in engine.items() if i < read_limit}
         read = lambda i, e: replace(e, text=engine[i][0], confidences=tuple(engine[i][1]))
         parts[split] = [e if clean[i] or i not in engine else read(i, e)
-                        for i, e in enumerate(splits.split(split)) if i in engine or keep_unread]  # fmt: skip
+                        for i, e in enumerate(splits.split(split)) if i in engine or limited]  # fmt: skip
     return replace(splits, **parts)
 
 
-def engine_tag(level: str, clean_share: float = 0.0, unread_clean: bool = False) -> str:
+def engine_tag(level: str, clean_share: float = 0.0, read_limit: int | None = None) -> str:
     """The name of models trained on ``level``'s output: ``ocr-3``, ``ocr-3-clean50`` with half kept clean,
-    ``speech-140-rest-clean`` with the texts the engine has not read kept clean."""
+    ``speech-140-first4000`` with the engine's reading of the first 4,000 texts and the rest clean."""
     tag = level if not clean_share else f"{level}-clean{round(clean_share * 100)}"
-    return f"{tag}-rest-clean" if unread_clean else tag
+    return tag if read_limit is None else f"{tag}-first{read_limit}"
 
 
-def train(engine_level: str | None = None, clean_share: float = 0.0, unread_clean: bool = False) -> None:
+def train(engine_level: str | None = None, clean_share: float = 0.0, read_limit: int | None = None) -> None:
     """From-scratch models on the clean text, or (``engine_level``) on the engine's output of the training
     split, with its confidences (``clean_share`` of the texts kept clean): the threshold is then chosen on
     validation by train_text_classifier."""
     splits = (load_text_dataset(DATA, seed=0) if engine_level is None
-              else engine_splits(engine_level, clean_share, unread_clean))  # fmt: skip
-    runs = RUNS if engine_level is None else RUNS / f"engine-{engine_tag(engine_level, clean_share, unread_clean)}"
+              else engine_splits(engine_level, clean_share, read_limit))  # fmt: skip
+    runs = RUNS if engine_level is None else RUNS / f"engine-{engine_tag(engine_level, clean_share, read_limit)}"
     for method in METHODS:
         for seed in SEEDS:
             folder = runs / f"{method}-seed{seed}"
@@ -232,17 +236,17 @@ def _minilm(method: str, seed: int, labels: list[str], runs: Path):
 
 
 def score(levels: list[str], engine_level: str | None = None, minilm: bool = False, lexicon: bool = False,
-          clean_share: float = 0.0, unread_clean: bool = False) -> None:  # fmt: skip
+          clean_share: float = 0.0, read_limit: int | None = None) -> None:  # fmt: skip
     global LEXICON
     splits = load_text_dataset(DATA, seed=0)
     wer = json.loads((ENGINE / "wer.json").read_text())
     runs, out = (minilm_runs(), OUT / "minilm") if minilm else (RUNS, OUT)
     train_texts = splits.train
     if engine_level is not None:  # models trained on the engine's output at this level
-        tag = engine_tag(engine_level, clean_share, unread_clean)
+        tag = engine_tag(engine_level, clean_share, read_limit)
         runs = minilm_runs(engine_level) if minilm else RUNS / f"engine-{tag}"
         out, levels = out / f"trained-on-{tag}", [engine_level]
-        train_texts = engine_splits(engine_level, clean_share, unread_clean).train
+        train_texts = engine_splits(engine_level, clean_share, read_limit).train
         (out / "trained_on.json").parent.mkdir(parents=True, exist_ok=True)
         clean = sum(e.confidences is None for e in train_texts)
         (out / "trained_on.json").write_text(json.dumps({"train_texts": len(train_texts), "clean_texts": clean}))
@@ -408,9 +412,10 @@ def main(argv=None) -> int:
         "--clean-share", type=float, default=0.0, help="with --engine-trained: this share of training texts stays clean"
     )
     p.add_argument(
-        "--unread-clean",
-        action="store_true",
-        help="with --engine-trained: training texts the engine has not read stay clean (instead of left out)",
+        "--read-limit",
+        type=int,
+        default=None,
+        help="with --engine-trained: the engine's reading of the first N training texts, every other one clean",
     )
     p.add_argument(
         "--lexicon",
@@ -426,10 +431,10 @@ def main(argv=None) -> int:
     if args.step == "train" and args.model == "minilm":
         train_minilm(args.engine_trained)
     elif args.step == "train":
-        train(args.engine_trained, args.clean_share, args.unread_clean)
+        train(args.engine_trained, args.clean_share, args.read_limit)
     else:
         score(args.levels.split(","), args.engine_trained, minilm=args.model == "minilm", lexicon=args.lexicon,
-              clean_share=args.clean_share, unread_clean=args.unread_clean)  # fmt: skip
+              clean_share=args.clean_share, read_limit=args.read_limit)  # fmt: skip
     return 0
 
 
