@@ -7,7 +7,7 @@ text set's test split, each word with the engine's own confidence.
     python experiments/engine_noise.py wer             # word error rate per level -> wer.{json,md}
     python experiments/engine_noise.py all [--workers 2]   # everything the results use, in order (resumable)
     python experiments/engine_noise.py ocr --data 20newsgroups --split train --levels 3 --workers 2  # 20 min
-    python experiments/engine_noise.py speech --split train --rates 140 --limit 3000 --workers 2  # ~1.5 h
+    python experiments/engine_noise.py speech --split train --rates 140 --limit 4000 --workers 2  # 62 min
 
 Writes ``results/engine-noise/<set>/<split>/<engine>-<level>.jsonl``: one line per test text,
 ``{"id": i, "words": [...], "confidences": [...]}`` (confidences in [0, 1]; the JSONL format
@@ -178,16 +178,22 @@ def run_ocr(name: str, split: str, limit: int | None, levels: tuple = tuple(OCR_
     folder.mkdir(parents=True, exist_ok=True)
     with Pool(workers) if workers > 1 else nullcontext() as pool:
         for level in levels:
-            path = folder / f"ocr-{level}.jsonl"
-            _trim_partial(path)
-            done, t0 = _done(path), time.perf_counter()
-            jobs = [(level, i, texts[i]) for i in ids if i not in done]
-            records = map(_ocr_one, jobs) if pool is None else pool.imap(_ocr_one, jobs, chunksize=4)
-            for n, record in enumerate(records):  # imap keeps the jobs' order: a rerun resumes after the last id
-                _append(path, record)
-                if n % 100 == 0:
-                    seconds = time.perf_counter() - t0
-                    print(f"ocr level {level}: {len(done) + n + 1}/{len(ids)} ({seconds:.0f} s)", flush=True)
+            items = [(i, texts[i]) for i in ids]
+            _read_into(folder / f"ocr-{level}.jsonl", _ocr_one, level, items, pool, f"ocr level {level}")
+
+
+def _read_into(path: Path, read_one, level: int, items: list[tuple[int, str]], pool, label: str) -> None:
+    """``read_one((level, i, text))`` for each ``(i, text)`` of ``items`` that ``path`` lacks, appended in
+    id order (``pool``: a process pool, or None to read here); a run cut mid-line resumes after the last
+    whole record."""
+    _trim_partial(path)
+    done, t0 = _done(path), time.perf_counter()
+    jobs = [(level, i, text) for i, text in items if i not in done]
+    records = map(read_one, jobs) if pool is None else pool.imap(read_one, jobs, chunksize=4)
+    for n, record in enumerate(records):  # imap keeps the jobs' order: a rerun resumes after the last id
+        _append(path, record)
+        if n % 100 == 0:
+            print(f"{label}: {len(done) + n + 1}/{len(items)} ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
 # ---------------------------------------------------------------------------------------- speech
@@ -243,16 +249,8 @@ def run_speech(name: str, split: str, limit: int | None, rates: tuple = tuple(SP
     folder.mkdir(parents=True, exist_ok=True)
     with Pool(workers) if workers > 1 else nullcontext() as pool:
         for rate in rates:
-            path = folder / f"speech-{rate}.jsonl"
-            _trim_partial(path)
-            done, t0 = _done(path), time.perf_counter()
-            jobs = [(rate, i, text) for i, text in enumerate(texts) if i not in done]
-            records = map(_speech_one, jobs) if pool is None else pool.imap(_speech_one, jobs, chunksize=4)
-            for n, record in enumerate(records):  # in id order: a rerun resumes after the last id written
-                _append(path, record)
-                if n % 100 == 0:
-                    seconds = time.perf_counter() - t0
-                    print(f"speech {rate} wpm: {len(done) + n + 1}/{len(texts)} ({seconds:.0f} s)", flush=True)
+            items = list(enumerate(texts))
+            _read_into(folder / f"speech-{rate}.jsonl", _speech_one, rate, items, pool, f"speech {rate} wpm")
 
 
 # ---------------------------------------------------------------------------------------- scoring
