@@ -373,3 +373,56 @@ def test_a_gappier_history_takes_the_choices_of_its_level(forecaster, tmp_path, 
     write_manifest(run / "best")
     with pytest.raises(RunFolderError, match="by_history_missing"):
         load_forecaster(run)
+
+
+def test_a_combination_forecasts_the_mean_of_the_model_and_its_baseline(forecaster, tmp_path, capsys):
+    """A level whose validation winner is "model+season_mean" forecasts (model + season mean) / 2, bounds it
+    with the model's interval moved onto that mean and widened by its own factor, says so, and keeps the
+    guarantee: values at missing history positions change nothing."""
+    import shutil
+
+    from dynmask.tasks.forecast.combination import choose_candidate
+
+    run = tmp_path / "run"
+    shutil.copytree(forecaster[0], run)
+    levels = [{"missing": 0.0, "fallback": "model+season_mean", "interval_scale": 1.5, "fallback_interval_scale": 2.0}]
+    (run / "best" / "fallback.json").write_text(
+        json.dumps({"fallback": "model+season_mean", "by_history_missing": levels})
+    )
+    write_manifest(run / "best")
+    trained = load_forecaster(run)
+    frame = pd.read_csv(forecaster[1]).iloc[:60]
+    history = frame[["north", "south", "east"]].to_numpy()[-trained.context :].copy()
+    history[np.random.default_rng(1).random(history.shape) < 0.3] = np.nan
+    model = trained.forecast(history, use_model=True)
+    fill = trained.scaler.mean.astype(np.float64)
+    mean = (model + season_mean(history[None], 5, 7, fill)[0]) / 2
+    assert np.allclose(trained.forecast(history), mean) and not np.allclose(mean, model)
+    base = dataclasses.replace(trained, regimes=[], interval_scale=1.0)
+    p1, lo1, hi1 = base.forecast(history, intervals=True, use_model=True)
+    centre, lo, hi = trained.forecast(history, intervals=True)
+    assert np.allclose(centre, mean)
+    assert np.allclose(hi - centre, 2.0 * (hi1 - p1)) and np.allclose(centre - lo, 2.0 * (p1 - lo1))
+    for junk in (np.inf, -np.inf):  # the guarantee through the combination: a missing value is never read
+        gappy = np.where(np.isnan(history), junk, history)
+        assert np.array_equal(trained.forecast(gappy), trained.forecast(history))
+        assert all(np.array_equal(a, b) for a, b in zip(trained.forecast(gappy, intervals=True), (centre, lo, hi)))
+    pd.DataFrame(history, columns=["north", "south", "east"]).assign(
+        date=frame["date"].iloc[-trained.context :].values
+    )[["date", "north", "south", "east"]].to_csv(tmp_path / "g.csv", index=False)
+    capsys.readouterr()
+    out = tmp_path / "n.csv"
+    assert main(["forecast", "--model", str(run), "--input", str(tmp_path / "g.csv"), "--output", str(out)]) == 0
+    assert "by model+season_mean" in capsys.readouterr().out
+    assert np.allclose(pd.read_csv(out)[["north", "south", "east"]].to_numpy(), mean)
+    # the choice: the lowest validation MAE among the candidates, when it is below the model's
+    assert choose_candidate({"mae": 2.0}, {"last_value": {"mae": 2.5}, "model+last_value": {"mae": 1.9}}) == (
+        "model+last_value"
+    )
+    assert choose_candidate({"mae": 1.0}, {"last_value": {"mae": 2.5}, "model+last_value": {"mae": 1.9}}) is None
+    for bad in ("model+nonsense", "model+", "model"):
+        damaged = [{**levels[0], "fallback": bad}]
+        (run / "best" / "fallback.json").write_text(json.dumps({"fallback": None, "by_history_missing": damaged}))
+        write_manifest(run / "best")
+        with pytest.raises(RunFolderError, match="by_history_missing"):
+            load_forecaster(run)

@@ -219,6 +219,8 @@ def forecast_report(summary: dict, output: Path) -> str:
                 f"  interval {t['interval']:.0%}: coverage {t['coverage']:.1%}, mean width {t['interval_width']:.4g}"
             )
         if summary.get("fallback"):
-            lines.append(f"  note: {summary['fallback']} beat the model on validation: forecasts use it")
+            from .forecast.combination import describe
+
+            lines.append(f"  note: {describe(summary['fallback'])} beat the model on validation: forecasts use it")
     lines.append(f"next: dynmask forecast --model {output} --input HISTORY.csv --output NEXT.csv")
     return "\n".join(lines)

@@ -26,7 +26,8 @@ from ...errors import TooFewToCalibrate
 from ...missingness import hide_values
 from ...training.run_folders import RunFolderError, read_json
 from ..impute.calibration import conformal_scale, widen_interval
-from ..impute.trained import FALLBACK_FILE, choose_fallback
+from ..impute.trained import FALLBACK_FILE
+from .combination import candidate_forecast, candidate_names, choose_candidate, combined_points
 
 __all__ = [
     "Regime",
@@ -96,9 +97,10 @@ def _calibrated(point, lower, upper, truth, interval: float) -> float:
 
 
 def validate_regimes(task, model, split: str = "valid") -> list[dict]:
-    """One row per level of :data:`EXTRA_HOLES`: its missing share, the model's and the baselines' metrics,
-    the fallback chosen there, the conformal factor (1.0 without an interval head or too few values) and
-    the fallback's own factor (:func:`moved_interval`).
+    """One row per level of :data:`EXTRA_HOLES`: its missing share, the model's, the baselines' and the
+    combination's metrics (``combination.py``), the fallback chosen there (the candidate that beats the
+    model), the conformal factor (1.0 without an interval head or too few values) and the fallback's own
+    factor (:func:`moved_interval`).
     A level's factor is never below a less gappy level's (a running maximum): on a small validation set the
     factor measured on thinned histories is noisy, and a gappier history never earns a narrower interval
     (US change, 4 non-overlapping validation forecasts: 0.98 / 0.86 / 0.72 measured, coverage at 40% more holes 67% with
@@ -112,17 +114,20 @@ def validate_regimes(task, model, split: str = "valid") -> list[dict]:
         metrics = task.score(split, forecasts, model.config.interval)
         baseline_points = task.baseline_forecasts(split, windows=windows)
         baselines = task.baselines(split, points=baseline_points)
-        fallback, scale, fallback_scale = choose_fallback(metrics, baselines), 1.0, None
+        ranked = dict(sorted(baseline_points.items(), key=lambda kv: baselines[kv[0]]["mae"]))  # best first
+        combined = task.baselines(split, points=combined_points(forecasts[0], ranked))
+        candidates = {**baselines, **combined}
+        fallback, scale, fallback_scale = choose_candidate(metrics, candidates), 1.0, None
         if intervals:
             truth = task.truth(split)
             scale = _calibrated(*forecasts, truth, model.config.interval)
             if fallback is not None:
-                centre = baseline_points[fallback]
+                centre = candidate_forecast(fallback, forecasts[0], baseline_points)
                 moved = moved_interval(*forecasts, centre)
                 fallback_scale = _calibrated(centre, *moved, truth, model.config.interval)
         scale = floor = max(scale, floor)
         regime = Regime(history_missing(windows[:, : task.context]), fallback, scale, fallback_scale)
-        rows.append({**asdict(regime), "extra_holes": rate, "valid": {"dynmask": metrics, **baselines}})
+        rows.append({**asdict(regime), "extra_holes": rate, "valid": {"dynmask": metrics, **candidates}})
     return rows
 
 
@@ -151,7 +156,7 @@ def read_regimes(folder: Path, baselines: tuple) -> list[Regime]:
                 and 0 <= missing <= 1
                 and _number(scale)
                 and 0 < scale < math.inf
-                and fallback in (None, *baselines)
+                and fallback in (None, *candidate_names(baselines))
                 and (moved is None or (_number(moved) and 0 < moved < math.inf))
             ):
                 raise ValueError(f"a level reads {row!r}")

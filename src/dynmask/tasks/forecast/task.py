@@ -31,6 +31,7 @@ from ...training import Trainer, start_run_folder
 from ...training.run_folders import fingerprint, write_manifest
 from ..impute.calibration import interval_metrics, pinball_loss, widen_interval
 from ..impute.trained import CALIBRATION_FILE, FALLBACK_FILE
+from .combination import candidate_forecast, describe
 from .regimes import Regime, history_missing, level_interval, nearest_regime, validate_regimes
 from .trained import load_forecaster
 
@@ -183,12 +184,12 @@ class ForecastTask:
 
     def chosen_forecasts(self, point: np.ndarray, baselines: dict, levels: list[Regime]) -> np.ndarray:
         """What ``dynmask forecast`` gives for each window (N, H, F): the model's forecast (``point``), or
-        the forecast in ``baselines`` of the fallback of the window's level (``levels``: one per window,
-        from :meth:`regimes_of`)."""
+        the forecast of the fallback (a baseline in ``baselines``, or the model combined with one) of the
+        window's level (``levels``: one per window, from :meth:`regimes_of`)."""
         chosen = point.copy()
         for i, regime in enumerate(levels):
             if regime.fallback is not None:
-                chosen[i] = baselines[regime.fallback][i]
+                chosen[i] = candidate_forecast(regime.fallback, point[i], {k: v[i] for k, v in baselines.items()})
         return chosen
 
     def chosen_intervals(self, forecasts: tuple, chosen: np.ndarray, levels: list[Regime]):
@@ -321,7 +322,7 @@ def train_forecaster(
         shares = " / ".join(f"{lv['missing']:.0%}" for lv in won)
         maes = " / ".join(f"{lv['valid'][name]['mae']:.4g} vs {lv['valid']['dynmask']['mae']:.4g}" for lv in won)
         print(
-            f"note: {name} beat the model on validation histories {shares} missing (MAE {maes}): `dynmask "
+            f"note: {describe(name)} beat the model on validation histories {shares} missing (MAE {maes}): `dynmask "
             "forecast` uses it for histories that gappy, and says so",
             flush=True,
         )

@@ -21,6 +21,7 @@ from ...models.series import SeriesConfig, SeriesImputer
 from ...training import load_run_model
 from ...training.run_folders import RunFolderError, config_from_dict, read_json
 from ..impute.trained import read_calibration_scale, read_fallback
+from .combination import candidate_forecast, candidate_names, combined_baseline
 from .regimes import Regime, history_missing, level_interval, nearest_regime, read_regimes
 
 __all__ = ["TrainedForecaster", "load_forecaster", "forecaster_from_assets"]
@@ -38,7 +39,9 @@ class TrainedForecaster:
     season: int
     column_names: list
     dropped_names: list = field(default_factory=list)  # never observed in training: not forecast (left blank)
-    fallback: Optional[str] = None  # a simple baseline that beat the model on validation: it forecasts instead
+    # a simple baseline, or the model combined with one ("model+<baseline>", combination.py), that beat the
+    # model on validation: it forecasts instead
+    fallback: Optional[str] = None
     interval_scale: float = 1.0  # conformal factor of the interval, from validation
     # the fallback and factor per level of history missingness (regimes.py); empty: the two above for all
     regimes: list = field(default_factory=list)
@@ -76,20 +79,26 @@ class TrainedForecaster:
         fallback = regime.fallback
         if fallback is None and not intervals:
             return self._model_forecast(history, False)[0]
-        if fallback is not None:
-            fill = self.scaler.mean.astype(np.float64)
-            centre = FORECAST_BASELINES[fallback](history[None], self.horizon, self.season, fill)[0]
-            if not intervals:
-                return centre
-            if regime.fallback_interval_scale is None or getattr(self.model, "interval_head", None) is None:
-                raise DataError(
-                    f"--interval: this run forecasts with its validation fallback ({fallback}) and holds no "
-                    "interval for it (trained without --intervals, or before fallbacks had one); add "
-                    "--use-model to forecast (and bound) with the model"
-                )
-        raw = self._model_forecast(history, True)  # (point, lower, upper): the model's raw interval
-        centre = raw[0] if fallback is None else centre
-        return (centre, *level_interval(regime, *raw, centre))
+        if (
+            fallback is not None
+            and intervals
+            and (regime.fallback_interval_scale is None or getattr(self.model, "interval_head", None) is None)
+        ):
+            raise DataError(
+                f"--interval: this run forecasts with its validation fallback ({fallback}) and holds no "
+                "interval for it (trained without --intervals, or before fallbacks had one); add "
+                "--use-model to forecast (and bound) with the model"
+            )
+        raw = None  # the model's (point,) or (point, raw lower, raw upper), where something reads it
+        if fallback is None or intervals or combined_baseline(fallback) is not None:
+            raw = self._model_forecast(history, intervals)
+        if fallback is None:
+            return (raw[0], *level_interval(regime, *raw, raw[0]))
+        fill = self.scaler.mean.astype(np.float64)
+        name = combined_baseline(fallback) or fallback
+        baseline = {name: FORECAST_BASELINES[name](history[None], self.horizon, self.season, fill)[0]}
+        centre = candidate_forecast(fallback, None if raw is None else raw[0], baseline)
+        return (centre, *level_interval(regime, *raw, centre)) if intervals else centre
 
     def _model_forecast(self, history: np.ndarray, intervals: bool) -> tuple:
         """The model's (point,) or (point, raw lower, raw upper), each float64[H, F], after ``history``
@@ -140,6 +149,6 @@ def forecaster_from_assets(model, folder: Path, features: int, max_len: int) -> 
         or context + horizon > max_len
     ):
         raise RunFolderError(f"{folder / 'forecast.json'} does not match the model ({features} variables)")
-    fallback, scale = read_fallback(folder, tuple(FORECAST_BASELINES)), read_calibration_scale(folder)
+    fallback, scale = read_fallback(folder, candidate_names(FORECAST_BASELINES)), read_calibration_scale(folder)
     regimes = read_regimes(folder, tuple(FORECAST_BASELINES))
     return TrainedForecaster(model, scaler, context, horizon, season, names, dropped, fallback, scale, regimes)
