@@ -61,6 +61,7 @@ METHODS = ("dynamic", "static", "delete")  # static: missing words read as the l
 SEEDS = (0, 1, 2)
 THRESHOLDS = THRESHOLD_GRID  # as training chooses it: 0.0 keeps every word (masking declined), then 0.1 ... 0.9
 LEXICON: Lexicon | None = None  # score --lexicon: words no training text holds get confidence 0
+LEARNED: dict = {}  # score --learned-confidence: level -> (model, vocabulary) from learned_confidence.py
 MINILM_THRESHOLDS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)  # MiniLM: every other one (a forward pass per text and T is slow)
 
 
@@ -160,6 +161,11 @@ def _engine(split: str, name: str) -> dict[int, tuple[str, list[float]]]:
     path = ENGINE / split / f"{name}.jsonl"
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     cap = (lambda words, c: c) if LEXICON is None else LEXICON.cap
+    if name in LEARNED:  # the confidence model's probability that each word is right, in place of the engine's
+        from learned_confidence import rescored
+
+        model, vocab = LEARNED[name]
+        return {r["id"]: (" ".join(r["words"]), rescored(model, vocab, r["words"], r["confidences"])) for r in records}
     return {r["id"]: (" ".join(r["words"]), cap(" ".join(r["words"]), r["confidences"])) for r in records}
 
 
@@ -236,7 +242,7 @@ def _minilm(method: str, seed: int, labels: list[str], runs: Path):
 
 
 def score(levels: list[str], engine_level: str | None = None, minilm: bool = False, lexicon: bool = False,
-          clean_share: float = 0.0, read_limit: int | None = None) -> None:  # fmt: skip
+          clean_share: float = 0.0, read_limit: int | None = None, learned: bool = False) -> None:  # fmt: skip
     global LEXICON
     splits = load_text_dataset(DATA, seed=0)
     wer = json.loads((ENGINE / "wer.json").read_text())
@@ -252,6 +258,13 @@ def score(levels: list[str], engine_level: str | None = None, minilm: bool = Fal
         (out / "trained_on.json").write_text(json.dumps({"train_texts": len(train_texts), "clean_texts": clean}))
     if lexicon:  # the engine's confidences capped by the words of the texts the models trained on (as training does)
         LEXICON, out = Lexicon.from_texts(e.text for e in train_texts), out / "lexicon"
+    if learned:  # a confidence model per level, fit on the validation readings (learned_confidence.py)
+        from learned_confidence import Vocabulary, fit
+
+        if engine_level is not None or lexicon:
+            raise SystemExit("--learned-confidence: scored for models trained on clean text, without --lexicon")
+        vocab, out = Vocabulary(DATA), out / "learned-confidence"
+        LEARNED.update({level: (fit(level, vocab, DATA), vocab) for level in levels})
     out.mkdir(parents=True, exist_ok=True)
     cells = []  # one per (method, seed, level)
     for method in METHODS:
@@ -423,6 +436,11 @@ def main(argv=None) -> int:
         help="score: unknown words get confidence 0",
     )
     p.add_argument(
+        "--learned-confidence",
+        action="store_true",
+        help="score: each word's confidence from a model fit on the validation readings (learned_confidence.py)",
+    )
+    p.add_argument(
         "--data", choices=tuple(TITLE), default="rotten_tomatoes", help="the text set (default: %(default)s)"
     )
     args = p.parse_args(argv)
@@ -434,7 +452,7 @@ def main(argv=None) -> int:
         train(args.engine_trained, args.clean_share, args.read_limit)
     else:
         score(args.levels.split(","), args.engine_trained, minilm=args.model == "minilm", lexicon=args.lexicon,
-              clean_share=args.clean_share, read_limit=args.read_limit)  # fmt: skip
+              clean_share=args.clean_share, read_limit=args.read_limit, learned=args.learned_confidence)  # fmt: skip
     return 0
 
 
