@@ -61,6 +61,8 @@ TRANSLATION = ROOT.parent / "shared" / "datasets" / "translation" / "libreoffice
 # their first 128 word pieces: the engine reads the first MAX_WORDS words of a seeded sample of SAMPLE posts
 MAX_WORDS = {"20newsgroups": 120}
 SAMPLE = {"20newsgroups": {"test": 1000, "valid": 400}}
+# how word error rates and right / wrong words read a text: lowercased, punctuation and extra spaces removed
+NORM = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
 
 
 def _texts(name: str, split: str) -> list[str]:
@@ -262,6 +264,16 @@ def _training_lexicon(name: str) -> Lexicon:
     return Lexicon.from_texts(ex.text for ex in load_text_dataset(name, seed=0).train)
 
 
+def right_words(ref: str, hyp: str) -> list[bool]:
+    """One flag per word of ``hyp`` (normalised, space-separated): True where jiwer's alignment to ``ref``
+    marks it equal."""
+    flags = [False] * len(hyp.split())
+    for chunk in jiwer.process_words(ref, hyp).alignments[0]:
+        if chunk.type == "equal":
+            flags[chunk.hyp_start_idx : chunk.hyp_end_idx] = [True] * (chunk.hyp_end_idx - chunk.hyp_start_idx)
+    return flags
+
+
 def _confidence_quality(records: list[dict], refs: list[str], norm, lexicon: Lexicon) -> dict:
     """How well the engine's confidence tells a right word from a wrong one: each recognised word is right
     when the alignment to the reference (jiwer) marks it equal; ROC AUC of confidence for "right", the same
@@ -275,11 +287,7 @@ def _confidence_quality(records: list[dict], refs: list[str], norm, lexicon: Lex
         kept = [(norm(w), c, k) for w, c, k in zip(record["words"], record["confidences"], capped) if norm(w)]
         if not kept:
             continue
-        hyp = " ".join(w for w, _, _ in kept)
-        flags = [False] * len(hyp.split())
-        for chunk in jiwer.process_words(ref, hyp).alignments[0]:
-            if chunk.type == "equal":
-                flags[chunk.hyp_start_idx : chunk.hyp_end_idx] = [True] * (chunk.hyp_end_idx - chunk.hyp_start_idx)
+        flags = right_words(ref, " ".join(w for w, _, _ in kept))
         if len(kept) != len(flags):
             continue  # a normalised word split in two: skipped rather than misaligned
         right += flags
@@ -296,7 +304,7 @@ def _confidence_quality(records: list[dict], refs: list[str], norm, lexicon: Lex
 
 def run_wer(name: str) -> None:
     texts = {split: _texts(name, split) for split in ("valid", "test") if (OUT / name / split).is_dir()}
-    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
+    norm = NORM
     rows, lexicon = {}, _training_lexicon(name)
     for path in sorted((OUT / name).glob("*/*.jsonl")):
         split = path.parent.name

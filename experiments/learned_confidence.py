@@ -20,15 +20,13 @@ import collections
 import json
 import math
 
-import jiwer
 import numpy as np
-from engine_noise import OUT, _texts  # experiments/engine_noise.py, beside this script
+from engine_noise import NORM, OUT, _texts, right_words  # experiments/engine_noise.py, beside this script
 
 from dynmask.data.lexicon import Lexicon
 
 NAME = "rotten_tomatoes"
 FEATURES = ("confidence", "lowest neighbour", "mean neighbour", "log training frequency", "characters", "in lexicon")
-NORM = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
 
 
 class Vocabulary:
@@ -62,37 +60,36 @@ def _labelled(split: str, level: str, vocab: Vocabulary, name: str = NAME) -> tu
     """(features float[W, 6], right bool[W], engine confidence float[W], lexicon-capped float[W]) over the
     recognised words of ``split``'s readings at ``level`` (the words jiwer's alignment can place)."""
     texts = _texts(name, split)
-    feats, right, conf, capped = [], [], [], []
+    feats, right, capped = [], [], []
     for line in (OUT / name / split / f"{level}.jsonl").read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         words, confidences = record["words"], record["confidences"]
         kept, x = word_features(words, confidences, vocab)
         if not kept:
             continue
-        hyp = " ".join(NORM(words[i]) for i in kept)
-        flags = [False] * len(hyp.split())
-        for chunk in jiwer.process_words(NORM(texts[record["id"]]) or "-", hyp).alignments[0]:
-            if chunk.type == "equal":
-                flags[chunk.hyp_start_idx : chunk.hyp_end_idx] = [True] * (chunk.hyp_end_idx - chunk.hyp_start_idx)
+        flags = right_words(NORM(texts[record["id"]]) or "-", " ".join(NORM(words[i]) for i in kept))
         if len(flags) != len(kept):
             continue  # a normalised word split in two: skipped rather than misaligned
         cap = vocab.lexicon.cap(" ".join(words), confidences)
         feats.append(x)
         right += flags
-        conf += [0.0 if confidences[i] != confidences[i] else confidences[i] for i in kept]
         capped += [0.0 if cap[i] != cap[i] else cap[i] for i in kept]
-    return np.concatenate(feats), np.array(right), np.array(conf), np.array(capped)
+    x = np.concatenate(feats)
+    return x, np.array(right), x[:, 0], np.array(capped)  # x[:, 0]: the engine's confidence, NaN read as 0
 
 
-def fit(level: str, vocab: Vocabulary, name: str = NAME):
-    """The confidence model of ``level``: a standardised logistic regression for "right" on the validation
-    readings' word features."""
+def _fitted(x: np.ndarray, right: np.ndarray):
+    """A standardised logistic regression for "right" on word features ``x``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    x, y, _, _ = _labelled("valid", level, vocab, name)
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(x, y)
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(x, right)
+
+
+def fit(level: str, vocab: Vocabulary, name: str = NAME):
+    """The confidence model of ``level``, fit on the validation readings' words."""
+    return _fitted(*_labelled("valid", level, vocab, name)[:2])
 
 
 def rescored(model, vocab: Vocabulary, words: list[str], confidences: list[float]) -> list[float]:
@@ -114,8 +111,8 @@ def main() -> None:
         level = path.stem
         if not (OUT / NAME / "valid" / path.name).exists():
             continue
-        model = fit(level, vocab)
-        y_valid = _labelled("valid", level, vocab)[1]
+        x_valid, y_valid, _, _ = _labelled("valid", level, vocab)
+        model = _fitted(x_valid, y_valid)
         x_test, y_test, conf, capped = _labelled("test", level, vocab)
         learned = model.predict_proba(x_test)[:, 1]
         rows[level] = {

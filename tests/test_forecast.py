@@ -381,7 +381,7 @@ def test_a_combination_forecasts_the_mean_of_the_model_and_its_baseline(forecast
     guarantee: values at missing history positions change nothing."""
     import shutil
 
-    from dynmask.tasks.forecast.combination import choose_candidate
+    from dynmask.tasks.impute.trained import choose_fallback
 
     run = tmp_path / "run"
     shutil.copytree(forecaster[0], run)
@@ -416,10 +416,10 @@ def test_a_combination_forecasts_the_mean_of_the_model_and_its_baseline(forecast
     assert "by model+season_mean" in capsys.readouterr().out
     assert np.allclose(pd.read_csv(out)[["north", "south", "east"]].to_numpy(), mean)
     # the choice: the lowest validation MAE among the candidates, when it is below the model's
-    assert choose_candidate({"mae": 2.0}, {"last_value": {"mae": 2.5}, "model+last_value": {"mae": 1.9}}) == (
+    assert choose_fallback({"mae": 2.0}, {"last_value": {"mae": 2.5}, "model+last_value": {"mae": 1.9}}) == (
         "model+last_value"
     )
-    assert choose_candidate({"mae": 1.0}, {"last_value": {"mae": 2.5}, "model+last_value": {"mae": 1.9}}) is None
+    assert choose_fallback({"mae": 1.0}, {"last_value": {"mae": 2.5}, "model+last_value": {"mae": 1.9}}) is None
     for bad in ("model+nonsense", "model+", "model"):
         damaged = [{**levels[0], "fallback": bad}]
         (run / "best" / "fallback.json").write_text(json.dumps({"fallback": None, "by_history_missing": damaged}))

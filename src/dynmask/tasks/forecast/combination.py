@@ -6,8 +6,8 @@ mean of the model's forecast and the forecast of the baseline that scores best o
 either more often than not (Bates & Granger 1969; the simple mean is hard to beat with fitted weights, the
 "forecast combination puzzle", Smith & Wallis 2009; combinations led the M4 competition), and a mean of two
 needs no weight fitted on a small validation set. A run keeps its model unless a candidate has the lower
-validation MAE; the choice is stored as the fallback's name, so every reader (``dynmask forecast``, the
-server, the ONNX runner's loader) computes it the same way.
+validation MAE (``impute.trained.choose_fallback``); the choice is stored as the fallback's name, so every
+reader (``dynmask forecast``, the server, the ONNX runner's loader) computes it the same way.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ __all__ = [
     "combined_name",
     "combined_baseline",
     "candidate_names",
-    "choose_candidate",
     "candidate_forecast",
     "describe",
 ]
@@ -42,19 +41,6 @@ def combined_baseline(name: Optional[str]) -> Optional[str]:
 def candidate_names(baselines) -> tuple:
     """Every name a fallback may carry: each baseline, and each baseline combined with the model."""
     return (*baselines, *(combined_name(b) for b in baselines))
-
-
-def combined_points(point: np.ndarray, baseline_points: Mapping[str, np.ndarray]) -> dict:
-    """``{"model+<best>": mean of point and that baseline}`` for the baseline named first in
-    ``baseline_points`` (pass them best first); arrays of one shape."""
-    best = next(iter(baseline_points))
-    return {combined_name(best): (point + baseline_points[best]) / 2}
-
-
-def choose_candidate(model_metrics: dict, candidate_metrics: Mapping[str, dict]) -> Optional[str]:
-    """The candidate with the lowest validation MAE when it is below the model's, else None (the model)."""
-    name, best = min(candidate_metrics.items(), key=lambda kv: kv[1]["mae"])
-    return name if best["mae"] < model_metrics["mae"] else None
 
 
 def candidate_forecast(name: str, point: Optional[np.ndarray], baseline_points: Mapping[str, np.ndarray]):

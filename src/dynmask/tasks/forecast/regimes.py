@@ -26,8 +26,8 @@ from ...errors import TooFewToCalibrate
 from ...missingness import hide_values
 from ...training.run_folders import RunFolderError, read_json
 from ..impute.calibration import conformal_scale, widen_interval
-from ..impute.trained import FALLBACK_FILE
-from .combination import candidate_forecast, candidate_names, choose_candidate, combined_points
+from ..impute.trained import FALLBACK_FILE, choose_fallback
+from .combination import candidate_forecast, candidate_names, combined_name
 
 __all__ = [
     "Regime",
@@ -114,10 +114,10 @@ def validate_regimes(task, model, split: str = "valid") -> list[dict]:
         metrics = task.score(split, forecasts, model.config.interval)
         baseline_points = task.baseline_forecasts(split, windows=windows)
         baselines = task.baselines(split, points=baseline_points)
-        ranked = dict(sorted(baseline_points.items(), key=lambda kv: baselines[kv[0]]["mae"]))  # best first
-        combined = task.baselines(split, points=combined_points(forecasts[0], ranked))
-        candidates = {**baselines, **combined}
-        fallback, scale, fallback_scale = choose_candidate(metrics, candidates), 1.0, None
+        mean = combined_name(min(baselines, key=lambda name: baselines[name]["mae"]))  # with the best baseline
+        combined = {mean: candidate_forecast(mean, forecasts[0], baseline_points)}
+        candidates = {**baselines, **task.baselines(split, points=combined)}
+        fallback, scale, fallback_scale = choose_fallback(metrics, candidates), 1.0, None
         if intervals:
             truth = task.truth(split)
             scale = _calibrated(*forecasts, truth, model.config.interval)

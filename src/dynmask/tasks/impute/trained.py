@@ -80,7 +80,8 @@ def read_calibration_scale(folder: Path) -> float:
 
 
 def choose_fallback(model_metrics: dict, baseline_metrics: dict) -> Optional[str]:
-    """The simple baseline to use instead of the model when one has a lower validation MAE, else None."""
+    """The candidate to use instead of the model when one has a lower validation MAE, else None (a simple
+    baseline; for a forecaster also the model combined with one, ``forecast/combination.py``)."""
     name, best = min(baseline_metrics.items(), key=lambda kv: kv[1]["mae"])
     return name if best["mae"] < model_metrics["mae"] else None
 
