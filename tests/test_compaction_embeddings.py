@@ -1,8 +1,8 @@
-"""Compaction plans (literal), gather/scatter round trips, and embeddings that ignore missing values."""
+"""Compaction and packing plans (literal), gather/scatter round trips, and embeddings that ignore missing values."""
 
 import torch
 
-from dynmask import Compaction, Mask, SinusoidalPositions, TokenEmbedding, ValueEmbedding
+from dynmask import Compaction, Mask, Packing, SinusoidalPositions, TokenEmbedding, ValueEmbedding
 
 
 def test_plan_literal():
@@ -31,6 +31,30 @@ def test_gather_gradient_reaches_only_kept_rows():
     x = torch.randn(1, 3, 2, requires_grad=True)
     Compaction.plan(keep).gather(x).sum().backward()
     assert x.grad[0, :, 0].tolist() == [1.0, 0.0, 1.0]
+
+
+def test_packing_literal():
+    keep = torch.tensor([[True, False, True, True], [False, True, False, False]])
+    plan = Packing.plan(keep)
+    assert plan.width == 3
+    assert plan.rows.tolist() == [0, 2, 3, 5]
+    x = torch.arange(8.0).view(2, 4, 1)
+    packed = plan.pack(x)
+    assert packed.squeeze(-1).tolist() == [0.0, 2.0, 3.0, 5.0]
+    assert plan.pad(packed).squeeze(-1).tolist() == [[0.0, 2.0, 3.0], [5.0, 0.0, 0.0]]
+    assert plan.keep.tolist() == [[True, True, True], [True, False, False]]
+    assert plan.positions.tolist() == [[0, 2, 3], [1, 0, 0]]
+    assert torch.equal(plan.unpad(plan.pad(packed)), packed)
+    assert plan.scatter(packed).squeeze(-1).tolist() == [[0.0, 0.0, 2.0, 3.0], [0.0, 5.0, 0.0, 0.0]]
+    assert plan.pack(torch.arange(8).view(2, 4)).tolist() == [0, 2, 3, 5]  # [B, L] -> [T]
+
+
+def test_packing_moves_gradients_to_kept_rows_only():
+    keep = torch.tensor([[True, False, True], [False, False, False]])
+    x = torch.randn(2, 3, 2, requires_grad=True)
+    plan = Packing.plan(keep)
+    plan.scatter(plan.unpad(plan.pad(plan.pack(x)))).sum().backward()
+    assert x.grad[..., 0].tolist() == [[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
 
 
 def test_token_embedding_never_reads_missing_ids():

@@ -6,7 +6,7 @@ from guarantee import HOSTILE, check_guarantee, masked_batches
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dynmask import Compaction, Decoder, Encoder, Mask
+from dynmask import Decoder, Encoder, Mask, Packing
 
 D, H, FF = 8, 2, 16
 
@@ -186,8 +186,8 @@ def test_dynamic_is_unaffected_where_baselines_move():
 # ---------------------------------------------------------------- backend choice
 def test_auto_never_compacts_when_nothing_is_missing(monkeypatch):
     calls = []
-    real = Compaction.plan.__func__
-    monkeypatch.setattr(Compaction, "plan", classmethod(lambda cls, *a, **k: calls.append(1) or real(cls, *a, **k)))
+    real = Packing.plan.__func__  # the encoder's compact path packs the kept tokens
+    monkeypatch.setattr(Packing, "plan", classmethod(lambda cls, *a, **k: calls.append(1) or real(cls, *a, **k)))
     enc = _encoder(backend="auto")
     enc(torch.randn(2, 10, D), Mask.full(2, 10))
     assert calls == []
@@ -241,3 +241,26 @@ def test_auto_says_why_it_chose_its_backend():
     many[0, 0] = False
     enc(x, Mask(many, torch.ones_like(many)))
     assert enc.auto_reason.startswith("the longest kept row (10) is over 0.9")
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_a_compact_encoder_runs_every_step_but_attention_on_the_kept_tokens_only(causal, norm_first):
+    torch.manual_seed(0)
+    enc = Encoder(D, 4, 2, d_ff=2 * D, dropout=0.0, norm_first=norm_first, positional="sinusoidal").eval()
+    observed = torch.rand(5, 13) < 0.5
+    observed[1] = False  # a row with nothing observed
+    observed[3] = True  # and a full one: the padded width is the length
+    confidence = torch.where(observed, torch.rand(5, 13) * 0.9 + 0.1, torch.zeros(()))
+    mask = Mask(observed, torch.ones_like(observed), confidence=confidence)  # soft: log-confidence on each key
+    rows = []
+    enc.layers[0].linear1.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[0]))
+    x = torch.randn(5, 13, D)
+    dense = enc(x, mask, backend="dense", causal=causal)
+    poisoned = torch.where(observed.unsqueeze(-1), x, float("nan")).requires_grad_(True)
+    packed = enc(poisoned, mask, backend="compact", causal=causal)
+    assert rows[-1] == int(observed.sum())  # the feed-forward block read the kept tokens, no filler
+    torch.testing.assert_close(packed, dense, atol=1e-5, rtol=1e-5)
+    packed.square().sum().backward()
+    assert torch.isfinite(poisoned.grad).all()
+    assert torch.equal(poisoned.grad[~observed], torch.zeros_like(poisoned.grad[~observed]))

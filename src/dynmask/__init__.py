@@ -10,6 +10,7 @@ from .graph import compile
 from .layers import Decoder, DecoderLayer, Encoder, EncoderLayer
 from .losses import masked_cross_entropy, masked_mae, masked_mse
 from .masks import Mask, causal_mask
+from .packing import Packing
 from .pooling import AttentionPooling, masked_max, masked_mean
 
 __version__ = "0.1.0"
@@ -30,6 +31,7 @@ __all__ = [
     "Mask",
     "causal_mask",
     "Compaction",
+    "Packing",
     "MaskedMultiheadAttention",
     "masked_attention",
     "allowed_keys",

@@ -256,6 +256,32 @@ class MaskedMultiheadAttention(nn.Module):
         out, has_key = self.kernel(q, k, v, allowed, 0.0)  # (B, H, Lq, hd)
         return _project_out(self.out_proj, out, has_key, batch, q_len)
 
+    def forward_packed(
+        self, x: Tensor, packing, *, causal: bool = False, key_bias: Optional[Tensor] = None, **method_inputs: Tensor
+    ) -> Tensor:
+        """Self-attention over packed tokens ``x`` (T, D): the kept tokens of a batch, none missing, none
+        filler (:class:`dynmask.packing.Packing`) -> (T, D). The projections run on the T rows; the heads
+        attend in the padded layout [B, N], where ``packing.keep`` (bool[B, N], True = a token) marks the
+        only keys. Every token is its own key (causal order follows the original positions), so every row
+        read back attended to something. ``key_bias`` float[B, N] and ``method_inputs`` are in the padded
+        layout (:meth:`Packing.pad`)."""
+        keep, width = packing.keep, self.embed_dim
+        batch, slots = keep.shape
+        qkv = packing.pad(F.linear(x, self.in_proj_weight, self.in_proj_bias))  # (B, N, 3D); filler rows zero
+        if not causal and key_bias is None and not method_inputs and self._fusable():
+            q, k, v = qkv.split(width, -1)  # (B, N, D) each
+            has_key = keep.any(-1, keepdim=True)  # (B, 1): a row without tokens is opened (and never read)
+            out = key_masked_attention(q, k, v, keep | ~has_key, self.num_heads)  # (B, N, D)
+            return self.out_proj(packing.unpad(out))  # (T, D)
+        q, k, v = qkv.view(batch, slots, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        q = self.gate_queries(q, **method_inputs)  # (B, H, N, hd)
+        positions = packing.positions if causal else None  # (B, N) original positions
+        allowed = allowed_keys(keep, causal=causal, query_pos=positions, key_pos=positions)  # (B, 1, 1|N, N)
+        bias = None if key_bias is None else key_bias[:, None, None, :]  # (B, 1, 1, N)
+        out, _ = self.kernel(q, k, v, allowed, self.dropout if self.training else 0.0, bias)  # (B, H, N, hd)
+        out = out.transpose(1, 2).reshape(batch, slots, width)  # (B, N, D)
+        return self.out_proj(packing.unpad(out))  # (T, D)
+
     def forward(
         self,
         query: Tensor,

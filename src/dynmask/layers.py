@@ -11,7 +11,10 @@ Stacks run one of two ways (``backend=``):
 
 * ``"dense"``: full length, SDPA with the mask;
 * ``"compact"``: gather the kept tokens to the front once, run every layer on the shorter batch,
-  scatter back once (positions and causal order follow the tokens' original positions);
+  scatter back once (positions and causal order follow the tokens' original positions). The encoder
+  packs them instead (:class:`~dynmask.packing.Packing`): the kept tokens of the whole batch as one
+  [T, D] stream, laid out per row [B, N, D] inside attention only, so every other step runs on exactly
+  the kept tokens;
 * ``"auto"``: compact when enough is missing to pay for it, dense otherwise (and never any mask
   work when everything is observed).
 
@@ -38,6 +41,7 @@ from .graph import traced_width, tracing
 from .masks import Mask, check_input_dtype
 from .methods import get_method
 from .onnx_fusion import zero_rows
+from .packing import Packing
 
 __all__ = ["with_backend", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "DecoderCache", "BACKENDS", "QUERIES"]
 
@@ -71,8 +75,12 @@ class _Run:
     # what the method's attention takes besides the masks (Method.attention_inputs; nothing for dynamic)
     method_inputs: dict = field(default_factory=dict)
     key_bias: Optional[Tensor] = None  # (B, L) log-confidence of each key (Mask.key_bias); None = 0
+    # packed runs: h is (T, D), the kept tokens only; key_bias and method_inputs are in its padded layout (B, N)
+    packing: Optional[Packing] = None
 
     def self_attend(self, attn: MaskedMultiheadAttention, h: Tensor, causal: bool) -> Tensor:
+        if self.packing is not None:
+            return attn.forward_packed(h, self.packing, causal=causal, key_bias=self.key_bias, **self.method_inputs)
         common = dict(query_keep=self.query_keep, causal=causal, query_pos=self.positions, **self.method_inputs)
         if self.key_len is None:
             return attn(h, key_keep=self.key_keep, key_pos=self.positions, key_bias=self.key_bias, **common)
@@ -212,6 +220,8 @@ class DecoderCache:
 class _Stack(nn.Module):
     """What encoder and decoder stacks share: input cleaning, positions, backend choice, compaction."""
 
+    packs = False  # compact runs pack the kept tokens (queries="observed"); the decoder's cross-attention reads rows
+
     def __init__(
         self,
         layer: type[_Block],
@@ -338,6 +348,12 @@ class _Stack(nn.Module):
         return "dense", f"the longest kept row ({width}) is over {below:g} of the length ({length})"
 
     def _compact(self, x, keep, query_keep, inputs: dict, bias, causal: bool, asks_all: bool, key_width, width):
+        if not asks_all and self.packs:  # the kept tokens of the whole batch as one stream
+            packing = Packing.plan(keep, width=width)
+            inputs = {name: packing.pad(packing.pack(t)) for name, t in inputs.items()}  # (B, N) each
+            bias = None if bias is None else packing.pad(packing.pack(bias))  # (B, N)
+            run = _Run(None, None, method_inputs=inputs, key_bias=bias, packing=packing)
+            return packing.pack(x), run, packing  # x (T, D)
         if not asks_all:  # drop everything not kept
             plan = Compaction.plan(keep, width=width)
             inputs = {name: plan.gather(t) for name, t in inputs.items()}  # (B, N) each
@@ -364,7 +380,7 @@ class _Stack(nn.Module):
         width = traced_width(query_keep) if asks_all else key_width
         return self._compact(x, keep, query_keep, inputs, bias, causal, asks_all, key_width, width)
 
-    def _finish(self, x: Tensor, run: _Run, plan: Optional[Compaction]) -> Tensor:
+    def _finish(self, x: Tensor, run: _Run, plan: Optional[Compaction | Packing]) -> Tensor:
         if self.norm is not None:
             x = self.norm(x)
         if run.query_keep is not None:
@@ -386,6 +402,8 @@ class Encoder(_Stack):
     ``queries`` (observed / all), ``positional`` (None / sinusoidal / learned), ``max_len``,
     ``compact_below`` (``auto``'s threshold), ``kernel`` (:data:`dynmask.attention.KERNELS`).
     """
+
+    packs = True
 
     def __init__(
         self, d_model: int, n_heads: int, n_layers: int, *, backend: str = "auto", queries: str = "observed", **options

@@ -106,7 +106,7 @@ class TextClassifier(nn.Module):
             ids = ids.gather(1, plan.order)  # (B, N)
             confidence = None if mask.confidence is None else plan.gather(mask.confidence)  # (B, N)
             mask = Mask(plan.kept, plan.valid, confidence=confidence)  # kept slots are a prefix of each row
-            h = self.encoder(self.embed(ids, mask), mask, backend="dense", positions=plan.positions)  # (B, N, D)
+            h = self.encoder(self.embed(ids, mask), mask, backend="compact", positions=plan.positions)  # (B, N, D)
             return self.head(self.dropout(self._pool(h, mask.observed)))  # (B, C)
         x = self.embed(ids, mask)  # (B, L, D)
         if self.config.arch == "transformer":
