@@ -35,9 +35,20 @@ from .graph import max_count
 __all__ = ["Packing"]
 
 
-def _with_zero_row(x: Tensor) -> Tensor:
-    """x (R, C) with one zero row appended: (R + 1, C); index R reads zeros."""
-    return torch.cat([x, x.new_zeros(1, x.shape[1])])
+def _select(x: Tensor, index: Tensor) -> Tensor:
+    """Rows ``index`` (long[R]) of ``x`` [B, W, ...] flattened over its first two dims: [R, ...]."""
+    tail = x.shape[2:]
+    flat = x.reshape(x.shape[0] * x.shape[1], math.prod(tail))  # (B*W, C)
+    return flat.index_select(0, index).reshape(-1, *tail)
+
+
+def _take(y: Tensor, index: Tensor, *shape: int) -> Tensor:
+    """Rows ``index`` (long[prod(shape)], values in 0..T; T reads zeros) of packed ``y`` [T, ...], as
+    [*shape, ...]."""
+    tail = y.shape[1:]
+    flat = y.reshape(y.shape[0], math.prod(tail))  # (T, C)
+    flat = torch.cat([flat, flat.new_zeros(1, flat.shape[1])])  # (T + 1, C): row T is zero
+    return flat.index_select(0, index).reshape(*shape, *tail)
 
 
 @dataclass(frozen=True)
@@ -85,24 +96,16 @@ class Packing:
 
     def pack(self, x: Tensor) -> Tensor:
         """[B, L, ...] -> [T, ...]: the kept tokens only."""
-        tail = x.shape[2:]
-        flat = x.reshape(self.batch * self.length, math.prod(tail))  # (B*L, C)
-        return flat.index_select(0, self.rows).reshape(-1, *tail)  # (T, ...)
+        return _select(x, self.rows)
 
     def pad(self, y: Tensor) -> Tensor:
         """[T, ...] -> [B, N, ...]: each row's tokens at the front, filler slots zero."""
-        tail = y.shape[1:]
-        flat = _with_zero_row(y.reshape(y.shape[0], math.prod(tail)))  # (T + 1, C)
-        return flat.index_select(0, self.slots).reshape(self.batch, self.width, *tail)  # (B, N, ...)
+        return _take(y, self.slots, self.batch, self.width)
 
     def unpad(self, z: Tensor) -> Tensor:
         """[B, N, ...] -> [T, ...]: the slots that hold tokens, in packed order."""
-        tail = z.shape[2:]
-        flat = z.reshape(self.batch * self.width, math.prod(tail))  # (B*N, C)
-        return flat.index_select(0, self.unslots).reshape(-1, *tail)  # (T, ...)
+        return _select(z, self.unslots)
 
     def scatter(self, y: Tensor) -> Tensor:
         """[T, ...] -> [B, L, ...]: each token back at its position; positions not kept are zero."""
-        tail = y.shape[1:]
-        flat = _with_zero_row(y.reshape(y.shape[0], math.prod(tail)))  # (T + 1, C)
-        return flat.index_select(0, self.places).reshape(self.batch, self.length, *tail)  # (B, L, ...)
+        return _take(y, self.places, self.batch, self.length)
