@@ -9,6 +9,7 @@ the test readings beside the engine's confidence alone and the confidence capped
 If the learned AUC is not much higher, no mask built from these outputs can get much nearer the oracle.
 
     python experiments/learned_confidence.py   # results/engine-noise/rotten_tomatoes/learned_confidence.{json,md}
+    python experiments/learned_confidence.py --data libreoffice-en-de   # the translation sources' OCR readings
 
 Reads the engine outputs in ``results/engine-noise/`` (rebuilt by ``engine_noise.py``); needs the
 ``engines`` extra (jiwer) and scikit-learn.
@@ -16,6 +17,7 @@ Reads the engine outputs in ``results/engine-noise/`` (rebuilt by ``engine_noise
 
 from __future__ import annotations
 
+import argparse
 import collections
 import json
 import math
@@ -103,17 +105,20 @@ def rescored(model, vocab: Vocabulary, words: list[str], confidences: list[float
     return out
 
 
-def main() -> None:
+def main(argv=None) -> None:
     from sklearn.metrics import roc_auc_score
 
-    vocab, rows = Vocabulary(), {}
-    for path in sorted((OUT / NAME / "test").glob("*.jsonl")):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default=NAME, help="the engine readings' text set (a folder of results/engine-noise/)")
+    name = p.parse_args(argv).data
+    vocab, rows = Vocabulary(name), {}
+    for path in sorted((OUT / name / "test").glob("*.jsonl")):
         level = path.stem
-        if not (OUT / NAME / "valid" / path.name).exists():
+        if not (OUT / name / "valid" / path.name).exists():
             continue
-        x_valid, y_valid, _, _ = _labelled("valid", level, vocab)
+        x_valid, y_valid, _, _ = _labelled("valid", level, vocab, name)
         model = _fitted(x_valid, y_valid)
-        x_test, y_test, conf, capped = _labelled("test", level, vocab)
+        x_test, y_test, conf, capped = _labelled("test", level, vocab, name)
         learned = model.predict_proba(x_test)[:, 1]
         rows[level] = {
             "valid_words": len(y_valid),
@@ -123,7 +128,7 @@ def main() -> None:
             "auc_learned": roc_auc_score(y_test, learned),
             "coefficients": dict(zip(FEATURES, model[-1].coef_[0].round(3).tolist())),
         }
-    (OUT / NAME / "learned_confidence.json").write_text(json.dumps({"features": FEATURES, "levels": rows}, indent=2))
+    (OUT / name / "learned_confidence.json").write_text(json.dumps({"features": FEATURES, "levels": rows}, indent=2))
     lines = [
         "| engine, level | validation words (fit) | test words | AUC, engine confidence | AUC, capped by the "
         "training lexicon | AUC, learned on validation |",
@@ -132,7 +137,7 @@ def main() -> None:
     for level, r in rows.items():
         lines.append(f"| {level} | {r['valid_words']:,} | {r['test_words']:,} | {r['auc_engine']:.3f} | "
                      f"{r['auc_lexicon_capped']:.3f} | {r['auc_learned']:.3f} |")  # fmt: skip
-    (OUT / NAME / "learned_confidence.md").write_text("\n".join(lines) + "\n")
+    (OUT / name / "learned_confidence.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -12,13 +12,17 @@ A longer-trained model, the same recipe for 6 epochs (``--epochs 6 --output runs
 
     python experiments/real_holes_translate.py --run runs/real-holes-translate-6ep [--lexicon]
                                                            # results/real-holes-translate/6ep/[lexicon/]
+    python experiments/real_holes_translate.py --run runs/real-holes-translate-6ep --learned-confidence --levels 3
+                   # each word's confidence from a model fit on the validation readings (learned_confidence.py):
+                   # results/real-holes-translate/6ep/learned-confidence/
 
 The model (dynamic mask + copy, 2 epochs at lr 1e-3 as in experiments/seq2seq.py, never trained on
 engine output) translates the clean source, the raw engine text, and the engine text with the words
 below a confidence threshold marked missing
 (never attended, never copied); the threshold is chosen on the validation sources' engine output by
-BLEU. Baseline beside it: copying the raw engine text. Greedy decoding; sacreBLEU BLEU / chrF. Every
-output is written to ``hypotheses/`` so others can re-score.
+BLEU. Baseline beside it: copying the raw engine text. The oracle masks exactly the words the engine got
+wrong (jiwer's alignment to the clean source): the most any mask can recover with this model. Greedy
+decoding; sacreBLEU BLEU / chrF. Every output is written to ``hypotheses/`` so others can re-score.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import sys
 from pathlib import Path
 
 import torch
+from real_holes import oracle_marked  # experiments/real_holes.py, beside this script
 
 from dynmask.data.confidence import mark_low_confidence
 from dynmask.data.lexicon import Lexicon
@@ -47,29 +52,43 @@ THRESHOLDS = (0.2, 0.4, 0.5, 0.6, 0.8)
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--run", type=Path, default=RUN, help="the translate run (default: the 2-epoch model)")
-    p.add_argument("--lexicon", action="store_true", help="words no training source holds count as confidence 0")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--lexicon", action="store_true", help="words no training source holds count as confidence 0")
+    how.add_argument(
+        "--learned-confidence",
+        action="store_true",
+        help="each word's confidence from a model fit on the validation readings (learned_confidence.py)",
+    )
+    p.add_argument("--levels", default="1,2,3", help="the OCR levels to score (comma-separated)")
     args = p.parse_args(argv)
+    levels = [int(x) for x in args.levels.split(",")]
     torch.set_num_threads(1)
     model, tokenizer, config = load_seq2seq(args.run)
     pairs = load_pairs(str(PAIRS))
     lexicon = Lexicon.from_texts(p.source for p in pairs.train) if args.lexicon else None
     base = OUT if args.run.resolve() == RUN.resolve() else OUT / args.run.name.removeprefix("real-holes-translate-")
-    out = base / "lexicon" if lexicon is not None else base
+    out = base / "lexicon" if lexicon is not None else base / "learned-confidence" if args.learned_confidence else base
+    confidences = lambda record, level: record["confidences"]  # the engine's own
+    if args.learned_confidence:
+        from learned_confidence import Vocabulary, fit, rescored
+
+        vocab = Vocabulary(ENGINE.name)
+        models = {level: fit(f"ocr-{level}", vocab, ENGINE.name) for level in levels}
+        confidences = lambda record, level: rescored(models[level], vocab, record["words"], record["confidences"])
     translate = lambda texts: generate_texts(
         model, tokenizer, texts, beam=1, max_len=config["max_tgt_len"], max_src_len=config["max_src_len"]
     )
     (out / "hypotheses").mkdir(parents=True, exist_ok=True)
     rows, clean = {}, {}  # clean: translations of the clean test sources, by their ids
-    for level in (1, 2, 3):
+    for level in levels:
         row = {}
         for split in ("valid", "test"):
             records = [json.loads(x) for x in (ENGINE / split / f"ocr-{level}.jsonl").read_text().splitlines()]
             ids = [r["id"] for r in records]
             refs = [getattr(pairs, split)[i].target for i in ids]
             raw = [" ".join(r["words"]) for r in records]
-            marked = lambda t: [
-                mark_low_confidence(x, r["confidences"], t, lexicon=lexicon) for x, r in zip(raw, records)
-            ]
+            scores = [confidences(r, level) for r in records]
+            marked = lambda t: [mark_low_confidence(x, c, t, lexicon=lexicon) for x, c in zip(raw, scores)]
             if split == "valid":
                 by_t = {t: bleu_chrf(translate(marked(t)), refs)["bleu"] for t in (0.0, *THRESHOLDS)}
                 row["valid_bleu_by_threshold"] = by_t
@@ -86,6 +105,7 @@ def main(argv: list[str]) -> int:
                 "raw": translate(raw),
                 "masked": hyps_at[chosen] if chosen in hyps_at else translate(marked(chosen)),
                 "copy-raw-source": raw,
+                "oracle": translate([oracle_marked(x, getattr(pairs, split)[i].source) for x, i in zip(raw, ids)]),
             }
             for name, hyps in outputs.items():
                 row[name] = bleu_chrf(hyps, refs)
@@ -94,15 +114,23 @@ def main(argv: list[str]) -> int:
         rows[f"ocr-{level}"] = row
         print(level, {k: (v["bleu"] if isinstance(v, dict) and "bleu" in v else v) for k, v in row.items()}, flush=True)
     wer = json.loads((ENGINE / "wer.json").read_text())
-    record = {"levels": rows, "wer": wer, "lexicon": None if lexicon is None else len(lexicon)}
+    if (out / "results.json").exists():  # levels scored before (--levels) keep their rows
+        rows = {**json.loads((out / "results.json").read_text())["levels"], **rows}
+        rows = dict(sorted(rows.items()))
+    record = {
+        "levels": rows,
+        "wer": wer,
+        "lexicon": None if lexicon is None else len(lexicon),
+        "confidence": "learned" if args.learned_confidence else "engine",
+    }
     (out / "results.json").write_text(json.dumps(record, indent=2))
     head = "| OCR level | test WER | clean source | raw engine text | dynamic, masked below T (T) | copy raw source |"
-    lines = [head + " masked − raw |", "| --- " * 7 + "|"]
+    lines = [head + " masked − raw | oracle: exactly the wrong words masked |", "| --- " * 8 + "|"]
     for level, r in rows.items():
         f = lambda m: f"{r[m]['bleu']:.1f} / {r[m]['chrf']:.1f}"
         gain = r["masked"]["bleu"] - r["raw"]["bleu"]
         lines.append(f"| {level} | {wer[f'test/{level}']['wer']:.2f} | {f('clean')} | {f('raw')} | {f('masked')} "
-                     f"({r['threshold']:g}) | {f('copy-raw-source')} | {gain:+.1f} |")  # fmt: skip
+                     f"({r['threshold']:g}) | {f('copy-raw-source')} | {gain:+.1f} | {f('oracle')} |")  # fmt: skip
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -1,0 +1,72 @@
+"""How sure is a BLEU difference on 600 OCR'd sources? sacreBLEU's paired bootstrap resampling (Koehn 2004)
+of the masked and oracle translations against the raw engine text's, from the hypotheses
+``real_holes_translate.py`` committed (no model, no engine needed).
+
+    python experiments/translate_paired_bootstrap.py results/real-holes-translate/6ep/learned-confidence
+    # -> significance.{json,md} in that folder
+
+Each level's test references are the targets of the sources the engine read (their ids in
+``results/engine-noise/libreoffice-en-de/test/ocr-L.jsonl``, a local cache rebuilt by engine_noise.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from sacrebleu.metrics import BLEU
+from sacrebleu.significance import PairedTest
+
+from dynmask.data.pairs import load_pairs
+
+ROOT = Path(__file__).resolve().parents[1]
+ENGINE = ROOT / "results" / "engine-noise" / "libreoffice-en-de"
+PAIRS = ROOT.parent / "shared" / "datasets" / "translation" / "libreoffice-help.en-de.{split}.tsv"
+SYSTEMS = ("raw", "masked", "oracle")  # the first is the baseline; the oracle where the folder has it
+SAMPLES = 1000
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").split("\n")[:-1]  # one hypothesis per line, a final newline
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("folder", type=Path, help="a real_holes_translate.py output folder (results.json, hypotheses/)")
+    folder = p.parse_args(argv).folder
+    test = load_pairs(str(PAIRS)).test
+    levels = json.loads((folder / "results.json").read_text())["levels"]
+    rows = {}
+    for level in levels:
+        ids = [json.loads(x)["id"] for x in (ENGINE / "test" / f"{level}.jsonl").read_text().splitlines()]
+        refs = [test[i].target for i in ids]
+        paths = {name: folder / "hypotheses" / f"{level}.{name}.txt" for name in SYSTEMS}
+        systems = [(name, _lines(path)) for name, path in paths.items() if path.exists()]
+        if any(len(h) != len(refs) for _, h in systems):
+            raise SystemExit(f"{folder}: {level}'s hypotheses do not match its {len(refs)} sources")
+        # sacreBLEU seeds its resampling (SACREBLEU_SEED, default 12345): the file is reproducible
+        test_ = PairedTest(systems, {"BLEU": BLEU()}, [refs], test_type="bs", n_samples=SAMPLES)
+        _, scores = test_()
+        out = {}
+        for (name, _), result in zip(systems, scores["BLEU"]):
+            out[name] = {"bleu": result.score, "mean": result.mean, "ci": result.ci, "p_value": result.p_value}
+        rows[level] = out
+    (folder / "significance.json").write_text(json.dumps({"samples": SAMPLES, "levels": rows}, indent=2))
+    lines = [
+        "| OCR level (BLEU: bootstrap mean ± 95% interval; difference from raw; paired bootstrap p) | raw engine "
+        "text | masked | oracle: exactly the wrong words masked |",
+        "| --- | --- | --- | --- |",
+    ]
+    for level, r in rows.items():
+        f = lambda n: f"{r[n]['mean']:.1f} ± {r[n]['ci']:.1f}"
+        g = lambda n: f"{f(n)} ({r[n]['bleu'] - r['raw']['bleu']:+.1f}, p = {r[n]['p_value']:.3f})" if n in r else "—"
+        lines.append(f"| {level} | {f('raw')} | {g('masked')} | {g('oracle')} |")
+    (folder / "significance.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
