@@ -264,3 +264,25 @@ def test_a_compact_encoder_runs_every_step_but_attention_on_the_kept_tokens_only
     packed.square().sum().backward()
     assert torch.isfinite(poisoned.grad).all()
     assert torch.equal(poisoned.grad[~observed], torch.zeros_like(poisoned.grad[~observed]))
+
+
+def test_onnx_exports_keep_the_row_wise_compaction(monkeypatch):
+    """Packing runs everywhere but in ONNX exports, where onnxruntime measured it no faster (packing_pays)."""
+    from dynmask import Compaction
+
+    calls = []
+    for cls in (Packing, Compaction):
+        real = cls.plan.__func__
+        monkeypatch.setattr(
+            cls, "plan", classmethod(lambda c, *a, _r=real, **k: calls.append(c.__name__) or _r(c, *a, **k))
+        )
+    enc = _encoder(backend="compact")
+    observed = torch.rand(3, 10) < 0.5
+    mask = Mask(observed, torch.ones_like(observed))
+    x = torch.randn(3, 10, D)
+    eager = enc(x, mask)
+    assert calls == ["Packing"]
+    calls.clear()
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)  # what an export's tracing reports
+    torch.testing.assert_close(enc(x, mask), eager, atol=1e-5, rtol=1e-5)
+    assert calls == ["Compaction"]

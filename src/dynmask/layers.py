@@ -41,7 +41,7 @@ from .graph import traced_width, tracing
 from .masks import Mask, check_input_dtype
 from .methods import get_method
 from .onnx_fusion import zero_rows
-from .packing import Packing
+from .packing import Packing, packing_pays
 
 __all__ = ["with_backend", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "DecoderCache", "BACKENDS", "QUERIES"]
 
@@ -348,7 +348,7 @@ class _Stack(nn.Module):
         return "dense", f"the longest kept row ({width}) is over {below:g} of the length ({length})"
 
     def _compact(self, x, keep, query_keep, inputs: dict, bias, causal: bool, asks_all: bool, key_width, width):
-        if not asks_all and self.packs:  # the kept tokens of the whole batch as one stream
+        if not asks_all and self.packs and packing_pays():  # the kept tokens of the whole batch as one stream
             packing = Packing.plan(keep, width=width)
             inputs = {name: packing.pad(packing.pack(t)) for name, t in inputs.items()}  # (B, N) each
             bias = None if bias is None else packing.pad(packing.pack(bias))  # (B, N)

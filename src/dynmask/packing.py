@@ -32,7 +32,16 @@ from torch import Tensor
 
 from .graph import max_count
 
-__all__ = ["Packing"]
+__all__ = ["Packing", "packing_pays"]
+
+
+def packing_pays() -> bool:
+    """Whether compact runs should pack (True) or keep the row-wise compaction: everywhere but while an ONNX
+    export traces. In onnxruntime the packed graph measured no faster (``benchmarks/export_compile.py``: 6.6
+    against 6.5 ms at 50% missing) and its profile slower in three runs of three (``benchmarks/onnx_profile.py``:
+    compact 6.8-8.1 against 6.1-7.7 ms): its per-layer Concat and Gathers cost more than the filler rows save
+    at that size, so exports keep the compaction (the same outputs)."""
+    return not torch.onnx.is_in_onnx_export()
 
 
 def _select(x: Tensor, index: Tensor) -> Tensor:

@@ -32,6 +32,7 @@ from ..graph import traced_width, tracing
 from ..layers import Encoder
 from ..masks import Mask
 from ..methods import get_method
+from ..packing import packing_pays
 from ..pooling import AttentionPooling, masked_max, masked_mean
 from ..rnn import GRUD, MaskedGRU, MaskedLSTM
 
@@ -106,7 +107,8 @@ class TextClassifier(nn.Module):
             ids = ids.gather(1, plan.order)  # (B, N)
             confidence = None if mask.confidence is None else plan.gather(mask.confidence)  # (B, N)
             mask = Mask(plan.kept, plan.valid, confidence=confidence)  # kept slots are a prefix of each row
-            h = self.encoder(self.embed(ids, mask), mask, backend="compact", positions=plan.positions)  # (B, N, D)
+            packed = "compact" if packing_pays() else "dense"  # the batch is compact already: pack it, or run it
+            h = self.encoder(self.embed(ids, mask), mask, backend=packed, positions=plan.positions)  # (B, N, D)
             return self.head(self.dropout(self._pool(h, mask.observed)))  # (B, C)
         x = self.embed(ids, mask)  # (B, L, D)
         if self.config.arch == "transformer":
