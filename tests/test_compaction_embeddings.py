@@ -42,6 +42,7 @@ def test_packing_literal():
     packed = plan.pack(x)
     assert packed.squeeze(-1).tolist() == [0.0, 2.0, 3.0, 5.0]
     assert plan.pad(packed).squeeze(-1).tolist() == [[0.0, 2.0, 3.0], [5.0, 0.0, 0.0]]
+    assert torch.equal(plan.gather(x), plan.pad(packed))  # [B, L] -> [B, N] in one call
     assert plan.keep.tolist() == [[True, True, True], [True, False, False]]
     assert plan.positions.tolist() == [[0, 2, 3], [1, 0, 0]]
     assert torch.equal(plan.unpad(plan.pad(packed)), packed)

@@ -184,23 +184,24 @@ class MaskedMultiheadAttention(nn.Module):
         batch, length, _ = x.shape
         return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, L, hd)
 
+    def _split_heads(self, x: Tensor) -> tuple[Tensor, ...]:
+        """Fused projections (B, L, P·D) -> P tensors (B, H, L, hd): q, k, v (P = 3) or k, v (P = 2). unbind: its
+        backward stacks, instead of filling P zero tensors."""
+        batch, length, width = x.shape
+        parts = width // self.embed_dim
+        return x.view(batch, length, parts, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+
     def _project(self, query: Tensor, key: Optional[Tensor], value: Optional[Tensor]):
         w, b = self.in_proj_weight, self.in_proj_bias
         d = self.embed_dim
         if key is None:  # self-attention: one fused projection
-            batch, length, _ = query.shape
-            qkv = F.linear(query, w, b)  # (B, L, 3D)
-            qkv = qkv.view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, H, L, hd)
-            return qkv.unbind(0)  # unbind: its backward stacks, instead of filling three zero tensors
+            return self._split_heads(F.linear(query, w, b))  # (B, L, 3D) -> q, k, v (B, H, L, hd)
         bq, bk, bv = (None, None, None) if b is None else b.split(d)
         wq, wk, wv = w.split(d)
         q = self._heads(F.linear(query, wq, bq))
         if value is None or value is key:
-            batch, length, _ = key.shape
             kv = F.linear(key, torch.cat([wk, wv]), None if b is None else torch.cat([bk, bv]))  # (B, Lk, 2D)
-            kv = kv.view(batch, length, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (2, B, H, Lk, hd)
-            k, v = kv.unbind(0)
-            return q, k, v
+            return (q, *self._split_heads(kv))
         return q, self._heads(F.linear(key, wk, bk)), self._heads(F.linear(value, wv, bv))
 
     def _fusable(self) -> bool:
@@ -239,9 +240,7 @@ class MaskedMultiheadAttention(nn.Module):
         True = observed) is False are replaced by zero before the projection."""
         x = _keep_rows(x, keep)
         d, b = self.embed_dim, self.in_proj_bias
-        kv = F.linear(x, self.in_proj_weight[d:], None if b is None else b[d:])  # (B, L, 2D)
-        batch, length, _ = x.shape
-        k, v = kv.view(batch, length, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        k, v = self._split_heads(F.linear(x, self.in_proj_weight[d:], None if b is None else b[d:]))  # (B, L, 2D)
         return k, v  # (B, H, L, hd) each
 
     def attend(self, query: Tensor, k: Tensor, v: Tensor, key_keep: Optional[Tensor] = None) -> Tensor:
@@ -273,7 +272,7 @@ class MaskedMultiheadAttention(nn.Module):
             has_key = keep.any(-1, keepdim=True)  # (B, 1): a row without tokens is opened (and never read)
             out = key_masked_attention(q, k, v, keep | ~has_key, self.num_heads)  # (B, N, D)
             return self.out_proj(packing.unpad(out))  # (T, D)
-        q, k, v = qkv.view(batch, slots, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = self._split_heads(qkv)  # (B, H, N, hd) each
         q = self.gate_queries(q, **method_inputs)  # (B, H, N, hd)
         positions = packing.positions if causal else None  # (B, N) original positions
         allowed = allowed_keys(keep, causal=causal, query_pos=positions, key_pos=positions)  # (B, 1, 1|N, N)

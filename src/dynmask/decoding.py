@@ -2,7 +2,8 @@
 
 Both decode a batch, honour the source mask at every step (missing source tokens are never read),
 and use the decoder's key/value cache by default (``use_cache=False`` re-runs the decoder over the
-whole prefix each step: the reference the cached path is tested against). Scores are sums of
+whole prefix each step: the reference the cached path is tested against; :class:`DecoderCache`, built and
+grown by :meth:`dynmask.layers.Decoder.start` / ``step``). Scores are sums of
 token log-probabilities, end-of-sequence included.
 """
 
@@ -16,7 +17,31 @@ from torch import Tensor
 
 from .masks import Mask
 
-__all__ = ["Hypothesis", "greedy_decode", "beam_search"]
+__all__ = ["DecoderCache", "Hypothesis", "greedy_decode", "beam_search"]
+
+
+@dataclass
+class DecoderCache:
+    """Keys and values of every decoder layer for incremental decoding.
+
+    ``self_kv[i]``: (k, v) of the tokens generated so far, (B, H, t, hd) each; ``cross_kv[i]``: the
+    memory's keys and values, computed once; ``memory_keep`` bool[B, S], True = observed source token.
+    """
+
+    self_kv: list
+    cross_kv: list
+    memory_keep: Tensor
+    position: int = 0
+
+    def reorder(self, index: Tensor) -> "DecoderCache":
+        """Select batch rows (beam search: follow each surviving beam's parent)."""
+        pick = lambda kv: None if kv is None else (kv[0].index_select(0, index), kv[1].index_select(0, index))
+        return DecoderCache(
+            [pick(kv) for kv in self.self_kv],
+            [pick(kv) for kv in self.cross_kv],
+            self.memory_keep.index_select(0, index),
+            self.position,
+        )
 
 
 @dataclass

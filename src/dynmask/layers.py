@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from .attention import MaskedMultiheadAttention
 from .compaction import Compaction
+from .decoding import DecoderCache  # the decoder's incremental state (re-exported here)
 from .embeddings import make_positions
 from .graph import traced_width, tracing
 from .masks import Mask, check_input_dtype
@@ -193,30 +194,6 @@ class DecoderLayer(_Block):
         return x
 
 
-@dataclass
-class DecoderCache:
-    """Keys and values of every decoder layer for incremental decoding.
-
-    ``self_kv[i]``: (k, v) of the tokens generated so far, (B, H, t, hd) each; ``cross_kv[i]``: the
-    memory's keys and values, computed once; ``memory_keep`` bool[B, S], True = observed source token.
-    """
-
-    self_kv: list
-    cross_kv: list
-    memory_keep: Tensor
-    position: int = 0
-
-    def reorder(self, index: Tensor) -> "DecoderCache":
-        """Select batch rows (beam search: follow each surviving beam's parent)."""
-        pick = lambda kv: None if kv is None else (kv[0].index_select(0, index), kv[1].index_select(0, index))
-        return DecoderCache(
-            [pick(kv) for kv in self.self_kv],
-            [pick(kv) for kv in self.cross_kv],
-            self.memory_keep.index_select(0, index),
-            self.position,
-        )
-
-
 class _Stack(nn.Module):
     """What encoder and decoder stacks share: input cleaning, positions, backend choice, compaction."""
 
@@ -350,8 +327,8 @@ class _Stack(nn.Module):
     def _compact(self, x, keep, query_keep, inputs: dict, bias, causal: bool, asks_all: bool, key_width, width):
         if not asks_all and self.packs and packing_pays():  # the kept tokens of the whole batch as one stream
             packing = Packing.plan(keep, width=width)
-            inputs = {name: packing.pad(packing.pack(t)) for name, t in inputs.items()}  # (B, N) each
-            bias = None if bias is None else packing.pad(packing.pack(bias))  # (B, N)
+            inputs = {name: packing.gather(t) for name, t in inputs.items()}  # (B, N) each
+            bias = None if bias is None else packing.gather(bias)  # (B, N)
             run = _Run(None, None, method_inputs=inputs, key_bias=bias, packing=packing)
             return packing.pack(x), run, packing  # x (T, D)
         if not asks_all:  # drop everything not kept

@@ -84,11 +84,11 @@ class Packing:
         batch, length = keep.shape
         flat = keep.reshape(-1)  # (B*L,)
         size = batch * length
-        count = flat.sum()  # T, as a tensor: the zero row's index
+        num_kept = keep.sum(1)  # (B,)
+        count = num_kept.sum()  # T, as a tensor: the zero row's index
         positions = torch.arange(size, device=keep.device)  # (B*L,)
         order = torch.argsort((~flat).long() * size + positions)  # (B*L,): kept positions first, in order
         rows = order[: max_count(count.unsqueeze(0), size)]  # (T,): one device sync (eager)
-        num_kept = keep.sum(1)  # (B,)
         if width is None:
             width = max_count(num_kept, length)
         places = torch.where(flat, flat.cumsum(0) - 1, count)  # (B*L,)
@@ -106,6 +106,11 @@ class Packing:
     def pack(self, x: Tensor) -> Tensor:
         """[B, L, ...] -> [T, ...]: the kept tokens only."""
         return _select(x, self.rows)
+
+    def gather(self, x: Tensor) -> Tensor:
+        """[B, L, ...] -> [B, N, ...]: each row's kept tokens at the front, filler zero (as
+        :meth:`Compaction.gather <dynmask.compaction.Compaction.gather>`), for what attention reads per key."""
+        return self.pad(self.pack(x))
 
     def pad(self, y: Tensor) -> Tensor:
         """[T, ...] -> [B, N, ...]: each row's tokens at the front, filler slots zero."""
