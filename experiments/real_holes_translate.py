@@ -49,6 +49,11 @@ PAIRS = ROOT.parent / "shared" / "datasets" / "translation" / "libreoffice-help.
 THRESHOLDS = (0.2, 0.4, 0.5, 0.6, 0.8)
 
 
+def readings(split: str, level: int) -> list[dict]:
+    """tesseract's reading of ``split``'s sources at OCR ``level``: one {"id", "words", "confidences"} per source."""
+    return [json.loads(x) for x in (ENGINE / split / f"ocr-{level}.jsonl").read_text().splitlines()]
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--run", type=Path, default=RUN, help="the translate run (default: the 2-epoch model)")
@@ -67,7 +72,11 @@ def main(argv: list[str]) -> int:
     pairs = load_pairs(str(PAIRS))
     lexicon = Lexicon.from_texts(p.source for p in pairs.train) if args.lexicon else None
     base = OUT if args.run.resolve() == RUN.resolve() else OUT / args.run.name.removeprefix("real-holes-translate-")
-    out = base / "lexicon" if lexicon is not None else base / "learned-confidence" if args.learned_confidence else base
+    out = base
+    if lexicon is not None:
+        out = base / "lexicon"
+    elif args.learned_confidence:
+        out = base / "learned-confidence"
     confidences = lambda record, level: record["confidences"]  # the engine's own
     if args.learned_confidence:
         from learned_confidence import Vocabulary, fit, rescored
@@ -83,9 +92,10 @@ def main(argv: list[str]) -> int:
     for level in levels:
         row = {}
         for split in ("valid", "test"):
-            records = [json.loads(x) for x in (ENGINE / split / f"ocr-{level}.jsonl").read_text().splitlines()]
+            records = readings(split, level)
             ids = [r["id"] for r in records]
-            refs = [getattr(pairs, split)[i].target for i in ids]
+            read = [getattr(pairs, split)[i] for i in ids]  # the pairs whose sources the engine read
+            refs = [pair.target for pair in read]
             raw = [" ".join(r["words"]) for r in records]
             scores = [confidences(r, level) for r in records]
             marked = lambda t: [mark_low_confidence(x, c, t, lexicon=lexicon) for x, c in zip(raw, scores)]
@@ -99,13 +109,13 @@ def main(argv: list[str]) -> int:
             row["test_bleu_by_threshold"] = {t: bleu_chrf(hyps, refs)["bleu"] for t, hyps in hyps_at.items()}
             chosen = row["threshold"]
             if tuple(ids) not in clean:  # the levels read the same sources: translate them once
-                clean[tuple(ids)] = translate([getattr(pairs, split)[i].source for i in ids])
+                clean[tuple(ids)] = translate([pair.source for pair in read])
             outputs = {
                 "clean": clean[tuple(ids)],
                 "raw": translate(raw),
                 "masked": hyps_at[chosen] if chosen in hyps_at else translate(marked(chosen)),
                 "copy-raw-source": raw,
-                "oracle": translate([oracle_marked(x, getattr(pairs, split)[i].source) for x, i in zip(raw, ids)]),
+                "oracle": translate([oracle_marked(x, pair.source) for x, pair in zip(raw, read)]),
             }
             for name, hyps in outputs.items():
                 row[name] = bleu_chrf(hyps, refs)

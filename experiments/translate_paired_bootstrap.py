@@ -16,14 +16,12 @@ import json
 import sys
 from pathlib import Path
 
+from real_holes_translate import PAIRS, readings  # experiments/real_holes_translate.py, beside this script
 from sacrebleu.metrics import BLEU
 from sacrebleu.significance import PairedTest
 
 from dynmask.data.pairs import load_pairs
 
-ROOT = Path(__file__).resolve().parents[1]
-ENGINE = ROOT / "results" / "engine-noise" / "libreoffice-en-de"
-PAIRS = ROOT.parent / "shared" / "datasets" / "translation" / "libreoffice-help.en-de.{split}.tsv"
 SYSTEMS = ("raw", "masked", "oracle")  # the first is the baseline; the oracle where the folder has it
 SAMPLES = 1000
 
@@ -40,8 +38,7 @@ def main(argv: list[str]) -> int:
     levels = json.loads((folder / "results.json").read_text())["levels"]
     rows = {}
     for level in levels:
-        ids = [json.loads(x)["id"] for x in (ENGINE / "test" / f"{level}.jsonl").read_text().splitlines()]
-        refs = [test[i].target for i in ids]
+        refs = [test[r["id"]].target for r in readings("test", int(level.removeprefix("ocr-")))]
         paths = {name: folder / "hypotheses" / f"{level}.{name}.txt" for name in SYSTEMS}
         systems = [(name, _lines(path)) for name, path in paths.items() if path.exists()]
         if any(len(h) != len(refs) for _, h in systems):
