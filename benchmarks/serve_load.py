@@ -8,6 +8,8 @@ count and time.
     python benchmarks/serve_load.py            # benchmarks/results/serve-load.{json,md}
     python benchmarks/serve_load.py --quick    # fewer requests (a smoke test)
     python benchmarks/serve_load.py --wait-ms 5   # a 5 ms batching window: serve-load-wait5.{json,md}
+    python benchmarks/serve_load.py --max-batch 1   # no micro-batching, one request at a time: serve-load-batch1
+    python benchmarks/serve_load.py --workers 2     # two server processes: serve-load-workers2
 """
 
 from __future__ import annotations
@@ -63,11 +65,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(model: Path, port: int, wait_ms: float) -> subprocess.Popen:
+def _serve(model: Path, port: int, wait_ms: float, max_batch: int = 64, workers: int = 1) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "dynmask", "serve", "--model", str(model), "--port", str(port),
-         "--wait-ms", str(wait_ms)],
+         "--wait-ms", str(wait_ms), "--max-batch", str(max_batch), "--workers", str(workers)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     import httpx
@@ -83,10 +85,18 @@ def _serve(model: Path, port: int, wait_ms: float) -> subprocess.Popen:
 
 
 def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process so far (Linux /proc; None elsewhere)."""
+    """User + system CPU seconds so far of a process and its children (the workers of ``--workers N``;
+    Linux /proc; None elsewhere)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # a process that ended meanwhile
+                continue
+            if stat.parent.name == str(pid) or fields[1] == str(pid):  # fields[1]: the parent's pid
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
     except (OSError, ValueError, IndexError):
         return None
 
@@ -129,10 +139,12 @@ async def _load(port: int, texts: list[str], clients: int, requests: int, server
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", connector=connector, timeout=timeout) as session:
         cpu0 = None if server_pid is None else _cpu_seconds(server_pid)
+        client0 = time.process_time()  # this process: the clients (all of its threads)
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(clients)))
         wall = time.perf_counter() - t0
         cpu1 = None if server_pid is None else _cpu_seconds(server_pid)
+        client_cpu = time.process_time() - client0
     lat = sorted(latencies)
     return {
         "clients": clients,
@@ -144,6 +156,7 @@ async def _load(port: int, texts: list[str], clients: int, requests: int, server
         "errors": errors,
         # the server's CPU seconds per second of load (2.0 = both cores), None where /proc is not there
         "server_cores": None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / wall,
+        "client_cores": client_cpu / wall,  # the load generator's share of the same 2 cores
     }
 
 
@@ -163,8 +176,12 @@ def main() -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--table", action="store_true", help="only rewrite the .md from the .json")
     p.add_argument("--wait-ms", type=float, default=0.0, help="the server's batching window (default: %(default)s)")
+    p.add_argument("--max-batch", type=int, default=64, help="texts per batch at most; 1: no batching (default: 64)")
+    p.add_argument("--workers", type=int, default=1, help="server processes (default: %(default)s)")
     args = p.parse_args()
-    stem = "serve-load" if args.wait_ms == 0.0 else f"serve-load-wait{args.wait_ms:g}"
+    stem = "serve-load" + ("" if args.wait_ms == 0.0 else f"-wait{args.wait_ms:g}")
+    stem += "" if args.max_batch == 64 else f"-batch{args.max_batch}"
+    stem += "" if args.workers == 1 else f"-workers{args.workers}"
     if args.table:
         return write_table(stem)
     import torch
@@ -178,7 +195,7 @@ def main() -> None:
             texts = _texts(missing, 2000)
             loop = _loop(model, texts, 100 if args.quick else 500)
             port = _free_port()
-            proc = _serve(model, port, args.wait_ms)
+            proc = _serve(model, port, args.wait_ms, args.max_batch, args.workers)
             try:
                 for clients in (1, 4, 16, 64):
                     row = asyncio.run(_load(port, texts, clients, per_level, proc.pid))
@@ -193,7 +210,7 @@ def main() -> None:
     import uvicorn
 
     meta = {"torch": torch.__version__, "threads": 2, "requests_per_level": per_level, "bad_share": 0.1,
-            "wait_ms": args.wait_ms,
+            "wait_ms": args.wait_ms, "max_batch": args.max_batch, "workers": args.workers,
             "client": f"aiohttp {aiohttp.__version__}", "uvicorn": uvicorn.__version__,
             "uvicorn_fast_paths": _fast_paths()}  # fmt: skip
     (OUT / f"{stem}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
@@ -213,9 +230,10 @@ def write_table(name: str = "serve-load") -> None:
     results = json.loads((OUT / f"{name}.json").read_text())["results"]
     one = {(r["model"], r["missing"]): r["good_per_s"] for r in results if r["clients"] == 1}
     lines = ["| model | missing | clients | good req/s | vs 1 client | vs in-process loop | p50 ms | p99 ms | errors "
-             "| server cores |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| server cores | client cores |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in results:
         cores = "" if r.get("server_cores") is None else f"{r['server_cores']:.2f}"
+        cores += " | " + ("" if r.get("client_cores") is None else f"{r['client_cores']:.2f}")
         lines.append(
             f"| {r['model']} | {r['missing']:.0%} | {r['clients']} | {r['good_per_s']:.0f} "
             f"| {r['good_per_s'] / one[(r['model'], r['missing'])]:.1f}x | {r['vs_loop']:.2f}x "

@@ -80,6 +80,25 @@ def test_bad_requests_get_a_4xx_with_one_line(classifier_run, payload, status, n
     assert needle in r.text.lower()
 
 
+def test_a_body_sent_without_a_length_is_counted_as_it_arrives(classifier_run):
+    """Chunked bodies (no Content-Length) are read up to the limit: 413 past it, parsed as usual below it."""
+    app = create_app(classifier_run, max_body=2000)
+    small = json.dumps({"texts": ["a fine film"]}).encode()
+    large = json.dumps({"texts": ["x" * 3000]}).encode()
+
+    async def chunks(data):  # an iterator body: httpx sends it chunked, without a length
+        for i in range(0, len(data), 500):
+            yield data[i : i + 500]
+
+    async def body(client):
+        return [await client.post("/predict", content=chunks(d), headers={"content-type": "application/json"})
+                for d in (small, large)]  # fmt: skip
+
+    ok, refused = asyncio.run(_with_lifespan(app, body))
+    assert ok.status_code == 200 and ok.json()["predictions"][0]["text"] == "a fine film"
+    assert refused.status_code == 413 and "over 2000 bytes" in refused.text
+
+
 def test_a_text_longer_than_the_model_is_cut_as_predict_cuts_it(classifier_run):
     app = create_app(classifier_run)
     long = " ".join(["good"] * 5000)
@@ -283,3 +302,40 @@ def test_impute_endpoint_keeps_fills_inside_the_datas_bounds(series_runs):
     out = served.impute(rows, "date")
     assert holes and all(out[t]["a"] <= cap for t in holes)
     assert all(out[t]["a"] == rows[t]["a"] for t in range(60) if t not in holes)  # observed cells as sent
+
+
+def test_worker_processes_share_the_port_and_answer_what_predict_prints(classifier_run, capsys):
+    """``serve --workers 2``: two processes, each with its model, answer on one port (a new connection may
+    reach either); their answers are the ones ``dynmask predict`` prints; SIGTERM stops them cleanly."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    texts = ["the movie was ??? fun", "a dull and boring plot with actors"]
+    assert main(["predict", "--model", str(classifier_run), *sum((["--text", t] for t in texts), [])]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    command = ["serve", "--model", str(classifier_run), "--port", str(port), "--workers", "2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dynmask", *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        pids, deadline = set(), time.monotonic() + 60
+        while len(pids) < 2 and time.monotonic() < deadline and proc.poll() is None:  # a new connection each
+            try:
+                pids.add(httpx.get(f"{url}/health", headers={"connection": "close"}, timeout=5).json()["pid"])
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert len(pids) == 2 and proc.pid not in pids, pids
+        answers = [httpx.post(f"{url}/predict", json={"texts": texts}, headers={"connection": "close"}).json()
+                   for _ in range(4)]  # fmt: skip
+        assert all(a["predictions"] == printed for a in answers)
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert "in 2 processes" in out

@@ -7,6 +7,7 @@ with ``.cpu()``. A :class:`~dynmask.masks.Mask` moves as a whole (True = observe
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -22,9 +23,8 @@ def device_of(model: nn.Module) -> torch.device:
     a runner that is not a module, e.g. an onnxruntime session)."""
     if not isinstance(model, nn.Module):
         return torch.device("cpu")
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)  # not a list of them all
+    return torch.device("cpu") if first is None else first.device
 
 
 def to_device(obj: Any, device: torch.device) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 from ..extras import require
@@ -38,17 +40,33 @@ def register(sub) -> None:
         default=30.0,
         help="seconds a request may wait (default: %(default)s)",
     )
+    p.add_argument(
+        "--workers",
+        type=POSITIVE,
+        default=1,
+        help="server processes sharing the port, each with its model, its batches and its queue, and "
+        "cores / workers threads: one process's Python runs on one core at a time (default: %(default)s)",
+    )
 
 
 def _serve(args) -> None:
     uvicorn = require("uvicorn")
-    from ..serve import create_app
+    from ..serve.app import ENVIRONMENT, create_app
 
-    app = create_app(
-        args.model, max_batch=args.max_batch, wait_ms=args.wait_ms, max_queue=args.max_queue,
-        max_body=args.max_body, timeout_s=args.timeout,
+    options = dict(
+        max_batch=args.max_batch, wait_ms=args.wait_ms, max_queue=args.max_queue, max_body=args.max_body,
+        timeout_s=args.timeout,
     )  # fmt: skip
-    print(
-        f"serving {args.model} on http://{args.host}:{args.port} (docs: /docs); Ctrl-C stops after in-flight requests"
-    )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=30)
+    if args.workers > 1:  # each worker's threads: the cores shared out, so the processes do not oversubscribe them
+        options["threads"] = max(1, (os.cpu_count() or 1) // args.workers)
+    app = create_app(args.model, **options)  # loads the model here: a bad --model fails once, with its message
+    where = f"http://{args.host}:{args.port}"
+    processes = "" if args.workers == 1 else f" in {args.workers} processes"
+    print(f"serving {args.model} on {where}{processes} (docs: /docs); Ctrl-C stops after in-flight requests")
+    run = dict(host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=30)
+    if args.workers == 1:
+        uvicorn.run(app, **run)
+        return
+    del app  # each worker loads its own copy
+    os.environ[ENVIRONMENT] = json.dumps({"model": str(args.model.resolve()), **options})
+    uvicorn.run("dynmask.serve.app:app_from_environment", factory=True, workers=args.workers, **run)

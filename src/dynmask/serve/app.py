@@ -11,6 +11,8 @@ waits longer than ``timeout_s`` 503. Shutting down answers every accepted reques
 # their annotations, which must be the classes themselves (they are defined inside create_app)
 
 import asyncio
+import json
+import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Optional
@@ -18,12 +20,14 @@ from typing import Any, Optional
 from ..errors import DataError
 from ..extras import require
 from .batcher import MicroBatcher, QueueFull
+from .body_limit import BodyLimit
 from .models import ServedModel
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "app_from_environment", "ENVIRONMENT"]
 
 MAX_TEXTS = 10_000  # texts in one request
 MAX_ROWS = 100_000  # series rows in one request
+ENVIRONMENT = "DYNMASK_SERVE"  # create_app's arguments as JSON, for the worker processes of `serve --workers N`
 
 
 def create_app(
@@ -34,14 +38,16 @@ def create_app(
     max_queue: int = 4096,
     max_body: int = 2**20,
     timeout_s: float = 30.0,
+    threads: Optional[int] = None,
 ):
-    """A FastAPI app serving ``model`` (a run folder, an ``.onnx`` export, or a loaded :class:`ServedModel`)."""
+    """A FastAPI app serving ``model`` (a run folder, an ``.onnx`` export, or a loaded :class:`ServedModel`);
+    ``threads``: the model's intra-op threads (None: the runtime's default)."""
     fastapi = require("fastapi")
     from fastapi import Request
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, Field
 
-    served = model if isinstance(model, ServedModel) else ServedModel(Path(model))
+    served = model if isinstance(model, ServedModel) else ServedModel(Path(model), threads)
     texts = MicroBatcher(served.predict, max_batch=max_batch, wait_ms=wait_ms, max_queue=max_queue)
     series = MicroBatcher(
         lambda calls: [call() for call in calls], max_batch=1, wait_ms=0, max_queue=max(1, max_queue // 64)
@@ -69,19 +75,7 @@ def create_app(
     )
     app.state.served, app.state.batchers = served, {"texts": texts, "series": series}
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > max_body):
-            return JSONResponse({"detail": f"the body is over {max_body} bytes"}, status_code=413)
-        if length is None and request.method == "POST":  # chunked: count what arrives
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > max_body:
-                    return JSONResponse({"detail": f"the body is over {max_body} bytes"}, status_code=413)
-            request._body = body
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_body=max_body)  # 413 before parsing (plain ASGI: see body_limit)
 
     @app.exception_handler(DataError)
     async def bad_input(request: Request, e: DataError):
@@ -99,7 +93,8 @@ def create_app(
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", **served.describe(), **{k: b.stats() for k, b in app.state.batchers.items()}}
+        stats = {k: b.stats() for k, b in app.state.batchers.items()}  # this worker process's
+        return {"status": "ok", **served.describe(), "pid": os.getpid(), **stats}
 
     @app.post("/predict")
     async def predict(body: PredictRequest) -> dict:
@@ -128,3 +123,10 @@ def create_app(
         return {"rows": rows}
 
     return app
+
+
+def app_from_environment():
+    """The app of one worker process of ``dynmask serve --workers N`` (uvicorn imports it by name in each
+    worker): :func:`create_app` with the arguments the command put in ``$DYNMASK_SERVE`` as JSON."""
+    options = json.loads(os.environ[ENVIRONMENT])
+    return create_app(Path(options.pop("model")), **options)

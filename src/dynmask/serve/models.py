@@ -22,12 +22,18 @@ SERVED_TASKS = ("classify", "impute", "forecast")
 
 
 class ServedModel:
-    """A loaded run: ``task`` (classify / impute / forecast) and the callables the endpoints use."""
+    """A loaded run: ``task`` (classify / impute / forecast) and the callables the endpoints use.
+    ``threads``: the model's intra-op threads (PyTorch's, process-wide, or the onnxruntime session's);
+    None keeps the runtime's default."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, threads: Optional[int] = None) -> None:
         self.path = Path(path)
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
         if is_onnx(self.path):
-            runner = load_onnx(self.path, spinning=False)  # the event loop needs the cores between calls
+            runner = load_onnx(self.path, threads, spinning=False)  # the event loop needs the cores between calls
             self.task = runner.meta["task"]
         else:
             self.task = task_of(self.path).name
@@ -42,14 +48,14 @@ class ServedModel:
             from ..tasks.impute.trained import load_imputer
 
             self.imputer = (
-                load_onnx_imputer(self.path, spinning=False) if runner is not None else load_imputer(self.path)
+                load_onnx_imputer(self.path, False, threads) if runner is not None else load_imputer(self.path)
             )
         else:
             from ..export import load_onnx_forecaster
             from ..tasks.forecast.trained import load_forecaster
 
             self.forecaster = (
-                load_onnx_forecaster(self.path, spinning=False) if runner is not None else load_forecaster(self.path)
+                load_onnx_forecaster(self.path, False, threads) if runner is not None else load_forecaster(self.path)
             )
 
     # ------------------------------------------------------------------------------------------ text

@@ -1,0 +1,87 @@
+"""The server of two code versions under the same load, alternating: an earlier commit's ``src/`` (``git
+archive``) against this checkout's, 1 and 16 clients, the PyTorch run and its ONNX export at 50% missing,
+two rounds. The load, the model and the texts are serve_load.py's.
+
+    python benchmarks/serve_ab.py --before 087fc1c   # benchmarks/results/serve-ab.{json,md}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import serve_load as sl  # benchmarks/serve_load.py, beside this script
+
+KEYS = ("model", "code", "round", "clients", "good_per_s", "p50_ms", "p99_ms", "errors", "server_cores", "client_cores")
+
+
+def _serve(model: Path, port: int, src: str) -> subprocess.Popen:
+    import httpx
+
+    env = {**os.environ, "PYTHONPATH": src}
+    proc = subprocess.Popen([sys.executable, "-m", "dynmask", "serve", "--model", str(model), "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(proc.stderr.read().decode()[-2000:])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--before", required=True, help="the earlier commit")
+    args = p.parse_args()
+    run, onnx = sl._model()
+    texts = sl._texts(0.5, 2000)
+    rows = []
+    with tempfile.TemporaryDirectory() as old:
+        archive = subprocess.run(["git", "archive", args.before, "src"], cwd=sl.ROOT, check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", old], input=archive.stdout, check=True)
+        for rnd in range(2):
+            for name, model in (("pytorch", run), ("onnxruntime", onnx)):
+                for code, src in (("before", f"{old}/src"), ("after", str(sl.ROOT / "src"))):
+                    port = sl._free_port()
+                    proc = _serve(model, port, src)
+                    try:
+                        asyncio.run(sl._load(port, texts, 16, 300, proc.pid))  # warm-up
+                        for clients in (1, 16):
+                            r = asyncio.run(sl._load(port, texts, clients, 2000, proc.pid))
+                            r.update(model=name, code=code, round=rnd)
+                            rows.append({k: r[k] for k in KEYS})
+                            print(json.dumps(rows[-1]), flush=True)
+                    finally:
+                        proc.terminate()
+                        proc.wait(30)
+    sl.OUT.mkdir(parents=True, exist_ok=True)
+    (sl.OUT / "serve-ab.json").write_text(json.dumps({"before": args.before, "results": rows}, indent=2))
+    write_table()
+
+
+def write_table() -> None:
+    data = json.loads((sl.OUT / "serve-ab.json").read_text())
+    lines = [f"The server before ({data['before']}) and now, 50% missing, alternating (requests/s; p99 ms)", "",
+             "| model | clients | round | before | now | now / before |", "|---|---|---|---|---|---|"]  # fmt: skip
+    at = {(r["model"], r["clients"], r["round"], r["code"]): r for r in data["results"]}
+    keys = sorted({k[:3] for k in at}, key=lambda k: (k[0] != "pytorch", k[1], k[2]))
+    for model, clients, rnd in keys:
+        b, a = at[(model, clients, rnd, "before")], at[(model, clients, rnd, "after")]
+        ratio = a["good_per_s"] / b["good_per_s"]
+        lines.append(f"| {model} | {clients} | {rnd} | {b['good_per_s']:.0f}; {b['p99_ms']:.0f} "
+                     f"| {a['good_per_s']:.0f}; {a['p99_ms']:.0f} | {ratio:.2f}x |")  # fmt: skip
+    (sl.OUT / "serve-ab.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    main()
