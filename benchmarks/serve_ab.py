@@ -10,31 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import serve_load as sl  # benchmarks/serve_load.py, beside this script
 
 KEYS = ("model", "code", "round", "clients", "good_per_s", "p50_ms", "p99_ms", "errors", "server_cores", "client_cores")
-
-
-def _serve(model: Path, port: int, src: str) -> subprocess.Popen:
-    import httpx
-
-    env = {**os.environ, "PYTHONPATH": src}
-    proc = subprocess.Popen([sys.executable, "-m", "dynmask", "serve", "--model", str(model), "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(proc.stderr.read().decode()[-2000:])
 
 
 def main() -> None:
@@ -49,9 +32,9 @@ def main() -> None:
         subprocess.run(["tar", "-x", "-C", old], input=archive.stdout, check=True)
         for rnd in range(2):
             for name, model in (("pytorch", run), ("onnxruntime", onnx)):
-                for code, src in (("before", f"{old}/src"), ("after", str(sl.ROOT / "src"))):
+                for code, src in (("before", Path(old) / "src"), ("after", sl.ROOT / "src")):
                     port = sl._free_port()
-                    proc = _serve(model, port, src)
+                    proc = sl._serve(model, port, src=src)
                     try:
                         asyncio.run(sl._load(port, texts, 16, 300, proc.pid))  # warm-up
                         for clients in (1, 16):

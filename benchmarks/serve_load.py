@@ -65,13 +65,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(model: Path, port: int, wait_ms: float, max_batch: int = 64, workers: int = 1) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dynmask", "serve", "--model", str(model), "--port", str(port),
-         "--wait-ms", str(wait_ms), "--max-batch", str(max_batch), "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+def _serve(model: Path, port: int, wait_ms: float = 0.0, max_batch: int = 64, workers: int = 1,
+           src: Path = ROOT / "src") -> subprocess.Popen:  # fmt: skip
+    """``dynmask serve`` of the code in ``src`` in a subprocess, once its /health answers."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    command = [
+        "serve",
+        "--model",
+        str(model),
+        "--port",
+        str(port),
+        "--wait-ms",
+        str(wait_ms),
+        "--max-batch",
+        str(max_batch),
+    ] + (["--workers", str(workers)] if workers != 1 else [])  # (code before --workers: none)
+    proc = subprocess.Popen([sys.executable, "-m", "dynmask", *command], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)  # fmt: skip
     import httpx
 
     for _ in range(300):
