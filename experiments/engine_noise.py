@@ -169,11 +169,21 @@ def _ocr_one(job: tuple[int, int, str]) -> dict:
     return {"id": i, "words": words, "confidences": confidences}
 
 
+def _require(program: str, debian: str) -> None:
+    """Stop with the install line when an engine is not on this machine (without tesseract, ``ocr --workers
+    2`` sat ten minutes with no output and no record written)."""
+    import shutil
+
+    if shutil.which(program) is None:
+        raise SystemExit(f"{program} is not installed: apt-get install {debian} (and pip install -e '.[engines]')")
+
+
 def run_ocr(name: str, split: str, limit: int | None, levels: tuple = tuple(OCR_LEVELS), workers: int = 1) -> None:
     """Each level's records appended in id order as they are read (``workers`` tesseract processes, one
     core each; the records do not depend on their number)."""
     from multiprocessing import Pool
 
+    _require("tesseract", "tesseract-ocr tesseract-ocr-eng fonts-dejavu-core")
     texts = _texts(name, split)
     ids = _chosen(name, split, len(texts), limit)
     folder = OUT / name / split
@@ -246,6 +256,7 @@ def run_speech(name: str, split: str, limit: int | None, rates: tuple = tuple(SP
     each; the records do not depend on their number)."""
     from multiprocessing import Pool
 
+    _require("espeak-ng", "espeak-ng")
     texts = _texts(name, split)[:limit]
     folder = OUT / name / split
     folder.mkdir(parents=True, exist_ok=True)

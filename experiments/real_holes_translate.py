@@ -16,6 +16,17 @@ A longer-trained model, the same recipe for 6 epochs (``--epochs 6 --output runs
                    # each word's confidence from a model fit on the validation readings (learned_confidence.py):
                    # results/real-holes-translate/6ep/learned-confidence/
 
+Trained on engine output (as the classifiers of real_holes.py --engine-trained): tesseract's level-3
+reading of the first 16,000 training sources, the other 16,149 clean, the same recipe otherwise::
+
+    python experiments/engine_noise.py ocr --data libreoffice-en-de --split train --levels 3 --limit 16000 --workers 2
+    python experiments/real_holes_translate.py --write-training-data runs/data-ocr3-first16000 --read-limit 16000
+    dynmask train translate --data "runs/data-ocr3-first16000/libreoffice-help.en-de.{split}.tsv" \
+        --output runs/real-holes-translate-6ep-ocr3-first16000 --epochs 6 --copy --lr 0.001 --max-src-len 96 \
+        --max-tgt-len 96 --train-missing 0.3 --test-missing 0 --test-limit 100 --seed 0
+    python experiments/real_holes_translate.py --run runs/real-holes-translate-6ep-ocr3-first16000 \
+        [--learned-confidence]
+
 The model (dynamic mask + copy, 2 epochs at lr 1e-3 as in experiments/seq2seq.py, never trained on
 engine output) translates the clean source, the raw engine text, and the engine text with the words
 below a confidence threshold marked missing
@@ -54,6 +65,35 @@ def readings(split: str, level: int) -> list[dict]:
     return [json.loads(x) for x in (ENGINE / split / f"ocr-{level}.jsonl").read_text().splitlines()]
 
 
+def write_training_data(folder: Path, level: int, read_limit: int) -> None:
+    """The translation files with the training split's first ``read_limit`` sources replaced by the
+    engine's reading at ``level`` (its words joined by spaces; a source it read no word of stays clean);
+    the validation and test files copied as they are (the scoring reads the engine's output of those)."""
+    import shutil
+
+    import pandas as pd
+
+    records = {r["id"]: r for r in readings("train", level) if r["id"] < read_limit}
+    if len(records) < read_limit:
+        raise SystemExit(f"--read-limit {read_limit}: the engine read {len(records)} training sources at level {level}")
+    folder.mkdir(parents=True, exist_ok=True)
+    train = load_pairs(str(PAIRS)).train  # as dynmask reads the file (its quoting), written back the same way
+    words = lambda i: records.get(i, {}).get("words")  # None: not read, []: read as nothing
+    sources = [" ".join(words(i)) if words(i) else pair.source for i, pair in enumerate(train)]
+    read = sum(1 for r in records.values() if r["words"])
+    name = Path(str(PAIRS)).name
+    frame = pd.DataFrame({"source": sources, "target": [pair.target for pair in train]})
+    frame.to_csv(folder / name.format(split="train"), sep="\t", index=False)
+    for split in ("valid", "test"):
+        shutil.copy(str(PAIRS).format(split=split), folder / name.format(split=split))
+    back = load_pairs(str(folder / name)).train
+    assert [(p.source, p.target) for p in back] == list(zip(sources, frame["target"])), "it reads back differently"
+    print(
+        f"{folder}: {read} training sources as read at OCR level {level} ({read_limit - read} read as nothing "
+        f"kept clean), {len(train) - read} clean"
+    )
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--run", type=Path, default=RUN, help="the translate run (default: the 2-epoch model)")
@@ -65,7 +105,17 @@ def main(argv: list[str]) -> int:
         help="each word's confidence from a model fit on the validation readings (learned_confidence.py)",
     )
     p.add_argument("--levels", default="1,2,3", help="the OCR levels to score (comma-separated)")
+    p.add_argument(
+        "--write-training-data",
+        type=Path,
+        metavar="FOLDER",
+        help="write the pairs with the first --read-limit training sources as OCR level 3 read them",
+    )
+    p.add_argument("--read-limit", type=int, default=16000, help="with --write-training-data (default: %(default)s)")
     args = p.parse_args(argv)
+    if args.write_training_data is not None:
+        write_training_data(args.write_training_data, 3, args.read_limit)
+        return 0
     levels = [int(x) for x in args.levels.split(",")]
     torch.set_num_threads(1)
     model, tokenizer, config = load_seq2seq(args.run)
