@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import json
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -66,5 +65,4 @@ def write_table() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).parent))
     main()

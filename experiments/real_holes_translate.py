@@ -17,7 +17,7 @@ A longer-trained model, the same recipe for 6 epochs (``--epochs 6 --output runs
                    # results/real-holes-translate/6ep/learned-confidence/
 
 Trained on engine output (as the classifiers of real_holes.py --engine-trained): tesseract's level-3
-reading of the first 16,000 training sources, the other 16,149 clean, the same recipe otherwise::
+reading of the first 16,000 training sources, the other 16,148 clean, the same recipe otherwise::
 
     python experiments/engine_noise.py ocr --data libreoffice-en-de --split train --levels 3 --limit 16000 --workers 2
     python experiments/real_holes_translate.py --write-training-data runs/data-ocr3-first16000 --read-limit 16000

@@ -339,3 +339,24 @@ def test_worker_processes_share_the_port_and_answer_what_predict_prints(classifi
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
     assert "in 2 processes" in out
+
+
+def test_onnx_exports_of_series_runs_serve_the_runs_answers(series_runs, tmp_path):
+    """An exported imputer and forecaster, loaded once for the server (the runner that names the task is
+    the one that runs), fill and forecast as their runs do."""
+    pytest.importorskip("onnxruntime")
+    from dynmask.serve.models import ServedModel
+
+    folder, frame = series_runs
+    rows = _rows(frame.iloc[:60])
+    for run in ("imp", "fc"):
+        assert main(["export", "--model", str(folder / run), "--output", str(tmp_path / f"{run}.onnx")]) == 0
+    eager, exported = ServedModel(folder / "imp"), ServedModel(tmp_path / "imp.onnx", threads=1)
+    a, b = eager.impute(rows, None), exported.impute(rows, None)
+    assert [r["date"] for r in a] == [r["date"] for r in b]
+    assert np.allclose([[r["a"], r["b"]] for r in a], [[r["a"], r["b"]] for r in b], atol=1e-4)
+    eager, exported = ServedModel(folder / "fc"), ServedModel(tmp_path / "fc.onnx", threads=1)
+    a, b = eager.forecast(rows, None, False), exported.forecast(rows, None, False)
+    assert [r["date"] for r in a] == [r["date"] for r in b] and len(a) == 3
+    keys = [k for k in a[0] if k != "date"]
+    assert np.allclose([[r[k] for k in keys] for r in a], [[r[k] for k in keys] for r in b], atol=1e-4)

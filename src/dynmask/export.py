@@ -339,21 +339,29 @@ def load_onnx(path, threads: Optional[int] = None, spinning: bool = True):
     return kind(path, threads, spinning)
 
 
-def load_onnx_imputer(path: Path, spinning: bool = True, threads: Optional[int] = None):
+def load_onnx_imputer(path: Path, spinning: bool = True):
     """A :class:`TrainedImputer` whose model is an exported imputer run by onnxruntime."""
+    return onnx_imputer(load_onnx(path, spinning=spinning), path)
+
+
+def onnx_imputer(runner, path: Path):
+    """:func:`load_onnx_imputer` of a runner already loaded from ``path`` (by :func:`load_onnx`)."""
     from .tasks.impute.trained import imputer_from_assets
 
-    runner = load_onnx(path, threads, spinning)
     if runner.meta["task"] != "impute":
         raise DataError(f"--model {path} is an exported {runner.meta['task']!r} model, not an imputer")
     return imputer_from_assets(runner, runner.assets)
 
 
-def load_onnx_forecaster(path: Path, spinning: bool = True, threads: Optional[int] = None):
+def load_onnx_forecaster(path: Path, spinning: bool = True):
     """A :class:`TrainedForecaster` whose model is an exported forecaster run by onnxruntime."""
+    return onnx_forecaster(load_onnx(path, spinning=spinning), path)
+
+
+def onnx_forecaster(runner, path: Path):
+    """:func:`load_onnx_forecaster` of a runner already loaded from ``path`` (by :func:`load_onnx`)."""
     from .tasks.forecast.trained import forecaster_from_assets
 
-    runner = load_onnx(path, threads, spinning)
     if runner.meta["task"] != "forecast":
         raise DataError(f"--model {path} is an exported {runner.meta['task']!r} model, not a forecaster")
     return forecaster_from_assets(_OnnxModel(runner), runner.assets, len(runner.meta["column_names"]), 1 << 30)

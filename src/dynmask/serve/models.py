@@ -44,19 +44,15 @@ class ServedModel:
         if self.task == "classify":
             self._load_classifier(runner)
         elif self.task == "impute":
-            from ..export import load_onnx_imputer
+            from ..export import onnx_imputer
             from ..tasks.impute.trained import load_imputer
 
-            self.imputer = (
-                load_onnx_imputer(self.path, False, threads) if runner is not None else load_imputer(self.path)
-            )
+            self.imputer = onnx_imputer(runner, self.path) if runner is not None else load_imputer(self.path)
         else:
-            from ..export import load_onnx_forecaster
+            from ..export import onnx_forecaster
             from ..tasks.forecast.trained import load_forecaster
 
-            self.forecaster = (
-                load_onnx_forecaster(self.path, False, threads) if runner is not None else load_forecaster(self.path)
-            )
+            self.forecaster = onnx_forecaster(runner, self.path) if runner is not None else load_forecaster(self.path)
 
     # ------------------------------------------------------------------------------------------ text
     def _load_classifier(self, runner) -> None:
