@@ -3,6 +3,7 @@ archive``) against this checkout's, 1 and 16 clients, the PyTorch run and its ON
 two rounds. The load, the model and the texts are serve_load.py's.
 
     python benchmarks/serve_ab.py --before 087fc1c   # benchmarks/results/serve-ab.{json,md}
+    python benchmarks/serve_ab.py --before 31231de --name serve-ab-threads   # serve-ab-threads.{json,md}
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ KEYS = ("model", "code", "round", "clients", "good_per_s", "p50_ms", "p99_ms", "
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--before", required=True, help="the earlier commit")
+    p.add_argument("--name", default="serve-ab", help="the output files' stem (default: %(default)s)")
     args = p.parse_args()
     run, onnx = sl._model()
     texts = sl._texts(0.5, 2000)
@@ -45,12 +47,12 @@ def main() -> None:
                         proc.terminate()
                         proc.wait(30)
     sl.OUT.mkdir(parents=True, exist_ok=True)
-    (sl.OUT / "serve-ab.json").write_text(json.dumps({"before": args.before, "results": rows}, indent=2))
-    write_table()
+    (sl.OUT / f"{args.name}.json").write_text(json.dumps({"before": args.before, "results": rows}, indent=2))
+    write_table(args.name)
 
 
-def write_table() -> None:
-    data = json.loads((sl.OUT / "serve-ab.json").read_text())
+def write_table(name: str = "serve-ab") -> None:
+    data = json.loads((sl.OUT / f"{name}.json").read_text())
     lines = [f"The server before ({data['before']}) and now, 50% missing, alternating (requests/s; p99 ms)", "",
              "| model | clients | round | before | now | now / before |", "|---|---|---|---|---|---|"]  # fmt: skip
     at = {(r["model"], r["clients"], r["round"], r["code"]): r for r in data["results"]}
@@ -60,7 +62,7 @@ def write_table() -> None:
         ratio = a["good_per_s"] / b["good_per_s"]
         lines.append(f"| {model} | {clients} | {rnd} | {b['good_per_s']:.0f}; {b['p99_ms']:.0f} "
                      f"| {a['good_per_s']:.0f}; {a['p99_ms']:.0f} | {ratio:.2f}x |")  # fmt: skip
-    (sl.OUT / "serve-ab.md").write_text("\n".join(lines) + "\n")
+    (sl.OUT / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -4,6 +4,7 @@ with Retry-After; shutting down answers the accepted requests first."""
 
 import asyncio
 import json
+import os
 import threading
 
 import numpy as np
@@ -331,6 +332,7 @@ def test_worker_processes_share_the_port_and_answer_what_predict_prints(classifi
             except httpx.HTTPError:
                 time.sleep(0.2)
         assert len(pids) == 2 and proc.pid not in pids, pids
+        assert httpx.get(f"{url}/health").json()["model_threads"] == max(1, (os.cpu_count() or 1) // 2)
         answers = [httpx.post(f"{url}/predict", json={"texts": texts}, headers={"connection": "close"}).json()
                    for _ in range(4)]  # fmt: skip
         assert all(a["predictions"] == printed for a in answers)
@@ -339,6 +341,23 @@ def test_worker_processes_share_the_port_and_answer_what_predict_prints(classifi
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
     assert "in 2 processes" in out
+
+
+def test_a_model_in_its_own_process_answers_what_predict_prints(classifier_run, capsys):
+    """``create_app(model_process=True)``: the text model runs in a spawned child (its own interpreter lock);
+    concurrent requests are batched there and answered as ``dynmask predict`` prints them."""
+    texts = ["the movie was ??? fun", "a dull and boring plot with actors", "???"]
+    assert main(["predict", "--model", str(classifier_run), *sum((["--text", t] for t in texts), [])]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    app = create_app(classifier_run, model_process=True)
+
+    async def body(client):
+        answers = await asyncio.gather(*(client.post("/predict", json={"texts": [t]}) for t in texts * 4))
+        return [a.json()["predictions"][0] for a in answers], (await client.get("/health")).json()
+
+    answers, health = asyncio.run(_with_lifespan(app, body))
+    assert answers == printed * 4
+    assert health["texts"]["batches"] < len(answers)  # batched in the child
 
 
 def test_onnx_exports_of_series_runs_serve_the_runs_answers(series_runs, tmp_path):

@@ -44,8 +44,21 @@ def register(sub) -> None:
         "--workers",
         type=POSITIVE,
         default=1,
-        help="server processes sharing the port, each with its model, its batches and its queue, and "
-        "cores / workers threads: one process's Python runs on one core at a time (default: %(default)s)",
+        help="server processes sharing the port, each with its model, its batches and its queue: one process's "
+        "Python runs on one core at a time (default: %(default)s)",
+    )
+    p.add_argument(
+        "--model-process",
+        action="store_true",
+        help="run a text model in a child process: the event loop and the model then each hold an "
+        "interpreter lock of their own",
+    )
+    p.add_argument(
+        "--threads",
+        type=POSITIVE,
+        default=None,
+        help="each process's model threads (PyTorch intra-op, or the onnxruntime session's); default: the "
+        "runtime's with one process, the cores shared out over the workers with several",
     )
 
 
@@ -55,10 +68,10 @@ def _serve(args) -> None:
 
     options = dict(
         max_batch=args.max_batch, wait_ms=args.wait_ms, max_queue=args.max_queue, max_body=args.max_body,
-        timeout_s=args.timeout,
+        timeout_s=args.timeout, model_process=args.model_process,
     )  # fmt: skip
-    if args.workers > 1:  # each worker's threads: the cores shared out, so the processes do not oversubscribe them
-        options["threads"] = max(1, (os.cpu_count() or 1) // args.workers)
+    if args.threads or args.workers > 1:  # several workers: the cores shared out, so they do not oversubscribe them
+        options["threads"] = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
     app = create_app(args.model, **options)  # loads the model here: a bad --model fails once, with its message
     where = f"http://{args.host}:{args.port}"
     processes = "" if args.workers == 1 else f" in {args.workers} processes"

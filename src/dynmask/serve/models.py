@@ -27,7 +27,7 @@ class ServedModel:
     None keeps the runtime's default."""
 
     def __init__(self, path: Path, threads: Optional[int] = None) -> None:
-        self.path = Path(path)
+        self.path, self.threads = Path(path), threads
         if threads is not None:
             import torch
 
@@ -120,7 +120,7 @@ class ServedModel:
         return out
 
     def describe(self) -> dict[str, Any]:
-        out = {"task": self.task, "model": str(self.path)}
+        out = {"task": self.task, "model": str(self.path), "model_threads": self.threads}  # None: the runtime's
         if self.task == "impute":
             out["variables"] = self.imputer.column_names
         elif self.task == "forecast":

@@ -182,7 +182,7 @@ def predict_texts(
     mask = tokenizer.mask(ids)
     observed = tokenizer.observed_text_tokens(ids)  # (B,): [CLS]/[SEP] are not text
     ids, mask = to_device((ids, mask), device_of(model))
-    with torch.no_grad():
+    with torch.inference_mode():
         probs = torch.softmax(model(ids, mask).float(), dim=-1).cpu()
     if not bool(torch.isfinite(probs).all()):
         raise FloatingPointError("the model gave non-finite probabilities; its weights may be damaged")
