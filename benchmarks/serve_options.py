@@ -1,7 +1,9 @@
-"""``dynmask serve``'s process and thread options against its default, alternating under the same load: 1,
+"""``dynmask serve``'s process and thread options against one process, alternating under the same load: 1,
 16 and 64 clients, the PyTorch run and its ONNX export at 50% missing, three rounds (this VM's speed
-drifts between runs, so each option is compared with the default of its own round). The load, the model
-and the texts are serve_load.py's.
+drifts between runs, so each option is compared with the one process of its own round). The load, the
+model and the texts are serve_load.py's. The committed results are from 7d57c4d, where one process was the
+default and ``--model-process`` (the model in a child process of its own) existed; it gained nothing and
+was removed.
 
     python benchmarks/serve_options.py   # benchmarks/results/serve-options.{json,md}
 """
@@ -15,10 +17,10 @@ import statistics
 
 import serve_load as sl  # benchmarks/serve_load.py, beside this script
 
+BASE = "--workers 1"  # one process, the runtime's model threads
 OPTIONS = {  # name: the options given to dynmask serve
-    "default": (),
-    "--threads 1": ("--threads", "1"),
-    "--model-process --threads 1": ("--model-process", "--threads", "1"),
+    BASE: ("--workers", "1"),
+    "--workers 1 --threads 1": ("--workers", "1", "--threads", "1"),
     "--workers 2": ("--workers", "2"),
 }
 CLIENTS = (1, 16, 64)
@@ -59,20 +61,21 @@ def main() -> None:
 
 
 def write_table() -> None:
-    """Median requests/s over the rounds, each option's ratio to the default of the same round (median
+    """Median requests/s over the rounds, each option's ratio to one process in the same round (median
     and range), and p99 latency."""
     rows = json.loads((sl.OUT / "serve-options.json").read_text())["results"]
+    options = list(dict.fromkeys(r["option"] for r in rows))  # as run (one no longer in OPTIONS included)
     at = {(r["model"], r["option"], r["clients"], r["round"]): r for r in rows}
     rounds = sorted({r["round"] for r in rows})
-    lines = ["| model | option | clients | req/s (median) | vs default, same round (median; range) | p99 ms (median) "
-             "| server cores |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| model | option | clients | req/s (median) | vs one process, same round (median; range) "
+             "| p99 ms (median) | server cores |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for model in ("pytorch", "onnxruntime"):
-        for option in OPTIONS:
+        for option in options:
             for clients in CLIENTS:
                 mine = [at[(model, option, clients, k)] for k in rounds if (model, option, clients, k) in at]
                 if not mine:
                     continue
-                base = [at[(model, "default", clients, r["round"])]["good_per_s"] for r in mine]
+                base = [at[(model, BASE, clients, r["round"])]["good_per_s"] for r in mine]
                 ratios = [r["good_per_s"] / b for r, b in zip(mine, base)]
                 cores = [r["server_cores"] for r in mine if r["server_cores"] is not None]
                 lines.append(

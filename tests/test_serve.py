@@ -4,7 +4,6 @@ with Retry-After; shutting down answers the accepted requests first."""
 
 import asyncio
 import json
-import os
 import threading
 
 import numpy as np
@@ -15,6 +14,7 @@ pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
 from dynmask.cli import main  # noqa: E402
+from dynmask.cli.serve import processes_and_threads  # noqa: E402
 from dynmask.serve import MicroBatcher, QueueFull, create_app  # noqa: E402
 
 
@@ -332,7 +332,7 @@ def test_worker_processes_share_the_port_and_answer_what_predict_prints(classifi
             except httpx.HTTPError:
                 time.sleep(0.2)
         assert len(pids) == 2 and proc.pid not in pids, pids
-        assert httpx.get(f"{url}/health").json()["model_threads"] == max(1, (os.cpu_count() or 1) // 2)
+        assert httpx.get(f"{url}/health").json()["model_threads"] == processes_and_threads(2, None)[1]
         answers = [httpx.post(f"{url}/predict", json={"texts": texts}, headers={"connection": "close"}).json()
                    for _ in range(4)]  # fmt: skip
         assert all(a["predictions"] == printed for a in answers)
@@ -343,21 +343,16 @@ def test_worker_processes_share_the_port_and_answer_what_predict_prints(classifi
     assert "in 2 processes" in out
 
 
-def test_a_model_in_its_own_process_answers_what_predict_prints(classifier_run, capsys):
-    """``create_app(model_process=True)``: the text model runs in a spawned child (its own interpreter lock);
-    concurrent requests are batched there and answered as ``dynmask predict`` prints them."""
-    texts = ["the movie was ??? fun", "a dull and boring plot with actors", "???"]
-    assert main(["predict", "--model", str(classifier_run), *sum((["--text", t] for t in texts), [])]) == 0
-    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    app = create_app(classifier_run, model_process=True)
-
-    async def body(client):
-        answers = await asyncio.gather(*(client.post("/predict", json={"texts": [t]}) for t in texts * 4))
-        return [a.json()["predictions"][0] for a in answers], (await client.get("/health")).json()
-
-    answers, health = asyncio.run(_with_lifespan(app, body))
-    assert answers == printed * 4
-    assert health["texts"]["batches"] < len(answers)  # batched in the child
+def test_serve_runs_a_process_per_core_and_shares_the_cores_out():
+    """``serve``'s default: one worker process per available core, the cores shared out as model threads
+    (at least one each); what is given is kept."""
+    assert processes_and_threads(None, None, available=2) == (2, 1)
+    assert processes_and_threads(None, None, available=16) == (16, 1)
+    assert processes_and_threads(1, None, available=16) == (1, 16)
+    assert processes_and_threads(4, None, available=16) == (4, 4)
+    assert processes_and_threads(3, None, available=2) == (3, 1)
+    assert processes_and_threads(1, 2, available=16) == (1, 2)
+    assert processes_and_threads(None, 3, available=2) == (2, 3)
 
 
 def test_onnx_exports_of_series_runs_serve_the_runs_answers(series_runs, tmp_path):

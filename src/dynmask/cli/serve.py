@@ -43,23 +43,37 @@ def register(sub) -> None:
     p.add_argument(
         "--workers",
         type=POSITIVE,
-        default=1,
-        help="server processes sharing the port, each with its model, its batches and its queue: one process's "
-        "Python runs on one core at a time (default: %(default)s)",
-    )
-    p.add_argument(
-        "--model-process",
-        action="store_true",
-        help="run a text model in a child process: the event loop and the model then each hold an "
-        "interpreter lock of their own",
+        default=None,
+        help="server processes sharing the port, each with its own copy of the model, its batches and its queue "
+        "(one process's Python runs on one core at a time); default: one per core this process may use",
     )
     p.add_argument(
         "--threads",
         type=POSITIVE,
         default=None,
         help="each process's model threads (PyTorch intra-op, or the onnxruntime session's); default: the "
-        "runtime's with one process, the cores shared out over the workers with several",
+        "cores shared out over the workers (at least 1)",
     )
+
+
+def cores() -> int:
+    """The cores this process may run on: its CPU affinity where the platform tells it (a container's
+    limit), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def processes_and_threads(workers: int | None, threads: int | None, available: int | None = None) -> tuple[int, int]:
+    """(worker processes, model threads each) for ``--workers`` / ``--threads`` (None: the default): one
+    process per core (SageMaker's and TorchServe's default on CPU), and the cores shared out over them so
+    that no process oversubscribes them. On 2 cores two one-thread processes served 1.4x (PyTorch) and
+    1.1x (onnxruntime) the requests of one two-thread process at 16 clients
+    (``benchmarks/results/serve-options.md``)."""
+    available = available or cores()
+    workers = workers or available
+    return workers, threads or max(1, available // workers)
 
 
 def _serve(args) -> None:
@@ -68,18 +82,17 @@ def _serve(args) -> None:
 
     options = dict(
         max_batch=args.max_batch, wait_ms=args.wait_ms, max_queue=args.max_queue, max_body=args.max_body,
-        timeout_s=args.timeout, model_process=args.model_process,
+        timeout_s=args.timeout,
     )  # fmt: skip
-    if args.threads or args.workers > 1:  # several workers: the cores shared out, so they do not oversubscribe them
-        options["threads"] = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+    workers, options["threads"] = processes_and_threads(args.workers, args.threads)
     app = create_app(args.model, **options)  # loads the model here: a bad --model fails once, with its message
     where = f"http://{args.host}:{args.port}"
-    processes = "" if args.workers == 1 else f" in {args.workers} processes"
+    processes = f" in {workers} process{'es' * (workers > 1)}, {options['threads']} model thread(s) each"
     print(f"serving {args.model} on {where}{processes} (docs: /docs); Ctrl-C stops after in-flight requests")
     run = dict(host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=30)
-    if args.workers == 1:
+    if workers == 1:
         uvicorn.run(app, **run)
         return
     del app  # each worker loads its own copy
     os.environ[ENVIRONMENT] = json.dumps({"model": str(args.model.resolve()), **options})
-    uvicorn.run("dynmask.serve.app:app_from_environment", factory=True, workers=args.workers, **run)
+    uvicorn.run("dynmask.serve.app:app_from_environment", factory=True, workers=workers, **run)

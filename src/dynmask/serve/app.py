@@ -21,8 +21,6 @@ from ..errors import DataError
 from ..extras import require
 from .batcher import MicroBatcher, QueueFull
 from .body_limit import BodyLimit
-from .model_process import model_process as start_model_process
-from .model_process import predict as predict_in_process
 from .models import ServedModel
 
 __all__ = ["create_app", "app_from_environment", "ENVIRONMENT"]
@@ -41,7 +39,6 @@ def create_app(
     max_body: int = 2**20,
     timeout_s: float = 30.0,
     threads: Optional[int] = None,
-    model_process: bool = False,
 ):
     """A FastAPI app serving ``model`` (a run folder, an ``.onnx`` export, or a loaded :class:`ServedModel`);
     ``threads``: the model's intra-op threads (None: the runtime's default)."""
@@ -51,13 +48,7 @@ def create_app(
     from pydantic import BaseModel, Field
 
     served = model if isinstance(model, ServedModel) else ServedModel(Path(model), threads)
-    if model_process and served.task == "classify":  # the model in a child process: its own interpreter lock
-        texts = MicroBatcher(
-            predict_in_process, max_batch=max_batch, wait_ms=wait_ms, max_queue=max_queue,
-            executor=lambda: start_model_process(served.path, threads),
-        )  # fmt: skip
-    else:
-        texts = MicroBatcher(served.predict, max_batch=max_batch, wait_ms=wait_ms, max_queue=max_queue)
+    texts = MicroBatcher(served.predict, max_batch=max_batch, wait_ms=wait_ms, max_queue=max_queue)
     series = MicroBatcher(
         lambda calls: [call() for call in calls], max_batch=1, wait_ms=0, max_queue=max(1, max_queue // 64)
     )

@@ -22,14 +22,8 @@ class MicroBatcher:
     ``fn`` runs in one worker thread, so the event loop keeps accepting requests meanwhile.
     At most ``max_queue`` items wait; :meth:`close` finishes what was accepted, then stops."""
 
-    def __init__(
-        self,
-        fn: Callable[[list], Sequence],
-        max_batch: int = 64,
-        wait_ms: float = 0.0,
-        max_queue: int = 1024,
-        executor: Callable[[], concurrent.futures.Executor] | None = None,
-    ) -> None:
+    def __init__(self, fn: Callable[[list], Sequence], max_batch: int = 64, wait_ms: float = 0.0,
+                 max_queue: int = 1024) -> None:  # fmt: skip
         if max_batch < 1 or max_queue < 1 or wait_ms < 0:
             raise ValueError("max_batch and max_queue must be >= 1 and wait_ms >= 0")
         self.fn, self.max_batch, self.wait, self.max_queue = fn, max_batch, wait_ms / 1000, max_queue
@@ -37,10 +31,7 @@ class MicroBatcher:
         self.batches = 0  # batches run (for /health and the tests)
         self.largest = 0  # the largest batch run
         self._queue: asyncio.Queue = asyncio.Queue()
-        self._make_executor = executor or (
-            lambda: concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynmask-model")
-        )
-        self._executor = self._make_executor()
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynmask-model")
         self._worker: asyncio.Task | None = None
         self._closing = False
 
@@ -95,9 +86,6 @@ class MicroBatcher:
                 if len(results) != len(items):
                     raise RuntimeError(f"the model gave {len(results)} results for {len(items)} items")
             except Exception as e:  # every request of the batch gets the error
-                if isinstance(e, concurrent.futures.BrokenExecutor):  # its process died: the next batch gets a new one
-                    self._executor = self._make_executor()
-                    e = QueueFull("the model's process stopped and is restarting")
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(e)
