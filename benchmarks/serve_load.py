@@ -9,7 +9,7 @@ count and time.
     python benchmarks/serve_load.py --quick    # fewer requests (a smoke test)
     python benchmarks/serve_load.py --wait-ms 5   # a 5 ms batching window: serve-load-wait5.{json,md}
     python benchmarks/serve_load.py --max-batch 1   # no micro-batching, one request at a time: serve-load-batch1
-    python benchmarks/serve_load.py --workers 2     # two server processes: serve-load-workers2
+    python benchmarks/serve_load.py --workers 1     # one server process (default: one per core): serve-load-workers1
     python benchmarks/serve_load.py --threads 2     # 2 model threads (default here: 1): serve-load-threads2
 """
 
@@ -66,7 +66,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(model: Path, port: int, wait_ms: float = 0.0, max_batch: int = 64, workers: int = 1,
+def _serve(model: Path, port: int, wait_ms: float = 0.0, max_batch: int = 64, workers: int | None = None,
            src: Path = ROOT / "src", threads: int | None = None, extra: tuple = ()) -> subprocess.Popen:  # fmt: skip
     """``dynmask serve`` of the code in ``src`` in a subprocess (``extra``: more of its options), once its
     /health answers."""
@@ -81,7 +81,7 @@ def _serve(model: Path, port: int, wait_ms: float = 0.0, max_batch: int = 64, wo
         str(wait_ms),
         "--max-batch",
         str(max_batch),
-    ] + (["--workers", str(workers)] if workers != 1 else [])  # (code before --workers: none)
+    ] + (["--workers", str(workers)] if workers else [])  # None: serve's default (code before --workers: none)
     command += (["--threads", str(threads)] if threads else []) + list(extra)  # (code before --threads: none)
     proc = subprocess.Popen([sys.executable, "-m", "dynmask", *command], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)  # fmt: skip
@@ -190,12 +190,12 @@ def main() -> None:
     p.add_argument("--table", action="store_true", help="only rewrite the .md from the .json")
     p.add_argument("--wait-ms", type=float, default=0.0, help="the server's batching window (default: %(default)s)")
     p.add_argument("--max-batch", type=int, default=64, help="texts per batch at most; 1: no batching (default: 64)")
-    p.add_argument("--workers", type=int, default=1, help="server processes (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None, help="server processes (default: serve's, one per core)")
     p.add_argument("--threads", type=int, default=None, help="model threads per server process (default: serve's)")
     args = p.parse_args()
     stem = "serve-load" + ("" if args.wait_ms == 0.0 else f"-wait{args.wait_ms:g}")
     stem += "" if args.max_batch == 64 else f"-batch{args.max_batch}"
-    stem += "" if args.workers == 1 else f"-workers{args.workers}"
+    stem += "" if args.workers is None else f"-workers{args.workers}"
     stem += "" if args.threads is None else f"-threads{args.threads}"
     if args.table:
         return write_table(stem)
@@ -225,7 +225,7 @@ def main() -> None:
     import uvicorn
 
     meta = {"torch": torch.__version__, "threads": 2, "requests_per_level": per_level, "bad_share": 0.1,
-            "wait_ms": args.wait_ms, "max_batch": args.max_batch, "workers": args.workers,
+            "wait_ms": args.wait_ms, "max_batch": args.max_batch, "workers": args.workers or "serve's default",
             "model_threads": args.threads or "serve's default",
             "client": f"aiohttp {aiohttp.__version__}", "uvicorn": uvicorn.__version__,
             "uvicorn_fast_paths": _fast_paths()}  # fmt: skip
