@@ -9,7 +9,6 @@ two rounds. The load, the model and the texts are serve_load.py's.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import subprocess
 import tempfile
@@ -34,18 +33,10 @@ def main() -> None:
         for rnd in range(2):
             for name, model in (("pytorch", run), ("onnxruntime", onnx)):
                 for code, src in (("before", Path(old) / "src"), ("after", sl.ROOT / "src")):
-                    port = sl._free_port()
-                    proc = sl._serve(model, port, src=src)
-                    try:
-                        asyncio.run(sl._load(port, texts, 16, 300, proc.pid))  # warm-up
-                        for clients in (1, 16):
-                            r = asyncio.run(sl._load(port, texts, clients, 2000, proc.pid))
-                            r.update(model=name, code=code, round=rnd)
-                            rows.append({k: r[k] for k in KEYS})
-                            print(json.dumps(rows[-1]), flush=True)
-                    finally:
-                        proc.terminate()
-                        proc.wait(30)
+                    for r in sl.serve_and_load(model, texts, (1, 16), 2000, src=src):
+                        r.update(model=name, code=code, round=rnd)
+                        rows.append({k: r[k] for k in KEYS})
+                        print(json.dumps(rows[-1]), flush=True)
     sl.OUT.mkdir(parents=True, exist_ok=True)
     (sl.OUT / f"{args.name}.json").write_text(json.dumps({"before": args.before, "results": rows}, indent=2))
     write_table(args.name)

@@ -173,6 +173,20 @@ async def _load(port: int, texts: list[str], clients: int, requests: int, server
     }
 
 
+def serve_and_load(model: Path, texts: list[str], clients: tuple, requests: int, warmup: int = 300,
+                   **serve_options) -> list[dict]:  # fmt: skip
+    """A server of ``model`` (``_serve``'s options), warmed up by ``warmup`` requests from 16 clients, then one
+    load of ``requests`` per client count; the server stopped whatever happens."""
+    port = _free_port()
+    proc = _serve(model, port, **serve_options)
+    try:
+        asyncio.run(_load(port, texts, 16, warmup, proc.pid))
+        return [asyncio.run(_load(port, texts, n, requests, proc.pid)) for n in clients]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def _loop(model: Path, texts: list[str], requests: int) -> float:
     """Requests per second of a plain loop: the same model, in-process, one text per call."""
     from dynmask.serve.models import ServedModel

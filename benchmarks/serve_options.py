@@ -11,7 +11,6 @@ was removed.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 
@@ -42,18 +41,10 @@ def main() -> None:
     for rnd in range(args.rounds):
         for name, model in (("pytorch", run), ("onnxruntime", onnx)):
             for option, extra in OPTIONS.items():
-                port = sl._free_port()
-                proc = sl._serve(model, port, extra=extra)
-                try:
-                    asyncio.run(sl._load(port, texts, 16, 300, proc.pid))  # warm-up
-                    for clients in CLIENTS:
-                        r = asyncio.run(sl._load(port, texts, clients, args.requests, proc.pid))
-                        r.update(model=name, option=option, round=rnd)
-                        rows.append({k: r[k] for k in KEYS})
-                        print(json.dumps(rows[-1]), flush=True)
-                finally:
-                    proc.terminate()
-                    proc.wait(30)
+                for r in sl.serve_and_load(model, texts, CLIENTS, args.requests, extra=extra):
+                    r.update(model=name, option=option, round=rnd)
+                    rows.append({k: r[k] for k in KEYS})
+                    print(json.dumps(rows[-1]), flush=True)
     sl.OUT.mkdir(parents=True, exist_ok=True)
     meta = {"rounds": args.rounds, "requests_per_level": args.requests, "missing": 0.5, "options": OPTIONS}
     (sl.OUT / "serve-options.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
