@@ -14,7 +14,7 @@ pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
 from dynmask.cli import main  # noqa: E402
-from dynmask.cli.serve import processes_and_threads  # noqa: E402
+from dynmask.cli.serve import cores, processes_and_threads  # noqa: E402
 from dynmask.serve import MicroBatcher, QueueFull, create_app  # noqa: E402
 
 
@@ -353,6 +353,14 @@ def test_serve_runs_a_process_per_core_and_shares_the_cores_out():
     assert processes_and_threads(3, None, available=2) == (3, 1)
     assert processes_and_threads(1, 2, available=16) == (1, 2)
     assert processes_and_threads(None, 3, available=2) == (2, 3)
+
+
+def test_the_cores_counted_are_the_ones_this_process_may_use(monkeypatch):
+    """``serve`` counts the cores its affinity and a container's quota allow (joblib); a soft limit set in
+    the environment counts too, and shapes the default plan."""
+    pytest.importorskip("joblib")
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "1")
+    assert cores() == 1 and processes_and_threads(None, None) == (1, 1)
 
 
 def test_onnx_exports_of_series_runs_serve_the_runs_answers(series_runs, tmp_path):

@@ -23,6 +23,7 @@ _EXTRA = {
     "keras": "keras",
     "fastapi": "serve",
     "uvicorn": "serve",
+    "joblib": "serve",
     "huggingface_hub": "hub",
 }
 

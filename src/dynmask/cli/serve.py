@@ -57,12 +57,10 @@ def register(sub) -> None:
 
 
 def cores() -> int:
-    """The cores this process may run on: its CPU affinity where the platform tells it (a container's
-    limit), else the machine's count."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+    """The cores this process may use: its CPU affinity, a container's CPU quota (cgroups) and
+    ``$LOKY_MAX_CPU_COUNT``, the least of them (``joblib.cpu_count``, which the ``serve`` extra installs):
+    a container limited to 2 CPUs on a 64-core host gets 2 workers, not 64."""
+    return require("joblib").cpu_count()
 
 
 def processes_and_threads(workers: int | None, threads: int | None, available: int | None = None) -> tuple[int, int]:
