@@ -411,3 +411,50 @@ def test_the_fused_export_selects_no_activation_rows_with_where(text_run, tmp_pa
     ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in [*graph.value_info, *graph.output]}
     wheres = [n for n in graph.node if n.op_type == "Where"]
     assert wheres and all(ranks[n.output[0]] <= 2 for n in wheres), [(n.name, ranks[n.output[0]]) for n in wheres]
+
+
+class _FromNaN(torch.nn.Module):
+    """values float[B, L, D] (NaN or inf = missing) -> a dynmask stack's output and its masked mean, as a
+    user's own module would call them: the values reach the stack as they came."""
+
+    def __init__(self, backend: str):
+        super().__init__()
+        self.encoder = dm.Encoder(16, 2, 2, d_ff=32, dropout=0.0, backend=backend)
+        self.attention = dm.MaskedMultiheadAttention(16, 2)
+
+    def forward(self, x):
+        observed = torch.isfinite(x).all(-1)  # bool[B, L], True = observed
+        mask = dm.Mask(observed, torch.ones_like(observed))
+        h = self.encoder(x, mask)  # (B, L, D)
+        a = self.attention(x, key_keep=observed)  # (B, L, D)
+        return torch.cat([h, a, dm.masked_mean(x, mask).unsqueeze(1)], dim=1)  # (B, 2L + 1, D)
+
+
+@pytest.mark.parametrize("backend", ["dense", "compact"])
+def test_a_users_module_exported_keeps_the_guarantee_with_nan_and_inf_handed_in(tmp_path, backend):
+    """A stack, an attention layer and a pooling handed a user's values (NaN or inf at missing positions)
+    inside an exported graph (``export_graph``: fused attention, rows zeroed by multiplies where the model
+    computed them): the outputs at observed positions and the pooled rows are finite and equal eager
+    PyTorch's on the same values with zeros there. (A multiply cleaned these inputs before: 0 x NaN.)"""
+    from dynmask.export import OnnxSession, export_graph
+
+    torch.manual_seed(0)
+    module = _FromNaN(backend).eval()
+    path = tmp_path / "module.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_graph(module, (torch.randn(3, 8, 16),), path, None)
+    session = OnnxSession(path)
+    x = torch.randn(3, 8, 16)
+    observed = torch.rand(3, 8) < 0.6
+    observed[:, 0] = True  # every row keeps a key
+    clean = torch.where(observed[..., None], x, torch.zeros(()))
+    with torch.no_grad():
+        expected = module(torch.where(observed[..., None], x, torch.full((), float("nan"))))
+    keep = torch.cat([observed, observed, torch.ones(3, 1, dtype=torch.bool)], dim=1)  # (B, 2L + 1)
+    for fill in (float("nan"), float("inf"), -float("inf")):
+        values = torch.where(observed[..., None], x, torch.full((), fill))
+        out = torch.from_numpy(session.run({session.get_inputs()[0].name: values.numpy()})[0])
+        assert torch.isfinite(out[keep]).all(), fill
+        torch.testing.assert_close(out[keep], expected[keep], atol=1e-4, rtol=1e-4)
+    assert torch.isfinite(expected[keep]).all() and not torch.equal(clean, x)

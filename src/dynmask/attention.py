@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from .graph import tracing
 from .masks import check_input_dtype
-from .onnx_fusion import exporting_fused, key_masked_attention, zero_rows
+from .onnx_fusion import clean_rows, exporting_fused, key_masked_attention, zero_rows
 
 __all__ = ["MaskedMultiheadAttention", "masked_attention", "allowed_keys", "KERNELS", "sdpa_kernel"]
 
@@ -126,11 +126,11 @@ def _read_nothing(proj: nn.Linear, y: Tensor, has_key: Tensor) -> Tensor:
 
 
 def _keep_rows(x: Tensor, keep: Optional[Tensor]) -> Tensor:
-    """Replace rows of x (B, L, D) where keep (B, L) is False by zero; None keeps everything. (A multiply in
-    fused exports, whose layers read what the model computed from cleaned inputs: see :func:`zero_rows`.)"""
+    """Replace rows of x (B, L, D), an input, where keep (B, L) is False by zero; None keeps everything.
+    (``where``, or a multiply in fused exports inside a stack or model that computed x: :func:`clean_rows`.)"""
     if keep is None:
         return x
-    return zero_rows(x, keep)
+    return clean_rows(x, keep)
 
 
 def _same_mask(a: Optional[Tensor], b: Optional[Tensor]) -> bool:
@@ -367,4 +367,4 @@ class MaskedMultiheadAttention(nn.Module):
         bias = None if key_bias is None else key_bias[:, None, None, :]  # (B, 1, 1, Lk)
         out, has_key = self.kernel(q, k, v, allowed, p, bias)  # (B, H, Lq, hd)
         out = _project_out(self.out_proj, out, has_key, batch, query.shape[1])  # (B, Lq, D)
-        return _keep_rows(out, query_keep)
+        return out if query_keep is None else zero_rows(out, query_keep)  # computed here: finite

@@ -41,7 +41,7 @@ from .embeddings import make_positions
 from .graph import traced_width, tracing
 from .masks import Mask, check_input_dtype
 from .methods import get_method
-from .onnx_fusion import zero_rows
+from .onnx_fusion import clean_rows, computed_rows, zero_rows
 from .packing import Packing, packing_pays
 
 __all__ = ["with_backend", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "DecoderCache", "BACKENDS", "QUERIES"]
@@ -278,8 +278,8 @@ class _Stack(nn.Module):
         if asks_all:  # missing positions still ask: they read the learned query, padding reads zero
             fill = self.missing_query.to(x.dtype)
             x = torch.where(keep.unsqueeze(-1), x, torch.where(query_keep.unsqueeze(-1), fill, x.new_zeros(())))
-        else:  # a multiply in fused exports, which feed the stack what the model computed (zero_rows)
-            x = zero_rows(x, keep)
+        else:  # where, or a multiply in fused exports whose model computed x (clean_rows)
+            x = clean_rows(x, keep)
         if self.positions is not None:
             batch, length = keep.shape
             if positions is None:
@@ -401,9 +401,10 @@ class Encoder(_Stack):
         default 0..L-1."""
         if positions is not None and positions.shape != x.shape[:2]:
             raise ValueError(f"positions must have shape {list(x.shape[:2])}, got {list(positions.shape)}")
-        x, run, plan = self._prepare(x, mask, backend, causal, positions)
-        for layer in self.layers:
-            x = layer(x, run, causal=causal)
+        x, run, plan = self._prepare(x, mask, backend, causal, positions)  # cleans x (clean_rows)
+        with computed_rows():  # the layers read what the stack computed from its cleaned input
+            for layer in self.layers:
+                x = layer(x, run, causal=causal)
         return self._finish(x, run, plan)
 
 
@@ -437,9 +438,11 @@ class Decoder(_Stack):
         if memory.shape[0] != tgt.shape[0]:
             raise ValueError(f"memory has batch {memory.shape[0]} but tgt has batch {tgt.shape[0]}")
         memory_keep = self._memory_keep(memory_mask)  # (B, S)
-        x, run, plan = self._prepare(tgt, tgt_mask, backend, causal)
-        for layer in self.layers:
-            x = layer(x, memory, memory_keep, run, causal=causal)
+        memory = clean_rows(memory, memory_keep)  # handed in: where, unless the caller computed it
+        x, run, plan = self._prepare(tgt, tgt_mask, backend, causal)  # cleans tgt (clean_rows)
+        with computed_rows():  # the layers read what the stack computed and the cleaned memory
+            for layer in self.layers:
+                x = layer(x, memory, memory_keep, run, causal=causal)
         return self._finish(x, run, plan)
 
     def _memory_keep(self, memory_mask: Mask) -> Tensor:

@@ -12,25 +12,38 @@ onnxruntime (which takes no mask on its fast kernel) is here and only here: a ma
 opens rows without one to every key; their queries are not kept, so their outputs are zeroed).
 
 **Zeroing computed rows.** onnxruntime's ``Where`` with a broadcast [B, L, 1] condition runs ~5x slower
-than a ``Mul`` (0.23 vs 0.045 ms on [16, 256, 64], 2 threads). :func:`zero_rows` zeroes the rows a stack
-computed itself (never user input: inputs are cleaned with ``where`` before any arithmetic, so what it
-zeroes is finite) with a multiply in these exports and with ``where`` everywhere else: the stack's input,
-each attention's queries and output, each layer's output and the pooled rows. The token embedding, likewise,
-reads the missing vector as one more row of its table (folded to a constant at load) instead of a
-``Where``. The ``Where``s left in an export select ids and masks, rank 2 at most.
+than a ``Mul`` (0.23 vs 0.045 ms on [16, 256, 64], 2 threads). :func:`zero_rows` zeroes rows a model
+computed itself with a multiply in these exports and with ``where`` everywhere else: each attention's output,
+each layer's output, the compaction's slots. What a stack, an attention or a pooling is *handed* may be a
+user's input, NaN or inf at masked rows, where 0 × NaN is NaN: :func:`clean_rows` cleans it with ``where``,
+unless the caller declared it computed (:func:`computed_rows`): dynmask's models do, around everything
+after their inputs are cleaned, and a stack does around its layers once it has cleaned its input. The
+token embedding, likewise, reads the missing vector as one more row of its table (folded to a constant at
+load) instead of a ``Where``. The ``Where``s left in a model's export select ids and masks, rank 2 at
+most; a bare stack or attention exported on its own adds one per input it cleans.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["key_masked_attention", "fused_attention_export", "exporting_fused", "translations", "zero_rows"]
+__all__ = [
+    "key_masked_attention",
+    "fused_attention_export",
+    "exporting_fused",
+    "translations",
+    "zero_rows",
+    "clean_rows",
+    "computed_rows",
+]
 
 _FUSED = False
+_COMPUTED = contextvars.ContextVar("dynmask_computed_rows", default=False)  # inside computed_rows()
 MASKED_LOGIT = -1e30  # added to a masked key's q.k: its softmax weight is exactly 0
 
 
@@ -55,10 +68,36 @@ def _(q: Tensor, k: Tensor, v: Tensor, key_keep: Tensor, num_heads: int) -> Tens
 def zero_rows(x: Tensor, keep: Tensor) -> Tensor:
     """x (B, L, D) with rows where ``keep`` bool[B, L] is False (True = kept) set to zero. For values the
     model computed from cleaned inputs only (finite wherever ``keep`` is False): a multiply while a fused
-    export traces, ``where`` otherwise."""
+    export traces, ``where`` otherwise. Values handed in from outside take :func:`clean_rows`."""
     if exporting_fused():
         return x * keep.unsqueeze(-1).to(x.dtype)
     return torch.where(keep.unsqueeze(-1), x, x.new_zeros(()))
+
+
+def clean_rows(x: Tensor, keep: Tensor) -> Tensor:
+    """x (B, L, D) with rows where ``keep`` bool[B, L] is False (True = kept) set to zero, for what a stack,
+    an attention or a pooling is handed: ``where`` (NaN and inf at those rows never reach a product), or
+    :func:`zero_rows` inside :func:`computed_rows`, where the caller computed ``x`` from cleaned inputs."""
+    if exporting_fused() and _COMPUTED.get():  # (exporting_fused first: torch.compile never reads the variable)
+        return x * keep.unsqueeze(-1).to(x.dtype)
+    return torch.where(keep.unsqueeze(-1), x, x.new_zeros(()))
+
+
+def computed_rows():
+    """A context: within it, the stacks, attentions and poolings called read values the caller computed from
+    inputs it cleaned with ``where`` before any arithmetic (finite wherever a mask is False), so a fused
+    export may zero their masked rows by a multiply. Outside it they clean what they are handed. Only a
+    fused export reads it: elsewhere it is ``nullcontext`` (which torch.compile traces through)."""
+    return _computed() if exporting_fused() else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _computed():
+    token = _COMPUTED.set(True)
+    try:
+        yield
+    finally:
+        _COMPUTED.reset(token)
 
 
 def exporting_fused() -> bool:

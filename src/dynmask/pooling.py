@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from .masks import Mask
-from .onnx_fusion import zero_rows
+from .onnx_fusion import clean_rows
 
 __all__ = ["masked_mean", "masked_max", "AttentionPooling"]
 
@@ -31,7 +31,7 @@ def masked_mean(x: Tensor, mask: Union[Mask, Tensor]) -> Tensor:
     """Mean of x [B, L, D] over observed positions -> [B, D]; zeros when nothing is observed."""
     keep = _keep(x, mask)
     wide = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype  # fp16 sums overflow at 65,504
-    total = zero_rows(x, keep[..., 0]).sum(1, dtype=wide)  # (B, D); a multiply only in fused exports
+    total = clean_rows(x, keep[..., 0]).sum(1, dtype=wide)  # (B, D); a multiply only in computed_rows exports
     count = keep.sum(1).clamp(min=1).to(wide)  # (B, 1)
     return (total / count).to(x.dtype)
 

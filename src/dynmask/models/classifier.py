@@ -32,6 +32,7 @@ from ..graph import traced_width, tracing
 from ..layers import Encoder
 from ..masks import Mask
 from ..methods import get_method
+from ..onnx_fusion import computed_rows
 from ..packing import packing_pays
 from ..pooling import AttentionPooling, masked_max, masked_mean
 from ..rnn import GRUD, MaskedGRU, MaskedLSTM
@@ -102,6 +103,10 @@ class TextClassifier(nn.Module):
     def forward(self, ids: Tensor, mask: Mask) -> Tensor:
         """``ids`` long[B, L], ``mask`` (True = observed) -> logits float[B, C]."""
         ids, mask = self.method.prepare_ids(ids, mask)  # delete: observed ids only, renumbered
+        with computed_rows():  # what the encoder and the pooling read is computed from ids (never NaN)
+            return self._forward(ids, mask)
+
+    def _forward(self, ids: Tensor, mask: Mask) -> Tensor:
         plan = self._compact_first(mask)
         if plan is not None:  # the observed tokens only, from the embedding to the pooling
             ids = ids.gather(1, plan.order)  # (B, N)

@@ -18,6 +18,7 @@ from ..embeddings import ValueEmbedding, observed_values
 from ..layers import BACKENDS, Encoder
 from ..masks import Mask
 from ..methods import get_method
+from ..onnx_fusion import computed_rows
 from ..pooling import masked_max, masked_mean
 from ..rnn import GRUD, MaskedGRU, MaskedLSTM, time_since_observed
 
@@ -150,7 +151,8 @@ class _Backbone(nn.Module):
             extras.append(extra)
         h = self.embed(x, mask, torch.cat(extras, dim=-1) if extras else None)  # (B, L, D)
         if self.config.arch == "transformer":
-            return self.net(h, mask)
+            with computed_rows():  # the embedding cleaned the values with where: h is finite
+                return self.net(h, mask)
         steps = self.method.transform_mask(mask)  # h embeds the values: its features are not the values'
         return self.net(h, Mask(steps.observed, steps.valid))[0]
 
@@ -174,7 +176,8 @@ class SeriesClassifier(nn.Module):
     def forward(self, x: Tensor, mask: Mask, timestamps: Optional[Tensor] = None) -> Tensor:
         h = self.backbone(x, mask, timestamps)
         steps = self.backbone.read_steps(mask)
-        pooled = masked_max(h, steps) if self.config.pooling == "max" else masked_mean(h, steps)
+        with computed_rows():  # h is the backbone's output, computed from cleaned values
+            pooled = masked_max(h, steps) if self.config.pooling == "max" else masked_mean(h, steps)
         return self.head(self.dropout(pooled))
 
 
