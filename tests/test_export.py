@@ -458,3 +458,33 @@ def test_a_users_module_exported_keeps_the_guarantee_with_nan_and_inf_handed_in(
         assert torch.isfinite(out[keep]).all(), fill
         torch.testing.assert_close(out[keep], expected[keep], atol=1e-4, rtol=1e-4)
     assert torch.isfinite(expected[keep]).all() and not torch.equal(clean, x)
+
+
+class _Gathered(torch.nn.Module):
+    """values float[B, L, D] (NaN = missing) -> each row's observed values first, zeros after (a user's
+    own use of :class:`dynmask.Compaction`, exported)."""
+
+    def forward(self, x):
+        from dynmask.graph import traced_width
+
+        observed = torch.isfinite(x).all(-1)  # bool[B, L], True = observed
+        return dm.Compaction.plan(observed, width=traced_width(observed)).gather(x)  # (B, N, D)
+
+
+def test_an_exported_compaction_gives_zero_filler_slots_whatever_the_dropped_values_hold(tmp_path):
+    """``Compaction.gather`` in an exported graph: the slots after a row's observed values are zero, as in
+    eager PyTorch, whatever NaN or inf the dropped positions hold (a multiply gave NaN there: 0 x NaN)."""
+    from dynmask.export import OnnxSession, export_graph
+
+    path = tmp_path / "gather.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_graph(_Gathered(), (torch.randn(2, 6, 4),), path, None)
+    session = OnnxSession(path)
+    x = torch.randn(2, 6, 4)
+    observed = torch.tensor([[1, 0, 1, 0, 0, 1], [0, 1, 1, 1, 1, 0]], dtype=torch.bool)
+    for fill in (float("nan"), float("inf")):
+        values = torch.where(observed[..., None], x, torch.full((), fill))
+        out = torch.from_numpy(session.run({session.get_inputs()[0].name: values.numpy()})[0])
+        torch.testing.assert_close(out, _Gathered()(values))  # eager: observed values first, then zeros
+        assert torch.isfinite(out).all() and out[0, 3:].eq(0).all() and out[1, 4:].eq(0).all()

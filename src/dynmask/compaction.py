@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from .graph import max_count, tracing
-from .onnx_fusion import zero_rows
+from .onnx_fusion import clean_rows
 
 __all__ = ["Compaction"]
 
@@ -103,7 +103,7 @@ class Compaction:
         flat = x.reshape(self.batch * self.length, math.prod(tail))  # (B*L, T)
         with _no_autocast(x):  # a pure copy: same dtype in and out
             out = flat.index_select(0, self._rows()).view(self.batch, self.width, flat.shape[1])  # (B, N, T)
-            out = zero_rows(out, self.valid)  # the slots read cleaned rows: finite
+            out = clean_rows(out, self.valid)  # filler slots may read NaN / inf: where, unless computed
         return out.reshape(self.batch, self.width, *tail)  # (B, N, ...)
 
     def scatter(self, y: Tensor) -> Tensor:
@@ -114,6 +114,6 @@ class Compaction:
         tail = y.shape[2:]
         flat = y.reshape(self.batch, self.width, math.prod(tail))  # (B, N, T)
         with _no_autocast(y):
-            src = zero_rows(flat, self.valid).reshape(self.batch * self.width, flat.shape[2])
+            src = clean_rows(flat, self.valid).reshape(self.batch * self.width, flat.shape[2])  # (B*N, T)
             out = src.new_zeros(self.batch * self.length, src.shape[1]).index_put((self._rows(),), src)  # (B*L, T)
         return out.reshape(self.batch, self.length, *tail)  # (B, L, ...)
