@@ -417,6 +417,12 @@ def test_a_fine_tuned_pretrained_classifier_exports_to_onnx(checkpoints, tmp_pat
         reference = model(ids, tok.mask(ids)).numpy()
     got = OnnxTextClassifier(tmp_path / "m.onnx").logits(ids)
     assert abs(got - reference).max() <= 1e-5
+    import onnx  # as dynmask's own classifier (test_export.py): no Where over activations, rank 2 at most
+
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(tmp_path / "m.onnx"))).graph
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in [*graph.value_info, *graph.output]}
+    wheres = [n for n in graph.node if n.op_type == "Where"]
+    assert all(ranks[n.output[0]] <= 2 for n in wheres), [(n.name, ranks[n.output[0]]) for n in wheres]
 
 
 def test_placeholder_probe_scores_the_mask_method_and_pools_over_observed_from_one_pass(checkpoints):

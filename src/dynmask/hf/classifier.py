@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from ..errors import DataError
 from ..masks import Mask
 from ..methods import get_method
+from ..onnx_fusion import computed_rows
 from ..pooling import masked_mean
 from ..training.run_folders import LIMITS, RunFolderError, config_from_dict
 from .config import PretrainedConfig, read_pretrained_config
@@ -65,7 +66,8 @@ class PretrainedClassifier(nn.Module):
         placeholder = {"unk": self.config.unk_id, "mask": self.config.mask_id}.get(self.method.placeholder)
         ids, mask = self.method.prepare_ids(ids, mask, placeholder)  # unk / mask: every valid position is read
         hidden = self.encoder(ids, mask)  # (B, L, D)
-        pooled = self.encoder.pooled(hidden) if self.config.pooling == "cls" else masked_mean(hidden, mask)
+        with computed_rows():  # the encoder's output, computed from ids: see onnx_fusion
+            pooled = self.encoder.pooled(hidden) if self.config.pooling == "cls" else masked_mean(hidden, mask)
         return self.head(self.dropout(pooled))  # (B, C)
 
 

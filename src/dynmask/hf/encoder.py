@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from ..graph import tracing
 from ..layers import Encoder
 from ..masks import Mask
+from ..onnx_fusion import computed_rows
 from ..pooling import masked_mean
 from .config import ACTIVATIONS, PretrainedConfig
 
@@ -92,7 +93,8 @@ class PretrainedEncoder(nn.Module):
     def forward(
         self, ids: Tensor, mask: Mask, token_type_ids: Optional[Tensor] = None, backend: Optional[str] = None
     ) -> Tensor:
-        return self.encoder(self.embeddings(ids, mask, token_type_ids), mask, backend=backend)  # (B, L, D)
+        with computed_rows():  # the embeddings are computed from ids (never NaN): see onnx_fusion
+            return self.encoder(self.embeddings(ids, mask, token_type_ids), mask, backend=backend)  # (B, L, D)
 
     def pooled(self, hidden: Tensor) -> Tensor:
         """BERT's pooler: tanh(dense(h at position 0)) -> float[B, D] (the [CLS] token)."""
