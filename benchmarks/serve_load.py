@@ -66,10 +66,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(model: Path, port: int, wait_ms: float = 0.0, max_batch: int = 64, workers: int | None = None,
-           src: Path = ROOT / "src", threads: int | None = None, extra: tuple = ()) -> subprocess.Popen:  # fmt: skip
-    """``dynmask serve`` of the code in ``src`` in a subprocess (``extra``: more of its options), once its
-    /health answers."""
+def _serve(model: Path, port: int, wait_ms: float = 0.0, max_batch: int = 64, src: Path = ROOT / "src",
+           extra: tuple = ()) -> subprocess.Popen:  # fmt: skip
+    """``dynmask serve`` of the code in ``src`` in a subprocess (``extra``: more of its options, e.g.
+    ``--workers``, which code before it lacks), once its /health answers."""
     env = {**os.environ, "PYTHONPATH": str(src)}
     command = [
         "serve",
@@ -81,8 +81,7 @@ def _serve(model: Path, port: int, wait_ms: float = 0.0, max_batch: int = 64, wo
         str(wait_ms),
         "--max-batch",
         str(max_batch),
-    ] + (["--workers", str(workers)] if workers else [])  # None: serve's default (code before --workers: none)
-    command += (["--threads", str(threads)] if threads else []) + list(extra)  # (code before --threads: none)
+    ] + list(extra)
     proc = subprocess.Popen([sys.executable, "-m", "dynmask", *command], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)  # fmt: skip
     import httpx
@@ -217,6 +216,7 @@ def main() -> None:
 
     torch.set_num_threads(2)
     run, onnx = _model()
+    extra = [f"--{name}={value}" for name, value in (("workers", args.workers), ("threads", args.threads)) if value]
     per_level = 200 if args.quick else 2000
     results = []
     for name, model in (("pytorch", run), ("onnxruntime", onnx)):
@@ -224,7 +224,7 @@ def main() -> None:
             texts = _texts(missing, 2000)
             loop = _loop(model, texts, 100 if args.quick else 500)
             port = _free_port()
-            proc = _serve(model, port, args.wait_ms, args.max_batch, args.workers, threads=args.threads)
+            proc = _serve(model, port, args.wait_ms, args.max_batch, extra=extra)
             try:
                 for clients in (1, 4, 16, 64):
                     row = asyncio.run(_load(port, texts, clients, per_level, proc.pid))

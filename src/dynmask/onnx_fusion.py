@@ -79,7 +79,7 @@ def clean_rows(x: Tensor, keep: Tensor) -> Tensor:
     an attention or a pooling is handed: ``where`` (NaN and inf at those rows never reach a product), or
     :func:`zero_rows` inside :func:`computed_rows`, where the caller computed ``x`` from cleaned inputs."""
     if exporting_fused() and _COMPUTED.get():  # (exporting_fused first: torch.compile never reads the variable)
-        return x * keep.unsqueeze(-1).to(x.dtype)
+        return zero_rows(x, keep)  # its multiply
     return torch.where(keep.unsqueeze(-1), x, x.new_zeros(()))
 
 
