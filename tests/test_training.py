@@ -74,6 +74,32 @@ def test_resume_after_interruption_gives_the_same_weights(setup, tmp_path):
         assert torch.equal(a, b), name
 
 
+def test_a_small_training_set_is_passed_over_several_times_an_epoch_and_resumes_exactly(setup, tmp_path):
+    one_pass, _ = _trainer(setup, tmp_path / "one", _model(setup[1]), epochs=1)
+    per_pass = one_pass.steps_per_epoch
+    trainer, task = _trainer(setup, tmp_path / "whole", _model(setup[1]), epochs=2, min_epoch_steps=2 * per_pass + 1)
+    assert trainer.passes == 3 and trainer.steps_per_epoch == 3 * per_pass
+    order = trainer._order(0)
+    assert order[:per_pass] == one_pass._order(0)  # the first pass as a one-pass epoch has it
+    for k in range(3):  # every pass holds every example once, in an order of its own
+        seen = sorted(i for b in order[k * per_pass : (k + 1) * per_pass] for i in b)
+        assert seen == list(range(task.num_train()))
+    assert order[:per_pass] != order[per_pass : 2 * per_pass] and order != trainer._order(1)
+    summary = trainer.fit()
+    assert summary["global_step"] == 2 * 3 * per_pass
+    records = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "valid"] == [3 * per_pass, 6 * per_pass]
+    cut, _ = _trainer(setup, tmp_path / "cut", _model(setup[1]), epochs=2, min_epoch_steps=2 * per_pass + 1,
+                      max_steps=per_pass + 1)  # fmt: skip
+    assert cut.fit()["stopped"] == "max_steps"  # inside the epoch's second pass
+    again, _ = _trainer(setup, tmp_path / "cut", _model(setup[1], seed=5), epochs=2, min_epoch_steps=2 * per_pass + 1)
+    again.fit(resume=True)
+    for (name, a), b in zip(trainer.model.named_parameters(), again.model.parameters()):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="min_epoch_steps"):
+        TrainConfig(min_epoch_steps=-1)
+
+
 def test_checkpoint_is_complete_and_atomic(setup, tmp_path):
     trainer, _ = _trainer(setup, tmp_path / "run", _model(setup[1]), epochs=1, keep_checkpoints=True)
     trainer.fit()

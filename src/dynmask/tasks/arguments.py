@@ -162,6 +162,13 @@ def add_optimisation_args(p: argparse.ArgumentParser, epochs: int = 5, lr: float
     o.add_argument(
         "--patience", type=POSITIVE, default=2, help="epochs without improvement before stopping (default: %(default)s)"
     )
+    o.add_argument(
+        "--min-epoch-steps",
+        type=NON_NEGATIVE,
+        default=0,
+        help="an epoch runs at least this many steps: a small training set is passed over several times between "
+        "validations (default: %(default)s, one pass)",
+    )
     o.add_argument("--seed", type=NON_NEGATIVE, default=0, help="training seed (default: %(default)s)")
     o.add_argument(
         "--amp",
@@ -254,6 +261,7 @@ def train_config(args):
         warmup=args.warmup,
         clip_norm=args.clip_norm,
         patience=args.patience,
+        min_epoch_steps=args.min_epoch_steps,
         seed=args.seed,
         amp=args.amp,
         checkpoint_every=args.checkpoint_every,

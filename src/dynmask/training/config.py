@@ -16,6 +16,10 @@ class TrainConfig:
     warmup: float = 0.1  # fraction of all steps spent warming up
     clip_norm: float = 1.0
     patience: int = 2  # epochs without improvement before stopping
+    # An epoch runs at least this many steps: a training set smaller than that is passed over several times
+    # (each pass shuffled anew) between two validations, so validation, patience and the learning-rate
+    # schedule keep their meaning on a few hundred examples (0: an epoch is one pass, whatever its size).
+    min_epoch_steps: int = 0
     seed: int = 0
     amp: str = "auto"  # auto: on where the device has fast low precision (CUDA), off on CPU
     checkpoint_every: int = 500  # steps; a checkpoint is also written at every epoch end
@@ -35,6 +39,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.average_last < 0 or self.average_last == 1:
             raise ValueError(f"average_last must be 0 (off) or >= 2 epochs, got {self.average_last}")
+        if self.min_epoch_steps < 0:
+            raise ValueError(f"min_epoch_steps must be >= 0, got {self.min_epoch_steps}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps}")
         if not (math.isfinite(self.lr) and self.lr > 0):

@@ -99,7 +99,10 @@ class Trainer:
         n_mine = task.num_train() // self.world
         if n_mine < 1:
             raise ValueError(f"{task.num_train()} training examples cannot be shared by {self.world} processes")
-        self.steps_per_epoch = math.ceil(n_mine / config.batch_size)
+        steps_per_pass = math.ceil(n_mine / config.batch_size)
+        # a small training set is passed over several times per epoch (config.min_epoch_steps)
+        self.passes = max(1, math.ceil(config.min_epoch_steps / steps_per_pass))
+        self.steps_per_epoch = steps_per_pass * self.passes
         total = self.steps_per_epoch * config.epochs
         warm = max(1, int(config.warmup * total))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -264,7 +267,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def _order(self, epoch: int) -> list[list[int]]:
-        g = torch.Generator().manual_seed(self.config.seed * 7919 + epoch)
+        """The batches of ``epoch``: its passes over the training set, each shuffled anew."""
+        return [b for k in range(self.passes) for b in self._one_pass(epoch * self.passes + k)]
+
+    def _one_pass(self, key: int) -> list[list[int]]:
+        g = torch.Generator().manual_seed(self.config.seed * 7919 + key)
         perm = torch.randperm(self.task.num_train(), generator=g).tolist()
         n_mine = self.task.num_train() // self.world
         mine = perm[self.rank :: self.world][:n_mine]  # equal shares: every rank takes the same number of steps
