@@ -91,6 +91,12 @@ def test_the_readme_tables_are_the_committed_results_files(results):
     assert table in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
+def test_the_readme_forecasting_table_is_the_committed_results_file():
+    table = (ROOT / "results" / "forecast-pm10" / "results.md").read_text(encoding="utf-8").split("\n\n")[1]
+    assert table.startswith("| method | real gaps")
+    assert table.strip() in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize(
     "results, start", [("export-compile.md", "| missing | onnxruntime / eager"), ("serve-load.md", "")]
 )

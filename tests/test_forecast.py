@@ -131,7 +131,7 @@ def forecaster(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fc")
     data = _seasonal_csv(folder / "train.csv")
     run = folder / "run"
-    argv = ["train", "forecast", "--data", str(data), "--output", str(run), "--horizon", "5", "--epochs", "3",
+    argv = ["train", "forecast", "--data", str(data), "--output", str(run), "--horizon", "5", "--epochs", "1",
             "--d-model", "16", "--heads", "2", "--layers", "1", "--no-progress"]  # fmt: skip
     assert main(argv) == 0
     return run, data
@@ -159,6 +159,16 @@ def test_training_scores_the_model_beside_every_baseline(forecaster):
     assert np.abs(raw["dynmask"] - raw["truth"])[m].mean() == pytest.approx(results["dynmask"]["mae"])
     trained = load_forecaster(run)
     assert (trained.context, trained.horizon, trained.season) == (28, 5, 7)
+
+
+def test_a_short_series_trains_epochs_of_at_least_100_steps(forecaster):
+    """~20 training batches a pass: the forecast command's epoch passes over them until it holds 100 steps
+    (before, an epoch of a short series was a handful of steps and training stopped while still improving)."""
+    run, _ = forecaster
+    assert json.loads((run / "best" / "config.json").read_text())["train"]["min_epoch_steps"] == 100
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    (valid,) = [r for r in records if r["kind"] == "valid"]  # --epochs 1
+    assert 100 <= valid["step"] < 200
 
 
 def test_forecast_writes_the_next_rows_with_gaps_short_and_missing_histories(forecaster, tmp_path, capsys):

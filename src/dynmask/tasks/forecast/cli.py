@@ -79,7 +79,9 @@ def add_arguments(q) -> None:
     )
     add_series_model_args(q, 64)
     add_optimisation_args(q, epochs=30, lr=1e-3)
-    q.set_defaults(batch_size=32, patience=5)
+    # an epoch of at least 100 steps (neuralforecast validates every 100 steps by default): a short series
+    # gives a few batches a pass, and 30 one-pass epochs stopped training while validation still improved
+    q.set_defaults(batch_size=32, patience=5, min_epoch_steps=100)
 
 
 def train(args) -> dict:
