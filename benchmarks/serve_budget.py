@@ -25,7 +25,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import batch_ceiling as bc  # benchmarks/, beside this script
@@ -61,16 +60,7 @@ def _free_server(port: int, workers: int, row: dict) -> subprocess.Popen:
     code = ("import uvicorn; uvicorn.run('serve_budget:free_app', factory=True, host='127.0.0.1', "
             f"port={port}, workers={workers}, log_level='warning')")  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    import httpx
-
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"the free server did not start: {proc.stderr.read().decode()[-2000:]}")
+    return sl._when_healthy(proc, port)
 
 
 def http_cost(row: dict, texts: list[str], workers: int, requests: int) -> dict:

@@ -84,6 +84,11 @@ def _serve(model: Path, port: int, wait_ms: float = 0.0, max_batch: int = 64, sr
     ] + list(extra)
     proc = subprocess.Popen([sys.executable, "-m", "dynmask", *command], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)  # fmt: skip
+    return _when_healthy(proc, port)
+
+
+def _when_healthy(proc: subprocess.Popen, port: int) -> subprocess.Popen:
+    """``proc`` once the server it runs answers /health on ``port`` (killed, with its last words, if it never does)."""
     import httpx
 
     for _ in range(300):
