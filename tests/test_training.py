@@ -100,6 +100,16 @@ def test_a_small_training_set_is_passed_over_several_times_an_epoch_and_resumes_
         TrainConfig(min_epoch_steps=-1)
 
 
+def test_a_run_saved_before_min_epoch_steps_resumes_with_one_pass_epochs_only():
+    from dynmask.training.run_folders import RunFolderError, compare_for_resume
+
+    saved = {"task": "forecast", "train": {"epochs": 30, "patience": 5}}  # as runs before the setting saved it
+    compare_for_resume(saved, {"task": "forecast", "train": {"epochs": 30, "patience": 5, "min_epoch_steps": 0}}, "run")
+    with pytest.raises(RunFolderError, match="min_epoch_steps was 0 when the run started and is now 100"):
+        compare_for_resume(saved, {"task": "forecast", "train": {"epochs": 30, "patience": 5, "min_epoch_steps": 100}},
+                           "run")  # fmt: skip
+
+
 def test_checkpoint_is_complete_and_atomic(setup, tmp_path):
     trainer, _ = _trainer(setup, tmp_path / "run", _model(setup[1]), epochs=1, keep_checkpoints=True)
     trainer.fit()

@@ -87,6 +87,7 @@ ADDED_SETTINGS = {
     ("model", "encoder"): None,  # seq2seq: dynmask's own encoder shape, not a pretrained checkpoint's
     ("confidence_threshold",): None,  # classify: no engine confidences, or a threshold chosen on validation
     ("train", "keep_checkpoints"): True,  # runs before it kept their optimizer state and checkpoint.prev
+    ("train", "min_epoch_steps"): 0,  # runs before it: an epoch was one pass over the training set
     ("no_repeat_ngram",): 0,  # seq2seq: decoding without the repetition guard
 }
 
