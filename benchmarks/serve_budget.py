@@ -20,7 +20,6 @@ HTTP) requests per second; that over the loop is the most any server of this app
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
@@ -64,15 +63,9 @@ def _free_server(port: int, workers: int, row: dict) -> subprocess.Popen:
 
 
 def http_cost(row: dict, texts: list[str], workers: int, requests: int) -> dict:
-    """The free app under 16 clients (after a warm-up): requests per second and CPU seconds per good request."""
-    port = sl._free_port()
-    proc = _free_server(port, workers, row)
-    try:
-        asyncio.run(sl._load(port, texts, CLIENTS, 300, proc.pid))
-        load = asyncio.run(sl._load(port, texts, CLIENTS, requests, proc.pid))
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    """The free app under 16 clients (after serve_load's warm-up): requests per second and CPU seconds per good
+    request."""
+    (load,) = sl.load_server(lambda port: _free_server(port, workers, row), texts, (CLIENTS,), requests)
     assert load["errors"] == 0, load
     load["cpu_ms_per_request"] = 1000 * (load["server_cores"] + load["client_cores"]) / load["good_per_s"]
     load["server_cpu_ms_per_request"] = 1000 * load["server_cores"] / load["good_per_s"]
@@ -98,7 +91,7 @@ def main() -> None:
     texts = sl._texts(0.5, 2000)
     rows, row = [], None
     for name, model in (("pytorch", run), ("onnxruntime", onnx)):
-        torch.set_num_threads(2)
+        torch.set_num_threads(2)  # the loop as serve_load.py runs it (the ServedModel below sets 1)
         loop = sl._loop(model, texts, 500)
         served = ServedModel(model, threads)  # as each of serve's default workers holds it
         rates = {b: bc.texts_per_second(served, texts, b, args.seconds) for b in BATCHES}

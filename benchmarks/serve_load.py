@@ -179,10 +179,15 @@ async def _load(port: int, texts: list[str], clients: int, requests: int, server
 
 def serve_and_load(model: Path, texts: list[str], clients: tuple, requests: int, warmup: int = 300,
                    **serve_options) -> list[dict]:  # fmt: skip
-    """A server of ``model`` (``_serve``'s options), warmed up by ``warmup`` requests from 16 clients, then one
-    load of ``requests`` per client count; the server stopped whatever happens."""
+    """A server of ``model`` (``_serve``'s options) under :func:`load_server`."""
+    return load_server(lambda port: _serve(model, port, **serve_options), texts, clients, requests, warmup)
+
+
+def load_server(start, texts: list[str], clients: tuple, requests: int, warmup: int = 300) -> list[dict]:
+    """The server ``start(port)`` runs (a process, once it answers), warmed up by ``warmup`` requests from 16
+    clients, then one load of ``requests`` per client count; the server stopped whatever happens."""
     port = _free_port()
-    proc = _serve(model, port, **serve_options)
+    proc = start(port)
     try:
         asyncio.run(_load(port, texts, 16, warmup, proc.pid))
         return [asyncio.run(_load(port, texts, n, requests, proc.pid)) for n in clients]
