@@ -436,3 +436,114 @@ def test_a_combination_forecasts_the_mean_of_the_model_and_its_baseline(forecast
         write_manifest(run / "best")
         with pytest.raises(RunFolderError, match="by_history_missing"):
             load_forecaster(run)
+
+
+# ------------------------------------------------------------------------------------------------ calibration folds
+def test_calibration_folds_hold_out_blocks_that_no_kept_window_touches():
+    """Each block's held windows forecast non-overlapping horizons; no window a fold model trains on shares
+    a step with them; the blocks follow each other in time and every window is held at most once."""
+    import itertools
+
+    from dynmask.tasks.forecast.folds import fold_blocks
+
+    for n, width, horizon, stride in ((130, 20, 4, 1), (61, 35, 7, 3), (40, 12, 5, 2)):
+        blocks = fold_blocks(n, width, horizon, stride, 4)
+        assert len(blocks) == 4
+        starts = np.arange(n) * stride
+        steps = [set(range(s, s + width)) for s in starts]  # the steps each window covers
+        held_all = np.concatenate([held for _, held in blocks])
+        assert len(set(held_all.tolist())) == len(held_all) and np.all(np.diff(held_all) > 0)
+        for kept, held in blocks:
+            touched = set().union(*(steps[i] for i in held))
+            assert len(kept) > 0 and all(not steps[i] & touched for i in kept)
+            futures = [set(range(starts[i] + width - horizon, starts[i] + width)) for i in held]
+            assert all(not a & b for a, b in itertools.combinations(futures, 2))
+            untouched = [i for i in range(n) if not steps[i] & touched]
+            assert len(kept) >= len(untouched) - 2 * (width // stride + 1)  # little more left out than overlaps
+
+
+def test_calibration_folds_default_to_short_validation_ranges_with_an_interval():
+    from dynmask.tasks.forecast.folds import DEFAULT_FOLDS, auto_folds
+
+    short = prepare_forecast_data(np.random.default_rng(0).normal(size=(190, 2)), 4, 16, season=4)
+    long = prepare_forecast_data(np.random.default_rng(0).normal(size=(3000, 1)), 7, 28, season=7)
+    assert auto_folds(short, intervals=True) == DEFAULT_FOLDS and auto_folds(short, intervals=False) == 0
+    assert auto_folds(long, intervals=True) == 0
+
+
+def _rebuilt(run, data_csv):
+    """The run's task, as the command prepared its data, and its best model."""
+    from dynmask.tasks.forecast.task import ForecastTask
+
+    config = json.loads((run / "best" / "config.json").read_text())
+    frame = pd.read_csv(data_csv, index_col=0)
+    d = config["data"]
+    data = prepare_forecast_data(frame.to_numpy(), d["horizon"], d["context"], season=d["season"],
+                                 names=list(frame.columns), stride=d["stride"])  # fmt: skip
+    task = ForecastTask(data, config["history_holes"], seed=config["train"]["seed"],
+                        missing_unit=config["missing_unit"], block_length=config["block_length"])  # fmt: skip
+    return data, task, load_forecaster(run).model
+
+
+def test_a_short_series_calibrates_its_interval_on_out_of_fold_forecasts_too(forecaster):
+    """The fixture's validation range holds 8 non-overlapping forecasts: the run trains 4 fold models, each
+    without one block of the training windows (and their neighbours), and its conformal factors are those of
+    the validation forecasts pooled with the fold models' forecasts of the windows they never saw."""
+    from dynmask.tasks.forecast.folds import fold_blocks
+    from dynmask.tasks.forecast.regimes import validate_regimes
+    from dynmask.training.run_folders import fingerprint
+
+    run, data_csv = forecaster
+    calibration = json.loads((run / "best" / "calibration.json").read_text())
+    assert calibration["folds"] == 4 and "blocked-CV" in calibration["method"]
+    data, task, best = _rebuilt(run, data_csv)
+    blocks = fold_blocks(len(data["train"]), 33, 5, 1, 4)
+    folds = []
+    for k, (kept, held) in enumerate(blocks):
+        folder = run / "calibration" / f"fold{k + 1}of4"
+        saved = json.loads((folder / "best" / "config.json").read_text())
+        assert saved["calibration_fold"]["held"] == held.tolist()  # trained without them and their neighbours:
+        assert saved["data"]["fingerprint"] == fingerprint(data["train"][kept], data["valid"], data["train"][held])
+        folds.append((load_forecaster(folder).model, data["train"][held]))
+    saved = json.loads((run / "best" / "fallback.json").read_text())["by_history_missing"]
+    pooled = validate_regimes(task, best, folds=folds)
+    alone = validate_regimes(task, best)
+    assert [lv["interval_scale"] for lv in pooled] == pytest.approx([lv["interval_scale"] for lv in saved])
+    assert [lv["fallback"] for lv in pooled] == [lv["fallback"] for lv in alone] == [lv["fallback"] for lv in saved]
+    assert [lv["interval_scale"] for lv in alone] != pytest.approx([lv["interval_scale"] for lv in saved])
+
+
+def test_calibration_folds_change_on_resume_without_retraining_the_model(forecaster, tmp_path):
+    """--calibration-folds is what happens after training: a finished run resumes under another count (its
+    model untouched, the folds in folders of their own); 0 calibrates on validation alone."""
+    import shutil
+
+    from dynmask.tasks.forecast.regimes import validate_regimes
+
+    run = tmp_path / "run"
+    shutil.copytree(forecaster[0], run)
+    weights = (run / "best" / "model.safetensors").read_bytes()
+    argv = ["train", "forecast", "--data", str(forecaster[1]), "--output", str(run), "--horizon", "5", "--epochs", "1",
+            "--d-model", "16", "--heads", "2", "--layers", "1", "--no-progress", "--resume"]  # fmt: skip
+    assert main([*argv, "--calibration-folds", "0"]) == 0
+    assert (run / "best" / "model.safetensors").read_bytes() == weights
+    assert json.loads((run / "best" / "calibration.json").read_text())["folds"] == 0
+    _, task, best = _rebuilt(run, forecaster[1])
+    saved = json.loads((run / "best" / "fallback.json").read_text())["by_history_missing"]
+    alone = validate_regimes(task, best)
+    assert [lv["interval_scale"] for lv in saved] == pytest.approx([lv["interval_scale"] for lv in alone])
+    assert main([*argv, "--calibration-folds", "2"]) == 0
+    names = {"fold1of2", "fold2of2", "fold1of4", "fold2of4", "fold3of4", "fold4of4"}
+    assert {p.name for p in (run / "calibration").iterdir()} == names
+    assert json.loads((run / "best" / "calibration.json").read_text())["folds"] == 2
+    assert (run / "best" / "model.safetensors").read_bytes() == weights
+
+
+def test_calibration_folds_need_an_interval(tmp_path):
+    from dynmask.tasks.forecast.task import train_forecaster
+    from dynmask.training import TrainConfig
+
+    data = prepare_forecast_data(np.random.default_rng(0).normal(size=(190, 2)), 4, 16, season=4)
+    with pytest.raises(ValueError, match="calibration_folds"):
+        train_forecaster(data, tmp_path / "run", {"d_model": 16, "n_heads": 2, "n_layers": 1, "interval": 0.0},
+                         TrainConfig(epochs=1, progress=False), calibration_folds=2)  # fmt: skip

@@ -77,6 +77,7 @@ RESUMABLE_CHANGES = {
     ("train", "average_last"),  # what happens after the last epoch, not to the weights trained so far
     ("train", "keep_checkpoints"),  # what is kept once it has finished
     ("no_repeat_ngram",),  # seq2seq decoding, not training
+    ("calibration_folds",),  # forecast: how the interval is calibrated after training (its own folders)
 }
 
 # Settings added to run configs after runs were saved without them, with the value that reproduces what

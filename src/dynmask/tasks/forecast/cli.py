@@ -21,7 +21,8 @@ from ..arguments import (
     train_config,
 )
 from ..report import forecast_report
-from .data import default_context, prepare_forecast_data, season_of
+from .data import MIN_VALID_FORECASTS, default_context, prepare_forecast_data, season_of
+from .folds import DEFAULT_FOLDS
 from .task import train_forecaster
 
 HORIZON = number(int, 1, 10_000)
@@ -77,6 +78,14 @@ def add_arguments(q) -> None:
         default=0.9,
         help="learn a prediction interval of this level, calibrated on validation (default: %(default)s)",
     )
+    q.add_argument(
+        "--calibration-folds",
+        type=number(int, 0, 20),
+        default=None,
+        help="also calibrate the interval on the out-of-fold forecasts of this many models, each trained "
+        "without one block of the training history (blocked cross-validation; 0: validation alone; default: "
+        f"{DEFAULT_FOLDS} when the validation range holds fewer than {MIN_VALID_FORECASTS} forecasts, else 0)",
+    )
     add_series_model_args(q, 64)
     add_optimisation_args(q, epochs=30, lr=1e-3)
     # an epoch of at least 100 steps (neuralforecast validates every 100 steps by default): a short series
@@ -123,6 +132,7 @@ def train(args) -> dict:
         block_length=args.block_length,
         resume=args.resume,
         overwrite=args.overwrite,
+        calibration_folds=args.calibration_folds,
     )
     print(forecast_report(summary, args.output))
     return summary

@@ -60,7 +60,13 @@ def history_missing(history: np.ndarray) -> float:
 def thinned_windows(task, split: str, rate: float, seed: int = 0) -> np.ndarray:
     """``split``'s windows (original units, N x (C + H) x F) with ``rate`` of their observed history hidden
     as training hides it (``task.missing_unit``, ``task.block_length``), from a seeded generator."""
-    windows = task.data[split].copy()
+    return thin_history(task, task.data[split], rate, seed)
+
+
+def thin_history(task, windows: np.ndarray, rate: float, seed: int = 0) -> np.ndarray:
+    """A copy of ``windows`` (original units, N x (C + H) x F) with ``rate`` of their observed history hidden
+    as training hides it, from a seeded generator (see :func:`thinned_windows`)."""
+    windows = windows.copy()
     if rate == 0:
         return windows
     history = torch.from_numpy(windows[:, : task.context])  # (N, C, F)
@@ -89,18 +95,24 @@ def level_interval(regime: Regime, point, lower, upper, centre):
     return widen_interval(centre, *moved_interval(point, lower, upper, centre), regime.fallback_interval_scale)
 
 
-def _calibrated(point, lower, upper, truth, interval: float) -> float:
+def _calibrated(parts: list, interval: float) -> float:
+    """The conformal factor of the pooled ``parts`` ((point, lower, upper, truth), each float[N, H, F]);
+    1.0 with too few values."""
+    point, lower, upper, truth = (np.concatenate(a) for a in zip(*parts))
     try:
         return conformal_scale(point, lower, upper, truth, np.isfinite(truth), interval)
     except TooFewToCalibrate:
         return 1.0
 
 
-def validate_regimes(task, model, split: str = "valid") -> list[dict]:
+def validate_regimes(task, model, split: str = "valid", folds: Sequence = ()) -> list[dict]:
     """One row per level of :data:`EXTRA_HOLES`: its missing share, the model's, the baselines' and the
     combination's metrics (``combination.py``), the fallback chosen there (the candidate that beats the
     model), the conformal factor (1.0 without an interval head or too few values) and the fallback's own
     factor (:func:`moved_interval`).
+    ``folds``: (model, windows) pairs, out-of-fold models and the training windows each never saw
+    (``folds.py``); their forecasts, thinned the same way at each level, join the validation forecasts in
+    the conformal factors (not in the choice of the fallback, which compares this ``model`` itself).
     A level's factor is never below a less gappy level's (a running maximum): on a small validation set the
     factor measured on thinned histories is noisy, and a gappier history never earns a narrower interval
     (US change, 4 non-overlapping validation forecasts: 0.98 / 0.86 / 0.72 measured, coverage at 40% more holes 67% with
@@ -119,12 +131,16 @@ def validate_regimes(task, model, split: str = "valid") -> list[dict]:
         candidates = {**baselines, **task.baselines(split, points=combined)}
         fallback, scale, fallback_scale = choose_fallback(metrics, candidates), 1.0, None
         if intervals:
-            truth = task.truth(split)
-            scale = _calibrated(*forecasts, truth, model.config.interval)
+            sets = [(forecasts, baseline_points, task.truth(split))]  # validation, then each fold's windows
+            for k, (fold_model, fold_windows) in enumerate(folds):
+                thin = thin_history(task, fold_windows, rate, seed=2000 + 100 * k + int(rate * 100))
+                fold_out = task.forecast(fold_model, task.windows(split, thin), intervals=True)
+                sets.append((fold_out, task.baseline_forecasts(split, windows=thin), fold_windows[:, task.context :]))
+            scale = _calibrated([(*f, truth) for f, _, truth in sets], model.config.interval)
             if fallback is not None:
-                centre = candidate_forecast(fallback, forecasts[0], baseline_points)
-                moved = moved_interval(*forecasts, centre)
-                fallback_scale = _calibrated(centre, *moved, truth, model.config.interval)
+                centres = [candidate_forecast(fallback, f[0], points) for f, points, _ in sets]
+                moved = [(c, *moved_interval(*f, c), truth) for c, (f, _, truth) in zip(centres, sets)]
+                fallback_scale = _calibrated(moved, model.config.interval)
         scale = floor = max(scale, floor)
         regime = Regime(history_missing(windows[:, : task.context]), fallback, scale, fallback_scale)
         rows.append({**asdict(regime), "extra_holes": rate, "valid": {"dynmask": metrics, **candidates}})

@@ -32,6 +32,7 @@ from ...training.run_folders import fingerprint, write_manifest
 from ..impute.calibration import interval_metrics, pinball_loss, widen_interval
 from ..impute.trained import CALIBRATION_FILE, FALLBACK_FILE
 from .combination import candidate_forecast, describe
+from .folds import auto_folds, train_fold_models
 from .regimes import Regime, history_missing, level_interval, nearest_regime, validate_regimes
 from .trained import load_forecaster
 
@@ -230,10 +231,13 @@ def train_forecaster(
     block_length: int = 7,
     resume: bool = False,
     overwrite: bool = False,
+    calibration_folds: Optional[int] = None,
 ) -> dict:
     """Train, choose a fallback on validation (a simple baseline that beats the model there forecasts
-    instead, and says so), calibrate the interval on validation, and score the model and the baselines on
-    the test forecasts (``test_results.json``; raw forecasts in ``test_forecasts.npz``)."""
+    instead, and says so), calibrate the interval on validation (pooled with the out-of-fold forecasts of
+    ``calibration_folds`` blocked cross-validation models, ``folds.py``; None: :func:`~.folds.auto_folds`),
+    and score the model and the baselines on the test forecasts (``test_results.json``; raw forecasts in
+    ``test_forecasts.npz``)."""
     start_run_folder(output, resume=resume, overwrite=overwrite)
     task = ForecastTask(data, history_holes, seed=train_config.seed, missing_unit=missing_unit,
                         block_length=block_length)  # fmt: skip
@@ -255,15 +259,24 @@ def train_forecaster(
             "fingerprint": fingerprint(*(data[k] for k in ("train", "valid", "test"))),
         },
     }
+    if calibration_folds and not config.interval > 0:
+        raise ValueError("calibration_folds calibrates an interval: the model has none (interval 0)")
+    folds = auto_folds(data, config.interval > 0) if calibration_folds is None else calibration_folds
+    run_config["calibration_folds"] = folds  # what happens after training: a resume may change it
     trainer = Trainer(model, task, train_config, output, run_config)
     t0 = time.perf_counter()
     summary = trainer.fit(resume=resume)
     summary["train_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    kwargs = {"history_holes": history_holes, "missing_unit": missing_unit, "block_length": block_length}
+    fold_models = train_fold_models(data, output, config, train_config, run_config, folds, kwargs, resume=resume)
+    summary["calibration_seconds"] = time.perf_counter() - t0
     if not trainer.main:
         return summary
     best_dir = Path(output) / "best"
     best = load_forecaster(output).model if (best_dir / "model.safetensors").exists() else model
-    levels = validate_regimes(task, best)  # the validation history as it is, then with more holes
+    # the validation history as it is, then with more holes; the factors pooled with the folds' forecasts
+    levels = validate_regimes(task, best, folds=fold_models if best.interval_head is not None else ())
     regimes = [Regime(r["missing"], r["fallback"], r["interval_scale"], r["fallback_interval_scale"]) for r in levels]
     fallback, scale = regimes[0].fallback, regimes[0].interval_scale
     summary["fallback"], summary["valid"] = fallback, levels[0]["valid"]
@@ -276,10 +289,13 @@ def train_forecaster(
             (best_dir / CALIBRATION_FILE).write_text(
                 json.dumps(
                     {
-                        "method": "split conformal, validation forecasts; per level of history missingness "
-                        "in fallback.json",
+                        "method": "split conformal, validation forecasts"
+                        + (f" and out-of-fold forecasts of {len(fold_models)} blocked-CV models" if fold_models else "")
+                        + "; per level of history missingness in fallback.json",
                         "scale": scale,
                         "interval": best.config.interval,
+                        "folds": len(fold_models),
+                        "fold_seconds": summary["calibration_seconds"],
                     },
                     indent=2,
                 )  # fmt: skip
