@@ -1,17 +1,18 @@
-"""Probes for the forecast intervals' coverage under a shift (issue 37): two ways to widen the interval
-beyond the validation-calibrated factor, measured on the test forecasts of the benchmark's runs.
+"""Probes for the forecast intervals' coverage under a shift (issue 37): the factor ``dynmask forecast
+--interval`` ships against two others, measured on the test forecasts of the benchmark's runs.
 
-    python benchmarks/forecasting.py dynmask --dataset uschange     # the three seeds' runs (seconds each)
+    python benchmarks/forecasting.py dynmask --dataset uschange     # the three seeds' runs
     python experiments/forecast_intervals.py --dataset uschange     # results/forecast-uschange/interval_probes.*
 
-* **validation** (what ``dynmask forecast --interval`` ships): the model's quantile interval widened by the
-  conformal factor of the run's validation level nearest the history's missing share.
+* **shipped**: the model's quantile interval widened by the conformal factor of the run's level of history
+  missingness nearest the history's own; on a short validation range (US change) calibrated on the
+  validation forecasts pooled with the out-of-fold forecasts of 4 blocked cross-validation models
+  (``folds.py``), elsewhere (PM10) on validation alone.
+* **validation alone** (US change: what shipped before the folds): the same levels calibrated on the
+  validation forecasts only (``validate_regimes`` without the fold models; the model is the same).
 * **own history** (adaptive): the factor measured on backtests inside each history itself (forecasting
   every ``horizon`` steps of the benchmark's long history from the ``context`` steps before them, the
   model's raw interval, split-conformal rank), so a history that has just swung gets a wider interval.
-* **blocked CV** (US change only: four more trainings a seed): K = 4 models, each trained without one
-  block of the training windows (and the windows overlapping it), forecast their block; the factor is
-  calibrated on those out-of-fold forecasts pooled with the validation ones.
 
 Coverage and the interval score (Gneiting & Raftery 2007, lower is better) of the 90% interval, model
 forecasts (no fallback), per seed, with the real gaps and with 40% more history values removed.
@@ -31,10 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from dynmask.masks import Mask  # noqa: E402
+from dynmask.tasks.forecast.regimes import history_missing, nearest_regime  # noqa: E402
 from dynmask.tasks.forecast.trained import load_forecaster  # noqa: E402
 from dynmask.tasks.impute.calibration import conformal_scale, interval_metrics, widen_interval  # noqa: E402
 
-INTERVAL, SETTINGS, SEEDS, FOLDS = 0.9, ("real gaps", "+40% values"), (0, 1, 2), 4
+INTERVAL, SETTINGS, SEEDS = 0.9, ("real gaps", "+40% values"), (0, 1, 2)
 
 
 def raw_forecasts(trained, histories: np.ndarray) -> list[np.ndarray]:
@@ -65,32 +67,17 @@ def _factor(parts: list) -> float:
     return conformal_scale(point, lower, upper, truth, np.isfinite(truth), INTERVAL)
 
 
-def blocked_cv_factor(dataset: str, seed: int, run: Path) -> float:
-    """The factor calibrated on out-of-fold forecasts of FOLDS blocked-CV models pooled with validation."""
-    from dynmask.tasks.forecast.task import ForecastTask, train_forecaster
-    from dynmask.training import TrainConfig
+def validation_alone(run: Path, trained) -> list:
+    """The run's levels (``Regime``) as validation alone calibrates them (US change: the data rebuilt as the
+    run prepared it)."""
+    from dynmask.tasks.forecast.regimes import Regime, validate_regimes
+    from dynmask.tasks.forecast.task import ForecastTask
 
     config = json.loads((run / "best" / "config.json").read_text())
-    rebuilt = _uschange_data(config)
-    train_config = TrainConfig(**{**config["train"], "progress": False})
-    model_config = {k: v for k, v in config["model"].items() if k not in ("num_features", "max_len")}
-    kwargs = {k: config[k] for k in ("history_holes", "missing_unit", "block_length")}
-    parts = []
-    full = load_forecaster(run)
-    task = ForecastTask(rebuilt, seed=seed)
-    parts.append((*raw_forecasts(full, rebuilt["valid"][:, : full.context]), task.truth("valid")))
-    width, n = rebuilt["context"] + rebuilt["horizon"], rebuilt["train"].shape[0]
-    edges = np.linspace(0, n, FOLDS + 1).astype(int)
-    for k in range(FOLDS):
-        lo, hi = edges[k], edges[k + 1]
-        keep = [i for i in range(n) if i + width <= lo or i >= hi + width - 1]  # no window overlapping the block
-        held = list(range(lo, hi, rebuilt["horizon"]))
-        fold = dict(rebuilt, train=rebuilt["train"][keep], test=rebuilt["train"][held], test_origins=held)
-        folder = ROOT / "runs" / f"forecast-{dataset}-cv" / f"seed{seed}-fold{k}"
-        train_forecaster(fold, folder, model_config, train_config, overwrite=True, **kwargs)
-        model = load_forecaster(folder)
-        parts.append((*raw_forecasts(model, fold["test"][:, : model.context]), fold["test"][:, model.context :]))
-    return _factor(parts)
+    task = ForecastTask(_uschange_data(config), config["history_holes"], seed=config["train"]["seed"],
+                        missing_unit=config["missing_unit"], block_length=config["block_length"])  # fmt: skip
+    rows = validate_regimes(task, trained.model)
+    return [Regime(r["missing"], r["fallback"], r["interval_scale"], r["fallback_interval_scale"]) for r in rows]
 
 
 def _uschange_data(config: dict) -> dict:
@@ -118,17 +105,19 @@ def main(argv=None) -> int:
         run = ROOT / "runs" / f"forecast-{args.dataset}" / f"seed{seed}"
         trained = load_forecaster(run)
         keep = [meta["columns"].index(c) for c in trained.column_names]
-        cv = blocked_cv_factor(args.dataset, seed, run) if args.dataset == "uschange" else None
+        folds = json.loads((run / "best" / "calibration.json").read_text()).get("folds", 0)
+        alone = validation_alone(run, trained) if folds else None  # else the shipped factor is validation's
         for setting in SETTINGS:
             test = w["test"].copy()
             test[w[f"holes/{setting}"]] = np.nan
             long, truth = test[:, :history][:, :, keep], w["test"][:, history:][:, :, keep]  # (N, T, F), (N, H, F)
             point, lower, upper = raw_forecasts(trained, long[:, -trained.context :])
             factors = {
-                "validation": np.array([trained.regime(h).interval_scale for h in long]),
+                "shipped": np.array([trained.regime(h).interval_scale for h in long]),
+                **({"validation alone": np.array([nearest_regime(alone, history_missing(h[-trained.context :]))
+                                                  .interval_scale for h in long])} if alone else {}),
                 "own history": own_history_factors(trained, long),
-                **({"blocked CV": np.full(len(long), cv)} if cv is not None else {}),
-            }
+            }  # fmt: skip
             for name, f in factors.items():
                 lo, hi = widen_interval(point, lower, upper, f[:, None, None])
                 m = interval_metrics(lo, hi, truth, np.isfinite(truth), INTERVAL)
@@ -149,7 +138,7 @@ def main(argv=None) -> int:
             factor = " / ".join(f"{r['mean_factor']:.2f}" for r in cells)
             lines.append(f"| {setting} | {name} | {cov} | {score} | {factor} |")
     if len(meta["dates"]) <= 12:  # a table of the coverage of each test forecast (the shipped factor, real gaps)
-        shipped = [r for r in rows if r["setting"] == SETTINGS[0] and r["factor"] == "validation"]
+        shipped = [r for r in rows if r["setting"] == SETTINGS[0] and r["factor"] == "shipped"]
         lines += ["", "| forecast origin | " + " | ".join(f"seed {r['seed']}" for r in shipped) + " |",
                   "|---|" + "---|" * len(shipped)]  # fmt: skip
         for i, date in enumerate(meta["dates"]):
