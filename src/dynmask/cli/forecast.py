@@ -31,7 +31,7 @@ def register(sub) -> None:
     p.add_argument(
         "--interval",
         action="store_true",
-        help="also write <variable>_lo / _hi: the run's prediction interval (its level, calibrated on validation)",
+        help="also write <variable>_lo / _hi: the run's prediction interval (its level, calibrated on held-out forecasts)",
     )
     p.add_argument(
         "--use-model",

@@ -76,7 +76,8 @@ def add_arguments(q) -> None:
         "--intervals",
         type=HOLDOUT,
         default=0.9,
-        help="learn a prediction interval of this level, calibrated on validation (default: %(default)s)",
+        help="learn a prediction interval of this level, calibrated by split conformal on held-out forecasts "
+        "(see --calibration-folds; default: %(default)s)",
     )
     q.add_argument(
         "--calibration-folds",

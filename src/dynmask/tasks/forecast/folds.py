@@ -38,7 +38,7 @@ def auto_folds(data: dict, intervals: bool) -> int:
     """The folds ``--calibration-folds`` defaults to: :data:`DEFAULT_FOLDS` for a model with an interval
     whose validation range holds too few non-overlapping forecasts to validate on them (it validates from
     a rolling origin: ``data.valid_step`` < horizon), else 0 (validation alone)."""
-    return DEFAULT_FOLDS if intervals and data["valid_step"] < data["horizon"] else 0
+    return DEFAULT_FOLDS if intervals and data.get("valid_step", data["horizon"]) < data["horizon"] else 0
 
 
 def fold_blocks(n: int, width: int, horizon: int, stride: int, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -93,7 +93,7 @@ def train_fold_models(
         }
         trainer = Trainer(model, task, train_config, folder, fold_run)
         trainer.fit(resume=resume and (folder / "config.json").exists())
-        if (folder / "best" / "model.safetensors").exists():
+        if trainer.main and (folder / "best" / "model.safetensors").exists():  # rank 0 wrote it; it alone reads it
             model = load_forecaster(folder).model
         out.append((model.eval(), train[held]))
         if trainer.main and train_config.progress:
