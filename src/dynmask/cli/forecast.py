@@ -31,7 +31,8 @@ def register(sub) -> None:
     p.add_argument(
         "--interval",
         action="store_true",
-        help="also write <variable>_lo / _hi: the run's prediction interval (its level, calibrated on held-out forecasts)",
+        help="also write <variable>_lo / _hi: the run's prediction interval (its level, calibrated on held-out "
+        "forecasts)",
     )
     p.add_argument(
         "--use-model",
