@@ -547,3 +547,4 @@ def test_calibration_folds_need_an_interval(tmp_path):
     with pytest.raises(ValueError, match="calibration_folds"):
         train_forecaster(data, tmp_path / "run", {"d_model": 16, "n_heads": 2, "n_layers": 1, "interval": 0.0},
                          TrainConfig(epochs=1, progress=False), calibration_folds=2)  # fmt: skip
+    assert not (tmp_path / "run").exists()  # refused before a run folder is made

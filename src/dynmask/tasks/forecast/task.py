@@ -238,9 +238,11 @@ def train_forecaster(
     ``calibration_folds`` blocked cross-validation models, ``folds.py``; None: :func:`~.folds.auto_folds`),
     and score the model and the baselines on the test forecasts (``test_results.json``; raw forecasts in
     ``test_forecasts.npz``)."""
+    if calibration_folds and not model_config.get("interval", 0.0) > 0:  # before the run folder is made
+        raise ValueError("calibration_folds calibrates an interval: the model has none (interval 0)")
     start_run_folder(output, resume=resume, overwrite=overwrite)
-    task = ForecastTask(data, history_holes, seed=train_config.seed, missing_unit=missing_unit,
-                        block_length=block_length)  # fmt: skip
+    task_kwargs = {"history_holes": history_holes, "missing_unit": missing_unit, "block_length": block_length}
+    task = ForecastTask(data, seed=train_config.seed, **task_kwargs)  # the fold models' tasks take the same
     window = data["context"] + data["horizon"]
     config = SeriesConfig(num_features=data["train"].shape[2], max_len=window, **model_config)
     torch.manual_seed(train_config.seed)
@@ -249,9 +251,7 @@ def train_forecaster(
         "task": "forecast",
         "model": config.to_dict(),
         "train": asdict(train_config),
-        "history_holes": history_holes,
-        "missing_unit": missing_unit,
-        "block_length": block_length,
+        **task_kwargs,
         "data": {
             **{k: data[k] for k in ("ranges", "horizon", "context", "stride", "column_names", "dropped_names")},
             "season": data["season"],
@@ -259,8 +259,6 @@ def train_forecaster(
             "fingerprint": fingerprint(*(data[k] for k in ("train", "valid", "test"))),
         },
     }
-    if calibration_folds and not config.interval > 0:
-        raise ValueError("calibration_folds calibrates an interval: the model has none (interval 0)")
     folds = auto_folds(data, config.interval > 0) if calibration_folds is None else calibration_folds
     run_config["calibration_folds"] = folds  # what happens after training: a resume may change it
     trainer = Trainer(model, task, train_config, output, run_config)
@@ -268,8 +266,7 @@ def train_forecaster(
     summary = trainer.fit(resume=resume)
     summary["train_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    kwargs = {"history_holes": history_holes, "missing_unit": missing_unit, "block_length": block_length}
-    fold_models = train_fold_models(data, output, config, train_config, run_config, folds, kwargs, resume=resume)
+    fold_models = train_fold_models(data, output, config, train_config, run_config, folds, task_kwargs, resume=resume)
     summary["calibration_seconds"] = time.perf_counter() - t0
     if not trainer.main:
         return summary
